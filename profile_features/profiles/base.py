@@ -1,0 +1,48 @@
+"""The profile generator Protocol: histories in, profile texts out, with provenance."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+__all__ = ["UserHistory", "GeneratedProfile", "ProfileGenerator"]
+
+
+@dataclass(frozen=True)
+class UserHistory:
+    """One user's history as the generator sees it.
+
+    `events` are dicts with item_id, timestamp (ISO), rating, event_type, title,
+    genres (list), year and description, oldest first.
+    """
+
+    user_id: str
+    events: list[dict]
+    history_hash: str
+
+
+@dataclass(frozen=True)
+class GeneratedProfile:
+    """A profile text and what produced it (kept as provenance columns)."""
+
+    user_id: str
+    text: str
+    generator: str
+    model: str
+    prompt_version: str
+
+
+@runtime_checkable
+class ProfileGenerator(Protocol):
+    """Writes a short textual profile per user. Implementations: rule-based, LLM backends.
+
+    `generate` takes a batch so backends can batch or run requests concurrently; it
+    returns one profile per input history, in input order.
+    """
+
+    name: str
+    model: str
+    prompt_version: str
+
+    def generate(self, histories: Sequence[UserHistory]) -> list[GeneratedProfile]: ...

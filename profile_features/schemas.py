@@ -1,0 +1,155 @@
+"""Explicit Arrow schemas of every table the jobs hand to each other.
+
+Timestamps are UTC microseconds: Spark 4 rejects nanosecond parquet timestamps and
+Feast compares `event_timestamp` against tz-aware entity timestamps.
+Spark schemas are derived from these, so the two never drift apart.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pyarrow as pa
+
+__all__ = [
+    "TS",
+    "INTERACTIONS",
+    "ITEMS",
+    "REJECTS",
+    "HISTORIES",
+    "PROFILES",
+    "USER_PROFILE_EMBEDDINGS",
+    "ITEM_TEXT_EMBEDDINGS",
+    "USER_STATS",
+    "ITEM_STATS",
+    "conform",
+    "to_utc",
+]
+
+TS = pa.timestamp("us", tz="UTC")
+
+INTERACTIONS = pa.schema(
+    [
+        ("user_id", pa.string()),
+        ("item_id", pa.string()),
+        ("timestamp", TS),
+        ("rating", pa.float64()),
+        ("event_type", pa.string()),
+    ]
+)
+
+ITEMS = pa.schema(
+    [
+        ("item_id", pa.string()),
+        ("title", pa.string()),
+        ("genres", pa.string()),  # "|"-separated
+        ("year", pa.int64()),
+        ("description", pa.string()),
+    ]
+)
+
+# Rows that could not be used, kept with the reason and where they came from.
+REJECTS = pa.schema(
+    [
+        ("table", pa.string()),
+        ("source_file", pa.string()),
+        ("reason", pa.string()),
+        ("record", pa.string()),  # the raw row as JSON, values as read
+    ]
+)
+
+PROVENANCE = [
+    ("generator", pa.string()),
+    ("model", pa.string()),
+    ("prompt_version", pa.string()),
+    ("history_hash", pa.string()),
+]
+
+HISTORIES = pa.schema(
+    [
+        ("user_id", pa.string()),
+        ("event_timestamp", TS),  # the cutoff the history was cut at
+        ("item_ids", pa.list_(pa.string())),  # oldest -> newest
+        ("history_json", pa.string()),  # events with item text, oldest -> newest
+        ("history_length", pa.int64()),
+        ("last_interaction_at", TS),
+        ("history_hash", pa.string()),
+    ]
+)
+
+PROFILES = pa.schema(
+    [
+        ("user_id", pa.string()),
+        ("event_timestamp", TS),
+        ("profile_text", pa.string()),
+        *PROVENANCE,
+        ("history_length", pa.int64()),
+    ]
+)
+
+USER_PROFILE_EMBEDDINGS = pa.schema(
+    [
+        ("user_id", pa.string()),
+        ("event_timestamp", TS),
+        ("profile_embedding", pa.list_(pa.float32())),
+        ("profile_text", pa.string()),
+        *PROVENANCE,
+        ("encoder", pa.string()),
+    ]
+)
+
+ITEM_TEXT_EMBEDDINGS = pa.schema(
+    [
+        ("item_id", pa.string()),
+        ("event_timestamp", TS),
+        ("item_text_embedding", pa.list_(pa.float32())),
+        ("item_text", pa.string()),
+        ("text_hash", pa.string()),
+        ("encoder", pa.string()),
+    ]
+)
+
+# Plain behavioural columns: the "ranker without our features" baseline.
+USER_STATS = pa.schema(
+    [
+        ("user_id", pa.string()),
+        ("event_timestamp", TS),
+        ("user_interaction_count", pa.int64()),
+        ("user_mean_rating", pa.float64()),
+        ("user_days_active", pa.float64()),
+    ]
+)
+
+ITEM_STATS = pa.schema(
+    [
+        ("item_id", pa.string()),
+        ("event_timestamp", TS),
+        ("item_interaction_count", pa.int64()),
+        ("item_mean_rating", pa.float64()),
+    ]
+)
+
+
+def conform(frame: pd.DataFrame, schema: pa.Schema) -> pd.DataFrame:
+    """Select and order `schema`'s columns and check they convert to its types.
+
+    Raises:
+        ValueError: naming the column that is missing or cannot be converted.
+    """
+    missing = [name for name in schema.names if name not in frame.columns]
+    if missing:
+        raise ValueError(f"frame lacks columns {missing} required by the schema")
+    frame = frame[schema.names]
+    try:
+        pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+        raise ValueError(f"frame does not match schema: {err}") from err
+    return frame
+
+
+def to_utc(values: pd.Series) -> pd.Series:
+    """UTC microsecond timestamps. Spark hands pandas naive values in its session
+    time zone, which the jobs pin to UTC, so naive means UTC here."""
+    values = pd.to_datetime(values)
+    if values.dt.tz is None:
+        values = values.dt.tz_localize("UTC")
+    return values.dt.tz_convert("UTC").astype("datetime64[us, UTC]")

@@ -1,0 +1,251 @@
+"""Stage runners: each wraps one pure pandas stage in Spark and writes its table.
+
+Table layout under `data_dir` (all Parquet):
+  validated/items, validated/interactions   cleaned inputs, replaced per run
+  rejects/                                  unusable rows with reason and source file
+  histories/, user_stats/, item_stats/,
+  profiles/, user_profile_embeddings/,
+  item_text_embeddings/                     one `run_date=` partition per snapshot
+  runs/                                     JSON summary of each job run
+A snapshot is identified by its cutoff's date; re-running a snapshot replaces it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from profile_features import schemas
+from profile_features.config import JobConfig
+from profile_features.embeddings import cached_encoder, embed_items, embed_profiles
+from profile_features.histories import build_histories, item_stats, user_stats
+from profile_features.profiles.stage import generate_profiles, make_generator
+from profile_features.spark.io import read_input, read_table, spark_schema, write_atomic
+from profile_features.validation import (
+    INTERACTION_OPTIONAL,
+    INTERACTION_REQUIRED,
+    ITEM_OPTIONAL,
+    ITEM_REQUIRED,
+    classify_interactions,
+    classify_items,
+    require_columns,
+)
+
+__all__ = [
+    "run_validate",
+    "run_histories",
+    "run_profiles",
+    "run_embeddings",
+    "resolve_cutoff",
+    "latest_run_date",
+]
+
+_CLASSIFIED_TAIL = [("reject_reason", "string"), ("source_file", "string"), ("record", "string")]
+
+
+def _ddl(schema, tail=()) -> str:
+    fields = [f"`{f.name}` {f.dataType.simpleString()}" for f in spark_schema(schema).fields]
+    return ", ".join(fields + [f"`{name}` {kind}" for name, kind in tail])
+
+
+def _write_summary(config: JobConfig, job: str, summary: dict) -> dict:
+    runs = Path(config.table_path("runs"))
+    runs.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    (runs / f"{job}-{stamp}.json").write_text(json.dumps(summary, indent=2, default=str))
+    return summary
+
+
+def _with_optional(frame, optional):
+    from pyspark.sql import functions as F
+
+    for name in optional:
+        if name not in frame.columns:
+            frame = frame.withColumn(name, F.lit(None).cast("string"))
+    return frame
+
+
+def _split(classified, table: str, schema):
+    """(accepted rows in `schema`, rejects in REJECTS, counts by reason)."""
+    classified = classified.persist()
+    accepted = classified.where("reject_reason IS NULL").select(*schema.names)
+    rejects = classified.where("reject_reason IS NOT NULL").selectExpr(
+        f"'{table}' AS table", "source_file", "reject_reason AS reason", "record"
+    )
+    counts = {r["reason"] or "accepted": r["count"] for r in classified.groupBy(classified.reject_reason.alias("reason")).count().collect()}
+    return accepted, rejects, counts
+
+
+def run_validate(spark, config: JobConfig) -> dict:
+    """Validate the raw items and interactions; write accepted rows and rejects.
+
+    Raises:
+        InputSchemaError: when a required column is missing (names file and column).
+    """
+    if config.inputs is None:
+        raise ValueError("config.inputs is not set: point inputs.interactions and inputs.items at your data")
+    summary: dict = {"job": "validate", "tables": {}}
+    rejects_all = None
+    known_items: list[str] = []
+    for name, table_input, required, optional in (
+        ("items", config.inputs.items, ITEM_REQUIRED, ITEM_OPTIONAL),
+        ("interactions", config.inputs.interactions, INTERACTION_REQUIRED, INTERACTION_OPTIONAL),
+    ):
+        raw = read_input(spark, table_input, name)
+        require_columns([c for c in raw.columns if not c.startswith("_")], required, name, table_input.path)
+        raw = _with_optional(raw, optional)
+        if name == "items":
+            classified = raw.groupBy("item_id").applyInPandas(
+                classify_items, schema=_ddl(schemas.ITEMS, _CLASSIFIED_TAIL)
+            )
+            accepted, rejects, counts = _split(classified, name, schemas.ITEMS)
+            write_atomic(accepted, config.table_path("validated/items"))
+            known_items = [r.item_id for r in read_table(spark, config.table_path("validated/items")).select("item_id").collect()]
+        else:
+            known = spark.sparkContext.broadcast(frozenset(known_items))
+            classified = raw.groupBy("user_id").applyInPandas(
+                lambda batch: classify_interactions(batch, known.value),
+                schema=_ddl(schemas.INTERACTIONS, _CLASSIFIED_TAIL),
+            )
+            accepted, rejects, counts = _split(classified, name, schemas.INTERACTIONS)
+            write_atomic(accepted, config.table_path("validated/interactions"))
+        rejects_all = rejects if rejects_all is None else rejects_all.unionByName(rejects)
+        read = raw.count()
+        accepted_n = counts.pop("accepted", 0)
+        summary["tables"][name] = {
+            "source": table_input.path, "read": read, "accepted": accepted_n,
+            "rejected": sum(counts.values()), "rejected_by_reason": counts,
+        }
+        if read != accepted_n + sum(counts.values()):  # would mean rows vanished
+            raise RuntimeError(f"{name}: read {read} rows but accounted for {accepted_n + sum(counts.values())}")
+    summary["rejects_path"] = write_atomic(rejects_all, config.table_path("rejects"))
+    return _write_summary(config, "validate", summary)
+
+
+def resolve_cutoff(config: JobConfig) -> datetime:
+    """The snapshot cutoff: the configured one, else now (UTC, whole seconds)."""
+    return config.history.cutoff or datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def latest_run_date(spark, path: str) -> str:
+    """The newest `run_date=` partition of a table."""
+    from pyspark.sql import functions as F
+
+    row = read_table(spark, path).select(F.max("run_date").cast("string").alias("d")).first()
+    if row is None or row.d is None:
+        raise FileNotFoundError(f"{path}: no run_date partitions")
+    return row.d
+
+
+def _run_date_for(spark, config: JobConfig, upstream: str) -> str:
+    if config.history.cutoff is not None:
+        return config.history.cutoff.date().isoformat()
+    return latest_run_date(spark, config.table_path(upstream))
+
+
+def run_histories(spark, config: JobConfig) -> dict:
+    """Cut histories (and user/item stats) at the cutoff; one `run_date` partition."""
+    from pyspark.sql import functions as F
+
+    cutoff = resolve_cutoff(config)
+    run_date = cutoff.date().isoformat()
+    max_length = config.history.max_length
+    interactions = read_table(spark, config.table_path("validated/interactions"))
+    items = read_table(spark, config.table_path("validated/items"))
+    events = interactions.join(F.broadcast(items), "item_id", "inner").persist()
+
+    histories = events.groupBy("user_id").applyInPandas(
+        lambda batch: build_histories(batch, cutoff, max_length), schema=_ddl(schemas.HISTORIES)
+    )
+    users = events.groupBy("user_id").applyInPandas(lambda batch: user_stats(batch, cutoff), schema=_ddl(schemas.USER_STATS))
+    item_counts = events.groupBy("item_id").applyInPandas(lambda batch: item_stats(batch, cutoff), schema=_ddl(schemas.ITEM_STATS))
+    # Every catalogue item gets a row: an unseen item has count 0, not a missing feature.
+    item_rows = (
+        items.select("item_id")
+        .join(item_counts.drop("event_timestamp"), "item_id", "left")
+        .select(
+            "item_id",
+            F.lit(cutoff).cast("timestamp").alias("event_timestamp"),
+            F.coalesce("item_interaction_count", F.lit(0)).cast("long").alias("item_interaction_count"),
+            "item_mean_rating",
+        )
+    )
+    out = {
+        "histories": write_atomic(histories, config.table_path("histories"), run_date),
+        "user_stats": write_atomic(users, config.table_path("user_stats"), run_date),
+        "item_stats": write_atomic(item_rows, config.table_path("item_stats"), run_date),
+    }
+    written = read_table(spark, out["histories"])
+    summary = {
+        "job": "histories", "cutoff": cutoff.isoformat(), "run_date": run_date, "outputs": out,
+        "users": written.count(), "interactions_before_cutoff": events.where(F.col("timestamp") < F.lit(cutoff)).count(),
+    }
+    events.unpersist()
+    return _write_summary(config, "histories", summary)
+
+
+def run_profiles(spark, config: JobConfig) -> dict:
+    """Write one profile per history of the snapshot with the configured generator."""
+    run_date = _run_date_for(spark, config, "histories")
+    histories = read_table(spark, f"{config.table_path('histories')}/run_date={run_date}")
+    profile_config = config.profile
+
+    def partition(batches):
+        generator = make_generator(profile_config)  # once per partition, on the worker
+        for batch in batches:
+            yield generate_profiles(batch, generator)
+
+    profiles = histories.mapInPandas(partition, schema=_ddl(schemas.PROFILES))
+    path = write_atomic(profiles, config.table_path("profiles"), run_date)
+    written = read_table(spark, path)
+    summary = {
+        "job": "profiles", "run_date": run_date, "output": path, "histories": histories.count(),
+        "profiles": written.count(), "generator": profile_config.generator,
+    }
+    return _write_summary(config, "profiles", summary)
+
+
+def _threads_per_worker(spark, config: JobConfig) -> int:
+    if config.embedding.threads_per_worker:
+        return config.embedding.threads_per_worker
+    slots = max(1, spark.sparkContext.defaultParallelism)
+    return max(1, (os.cpu_count() or 1) // slots)
+
+
+def run_embeddings(spark, config: JobConfig) -> dict:
+    """Embed the snapshot's profiles and the catalogue's item texts."""
+    run_date = _run_date_for(spark, config, "profiles")
+    profiles = read_table(spark, f"{config.table_path('profiles')}/run_date={run_date}")
+    items = read_table(spark, config.table_path("validated/items"))
+    as_of = pd.Timestamp(profiles.selectExpr("max(event_timestamp) AS t").first().t, tz="UTC")
+    embedding_config = config.embedding
+    threads = _threads_per_worker(spark, config)
+    # Spread rows over every task slot: one small Parquet file is one partition.
+    slots = spark.sparkContext.defaultParallelism
+
+    def profile_partition(batches):
+        encoder = cached_encoder(embedding_config, threads)  # loaded once per worker process
+        for batch in batches:
+            yield embed_profiles(batch, encoder)
+
+    def item_partition(batches):
+        encoder = cached_encoder(embedding_config, threads)
+        for batch in batches:
+            yield embed_items(batch, encoder, as_of)
+
+    user_vectors = profiles.repartition(slots).mapInPandas(profile_partition, schema=_ddl(schemas.USER_PROFILE_EMBEDDINGS))
+    item_vectors = items.repartition(slots).mapInPandas(item_partition, schema=_ddl(schemas.ITEM_TEXT_EMBEDDINGS))
+    out = {
+        "user_profile_embeddings": write_atomic(user_vectors, config.table_path("user_profile_embeddings"), run_date),
+        "item_text_embeddings": write_atomic(item_vectors, config.table_path("item_text_embeddings"), run_date),
+    }
+    summary = {
+        "job": "embeddings", "run_date": run_date, "outputs": out,
+        "profiles": read_table(spark, out["user_profile_embeddings"]).count(),
+        "items": read_table(spark, out["item_text_embeddings"]).count(),
+    }
+    return _write_summary(config, "embeddings", summary)
