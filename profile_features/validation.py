@@ -74,6 +74,17 @@ def _first_reason(checks: list[tuple[str, pd.Series]], index: pd.Index) -> pd.Se
     return reason
 
 
+def _later_duplicates(keys: pd.DataFrame, records: list[str]) -> pd.Series:
+    """True for every repeat of a key but the first in raw-record order.
+
+    Spark does not order rows within a group, so "first" is defined by the raw
+    record text: the same input always keeps the same row.
+    """
+    order = sorted(range(len(records)), key=records.__getitem__)
+    repeated = keys.iloc[order].duplicated(keep="first")
+    return repeated.reindex(keys.index)
+
+
 def _records(batch: pd.DataFrame, columns: list[str]) -> list[str]:
     raw = batch[columns].astype("object").where(batch[columns].notna(), None)
     return [json.dumps(dict(zip(columns, row)), default=str) for row in raw.itertuples(index=False)]
@@ -101,13 +112,14 @@ def classify_interactions(batch: pd.DataFrame, known_item_ids: Collection[str]) 
     event_type = batch["event_type"].astype("string") if "event_type" in batch.columns else pd.Series(pd.NA, index=batch.index, dtype="string")
 
     key = pd.DataFrame({"u": user, "i": item, "t": timestamp})
+    records = _records(batch, raw_columns)
     checks = [
         ("null user_id", _blank(batch["user_id"])),
         ("null item_id", _blank(batch["item_id"])),
         ("unparseable timestamp", timestamp.isna()),
         ("unparseable rating", rating.isna() & ~_blank(rating_raw)),
         ("unknown item_id", ~item.isin(list(known_item_ids))),
-        ("duplicate interaction", key.duplicated(keep="first")),
+        ("duplicate interaction", _later_duplicates(key, records)),
     ]
     return pd.DataFrame(
         {
@@ -118,7 +130,7 @@ def classify_interactions(batch: pd.DataFrame, known_item_ids: Collection[str]) 
             "event_type": event_type.fillna("interaction").astype(object),
             "reject_reason": _first_reason(checks, batch.index),
             "source_file": batch[SOURCE_FILE] if SOURCE_FILE in batch.columns else None,
-            "record": _records(batch, raw_columns),
+            "record": records,
         }
     ).astype({"user_id": object, "item_id": object})
 
@@ -139,11 +151,12 @@ def classify_items(batch: pd.DataFrame) -> pd.DataFrame:
     year_raw = batch["year"] if "year" in batch.columns else pd.Series(pd.NA, index=batch.index)
     year = pd.to_numeric(year_raw.astype("string").str.strip(), errors="coerce")
     item = text("item_id")
+    records = _records(batch, raw_columns)
     checks = [
         ("null item_id", _blank(batch["item_id"])),
         ("empty title", _blank(batch["title"])),
         ("unparseable year", (year.isna() & ~_blank(year_raw)) | (year.notna() & (year % 1 != 0))),
-        ("duplicate item_id", item.duplicated(keep="first")),
+        ("duplicate item_id", _later_duplicates(item.to_frame(), records)),
     ]
     return pd.DataFrame(
         {
@@ -154,6 +167,6 @@ def classify_items(batch: pd.DataFrame) -> pd.DataFrame:
             "description": text("description").astype(object),
             "reject_reason": _first_reason(checks, batch.index),
             "source_file": batch[SOURCE_FILE] if SOURCE_FILE in batch.columns else None,
-            "record": _records(batch, raw_columns),
+            "record": records,
         }
     )

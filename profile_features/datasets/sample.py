@@ -89,7 +89,7 @@ def generate_sample(config: SampleConfig = SampleConfig()) -> SampleData:
     for user_index in range(config.users):
         user_id = f"u{user_index:05d}"
         n_fav = int(rng.integers(1, 4))
-        favourites = list(rng.choice(genre_names, size=n_fav, replace=False))
+        favourites = [str(g) for g in rng.choice(genre_names, size=n_fav, replace=False)]
         weights = dict(zip(favourites, np.sort(rng.dirichlet(np.ones(n_fav)))[::-1]))
         era = int(rng.integers(len(ERAS)))
         shifted_to = str(rng.choice([g for g in genre_names if g not in favourites])) if rng.random() < 0.2 else None

@@ -71,12 +71,15 @@ class RuleBasedProfileWriter:
         return f"Prefers titles from the {_join([decade for decade, _ in top])}."
 
     def _ratings(self, events: Sequence[dict]) -> str | None:
+        # Only genres the user sees often: a mean over two stray ratings would
+        # name a genre the user hardly watches.
+        frequent = {genre for genre, share in genre_shares(events).items() if share >= 0.1}
         by_genre: dict[str, list[float]] = defaultdict(list)
         for event in events:
             if event.get("rating") is not None:
                 for genre in event.get("genres") or []:
                     by_genre[genre].append(event["rating"])
-        means = {g: sum(r) / len(r) for g, r in by_genre.items() if len(r) >= 2}
+        means = {g: sum(r) / len(r) for g, r in by_genre.items() if len(r) >= 2 and g in frequent}
         if len(means) < 2:
             return None
         best = max(sorted(means), key=means.get)

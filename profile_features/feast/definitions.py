@@ -1,0 +1,105 @@
+"""Entities, sources, feature views, the similarity view and the ranker service."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import timedelta
+from pathlib import Path
+
+from profile_features.feast.settings import FeastSettings
+from profile_features.feast.similarity import profile_item_similarity
+
+__all__ = ["Definitions", "build_definitions", "PROVENANCE_FIELDS"]
+
+PROVENANCE_FIELDS = ("generator", "model", "prompt_version", "history_hash", "encoder")
+
+
+@dataclass(frozen=True)
+class Definitions:
+    """Every Feast object the plugin contributes; `objects()` for `globals().update`."""
+
+    user: object
+    item: object
+    user_profile: object
+    item_text: object
+    user_stats: object
+    item_stats: object
+    user_item_similarity: object
+    gbdt_ranker: object
+
+    def objects(self) -> dict[str, object]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def _source(settings: FeastSettings, table: str, join_key: str, our_key: str):
+    from feast import FileSource
+    from feast.data_format import ParquetFormat
+
+    return FileSource(
+        name=f"{table}_source",
+        path=str(Path(settings.data_dir) / table),
+        file_format=ParquetFormat(),
+        timestamp_field="event_timestamp",
+        field_mapping={our_key: join_key} if join_key != our_key else None,
+    )
+
+
+def build_definitions(settings: FeastSettings) -> Definitions:
+    """Build the Feast objects for `settings` (imports Feast lazily)."""
+    from feast import Entity, FeatureService, FeatureView, Field, ValueType
+    from feast.on_demand_feature_view import on_demand_feature_view
+    from feast.types import Array, Float32, Float64, Int64, String
+
+    ttl = timedelta(days=settings.ttl_days)
+    user = Entity(name=settings.user.name, join_keys=[settings.user.join_key], value_type=ValueType.STRING,
+                  description="A user of the ranking system")
+    item = Entity(name=settings.item.name, join_keys=[settings.item.join_key], value_type=ValueType.STRING,
+                  description="A catalogue item")
+    provenance = [Field(name=name, dtype=String) for name in PROVENANCE_FIELDS]
+    tags = {"plugin": "profile-features"}
+
+    def view(name, entity, table, our_key, schema, description):
+        join_key = settings.user.join_key if entity is user else settings.item.join_key
+        return FeatureView(
+            name=name, entities=[entity], ttl=ttl, schema=schema, online=True,
+            source=_source(settings, table, join_key, our_key), description=description,
+            tags=tags, owner=settings.owner,
+        )
+
+    user_profile = view(
+        "user_profile", user, "user_profile_embeddings", "user_id",
+        [Field(name="profile_embedding", dtype=Array(Float32)), Field(name="profile_text", dtype=String), *provenance],
+        "Sentence embedding of the user's generated profile, with what generated it",
+    )
+    item_text = view(
+        "item_text", item, "item_text_embeddings", "item_id",
+        [Field(name="item_text_embedding", dtype=Array(Float32)), Field(name="item_text", dtype=String),
+         Field(name="text_hash", dtype=String), Field(name="encoder", dtype=String)],
+        "Sentence embedding of the item's title, genres and description",
+    )
+    user_stats = view(
+        "user_stats", user, "user_stats", "user_id",
+        [Field(name="user_interaction_count", dtype=Int64), Field(name="user_mean_rating", dtype=Float64),
+         Field(name="user_days_active", dtype=Float64)],
+        "Plain behavioural user columns (the no-semantics baseline)",
+    )
+    item_stats = view(
+        "item_stats", item, "item_stats", "item_id",
+        [Field(name="item_interaction_count", dtype=Int64), Field(name="item_mean_rating", dtype=Float64)],
+        "Item popularity and mean rating before the snapshot cutoff",
+    )
+    similarity = on_demand_feature_view(
+        name="user_item_similarity",
+        sources=[user_profile[["profile_embedding"]], item_text[["item_text_embedding"]]],
+        schema=[Field(name="profile_item_similarity", dtype=Float64)],
+        mode="pandas",
+        description="Cosine of profile and item text embeddings, computed at request time",
+        tags=tags,
+    )(profile_item_similarity)
+    gbdt_ranker = FeatureService(
+        name="gbdt_ranker",
+        features=[user_stats, item_stats, similarity],
+        description="Scalar columns for a GBDT ranker: behaviour plus LLM-profile semantics",
+        tags=tags,
+    )
+    return Definitions(user, item, user_profile, item_text, user_stats, item_stats, similarity, gbdt_ranker)

@@ -1,0 +1,47 @@
+"""Settings for the Feast objects: where the tables are, entity names, TTLs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import Field
+
+from profile_features.config import StrictModel
+
+__all__ = ["EntitySettings", "FeastSettings", "load_feast_settings"]
+
+
+class EntitySettings(StrictModel):
+    """An entity as the user's repo names it. Our tables key on `user_id`/`item_id`;
+    a different `join_key` is mapped onto those columns."""
+
+    name: str
+    join_key: str
+
+
+class FeastSettings(StrictModel):
+    """What `build_definitions` needs. Relative `data_dir` is resolved against the
+    settings file's folder when loaded with `load_feast_settings`."""
+
+    data_dir: str
+    user: EntitySettings = EntitySettings(name="user", join_key="user_id")
+    item: EntitySettings = EntitySettings(name="item", join_key="item_id")
+    # How long a snapshot's values stay valid for point-in-time joins and online reads.
+    ttl_days: int = Field(365, ge=0)
+    embedding_dim: int = Field(384, gt=0)
+    owner: str = ""
+
+
+def load_feast_settings(path: str | Path) -> FeastSettings:
+    path = Path(path)
+    raw = yaml.safe_load(path.read_text()) or {}
+    data_dir = Path(raw.get("data_dir", "data"))
+    if not data_dir.is_absolute():
+        # Absolute paths: DuckDB reads a FileSource path relative to the process's
+        # working directory, not the repo, so relative paths break `feast -c repo`.
+        raw["data_dir"] = str((path.parent / data_dir).resolve())
+    try:
+        return FeastSettings.model_validate(raw)
+    except Exception as err:
+        raise ValueError(f"invalid Feast settings {path}: {err}") from err

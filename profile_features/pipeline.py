@@ -1,0 +1,133 @@
+"""End-to-end orchestration: inputs -> snapshots -> Feast, as the demo and examples run it.
+
+Each step is the same stage function a `spark_jobs/` entry file calls; here they
+share one SparkSession so the whole run takes minutes, not a session start per stage.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from profile_features.config import InputsConfig, JobConfig, TableInput
+from profile_features.datasets.sample import SampleData
+
+__all__ = [
+    "REPO_FILES",
+    "log",
+    "write_inputs",
+    "add_demo_bad_rows",
+    "snapshot_cutoffs",
+    "run_pipeline",
+    "prepare_repo",
+    "feast_cli",
+    "apply_and_materialize",
+]
+
+REPO_FILES = ("feature_store.yaml", "features.py", "profile_features.yaml", ".feastignore")
+_T0 = time.monotonic()
+
+
+def log(message: str) -> None:
+    print(f"[{time.monotonic() - _T0:6.1f}s] {message}", flush=True)
+
+
+def add_demo_bad_rows(sample: SampleData) -> SampleData:
+    """Append one row of each kind the validator rejects, so the demo shows the path."""
+    first = sample.interactions.iloc[0]
+    bad = pd.DataFrame(
+        [
+            {**first, "user_id": None},
+            {**first, "item_id": "no-such-item"},
+            {**first},  # exact duplicate
+        ]
+    )
+    interactions = pd.concat([sample.interactions, bad], ignore_index=True)
+    # An unparseable timestamp cannot live in a timestamp column: write it as text.
+    interactions["timestamp"] = interactions["timestamp"].map(lambda t: t.isoformat())
+    interactions.loc[len(interactions)] = {**first, "timestamp": "yesterday-ish"}
+    items = pd.concat(
+        [sample.items, pd.DataFrame([{**sample.items.iloc[0], "title": "A duplicate id"}, {**sample.items.iloc[1], "item_id": "i-empty", "title": ""}])],
+        ignore_index=True,
+    )
+    return SampleData(items=items, interactions=interactions, user_tastes=sample.user_tastes)
+
+
+def write_inputs(interactions: pd.DataFrame, items: pd.DataFrame, raw_dir: Path) -> InputsConfig:
+    """Write inputs the way a user would hand them over: interactions Parquet, items CSV."""
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    interactions_path, items_path = raw_dir / "interactions.parquet", raw_dir / "items.csv"
+    interactions.to_parquet(interactions_path, index=False)
+    items.to_csv(items_path, index=False)
+    return InputsConfig(interactions=TableInput(path=str(interactions_path)), items=TableInput(path=str(items_path)))
+
+
+def snapshot_cutoffs(timestamps: pd.Series, quantiles: Sequence[float]) -> list[datetime]:
+    """Cutoffs at whole days: each quantile of the interaction times, floored to midnight UTC.
+
+    A quantile of 1.0 means the day after the last interaction (everything is history).
+    """
+    cutoffs = []
+    for q in quantiles:
+        if q >= 1.0:
+            day = timestamps.max().floor("D") + pd.Timedelta(days=1)
+        else:
+            day = timestamps.quantile(q).floor("D")
+        cutoffs.append(day.to_pydatetime().astimezone(timezone.utc))
+    return sorted(set(cutoffs))
+
+
+def run_pipeline(spark, config: JobConfig, cutoffs: Sequence[datetime]) -> dict:
+    """Validate inputs, then build one snapshot (histories, profiles, embeddings) per cutoff."""
+    from profile_features.spark import stages
+
+    log("validating inputs")
+    summaries = {"validate": stages.run_validate(spark, config), "snapshots": []}
+    for table, counts in summaries["validate"]["tables"].items():
+        log(f"  {table}: read {counts['read']} = accepted {counts['accepted']} + rejected {counts['rejected']} {counts['rejected_by_reason'] or ''}")
+    for cutoff in cutoffs:
+        snapshot_config = config.model_copy(update={"history": config.history.model_copy(update={"cutoff": cutoff})})
+        log(f"snapshot {cutoff:%Y-%m-%d}: histories")
+        histories = stages.run_histories(spark, snapshot_config)
+        log(f"  {histories['users']} users, {histories['interactions_before_cutoff']} interactions before the cutoff")
+        log(f"snapshot {cutoff:%Y-%m-%d}: profiles ({config.profile.generator})")
+        profiles = stages.run_profiles(spark, snapshot_config)
+        log(f"snapshot {cutoff:%Y-%m-%d}: embeddings (profiles and item texts)")
+        embeddings = stages.run_embeddings(spark, snapshot_config)
+        log(f"  {embeddings['profiles']} profile vectors, {embeddings['items']} item vectors")
+        summaries["snapshots"].append({"histories": histories, "profiles": profiles, "embeddings": embeddings})
+    return summaries
+
+
+def prepare_repo(source: Path, target: Path) -> Path:
+    """Copy the feature repo definitions (not its data) to `target`."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in REPO_FILES:
+        shutil.copy2(source / name, target / name)
+    return target
+
+
+def feast_cli(repo: Path, *args: str) -> str:
+    """Run the real `feast` CLI on `repo`; raise with its output if it fails."""
+    feast = Path(sys.executable).with_name("feast")
+    command = [str(feast) if feast.exists() else "feast", "-c", str(repo), *args]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+def apply_and_materialize(repo: Path, end: datetime | None = None) -> None:
+    """`feast apply` then `feast materialize-incremental <end>` (default: now)."""
+    end = end or datetime.now(timezone.utc) + timedelta(seconds=1)
+    log(f"feast apply ({repo})")
+    feast_cli(repo, "apply")
+    log(f"feast materialize-incremental {end:%Y-%m-%dT%H:%M:%S}")
+    feast_cli(repo, "materialize-incremental", end.strftime("%Y-%m-%dT%H:%M:%S"))

@@ -1,0 +1,20 @@
+"""Embed the snapshot's profiles and the catalogue's item texts with sentence-transformers.
+
+    spark-submit --master local[*] spark_jobs/embed_texts.py --config configs/job.yaml
+
+The encoder loads once per executor Python worker; `embedding.model_path` points at
+a local model folder (default: the packaged all-MiniLM-L6-v2).
+"""
+
+import sys
+
+from profile_features.spark.entry import run_job
+from profile_features.spark.stages import run_embeddings
+
+
+def main(argv=None):
+    return run_job(run_embeddings, __doc__, argv)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

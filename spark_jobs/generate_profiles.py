@@ -1,0 +1,19 @@
+"""Write a textual profile per user history with the configured generator.
+
+    spark-submit --master local[*] spark_jobs/generate_profiles.py --config configs/job.yaml
+
+Reads the snapshot of `history.cutoff` (default: the newest histories partition).
+"""
+
+import sys
+
+from profile_features.spark.entry import run_job
+from profile_features.spark.stages import run_profiles
+
+
+def main(argv=None):
+    return run_job(run_profiles, __doc__, argv)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

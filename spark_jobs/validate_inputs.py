@@ -1,0 +1,20 @@
+"""Validate raw interactions and items; write accepted rows and a rejects table.
+
+    spark-submit --master local[*] spark_jobs/validate_inputs.py --config configs/job.yaml
+
+Fails with the file and column when a required column is missing; every row read
+is either accepted or written to `<data_dir>/rejects` with its reason.
+"""
+
+import sys
+
+from profile_features.spark.entry import run_job
+from profile_features.spark.stages import run_validate
+
+
+def main(argv=None):
+    return run_job(run_validate, __doc__, argv)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
