@@ -1,0 +1,165 @@
+"""Student configuration: frozen pydantic v2 models loaded from one YAML file.
+
+The YAML mirrors `StudentConfig`; unknown keys are errors. `load_student_config(path,
+overrides)` accepts `dotted.key=value` overrides (values parsed as YAML scalars), so a
+benchmark or CLI can change one knob without a second file. Facts discovered at run time
+(item count, profile width) are not config: they live in `student.checkpoint.DataStats`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "StrictModel",
+    "BodyConfig",
+    "PoolingConfig",
+    "HeadConfig",
+    "DistillConfig",
+    "TrainConfig",
+    "StudentConfig",
+    "apply_overrides",
+    "load_student_config",
+]
+
+
+class StrictModel(BaseModel):
+    """Base for config models: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BodyConfig(StrictModel):
+    """SASRec body: item + position embeddings and causal transformer blocks."""
+
+    hidden_size: int = Field(64, gt=0)
+    num_blocks: int = Field(2, gt=0)
+    num_heads: int = Field(1, gt=0)
+    dropout: float = Field(0.2, ge=0.0, lt=1.0)
+    max_len: int = Field(200, gt=0)
+
+    @model_validator(mode="after")
+    def _heads_divide_hidden(self) -> "BodyConfig":
+        if self.hidden_size % self.num_heads:
+            raise ValueError("hidden_size must be divisible by num_heads")
+        return self
+
+
+class PoolingConfig(StrictModel):
+    """How the user representation fed to distillation is pooled from hidden states.
+
+    `layer` indexes the block outputs (-1 = last block, 0 = first).
+    """
+
+    kind: Literal["mean", "last", "exp"] = "mean"
+    layer: int = -1
+    # Weight of position t in "exp" pooling is decay ** (steps before the newest item).
+    decay: float = Field(0.9, gt=0.0, le=1.0)
+
+
+class HeadConfig(StrictModel):
+    """Next-item head: full softmax over all items."""
+
+    tied: bool = True
+
+
+class DistillConfig(StrictModel):
+    """Distillation of the profile embedding into the student.
+
+    `published` settings (Severin et al.): direction=profile_to_hidden, loss=mse,
+    target_transform=none, beta=dynamic, beta_max=None, alpha=0.4, distill_fraction=0.5.
+    """
+
+    enabled: bool = True
+    # profile_to_hidden: a trainable linear layer maps the profile into hidden space (published);
+    # the profile-space readout is then fitted after training by ridge regression.
+    # hidden_to_profile: a head maps the pooled student state into (transformed) profile space.
+    direction: Literal["profile_to_hidden", "hidden_to_profile"] = "hidden_to_profile"
+    # none | center (subtract mean profile) | standardize (per dim) | whiten (PCA whitening).
+    target_transform: Literal["none", "center", "standardize", "whiten"] = "center"
+    whiten_dim: int | None = Field(None, gt=0)
+    loss: Literal["mse", "cosine", "infonce"] = "infonce"
+    temperature: float = Field(0.1, gt=0.0)
+    alpha: float = Field(0.4, ge=0.0, le=1.0)
+    # dynamic: beta = L_rec / L_distil per batch (detached); first_batch: that ratio frozen
+    # after the first batch; fixed: beta = beta_value.
+    beta: Literal["dynamic", "first_batch", "fixed"] = "fixed"
+    beta_value: float = Field(1.0, gt=0.0)
+    beta_max: float | None = Field(None, gt=0.0)
+    # Distillation runs for the first `distill_fraction` of the epochs, then L_rec alone.
+    distill_fraction: float = Field(1.0, ge=0.0, le=1.0)
+    # Ridge penalty for the post-hoc readout (profile_to_hidden) from pooled state to profile.
+    readout_ridge: float = Field(1.0, ge=0.0)
+
+
+class TrainConfig(StrictModel):
+    """Optimisation and early stopping."""
+
+    epochs: int = Field(200, gt=0)
+    batch_size: int = Field(128, gt=0)
+    lr: float = Field(1e-3, gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    grad_clip: float | None = Field(5.0, gt=0.0)
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    num_threads: int | None = Field(2, gt=0)
+    # Validation (next-to-last item) every `eval_every` epochs; stop after `patience`
+    # evaluations without improvement; the best weights are kept.
+    eval_every: int = Field(5, gt=0)
+    patience: int | None = Field(6, gt=0)
+    # Evaluation metric that picks the best epoch.
+    select_metric: Literal["ndcg@10", "hr@10", "mrr"] = "ndcg@10"
+
+
+class StudentConfig(StrictModel):
+    """Everything that defines a student run."""
+
+    name: str = "student"
+    body: BodyConfig = BodyConfig()
+    pooling: PoolingConfig = PoolingConfig()
+    head: HeadConfig = HeadConfig()
+    distill: DistillConfig = DistillConfig()
+    train: TrainConfig = TrainConfig()
+
+
+def _parse_scalar(text: str) -> Any:
+    return yaml.safe_load(text) if text.strip() else ""
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
+    """Apply `dotted.key=value` overrides to a raw (dict) config.
+
+    Args:
+        raw: Config as loaded from YAML (not mutated).
+        overrides: Strings like `train.epochs=10` or `distill.enabled=false`.
+
+    Returns:
+        A new dict with the overrides applied.
+    """
+    out: dict[str, Any] = yaml.safe_load(yaml.safe_dump(raw)) or {}
+    for item in overrides or []:
+        if "=" not in item:
+            raise ValueError(f"override must be key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"override {key!r} goes through a non-mapping value")
+        node[parts[-1]] = _parse_scalar(value)
+    return out
+
+
+def load_student_config(
+    path: str | Path | None = None, overrides: list[str] | None = None
+) -> StudentConfig:
+    """Load a `StudentConfig` from YAML (or defaults when `path` is None) plus overrides."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+    return StudentConfig.model_validate(apply_overrides(raw, overrides))

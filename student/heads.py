@@ -1,0 +1,139 @@
+"""Heads on top of the body: next-item scores, profile targets and the distillation head."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from student.config import DistillConfig
+
+__all__ = ["NextItemHead", "ProfileTargetTransform", "DistillHead"]
+
+
+class NextItemHead(nn.Module):
+    """Full-softmax next-item scores over all real items.
+
+    Args:
+        item_emb: The body's item embedding (used when `tied`).
+        num_items: Number of real items (index 1..num_items).
+        hidden_size: H.
+        tied: Score with the input item embeddings (SASRec) instead of a separate matrix.
+    """
+
+    def __init__(self, item_emb: nn.Embedding, num_items: int, hidden_size: int, tied: bool) -> None:
+        super().__init__()
+        self.tied = tied
+        self._item_emb = [item_emb]  # not registered twice: the body owns it
+        self.weight = None if tied else nn.Parameter(torch.randn(num_items, hidden_size) * hidden_size**-0.5)
+        self.bias = nn.Parameter(torch.zeros(num_items))
+
+    def item_matrix(self) -> torch.Tensor:
+        """[N, H] output embeddings of real items (padding row excluded)."""
+        return self._item_emb[0].weight[1:] if self.tied else self.weight
+
+    def forward(self, states: torch.Tensor) -> torch.Tensor:
+        """Args: states [..., H]. Returns logits [..., N]; column j is item index j + 1."""
+        return states @ self.item_matrix().T + self.bias
+
+
+class ProfileTargetTransform(nn.Module):
+    """Affine map of raw profile embeddings into the distillation target space, and back.
+
+    Stored as buffers so a checkpoint carries it. t = (x - mean) @ proj; x = t @ inv + mean.
+
+    Args:
+        profile_dim: P, width of the raw profile embedding.
+        kind: none | center | standardize | whiten.
+        whiten_dim: K for whitening (default P, capped at the rank of the data).
+    """
+
+    def __init__(self, profile_dim: int, kind: str, whiten_dim: int | None = None) -> None:
+        super().__init__()
+        self.kind = kind
+        k = profile_dim if kind != "whiten" else min(whiten_dim or profile_dim, profile_dim)
+        self.register_buffer("mean", torch.zeros(profile_dim))
+        self.register_buffer("proj", torch.eye(profile_dim)[:, :k].clone())
+        self.register_buffer("inv", torch.eye(profile_dim)[:k, :].clone())
+
+    @property
+    def target_dim(self) -> int:
+        return int(self.proj.shape[1])
+
+    def fit(self, profiles: np.ndarray) -> "ProfileTargetTransform":
+        """Fit on raw profiles [U, P] of training users (never on evaluation data)."""
+        x = np.asarray(profiles, dtype=np.float64)
+        p = x.shape[1]
+        mean = x.mean(0) if self.kind != "none" else np.zeros(p)
+        proj, inv = np.eye(p), np.eye(p)
+        if self.kind == "standardize":
+            std = x.std(0) + 1e-6
+            proj, inv = np.diag(1 / std), np.diag(std)
+        elif self.kind == "whiten":
+            cov = np.cov((x - mean).T) + 1e-6 * np.eye(p)
+            vals, vecs = np.linalg.eigh(cov)
+            order = np.argsort(vals)[::-1][: self.target_dim]
+            vals, vecs = vals[order], vecs[:, order]
+            proj = vecs / np.sqrt(vals)  # [P, K]
+            inv = (vecs * np.sqrt(vals)).T  # [K, P]
+        if self.kind != "whiten":
+            proj, inv = proj[:, : self.target_dim], inv[: self.target_dim]
+        self.mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
+        self.proj.copy_(torch.as_tensor(proj, dtype=torch.float32))
+        self.inv.copy_(torch.as_tensor(inv, dtype=torch.float32))
+        return self
+
+    def forward(self, raw: torch.Tensor) -> torch.Tensor:
+        """Args: raw [B, P]. Returns targets [B, K]."""
+        return (raw - self.mean) @ self.proj
+
+    def inverse(self, target: torch.Tensor) -> torch.Tensor:
+        """Args: target [B, K]. Returns raw-space profiles [B, P]."""
+        return target @ self.inv + self.mean
+
+
+class DistillHead(nn.Module):
+    """Links the pooled student state [B, H] with the profile target space [B, K].
+
+    hidden_to_profile: `to_profile` (H -> K) is trained by the distillation loss.
+    profile_to_hidden (published): `to_hidden` (K -> H) projects targets into hidden space and
+    is trained jointly.
+    In both cases (and for a plain student) the served prediction comes from `readout`
+    (H -> K), fitted after training by ridge regression on training users (`fit_readout`), so
+    it is an MSE-calibrated estimate even when the training loss was scale-free (cosine, InfoNCE).
+    """
+
+    def __init__(self, hidden_size: int, target_dim: int, cfg: DistillConfig) -> None:
+        super().__init__()
+        self.direction = cfg.direction
+        published = cfg.direction == "profile_to_hidden"
+        self.to_profile = None if published else nn.Linear(hidden_size, target_dim)
+        self.to_hidden = nn.Linear(target_dim, hidden_size) if published else None
+        self.readout = nn.Linear(hidden_size, target_dim)
+
+    def pair(self, pooled: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(prediction, target), both [B, D], in the space where the distillation loss is measured."""
+        if self.to_hidden is not None:
+            return pooled, self.to_hidden(target)
+        return self.to_profile(pooled), target
+
+    def predict(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Predicted profile target [B, K] for pooled states [B, H]."""
+        return self.readout(pooled)
+
+    @torch.no_grad()
+    def fit_readout(self, pooled: torch.Tensor, target: torch.Tensor, ridge: float) -> None:
+        """Closed-form ridge regression target ~ pooled, written into `readout`.
+
+        Args:
+            pooled: [U, H] pooled training-user states.
+            target: [U, K] their transformed profiles.
+            ridge: L2 penalty (intercept not penalised).
+        """
+        ones = torch.ones(len(pooled), 1, dtype=torch.float64, device=pooled.device)
+        x = torch.cat([pooled.double(), ones], 1)
+        reg = ridge * torch.eye(x.shape[1], dtype=torch.float64, device=pooled.device)
+        reg[-1, -1] = 0.0
+        w = torch.linalg.solve(x.T @ x + reg, x.T @ target.double())  # [H+1, K]
+        self.readout.weight.copy_(w[:-1].T.float())
+        self.readout.bias.copy_(w[-1].float())

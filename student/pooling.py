@@ -1,0 +1,52 @@
+"""Pooling of per-position hidden states into one vector per user."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from student.config import PoolingConfig
+
+__all__ = ["SequencePooling", "last_state"]
+
+
+def last_state(states: torch.Tensor) -> torch.Tensor:
+    """State at the newest position. Args: states [B, T, H]. Returns [B, H]."""
+    return states[:, -1, :]
+
+
+class SequencePooling(nn.Module):
+    """Mean, last-item or exponential-decay pooling over non-padding positions.
+
+    Args:
+        cfg: Which pooling and which block output (`layer`) it reads.
+    """
+
+    def __init__(self, cfg: PoolingConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+
+    def select_layer(self, layers: list[torch.Tensor]) -> torch.Tensor:
+        """Pick the configured block output from `SasRecBody.forward`'s list."""
+        return layers[self.cfg.layer]
+
+    def forward(self, layers: list[torch.Tensor], items: torch.Tensor) -> torch.Tensor:
+        """Pool.
+
+        Args:
+            layers: Block outputs, each [B, T, H].
+            items: [B, T] item indices (0 = padding), aligned with the states.
+
+        Returns:
+            [B, H] pooled user states (zeros for an all-padding row).
+        """
+        states = self.select_layer(layers)
+        if self.cfg.kind == "last":
+            return last_state(states)
+        mask = (items != 0).to(states.dtype)  # [B, T]
+        if self.cfg.kind == "exp":
+            t = items.shape[1]
+            age = torch.arange(t - 1, -1, -1, device=items.device, dtype=states.dtype)
+            mask = mask * self.cfg.decay**age
+        weights = mask / mask.sum(dim=1, keepdim=True).clamp_min(1e-12)
+        return torch.einsum("bt,bth->bh", weights, states)

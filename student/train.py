@@ -1,0 +1,90 @@
+"""Training CLI.
+
+    python -m student.train --config configs/student.yaml \
+        --interactions interactions.parquet --profiles profile_embeddings.parquet --out ckpt_dir \
+        [--validate] [--set train.epochs=50 --set distill.alpha=0.2]
+
+`--interactions`: Parquet or CSV with `user_id`, `item_id`, `timestamp`.
+`--profiles` (optional): Parquet with `user_id`, `profile_embedding` (float list); the profiles
+must have been written from interactions the student trains on (no later ones).
+`--validate`: hold out each user's last interaction for early stopping and report its metrics;
+without it the student trains on everything for `train.epochs` epochs (the serving model).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from student.checkpoint import DataStats, save_checkpoint
+from student.config import load_student_config
+from student.data import ItemIndex, user_sequences
+from student.training import build_training_data, fit
+
+__all__ = ["read_table", "read_profiles", "main"]
+
+
+def read_table(path: str) -> pd.DataFrame:
+    """Read a Parquet (file or directory) or CSV table."""
+    return pd.read_csv(path) if path.lower().endswith(".csv") else pd.read_parquet(path)
+
+
+def read_profiles(path: str) -> dict[str, np.ndarray]:
+    """user_id -> float32 profile embedding, skipping null rows."""
+    df = read_table(path)
+    out = {}
+    for user, vec in zip(df["user_id"].astype(str), df["profile_embedding"]):
+        if vec is not None and len(vec):
+            out[user] = np.asarray(vec, dtype=np.float32)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m student.train", description=__doc__.split("\n")[0])
+    ap.add_argument("--config", default=None, help="student YAML (defaults when omitted)")
+    ap.add_argument("--interactions", required=True)
+    ap.add_argument("--profiles", default=None)
+    ap.add_argument("--out", required=True, help="checkpoint directory (replaced atomically)")
+    ap.add_argument("--validate", action="store_true", help="hold out last item per user for early stopping")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    args = ap.parse_args(argv)
+
+    cfg = load_student_config(args.config, args.overrides)
+    interactions = read_table(args.interactions)
+    sequences = user_sequences(interactions)
+    item_index = ItemIndex.from_items(interactions["item_id"])
+    profiles = read_profiles(args.profiles) if args.profiles else None
+    valid = None
+    if args.validate:
+        train_hist = {u: s[:-1] for u, s in sequences.items() if len(s) >= 3}
+        users = sorted(train_hist)
+        valid = ([item_index.encode(train_hist[u]) for u in users], item_index.encode([sequences[u][-1] for u in users]))
+    else:
+        train_hist = sequences
+    data = build_training_data(train_hist, item_index, profiles)
+    print(
+        f"users {len(data.users)} items {len(item_index)} interactions {len(interactions)} "
+        f"profiles {int(data.has_profile.sum())} config {cfg.name}",
+        file=sys.stderr,
+    )
+    result = fit(cfg, data, valid, log=lambda s: print(s, file=sys.stderr, flush=True))
+    stats = DataStats(
+        num_users=len(data.users),
+        num_items=len(item_index),
+        num_interactions=int(len(interactions)),
+        profile_dim=data.profile_dim,
+        users_with_profile=int(data.has_profile.sum()),
+        extra={"best_epoch": result.best_epoch, "best_valid": result.best_valid, "train_seconds": result.seconds},
+    )
+    ckpt_id = save_checkpoint(args.out, result.model, item_index, stats)
+    print(json.dumps({"checkpoint_id": ckpt_id, "out": str(Path(args.out)), "best_valid": result.best_valid}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,221 @@
+"""Training loop: next-item CE on every position, plus profile distillation.
+
+One training example per user: the newest `max_len` + 1 training items give inputs
+(all but the last) and targets (all but the first). Distillation reads the pooled state of
+the same forward pass, so it costs one small head and one loss per batch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from student.config import StudentConfig
+from student.data import ItemIndex, pad_left
+from student.evaluation import RankingMetrics, evaluate
+from student.losses import LossWeighting, combine, distill_loss, next_item_loss
+from student.model import StudentModel
+
+__all__ = ["TrainingData", "build_training_data", "FitResult", "resolve_device", "fit", "finalize"]
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """Index-encoded training histories and (optional) profile targets.
+
+    Attributes:
+        item_index: item id <-> index.
+        users: U user ids.
+        sequences: U index sequences (oldest -> newest), only what training may see.
+        profiles: [U, P] float32 raw profile embeddings (rows of users without one are 0), or None.
+        has_profile: [U] bool.
+    """
+
+    item_index: ItemIndex
+    users: list[str]
+    sequences: list[list[int]]
+    profiles: np.ndarray | None
+    has_profile: np.ndarray
+
+    @property
+    def profile_dim(self) -> int:
+        return 0 if self.profiles is None else int(self.profiles.shape[1])
+
+
+def build_training_data(
+    histories: dict[str, list[str]],
+    item_index: ItemIndex,
+    profiles: dict[str, np.ndarray] | None = None,
+) -> TrainingData:
+    """Encode histories with `item_index` and align profiles to users.
+
+    Args:
+        histories: user -> item ids (oldest -> newest), training part only.
+        item_index: Index covering the training items.
+        profiles: user -> [P] profile embedding written from that same training part.
+    """
+    users = sorted(histories)
+    seqs = [item_index.encode(histories[u]) for u in users]
+    has = np.zeros(len(users), dtype=bool)
+    mat = None
+    if profiles:
+        dim = len(next(iter(profiles.values())))
+        mat = np.zeros((len(users), dim), dtype=np.float32)
+        for row, u in enumerate(users):
+            vec = profiles.get(u)
+            if vec is not None:
+                mat[row] = np.asarray(vec, dtype=np.float32)
+                has[row] = True
+    return TrainingData(item_index, users, seqs, mat, has)
+
+
+@dataclass
+class FitResult:
+    """Trained model plus what happened."""
+
+    model: StudentModel
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_valid: dict[str, float] | None = None
+    seconds: float = 0.0
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+@torch.no_grad()
+def finalize(model: StudentModel, data: TrainingData, batch_size: int = 256) -> None:
+    """Fit the profile readout (ridge) and the no-history fallbacks on training users."""
+    model.eval()
+    rows = [i for i, s in enumerate(data.sequences) if s]
+    states, pooled = [], []
+    for start in range(0, len(rows), batch_size):
+        idx = rows[start : start + batch_size]
+        items = pad_left([data.sequences[i] for i in idx], model.cfg.body.max_len).to(model.device)
+        out = model.encode(items)
+        states.append(out["state"])
+        pooled.append(out["pooled"])
+    state, pool = torch.cat(states), torch.cat(pooled)
+    model.fallback_state.copy_(state.mean(0))
+    if model.distill_head is not None and data.profiles is not None:
+        sel = torch.as_tensor(data.has_profile[rows], device=model.device)
+        raw = torch.as_tensor(data.profiles[rows], device=model.device)[sel]
+        target = model.target_transform(raw)
+        model.distill_head.fit_readout(pool[sel], target, model.cfg.distill.readout_ridge)
+        model.fallback_profile.copy_(model.target_transform.inverse(model.distill_head.predict(pool)).mean(0))
+
+
+def _length_bucketed_batches(rows: np.ndarray, lengths: np.ndarray, batch_size: int, rng: np.random.Generator):
+    """Batches of users with similar history lengths (less padding), in random order.
+
+    Lengths are jittered by +/-25% before sorting so batch composition changes every epoch.
+    """
+    jitter = lengths * rng.uniform(0.75, 1.25, size=len(lengths))
+    order = rows[np.argsort(jitter, kind="stable")]
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    for b in rng.permutation(len(batches)):
+        yield batches[b]
+
+
+def fit(
+    cfg: StudentConfig,
+    data: TrainingData,
+    valid: tuple[list[list[int]], list[int]] | None = None,
+    log: Callable[[str], None] | None = print,
+) -> FitResult:
+    """Train a student.
+
+    Args:
+        cfg: Student config (seed, schedule, distillation variant).
+        data: Training histories and profiles.
+        valid: (inputs, targets) as item indices for early stopping, or None (train all epochs).
+        log: Progress sink (None = silent).
+
+    Returns:
+        `FitResult` with the best-validation weights loaded (last weights without `valid`).
+    """
+    tc, dc = cfg.train, cfg.distill
+    if tc.num_threads:
+        torch.set_num_threads(tc.num_threads)
+    torch.manual_seed(tc.seed)
+    rng = np.random.default_rng(tc.seed)
+    device = resolve_device(tc.device)
+    model = StudentModel(len(data.item_index), data.profile_dim, cfg).to(device)
+    use_distill = dc.enabled and data.profiles is not None and bool(data.has_profile.any())
+    if model.target_transform is not None and data.profiles is not None:
+        model.target_transform.fit(data.profiles[data.has_profile])
+    profiles = torch.as_tensor(data.profiles, device=device) if data.profiles is not None else None
+    has_profile = torch.as_tensor(data.has_profile, device=device)
+    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, betas=(0.9, 0.98))
+    weighting = LossWeighting()
+    distill_epochs = math.ceil(dc.distill_fraction * tc.epochs) if use_distill else 0
+    rows = np.array([i for i, s in enumerate(data.sequences) if len(s) >= 2])
+    lengths = np.array([min(len(data.sequences[i]) - 1, cfg.body.max_len) for i in rows])
+    max_len = cfg.body.max_len
+    result = FitResult(model=model)
+    best, best_state, stale = -1.0, None, 0
+    t0 = time.perf_counter()
+    for epoch in range(1, tc.epochs + 1):
+        model.train()
+        active = epoch <= distill_epochs
+        sums = {"loss": 0.0, "rec": 0.0, "distil": 0.0, "beta": 0.0}
+        batches = 0
+        for idx in _length_bucketed_batches(rows, lengths, tc.batch_size, rng):
+            seqs = [data.sequences[i][-(max_len + 1) :] for i in idx]
+            inp = pad_left([s[:-1] for s in seqs], max_len).to(device)
+            tgt = pad_left([s[1:] for s in seqs], max_len).to(device)
+            layers = model.layers(inp)
+            mask = tgt != 0
+            l_rec = next_item_loss(model.next_item_logits(layers[-1][mask]), tgt[mask])
+            l_distil = None
+            if use_distill and active:
+                sel = has_profile[torch.as_tensor(idx, device=device)]
+                if int(sel.sum()) > 1:
+                    pooled = model.pooling(layers, inp)[sel]
+                    target = model.target_transform(profiles[torch.as_tensor(idx, device=device)][sel])
+                    pred, goal = model.distill_head.pair(pooled, target)
+                    l_distil = distill_loss(pred, goal, dc.loss, dc.temperature)
+            parts = combine(l_rec, l_distil, dc, weighting, active)
+            opt.zero_grad(set_to_none=True)
+            parts.total.backward()
+            if tc.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            opt.step()
+            sums["loss"] += float(parts.total.detach())
+            sums["rec"] += parts.rec
+            sums["distil"] += parts.distil if l_distil is not None else 0.0
+            sums["beta"] += parts.beta
+            batches += 1
+        row = {k: v / max(batches, 1) for k, v in sums.items()}
+        row.update(epoch=epoch, distilling=float(active), seconds=time.perf_counter() - t0)
+        if valid is not None and (epoch % tc.eval_every == 0 or epoch == tc.epochs):
+            metrics: RankingMetrics = evaluate(model, valid[0], valid[1])
+            score = metrics.as_dict()[tc.select_metric]
+            row["valid_" + tc.select_metric] = score
+            if score > best:
+                best, stale, result.best_epoch = score, 0, epoch
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                result.best_valid = metrics.as_dict()
+            elif epoch > distill_epochs:
+                # Patience only counts once the schedule reached its final (L_rec-only) phase.
+                stale += 1
+        result.history.append(row)
+        if log is not None:
+            extra = f" valid {tc.select_metric} {row['valid_' + tc.select_metric]:.4f}" if "valid_" + tc.select_metric in row else ""
+            dist = f" distil {row['distil']:.4f} beta {row['beta']:.3g}" if active and use_distill else ""
+            log(f"[{cfg.name}] epoch {epoch}/{tc.epochs} rec {row['rec']:.4f}{dist}{extra} ({row['seconds']:.0f}s)")
+        if tc.patience is not None and stale >= tc.patience:
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    finalize(model, data)
+    result.seconds = time.perf_counter() - t0
+    return result

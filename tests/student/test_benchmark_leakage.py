@@ -1,0 +1,85 @@
+"""The quality benchmark writes profiles only from interactions before the split."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from student.data import leave_last_out, temporal_split, user_sequences
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("student_quality_bench", ROOT / "benchmarks" / "student_quality.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _write_ml100k(root: Path, users: int = 12, items: int = 40, per_user: int = 10, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u in range(1, users + 1):
+        for t, i in enumerate(rng.choice(np.arange(1, items + 1), size=per_user, replace=False)):
+            rows.append((u, int(i), int(rng.integers(1, 6)), 880_000_000 + 1000 * t + u))
+    pd.DataFrame(rows).to_csv(root / "u.data", sep="\t", header=False, index=False)
+    lines = []
+    for i in range(1, items + 1):
+        flags = ["0"] * 19
+        flags[1 + i % 18] = "1"
+        lines.append("|".join([str(i), f"Film{i:03d} ({1950 + i})", "01-Jan-1995", "", "http://x", *flags]))
+    (root / "u.item").write_text("\n".join(lines) + "\n", encoding="latin-1")
+    return rows
+
+
+def test_profiles_ignore_held_out_items(bench, tmp_path):
+    _write_ml100k(tmp_path)
+    inter, items = bench.load_ml100k(tmp_path)
+    ratings = {(u, i): float(r) for u, i, r in zip(inter["user_id"], inter["item_id"], inter["rating"])}
+    split = leave_last_out(user_sequences(inter))
+    _, describe = bench.profile_writer()
+    texts = bench.build_profile_texts(split.train, ratings, items, describe)
+    titles = dict(zip(items["item_id"], items["title"]))
+    for user, text in texts.items():
+        for held_out in (split.valid_target[user], split.test_target[user]):
+            assert titles[held_out] not in text
+    # Changing the held-out interactions (items and ratings) changes no profile.
+    changed = inter.copy()
+    last_two = changed.sort_values("timestamp").groupby("user_id").tail(2).index
+    changed.loc[last_two, "item_id"] = "1"
+    changed.loc[last_two, "rating"] = 5.0
+    ratings2 = {(u, i): float(r) for u, i, r in zip(changed["user_id"], changed["item_id"], changed["rating"])}
+    split2 = leave_last_out(user_sequences(changed))
+    assert bench.build_profile_texts(split2.train, ratings2, items, describe) == texts
+
+
+def test_benchmark_run_feeds_profiles_the_training_part_only(bench, tmp_path, monkeypatch):
+    _write_ml100k(tmp_path)
+    inter, _ = bench.load_ml100k(tmp_path)
+    full = user_sequences(inter)
+    seen = {}
+
+    real_build = bench.build_profile_texts
+
+    def spy(train_histories, ratings, items, describe):
+        seen.update(train_histories)
+        return real_build(train_histories, ratings, items, describe)
+
+    def fake_embed(texts, cache_dir):
+        return {u: np.random.default_rng(abs(hash(t)) % 2**32).normal(size=6).astype(np.float32) for u, t in texts.items()}
+
+    monkeypatch.setattr(bench, "build_profile_texts", spy)
+    monkeypatch.setattr(bench, "embed_texts", fake_embed)
+    common = ["--data", str(tmp_path), "--variants", "plain,default", "--seeds", "0", "--quiet",
+              "--set", "train.epochs=1", "--set", "body.max_len=8", "--set", "train.num_threads=1"]
+    assert bench.main(common) == 0
+    assert seen and all(seen[u] == full[u][:-2] for u in seen)
+    seen.clear()
+    assert bench.main([*common, "--protocol", "temporal"]) == 0
+    cutoff = temporal_split(inter, 0.8).cutoff
+    ts = dict(zip(zip(inter["user_id"], inter["item_id"]), inter["timestamp"]))
+    assert seen and all(ts[(u, i)] < cutoff for u, hist in seen.items() for i in hist)

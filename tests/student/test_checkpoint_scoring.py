@@ -1,0 +1,127 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from student.checkpoint import DataStats, load_checkpoint, save_checkpoint
+from student.scoring import OUTPUT_COLUMNS, load_student, score_users
+
+
+@pytest.fixture(scope="module")
+def ckpt(trained, tmp_path_factory):
+    result, data = trained
+    path = tmp_path_factory.mktemp("ckpt") / "student"
+    stats = DataStats(len(data.users), len(data.item_index), sum(map(len, data.sequences)), data.profile_dim,
+                      int(data.has_profile.sum()))
+    ckpt_id = save_checkpoint(path, result.model, data.item_index, stats)
+    return path, ckpt_id
+
+
+def _histories(cyclic_data, profiles=True):
+    _, seqs, _, profs = cyclic_data
+    users = sorted(seqs)[:6]
+    df = pd.DataFrame({"user_id": users, "item_ids": [seqs[u] for u in users]})
+    if profiles:
+        df["profile_embedding"] = [profs[u] for u in users]
+    return df
+
+
+def test_checkpoint_round_trip_gives_identical_outputs(trained, ckpt, cyclic_data):
+    result, data = trained
+    path, ckpt_id = ckpt
+    loaded = load_checkpoint(path)
+    assert loaded.checkpoint_id == ckpt_id and ckpt_id.startswith("student-")
+    assert loaded.item_index == data.item_index
+    for key, value in result.model.state_dict().items():
+        assert torch.equal(value.cpu(), loaded.model.state_dict()[key]), key
+    hist = _histories(cyclic_data)
+    from student.checkpoint import LoadedStudent
+
+    in_memory = LoadedStudent(result.model.eval(), result.model.cfg, data.item_index, loaded.stats, ckpt_id, "")
+    a, b = score_users(hist, in_memory), score_users(hist, loaded)
+    for col in ("student_embedding", "student_profile_embedding"):
+        np.testing.assert_array_equal(np.stack(a[col]), np.stack(b[col]))
+    np.testing.assert_array_equal(a["profile_drift"], b["profile_drift"])
+
+
+def test_checkpoint_is_json_plus_safetensors_and_checked(ckpt, tmp_path):
+    path, _ = ckpt
+    assert sorted(p.name for p in path.iterdir()) == ["model.safetensors", "student.json"]
+    manifest = json.loads((path / "student.json").read_text())
+    assert manifest["config"]["name"] == "student" and len(manifest["item_ids"]) == 24
+    assert manifest["stats"]["profile_dim"] == 8
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "student.json").write_text((path / "student.json").read_text())
+    (bad / "model.safetensors").write_bytes((path / "model.safetensors").read_bytes()[:-1] + b"\x00")
+    with pytest.raises(ValueError, match="sha256"):
+        load_checkpoint(bad)
+
+
+def test_load_student_is_cached(ckpt):
+    path, _ = ckpt
+    assert load_student(path) is load_student(str(path))
+
+
+def test_scoring_schema_and_row_count(ckpt, cyclic_data):
+    student = load_student(ckpt[0])
+    hist = _histories(cyclic_data)
+    out = score_users(hist, student)
+    assert list(out.columns) == OUTPUT_COLUMNS
+    assert len(out) == len(hist) and list(out["user_id"]) == list(hist["user_id"])
+    assert all(v.dtype == np.float32 and v.shape == (32,) for v in out["student_embedding"])
+    assert all(v.dtype == np.float32 and v.shape == (8,) for v in out["student_profile_embedding"])
+    assert out["profile_drift"].between(0, 2).all()
+    assert not out["student_fallback"].any()
+    assert (out["student_checkpoint_id"] == student.checkpoint_id).all()
+    assert (out["student_history_len"] == 20).all()  # capped at max_len
+
+
+def test_no_profile_column_or_null_profile_gives_null_drift(ckpt, cyclic_data):
+    student = load_student(ckpt[0])
+    out = score_users(_histories(cyclic_data, profiles=False), student)
+    assert out["profile_drift"].isna().all() and len(out) == 6
+    hist = _histories(cyclic_data)
+    hist.loc[1, "profile_embedding"] = None
+    hist.at[2, "profile_embedding"] = []
+    out = score_users(hist, student)
+    assert out["profile_drift"].isna().tolist() == [False, True, True, False, False, False]
+
+
+def test_single_interaction_unknown_items_and_unknown_users(ckpt):
+    student = load_student(ckpt[0])
+    hist = pd.DataFrame(
+        {
+            "user_id": ["single", "mixed", "all_unknown", "empty", "new_user"],
+            "item_ids": [["i3"], ["nope", "i3", "zzz"], ["nope", "zzz"], [], ["i5", "i6", "i7"]],
+            "profile_embedding": [np.ones(8, np.float32)] * 5,
+        }
+    )
+    out = score_users(hist, student).set_index("user_id")
+    assert out["student_history_len"].to_dict() == {"single": 1, "mixed": 1, "all_unknown": 0, "empty": 0, "new_user": 3}
+    assert out["student_fallback"].to_dict() == {"single": False, "mixed": False, "all_unknown": True, "empty": True, "new_user": False}
+    # Unknown items are skipped: "mixed" is scored exactly like "single".
+    np.testing.assert_array_equal(out.loc["single", "student_embedding"], out.loc["mixed", "student_embedding"])
+    # Fallback rows carry the training-population means and no drift.
+    np.testing.assert_allclose(out.loc["empty", "student_embedding"], student.model.fallback_state.numpy())
+    np.testing.assert_allclose(out.loc["empty", "student_profile_embedding"], student.model.fallback_profile.numpy())
+    assert np.isnan(out.loc["empty", "profile_drift"]) and np.isfinite(out.loc["single", "profile_drift"])
+    # A user never seen in training but with known items is scored from the items (inductive).
+    assert not np.allclose(out.loc["new_user", "student_embedding"], out.loc["empty", "student_embedding"])
+    # The next item of a single-interaction user is still the determined one.
+    scores = student.model.next_item_logits(torch.as_tensor(out.loc["single", "student_embedding"]))
+    assert student.item_index.item_ids[int(scores.argmax())] == "i4"
+
+
+def test_wrong_profile_width_is_an_error(ckpt):
+    student = load_student(ckpt[0])
+    hist = pd.DataFrame({"user_id": ["a"], "item_ids": [["i1"]], "profile_embedding": [np.ones(5, np.float32)]})
+    with pytest.raises(ValueError, match="width"):
+        score_users(hist, student)
+
+
+def test_empty_batch(ckpt):
+    out = score_users(pd.DataFrame({"user_id": [], "item_ids": []}), load_student(ckpt[0]))
+    assert list(out.columns) == OUTPUT_COLUMNS and len(out) == 0

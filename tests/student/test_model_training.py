@@ -1,0 +1,86 @@
+import numpy as np
+import pytest
+import torch
+
+from student.config import load_student_config
+from student.data import pad_left
+from student.evaluation import evaluate, metrics_from_ranks, target_ranks
+from student.training import build_training_data, fit
+
+
+def test_determined_next_item_is_ranked_first(trained, cyclic_data):
+    result, _ = trained
+    _, seqs, index, _ = cyclic_data
+    users = sorted(seqs)
+    inputs = [index.encode(seqs[u][:-1]) for u in users]
+    targets = index.encode([seqs[u][-1] for u in users])
+    ranks = target_ranks(result.model, inputs, targets)
+    assert (ranks == 0).all(), ranks
+    assert evaluate(result.model, inputs, targets).ndcg_at_10 == pytest.approx(1.0)
+
+
+def test_distillation_loss_falls(trained):
+    result, _ = trained
+    distil = [row["distil"] for row in result.history]
+    assert distil[-1] < 0.5 * distil[0]
+    assert all(row["distilling"] == 1.0 for row in result.history)
+
+
+def test_published_variant_trains_and_switches_phase(cyclic_data, make_config):
+    _, seqs, index, profiles = cyclic_data
+    data = build_training_data({u: s[:-1] for u, s in seqs.items()}, index, profiles)
+    cfg = make_config(
+        "distill.direction=profile_to_hidden", "distill.target_transform=none", "distill.loss=mse",
+        "distill.beta=dynamic", "distill.distill_fraction=0.5", "train.epochs=10",
+    )
+    result = fit(cfg, data, None, log=None)
+    phases = [row["distilling"] for row in result.history]
+    assert phases == [1.0] * 5 + [0.0] * 5
+    # Dynamic beta makes alpha * beta * L_distil == alpha * L_rec in every distillation batch.
+    assert all(row["beta"] > 0 for row in result.history[:5])
+    assert np.isfinite([row["rec"] for row in result.history]).all()
+
+
+@pytest.mark.parametrize("kind", ["mean", "last", "exp"])
+def test_pooling_and_padding_width_do_not_change_outputs(trained, kind):
+    result, _ = trained
+    model = result.model.eval()
+    seqs = [[1, 2, 3], [5]]
+    narrow, wide = pad_left(seqs, 20), pad_left(seqs, 20, width=20)
+    model.pooling.cfg = model.pooling.cfg.model_copy(update={"kind": kind})
+    try:
+        with torch.no_grad():
+            a, b = model.encode(narrow), model.encode(wide)
+        torch.testing.assert_close(a["state"], b["state"])
+        torch.testing.assert_close(a["pooled"], b["pooled"])
+        assert a["profile"].shape == (2, 8)
+    finally:
+        model.pooling.cfg = model.pooling.cfg.model_copy(update={"kind": "mean"})
+
+
+def test_plain_student_gets_a_fitted_profile_readout(cyclic_data, make_config):
+    _, seqs, index, profiles = cyclic_data
+    data = build_training_data({u: s[:-1] for u, s in seqs.items()}, index, profiles)
+    result = fit(make_config("distill.enabled=false", "train.epochs=3"), data, None, log=None)
+    assert all(np.isnan(row["distil"]) or row["distil"] == 0.0 for row in result.history)
+    with torch.no_grad():
+        out = result.model.encode(pad_left([data.sequences[0]], 20))
+    assert out["profile"].shape == (1, 8) and torch.isfinite(out["profile"]).all()
+
+
+def test_metrics_from_ranks():
+    m = metrics_from_ranks(np.array([0.0, 1.0, 10.0, 100.0]))
+    assert m.hr_at_10 == m.recall_at_10 == 0.5
+    assert m.ndcg_at_10 == pytest.approx((1.0 + 1 / np.log2(3)) / 4)
+    assert m.mrr == pytest.approx((1 + 1 / 2 + 1 / 11 + 1 / 101) / 4)
+
+
+def test_config_is_strict_and_frozen(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("distill:\n  alpah: 0.3\n")
+    with pytest.raises(Exception):
+        load_student_config(path)
+    cfg = load_student_config(None, ["distill.alpha=0.25", "train.patience=null"])
+    assert cfg.distill.alpha == 0.25 and cfg.train.patience is None
+    with pytest.raises(Exception):
+        cfg.distill.alpha = 0.5
