@@ -13,7 +13,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from profile_features.profiles.config import ProfileConfig
+from profile_features.strict_model import StrictModel
 
 __all__ = [
     "StrictModel",
@@ -31,10 +34,6 @@ __all__ = [
 ]
 
 
-class StrictModel(BaseModel):
-    """Base for config models: unknown keys are errors, values are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class TableInput(StrictModel):
@@ -85,13 +84,6 @@ class HistoryConfig(StrictModel):
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=timezone.utc)
         return value
-
-
-class ProfileConfig(StrictModel):
-    """Which profile generator writes the user profiles."""
-
-    generator: Literal["rule_based"] = "rule_based"
-    max_titles: int = Field(3, gt=0)
 
 
 class EmbeddingConfig(StrictModel):

@@ -87,6 +87,7 @@ def snapshot_cutoffs(timestamps: pd.Series, quantiles: Sequence[float]) -> list[
 def run_pipeline(spark, config: JobConfig, cutoffs: Sequence[datetime]) -> dict:
     """Validate inputs, then build one snapshot (histories, profiles, embeddings) per cutoff."""
     from profile_features.spark import stages
+    from profile_features.spark.profile_job import run_profiles
 
     log("validating inputs")
     summaries = {"validate": stages.run_validate(spark, config), "snapshots": []}
@@ -98,7 +99,7 @@ def run_pipeline(spark, config: JobConfig, cutoffs: Sequence[datetime]) -> dict:
         histories = stages.run_histories(spark, snapshot_config)
         log(f"  {histories['users']} users, {histories['interactions_before_cutoff']} interactions before the cutoff")
         log(f"snapshot {cutoff:%Y-%m-%d}: profiles ({config.profile.generator})")
-        profiles = stages.run_profiles(spark, snapshot_config)
+        profiles = run_profiles(spark, snapshot_config)
         log(f"snapshot {cutoff:%Y-%m-%d}: embeddings (profiles and item texts)")
         embeddings = stages.run_embeddings(spark, snapshot_config)
         log(f"  {embeddings['profiles']} profile vectors, {embeddings['items']} item vectors")

@@ -8,7 +8,7 @@ Reads the snapshot of `history.cutoff` (default: the newest histories partition)
 import sys
 
 from profile_features.spark.entry import run_job
-from profile_features.spark.stages import run_profiles
+from profile_features.spark.profile_job import run_profiles
 
 
 def main(argv=None):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from profile_features.config import ProfileConfig
+from profile_features.profiles.config import ProfileConfig
 from profile_features.histories import history_events
 from profile_features.profiles.base import ProfileGenerator, UserHistory
 from profile_features.profiles.rule_based import RuleBasedProfileWriter

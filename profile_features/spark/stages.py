@@ -4,7 +4,7 @@ Table layout under `data_dir` (all Parquet):
   validated/items, validated/interactions   cleaned inputs, replaced per run
   rejects/                                  unusable rows with reason and source file
   histories/, user_stats/, item_stats/,
-  profiles/, user_profile_embeddings/,
+  profiles/ (profile_job.py), user_profile_embeddings/,
   item_text_embeddings/                     one `run_date=` partition per snapshot
   runs/                                     JSON summary of each job run
 A snapshot is identified by its cutoff's date; re-running a snapshot replaces it.
@@ -23,7 +23,6 @@ from profile_features import schemas
 from profile_features.config import JobConfig
 from profile_features.embeddings import cached_encoder, embed_items, embed_profiles
 from profile_features.histories import build_histories, item_stats, user_stats
-from profile_features.profiles.stage import generate_profiles, make_generator
 from profile_features.spark.io import read_input, read_table, spark_schema, write_atomic
 from profile_features.validation import (
     INTERACTION_OPTIONAL,
@@ -38,21 +37,23 @@ from profile_features.validation import (
 __all__ = [
     "run_validate",
     "run_histories",
-    "run_profiles",
     "run_embeddings",
     "resolve_cutoff",
     "latest_run_date",
+    "run_date_for",
+    "ddl",
+    "write_summary",
 ]
 
 _CLASSIFIED_TAIL = [("reject_reason", "string"), ("source_file", "string"), ("record", "string")]
 
 
-def _ddl(schema, tail=()) -> str:
+def ddl(schema, tail=()) -> str:
     fields = [f"`{f.name}` {f.dataType.simpleString()}" for f in spark_schema(schema).fields]
     return ", ".join(fields + [f"`{name}` {kind}" for name, kind in tail])
 
 
-def _write_summary(config: JobConfig, job: str, summary: dict) -> dict:
+def write_summary(config: JobConfig, job: str, summary: dict) -> dict:
     runs = Path(config.table_path("runs"))
     runs.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
@@ -100,7 +101,7 @@ def run_validate(spark, config: JobConfig) -> dict:
         raw = _with_optional(raw, optional)
         if name == "items":
             classified = raw.groupBy("item_id").applyInPandas(
-                classify_items, schema=_ddl(schemas.ITEMS, _CLASSIFIED_TAIL)
+                classify_items, schema=ddl(schemas.ITEMS, _CLASSIFIED_TAIL)
             )
             accepted, rejects, counts = _split(classified, name, schemas.ITEMS)
             write_atomic(accepted, config.table_path("validated/items"))
@@ -109,7 +110,7 @@ def run_validate(spark, config: JobConfig) -> dict:
             known = spark.sparkContext.broadcast(frozenset(known_items))
             classified = raw.groupBy("user_id").applyInPandas(
                 lambda batch: classify_interactions(batch, known.value),
-                schema=_ddl(schemas.INTERACTIONS, _CLASSIFIED_TAIL),
+                schema=ddl(schemas.INTERACTIONS, _CLASSIFIED_TAIL),
             )
             accepted, rejects, counts = _split(classified, name, schemas.INTERACTIONS)
             write_atomic(accepted, config.table_path("validated/interactions"))
@@ -123,7 +124,7 @@ def run_validate(spark, config: JobConfig) -> dict:
         if read != accepted_n + sum(counts.values()):  # would mean rows vanished
             raise RuntimeError(f"{name}: read {read} rows but accounted for {accepted_n + sum(counts.values())}")
     summary["rejects_path"] = write_atomic(rejects_all, config.table_path("rejects"))
-    return _write_summary(config, "validate", summary)
+    return write_summary(config, "validate", summary)
 
 
 def resolve_cutoff(config: JobConfig) -> datetime:
@@ -141,7 +142,7 @@ def latest_run_date(spark, path: str) -> str:
     return row.d
 
 
-def _run_date_for(spark, config: JobConfig, upstream: str) -> str:
+def run_date_for(spark, config: JobConfig, upstream: str) -> str:
     if config.history.cutoff is not None:
         return config.history.cutoff.date().isoformat()
     return latest_run_date(spark, config.table_path(upstream))
@@ -159,10 +160,10 @@ def run_histories(spark, config: JobConfig) -> dict:
     events = interactions.join(F.broadcast(items), "item_id", "inner").persist()
 
     histories = events.groupBy("user_id").applyInPandas(
-        lambda batch: build_histories(batch, cutoff, max_length), schema=_ddl(schemas.HISTORIES)
+        lambda batch: build_histories(batch, cutoff, max_length), schema=ddl(schemas.HISTORIES)
     )
-    users = events.groupBy("user_id").applyInPandas(lambda batch: user_stats(batch, cutoff), schema=_ddl(schemas.USER_STATS))
-    item_counts = events.groupBy("item_id").applyInPandas(lambda batch: item_stats(batch, cutoff), schema=_ddl(schemas.ITEM_STATS))
+    users = events.groupBy("user_id").applyInPandas(lambda batch: user_stats(batch, cutoff), schema=ddl(schemas.USER_STATS))
+    item_counts = events.groupBy("item_id").applyInPandas(lambda batch: item_stats(batch, cutoff), schema=ddl(schemas.ITEM_STATS))
     # Every catalogue item gets a row: an unseen item has count 0, not a missing feature.
     item_rows = (
         items.select("item_id")
@@ -185,28 +186,7 @@ def run_histories(spark, config: JobConfig) -> dict:
         "users": written.count(), "interactions_before_cutoff": events.where(F.col("timestamp") < F.lit(cutoff)).count(),
     }
     events.unpersist()
-    return _write_summary(config, "histories", summary)
-
-
-def run_profiles(spark, config: JobConfig) -> dict:
-    """Write one profile per history of the snapshot with the configured generator."""
-    run_date = _run_date_for(spark, config, "histories")
-    histories = read_table(spark, f"{config.table_path('histories')}/run_date={run_date}")
-    profile_config = config.profile
-
-    def partition(batches):
-        generator = make_generator(profile_config)  # once per partition, on the worker
-        for batch in batches:
-            yield generate_profiles(batch, generator)
-
-    profiles = histories.mapInPandas(partition, schema=_ddl(schemas.PROFILES))
-    path = write_atomic(profiles, config.table_path("profiles"), run_date)
-    written = read_table(spark, path)
-    summary = {
-        "job": "profiles", "run_date": run_date, "output": path, "histories": histories.count(),
-        "profiles": written.count(), "generator": profile_config.generator,
-    }
-    return _write_summary(config, "profiles", summary)
+    return write_summary(config, "histories", summary)
 
 
 def _threads_per_worker(spark, config: JobConfig) -> int:
@@ -218,7 +198,7 @@ def _threads_per_worker(spark, config: JobConfig) -> int:
 
 def run_embeddings(spark, config: JobConfig) -> dict:
     """Embed the snapshot's profiles and the catalogue's item texts."""
-    run_date = _run_date_for(spark, config, "profiles")
+    run_date = run_date_for(spark, config, "profiles")
     profiles = read_table(spark, f"{config.table_path('profiles')}/run_date={run_date}")
     items = read_table(spark, config.table_path("validated/items"))
     as_of = pd.Timestamp(profiles.selectExpr("max(event_timestamp) AS t").first().t, tz="UTC")
@@ -237,8 +217,8 @@ def run_embeddings(spark, config: JobConfig) -> dict:
         for batch in batches:
             yield embed_items(batch, encoder, as_of)
 
-    user_vectors = profiles.repartition(slots).mapInPandas(profile_partition, schema=_ddl(schemas.USER_PROFILE_EMBEDDINGS))
-    item_vectors = items.repartition(slots).mapInPandas(item_partition, schema=_ddl(schemas.ITEM_TEXT_EMBEDDINGS))
+    user_vectors = profiles.repartition(slots).mapInPandas(profile_partition, schema=ddl(schemas.USER_PROFILE_EMBEDDINGS))
+    item_vectors = items.repartition(slots).mapInPandas(item_partition, schema=ddl(schemas.ITEM_TEXT_EMBEDDINGS))
     out = {
         "user_profile_embeddings": write_atomic(user_vectors, config.table_path("user_profile_embeddings"), run_date),
         "item_text_embeddings": write_atomic(item_vectors, config.table_path("item_text_embeddings"), run_date),
@@ -248,4 +228,4 @@ def run_embeddings(spark, config: JobConfig) -> dict:
         "profiles": read_table(spark, out["user_profile_embeddings"]).count(),
         "items": read_table(spark, out["item_text_embeddings"]).count(),
     }
-    return _write_summary(config, "embeddings", summary)
+    return write_summary(config, "embeddings", summary)
