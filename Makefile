@@ -1,0 +1,40 @@
+# Two commands for a fresh machine: `make demo` and `make test`.
+# Both bootstrap .venv and the packages; `make test` also installs redis-server
+# (Debian package) when it is missing.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test install system-deps redis-server bench clean
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip wheel setuptools
+	# torch first and pinned: 2.13.0 is the CPU wheel; anything else pulls CUDA wheels.
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[all,dev]'
+	touch $@
+
+install: system-deps $(STAMP)
+
+# Spark needs a Java 17+ runtime.
+system-deps:
+	@command -v java >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q openjdk-17-jre-headless; }
+
+redis-server:
+	@command -v redis-server >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q redis-server; }
+
+demo: install
+	$(VENV)/bin/profile-features demo
+
+test: install redis-server
+	$(PY) -m pytest
+
+bench: install
+	$(PY) benchmarks/embed_throughput.py
+
+clean:
+	rm -rf feature_repo/data .pytest_cache

@@ -1,0 +1,90 @@
+"""Shared fixtures: small generated data, one local SparkSession, the real encoder,
+a real redis-server on a free port, and one pipeline run reused by Spark/Feast tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from profile_features.config import EmbeddingConfig, JobConfig, SampleConfig, SparkConfig
+from profile_features.datasets import generate_sample
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def small_sample():
+    return generate_sample(SampleConfig(users=40, items=60, mean_interactions=15, seed=3))
+
+
+@pytest.fixture(scope="session")
+def spark():
+    from profile_features.spark.session import build_spark
+
+    session = build_spark(SparkConfig(master="local[2]", app_name="profile-features-tests", conf={"spark.sql.shuffle.partitions": "4"}))
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def encoder():
+    from profile_features.embeddings import cached_encoder
+
+    return cached_encoder(EmbeddingConfig())
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(tmp_path_factory, spark, small_sample):
+    """Validate + two snapshots of the small sample, as the demo runs them."""
+    from profile_features.pipeline import run_pipeline, snapshot_cutoffs, write_inputs
+
+    root = tmp_path_factory.mktemp("pipeline")
+    inputs = write_inputs(small_sample.interactions, small_sample.items, root / "raw")
+    config = JobConfig(data_dir=str(root / "data"), inputs=inputs)
+    cutoffs = snapshot_cutoffs(small_sample.interactions["timestamp"], [0.6, 1.0])
+    summaries = run_pipeline(spark, config, cutoffs)
+    return {"config": config, "cutoffs": cutoffs, "summaries": summaries, "root": root}
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """A real redis-server on a free port for this test session, stopped by its own pid."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server not found: `make test` installs it (apt-get install redis-server)")
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    import redis
+
+    client = redis.Redis(host="127.0.0.1", port=port)
+    for _ in range(100):
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    else:
+        process.kill()
+        pytest.fail("redis-server did not start")
+    yield {"host": "127.0.0.1", "port": port, "process": process}
+    process.terminate()
+    process.wait(timeout=10)

@@ -1,0 +1,31 @@
+import pytest
+
+from profile_features.config import load_config
+
+
+def test_yaml_and_overrides(tmp_path):
+    path = tmp_path / "job.yaml"
+    path.write_text("data_dir: /data\nhistory:\n  max_length: 20\n")
+    config = load_config(path, ["history.cutoff=2026-05-01T00:00:00Z", "embedding.batch_size=8"])
+    assert config.data_dir == "/data"
+    assert config.history.max_length == 20
+    assert config.history.cutoff.isoformat() == "2026-05-01T00:00:00+00:00"
+    assert config.embedding.batch_size == 8
+
+
+def test_unknown_key_names_the_file_and_field(tmp_path):
+    path = tmp_path / "job.yaml"
+    path.write_text("history:\n  max_lenght: 20\n")
+    with pytest.raises(ValueError, match=r"(?s)job\.yaml.*history\.max_lenght"):
+        load_config(path)
+
+
+def test_config_is_frozen():
+    config = load_config(None)
+    with pytest.raises(Exception):
+        config.history.max_length = 3
+
+
+def test_naive_cutoff_is_utc():
+    config = load_config(None, ["history.cutoff=2026-05-01T12:00:00"])
+    assert config.history.cutoff.utcoffset().total_seconds() == 0

@@ -1,0 +1,158 @@
+"""The Spark wrappers and entry files, on small generated data, in local mode."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from profile_features.histories import build_histories
+from profile_features.validation import InputSchemaError
+
+pytestmark = pytest.mark.spark
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def read(path):
+    return pd.read_parquet(path)
+
+
+def partition(config, table, cutoff):
+    return Path(config.table_path(table)) / f"run_date={cutoff:%Y-%m-%d}"
+
+
+def test_pipeline_writes_every_table_per_snapshot(pipeline_run, small_sample):
+    config, cutoffs = pipeline_run["config"], pipeline_run["cutoffs"]
+    assert len(cutoffs) == 2
+    for cutoff in cutoffs:
+        before = small_sample.interactions[small_sample.interactions.timestamp < cutoff]
+        histories = read(partition(config, "histories", cutoff))
+        assert sorted(histories.user_id) == sorted(before.user_id.unique())
+        profiles = read(partition(config, "profiles", cutoff))
+        assert sorted(profiles.user_id) == sorted(histories.user_id)
+        vectors = read(partition(config, "user_profile_embeddings", cutoff))
+        assert sorted(vectors.user_id) == sorted(histories.user_id)
+        assert {len(v) for v in vectors.profile_embedding} == {384}
+        items = read(partition(config, "item_text_embeddings", cutoff))
+        assert sorted(items.item_id) == sorted(small_sample.items.item_id)
+        stats = read(partition(config, "item_stats", cutoff)).set_index("item_id")
+        assert len(stats) == len(small_sample.items)  # unseen items get count 0, not a gap
+        expected = before.groupby("item_id").size().reindex(stats.index, fill_value=0)
+        assert (stats.item_interaction_count == expected).all()
+        assert str(vectors.event_timestamp.dtype) == "datetime64[us, UTC]"
+        assert (vectors.event_timestamp == cutoff).all()
+
+
+def test_spark_histories_equal_the_pandas_function(pipeline_run, small_sample):
+    config, cutoff = pipeline_run["config"], pipeline_run["cutoffs"][0]
+    spark_out = read(partition(config, "histories", cutoff)).sort_values("user_id").reset_index(drop=True)
+    events = small_sample.interactions.merge(small_sample.items, on="item_id")
+    pandas_out = build_histories(events, cutoff, config.history.max_length).reset_index(drop=True)
+    assert spark_out.history_hash.tolist() == pandas_out.history_hash.tolist()
+    assert spark_out.item_ids.map(list).tolist() == pandas_out.item_ids.tolist()
+
+
+def test_embeddings_match_the_encoder(pipeline_run, encoder):
+    config, cutoff = pipeline_run["config"], pipeline_run["cutoffs"][-1]
+    vectors = read(partition(config, "user_profile_embeddings", cutoff)).head(5)
+    expected = encoder.encode(vectors.profile_text.tolist())
+    np.testing.assert_allclose(np.stack(vectors.profile_embedding), expected, atol=1e-5)
+    assert set(vectors.generator) == {"rule_based"} and set(vectors.encoder) == {"all-MiniLM-L6-v2"}
+    assert vectors.history_hash.str.len().eq(32).all()
+
+
+def write_job_yaml(tmp_path, interactions_path, items_path):
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump({
+        "data_dir": str(tmp_path / "data"),
+        "inputs": {"interactions": {"path": str(interactions_path)}, "items": {"path": str(items_path)}},
+        "spark": {"master": "local[2]"},
+    }))
+    return path
+
+
+def test_validate_entry_writes_rejects_and_accounts_for_every_row(tmp_path, spark):
+    from spark_jobs import validate_inputs
+
+    items = tmp_path / "items.csv"
+    items.write_text("item_id,title,genres\ni1,Alpha,Drama\ni2,Beta,Comedy\ni2,Beta again,Comedy\n,No id,Drama\n")
+    interactions = tmp_path / "events.csv"
+    interactions.write_text(
+        "user_id,item_id,timestamp,rating\n"
+        "u1,i1,2026-01-01T00:00:00Z,5\n"
+        "u1,i1,2026-01-01T00:00:00Z,5\n"
+        "u1,i2,tomorrow,4\n"
+        ",i2,1767225600,3\n"
+        "u2,i3,1767225600,3\n"
+        "u2,i2,1767225600,\n"
+    )
+    summary = validate_inputs.main(["--config", str(write_job_yaml(tmp_path, interactions, items))])
+    tables = summary["tables"]
+    assert tables["items"] == {"source": str(items), "read": 4, "accepted": 2, "rejected": 2,
+                               "rejected_by_reason": {"duplicate item_id": 1, "null item_id": 1}}
+    assert tables["interactions"]["read"] == 6 and tables["interactions"]["accepted"] == 2
+    assert tables["interactions"]["rejected_by_reason"] == {
+        "duplicate interaction": 1, "unparseable timestamp": 1, "null user_id": 1, "unknown item_id": 1}
+    rejects = read(tmp_path / "data" / "rejects")
+    assert len(rejects) == 6
+    bad_ts = rejects[rejects.reason == "unparseable timestamp"].iloc[0]
+    assert json.loads(bad_ts.record)["timestamp"] == "tomorrow" and bad_ts.source_file.endswith("events.csv")
+    accepted = read(tmp_path / "data" / "validated" / "interactions")
+    assert sorted(accepted.user_id) == ["u1", "u2"]
+    assert list((tmp_path / "data" / "runs").glob("validate-*.json"))
+
+
+def test_missing_column_fails_naming_file_and_column(tmp_path, spark):
+    from spark_jobs import validate_inputs
+
+    items = tmp_path / "items.csv"
+    items.write_text("item_id,title\ni1,Alpha\n")
+    interactions = tmp_path / "events.csv"
+    interactions.write_text("user,item_id,timestamp\nu1,i1,0\n")
+    with pytest.raises(InputSchemaError, match=r"events\.csv.*\['user_id'\]"):
+        validate_inputs.main(["--config", str(write_job_yaml(tmp_path, interactions, items))])
+
+
+def test_failed_write_leaves_the_previous_partition(tmp_path, spark):
+    from profile_features.spark.io import write_atomic
+
+    table = str(tmp_path / "t")
+    write_atomic(spark.createDataFrame(pd.DataFrame({"x": [1, 2]})), table, "2026-01-01")
+
+    def explode(batches):
+        for batch in batches:
+            raise RuntimeError("worker died")
+            yield batch
+
+    broken = spark.createDataFrame(pd.DataFrame({"x": [3]})).mapInPandas(explode, schema="x long")
+    with pytest.raises(Exception, match="worker died"):
+        write_atomic(broken, table, "2026-01-01")
+    assert sorted(read(table).x) == [1, 2]
+    assert [p.name for p in Path(table).iterdir()] == ["run_date=2026-01-01"]
+    write_atomic(spark.createDataFrame(pd.DataFrame({"x": [7]})), table, "2026-01-01")
+    assert read(table).x.tolist() == [7]  # re-running a snapshot replaces it
+
+
+@pytest.mark.slow
+def test_entry_file_runs_under_spark_submit(pipeline_run, tmp_path):
+    """The real spark-submit path: a separate JVM and Python workers from the venv."""
+    config = pipeline_run["config"]
+    job_yaml = tmp_path / "job.yaml"
+    job_yaml.write_text(yaml.safe_dump({"data_dir": str(tmp_path / "data"), "spark": {"master": None}}))
+    # reuse the validated tables of the session's pipeline run
+    import shutil
+
+    shutil.copytree(config.table_path("validated"), tmp_path / "data" / "validated")
+    spark_submit = Path(sys.executable).with_name("spark-submit")
+    result = subprocess.run(
+        [str(spark_submit), "--master", "local[1]", str(REPO_ROOT / "spark_jobs" / "build_histories.py"),
+         "--config", str(job_yaml), "--set", "history.cutoff=2026-03-01T00:00:00Z"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = read(tmp_path / "data" / "histories" / "run_date=2026-03-01")
+    assert len(out) > 0 and (out.event_timestamp == pd.Timestamp("2026-03-01", tz="UTC")).all()
