@@ -31,7 +31,7 @@ __all__ = [
     "apply_and_materialize",
 ]
 
-REPO_FILES = ("feature_store.yaml", "features.py", "profile_features.yaml", ".feastignore")
+REPO_FILES = ("feature_store.yaml", "feature_store.redis.yaml", "features.py", "profile_features.yaml", ".feastignore")
 _T0 = time.monotonic()
 
 
@@ -115,20 +115,24 @@ def prepare_repo(source: Path, target: Path) -> Path:
     return target
 
 
-def feast_cli(repo: Path, *args: str) -> str:
-    """Run the real `feast` CLI on `repo`; raise with its output if it fails."""
+def feast_cli(repo: Path, *args: str, store_yaml: Path | None = None) -> str:
+    """Run the real `feast` CLI on `repo` (optionally another feature_store.yaml);
+    raise with its output if it fails."""
     feast = Path(sys.executable).with_name("feast")
-    command = [str(feast) if feast.exists() else "feast", "-c", str(repo), *args]
+    command = [str(feast) if feast.exists() else "feast", "-c", str(repo)]
+    if store_yaml is not None:
+        command += ["-f", str(Path(store_yaml).resolve())]
+    command += list(args)
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result.stdout
 
 
-def apply_and_materialize(repo: Path, end: datetime | None = None) -> None:
+def apply_and_materialize(repo: Path, end: datetime | None = None, store_yaml: Path | None = None) -> None:
     """`feast apply` then `feast materialize-incremental <end>` (default: now)."""
     end = end or datetime.now(timezone.utc) + timedelta(seconds=1)
     log(f"feast apply ({repo})")
-    feast_cli(repo, "apply")
+    feast_cli(repo, "apply", store_yaml=store_yaml)
     log(f"feast materialize-incremental {end:%Y-%m-%dT%H:%M:%S}")
-    feast_cli(repo, "materialize-incremental", end.strftime("%Y-%m-%dT%H:%M:%S"))
+    feast_cli(repo, "materialize-incremental", end.strftime("%Y-%m-%dT%H:%M:%S"), store_yaml=store_yaml)
