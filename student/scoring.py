@@ -98,7 +98,9 @@ def score_users(histories: pd.DataFrame, model: LoadedStudent, batch_size: int =
     has_head = net.distill_head is not None
     p = net.profile_dim
     profiles = np.tile(net.fallback_profile.cpu().numpy().astype(np.float32), (n, 1)) if has_head else None
+    # Batches of similar lengths pad less; outputs do not depend on the padding width.
     rows = np.flatnonzero(~fallback)
+    rows = rows[np.argsort(lengths[rows], kind="stable")]
     for start in range(0, len(rows), batch_size):
         idx = rows[start : start + batch_size]
         items = pad_left([encoded[i] for i in idx], max_len).to(net.device)

@@ -125,3 +125,14 @@ def test_wrong_profile_width_is_an_error(ckpt):
 def test_empty_batch(ckpt):
     out = score_users(pd.DataFrame({"user_id": [], "item_ids": []}), load_student(ckpt[0]))
     assert list(out.columns) == OUTPUT_COLUMNS and len(out) == 0
+
+
+def test_batch_scoring_equals_one_user_at_a_time(ckpt):
+    student = load_student(ckpt[0])
+    hist = pd.DataFrame({"user_id": list("abcd"), "item_ids": [["i1"] * 3, ["i2", "i9"], ["i7"] * 25, ["i4"]]})
+    together = score_users(hist, student, batch_size=3)
+    alone = pd.concat([score_users(hist.iloc[[i]], student) for i in range(4)], ignore_index=True)
+    np.testing.assert_allclose(np.stack(together["student_embedding"]), np.stack(alone["student_embedding"]), atol=1e-5)
+    np.testing.assert_allclose(
+        np.stack(together["student_profile_embedding"]), np.stack(alone["student_profile_embedding"]), atol=1e-5
+    )
