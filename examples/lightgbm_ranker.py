@@ -27,7 +27,14 @@ from profile_features.ranking import candidate_rows, mean_ndcg_at_k
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BASELINE = ["user_interaction_count", "user_mean_rating", "user_days_active", "item_interaction_count", "item_mean_rating"]
-SEMANTIC = ["profile_item_similarity"]
+SIMILARITY = ["profile_item_similarity"]
+COMPRESSED = [f"{p}_pc_{i}" for p in ("profile", "item") for i in range(16)]
+CLUSTERS = ["profile_cluster", "item_cluster"]
+COLUMN_SETS = {
+    "without semantic columns": BASELINE,
+    "+ similarity": BASELINE + SIMILARITY,
+    "+ all semantic columns": BASELINE + SIMILARITY + COMPRESSED + CLUSTERS,
+}
 
 
 def load(dataset: str, ml100k_path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -62,12 +69,15 @@ def training_frame(store, interactions, item_ids, start, end, negatives, seed) -
 def fit_and_score(train: pd.DataFrame, test: pd.DataFrame, columns: list[str], seed: int) -> float:
     import lightgbm as lgb
 
+    categorical = [c for c in columns if c.endswith("_cluster")]
+
     model = lgb.LGBMRanker(
         objective="lambdarank", n_estimators=200, learning_rate=0.05, num_leaves=15,
         min_child_samples=20, subsample=0.8, subsample_freq=1, colsample_bytree=1.0,
         random_state=seed, verbose=-1,
     )
-    model.fit(train[columns], train.label, group=train.groupby("user_id", sort=False).size().to_numpy())
+    model.fit(train[columns], train.label, group=train.groupby("user_id", sort=False).size().to_numpy(),
+              categorical_feature=categorical or "auto")
     scored = test.assign(score=model.predict(test[columns]))
     return mean_ndcg_at_k(scored, "score", k=10)
 
@@ -87,22 +97,22 @@ def main(argv=None) -> dict:
     repo, (train_cutoff, test_cutoff) = build_feature_repo(interactions, items, workdir, [0.6, 0.8])
     store = FeatureStore(repo_path=str(repo))
     end = interactions.timestamp.max() + pd.Timedelta(seconds=1)
-    results = {"baseline": [], "with_semantic": []}
+    results: dict[str, list[float]] = {name: [] for name in COLUMN_SETS}
     for seed in range(args.seeds):
         log(f"seed {seed}: point-in-time training rows from Feast")
         train = training_frame(store, interactions, items.item_id.to_numpy(), train_cutoff, test_cutoff, args.negatives, seed)
         test = training_frame(store, interactions, items.item_id.to_numpy(), test_cutoff, end, args.negatives, 1000 + seed)
-        results["baseline"].append(fit_and_score(train, test, BASELINE, seed))
-        results["with_semantic"].append(fit_and_score(train, test, BASELINE + SEMANTIC, seed))
+        for name, columns in COLUMN_SETS.items():
+            results[name].append(fit_and_score(train, test, columns, seed))
         log(f"  train {len(train)} rows / {train.user_id.nunique()} users, test {len(test)} rows / {test.user_id.nunique()} users; "
-            f"NDCG@10 baseline {results['baseline'][-1]:.4f}, with semantic {results['with_semantic'][-1]:.4f}")
-    base, semantic = np.array(results["baseline"]), np.array(results["with_semantic"])
+            + ", ".join(f"{name}: {values[-1]:.4f}" for name, values in results.items()))
     print(f"\n=== LightGBM lambdarank on {args.dataset}: NDCG@10 on the held-out window ({args.seeds} seeds, "
           f"{args.negatives} popularity-sampled negatives per user) ===")
-    print(f"  without semantic columns: {base.mean():.4f} +/- {base.std():.4f}   ({', '.join(BASELINE)})")
-    print(f"  with semantic columns:    {semantic.mean():.4f} +/- {semantic.std():.4f}   (+ {', '.join(SEMANTIC)})")
-    print(f"  lift: {100 * (semantic.mean() / base.mean() - 1):+.1f}%")
-    return {"baseline": results["baseline"], "with_semantic": results["with_semantic"]}
+    base = np.mean(results["without semantic columns"])
+    for name, values in results.items():
+        values = np.array(values)
+        print(f"  {name:26s} {values.mean():.4f} +/- {values.std():.4f}   lift {100 * (values.mean() / base - 1):+6.1f}%")
+    return results
 
 
 if __name__ == "__main__":

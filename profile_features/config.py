@@ -26,6 +26,7 @@ __all__ = [
     "HistoryConfig",
     "ProfileConfig",
     "EmbeddingConfig",
+    "SemanticConfig",
     "SparkConfig",
     "FeastConfig",
     "JobConfig",
@@ -97,6 +98,18 @@ class EmbeddingConfig(StrictModel):
     threads_per_worker: int | None = None
 
 
+class SemanticConfig(StrictModel):
+    """Compressed dimensions and cluster ids of profile and item embeddings."""
+
+    components: int = Field(16, gt=0)
+    clusters: int = Field(16, gt=1)
+    # False: reuse the newest saved transform that fits (columns keep their meaning
+    # across snapshots); True: fit a new one on this snapshot.
+    refit: bool = False
+    fit_sample_rows: int = Field(200_000, gt=0)
+    seed: int = 0
+
+
 class SparkConfig(StrictModel):
     master: str | None = "local[*]"  # None: leave it to spark-submit
     app_name: str = "profile-features"
@@ -116,6 +129,7 @@ class JobConfig(StrictModel):
     history: HistoryConfig = HistoryConfig()
     profile: ProfileConfig = ProfileConfig()
     embedding: EmbeddingConfig = EmbeddingConfig()
+    semantic: SemanticConfig = SemanticConfig()
     spark: SparkConfig = SparkConfig()
     feast: FeastConfig = FeastConfig()
 

@@ -88,6 +88,7 @@ def run_pipeline(spark, config: JobConfig, cutoffs: Sequence[datetime]) -> dict:
     """Validate inputs, then build one snapshot (histories, profiles, embeddings) per cutoff."""
     from profile_features.spark import stages
     from profile_features.spark.profile_job import run_profiles
+    from profile_features.spark.semantic_job import run_semantic_columns
 
     log("validating inputs")
     summaries = {"validate": stages.run_validate(spark, config), "snapshots": []}
@@ -103,7 +104,12 @@ def run_pipeline(spark, config: JobConfig, cutoffs: Sequence[datetime]) -> dict:
         log(f"snapshot {cutoff:%Y-%m-%d}: embeddings (profiles and item texts)")
         embeddings = stages.run_embeddings(spark, snapshot_config)
         log(f"  {embeddings['profiles']} profile vectors, {embeddings['items']} item vectors")
-        summaries["snapshots"].append({"histories": histories, "profiles": profiles, "embeddings": embeddings})
+        log(f"snapshot {cutoff:%Y-%m-%d}: semantic columns (PCA, clusters)")
+        semantic = run_semantic_columns(spark, snapshot_config)
+        for kind, info in semantic["transforms"].items():
+            log(f"  {kind}: transform {info['transform_id']} ({'fitted now' if info['fitted_now'] else 'reused'}, "
+                f"{info['explained_variance']:.0%} of variance)")
+        summaries["snapshots"].append({"histories": histories, "profiles": profiles, "embeddings": embeddings, "semantic": semantic})
     return summaries
 
 

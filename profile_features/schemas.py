@@ -22,6 +22,7 @@ __all__ = [
     "USER_STATS",
     "ITEM_STATS",
     "conform",
+    "semantic_schema",
     "to_utc",
 ]
 
@@ -127,6 +128,15 @@ ITEM_STATS = pa.schema(
         ("item_mean_rating", pa.float64()),
     ]
 )
+
+
+def semantic_schema(key: str, prefix: str, components: int) -> pa.Schema:
+    """user_semantic / item_semantic: `<prefix>_pc_0..k-1`, `<prefix>_cluster`, transform id."""
+    return pa.schema(
+        [(key, pa.string()), ("event_timestamp", TS)]
+        + [(f"{prefix}_pc_{i}", pa.float32()) for i in range(components)]
+        + [(f"{prefix}_cluster", pa.int64()), (f"{prefix}_transform_id", pa.string())]
+    )
 
 
 def conform(frame: pd.DataFrame, schema: pa.Schema) -> pd.DataFrame:

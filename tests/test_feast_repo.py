@@ -68,8 +68,16 @@ def test_online_vectors_and_similarity(materialized, pipeline_run, small_sample)
         features=store.get_feature_service("gbdt_ranker"),
         entity_rows=[{"user_id": user_id, "item_id": item} for item in candidates],
     ).to_df()
-    assert {"user_interaction_count", "item_interaction_count", "profile_item_similarity"} <= set(service.columns)
-    assert not any(c.endswith("embedding") for c in service.columns)  # scalar columns only for a GBDT
+    assert {"user_interaction_count", "item_interaction_count", "profile_item_similarity",
+            "profile_pc_0", "profile_pc_15", "profile_cluster", "item_pc_0", "item_cluster"} <= set(service.columns)
+    semantic = table(pipeline_run, "user_semantic", latest)
+    assert service.profile_pc_3.iloc[0] == pytest.approx(semantic.loc[user_id, "profile_pc_3"], abs=1e-6)
+    assert service.profile_cluster.iloc[0] == semantic.loc[user_id, "profile_cluster"]
+    assert not any(c.endswith("embedding") or c.endswith("transform_id") for c in service.columns)  # numbers only
+
+    two_tower = store.get_online_features(features=store.get_feature_service("two_tower"),
+                                          entity_rows=[{"user_id": user_id, "item_id": candidates[0]}]).to_df()
+    assert len(two_tower.profile_embedding.iloc[0]) == 384 and len(two_tower.item_text_embedding.iloc[0]) == 384
 
 
 def test_unknown_user_gets_missing_values_not_an_error(materialized):

@@ -47,6 +47,22 @@ def test_pipeline_writes_every_table_per_snapshot(pipeline_run, small_sample):
         assert (vectors.event_timestamp == cutoff).all()
 
 
+def test_semantic_columns_reuse_one_transform_across_snapshots(pipeline_run, small_sample):
+    config, (early, late) = pipeline_run["config"], pipeline_run["cutoffs"]
+    first, second = (read(partition(config, "user_semantic", c)) for c in (early, late))
+    assert set(first.profile_transform_id) == set(second.profile_transform_id)
+    assert len(set(first.profile_transform_id)) == 1
+    assert sorted(second.user_id) == sorted(read(partition(config, "histories", late)).user_id)
+    assert [f"profile_pc_{i}" for i in range(16)] == [c for c in second.columns if c.startswith("profile_pc_")]
+    assert second.profile_cluster.between(0, 15).all()
+    items = read(partition(config, "item_semantic", late))
+    assert sorted(items.item_id) == sorted(small_sample.items.item_id)
+    transforms = Path(config.table_path("transforms"))
+    assert sorted(p.name.split("-")[0] for p in transforms.iterdir()) == ["item", "profile"]
+    summaries = [s["semantic"]["transforms"]["profile"]["fitted_now"] for s in pipeline_run["summaries"]["snapshots"]]
+    assert summaries == [True, False]
+
+
 def test_spark_histories_equal_the_pandas_function(pipeline_run, small_sample):
     config, cutoff = pipeline_run["config"], pipeline_run["cutoffs"][0]
     spark_out = read(partition(config, "histories", cutoff)).sort_values("user_id").reset_index(drop=True)

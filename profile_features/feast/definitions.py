@@ -24,8 +24,11 @@ class Definitions:
     item_text: object
     user_stats: object
     item_stats: object
+    user_semantic: object
+    item_semantic: object
     user_item_similarity: object
     gbdt_ranker: object
+    two_tower: object
 
     def objects(self) -> dict[str, object]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -88,6 +91,17 @@ def build_definitions(settings: FeastSettings) -> Definitions:
         [Field(name="item_interaction_count", dtype=Int64), Field(name="item_mean_rating", dtype=Float64)],
         "Item popularity and mean rating before the snapshot cutoff",
     )
+    def semantic(name, entity, table, key, prefix, what):
+        pcs = [Field(name=f"{prefix}_pc_{i}", dtype=Float32) for i in range(settings.semantic_components)]
+        return view(
+            name, entity, table, key,
+            [*pcs, Field(name=f"{prefix}_cluster", dtype=Int64), Field(name=f"{prefix}_transform_id", dtype=String)],
+            f"PCA components and k-means cluster id of the {what} embedding (one fitted transform, id served alongside)",
+        )
+
+    user_semantic = semantic("user_semantic", user, "user_semantic", "user_id", "profile", "profile")
+    item_semantic = semantic("item_semantic", item, "item_semantic", "item_id", "item", "item text")
+    numeric = lambda fv: fv[[f.name for f in fv.features if f.dtype != String]]  # noqa: E731  GBDTs take numbers
     similarity = on_demand_feature_view(
         name="user_item_similarity",
         sources=[user_profile[["profile_embedding"]], item_text[["item_text_embedding"]]],
@@ -98,8 +112,15 @@ def build_definitions(settings: FeastSettings) -> Definitions:
     )(profile_item_similarity)
     gbdt_ranker = FeatureService(
         name="gbdt_ranker",
-        features=[user_stats, item_stats, similarity],
+        features=[user_stats, item_stats, numeric(user_semantic), numeric(item_semantic), similarity],
         description="Scalar columns for a GBDT ranker: behaviour plus LLM-profile semantics",
         tags=tags,
     )
-    return Definitions(user, item, user_profile, item_text, user_stats, item_stats, similarity, gbdt_ranker)
+    two_tower = FeatureService(
+        name="two_tower",
+        features=[user_profile[["profile_embedding"]], item_text[["item_text_embedding"]]],
+        description="Dense vectors for a two-tower model's user and item towers",
+        tags=tags,
+    )
+    return Definitions(user, item, user_profile, item_text, user_stats, item_stats, user_semantic, item_semantic,
+                       similarity, gbdt_ranker, two_tower)

@@ -1,0 +1,144 @@
+"""GBDT-ready semantic columns: compressed dimensions and cluster ids of embeddings.
+
+A `SemanticTransform` (PCA to k dimensions + k-means in PCA space) is fitted once on
+one snapshot's vectors and then reused, unchanged, for later snapshots: a tree that
+learned splits on `profile_pc_3` must see the same axis at serving time. It is
+saved with its provenance (what it was fitted on, encoder, dims) and its id is
+served next to the columns, so a training row and a serving row can be checked to
+come from the same transform.
+
+Sentence-encoder vectors are anisotropic (all pairs have high cosine); PCA centres
+them first, so the components carry the user-specific part, not the shared mean.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["SemanticTransform", "fit_transform_model", "apply_transform", "save_transform", "load_transform", "latest_transform"]
+
+
+@dataclass(frozen=True)
+class SemanticTransform:
+    """Fitted PCA + k-means. Arrays: mean (d,), components (k, d), centroids (c, k)."""
+
+    kind: str  # "profile" or "item"
+    mean: np.ndarray
+    components: np.ndarray
+    explained_variance_ratio: np.ndarray
+    centroids: np.ndarray
+    encoder: str
+    fitted_on: str  # e.g. "user_profile_embeddings/run_date=2026-05-01"
+    fitted_rows: int
+    input_hash: str
+
+    @property
+    def transform_id(self) -> str:
+        """Content hash of the fitted arrays: equal ids mean equal columns."""
+        digest = hashlib.sha256()
+        for array in (self.mean, self.components, self.centroids):
+            digest.update(np.ascontiguousarray(array, dtype=np.float32).tobytes())
+        return f"{self.kind}-{digest.hexdigest()[:16]}"
+
+
+def _matrix(vectors) -> np.ndarray:
+    return np.stack([np.asarray(v, dtype=np.float32) for v in vectors]).astype(np.float64)
+
+
+def fit_transform_model(vectors, kind: str, components: int, clusters: int, encoder: str, fitted_on: str, seed: int = 0) -> SemanticTransform:
+    """Fit PCA (via SVD of the centred matrix) and k-means (in PCA space).
+
+    Args:
+        vectors: n vectors of width d (n >= max(components, clusters)).
+    """
+    from sklearn.cluster import KMeans
+
+    matrix = _matrix(vectors)
+    n, d = matrix.shape
+    if n < max(components, clusters):
+        raise ValueError(f"{kind}: {n} vectors cannot fit {components} components and {clusters} clusters")
+    mean = matrix.mean(axis=0)
+    centred = matrix - mean
+    _, singular, vt = np.linalg.svd(centred, full_matrices=False)
+    # Sign convention: the largest-magnitude loading of each component is positive,
+    # so refitting on the same data gives the same columns.
+    signs = np.sign(vt[np.arange(vt.shape[0]), np.abs(vt).argmax(axis=1)])
+    vt = vt * signs[:, None]
+    variance = singular**2
+    projected = centred @ vt[:components].T
+    kmeans = KMeans(n_clusters=clusters, n_init=4, random_state=seed).fit(projected)
+    # Order clusters by size (largest = 0) so ids do not depend on k-means' labelling.
+    order = np.argsort(-np.bincount(kmeans.labels_, minlength=clusters), kind="stable")
+    return SemanticTransform(
+        kind=kind,
+        mean=mean.astype(np.float32),
+        components=vt[:components].astype(np.float32),
+        explained_variance_ratio=(variance[:components] / variance.sum()).astype(np.float32),
+        centroids=kmeans.cluster_centers_[order].astype(np.float32),
+        encoder=encoder,
+        fitted_on=fitted_on,
+        fitted_rows=n,
+        input_hash=hashlib.sha256(np.ascontiguousarray(matrix, dtype=np.float32).tobytes()).hexdigest()[:16],
+    )
+
+
+def apply_transform(vectors, transform: SemanticTransform, prefix: str) -> pd.DataFrame:
+    """Columns `<prefix>_pc_0..k-1` (float32), `<prefix>_cluster` (int64) and `<prefix>_transform_id`.
+
+    Rows whose vector is missing get NaN components and cluster -1.
+    """
+    k = transform.components.shape[0]
+    present = np.array([v is not None and len(v) == transform.mean.shape[0] for v in vectors], dtype=bool)
+    pcs = np.full((len(present), k), np.nan, dtype=np.float32)
+    cluster = np.full(len(present), -1, dtype=np.int64)
+    if present.any():
+        matrix = _matrix([v for v, ok in zip(vectors, present) if ok])
+        projected = (matrix - transform.mean) @ transform.components.T.astype(np.float64)
+        pcs[present] = projected.astype(np.float32)
+        distances = ((projected[:, None, :] - transform.centroids[None, :, :].astype(np.float64)) ** 2).sum(axis=2)
+        cluster[present] = distances.argmin(axis=1)
+    frame = pd.DataFrame({f"{prefix}_pc_{i}": pcs[:, i] for i in range(k)})
+    frame[f"{prefix}_cluster"] = cluster
+    frame[f"{prefix}_transform_id"] = transform.transform_id
+    return frame
+
+
+def save_transform(transform: SemanticTransform, directory: str | Path) -> Path:
+    """Write `<directory>/<transform_id>/{arrays.npz, meta.json}`; returns that folder.
+
+    npz without pickle and JSON metadata: loading never executes stored code.
+    """
+    folder = Path(directory) / transform.transform_id
+    folder.mkdir(parents=True, exist_ok=True)
+    np.savez(folder / "arrays.npz", mean=transform.mean, components=transform.components,
+             explained_variance_ratio=transform.explained_variance_ratio, centroids=transform.centroids)
+    meta = {k: v for k, v in asdict(transform).items() if not isinstance(v, np.ndarray)}
+    meta["transform_id"] = transform.transform_id
+    (folder / "meta.json").write_text(json.dumps(meta, indent=2))
+    return folder
+
+
+def load_transform(folder: str | Path) -> SemanticTransform:
+    folder = Path(folder)
+    meta = json.loads((folder / "meta.json").read_text())
+    with np.load(folder / "arrays.npz", allow_pickle=False) as arrays:
+        transform = SemanticTransform(**{k: v for k, v in meta.items() if k != "transform_id"}, **{k: arrays[k] for k in arrays.files})
+    if transform.transform_id != meta["transform_id"]:
+        raise ValueError(f"{folder}: arrays do not match the recorded transform id {meta['transform_id']}")
+    return transform
+
+
+def latest_transform(directory: str | Path, kind: str, encoder: str, components: int, clusters: int) -> SemanticTransform | None:
+    """The most recently saved transform of `kind` that fits the encoder and sizes, if any."""
+    candidates = sorted(Path(directory).glob(f"{kind}-*/meta.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for meta_path in candidates:
+        transform = load_transform(meta_path.parent)
+        if transform.encoder == encoder and transform.components.shape[0] == components and transform.centroids.shape[0] == clusters:
+            return transform
+    return None

@@ -1,0 +1,61 @@
+"""Semantic columns in Spark: fit (or reuse) the transforms, apply them to a snapshot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from profile_features import schemas
+from profile_features.config import JobConfig
+from profile_features.semantic import apply_transform, fit_transform_model, latest_transform, save_transform
+from profile_features.spark.io import read_table, write_atomic
+from profile_features.spark.stages import ddl, run_date_for, write_summary
+
+__all__ = ["run_semantic_columns"]
+
+# (kind, embeddings table, vector column, key, column prefix, output table)
+_KINDS = (
+    ("profile", "user_profile_embeddings", "profile_embedding", "user_id", "profile", "user_semantic"),
+    ("item", "item_text_embeddings", "item_text_embedding", "item_id", "item", "item_semantic"),
+)
+
+
+def _transform_for(spark, config: JobConfig, kind: str, frame, vector_column: str, fitted_on: str):
+    settings = config.semantic
+    directory = Path(config.table_path("transforms"))
+    encoder = frame.select("encoder").first().encoder
+    if not settings.refit:
+        existing = latest_transform(directory, kind, encoder, settings.components, settings.clusters)
+        if existing is not None:
+            return existing, False
+    total = frame.count()
+    sample = frame if total <= settings.fit_sample_rows else frame.sample(fraction=settings.fit_sample_rows / total, seed=settings.seed)
+    vectors = [row[vector_column] for row in sample.select(vector_column).collect()]
+    transform = fit_transform_model(vectors, kind, settings.components, settings.clusters, encoder, fitted_on, settings.seed)
+    save_transform(transform, directory)
+    return transform, True
+
+
+def run_semantic_columns(spark, config: JobConfig) -> dict:
+    """Write `user_semantic` and `item_semantic` partitions for the snapshot."""
+    run_date = run_date_for(spark, config, "user_profile_embeddings")
+    summary: dict = {"job": "semantic", "run_date": run_date, "outputs": {}, "transforms": {}}
+    for kind, table, vector_column, key, prefix, output in _KINDS:
+        fitted_on = f"{table}/run_date={run_date}"
+        frame = read_table(spark, config.table_path(fitted_on))
+        transform, fitted = _transform_for(spark, config, kind, frame, vector_column, fitted_on)
+
+        def partition(batches, transform=transform, key=key, vector_column=vector_column, prefix=prefix):
+            for batch in batches:
+                columns = apply_transform(batch[vector_column].tolist(), transform, prefix)
+                columns.insert(0, key, batch[key].to_numpy())
+                columns.insert(1, "event_timestamp", batch["event_timestamp"].to_numpy())
+                yield columns
+
+        schema = schemas.semantic_schema(key, prefix, transform.components.shape[0])
+        out = frame.select(key, "event_timestamp", vector_column).mapInPandas(partition, schema=ddl(schema))
+        summary["outputs"][output] = write_atomic(out, config.table_path(output), run_date)
+        summary["transforms"][kind] = {
+            "transform_id": transform.transform_id, "fitted_now": fitted, "fitted_on": transform.fitted_on,
+            "explained_variance": float(transform.explained_variance_ratio.sum()),
+        }
+    return write_summary(config, "semantic", summary)
