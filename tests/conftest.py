@@ -61,6 +61,33 @@ def pipeline_run(tmp_path_factory, spark, small_sample):
     return {"config": config, "cutoffs": cutoffs, "summaries": summaries, "root": root}
 
 
+def make_repo(tmp_path, data_dir, online_store=None):
+    """A copy of the shipped feature repo on `data_dir`, with its own registry and online store."""
+    import yaml
+
+    from profile_features.pipeline import prepare_repo
+
+    repo = prepare_repo(REPO_ROOT / "feature_repo", tmp_path / "repo")
+    settings = yaml.safe_load((repo / "profile_features.yaml").read_text())
+    settings["data_dir"] = str(data_dir)
+    (repo / "profile_features.yaml").write_text(yaml.safe_dump(settings))
+    store_yaml = yaml.safe_load((repo / "feature_store.yaml").read_text())
+    store_yaml["registry"] = str(tmp_path / "registry.db")
+    store_yaml["online_store"] = online_store or {"type": "sqlite", "path": str(tmp_path / "online.db")}
+    (repo / "feature_store.yaml").write_text(yaml.safe_dump(store_yaml))
+    return repo
+
+
+@pytest.fixture(scope="session")
+def materialized(tmp_path_factory, pipeline_run):
+    """The session pipeline's tables applied and materialized into a SQLite online store."""
+    from profile_features.pipeline import apply_and_materialize
+
+    repo = make_repo(tmp_path_factory.mktemp("feast"), pipeline_run["config"].data_dir)
+    apply_and_materialize(repo)
+    return repo
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
     """A real redis-server on a free port for this test session, stopped by its own pid."""

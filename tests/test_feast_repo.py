@@ -6,32 +6,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
-
-from profile_features.pipeline import apply_and_materialize, prepare_repo
 
 pytestmark = pytest.mark.feast
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def make_repo(tmp_path, data_dir, online_store=None):
-    repo = prepare_repo(REPO_ROOT / "feature_repo", tmp_path / "repo")
-    settings = yaml.safe_load((repo / "profile_features.yaml").read_text())
-    settings["data_dir"] = str(data_dir)
-    (repo / "profile_features.yaml").write_text(yaml.safe_dump(settings))
-    store_yaml = yaml.safe_load((repo / "feature_store.yaml").read_text())
-    store_yaml["registry"] = str(tmp_path / "registry.db")
-    store_yaml["online_store"] = online_store or {"type": "sqlite", "path": str(tmp_path / "online.db")}
-    (repo / "feature_store.yaml").write_text(yaml.safe_dump(store_yaml))
-    return repo
-
-
-@pytest.fixture(scope="module")
-def materialized(tmp_path_factory, pipeline_run):
-    tmp_path = tmp_path_factory.mktemp("feast")
-    repo = make_repo(tmp_path, pipeline_run["config"].data_dir)
-    apply_and_materialize(repo)
-    return repo
 
 
 def table(pipeline_run, name, cutoff):

@@ -1,0 +1,154 @@
+"""Fast online scoring: one read of the user's vectors, candidates scored in memory.
+
+The on-demand view computes `profile_item_similarity` inside Feast by reading every
+candidate's item vector from the online store on each request. For ranking 100-1,000
+candidates that is most of the request's cost. `SemanticScorer` keeps the item
+vectors in memory (as one normalised float32 matrix), reads only the user's vectors
+per request, and scores all candidates with one matrix-vector product. It reloads
+the item matrix when the item view has been materialized again (its newest
+materialization interval changes), checked at most every `check_every_s` seconds.
+
+Both paths return the same values (tested to 1e-5).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["ItemMatrix", "SemanticScorer"]
+
+
+@dataclass(frozen=True)
+class ItemMatrix:
+    """Normalised item vectors. vectors: (n_items, dim) float32; rows of missing items are 0."""
+
+    version: str
+    index: dict[str, int]
+    vectors: np.ndarray
+
+
+def _normalise(matrix: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
+
+
+class SemanticScorer:
+    """User x item similarities for a ranking request, without an on-demand view.
+
+    Args:
+        store: a `feast.FeatureStore`.
+        item_ids: the candidate universe (e.g. the catalogue) to keep in memory.
+        user_vectors: user feature refs to read per request, each scored against the
+            item vector; output column i is `similarity_names[i]`.
+        item_vector: the item feature ref.
+    """
+
+    def __init__(
+        self,
+        store,
+        item_ids: Sequence[str],
+        user_vectors: Sequence[str] = ("user_profile:profile_embedding",),
+        similarity_names: Sequence[str] = ("profile_item_similarity",),
+        item_vector: str = "item_text:item_text_embedding",
+        user_key: str = "user_id",
+        item_key: str = "item_id",
+        check_every_s: float = 30.0,
+        batch_size: int = 2000,
+    ):
+        if len(user_vectors) != len(similarity_names):
+            raise ValueError("user_vectors and similarity_names must have the same length")
+        self.store = store
+        self.item_ids = list(item_ids)
+        self.user_vectors = list(user_vectors)
+        self.similarity_names = list(similarity_names)
+        self.item_vector = item_vector
+        self.user_key, self.item_key = user_key, item_key
+        self.check_every_s = check_every_s
+        self.batch_size = batch_size
+        self._lock = threading.Lock()
+        self._items: ItemMatrix | None = None
+        self._checked_at = 0.0
+
+    # -- item matrix -----------------------------------------------------------------
+    def item_version(self) -> str:
+        """The item view's newest materialization end (changes when it is re-materialized)."""
+        view_name = self.item_vector.split(":")[0]
+        view = self.store.get_feature_view(view_name, allow_registry_cache=True)
+        intervals = view.materialization_intervals
+        return max(end for _, end in intervals).isoformat() if intervals else "never-materialized"
+
+    def _load_items(self, version: str) -> ItemMatrix:
+        feature = self.item_vector.split(":")[1]
+        rows = []
+        for start in range(0, len(self.item_ids), self.batch_size):
+            chunk = self.item_ids[start : start + self.batch_size]
+            values = self.store.get_online_features(
+                features=[self.item_vector], entity_rows=[{self.item_key: i} for i in chunk]
+            ).to_dict()[feature]
+            rows.extend(values)
+        dim = next((len(v) for v in rows if v is not None and len(v) > 0), 0)
+        matrix = np.zeros((len(rows), dim), dtype=np.float32)
+        for i, vector in enumerate(rows):
+            if vector is not None and len(vector) == dim:
+                matrix[i] = vector
+        return ItemMatrix(version=version, index={item: i for i, item in enumerate(self.item_ids)}, vectors=_normalise(matrix))
+
+    def items(self) -> ItemMatrix:
+        """The in-memory item matrix, reloaded if the item view was re-materialized."""
+        now = time.monotonic()
+        if self._items is not None and now - self._checked_at < self.check_every_s:
+            return self._items
+        with self._lock:
+            if self._items is None or now - self._checked_at >= self.check_every_s:
+                self.store.refresh_registry()
+                version = self.item_version()
+                if self._items is None or self._items.version != version:
+                    self._items = self._load_items(version)
+                self._checked_at = now
+        return self._items
+
+    # -- request path ------------------------------------------------------------------
+    def score(self, user_id: str, candidates: Sequence[str]) -> pd.DataFrame:
+        """Similarities of one user to each candidate, in candidate order.
+
+        Returns:
+            item_id column plus one float64 column per similarity name; NaN where the
+            user's or the item's vector is missing (as the on-demand view gives).
+        """
+        items = self.items()
+        user = self.store.get_online_features(
+            features=self.user_vectors, entity_rows=[{self.user_key: user_id}]
+        ).to_dict()
+        rows = np.array([items.index.get(c, -1) for c in candidates])
+        known = rows >= 0
+        candidate_vectors = np.zeros((len(candidates), items.vectors.shape[1]), dtype=np.float32)
+        candidate_vectors[known] = items.vectors[rows[known]]
+        item_present = known & (np.abs(candidate_vectors).sum(axis=1) > 0)
+        out = pd.DataFrame({self.item_key: list(candidates)})
+        for ref, name in zip(self.user_vectors, self.similarity_names):
+            vector = user[ref.split(":")[1]][0]
+            scores = np.full(len(candidates), np.nan)
+            if vector is not None and len(vector) == items.vectors.shape[1]:
+                u = np.asarray(vector, dtype=np.float32)
+                norm = np.linalg.norm(u)
+                if norm > 0:
+                    scores[item_present] = candidate_vectors[item_present] @ (u / norm)
+            out[name] = scores
+        return out
+
+    def ranking_features(self, user_id: str, candidates: Sequence[str], scalar_features: Sequence[str]) -> pd.DataFrame:
+        """Scalar features from Feast for (user, candidate) rows plus the similarities."""
+        frame = self.store.get_online_features(
+            features=list(scalar_features),
+            entity_rows=[{self.user_key: user_id, self.item_key: c} for c in candidates],
+        ).to_df()
+        scores = self.score(user_id, candidates)
+        for name in self.similarity_names:
+            frame[name] = scores[name].to_numpy()
+        return frame

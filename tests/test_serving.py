@@ -1,0 +1,60 @@
+"""The fast scoring path against the on-demand view, on the materialized test repo."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from profile_features.serving import SemanticScorer
+
+pytestmark = pytest.mark.feast
+
+
+@pytest.fixture(scope="module")
+def store(materialized):
+    from feast import FeatureStore
+
+    return FeatureStore(repo_path=str(materialized))
+
+
+def test_fast_path_equals_on_demand_view(store, small_sample):
+    catalogue = small_sample.items.item_id.tolist()
+    scorer = SemanticScorer(store, catalogue)
+    user_id = small_sample.user_tastes.user_id.iloc[2]
+    candidates = catalogue[5:25] + ["not-in-catalogue"]
+    fast = scorer.score(user_id, candidates)
+    odfv = store.get_online_features(
+        features=["user_item_similarity:profile_item_similarity"],
+        entity_rows=[{"user_id": user_id, "item_id": c} for c in candidates],
+    ).to_df()
+    assert fast.item_id.tolist() == candidates
+    np.testing.assert_allclose(fast.profile_item_similarity.to_numpy()[:-1],
+                               odfv.profile_item_similarity.to_numpy(dtype=float)[:-1], atol=1e-5)
+    assert np.isnan(fast.profile_item_similarity.iloc[-1])
+    assert pd.isna(odfv.profile_item_similarity.iloc[-1])
+
+
+def test_unknown_user_scores_nan(store, small_sample):
+    scorer = SemanticScorer(store, small_sample.items.item_id.tolist())
+    assert scorer.score("nobody", small_sample.items.item_id.tolist()[:3]).profile_item_similarity.isna().all()
+
+
+def test_ranking_features_merge_scalars_and_similarity(store, small_sample):
+    scorer = SemanticScorer(store, small_sample.items.item_id.tolist())
+    user_id = small_sample.user_tastes.user_id.iloc[0]
+    frame = scorer.ranking_features(user_id, small_sample.items.item_id.tolist()[:10],
+                                    ["item_stats:item_interaction_count", "item_semantic:item_pc_0"])
+    assert {"item_interaction_count", "item_pc_0", "profile_item_similarity"} <= set(frame.columns)
+    assert len(frame) == 10 and frame.profile_item_similarity.notna().all()
+
+
+def test_item_matrix_reloads_after_rematerialization(store, materialized, small_sample):
+    from profile_features.pipeline import feast_cli
+
+    scorer = SemanticScorer(store, small_sample.items.item_id.tolist(), check_every_s=0)
+    first = scorer.items()
+    assert scorer.items() is first  # unchanged version: no reload
+    later = (pd.Timestamp.now(tz="UTC") + pd.Timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S")
+    feast_cli(materialized, "materialize-incremental", later)
+    second = scorer.items()
+    assert second is not first and second.version != first.version
+    np.testing.assert_allclose(second.vectors, first.vectors, atol=1e-7)
