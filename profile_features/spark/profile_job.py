@@ -1,32 +1,168 @@
-"""The profile stage in Spark: histories of a snapshot -> profiles."""
+"""The profile stage in Spark: histories of a snapshot -> profiles, incrementally.
+
+  1. Read the snapshot's histories and the cache entries of this generator key
+     (history_hash, generator, model, prompt_version).
+  2. Generate only the distinct histories the cache lacks (or that fell back last time,
+     with `cache.retry_fallbacks`). Workers checkpoint cache entries and dead letters
+     every `cache.checkpoint_every` users, so a killed run keeps what it finished.
+  3. Join every history to its one cache entry and write PROFILES atomically: each user
+     exactly once, or the job fails naming how many are missing.
+  4. Compact the cache and write the run summary (users, calls, cache hits, retries,
+     fallbacks, rejects, tokens in/out).
+
+With the cache off (the rule_based default), the same path runs against a scratch
+store that is removed afterwards.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import time
+import uuid
+from collections import Counter
+
 from profile_features import schemas
 from profile_features.config import JobConfig
-from profile_features.profiles.stage import generate_profiles, make_generator
-from profile_features.spark.io import read_table, write_atomic
+from profile_features.profiles.stage import generator_key, make_generator
+from profile_features.profiles.store import CheckpointWriter, generate_checkpointed, list_parts, remove_tree, store_fs
+from profile_features.profiles.tables import KEY_COLUMNS, PROFILE_CACHE, RUN_STATS
+from profile_features.spark.io import path_exists, read_table, spark_schema, write_atomic
 from profile_features.spark.stages import ddl, run_date_for, write_summary
 
-__all__ = ["run_profiles"]
+__all__ = ["run_profiles", "read_cache", "ProfileRunFailed"]
+
+
+class ProfileRunFailed(RuntimeError):
+    """Raised after the summary is written, when the run must not count as a success."""
+
+
+def read_cache(spark, cache_path: str, key: tuple[str, str, str] | None = None, ok_only: bool = False):
+    """One entry per cache key (of `key` only, if given): an `ok` entry over a fallback,
+    then the newest."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    sources = [p for p in (f"{cache_path}/parts", f"{cache_path}/compacted") if path_exists(spark, p)]
+    if not sources:
+        return spark.createDataFrame([], spark_schema(PROFILE_CACHE))
+    frame = spark.read.schema(spark_schema(PROFILE_CACHE)).parquet(*sources)
+    if key is not None:
+        generator, model, prompt_version = key
+        frame = frame.where((F.col("key_generator") == generator) & (F.col("key_model") == model)
+                            & (F.col("key_prompt_version") == prompt_version))
+    if ok_only:
+        frame = frame.where(F.col("status") == "ok")
+    order = Window.partitionBy(*KEY_COLUMNS).orderBy((F.col("status") == "ok").desc(), F.col("created_at").desc())
+    return frame.withColumn("_rank", F.row_number().over(order)).where("_rank = 1").drop("_rank")
+
+
+def _threads(spark, profile_config, partitions: int) -> int:
+    if profile_config.transformers.threads:
+        return profile_config.transformers.threads
+    running = max(1, min(partitions, spark.sparkContext.defaultParallelism))
+    return max(1, (os.cpu_count() or 1) // running)
+
+
+def _sum_stats(rows) -> dict:
+    totals = Counter()
+    reasons = Counter()
+    for row in rows:
+        for name in RUN_STATS.names:
+            if name == "reasons_json":
+                reasons.update(json.loads(row[name]))
+            elif name != "seconds":
+                totals[name] += row[name]
+    return {**{n: int(totals[n]) for n in RUN_STATS.names if n not in ("reasons_json", "seconds")},
+            "reasons": dict(sorted(reasons.items()))}
+
+
+def _compact(spark, cache_path: str, parts: list[str]) -> None:
+    """Rewrite the cache as one entry per key, then drop the checkpoint files it read."""
+    if not parts:
+        return
+    write_atomic(read_cache(spark, cache_path).coalesce(max(1, spark.sparkContext.defaultParallelism)),
+                 f"{cache_path}/compacted")
+    filesystem, _ = store_fs(cache_path)
+    for part in parts:  # only files that existed before the compacted copy was read
+        filesystem.delete_file(part)
 
 
 def run_profiles(spark, config: JobConfig) -> dict:
     """Write one profile per history of the snapshot with the configured generator."""
+    from pyspark.sql import functions as F
+
+    started = time.monotonic()
     run_date = run_date_for(spark, config, "histories")
     histories = read_table(spark, f"{config.table_path('histories')}/run_date={run_date}")
     profile_config = config.profile
+    key = generator_key(profile_config)
+    run_id = uuid.uuid4().hex[:12]
+    use_cache = profile_config.cache_enabled
+    cache_path = (profile_config.cache.path or config.table_path("profile_cache")) if use_cache \
+        else config.table_path(f"_profile_runs/{run_id}")
+    dead_path = profile_config.dead_letter_path or config.table_path("profile_dead_letters")
 
-    def partition(batches):
-        generator = make_generator(profile_config)  # once per partition, on the worker
-        for batch in batches:
-            yield generate_profiles(batch, generator)
+    histories = histories.persist()
+    users = histories.count()
+    usable = read_cache(spark, cache_path, key, ok_only=profile_config.cache.retry_fallbacks).select("history_hash")
+    todo = histories.join(usable, "history_hash", "left_anti").dropDuplicates(["history_hash"]).persist()
+    to_generate = todo.count()
+    users_to_generate = histories.join(todo.select("history_hash"), "history_hash", "left_semi").count()
 
-    profiles = histories.mapInPandas(partition, schema=ddl(schemas.PROFILES))
+    totals = _sum_stats([])
+    generation_s = 0.0
+    if to_generate:
+        partitions = min(profile_config.partitions or spark.sparkContext.defaultParallelism, to_generate)
+        threads = _threads(spark, profile_config, partitions)
+        every = profile_config.cache.checkpoint_every
+
+        def partition(batches):
+            generator = make_generator(profile_config, threads=threads)  # on the worker; models cached per process
+            writer = CheckpointWriter(cache_path, dead_path, run_id, run_date)
+            yield from generate_checkpointed(batches, generator, key, writer, every)
+
+        t0 = time.monotonic()
+        rows = todo.repartition(partitions).mapInPandas(partition, schema=ddl(RUN_STATS)).collect()
+        generation_s = time.monotonic() - t0
+        totals = _sum_stats(rows)
+    todo.unpersist()
+
+    entries = read_cache(spark, cache_path, key).select(
+        "history_hash", "profile_text", "generator", "model", "prompt_version", "status")
+    joined = histories.join(entries, "history_hash", "left")
+    missing = joined.where(F.col("profile_text").isNull()).count()
+    if missing:
+        raise ProfileRunFailed(f"{missing} of {users} users got no profile (cache {cache_path})")
+    profiles = joined.select(*schemas.PROFILES.names)
     path = write_atomic(profiles, config.table_path("profiles"), run_date)
-    written = read_table(spark, path)
+    written = read_table(spark, path).agg(F.count("*").alias("rows"), F.countDistinct("user_id").alias("users")).first()
+    if written.rows != users or written.users != users:
+        raise ProfileRunFailed(f"profiles table has {written.rows} rows for {written.users} users; expected {users}")
+    fallbacks_in_output = joined.where(F.col("status") == "fallback").count() if profile_config.is_llm else 0
+    histories.unpersist()
+
+    if use_cache:
+        _compact(spark, cache_path, list_parts(cache_path))
+    else:
+        remove_tree(cache_path)
+
     summary = {
-        "job": "profiles", "run_date": run_date, "output": path, "histories": histories.count(),
-        "profiles": written.count(), "generator": profile_config.generator,
+        "job": "profiles", "run_id": run_id, "run_date": run_date, "output": path,
+        "histories": users, "profiles": int(written.rows), "generator": profile_config.generator,
+        "model": key[1], "prompt_version": key[2],
+        "users": users, "cache_hits": users - users_to_generate, "generated_users": users_to_generate,
+        "generated_histories": to_generate, "calls": totals["calls"], "retries": totals["retries"],
+        "regenerations": totals["regenerations"], "fallbacks": totals["fallbacks"],
+        "fallbacks_in_output": fallbacks_in_output, "rejects": totals["rejects"],
+        "reasons": totals["reasons"], "tokens_in": totals["tokens_in"], "tokens_out": totals["tokens_out"],
+        "chunked_users": totals["chunked_users"], "generation_s": round(generation_s, 3),
+        "elapsed_s": round(time.monotonic() - started, 3),
+        "cache": cache_path if use_cache else None, "dead_letters": dead_path,
     }
-    return write_summary(config, "profiles", summary)
+    write_summary(config, "profiles", summary)
+    limit = profile_config.max_fallback_fraction
+    if limit is not None and to_generate and totals["fallbacks"] / max(1, totals["users"]) > limit:
+        raise ProfileRunFailed(f"{totals['fallbacks']} of {totals['users']} generated users fell back "
+                               f"(limit {limit:.0%}): see {dead_path}")
+    return summary
