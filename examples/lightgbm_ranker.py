@@ -20,9 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from profile_features.config import JobConfig, SparkConfig
 from profile_features.datasets import generate_sample, load_ml100k
-from profile_features.pipeline import feast_cli, log, prepare_repo, run_pipeline, snapshot_cutoffs, write_inputs
+from profile_features.pipeline import build_feature_repo, log
 from profile_features.ranking import candidate_rows, mean_ndcg_at_k
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -42,20 +41,6 @@ def load(dataset: str, ml100k_path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         return load_ml100k(ml100k_path)
     sample = generate_sample()
     return sample.interactions, sample.items
-
-
-def build_feature_repo(interactions, items, workdir: Path, quantiles) -> tuple[Path, list]:
-    """Run the pipeline into `workdir` and `feast apply` a copy of feature_repo/ on it."""
-    from profile_features.spark.session import build_spark
-
-    repo = prepare_repo(REPO_ROOT / "feature_repo", workdir / "repo")
-    inputs = write_inputs(interactions, items, workdir / "repo" / "data" / "raw")
-    config = JobConfig(data_dir=str(workdir / "repo" / "data"), inputs=inputs, spark=SparkConfig())
-    cutoffs = snapshot_cutoffs(interactions.timestamp, quantiles)
-    run_pipeline(build_spark(config.spark), config, cutoffs)
-    log("feast apply")
-    feast_cli(repo, "apply")
-    return repo, cutoffs
 
 
 def training_frame(store, interactions, item_ids, start, end, negatives, seed) -> pd.DataFrame:

@@ -29,6 +29,7 @@ __all__ = [
     "prepare_repo",
     "feast_cli",
     "apply_and_materialize",
+    "build_feature_repo",
 ]
 
 REPO_FILES = ("feature_store.yaml", "feature_store.redis.yaml", "features.py", "profile_features.yaml", ".feastignore")
@@ -142,3 +143,24 @@ def apply_and_materialize(repo: Path, end: datetime | None = None, store_yaml: P
     feast_cli(repo, "apply", store_yaml=store_yaml)
     log(f"feast materialize-incremental {end:%Y-%m-%dT%H:%M:%S}")
     feast_cli(repo, "materialize-incremental", end.strftime("%Y-%m-%dT%H:%M:%S"), store_yaml=store_yaml)
+
+
+def build_feature_repo(interactions: pd.DataFrame, items: pd.DataFrame, workdir: Path, quantiles: Sequence[float],
+                       spark_config=None, source_repo: Path | None = None) -> tuple[Path, list[datetime]]:
+    """Run the pipeline into `workdir/repo/data` and `feast apply` a copy of the shipped repo on it.
+
+    Returns:
+        (repo path, snapshot cutoffs).
+    """
+    from profile_features.config import SparkConfig
+    from profile_features.spark.session import build_spark
+
+    source_repo = source_repo or Path(__file__).resolve().parents[1] / "feature_repo"
+    repo = prepare_repo(source_repo, workdir / "repo")
+    inputs = write_inputs(interactions, items, repo / "data" / "raw")
+    config = JobConfig(data_dir=str(repo / "data"), inputs=inputs, spark=spark_config or SparkConfig())
+    cutoffs = snapshot_cutoffs(interactions.timestamp, quantiles)
+    run_pipeline(build_spark(config.spark), config, cutoffs)
+    log("feast apply")
+    feast_cli(repo, "apply")
+    return repo, cutoffs

@@ -1,0 +1,120 @@
+"""Online latency of one ranking request: 1 user x N candidates, SQLite and Redis.
+
+    .venv/bin/python benchmarks/online_latency.py [--requests 60] [--candidates 100 1000]
+
+For each online store and candidate count, interleaved per request:
+  (a) Feast lookup of the scalar item features only (the baseline a ranker already pays),
+  (b) the same plus the on-demand `user_item_similarity` view (Feast reads every
+      candidate's vector and computes cosines per request),
+  (c) the same scalar lookup plus `SemanticScorer` (user vector read once, item
+      vectors in memory).
+Prints median and p99 in ms and the ratios to (a); goal (c)/(a) <= 1.5 at 100.
+Needs redis-server on PATH (Debian package) for the Redis rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from profile_features.config import SampleConfig, SparkConfig
+from profile_features.datasets import generate_sample
+from profile_features.pipeline import build_feature_repo, feast_cli
+from profile_features.serving import SemanticScorer
+
+SCALAR_ITEM_FEATURES = ["item_stats:item_interaction_count", "item_stats:item_mean_rating", "item_semantic:item_cluster"] + [
+    f"item_semantic:item_pc_{i}" for i in range(16)
+]
+
+
+def start_redis(workdir: Path) -> tuple[subprocess.Popen, int]:
+    import socket
+
+    import redis
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen([shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                "--appendonly", "no", "--dir", str(workdir)], stdout=subprocess.DEVNULL)
+    client = redis.Redis(port=port)
+    for _ in range(100):
+        try:
+            client.ping()
+            return process, port
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    raise RuntimeError("redis-server did not start")
+
+
+def measure(store, scorer, users, catalogue, candidates: int, requests: int, rng) -> dict[str, np.ndarray]:
+    timings = {"a": [], "b": [], "c": []}
+    for _ in range(requests + 3):  # 3 warm-up requests, dropped
+        user = str(rng.choice(users))
+        items = [str(i) for i in rng.choice(catalogue, size=candidates, replace=False)]
+        rows = [{"user_id": user, "item_id": i} for i in items]
+        t0 = time.perf_counter()
+        store.get_online_features(features=SCALAR_ITEM_FEATURES, entity_rows=rows).to_dict()
+        t1 = time.perf_counter()
+        store.get_online_features(features=SCALAR_ITEM_FEATURES + ["user_item_similarity:profile_item_similarity"], entity_rows=rows).to_dict()
+        t2 = time.perf_counter()
+        scorer.ranking_features(user, items, SCALAR_ITEM_FEATURES)
+        t3 = time.perf_counter()
+        for key, value in zip("abc", (t1 - t0, t2 - t1, t3 - t2)):
+            timings[key].append(value * 1000)
+    return {k: np.array(v[3:]) for k, v in timings.items()}
+
+
+def main(argv=None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=60)
+    parser.add_argument("--candidates", type=int, nargs="+", default=[100, 1000])
+    parser.add_argument("--workdir", type=Path, default=None)
+    args = parser.parse_args(argv)
+    from feast import FeatureStore
+
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="online-latency-"))
+    sample = generate_sample(SampleConfig(users=300, items=max(args.candidates) + 200, seed=5))
+    repo, _ = build_feature_repo(sample.interactions, sample.items, workdir, [1.0], SparkConfig(master="local[2]"))
+    feast_cli(repo, "materialize-incremental", time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() + 1)))
+    redis_process, port = start_redis(workdir)
+    os.environ["REDIS_CONNECTION_STRING"] = f"127.0.0.1:{port}"
+    redis_yaml = repo / "feature_store.redis.yaml"
+    feast_cli(repo, "apply", store_yaml=redis_yaml)
+    feast_cli(repo, "materialize-incremental", time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() + 1)), store_yaml=redis_yaml)
+
+    users, catalogue = sample.user_tastes.user_id.to_numpy(), sample.items.item_id.to_numpy()
+    results = []
+    try:
+        for name, store in (("sqlite", FeatureStore(repo_path=str(repo))),
+                            ("redis", FeatureStore(repo_path=str(repo), fs_yaml_file=redis_yaml))):
+            scorer = SemanticScorer(store, catalogue.tolist())
+            scorer.items()  # load the item matrix once, outside the timed requests
+            for n in args.candidates:
+                t = measure(store, scorer, users, catalogue, n, args.requests, np.random.default_rng(n))
+                row = {"store": name, "candidates": n}
+                for key in "abc":
+                    row[f"{key}_p50"], row[f"{key}_p99"] = np.percentile(t[key], 50), np.percentile(t[key], 99)
+                row["b/a"], row["c/a"] = row["b_p50"] / row["a_p50"], row["c_p50"] / row["a_p50"]
+                results.append(row)
+    finally:
+        redis_process.terminate()
+    print(f"\n{args.requests} requests per row; ms; (a) scalar item lookup, (b) + on-demand similarity view, (c) + fast path")
+    print("| store | candidates | (a) p50 | (a) p99 | (b) p50 | (b) p99 | (c) p50 | (c) p99 | (b)/(a) | (c)/(a) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        print(f"| {r['store']} | {r['candidates']} | {r['a_p50']:.1f} | {r['a_p99']:.1f} | {r['b_p50']:.1f} | {r['b_p99']:.1f} "
+              f"| {r['c_p50']:.1f} | {r['c_p99']:.1f} | {r['b/a']:.2f} | {r['c/a']:.2f} |")
+    return results
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
