@@ -1,8 +1,12 @@
 """Write a textual profile per user history with the configured generator.
 
     spark-submit --master local[*] spark_jobs/generate_profiles.py --config configs/job.yaml
+    spark-submit --conf spark.executorEnv.OPENAI_API_KEY="$OPENAI_API_KEY" \
+        spark_jobs/generate_profiles.py --config configs/llm_openai.yaml
 
 Reads the snapshot of `history.cutoff` (default: the newest histories partition).
+LLM generators regenerate only users whose (history hash, prompt version, model) has
+no profile in the cache; the run summary lands in `<data_dir>/runs/profiles-*.json`.
 """
 
 import sys

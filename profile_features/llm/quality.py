@@ -27,9 +27,16 @@ _WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*", re.UNICODE)
 _CUE = re.compile(r"^\s*(?:profile|description)\s*:\s*", re.IGNORECASE)
 
 
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{1,2}[./]\d{1,2}[./]\d{2,4}")
+
+
+def _phone(match: re.Match) -> str:
+    return match.group(0) if _DATE.fullmatch(match.group(0).strip()) else "[phone]"
+
+
 def scrub_contacts(text: str) -> str:
-    """Replace e-mail addresses with [email] and phone numbers with [phone]."""
-    return _PHONE.sub("[phone]", _EMAIL.sub("[email]", text))
+    """Replace e-mail addresses with [email] and phone numbers with [phone] (dates stay)."""
+    return _PHONE.sub(_phone, _EMAIL.sub("[email]", text))
 
 
 def _words(text: str) -> list[str]:
@@ -59,7 +66,7 @@ class QualityGate:
         """Trim, drop a repeated answer cue and anything after a new data block, scrub."""
         text = _CUE.sub("", raw.strip())
         # A base model that keeps going writes the next few-shot block: cut there.
-        for marker in ("<history>", "<partial_profiles>", "\n\n"):
+        for marker in ("<history>", "<partial_profiles>", "\n\n", '\n- "'):
             text = text.split(marker, 1)[0]
         return scrub_contacts(" ".join(text.split()))
 

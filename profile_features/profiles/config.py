@@ -34,6 +34,7 @@ class PromptConfig(StrictModel):
     # `completion`: a few-shot text prompt for base models (/v1/completions);
     # `chat`: system + user messages for instruction-tuned models.
     mode: Literal["completion", "chat"] = "completion"
+    few_shot: int = Field(2, ge=0, le=2)  # completion mode: worked examples in the prompt (cost ~250 tokens each)
     max_prompt_tokens: int = Field(1500, gt=100)
     max_item_chars: int = Field(160, ge=20)  # title + description per event, after escaping
     chars_per_token: float = Field(3.5, gt=0)  # budget estimate when the backend has no tokenizer

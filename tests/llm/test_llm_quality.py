@@ -54,3 +54,7 @@ def test_scrubs_emails_and_phone_numbers(gate):
     assert result.text.count("[email]") == 1 and result.text.count("[phone]") == 2
     # years, ratings and shares survive
     assert scrub_contacts("Films from 1995 to 2004, rated 4.5, about 60%") == "Films from 1995 to 2004, rated 4.5, about 60%"
+
+
+def test_dates_are_not_phone_numbers():
+    assert scrub_contacts("watched on 2026-03-22 and 12/03/2024") == "watched on 2026-03-22 and 12/03/2024"
