@@ -137,9 +137,16 @@ def feast_cli(repo: Path, *args: str, store_yaml: Path | None = None) -> str:
 
 
 def apply_and_materialize(repo: Path, end: datetime | None = None, store_yaml: Path | None = None) -> None:
-    """`feast apply` then `feast materialize-incremental <end>` (default: now)."""
+    """Check the online store, `feast apply`, then `feast materialize-incremental <end>` (default: now).
+
+    Raises:
+        OnlineStoreUnavailable: before anything runs, when the online store is unreachable.
+    """
+    from profile_features.feast.health import check_online_store
+
     end = end or datetime.now(timezone.utc) + timedelta(seconds=1)
-    log(f"feast apply ({repo})")
+    online = check_online_store(repo, store_yaml)
+    log(f"feast apply ({repo}, online store {online})")
     feast_cli(repo, "apply", store_yaml=store_yaml)
     log(f"feast materialize-incremental {end:%Y-%m-%dT%H:%M:%S}")
     feast_cli(repo, "materialize-incremental", end.strftime("%Y-%m-%dT%H:%M:%S"), store_yaml=store_yaml)

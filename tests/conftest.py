@@ -72,7 +72,7 @@ def make_repo(tmp_path, data_dir, online_store=None):
     settings["data_dir"] = str(data_dir)
     (repo / "profile_features.yaml").write_text(yaml.safe_dump(settings))
     store_yaml = yaml.safe_load((repo / "feature_store.yaml").read_text())
-    store_yaml["registry"] = str(tmp_path / "registry.db")
+    store_yaml["registry"]["path"] = str(tmp_path / "registry.db")
     store_yaml["online_store"] = online_store or {"type": "sqlite", "path": str(tmp_path / "online.db")}
     (repo / "feature_store.yaml").write_text(yaml.safe_dump(store_yaml))
     return repo
@@ -88,30 +88,37 @@ def materialized(tmp_path_factory, pipeline_run):
     return repo
 
 
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory):
-    """A real redis-server on a free port for this test session, stopped by its own pid."""
+def start_redis(port: int, workdir: Path) -> subprocess.Popen:
+    """Start a real redis-server on `port` and wait until it answers PING."""
+    import redis
+
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.fail("redis-server not found: `make test` installs it (apt-get install redis-server)")
-    port = free_port()
-    workdir = tmp_path_factory.mktemp("redis")
     process = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    import redis
-
     client = redis.Redis(host="127.0.0.1", port=port)
-    for _ in range(100):
+    for _ in range(200):
         try:
             client.ping()
-            break
+            return process
         except redis.ConnectionError:
             time.sleep(0.05)
-    else:
-        process.kill()
-        pytest.fail("redis-server did not start")
-    yield {"host": "127.0.0.1", "port": port, "process": process}
+    process.kill()
+    pytest.fail("redis-server did not start")
+
+
+def stop_redis(process: subprocess.Popen) -> None:
     process.terminate()
     process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """A real redis-server on a free port for this test session, stopped by its own pid."""
+    port = free_port()
+    process = start_redis(port, tmp_path_factory.mktemp("redis"))
+    yield {"host": "127.0.0.1", "port": port, "process": process}
+    stop_redis(process)

@@ -35,6 +35,17 @@ class Definitions:
 
 
 def _source(settings: FeastSettings, table: str, join_key: str, our_key: str):
+    mapping = {our_key: join_key} if join_key != our_key else None
+    if settings.source == "spark":
+        from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
+
+        if table in settings.spark_tables:
+            return SparkSource(name=f"{table}_source", table=settings.spark_tables[table],
+                               timestamp_field="event_timestamp", field_mapping=mapping)
+        return SparkSource(
+            name=f"{table}_source", path=str(Path(settings.data_dir) / table), file_format="parquet",
+            timestamp_field="event_timestamp", date_partition_column="run_date", field_mapping=mapping,
+        )
     from feast import FileSource
     from feast.data_format import ParquetFormat
 
@@ -43,7 +54,7 @@ def _source(settings: FeastSettings, table: str, join_key: str, our_key: str):
         path=str(Path(settings.data_dir) / table),
         file_format=ParquetFormat(),
         timestamp_field="event_timestamp",
-        field_mapping={our_key: join_key} if join_key != our_key else None,
+        field_mapping=mapping,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import Field
@@ -25,6 +26,12 @@ class FeastSettings(StrictModel):
     settings file's folder when loaded with `load_feast_settings`."""
 
     data_dir: str
+    # "file": FileSource (DuckDB or Dask offline store). "spark": SparkSource, for the
+    # Spark offline store and materialization engine; reads `spark_tables[table]`
+    # when given (a metastore table), else the Parquet under data_dir with
+    # run_date partition pruning.
+    source: Literal["file", "spark"] = "file"
+    spark_tables: dict[str, str] = Field(default_factory=dict)
     user: EntitySettings = EntitySettings(name="user", join_key="user_id")
     item: EntitySettings = EntitySettings(name="item", join_key="item_id")
     # How long a snapshot's values stay valid for point-in-time joins and online reads.
