@@ -1,5 +1,6 @@
 """`profile-features demo` end to end, as a new user runs it (small sizes, temporary repo)."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +24,8 @@ def test_demo_runs_every_stage_and_reads_online(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-4000:]
     out = result.stdout
-    assert "interactions: read 1" in out and "rejected 4" in out  # the deliberately broken rows
+    counts = re.search(r"interactions: read (\d+) = accepted (\d+) \+ rejected 4 ", out)  # the broken-on-purpose rows
+    assert counts and int(counts[1]) == int(counts[2]) + 4
     assert "items: read 42 = accepted 40 + rejected 2" in out
     assert "=== Online features of user u00000 ===" in out
     assert "profile_text: Mostly interested in" in out
