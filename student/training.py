@@ -204,8 +204,9 @@ def fit(
                 best, stale, result.best_epoch = score, 0, epoch
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                 result.best_valid = metrics.as_dict()
-            elif epoch > distill_epochs:
-                # Patience only counts once the schedule reached its final (L_rec-only) phase.
+            elif epoch > distill_epochs or distill_epochs >= tc.epochs:
+                # With a two-phase schedule, patience counts only in the final (L_rec-only)
+                # phase; when distillation spans all epochs it counts from the start.
                 stale += 1
         result.history.append(row)
         if log is not None:

@@ -84,3 +84,14 @@ def test_config_is_strict_and_frozen(tmp_path):
     assert cfg.distill.alpha == 0.25 and cfg.train.patience is None
     with pytest.raises(Exception):
         cfg.distill.alpha = 0.5
+
+
+def test_patience_counts_when_distillation_spans_all_epochs(cyclic_data, make_config):
+    _, seqs, index, profiles = cyclic_data
+    data = build_training_data({u: s[:-2] for u, s in seqs.items()}, index, profiles)
+    users = sorted(seqs)
+    # A validation target nobody can predict: the metric never improves after the first eval.
+    valid = ([index.encode(seqs[u][:-2]) for u in users], index.encode([seqs[u][-1] for u in users]))
+    cfg = make_config("train.epochs=30", "train.eval_every=1", "train.patience=2", "distill.distill_fraction=1.0")
+    result = fit(cfg, data, valid, log=None)
+    assert len(result.history) < 30
