@@ -73,7 +73,7 @@ def test_llama_cpp_server_through_spark(spark, snapshot, llama_server):
     config = job_config(snapshot, generator="openai",
                         openai={"base_url": llama_server["base_url"], "model": llama_server["model"], "api_key_env": None,
                                 "timeout_s": 120, "max_concurrency": 2, "max_retries": 2},
-                        prompt={"mode": "completion"}, generation={"max_tokens": 64, "temperature": 0.0, "stop": ["\n\n"]},
+                        prompt={"mode": "completion"}, generation={"max_tokens": 48, "temperature": 0.0, "stop": ["\n\n"]},
                         partitions=1)
     summary = run_profiles(spark, config)
     profiles = check_profiles(snapshot, summary, "openai", llama_server["model"], victim)
