@@ -1,6 +1,6 @@
 """LLM profile generation benchmarks against the local test server.
 
-    python benchmarks/llm_client.py [--latency 0.2] [--concurrency 4 16 32] [--users 300]
+    python benchmarks/llm_client.py [--latency 0.2 1.0] [--concurrency 4 16 32 64] [--users 300]
                                     [--markdown BENCHMARKS_llm.md]
 
 1. Client throughput: the profile generator (render + request + quality gates) over the
@@ -18,6 +18,7 @@ import hashlib
 import json
 import platform
 import shlex
+import subprocess
 import sys
 import tempfile
 import time
@@ -39,22 +40,38 @@ from profile_features.profiles.stage import make_generator
 CUTOFF = "2030-01-01T00:00:00Z"
 
 
-def profile_settings(server: FakeOpenAIServer, concurrency: int) -> dict:
+def profile_settings(server, concurrency: int) -> dict:
     return {"generator": "openai",
             "openai": {"base_url": server.base_url, "model": "fake-llm", "max_concurrency": concurrency,
                        "timeout_s": 30, "api_key_env": None}}
 
 
+class ServerProcess:
+    """The test server in its own process, as a real server is: it must not share the
+    client's interpreter (and GIL)."""
+
+    def __init__(self, latency: float):
+        self.process = subprocess.Popen([sys.executable, "-m", "profile_features.llm.testing", "--latency", str(latency)],
+                                        stdout=subprocess.PIPE, text=True)
+        self.base_url = self.process.stdout.readline().strip()
+
+    def __enter__(self) -> ServerProcess:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
 def throughput(latency: float, concurrency: int, users: list[UserHistory]) -> dict:
-    with FakeOpenAIServer(latency_s=latency) as server:
+    with ServerProcess(latency) as server:
         config = ProfileConfig.model_validate({**profile_settings(server, concurrency), "prompt": {"max_prompt_tokens": 8000}})
         generator = make_generator(config)
-        list(generator.run(users[: concurrency * 2]))  # warm up connections and threads
-        server.reset()
+        list(generator.run(users[: concurrency * 2]))  # warm up
         started = time.perf_counter()
         outcomes = list(generator.run(users))
         elapsed = time.perf_counter() - started
-        calls = server.calls
+    calls = sum(o.calls for o in outcomes)  # one request per user: no retries, no chunks
     assert all(o.status == "ok" for o in outcomes) and calls == len(users)
     achieved = calls / elapsed
     ideal = concurrency / latency
@@ -113,9 +130,9 @@ def markdown(results: dict, command: str) -> str:
     return f"""## LLM profile generation (benchmarks/llm_client.py)
 
 Command: `{command}`
-Machine: {results['machine']}. Server: `profile_features.llm.testing.FakeOpenAIServer` (threaded, keep-alive),
-fixed latency per request; the client is the real generator path (prompt rendering, HTTP client with
-bounded concurrency, quality gates), one Python process.
+Machine: {results['machine']}. Server: `profile_features.llm.testing.FakeOpenAIServer` (threaded, keep-alive)
+in its own process, fixed latency per request; the client is the real generator path (prompt rendering,
+HTTP client with bounded concurrency, quality gates) in one Python process, as in one Spark worker.
 
 ### Throughput vs C / L (goal: ratio >= 0.9)
 
@@ -140,8 +157,8 @@ Full run: {inc['full_tokens_in']} tokens in, {inc['full_tokens_out']} tokens out
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--latency", type=float, default=0.2)
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[4, 16, 32])
+    parser.add_argument("--latency", type=float, nargs="+", default=[0.2, 1.0])
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[4, 16, 32, 64])
     parser.add_argument("--requests-per-slot", type=int, default=15)
     parser.add_argument("--users", type=int, default=300)
     parser.add_argument("--fraction", type=float, default=0.1)
@@ -155,10 +172,11 @@ def main(argv=None) -> dict:
     users = [UserHistory(r.user_id, history_events(r.history_json), r.history_hash) for r in histories.itertuples()]
     results = {"machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores, Python {platform.python_version()}",
                "throughput": []}
-    for c in args.concurrency:
-        row = throughput(args.latency, c, users[: c * args.requests_per_slot])
-        results["throughput"].append(row)
-        print(json.dumps(row), flush=True)
+    for latency in args.latency:
+        for c in args.concurrency:
+            row = throughput(latency, c, users[: c * args.requests_per_slot])
+            results["throughput"].append(row)
+            print(json.dumps(row), flush=True)
     results["incremental"] = incremental(args.users, args.fraction)
     print(json.dumps(results["incremental"]), flush=True)
     command = "python benchmarks/llm_client.py " + shlex.join(argv if argv is not None else sys.argv[1:])

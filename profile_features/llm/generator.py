@@ -17,8 +17,9 @@ goes; `generate` returns them in input order, as the `ProfileGenerator` Protocol
 from __future__ import annotations
 
 import dataclasses
+import queue
+import threading
 from collections.abc import Generator, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -84,6 +85,7 @@ class _GateFailure(Exception):
 
 
 _Flow = Generator[CompletionRequest, Completion, UserOutcome]
+_DONE = object()
 
 
 class LLMProfileGenerator:
@@ -179,27 +181,45 @@ class LLMProfileGenerator:
             return stop.value
 
     def _run_concurrent(self, histories: Sequence[UserHistory]) -> Iterator[UserOutcome]:
-        # Submitting only `workers` users ahead keeps memory flat for big batches and
-        # lets a FatalBackendError stop the run without thousands of queued users.
-        workers = max(1, self.backend.max_concurrency)
+        # `max_concurrency` worker threads each pull the next user as soon as theirs is
+        # done, so the calling thread is not on any request's path; outcomes come back
+        # through a queue as they finish. A FatalBackendError stops every worker.
+        workers = min(max(1, self.backend.max_concurrency), max(1, len(histories)))
         pending = iter(enumerate(histories))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="llm") as pool:
-            running = set()
+        lock, stop = threading.Lock(), threading.Event()
+        results: queue.Queue = queue.Queue()
+
+        def work() -> None:
             try:
-                for index, history in pending:
-                    running.add(pool.submit(self._drive, index, history))
-                    if len(running) >= workers:
+                while not stop.is_set():
+                    with lock:
+                        item = next(pending, None)
+                    if item is None:
                         break
-                while running:
-                    done, running = wait(running, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        yield future.result()  # re-raises FatalBackendError
-                        nxt = next(pending, None)
-                        if nxt is not None:
-                            running.add(pool.submit(self._drive, *nxt))
+                    results.put(self._drive(*item))
+            except BaseException as err:  # noqa: BLE001 - handed to the caller
+                stop.set()
+                results.put(err)
             finally:
-                for future in running:
-                    future.cancel()
+                results.put(_DONE)
+
+        threads = [threading.Thread(target=work, name=f"llm-{i}", daemon=True) for i in range(workers)]
+        for thread in threads:
+            thread.start()
+        try:
+            finished = 0
+            while finished < workers:
+                item = results.get()
+                if item is _DONE:
+                    finished += 1
+                elif isinstance(item, BaseException):
+                    raise item
+                else:
+                    yield item
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
 
     def _run_batched(self, histories: Sequence[UserHistory]) -> Iterator[UserOutcome]:
         batch_size = self.backend.batch_size

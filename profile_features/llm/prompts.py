@@ -144,7 +144,8 @@ def escape_text(value, max_chars: int) -> str:
     text = unicodedata.normalize("NFKC", str(value))
     # isprintable() is False for newlines, tabs, control and Unicode format characters
     # (bidi overrides, zero-width joiners): none of them may shape the prompt.
-    text = "".join(ch if ch.isprintable() else " " for ch in text)
+    if not text.isprintable():
+        text = "".join(ch if ch.isprintable() else " " for ch in text)
     text = html.escape(" ".join(text.split()), quote=False)
     if len(text) > max_chars:
         text = text[: max(1, max_chars - 1)].rstrip() + "…"
@@ -172,6 +173,12 @@ class PromptRenderer:
         settings = {"template": template.digest(), "prompt": prompt.model_dump(), "generation": generation.model_dump()}
         digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
         self.version = f"{template.id}+{digest}"
+        # The instructions and worked examples are the same for every user: render once.
+        t = template
+        shots = [f"{self._data_block([self.event_line(e) for e in reversed(ev)])}\n{t.cue} {profile}"
+                 for ev, profile in t.examples[: prompt.few_shot]]
+        self._history_head = "\n\n".join([f"{t.task}\n{_DATA_RULE}", *shots])
+        self._overhead = self.count_tokens(self.history_prompt_text([]))
 
     # -- data ---------------------------------------------------------------
     def event_line(self, event: dict) -> str:
@@ -212,7 +219,7 @@ class PromptRenderer:
         lines = [self.event_line(e) for e in reversed(events)]
         if not lines:
             return [[]]
-        available = self.config.max_prompt_tokens - self.count_tokens(self.history_prompt_text([]))
+        available = self.config.max_prompt_tokens - self._overhead
         chunks: list[list[str]] = [[]]
         used = 0
         for line in lines:
@@ -229,10 +236,7 @@ class PromptRenderer:
     # -- prompts ------------------------------------------------------------
     def history_prompt_text(self, lines: Sequence[str]) -> str:
         """The full completion-mode prompt (also what the echo gate compares against)."""
-        t = self.template
-        shots = [f"{self._data_block([self.event_line(e) for e in reversed(ev)])}\n{t.cue} {profile}" for ev, profile in t.examples[: self.config.few_shot]]
-        header = f"{t.task}\n{_DATA_RULE}"
-        return "\n\n".join([header, *shots, f"{self._data_block(lines)}\n{t.cue}"])
+        return f"{self._history_head}\n\n{self._data_block(lines)}\n{self.template.cue}"
 
     def aggregate_prompt_text(self, summaries: Sequence[str]) -> str:
         t = self.template

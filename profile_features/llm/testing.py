@@ -116,9 +116,7 @@ class FakeOpenAIServer:
         class Handler(_Handler):
             owner = server
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._httpd.request_queue_size = 256
+        self._httpd = _Server(("127.0.0.1", 0), Handler)
         threading.Thread(target=self._httpd.serve_forever, name="fake-openai", daemon=True).start()
         return self
 
@@ -177,8 +175,16 @@ class FakeOpenAIServer:
         return 200, {}, json.dumps(payload).encode()
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # listen() backlog: many clients connect at once
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as real servers do
+    # Headers and body go out as separate writes; with Nagle on, the body waits for the
+    # client's delayed ACK (~40 ms a response), which would be measured as server latency.
+    disable_nagle_algorithm = True
     owner: FakeOpenAIServer
 
     def log_message(self, *args) -> None:  # quiet
@@ -223,3 +229,20 @@ class _Handler(BaseHTTPRequestHandler):
             with owner._lock:
                 owner.in_flight -= 1
         self._send(status, headers, payload)
+
+
+def main(argv=None) -> None:
+    """Serve in its own process: `python -m profile_features.llm.testing --latency 0.2`.
+    Prints the base URL on the first line of stdout, then serves until killed."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--latency", type=float, default=0.0)
+    args = parser.parse_args(argv)
+    server = FakeOpenAIServer(latency_s=args.latency).start()
+    print(server.base_url, flush=True)
+    threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()
