@@ -27,6 +27,7 @@ __all__ = [
     "ProfileConfig",
     "EmbeddingConfig",
     "SemanticConfig",
+    "StudentJobConfig",
     "SparkConfig",
     "FeastConfig",
     "JobConfig",
@@ -110,6 +111,17 @@ class SemanticConfig(StrictModel):
     seed: int = 0
 
 
+class StudentJobConfig(StrictModel):
+    """The distilled student in the batch pipeline (needs the `torch` extra)."""
+
+    enabled: bool = True
+    config: str | None = None  # student YAML (student.config.StudentConfig); None: its defaults
+    overrides: list[str] = Field(default_factory=list)  # e.g. ["train.epochs=20"]
+    # Score with this checkpoint; None: the one `train_student` wrote for the snapshot.
+    checkpoint: str | None = None
+    batch_size: int = Field(512, gt=0)
+
+
 class SparkConfig(StrictModel):
     master: str | None = "local[*]"  # None: leave it to spark-submit
     app_name: str = "profile-features"
@@ -130,6 +142,7 @@ class JobConfig(StrictModel):
     profile: ProfileConfig = ProfileConfig()
     embedding: EmbeddingConfig = EmbeddingConfig()
     semantic: SemanticConfig = SemanticConfig()
+    student: StudentJobConfig = StudentJobConfig()
     spark: SparkConfig = SparkConfig()
     feast: FeastConfig = FeastConfig()
 

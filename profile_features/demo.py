@@ -43,7 +43,9 @@ def run_demo(repo: Path, sample: SampleConfig, spark_config: SparkConfig) -> Non
     inputs = write_inputs(shown.interactions, shown.items, data_dir / "raw")
     log(f"  {len(data.interactions)} interactions, plus {len(shown.interactions) - len(data.interactions)} interaction "
         f"and {len(shown.items) - len(data.items)} item rows that are broken on purpose")
-    config = JobConfig(data_dir=str(data_dir), inputs=inputs, spark=spark_config)
+    # A short student run: the demo shows the path, benchmarks/student_quality.py the quality.
+    config = JobConfig(data_dir=str(data_dir), inputs=inputs, spark=spark_config,
+                       student={"overrides": ["train.epochs=15", "body.max_len=50"]})
     # Two snapshots, as a weekly job would leave them: training rows between them
     # join the older one, online serving gets the newer one.
     cutoffs = snapshot_cutoffs(data.interactions["timestamp"], [0.7, 1.0])

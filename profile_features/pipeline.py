@@ -110,7 +110,18 @@ def run_pipeline(spark, config: JobConfig, cutoffs: Sequence[datetime]) -> dict:
         for kind, info in semantic["transforms"].items():
             log(f"  {kind}: transform {info['transform_id']} ({'fitted now' if info['fitted_now'] else 'reused'}, "
                 f"{info['explained_variance']:.0%} of variance)")
-        summaries["snapshots"].append({"histories": histories, "profiles": profiles, "embeddings": embeddings, "semantic": semantic})
+        snapshot = {"histories": histories, "profiles": profiles, "embeddings": embeddings, "semantic": semantic}
+        if config.student.enabled:
+            from profile_features.spark.student_job import run_score_student, run_train_student
+
+            if config.student.checkpoint is None:
+                log(f"snapshot {cutoff:%Y-%m-%d}: training the distilled student")
+                snapshot["train_student"] = run_train_student(spark, snapshot_config)
+                log(f"  checkpoint {snapshot['train_student']['checkpoint_id']} on {snapshot['train_student']['users']} users")
+            log(f"snapshot {cutoff:%Y-%m-%d}: scoring users with the student")
+            snapshot["score_student"] = run_score_student(spark, snapshot_config)
+            log(f"  {snapshot['score_student']['scored']} users scored, {snapshot['score_student']['with_drift']} with a profile drift")
+        summaries["snapshots"].append(snapshot)
     return summaries
 
 
@@ -153,7 +164,8 @@ def apply_and_materialize(repo: Path, end: datetime | None = None, store_yaml: P
 
 
 def build_feature_repo(interactions: pd.DataFrame, items: pd.DataFrame, workdir: Path, quantiles: Sequence[float],
-                       spark_config=None, source_repo: Path | None = None) -> tuple[Path, list[datetime]]:
+                       spark_config=None, source_repo: Path | None = None,
+                       student_overrides: Sequence[str] = ()) -> tuple[Path, list[datetime]]:
     """Run the pipeline into `workdir/repo/data` and `feast apply` a copy of the shipped repo on it.
 
     Returns:
@@ -165,7 +177,8 @@ def build_feature_repo(interactions: pd.DataFrame, items: pd.DataFrame, workdir:
     source_repo = source_repo or Path(__file__).resolve().parents[1] / "feature_repo"
     repo = prepare_repo(source_repo, workdir / "repo")
     inputs = write_inputs(interactions, items, repo / "data" / "raw")
-    config = JobConfig(data_dir=str(repo / "data"), inputs=inputs, spark=spark_config or SparkConfig())
+    config = JobConfig(data_dir=str(repo / "data"), inputs=inputs, spark=spark_config or SparkConfig(),
+                       student={"overrides": list(student_overrides)})
     cutoffs = snapshot_cutoffs(interactions.timestamp, quantiles)
     run_pipeline(build_spark(config.spark), config, cutoffs)
     log("feast apply")

@@ -19,6 +19,7 @@ __all__ = [
     "PROFILES",
     "USER_PROFILE_EMBEDDINGS",
     "ITEM_TEXT_EMBEDDINGS",
+    "USER_STUDENT",
     "USER_STATS",
     "ITEM_STATS",
     "conform",
@@ -106,6 +107,20 @@ ITEM_TEXT_EMBEDDINGS = pa.schema(
         ("item_text", pa.string()),
         ("text_hash", pa.string()),
         ("encoder", pa.string()),
+    ]
+)
+
+# The distilled student's outputs per user (see student.scoring).
+USER_STUDENT = pa.schema(
+    [
+        ("user_id", pa.string()),
+        ("event_timestamp", TS),
+        ("student_embedding", pa.list_(pa.float32())),
+        ("student_profile_embedding", pa.list_(pa.float32())),
+        ("profile_drift", pa.float64()),
+        ("student_history_len", pa.int64()),
+        ("student_fallback", pa.bool_()),
+        ("student_checkpoint_id", pa.string()),
     ]
 )
 

@@ -26,7 +26,7 @@ from student.config import load_student_config
 from student.data import ItemIndex, user_sequences
 from student.training import build_training_data, fit
 
-__all__ = ["read_table", "read_profiles", "main"]
+__all__ = ["read_table", "read_profiles", "train_from_frames", "main"]
 
 
 def read_table(path: str) -> pd.DataFrame:
@@ -36,37 +36,44 @@ def read_table(path: str) -> pd.DataFrame:
 
 def read_profiles(path: str) -> dict[str, np.ndarray]:
     """user_id -> float32 profile embedding, skipping null rows."""
-    df = read_table(path)
-    out = {}
-    for user, vec in zip(df["user_id"].astype(str), df["profile_embedding"]):
-        if vec is not None and len(vec):
-            out[user] = np.asarray(vec, dtype=np.float32)
-    return out
+    return _profile_dict(read_table(path))
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m student.train", description=__doc__.split("\n")[0])
-    ap.add_argument("--config", default=None, help="student YAML (defaults when omitted)")
-    ap.add_argument("--interactions", required=True)
-    ap.add_argument("--profiles", default=None)
-    ap.add_argument("--out", required=True, help="checkpoint directory (replaced atomically)")
-    ap.add_argument("--validate", action="store_true", help="hold out last item per user for early stopping")
-    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    args = ap.parse_args(argv)
+def _profile_dict(frame: pd.DataFrame | None) -> dict[str, np.ndarray] | None:
+    if frame is None:
+        return None
+    return {
+        user: np.asarray(vec, dtype=np.float32)
+        for user, vec in zip(frame["user_id"].astype(str), frame["profile_embedding"])
+        if vec is not None and len(vec)
+    }
 
-    cfg = load_student_config(args.config, args.overrides)
-    interactions = read_table(args.interactions)
+
+def train_from_frames(
+    cfg, interactions: pd.DataFrame, profiles: pd.DataFrame | None, out: str | Path, validate: bool = False
+) -> dict:
+    """Train on in-memory tables and write a checkpoint to `out` (the CLI and the pipeline call this).
+
+    Args:
+        cfg: a `StudentConfig`.
+        interactions: `user_id`, `item_id`, `timestamp` (only what the student may see).
+        profiles: `user_id`, `profile_embedding`, written from those same interactions; None trains plain SASRec.
+        validate: hold out each user's last item for early stopping.
+
+    Returns:
+        checkpoint_id, out, best_valid and the data sizes.
+    """
     sequences = user_sequences(interactions)
     item_index = ItemIndex.from_items(interactions["item_id"])
-    profiles = read_profiles(args.profiles) if args.profiles else None
+    profile_vectors = _profile_dict(profiles)
     valid = None
-    if args.validate:
+    if validate:
         train_hist = {u: s[:-1] for u, s in sequences.items() if len(s) >= 3}
         users = sorted(train_hist)
         valid = ([item_index.encode(train_hist[u]) for u in users], item_index.encode([sequences[u][-1] for u in users]))
     else:
         train_hist = sequences
-    data = build_training_data(train_hist, item_index, profiles)
+    data = build_training_data(train_hist, item_index, profile_vectors)
     print(
         f"users {len(data.users)} items {len(item_index)} interactions {len(interactions)} "
         f"profiles {int(data.has_profile.sum())} config {cfg.name}",
@@ -81,8 +88,26 @@ def main(argv: list[str] | None = None) -> int:
         users_with_profile=int(data.has_profile.sum()),
         extra={"best_epoch": result.best_epoch, "best_valid": result.best_valid, "train_seconds": result.seconds},
     )
-    ckpt_id = save_checkpoint(args.out, result.model, item_index, stats)
-    print(json.dumps({"checkpoint_id": ckpt_id, "out": str(Path(args.out)), "best_valid": result.best_valid}))
+    ckpt_id = save_checkpoint(out, result.model, item_index, stats)
+    return {"checkpoint_id": ckpt_id, "out": str(Path(out)), "best_valid": result.best_valid,
+            "users": len(data.users), "users_with_profile": int(data.has_profile.sum())}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m student.train", description=__doc__.split("\n")[0])
+    ap.add_argument("--config", default=None, help="student YAML (defaults when omitted)")
+    ap.add_argument("--interactions", required=True)
+    ap.add_argument("--profiles", default=None)
+    ap.add_argument("--out", required=True, help="checkpoint directory (replaced atomically)")
+    ap.add_argument("--validate", action="store_true", help="hold out last item per user for early stopping")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    args = ap.parse_args(argv)
+
+    cfg = load_student_config(args.config, args.overrides)
+    interactions = read_table(args.interactions)
+    profiles = read_table(args.profiles) if args.profiles else None
+    result = train_from_frames(cfg, interactions, profiles, args.out, validate=args.validate)
+    print(json.dumps(result))
     return 0
 
 

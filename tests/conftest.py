@@ -55,7 +55,8 @@ def pipeline_run(tmp_path_factory, spark, small_sample):
 
     root = tmp_path_factory.mktemp("pipeline")
     inputs = write_inputs(small_sample.interactions, small_sample.items, root / "raw")
-    config = JobConfig(data_dir=str(root / "data"), inputs=inputs)
+    config = JobConfig(data_dir=str(root / "data"), inputs=inputs,
+                       student={"overrides": ["train.epochs=3", "body.max_len=20", "train.num_threads=1"]})
     cutoffs = snapshot_cutoffs(small_sample.interactions["timestamp"], [0.6, 1.0])
     summaries = run_pipeline(spark, config, cutoffs)
     return {"config": config, "cutoffs": cutoffs, "summaries": summaries, "root": root}

@@ -46,7 +46,12 @@ def test_online_vectors_and_similarity(materialized, pipeline_run, small_sample)
         entity_rows=[{"user_id": user_id, "item_id": item} for item in candidates],
     ).to_df()
     assert {"user_interaction_count", "item_interaction_count", "profile_item_similarity",
-            "profile_pc_0", "profile_pc_15", "profile_cluster", "item_pc_0", "item_cluster"} <= set(service.columns)
+            "profile_pc_0", "profile_pc_15", "profile_cluster", "item_pc_0", "item_cluster",
+            "student_item_similarity", "profile_drift", "student_history_len"} <= set(service.columns)
+    student = table(pipeline_run, "user_student", latest)
+    expected = cosine(student.loc[user_id, "student_profile_embedding"], items.loc[candidates[0], "item_text_embedding"])
+    assert service.student_item_similarity.iloc[0] == pytest.approx(expected, abs=1e-5)
+    assert service.profile_drift.iloc[0] == pytest.approx(student.loc[user_id, "profile_drift"], abs=1e-9)
     semantic = table(pipeline_run, "user_semantic", latest)
     assert service.profile_pc_3.iloc[0] == pytest.approx(semantic.loc[user_id, "profile_pc_3"], abs=1e-6)
     assert service.profile_cluster.iloc[0] == semantic.loc[user_id, "profile_cluster"]
@@ -55,6 +60,7 @@ def test_online_vectors_and_similarity(materialized, pipeline_run, small_sample)
     two_tower = store.get_online_features(features=store.get_feature_service("two_tower"),
                                           entity_rows=[{"user_id": user_id, "item_id": candidates[0]}]).to_df()
     assert len(two_tower.profile_embedding.iloc[0]) == 384 and len(two_tower.item_text_embedding.iloc[0]) == 384
+    assert len(two_tower.student_embedding.iloc[0]) == 64 and len(two_tower.student_profile_embedding.iloc[0]) == 384
 
 
 def test_unknown_user_gets_missing_values_not_an_error(materialized):

@@ -33,6 +33,21 @@ def test_fast_path_equals_on_demand_view(store, small_sample):
     assert pd.isna(odfv.profile_item_similarity.iloc[-1])
 
 
+def test_fast_path_scores_the_student_vector_too(store, small_sample):
+    catalogue = small_sample.items.item_id.tolist()
+    scorer = SemanticScorer(store, catalogue,
+                            user_vectors=["user_profile:profile_embedding", "user_student:student_profile_embedding"],
+                            similarity_names=["profile_item_similarity", "student_item_similarity"])
+    user_id = small_sample.user_tastes.user_id.iloc[4]
+    fast = scorer.score(user_id, catalogue[:30])
+    odfv = store.get_online_features(
+        features=["user_item_similarity:profile_item_similarity", "user_item_similarity:student_item_similarity"],
+        entity_rows=[{"user_id": user_id, "item_id": c} for c in catalogue[:30]],
+    ).to_df()
+    for column in ("profile_item_similarity", "student_item_similarity"):
+        np.testing.assert_allclose(fast[column].to_numpy(), odfv[column].to_numpy(dtype=float), atol=1e-5)
+
+
 def test_unknown_user_scores_nan(store, small_sample):
     scorer = SemanticScorer(store, small_sample.items.item_id.tolist())
     assert scorer.score("nobody", small_sample.items.item_id.tolist()[:3]).profile_item_similarity.isna().all()

@@ -63,6 +63,21 @@ def test_semantic_columns_reuse_one_transform_across_snapshots(pipeline_run, sma
     assert summaries == [True, False]
 
 
+def test_student_scores_every_user_of_each_snapshot(pipeline_run):
+    config = pipeline_run["config"]
+    for cutoff, summary in zip(pipeline_run["cutoffs"], pipeline_run["summaries"]["snapshots"]):
+        histories = read(partition(config, "histories", cutoff))
+        scored = read(partition(config, "user_student", cutoff))
+        assert sorted(scored.user_id) == sorted(histories.user_id)  # one row per input user
+        assert {len(v) for v in scored.student_embedding} == {64}
+        assert {len(v) for v in scored.student_profile_embedding} == {384}
+        assert scored.profile_drift.between(0.0, 2.0).all()  # every user here has a profile
+        assert (scored.event_timestamp == cutoff).all()
+        assert scored.student_checkpoint_id.nunique() == 1
+        assert scored.student_checkpoint_id.iloc[0] == summary["train_student"]["checkpoint_id"]
+        assert (Path(config.table_path("student")) / f"run_date={cutoff:%Y-%m-%d}" / "student.json").exists()
+
+
 def test_spark_histories_equal_the_pandas_function(pipeline_run, small_sample):
     config, cutoff = pipeline_run["config"], pipeline_run["cutoffs"][0]
     spark_out = read(partition(config, "histories", cutoff)).sort_values("user_id").reset_index(drop=True)

@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from profile_features.feast.settings import FeastSettings
-from profile_features.feast.similarity import profile_item_similarity
+from profile_features.feast.similarity import user_item_similarity
 
 __all__ = ["Definitions", "build_definitions", "PROVENANCE_FIELDS"]
 
@@ -26,12 +26,13 @@ class Definitions:
     item_stats: object
     user_semantic: object
     item_semantic: object
+    user_student: object | None
     user_item_similarity: object
     gbdt_ranker: object
     two_tower: object
 
     def objects(self) -> dict[str, object]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
 
 
 def _source(settings: FeastSettings, table: str, join_key: str, our_key: str):
@@ -62,7 +63,7 @@ def build_definitions(settings: FeastSettings) -> Definitions:
     """Build the Feast objects for `settings` (imports Feast lazily)."""
     from feast import Entity, FeatureService, FeatureView, Field, ValueType
     from feast.on_demand_feature_view import on_demand_feature_view
-    from feast.types import Array, Float32, Float64, Int64, String
+    from feast.types import Array, Bool, Float32, Float64, Int64, String
 
     ttl = timedelta(days=settings.ttl_days)
     user = Entity(name=settings.user.name, join_keys=[settings.user.join_key], value_type=ValueType.STRING,
@@ -112,26 +113,41 @@ def build_definitions(settings: FeastSettings) -> Definitions:
 
     user_semantic = semantic("user_semantic", user, "user_semantic", "user_id", "profile", "profile")
     item_semantic = semantic("item_semantic", item, "item_semantic", "item_id", "item", "item text")
-    numeric = lambda fv: fv[[f.name for f in fv.features if f.dtype != String]]  # noqa: E731  GBDTs take numbers
+    numeric = lambda fv: fv[[f.name for f in fv.features if f.dtype not in (String, Bool)]]  # noqa: E731  GBDTs take numbers
+    user_student = None
+    similarity_sources = [user_profile[["profile_embedding"]], item_text[["item_text_embedding"]]]
+    similarity_schema = [Field(name="profile_item_similarity", dtype=Float64)]
+    if settings.student:
+        user_student = view(
+            "user_student", user, "user_student", "user_id",
+            [Field(name="student_embedding", dtype=Array(Float32)), Field(name="student_profile_embedding", dtype=Array(Float32)),
+             Field(name="profile_drift", dtype=Float64), Field(name="student_history_len", dtype=Int64),
+             Field(name="student_fallback", dtype=Bool), Field(name="student_checkpoint_id", dtype=String)],
+            "The distilled SASRec student: user representation, predicted profile vector, drift from the last LLM profile",
+        )
+        similarity_sources.insert(1, user_student[["student_profile_embedding"]])
+        similarity_schema.append(Field(name="student_item_similarity", dtype=Float64))
     similarity = on_demand_feature_view(
         name="user_item_similarity",
-        sources=[user_profile[["profile_embedding"]], item_text[["item_text_embedding"]]],
-        schema=[Field(name="profile_item_similarity", dtype=Float64)],
+        sources=similarity_sources,
+        schema=similarity_schema,
         mode="pandas",
-        description="Cosine of profile and item text embeddings, computed at request time",
+        description="Cosine of the profile (and student-predicted profile) with the item text embedding, at request time",
         tags=tags,
-    )(profile_item_similarity)
+    )(user_item_similarity)
     gbdt_ranker = FeatureService(
         name="gbdt_ranker",
-        features=[user_stats, item_stats, numeric(user_semantic), numeric(item_semantic), similarity],
+        features=[user_stats, item_stats, numeric(user_semantic), numeric(item_semantic), similarity]
+        + ([user_student[["profile_drift", "student_history_len"]]] if user_student else []),
         description="Scalar columns for a GBDT ranker: behaviour plus LLM-profile semantics",
         tags=tags,
     )
     two_tower = FeatureService(
         name="two_tower",
-        features=[user_profile[["profile_embedding"]], item_text[["item_text_embedding"]]],
+        features=[user_profile[["profile_embedding"]], item_text[["item_text_embedding"]]]
+        + ([user_student[["student_embedding", "student_profile_embedding"]]] if user_student else []),
         description="Dense vectors for a two-tower model's user and item towers",
         tags=tags,
     )
     return Definitions(user, item, user_profile, item_text, user_stats, item_stats, user_semantic, item_semantic,
-                       similarity, gbdt_ranker, two_tower)
+                       user_student, similarity, gbdt_ranker, two_tower)

@@ -37,6 +37,8 @@ class FeastSettings(StrictModel):
     # How long a snapshot's values stay valid for point-in-time joins and online reads.
     ttl_days: int = Field(365, ge=0)
     embedding_dim: int = Field(384, gt=0)
+    # The distilled student's view (user_student) and its similarity column.
+    student: bool = True
     # Must equal the batch job's semantic.components.
     semantic_components: int = Field(16, gt=0)
     owner: str = ""

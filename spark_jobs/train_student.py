@@ -1,0 +1,21 @@
+"""Train the distilled student on a snapshot (driver-side PyTorch; GPU when present).
+
+    spark-submit --master local[*] spark_jobs/train_student.py --config configs/job.yaml \
+        [--set student.config=configs/student.yaml --set history.cutoff=2026-05-01T00:00:00Z]
+
+Uses the interactions strictly before the snapshot's cutoff and that snapshot's
+profile vectors (no leakage); writes <data_dir>/student/run_date=<date>/.
+"""
+
+import sys
+
+from profile_features.spark.entry import run_job
+from profile_features.spark.student_job import run_train_student
+
+
+def main(argv=None):
+    return run_job(run_train_student, __doc__, argv)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
