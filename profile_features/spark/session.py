@@ -17,7 +17,7 @@ JOB_DEFAULTS = {
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     # No _SUCCESS marker: readers of the directory (DuckDB via Feast) would trip on it.
     "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "false",
-    "spark.hadoop.parquet.enable.summary-metadata": "false",
+    "spark.hadoop.parquet.summary.metadata.level": "NONE",
     "spark.ui.showConsoleProgress": "false",
 }
 LOCAL_DEFAULTS = {
