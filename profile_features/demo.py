@@ -21,7 +21,8 @@ def rank_for_user(repo: Path, user_id: str, item_ids: list[str], k: int = 10) ->
     store = FeatureStore(repo_path=str(repo))
     user = store.get_online_features(
         features=["user_profile:profile_text", "user_profile:generator", "user_profile:encoder",
-                  "user_profile:history_hash", "user_stats:user_interaction_count", "user_stats:user_mean_rating"],
+                  "user_profile:history_hash", "user_stats:user_interaction_count", "user_stats:user_mean_rating",
+                  "user_semantic:profile_cluster", "user_student:profile_drift", "user_student:student_checkpoint_id"],
         entity_rows=[{"user_id": user_id}],
     ).to_dict()
     candidates = store.get_online_features(
@@ -68,5 +69,6 @@ def run_demo(repo: Path, sample: SampleConfig, spark_config: SparkConfig) -> Non
     print(f"  (hidden truth from the generator: favourite genres {taste.genre_weights}, era {taste.era}, shifted to {taste.shifted_to})")
     print(f"\n=== Top {len(ranked)} of {len(data.items)} items for {user_id} by profile x item similarity (online) ===")
     for rank, (row, (_, item)) in enumerate(zip(ranked.itertuples(index=False), titles.iterrows()), start=1):
-        print(f"  {rank:2d}. {row.item_id} {row.profile_item_similarity:.3f}  {item.title} ({item.year}) [{item.genres}]")
+        print(f"  {rank:2d}. {row.item_id} {row.profile_item_similarity:.3f} (student {row.student_item_similarity:.3f})  "
+              f"{item.title} ({item.year}) [{item.genres}]")
     spark.stop()
