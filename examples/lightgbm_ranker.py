@@ -29,10 +29,12 @@ BASELINE = ["user_interaction_count", "user_mean_rating", "user_days_active", "i
 SIMILARITY = ["profile_item_similarity"]
 COMPRESSED = [f"{p}_pc_{i}" for p in ("profile", "item") for i in range(16)]
 CLUSTERS = ["profile_cluster", "item_cluster"]
+STUDENT = ["student_item_similarity", "profile_drift", "student_history_len"]
 COLUMN_SETS = {
     "without semantic columns": BASELINE,
     "+ similarity": BASELINE + SIMILARITY,
-    "+ all semantic columns": BASELINE + SIMILARITY + COMPRESSED + CLUSTERS,
+    "+ student columns": BASELINE + STUDENT,
+    "+ all semantic columns": BASELINE + SIMILARITY + COMPRESSED + CLUSTERS + STUDENT,
 }
 
 
@@ -74,12 +76,14 @@ def main(argv=None) -> dict:
     parser.add_argument("--workdir", type=Path, default=None, help="default: work/lightgbm-<dataset>")
     parser.add_argument("--negatives", type=int, default=50)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--student-epochs", type=int, default=30, help="student training epochs per snapshot")
     args = parser.parse_args(argv)
     from feast import FeatureStore
 
     workdir = (args.workdir or REPO_ROOT / "work" / f"lightgbm-{args.dataset}").resolve()
     interactions, items = load(args.dataset, args.ml100k_path)
-    repo, (train_cutoff, test_cutoff) = build_feature_repo(interactions, items, workdir, [0.6, 0.8])
+    repo, (train_cutoff, test_cutoff) = build_feature_repo(
+        interactions, items, workdir, [0.6, 0.8], student_overrides=[f"train.epochs={args.student_epochs}"])
     store = FeatureStore(repo_path=str(repo))
     end = interactions.timestamp.max() + pd.Timedelta(seconds=1)
     results: dict[str, list[float]] = {name: [] for name in COLUMN_SETS}
