@@ -29,7 +29,6 @@ __all__ = [
     "SemanticConfig",
     "StudentJobConfig",
     "SparkConfig",
-    "FeastConfig",
     "JobConfig",
     "load_config",
     "apply_overrides",
@@ -128,23 +127,17 @@ class SparkConfig(StrictModel):
     conf: dict[str, str] = Field(default_factory=dict)
 
 
-class FeastConfig(StrictModel):
-    repo_path: str = "feature_repo"
-
-
 class JobConfig(StrictModel):
     """Root config shared by all batch jobs."""
 
     data_dir: str = "feature_repo/data"
     inputs: InputsConfig | None = None  # None: the demo generates sample data
-    sample: SampleConfig = SampleConfig()
     history: HistoryConfig = HistoryConfig()
     profile: ProfileConfig = ProfileConfig()
     embedding: EmbeddingConfig = EmbeddingConfig()
     semantic: SemanticConfig = SemanticConfig()
     student: StudentJobConfig = StudentJobConfig()
     spark: SparkConfig = SparkConfig()
-    feast: FeastConfig = FeastConfig()
 
     def table_path(self, name: str) -> str:
         """Absolute path of an output table under `data_dir`."""

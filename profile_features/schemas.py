@@ -22,7 +22,6 @@ __all__ = [
     "USER_STUDENT",
     "USER_STATS",
     "ITEM_STATS",
-    "conform",
     "semantic_schema",
     "to_utc",
 ]
@@ -152,23 +151,6 @@ def semantic_schema(key: str, prefix: str, components: int) -> pa.Schema:
         + [(f"{prefix}_pc_{i}", pa.float32()) for i in range(components)]
         + [(f"{prefix}_cluster", pa.int64()), (f"{prefix}_transform_id", pa.string())]
     )
-
-
-def conform(frame: pd.DataFrame, schema: pa.Schema) -> pd.DataFrame:
-    """Select and order `schema`'s columns and check they convert to its types.
-
-    Raises:
-        ValueError: naming the column that is missing or cannot be converted.
-    """
-    missing = [name for name in schema.names if name not in frame.columns]
-    if missing:
-        raise ValueError(f"frame lacks columns {missing} required by the schema")
-    frame = frame[schema.names]
-    try:
-        pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
-        raise ValueError(f"frame does not match schema: {err}") from err
-    return frame
 
 
 def to_utc(values: pd.Series) -> pd.Series:
