@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import types
 from dataclasses import dataclass, fields
 from datetime import timedelta
 from pathlib import Path
@@ -33,6 +34,15 @@ class Definitions:
 
     def objects(self) -> dict[str, object]:
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+
+def _fresh_copy(function):
+    """A copy of `function`: Feast's decorator rewrites the `__module__` of what it wraps,
+    after which the source can no longer be found for a second build in this process."""
+    copy = types.FunctionType(function.__code__, function.__globals__, function.__name__,
+                              function.__defaults__, function.__closure__)
+    copy.__module__, copy.__doc__, copy.__qualname__ = function.__module__, function.__doc__, function.__qualname__
+    return copy
 
 
 def _source(settings: FeastSettings, table: str, join_key: str, our_key: str):
@@ -134,7 +144,7 @@ def build_definitions(settings: FeastSettings) -> Definitions:
         mode="pandas",
         description="Cosine of the profile (and student-predicted profile) with the item text embedding, at request time",
         tags=tags,
-    )(user_item_similarity)
+    )(_fresh_copy(user_item_similarity))
     gbdt_ranker = FeatureService(
         name="gbdt_ranker",
         features=[user_stats, item_stats, numeric(user_semantic), numeric(item_semantic), similarity]

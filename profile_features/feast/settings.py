@@ -36,7 +36,6 @@ class FeastSettings(StrictModel):
     item: EntitySettings = EntitySettings(name="item", join_key="item_id")
     # How long a snapshot's values stay valid for point-in-time joins and online reads.
     ttl_days: int = Field(365, ge=0)
-    embedding_dim: int = Field(384, gt=0)
     # The distilled student's view (user_student) and its similarity column.
     student: bool = True
     # Must equal the batch job's semantic.components.
