@@ -29,13 +29,7 @@ import numpy as np
 from profile_features.config import SampleConfig, SparkConfig
 from profile_features.datasets import generate_sample
 from profile_features.pipeline import build_feature_repo, feast_cli
-from profile_features.serving import SemanticScorer
-
-SIMILARITIES = ["user_item_similarity:profile_item_similarity", "user_item_similarity:student_item_similarity"]
-SCALAR_ITEM_FEATURES = ["item_stats:item_interaction_count", "item_stats:item_mean_rating", "item_semantic:item_cluster"] + [
-    f"item_semantic:item_pc_{i}" for i in range(16)
-]
-
+from profile_features.evaluation.latency import latency_rows
 
 def start_redis(workdir: Path) -> tuple[subprocess.Popen, int]:
     import socket
@@ -55,24 +49,6 @@ def start_redis(workdir: Path) -> tuple[subprocess.Popen, int]:
         except redis.ConnectionError:
             time.sleep(0.05)
     raise RuntimeError("redis-server did not start")
-
-
-def measure(store, scorer, users, catalogue, candidates: int, requests: int, rng) -> dict[str, np.ndarray]:
-    timings = {"a": [], "b": [], "c": []}
-    for _ in range(requests + 3):  # 3 warm-up requests, dropped
-        user = str(rng.choice(users))
-        items = [str(i) for i in rng.choice(catalogue, size=candidates, replace=False)]
-        rows = [{"user_id": user, "item_id": i} for i in items]
-        t0 = time.perf_counter()
-        store.get_online_features(features=SCALAR_ITEM_FEATURES, entity_rows=rows).to_dict()
-        t1 = time.perf_counter()
-        store.get_online_features(features=SCALAR_ITEM_FEATURES + SIMILARITIES, entity_rows=rows).to_dict()
-        t2 = time.perf_counter()
-        scorer.ranking_features(user, items, SCALAR_ITEM_FEATURES)
-        t3 = time.perf_counter()
-        for key, value in zip("abc", (t1 - t0, t2 - t1, t3 - t2)):
-            timings[key].append(value * 1000)
-    return {k: np.array(v[3:]) for k, v in timings.items()}
 
 
 def main(argv=None) -> list[dict]:
@@ -100,17 +76,7 @@ def main(argv=None) -> list[dict]:
     try:
         for name, store in (("sqlite", FeatureStore(repo_path=str(repo))),
                             ("redis", FeatureStore(repo_path=str(repo), fs_yaml_file=redis_yaml))):
-            scorer = SemanticScorer(store, catalogue.tolist(),
-                                    user_vectors=["user_profile:profile_embedding", "user_student:student_profile_embedding"],
-                                    similarity_names=["profile_item_similarity", "student_item_similarity"])
-            scorer.items()  # load the item matrix once, outside the timed requests
-            for n in args.candidates:
-                t = measure(store, scorer, users, catalogue, n, args.requests, np.random.default_rng(n))
-                row = {"store": name, "candidates": n}
-                for key in "abc":
-                    row[f"{key}_p50"], row[f"{key}_p99"] = np.percentile(t[key], 50), np.percentile(t[key], 99)
-                row["b/a"], row["c/a"] = row["b_p50"] / row["a_p50"], row["c_p50"] / row["a_p50"]
-                results.append(row)
+            results += latency_rows(store, name, users, catalogue, args.candidates, args.requests)
     finally:
         redis_process.terminate()
     print(f"\n{args.requests} requests per row; ms; (a) scalar item lookup, (b) + on-demand similarity view, (c) + fast path")

@@ -1,4 +1,4 @@
-"""Ranking training sets and metrics shared by the ranker examples.
+"""Labelled candidate lists for ranker training and evaluation.
 
 Candidate lists per user: the items the user interacted with inside a time window
 (positives) plus negatives drawn by popularity before the window, the way a
@@ -13,7 +13,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-__all__ = ["candidate_rows", "ndcg_at_k", "mean_ndcg_at_k"]
+__all__ = ["candidate_rows"]
 
 
 def candidate_rows(
@@ -53,22 +53,3 @@ def candidate_rows(
     frame = pd.DataFrame(rows, columns=["user_id", "item_id", "event_timestamp", "label"])
     frame["event_timestamp"] = frame["event_timestamp"].astype("datetime64[us, UTC]")
     return frame
-
-
-def ndcg_at_k(labels: np.ndarray, scores: np.ndarray, k: int = 10) -> float:
-    """NDCG@k of one list with graded labels; ties in score keep input order."""
-    order = np.argsort(-scores, kind="stable")[:k]
-    gains = (2.0 ** labels[order] - 1) / np.log2(np.arange(2, len(order) + 2))
-    ideal = np.sort(labels)[::-1][:k]
-    best = ((2.0 ** ideal - 1) / np.log2(np.arange(2, len(ideal) + 2))).sum()
-    return float(gains.sum() / best) if best > 0 else 0.0
-
-
-def mean_ndcg_at_k(frame: pd.DataFrame, score_column: str, k: int = 10, group: str = "user_id") -> float:
-    """Mean NDCG@k over groups that have at least one positive."""
-    values = [
-        ndcg_at_k(g.label.to_numpy(dtype=float), g[score_column].to_numpy(dtype=float), k)
-        for _, g in frame.groupby(group, sort=False)
-        if g.label.max() > 0
-    ]
-    return float(np.mean(values)) if values else float("nan")
