@@ -20,12 +20,36 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--items", type=int, default=SampleConfig().items)
     demo.add_argument("--seed", type=int, default=SampleConfig().seed)
     demo.add_argument("--master", default="local[*]", help="Spark master")
+    evaluate = commands.add_parser("evaluate", help="rankers with and without the semantic features; writes a report")
+    evaluate.add_argument("--dataset", choices=["sample", "ml-100k"], default="sample")
+    evaluate.add_argument("--ml100k-path", type=Path, default=None, help="default: ../shared/datasets/ml-100k")
+    evaluate.add_argument("--workdir", type=Path, default=None, help="default: work/evaluate-<dataset>")
+    evaluate.add_argument("--out", type=Path, default=None, help="report folder (default: <workdir>/report)")
+    evaluate.add_argument("--seeds", type=int, default=3)
+    evaluate.add_argument("--cold-slice", choices=["auto", "natural", "truncated"], default="auto")
+    evaluate.add_argument("--student-epochs", type=int, default=30)
+    evaluate.add_argument("--two-tower-epochs", type=int, default=20)
+    evaluate.add_argument("--no-two-tower", action="store_true")
+    evaluate.add_argument("--latency-requests", type=int, default=30, help="0 skips the latency table")
+    evaluate.add_argument("--student-benchmark", type=Path, default=None,
+                          help="JSON written by benchmarks/student_quality.py --out, shown in the report")
     args = parser.parse_args(argv)
 
     if args.command == "demo":
         from profile_features.demo import run_demo
 
         run_demo(args.repo, SampleConfig(users=args.users, items=args.items, seed=args.seed), SparkConfig(master=args.master))
+    elif args.command == "evaluate":
+        from profile_features.evaluation.run import EvaluationConfig, run_evaluation
+
+        workdir = args.workdir or Path("work") / f"evaluate-{args.dataset}"
+        fields = {"dataset": args.dataset, "workdir": workdir, "out": args.out or workdir / "report", "seeds": args.seeds,
+                  "cold_slice": args.cold_slice, "student_epochs": args.student_epochs,
+                  "two_tower": not args.no_two_tower, "two_tower_epochs": args.two_tower_epochs,
+                  "latency_requests": args.latency_requests, "student_benchmark": args.student_benchmark}
+        if args.ml100k_path:
+            fields["ml100k_path"] = args.ml100k_path
+        run_evaluation(EvaluationConfig(**fields))
     return 0
 
 
