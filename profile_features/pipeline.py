@@ -165,8 +165,12 @@ def apply_and_materialize(repo: Path, end: datetime | None = None, store_yaml: P
 
 def build_feature_repo(interactions: pd.DataFrame, items: pd.DataFrame, workdir: Path, quantiles: Sequence[float],
                        spark_config=None, source_repo: Path | None = None,
-                       student_overrides: Sequence[str] = ()) -> tuple[Path, list[datetime]]:
+                       student_overrides: Sequence[str] = (),
+                       cutoffs: Sequence[datetime] | None = None) -> tuple[Path, list[datetime]]:
     """Run the pipeline into `workdir/repo/data` and `feast apply` a copy of the shipped repo on it.
+
+    Snapshots are cut at the `quantiles` of interaction time, or at `cutoffs` when given
+    (to rebuild a changed dataset at the same times).
 
     Returns:
         (repo path, snapshot cutoffs).
@@ -179,7 +183,7 @@ def build_feature_repo(interactions: pd.DataFrame, items: pd.DataFrame, workdir:
     inputs = write_inputs(interactions, items, repo / "data" / "raw")
     config = JobConfig(data_dir=str(repo / "data"), inputs=inputs, spark=spark_config or SparkConfig(),
                        student={"overrides": list(student_overrides)})
-    cutoffs = snapshot_cutoffs(interactions.timestamp, quantiles)
+    cutoffs = sorted(cutoffs) if cutoffs is not None else snapshot_cutoffs(interactions.timestamp, quantiles)
     run_pipeline(build_spark(config.spark), config, cutoffs)
     log("feast apply")
     feast_cli(repo, "apply")

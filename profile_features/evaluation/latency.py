@@ -52,8 +52,7 @@ def latency_rows(store, store_name: str, users, catalogue, candidate_counts: Seq
                             similarity_names=["profile_item_similarity", "student_item_similarity"])
     scorer.items()  # load the item matrix once, outside the timed requests
     rows = []
-    for n in candidate_counts:
-        n = min(n, len(catalogue))
+    for n in sorted({min(n, len(catalogue)) for n in candidate_counts}):
         t = measure_requests(store, scorer, users, catalogue, n, requests, np.random.default_rng(n))
         row = {"store": store_name, "candidates": n, "requests": requests}
         for key in "abc":

@@ -110,10 +110,8 @@ def run_evaluation(config: EvaluationConfig, log=print) -> Path:
         cut = truncate_histories(interactions, long_history, test_cutoff, keep=config.cold_max_history)
         log(f"cold run: {len(long_history)} test users' histories cut to their first {config.cold_max_history} "
             f"interactions ({len(interactions) - len(cut)} interactions removed)")
-        cold_repo, cold_cutoffs = build_feature_repo(cut, items, config.workdir.resolve() / "cold", config.quantiles,
-                                                     student_overrides=overrides)
-        if cold_cutoffs != cutoffs:
-            raise RuntimeError(f"the cold run's cutoffs {cold_cutoffs} differ from the full run's {cutoffs}")
+        cold_repo, _ = build_feature_repo(cut, items, config.workdir.resolve() / "cold", config.quantiles,
+                                          student_overrides=overrides, cutoffs=cutoffs)
         cold_users = sorted(set(natural) | set(long_history))
         cold = _rankers(config, cold_repo, cut, items, cutoffs, end, cold_users, log)
         results = pd.concat([results, cold[cold.slice == "cold"]], ignore_index=True)

@@ -32,7 +32,7 @@ def _metrics(ranks: np.ndarray) -> dict[str, float]:
 
 def evaluate_student(data_dir: Path, interactions: pd.DataFrame, test_cutoff: datetime, end: datetime,
                      cold_users: Collection[str] | None = None) -> pd.DataFrame:
-    """Long-format metrics (model "student", variants "student checkpoint" and "most popular").
+    """Long-format metrics (model "student", variants "most popular", the baseline, and "student checkpoint").
 
     Users without a history at the cutoff, or whose target item the checkpoint does
     not know, are left out and counted in `users`' complement (the report shows users).
@@ -61,7 +61,7 @@ def evaluate_student(data_dir: Path, interactions: pd.DataFrame, test_cutoff: da
     slices = {"all": np.ones(len(users), bool)}
     if cold_users is not None:
         slices["cold"] = np.isin(users, list(cold_users))
-    for variant, ranks in (("student checkpoint", student_ranks), ("most popular", popular_ranks)):
+    for variant, ranks in (("most popular", popular_ranks), ("student checkpoint", student_ranks)):
         for slice_name, mask in slices.items():
             for metric, value in _metrics(ranks[mask]).items():
                 records.append({"model": "student", "variant": variant, "seed": 0, "slice": slice_name,
