@@ -1,0 +1,130 @@
+"""The drift report: two runs of `user_semantic` (or `item_semantic`) read from `data_dir`,
+compared by `drift.compare_runs`, written as Markdown and JSON."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from profile_features.freshness.drift import DriftSettings, compare_runs, mean_vector_cosine
+from profile_features.freshness.runs import list_runs, partition_path, pick_runs, read_run, table_root
+
+__all__ = ["KINDS", "TransformMismatch", "drift_report", "render_markdown", "write_report"]
+
+# kind -> (semantic table, embeddings table, vector column, column prefix)
+KINDS = {
+    "profile": ("user_semantic", "user_profile_embeddings", "profile_embedding", "profile"),
+    "item": ("item_semantic", "item_text_embeddings", "item_text_embedding", "item"),
+}
+
+
+class TransformMismatch(ValueError):
+    """The two runs were written by different PCA + k-means transforms: their columns are different axes."""
+
+
+def _transform_ids(frame, column: str, folder: str) -> str | None:
+    if column not in frame:
+        return None
+    ids = sorted(frame[column].dropna().unique())
+    if len(ids) > 1:
+        raise TransformMismatch(f"{folder}: one run holds rows of {len(ids)} transforms {ids}")
+    return ids[0] if ids else None
+
+
+def drift_report(data_dir: str | Path, reference: str | None = None, current: str | None = None,
+                 kind: str = "profile", settings: DriftSettings | None = None, mean_cosine: bool = True) -> dict:
+    """Compare two runs of the semantic table of `kind` (default: the two newest runs).
+
+    Args:
+        mean_cosine: also read the runs' embedding partitions (when both exist) for the
+            cosine of the mean vectors; the only part that reads full vectors.
+
+    Raises:
+        RunNotFound: a run (or the table) is missing; names the folder.
+        TransformMismatch: the runs come from different transforms; names both folders.
+    """
+    settings = settings or DriftSettings()
+    semantic_table, vector_table, vector_column, prefix = KINDS[kind]
+    table = table_root(data_dir, semantic_table)
+    ref_run, cur_run = pick_runs(table, reference, current)
+    frames = {run: read_run(table, run) for run in (ref_run, cur_run)}
+    id_column = f"{prefix}_transform_id"
+    ids = {run: _transform_ids(frame, id_column, partition_path(table, run)) for run, frame in frames.items()}
+    if ids[ref_run] is not None and ids[cur_run] is not None and ids[ref_run] != ids[cur_run]:
+        raise TransformMismatch(
+            f"{partition_path(table, ref_run)} was written by transform {ids[ref_run]} but "
+            f"{partition_path(table, cur_run)} by {ids[cur_run]}: their columns are different axes "
+            "(semantic.refit or a new encoder); compare runs of one transform")
+    comparison = compare_runs(frames[ref_run], frames[cur_run], prefix, settings)
+
+    cosine = None
+    vectors_root = table_root(data_dir, vector_table)
+    if mean_cosine and {ref_run, cur_run} <= set(list_runs(vectors_root)):
+        cosine = mean_vector_cosine(*(read_run(vectors_root, run, [vector_column])[vector_column] for run in (ref_run, cur_run)))
+        if settings.min_mean_cosine is not None and math.isfinite(cosine) and cosine < settings.min_mean_cosine:
+            comparison["flagged"].append(f"mean {vector_column} cosine {cosine:.4f} < {settings.min_mean_cosine}")
+    return {
+        "kind": kind, "table": table,
+        "reference": {"run": ref_run, "path": partition_path(table, ref_run), "transform_id": ids[ref_run]},
+        "current": {"run": cur_run, "path": partition_path(table, cur_run), "transform_id": ids[cur_run]},
+        "settings": settings.model_dump(), **comparison, "mean_vector_cosine": cosine,
+    }
+
+
+def _num(value, digits: int = 3) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.{digits}f}"
+
+
+def render_markdown(report: dict) -> str:
+    """The report as Markdown: flags first, then per-dimension and per-cluster tables."""
+    ref, cur, s = report["reference"], report["current"], report["settings"]
+    lines = [
+        f"# Drift of `{report['table'].rsplit('/', 1)[-1]}`: {ref['run']} -> {cur['run']}", "",
+        f"- reference: `{ref['path']}` ({report['reference_rows']} rows, {report['reference_without_vector']} without a vector)",
+        f"- current: `{cur['path']}` ({report['current_rows']} rows, {report['current_without_vector']} without a vector)",
+        f"- transform: `{cur['transform_id']}`",
+        f"- thresholds: PSI > {s['psi']}, KS > {s['ks']} per dimension ({s['bins']} reference-quantile bins, "
+        f"epsilon {s['epsilon']}); clusters PSI > {s['cluster_psi']}, TVD > {s['cluster_tvd']}, "
+        f"share change > {s['cluster_share']}", "",
+    ]
+    flagged = report["flagged"]
+    lines += [f"## FLAGGED ({len(flagged)})", ""] + [f"- {f}" for f in flagged] if flagged else ["## No flags", ""]
+    lines += ["", "## Compressed dimensions", "",
+              "| column | ref mean | cur mean | ref std | cur std | PSI | KS | flag |", "|---|---|---|---|---|---|---|---|"]
+    for d in report["dimensions"]:
+        lines.append(f"| {d['column']} | {_num(d['reference_mean'])} | {_num(d['current_mean'])} | {_num(d['reference_std'])} "
+                     f"| {_num(d['current_std'])} | {_num(d['psi'], 4)} | {_num(d['ks'], 4)} | {'FLAG' if d['flags'] else ''} |")
+    clusters = report["clusters"]
+    lines += ["", "## Clusters", "", f"PSI {_num(clusters['psi'], 4)}, total variation distance {_num(clusters['tvd'], 4)}", "",
+              "| cluster | ref count | cur count | ref share | cur share | change | flag |", "|---|---|---|---|---|---|---|"]
+    for row in clusters["table"]:
+        lines.append(f"| {row['cluster']} | {row['reference_count']} | {row['current_count']} | {row['reference_share']:.3f} "
+                     f"| {row['current_share']:.3f} | {row['change']:+.3f} | {'FLAG' if row['flagged'] else ''} |")
+    if report["mean_vector_cosine"] is not None:
+        lines += ["", f"Cosine of the two runs' mean vectors: {_num(report['mean_vector_cosine'], 4)}"]
+    return "\n".join(lines) + "\n"
+
+
+def _jsonable(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # strict JSON has no NaN
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def write_report(report: dict, markdown: str | Path | None = None, json_path: str | Path | None = None) -> list[Path]:
+    """Write the Markdown and/or JSON forms; returns the files written."""
+    written = []
+    if markdown is not None:
+        Path(markdown).parent.mkdir(parents=True, exist_ok=True)
+        Path(markdown).write_text(render_markdown(report))
+        written.append(Path(markdown))
+    if json_path is not None:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_path).write_text(json.dumps(_jsonable(report), indent=2))
+        written.append(Path(json_path))
+    return written
