@@ -7,6 +7,9 @@ import sys
 from pathlib import Path
 
 from profile_features.config import SampleConfig, SparkConfig
+from profile_features.freshness.commands import COMMANDS as FRESHNESS_COMMANDS
+from profile_features.freshness.commands import add_commands as add_freshness_commands
+from profile_features.freshness.commands import run_command as run_freshness_command
 
 __all__ = ["main"]
 
@@ -33,7 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--latency-requests", type=int, default=30, help="0 skips the latency table")
     evaluate.add_argument("--student-benchmark", type=Path, default=None,
                           help="JSON written by benchmarks/student_quality.py --out, shown in the report")
+    add_freshness_commands(commands)
     args = parser.parse_args(argv)
+    if args.command in FRESHNESS_COMMANDS:
+        return run_freshness_command(args)
 
     if args.command == "demo":
         from profile_features.demo import run_demo
