@@ -7,6 +7,12 @@
 Reads the snapshot of `history.cutoff` (default: the newest histories partition).
 LLM generators regenerate only users whose (history hash, prompt version, model) has
 no profile in the cache; the run summary lands in `<data_dir>/runs/profiles-*.json`.
+
+Regenerate only the users of a refresh list (`profile-features refresh-plan`); everyone
+else keeps their previous profile:
+
+    spark-submit spark_jobs/generate_profiles.py --config configs/job.yaml \
+        --set profile.only_users=/data/refresh/plan.parquet
 """
 
 import sys

@@ -120,6 +120,11 @@ class ProfileConfig(StrictModel):
     # Fail the run (after writing its summary) when more users than this fell back.
     max_fallback_fraction: float | None = Field(None, ge=0, le=1)
     dead_letter_path: str | None = None  # default: <data_dir>/profile_dead_letters
+    # A refresh list (Parquet, or CSV by its .csv name, with a user_id column; e.g. written
+    # by `profile-features refresh-plan`): generate only these users; every other user keeps
+    # a profile without generation (see profile_features.spark.profile_job). Unknown,
+    # duplicate or empty ids go to <data_dir>/profile_refresh_rejects with the reason.
+    only_users: str | None = None
 
     @model_validator(mode="after")
     def _check(self) -> ProfileConfig:

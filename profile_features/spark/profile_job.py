@@ -12,6 +12,14 @@
 
 With the cache off (the rule_based default), the same path runs against a scratch
 store that is removed afterwards.
+
+With `profile.only_users` (a refresh list) only the listed users go through steps 1-3;
+every other user keeps a profile without an LLM call, first found of: the cache entry of
+their current history, their row in the newest earlier `profiles` run (old text and
+history hash, this snapshot's timestamp), or a rule-based stand-in for users who never
+had one (labelled `rule_based_fallback` under an LLM generator, so the next refresh plan
+ranks them). Listed ids that are unknown, repeated or empty are written to
+`<data_dir>/profile_refresh_rejects` with the reason. The output still has every user once.
 """
 
 from __future__ import annotations
@@ -24,7 +32,9 @@ from collections import Counter
 
 from profile_features import schemas
 from profile_features.config import JobConfig
-from profile_features.profiles.stage import generator_key, make_generator
+from profile_features.freshness.refresh_plan import FALLBACK_GENERATOR, check_refresh_list
+from profile_features.profiles.rule_based import RuleBasedProfileWriter
+from profile_features.profiles.stage import generate_profiles, generator_key, make_generator
 from profile_features.profiles.store import CheckpointWriter, generate_checkpointed, list_parts, remove_tree, store_fs
 from profile_features.profiles.tables import KEY_COLUMNS, PROFILE_CACHE, RUN_STATS
 from profile_features.spark.io import path_exists, read_table, spark_schema, write_atomic
@@ -88,6 +98,74 @@ def _compact(spark, cache_path: str, parts: list[str]) -> None:
         filesystem.delete_file(part)
 
 
+def _refresh_subset(spark, config: JobConfig, histories, run_date: str) -> dict:
+    """Split the snapshot's histories by the refresh list; write the list's unusable rows aside."""
+    import pandas as pd
+
+    path = config.profile.only_users
+    if not path_exists(spark, path):
+        raise FileNotFoundError(f"{path}: profile.only_users refresh list not found")
+    reader = spark.read.option("header", True).csv if path.lower().endswith(".csv") else spark.read.parquet
+    listed = reader(path).toPandas()  # budget-sized: fine on the driver
+    usable, rejects = check_refresh_list(listed, path)
+    wanted = spark.createDataFrame(usable, "user_id string")
+    unknown = wanted.join(histories.select("user_id"), "user_id", "left_anti").toPandas()["user_id"]
+    rejects = pd.concat([rejects, pd.DataFrame({
+        "table": "refresh_list", "source_file": path, "reason": "unknown_user",
+        "record": [json.dumps({"user_id": u}) for u in unknown]})], ignore_index=True)
+    rows = [tuple(r) for r in rejects[schemas.REJECTS.names].itertuples(index=False)]
+    # Always written, so a re-run of the snapshot replaces the previous run's rejects.
+    rejects_path = write_atomic(spark.createDataFrame(rows, spark_schema(schemas.REJECTS)).coalesce(1),
+                                config.table_path("profile_refresh_rejects"), run_date)
+    return {
+        "targets": histories.join(wanted, "user_id", "left_semi"),
+        "rest": histories.join(wanted, "user_id", "left_anti"),
+        "summary": {"list": path, "listed_rows": len(listed), "listed_users": len(usable) - len(unknown),
+                    "rejected": {str(k): int(v) for k, v in rejects["reason"].value_counts().sort_index().items()},
+                    "rejects_path": rejects_path},
+    }
+
+
+def _kept_profiles(spark, config: JobConfig, rest, entries, run_date: str):
+    """Profiles of the users not on the refresh list, with no LLM call: (frame, counts by source)."""
+    from pyspark.sql import functions as F
+
+    columns = schemas.PROFILES.names
+    rest = rest.select("user_id", "event_timestamp", "history_json", "history_hash", "history_length")
+    cached = rest.join(entries.drop("status"), "history_hash", "inner").select(*columns)
+    left = rest.join(entries.select("history_hash"), "history_hash", "left_anti")
+    parts, counts = [cached], {"from_cache": cached.count()}
+    profiles_path = config.table_path("profiles")
+    previous_run = None
+    if path_exists(spark, profiles_path):
+        previous_run = (read_table(spark, profiles_path).where(F.col("run_date").cast("string") < run_date)
+                        .select(F.max("run_date").cast("string").alias("d")).first().d)
+    counts["previous"] = 0
+    if previous_run is not None:
+        # Old text and old history hash (so the next plan sees the change), this snapshot's timestamp.
+        earlier = read_table(spark, f"{profiles_path}/run_date={previous_run}").drop("event_timestamp")
+        kept = left.select("user_id", "event_timestamp").join(earlier, "user_id", "inner").select(*columns)
+        left = left.join(earlier.select("user_id"), "user_id", "left_anti")
+        parts.append(kept)
+        counts["previous"] = kept.count()
+    max_titles, relabel = config.profile.max_titles, config.profile.is_llm
+
+    def stand_in(batches):
+        writer = RuleBasedProfileWriter(max_titles=max_titles)
+        for batch in batches:
+            profiles = generate_profiles(batch, writer)
+            if relabel:
+                profiles["generator"] = FALLBACK_GENERATOR
+            yield profiles
+
+    counts["stand_in"] = left.count()
+    parts.append(left.mapInPandas(stand_in, schema=ddl(schemas.PROFILES)))
+    frame = parts[0]
+    for part in parts[1:]:
+        frame = frame.unionByName(part)
+    return frame, {**counts, "previous_run": previous_run}
+
+
 def run_profiles(spark, config: JobConfig) -> dict:
     """Write one profile per history of the snapshot with the configured generator."""
     from pyspark.sql import functions as F
@@ -105,10 +183,13 @@ def run_profiles(spark, config: JobConfig) -> dict:
 
     histories = histories.persist()
     users = histories.count()
+    subset = _refresh_subset(spark, config, histories, run_date) if profile_config.only_users else None
+    targets = subset["targets"] if subset else histories  # the users this run may generate for
+    target_users = targets.count() if subset else users
     usable = read_cache(spark, cache_path, key, ok_only=profile_config.cache.retry_fallbacks).select("history_hash")
-    todo = histories.join(usable, "history_hash", "left_anti").dropDuplicates(["history_hash"]).persist()
+    todo = targets.join(usable, "history_hash", "left_anti").dropDuplicates(["history_hash"]).persist()
     to_generate = todo.count()
-    users_to_generate = histories.join(todo.select("history_hash"), "history_hash", "left_semi").count()
+    users_to_generate = targets.join(todo.select("history_hash"), "history_hash", "left_semi").count()
 
     totals = _sum_stats([])
     generation_s = 0.0
@@ -130,11 +211,14 @@ def run_profiles(spark, config: JobConfig) -> dict:
 
     entries = read_cache(spark, cache_path, key).select(
         "history_hash", "profile_text", "generator", "model", "prompt_version", "status")
-    joined = histories.join(entries, "history_hash", "left")
+    joined = targets.join(entries, "history_hash", "left")
     missing = joined.where(F.col("profile_text").isNull()).count()
     if missing:
-        raise ProfileRunFailed(f"{missing} of {users} users got no profile (cache {cache_path})")
+        raise ProfileRunFailed(f"{missing} of {target_users} users got no profile (cache {cache_path})")
     profiles = joined.select(*schemas.PROFILES.names)
+    if subset:
+        kept, subset["summary"]["kept"] = _kept_profiles(spark, config, subset["rest"], entries, run_date)
+        profiles = profiles.unionByName(kept)
     path = write_atomic(profiles, config.table_path("profiles"), run_date)
     written = read_table(spark, path).agg(F.count("*").alias("rows"), F.countDistinct("user_id").alias("users")).first()
     if written.rows != users or written.users != users:
@@ -151,7 +235,7 @@ def run_profiles(spark, config: JobConfig) -> dict:
         "job": "profiles", "run_id": run_id, "run_date": run_date, "output": path,
         "histories": users, "profiles": int(written.rows), "generator": profile_config.generator,
         "model": key[1], "prompt_version": key[2],
-        "users": users, "cache_hits": users - users_to_generate, "generated_users": users_to_generate,
+        "users": users, "cache_hits": target_users - users_to_generate, "generated_users": users_to_generate,
         "generated_histories": to_generate, "calls": totals["calls"], "retries": totals["retries"],
         "regenerations": totals["regenerations"], "fallbacks": totals["fallbacks"],
         "fallbacks_in_output": fallbacks_in_output, "rejects": totals["rejects"],
@@ -159,6 +243,7 @@ def run_profiles(spark, config: JobConfig) -> dict:
         "chunked_users": totals["chunked_users"], "generation_s": round(generation_s, 3),
         "elapsed_s": round(time.monotonic() - started, 3),
         "cache": cache_path if use_cache else None, "dead_letters": dead_path,
+        "refresh": subset["summary"] if subset else None,
     }
     write_summary(config, "profiles", summary)
     limit = profile_config.max_fallback_fraction
