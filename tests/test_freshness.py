@@ -394,3 +394,20 @@ def test_llm_refresh_calls_the_llm_only_for_listed_users(tmp_path, spark):
     assert set(after.loc[sorted(newcomers), "generator"]) == {FALLBACK_GENERATOR}
     assert after.loc[listed[0], "generator"] == "openai"
     assert after.loc[listed[0], "history_hash"] == new.set_index("user_id").loc[listed[0], "history_hash"]
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_reports_on_the_pipeline_snapshots(pipeline_run, tmp_path):
+    """The real pipeline's two snapshots share one transform, so they compare; the plan
+    over the real tables ranks users and respects the budget."""
+    data_dir = pipeline_run["config"].data_dir
+    report = drift_report(data_dir)
+    assert report["reference"]["transform_id"] == report["current"]["transform_id"] is not None
+    assert len(report["dimensions"]) == pipeline_run["config"].semantic.components
+    assert sum(r["current_count"] for r in report["clusters"]["table"]) == report["current_rows"] - report["current_without_vector"]
+    assert -1 <= report["mean_vector_cosine"] <= 1
+    selected, summary = build_refresh_plan(data_dir, fraction=0.1)
+    assert len(selected) == summary["budget"] == math.floor(0.1 * summary["users_with_history"])
+    assert selected["rank"].tolist() == list(range(1, len(selected) + 1))
+    assert summary["runs"]["user_student"] == summary["runs"]["histories"]
