@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--seeds", type=int, default=3)
     evaluate.add_argument("--cold-slice", choices=["auto", "natural", "truncated"], default="auto")
     evaluate.add_argument("--student-epochs", type=int, default=30)
-    evaluate.add_argument("--two-tower-epochs", type=int, default=20)
+    evaluate.add_argument("--two-tower-epochs", type=int, default=10)
     evaluate.add_argument("--no-two-tower", action="store_true")
     evaluate.add_argument("--latency-requests", type=int, default=30, help="0 skips the latency table")
     evaluate.add_argument("--student-benchmark", type=Path, default=None,

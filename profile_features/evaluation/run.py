@@ -40,7 +40,7 @@ class EvaluationConfig(StrictModel):
     student_epochs: int = Field(30, gt=0)
     student_overrides: tuple[str, ...] = ()  # more student config overrides, e.g. "body.max_len=50"
     two_tower: bool = True
-    two_tower_epochs: int = Field(20, gt=0)
+    two_tower_epochs: int = Field(10, gt=0)
     latency_requests: int = Field(30, ge=0, description="0 skips the latency table")
     student_benchmark: Path | None = None
 
