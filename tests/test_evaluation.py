@@ -87,3 +87,68 @@ def test_report_numbers_and_goal_checks(tmp_path):
     assert f"{100 * row['lift']:+.1f}%" in text
     assert (tmp_path / "ndcg.png").stat().st_size > 1000 and (tmp_path / "results.csv").exists()
     assert pd.read_csv(tmp_path / "results.csv").shape == results.shape
+
+
+@pytest.fixture(scope="module")
+def evaluation(tmp_path_factory, spark):
+    """`profile-features evaluate` on a tiny sample, with the truncated cold-start run."""
+    from profile_features.evaluation.run import EvaluationConfig, run_evaluation
+
+    root = tmp_path_factory.mktemp("evaluate")
+    config = EvaluationConfig(sample={"users": 60, "items": 80, "mean_interactions": 15, "seed": 3}, workdir=root,
+                              out=root / "report", seeds=2, cold_slice="truncated", student_epochs=2,
+                              student_overrides=("body.max_len=20", "train.num_threads=1"), two_tower_epochs=3,
+                              latency_requests=3)
+    return config, run_evaluation(config)
+
+
+@pytest.mark.slow
+@pytest.mark.spark
+@pytest.mark.feast
+def test_evaluate_writes_a_report_whose_numbers_match_a_direct_computation(evaluation):
+    from feast import FeatureStore
+
+    from profile_features.datasets import generate_sample
+    from profile_features.evaluation.gbdt import BASELINE, fit_ranker, historical_rows
+
+    config, report = evaluation
+    text = report.read_text()
+    for name in ("report.md", "ndcg.png", "results.csv", "summary.csv"):
+        assert (config.out / name).stat().st_size > 0
+    results = pd.read_csv(config.out / "results.csv")
+    assert set(results.model) >= {"lightgbm", "two_tower", "student"}
+    assert set(results[results.model == "lightgbm"].variant) == {
+        "none", "+ similarities", "+ compressed dims", "+ clusters", "+ student columns", "+ all semantic columns"}
+    assert set(results.slice) == {"all", "cold"} and "truncated" in text and "Online latency" in text
+
+    # LightGBM without semantic columns, seed 0, recomputed from Feast with an independent NDCG.
+    sample = generate_sample(config.sample)
+    interactions = sample.interactions
+    store = FeatureStore(repo_path=str(config.workdir / "full" / "repo"))
+    from profile_features.pipeline import snapshot_cutoffs
+
+    train_cutoff, test_cutoff = snapshot_cutoffs(interactions.timestamp, config.quantiles)
+    end = interactions.timestamp.max() + pd.Timedelta(seconds=1)
+    items = sample.items.item_id.to_numpy()
+    train = historical_rows(store, interactions, items, train_cutoff, test_cutoff, config.negatives, 0)
+    test = historical_rows(store, interactions, items, test_cutoff, end, config.negatives, 1000)
+    scored = test.assign(score=fit_ranker(train, BASELINE, 0).predict(test[BASELINE]))
+    ndcgs = []
+    for _, group in scored.groupby("user_id"):
+        if group.label.max() == 0:
+            continue
+        ranked = group.sort_values("score", ascending=False, kind="stable").label.to_numpy()[:10]
+        dcg = sum(rel / math.log2(i + 2) for i, rel in enumerate(ranked))
+        ideal = sum(1 / math.log2(i + 2) for i in range(min(10, int(group.label.sum()))))
+        ndcgs.append(dcg / ideal)
+    reported = results.query("model == 'lightgbm' and variant == 'none' and seed == 0 and slice == 'all' "
+                             "and metric == 'ndcg@10'").value.item()
+    assert reported == pytest.approx(np.mean(ndcgs), abs=1e-9)
+    summary = pd.read_csv(config.out / "summary.csv").query(
+        "model == 'lightgbm' and variant == 'none' and slice == 'all' and metric == 'ndcg@10'").iloc[0]
+    assert f"{summary['mean']:.4f} +/- {summary['std']:.4f}" in text
+
+    # The cold slice: test users with 1-5 interactions before the cutoff once truncated.
+    counts = history_counts(interactions, interactions[interactions.timestamp >= test_cutoff].user_id, test_cutoff)
+    cold_users = results.query("model == 'lightgbm' and slice == 'cold'").users.max()
+    assert cold_users == (counts >= 1).sum() > 0
