@@ -9,7 +9,8 @@ rows with `get_historical_features`: candidates of users active between the two
 cutoffs (features from the first snapshot) train the model; candidates of users
 active after the second cutoff (features from the second snapshot) test it.
 Prints NDCG@10, Recall@10, HR@10, MRR and AUC on the held-out window for each
-column set (none, similarities, compressed dims, clusters, student, all), over
+column set (none, similarities, compressed dims, clusters, student, all, and the
+item-text-only control), over
 several seeds. `profile-features evaluate` runs this plus the two-tower model and
 the cold-start slice and writes a report.
 """
@@ -56,10 +57,10 @@ def main(argv=None) -> pd.DataFrame:
     print(f"\n=== LightGBM lambdarank on {args.dataset}: held-out window, {args.seeds} seeds, "
           f"{args.negatives} popularity-sampled negatives per user (mean +/- std) ===")
     metrics = list(dict.fromkeys(summary.metric))
-    print(f"  {'column set':24s} " + " ".join(f"{m:>17s}" for m in metrics) + "   NDCG@10 lift")
+    print(f"  {'column set':28s} " + " ".join(f"{m:>17s}" for m in metrics) + "   NDCG@10 lift")
     for variant, rows in summary.groupby("variant", sort=False):
         rows = rows.set_index("metric")
-        print(f"  {variant:24s} " + " ".join(f"{rows.at[m, 'mean']:.4f} +/- {rows.at[m, 'std']:.4f}" for m in metrics)
+        print(f"  {variant:28s} " + " ".join(f"{rows.at[m, 'mean']:.4f} +/- {rows.at[m, 'std']:.4f}" for m in metrics)
               + f"   {100 * rows.at['ndcg@10', 'lift']:+6.1f}%")
     return results
 

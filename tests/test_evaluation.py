@@ -11,7 +11,7 @@ import pytest
 
 from profile_features.evaluation.cold_start import history_counts, natural_cold_users, truncate_histories
 from profile_features.evaluation.metrics import auc, hit_rate_at_k, list_metrics, mean_metrics, ndcg_at_k, recall_at_k, reciprocal_rank
-from profile_features.evaluation.report import goal_checks, summarise, write_report
+from profile_features.evaluation.report import goal_checks, paired_lift, summarise, write_report
 
 
 def test_metrics_match_hand_computed_values():
@@ -89,6 +89,20 @@ def test_report_numbers_and_goal_checks(tmp_path):
     assert pd.read_csv(tmp_path / "results.csv").shape == results.shape
 
 
+def test_control_comparison_isolates_what_the_user_side_adds(tmp_path):
+    results = _long_results()
+    control = results[results.variant == "none"].assign(variant="+ item text only (control)",
+                                                        value=lambda f: f.value + 0.02)
+    results = pd.concat([results, control], ignore_index=True)
+    check = paired_lift(results, "lightgbm", "+ all semantic columns", "+ item text only (control)", "all")
+    control_mean, plugin_mean = np.mean([0.22, 0.24, 0.23]), np.mean([0.24, 0.25, 0.245])
+    assert check["lift"] == pytest.approx(plugin_mean / control_mean - 1)
+    assert check["difference"] == pytest.approx(plugin_mean - control_mean)
+    text = write_report(tmp_path, results, {"dataset": "hand-made"}).read_text()
+    assert "What the user side adds over item content" in text
+    assert f"| all | {100 * check['lift']:+.1f}% | {check['difference']:+.4f} |" in text
+
+
 @pytest.fixture(scope="module")
 def evaluation(tmp_path_factory, spark):
     """`profile-features evaluate` on a tiny sample, with the truncated cold-start run."""
@@ -118,7 +132,8 @@ def test_evaluate_writes_a_report_whose_numbers_match_a_direct_computation(evalu
     results = pd.read_csv(config.out / "results.csv")
     assert set(results.model) >= {"lightgbm", "two_tower", "student"}
     assert set(results[results.model == "lightgbm"].variant) == {
-        "none", "+ similarities", "+ compressed dims", "+ clusters", "+ student columns", "+ all semantic columns"}
+        "none", "+ similarities", "+ compressed dims", "+ clusters", "+ student columns", "+ all semantic columns",
+        "+ item text only (control)"}
     assert set(results.slice) == {"all", "cold"} and "truncated" in text and "Online latency" in text
 
     # LightGBM without semantic columns, seed 0, recomputed from Feast with an independent NDCG.

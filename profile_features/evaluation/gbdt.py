@@ -18,25 +18,34 @@ import pandas as pd
 from profile_features.evaluation.candidates import candidate_rows
 from profile_features.evaluation.metrics import mean_metrics
 
-__all__ = ["BASELINE", "column_sets", "historical_rows", "fit_ranker", "evaluate_gbdt"]
+__all__ = ["BASELINE", "ITEM_TEXT_ONLY", "ALL_SEMANTIC", "column_sets", "historical_rows", "fit_ranker", "evaluate_gbdt"]
 
 # What a ranker already has without the plugin: behaviour counts and ratings.
 BASELINE = ["user_interaction_count", "user_mean_rating", "user_days_active", "item_interaction_count", "item_mean_rating"]
 
+ITEM_TEXT_ONLY = "+ item text only (control)"
+ALL_SEMANTIC = "+ all semantic columns"
+
 
 def column_sets(components: int = 16) -> dict[str, list[str]]:
-    """The ablation: the baseline, each semantic family added alone, and everything."""
+    """The ablation: the baseline, each semantic family added alone, and everything.
+
+    "+ item text only" is a control: the item-side columns need no user profile, so
+    "all" minus it is what the understanding of users adds over item content alone.
+    """
     similarities = ["profile_item_similarity"]
     compressed = [f"{side}_pc_{i}" for side in ("profile", "item") for i in range(components)]
     clusters = ["profile_cluster", "item_cluster"]
     student = ["student_item_similarity", "profile_drift", "student_history_len"]
+    item_text = [f"item_pc_{i}" for i in range(components)] + ["item_cluster"]
     return {
         "none": BASELINE,
         "+ similarities": BASELINE + similarities,
         "+ compressed dims": BASELINE + compressed,
         "+ clusters": BASELINE + clusters,
         "+ student columns": BASELINE + student,
-        "+ all semantic columns": BASELINE + similarities + compressed + clusters + student,
+        ALL_SEMANTIC: BASELINE + similarities + compressed + clusters + student,
+        ITEM_TEXT_ONLY: BASELINE + item_text,
     }
 
 
