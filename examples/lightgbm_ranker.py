@@ -10,8 +10,7 @@ cutoffs (features from the first snapshot) train the model; candidates of users
 active after the second cutoff (features from the second snapshot) test it.
 Prints NDCG@10, Recall@10, HR@10, MRR and AUC on the held-out window for each
 column set (none, similarities, compressed dims, clusters, student, all, and the
-item-text-only control), over
-several seeds. `profile-features evaluate` runs this plus the two-tower model and
+item-text-only control), over several seeds. `profile-features evaluate` runs this plus the two-tower model and
 the cold-start slice and writes a report.
 """
 
