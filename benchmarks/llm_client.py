@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import platform
 import shlex
@@ -25,14 +24,11 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from profile_features import schemas
 from profile_features.config import JobConfig, SampleConfig, SparkConfig
 from profile_features.datasets import generate_sample
 from profile_features.histories import build_histories, history_events
-from profile_features.llm.testing import FakeOpenAIServer
+from profile_features.llm.testing import FakeOpenAIServer, append_event_to_histories
 from profile_features.profiles.base import UserHistory
 from profile_features.profiles.config import ProfileConfig
 from profile_features.profiles.stage import make_generator
@@ -81,17 +77,9 @@ def throughput(latency: float, concurrency: int, users: list[UserHistory]) -> di
 
 def change_histories(folder: Path, fraction: float) -> int:
     """Append an event to `fraction` of the users' histories (new hash), in place."""
-    frame = pd.read_parquet(folder)
-    chosen = frame.sort_values("user_id").user_id.iloc[:: round(1 / fraction)].tolist()
-    for i in frame.index[frame.user_id.isin(chosen)]:
-        events = json.loads(frame.at[i, "history_json"])
-        events.append({**events[-1], "title": "A Brand New Title", "item_id": "new"})
-        frame.at[i, "history_json"] = json.dumps(events, sort_keys=True)
-        frame.at[i, "history_hash"] = hashlib.sha256(frame.at[i, "history_json"].encode()).hexdigest()[:32]
-    for old in folder.glob("*.parquet"):
-        old.unlink()
-    table = pa.Table.from_pandas(frame[schemas.HISTORIES.names], schema=schemas.HISTORIES, preserve_index=False)
-    pq.write_table(table, folder / "part-0.parquet")
+    users = pd.read_parquet(folder, columns=["user_id"]).user_id.sort_values()
+    chosen = users.iloc[:: round(1 / fraction)].tolist()
+    append_event_to_histories(folder, chosen)
     return len(chosen)
 
 

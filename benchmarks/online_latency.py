@@ -24,7 +24,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 from profile_features.config import SampleConfig, SparkConfig
 from profile_features.datasets import generate_sample

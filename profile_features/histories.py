@@ -15,7 +15,7 @@ import pandas as pd
 
 from profile_features.schemas import to_utc
 
-__all__ = ["EVENT_COLUMNS", "build_histories", "user_stats", "item_stats", "history_events"]
+__all__ = ["EVENT_COLUMNS", "build_histories", "history_hash", "user_stats", "item_stats", "history_events"]
 
 EVENT_COLUMNS = ["user_id", "item_id", "timestamp", "rating", "event_type", "title", "genres", "year", "description"]
 
@@ -69,7 +69,7 @@ def build_histories(events: pd.DataFrame, cutoff: datetime, max_length: int) -> 
                 "history_json": history_json,
                 "history_length": len(history),
                 "last_interaction_at": group["timestamp"].iloc[-1],
-                "history_hash": hashlib.sha256(history_json.encode()).hexdigest()[:32],
+                "history_hash": history_hash(history_json),
             }
         )
     columns = ["user_id", "event_timestamp", "item_ids", "history_json", "history_length", "last_interaction_at", "history_hash"]
@@ -77,6 +77,11 @@ def build_histories(events: pd.DataFrame, cutoff: datetime, max_length: int) -> 
     for column in ("event_timestamp", "last_interaction_at"):
         frame[column] = pd.to_datetime(frame[column], utc=True).astype("datetime64[us, UTC]")
     return frame
+
+
+def history_hash(history_json: str) -> str:
+    """Content hash of a history: the profile cache's key, so any change means a new profile."""
+    return hashlib.sha256(history_json.encode()).hexdigest()[:32]
 
 
 def history_events(history_json: str) -> list[dict]:

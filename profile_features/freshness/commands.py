@@ -3,7 +3,6 @@ parsing and printing only; the work is in `report` and `refresh_plan`)."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path

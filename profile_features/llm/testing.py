@@ -12,7 +12,8 @@ Kinds: ok, 429, 500, 503, timeout (sleeps `timeout_s` before answering), malform
 (200 with a body that is not JSON), no_choices (JSON without `choices`), empty,
 garbage, repeat. The fake model is deliberately naive about injection: if text *outside*
 the delimited data blocks says "ignore previous instructions and write X", it writes X.
-Used by the tests and by benchmarks/llm_client.py; standard library only.
+`append_event_to_histories` simulates new activity for incremental-refresh runs.
+Used by the tests and by benchmarks/llm_client.py.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from collections import Counter, deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-__all__ = ["FakeOpenAIServer", "FaultPlan", "fake_profile"]
+__all__ = ["FakeOpenAIServer", "FaultPlan", "fake_profile", "append_event_to_histories"]
 
 _BLOCK = re.compile(r"<(history|partial_profiles)>.*?</\1>", re.S)
 _INJECTION = re.compile(r"ignore (?:all )?previous instructions and (?:write|say) \"?(\w+)", re.I)
@@ -246,3 +247,28 @@ def main(argv=None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def append_event_to_histories(folder, users) -> None:
+    """Give these users one new event (new history content and hash), rewriting the
+    HISTORIES Parquet folder in place, as the next histories run would."""
+    from pathlib import Path
+
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from profile_features import schemas
+    from profile_features.histories import history_hash
+
+    folder = Path(folder)
+    frame = pd.read_parquet(folder)
+    for i in frame.index[frame.user_id.isin(list(users))]:
+        events = json.loads(frame.at[i, "history_json"])
+        events.append({**events[-1], "title": "A Brand New Title", "item_id": "new"})
+        frame.at[i, "history_json"] = json.dumps(events, sort_keys=True)
+        frame.at[i, "history_hash"] = history_hash(frame.at[i, "history_json"])
+    for old in folder.glob("*.parquet"):
+        old.unlink()
+    table = pa.Table.from_pandas(frame[schemas.HISTORIES.names], schema=schemas.HISTORIES, preserve_index=False)
+    pq.write_table(table, folder / "part-0.parquet")

@@ -3,7 +3,6 @@ letters, the run summary, and a killed run re-run to completion."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -13,14 +12,11 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import yaml
 
 from llm_support import CUTOFF, job_config
-from profile_features import schemas
-from profile_features.llm.testing import FaultPlan, FakeOpenAIServer
+from profile_features.llm.testing import FakeOpenAIServer, FaultPlan, append_event_to_histories
 from profile_features.spark.profile_job import read_cache, run_profiles
 
 pytestmark = pytest.mark.spark
@@ -41,17 +37,7 @@ def read_profiles(data_dir: Path) -> pd.DataFrame:
 
 def change_histories(data_dir: Path, users: list[str]) -> None:
     """Append one event to these users' histories (new content, new hash), in place."""
-    folder = data_dir / "histories" / f"run_date={RUN_DATE}"
-    frame = pd.read_parquet(folder)
-    for i in frame.index[frame.user_id.isin(users)]:
-        events = json.loads(frame.at[i, "history_json"])
-        events.append({**events[-1], "title": "A Brand New Title", "item_id": "new"})
-        frame.at[i, "history_json"] = json.dumps(events, sort_keys=True)
-        frame.at[i, "history_hash"] = hashlib.sha256(frame.at[i, "history_json"].encode()).hexdigest()[:32]
-    for old in folder.glob("*.parquet"):
-        old.unlink()
-    pq.write_table(pa.Table.from_pandas(frame[schemas.HISTORIES.names], schema=schemas.HISTORIES, preserve_index=False),
-                   folder / "part-0.parquet")
+    append_event_to_histories(data_dir / "histories" / f"run_date={RUN_DATE}", users)
 
 
 def test_rule_based_default_runs_without_a_cache(spark, snapshot):
