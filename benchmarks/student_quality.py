@@ -39,6 +39,9 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "plain": ("configs/student.yaml", ["distill.enabled=false", "name=plain"]),
     "published": ("configs/student_published.yaml", []),
     "default": ("configs/student.yaml", []),
+    # The default until alpha 0.1 / first 30% of epochs measured better (BENCHMARKS.md, Student).
+    "centred_infonce": ("configs/student.yaml", ["distill.alpha=0.4", "distill.distill_fraction=1.0",
+                                                 "name=centred_infonce"]),
 }
 GENRES = [
     "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",

@@ -68,7 +68,8 @@ def trained(cyclic_data):
     _, seqs, index, profiles = cyclic_data
     torch.manual_seed(0)
     data = build_training_data({u: s[:-1] for u, s in seqs.items()}, index, profiles)
-    return fit(tiny_config(), data, None, log=None), data
+    # Distil for every epoch with a visible weight: this fixture tests the loss, not the default schedule.
+    return fit(tiny_config("distill.alpha=0.4", "distill.distill_fraction=1.0"), data, None, log=None), data
 
 
 @pytest.fixture(scope="session")
