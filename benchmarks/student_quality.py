@@ -4,12 +4,13 @@
         --variants plain,published,default --seeds 0 1 2 --out student_quality.json
 
 Protocol (leave-last-out): each user's last item is the test target, the next-to-last the
-validation target (early stopping), the rest is training. Full ranking over all items, seen
+validation target (the best validation epoch is kept), the rest is training. Full ranking over all items, seen
 items not removed. Profiles are written by the rule-based writer from the *training part only*
 (`build_profile_texts` receives nothing else), embedded with all-MiniLM-L6-v2.
 `--protocol temporal` runs the paper's protocol instead: global cutoff at the 0.8 quantile of
 timestamps, profiles and training from interactions before it, target = each test user's last item.
-Same budget for every variant: same epochs cap, early-stopping rule and seeds.
+Same budget for every variant: every epoch runs (patience off unless `--set train.patience=N`),
+the best validation epoch is kept, same seeds.
 """
 
 from __future__ import annotations
@@ -205,7 +206,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, (cfg_path, var_overrides) in variants.items():
         runs = []
         for seed in args.seeds:
-            cfg = load_student_config(ROOT / cfg_path, [*var_overrides, *args.overrides, f"train.seed={seed}"])
+            # Same budget for every variant: all epochs, best validation epoch kept. Early stopping
+            # is unequal here (a distillation phase postpones patience), and cut plain runs short.
+            cfg = load_student_config(ROOT / cfg_path, ["train.patience=null", *var_overrides, *args.overrides,
+                                                        f"train.seed={seed}"])
             log = None if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
             res = fit(cfg, data, valid, log=log)
             metrics = evaluate(res.model, *test).as_dict()
