@@ -52,10 +52,12 @@ class BodyConfig(StrictModel):
 class PoolingConfig(StrictModel):
     """How the user representation fed to distillation is pooled from hidden states.
 
-    `layer` indexes the block outputs (-1 = last block, 0 = first).
+    `layer` indexes the block outputs (-1 = last block, 0 = first). `each` does not pool during
+    training: every prefix state is asked to predict the user's profile (its future included),
+    and the newest state is the pooled vector at serving time.
     """
 
-    kind: Literal["mean", "last", "exp"] = "mean"
+    kind: Literal["mean", "last", "exp", "each"] = "mean"
     layer: int = -1
     # Weight of position t in "exp" pooling is decay ** (steps before the newest item).
     decay: float = Field(0.9, gt=0.0, le=1.0)

@@ -25,26 +25,35 @@ def next_item_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits, targets - 1)
 
 
-def distill_loss(pred: torch.Tensor, target: torch.Tensor, kind: str, temperature: float = 0.1) -> torch.Tensor:
+def distill_loss(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    kind: str,
+    temperature: float = 0.1,
+    rows: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Distillation loss between predicted and target vectors.
 
     Args:
-        pred: [B, D] student side.
+        pred: [N, D] student side.
         target: [B, D] profile side (already projected into the same space).
         kind: mse | cosine (1 - cos, mean) | infonce (in-batch, users are each other's negatives).
         temperature: InfoNCE temperature.
+        rows: [N] which target row each prediction belongs to; None means row i <-> row i (N = B).
+            Several predictions per user (one per position) share that user's target.
 
     Returns:
         Scalar loss.
     """
+    if rows is None:
+        rows = torch.arange(len(pred), device=pred.device)
     if kind == "mse":
-        return F.mse_loss(pred, target)
+        return F.mse_loss(pred, target[rows])
     if kind == "cosine":
-        return (1.0 - F.cosine_similarity(pred, target, dim=-1)).mean()
+        return (1.0 - F.cosine_similarity(pred, target[rows], dim=-1)).mean()
     if kind == "infonce":
         logits = F.normalize(pred, dim=-1) @ F.normalize(target, dim=-1).T / temperature
-        labels = torch.arange(len(pred), device=pred.device)
-        return F.cross_entropy(logits, labels)
+        return F.cross_entropy(logits, rows)
     raise ValueError(f"unknown distillation loss {kind!r}")
 
 

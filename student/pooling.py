@@ -18,6 +18,8 @@ def last_state(states: torch.Tensor) -> torch.Tensor:
 class SequencePooling(nn.Module):
     """Mean, last-item or exponential-decay pooling over non-padding positions.
 
+    `each` pools like `last`; training reads every position instead (`per_position`).
+
     Args:
         cfg: Which pooling and which block output (`layer`) it reads.
     """
@@ -41,7 +43,7 @@ class SequencePooling(nn.Module):
             [B, H] pooled user states (zeros for an all-padding row).
         """
         states = self.select_layer(layers)
-        if self.cfg.kind == "last":
+        if self.cfg.kind in ("last", "each"):
             return last_state(states)
         mask = (items != 0).to(states.dtype)  # [B, T]
         if self.cfg.kind == "exp":
@@ -50,3 +52,13 @@ class SequencePooling(nn.Module):
             mask = mask * self.cfg.decay**age
         weights = mask / mask.sum(dim=1, keepdim=True).clamp_min(1e-12)
         return torch.einsum("bt,bth->bh", weights, states)
+
+    def per_position(self, layers: list[torch.Tensor], items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every non-padding state of the configured layer, with the row it came from.
+
+        Returns:
+            (states [N, H], rows [N]) where N counts the non-padding positions.
+        """
+        mask = items != 0
+        rows = torch.arange(items.shape[0], device=items.device).unsqueeze(1).expand_as(items)
+        return self.select_layer(layers)[mask], rows[mask]

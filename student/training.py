@@ -179,10 +179,13 @@ def fit(
             if use_distill and active:
                 sel = has_profile[torch.as_tensor(idx, device=device)]
                 if int(sel.sum()) > 1:
-                    pooled = model.pooling(layers, inp)[sel]
                     target = model.target_transform(profiles[torch.as_tensor(idx, device=device)][sel])
-                    pred, goal = model.distill_head.pair(pooled, target)
-                    l_distil = distill_loss(pred, goal, dc.loss, dc.temperature)
+                    if cfg.pooling.kind == "each":
+                        states, rows_of = model.pooling.per_position([x[sel] for x in layers], inp[sel])
+                    else:
+                        states, rows_of = model.pooling(layers, inp)[sel], None
+                    pred, goal = model.distill_head.pair(states, target)
+                    l_distil = distill_loss(pred, goal, dc.loss, dc.temperature, rows_of)
             parts = combine(l_rec, l_distil, dc, weighting, active)
             opt.zero_grad(set_to_none=True)
             parts.total.backward()

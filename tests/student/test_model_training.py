@@ -1,9 +1,11 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from student.config import load_student_config
 from student.data import pad_left
+from student.losses import distill_loss
 from student.evaluation import evaluate, metrics_from_ranks, target_ranks
 from student.training import build_training_data, fit
 
@@ -41,7 +43,7 @@ def test_published_variant_trains_and_switches_phase(cyclic_data, make_config):
     assert np.isfinite([row["rec"] for row in result.history]).all()
 
 
-@pytest.mark.parametrize("kind", ["mean", "last", "exp"])
+@pytest.mark.parametrize("kind", ["mean", "last", "exp", "each"])
 def test_pooling_and_padding_width_do_not_change_outputs(trained, kind):
     result, _ = trained
     model = result.model.eval()
@@ -56,6 +58,46 @@ def test_pooling_and_padding_width_do_not_change_outputs(trained, kind):
         assert a["profile"].shape == (2, 8)
     finally:
         model.pooling.cfg = model.pooling.cfg.model_copy(update={"kind": "mean"})
+
+
+def test_per_position_distillation_teaches_every_prefix_the_profile(cyclic_data, make_config):
+    """`each`: every prefix state, not only the pooled one, learns its user's profile.
+
+    Here a user's profile group is a function of where the user enters the cycle, which any
+    item with its position reveals, so the state after 3 items must point to the right group.
+    """
+    _, seqs, index, _ = cyclic_data
+    users = sorted(seqs)
+    rng = np.random.default_rng(1)
+    groups = rng.normal(size=(4, 8)) * 2
+    group_of = {u: int(seqs[u][0][1:]) % 4 for u in users}
+    profiles = {u: (3.0 + groups[group_of[u]] + 0.1 * rng.normal(size=8)).astype(np.float32) for u in users}
+    data = build_training_data({u: s[:-1] for u, s in seqs.items()}, index, profiles)
+    cfg = make_config("pooling.kind=each", "distill.alpha=0.4", "distill.distill_fraction=1.0", "train.epochs=30")
+    result = fit(cfg, data, None, log=None)
+    distil = [row["distil"] for row in result.history]
+    assert distil[-1] < 0.5 * distil[0]
+    model = result.model.eval()
+    # The training inputs (newest 20 items); the state after their 3rd item sees only 3 items.
+    inputs = pad_left([s[-21:-1] for s in data.sequences], 20)
+    target = model.target_transform(torch.as_tensor(data.profiles))
+    with torch.no_grad():
+        pred = model.distill_head.pair(model.layers(inputs)[-1][:, 2], target)[0]
+    sims = F.normalize(pred, dim=-1) @ F.normalize(target, dim=-1).T
+    group = torch.as_tensor([group_of[u] for u in users])
+    hit = (group[sims.argmax(1)] == group).float().mean()
+    assert hit > 0.9, hit
+
+
+def test_distill_loss_rows_share_a_users_target():
+    target = torch.eye(3)
+    pred = torch.tensor([[5.0, 0, 0], [5.0, 0, 0], [0, 0, 5.0]])
+    rows = torch.tensor([0, 0, 2])
+    assert float(distill_loss(pred / 5, target, "mse", rows=rows)) == pytest.approx(0.0)
+    assert float(distill_loss(pred, target, "cosine", rows=rows)) == pytest.approx(0.0, abs=1e-6)
+    right = float(distill_loss(pred, target, "infonce", 0.1, rows))
+    wrong = float(distill_loss(pred, target, "infonce", 0.1, torch.tensor([1, 1, 0])))
+    assert right < 1e-3 < 5 < wrong
 
 
 def test_plain_student_gets_a_fitted_profile_readout(cyclic_data, make_config):
