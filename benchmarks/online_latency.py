@@ -24,7 +24,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 from profile_features.config import SampleConfig, SparkConfig
 from profile_features.datasets import generate_sample
 from profile_features.pipeline import build_feature_repo, feast_cli

@@ -18,7 +18,7 @@ def last_state(states: torch.Tensor) -> torch.Tensor:
 class SequencePooling(nn.Module):
     """Mean, last-item or exponential-decay pooling over non-padding positions.
 
-    `each` pools like `last`; training reads every position instead (`per_position`).
+    `each` pools like `last`; training reads every position instead (`for_distillation`).
 
     Args:
         cfg: Which pooling and which block output (`layer`) it reads.
@@ -53,12 +53,16 @@ class SequencePooling(nn.Module):
         weights = mask / mask.sum(dim=1, keepdim=True).clamp_min(1e-12)
         return torch.einsum("bt,bth->bh", weights, states)
 
-    def per_position(self, layers: list[torch.Tensor], items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Every non-padding state of the configured layer, with the row it came from.
+    def for_distillation(self, layers: list[torch.Tensor], items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The states the distillation loss reads, with the user (row) each belongs to.
+
+        One pooled state per user, or for `each` every non-padding state of the configured layer.
 
         Returns:
-            (states [N, H], rows [N]) where N counts the non-padding positions.
+            (states [N, H], rows [N]); N = B when pooled, the count of non-padding positions for `each`.
         """
+        if self.cfg.kind != "each":
+            return self(layers, items), torch.arange(items.shape[0], device=items.device)
         mask = items != 0
         rows = torch.arange(items.shape[0], device=items.device).unsqueeze(1).expand_as(items)
         return self.select_layer(layers)[mask], rows[mask]

@@ -180,10 +180,7 @@ def fit(
                 sel = has_profile[torch.as_tensor(idx, device=device)]
                 if int(sel.sum()) > 1:
                     target = model.target_transform(profiles[torch.as_tensor(idx, device=device)][sel])
-                    if cfg.pooling.kind == "each":
-                        states, rows_of = model.pooling.per_position([x[sel] for x in layers], inp[sel])
-                    else:
-                        states, rows_of = model.pooling(layers, inp)[sel], None
+                    states, rows_of = model.pooling.for_distillation([x[sel] for x in layers], inp[sel])
                     pred, goal = model.distill_head.pair(states, target)
                     l_distil = distill_loss(pred, goal, dc.loss, dc.temperature, rows_of)
             parts = combine(l_rec, l_distil, dc, weighting, active)

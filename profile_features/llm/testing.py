@@ -26,6 +26,14 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from profile_features import schemas
+from profile_features.histories import history_hash
 
 __all__ = ["FakeOpenAIServer", "FaultPlan", "fake_profile", "append_event_to_histories"]
 
@@ -232,6 +240,22 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, headers, payload)
 
 
+def append_event_to_histories(folder: str | Path, users: list[str]) -> None:
+    """Give these users one new event (new history content and hash), rewriting the
+    HISTORIES Parquet folder in place, as the next histories run would."""
+    folder = Path(folder)
+    frame = pd.read_parquet(folder)
+    for i in frame.index[frame.user_id.isin(list(users))]:
+        events = json.loads(frame.at[i, "history_json"])
+        events.append({**events[-1], "title": "A Brand New Title", "item_id": "new"})
+        frame.at[i, "history_json"] = json.dumps(events, sort_keys=True)
+        frame.at[i, "history_hash"] = history_hash(frame.at[i, "history_json"])
+    for old in folder.glob("*.parquet"):
+        old.unlink()
+    table = pa.Table.from_pandas(frame[schemas.HISTORIES.names], schema=schemas.HISTORIES, preserve_index=False)
+    pq.write_table(table, folder / "part-0.parquet")
+
+
 def main(argv=None) -> None:
     """Serve in its own process: `python -m profile_features.llm.testing --latency 0.2`.
     Prints the base URL on the first line of stdout, then serves until killed."""
@@ -248,27 +272,3 @@ def main(argv=None) -> None:
 if __name__ == "__main__":
     main()
 
-
-def append_event_to_histories(folder, users) -> None:
-    """Give these users one new event (new history content and hash), rewriting the
-    HISTORIES Parquet folder in place, as the next histories run would."""
-    from pathlib import Path
-
-    import pandas as pd
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from profile_features import schemas
-    from profile_features.histories import history_hash
-
-    folder = Path(folder)
-    frame = pd.read_parquet(folder)
-    for i in frame.index[frame.user_id.isin(list(users))]:
-        events = json.loads(frame.at[i, "history_json"])
-        events.append({**events[-1], "title": "A Brand New Title", "item_id": "new"})
-        frame.at[i, "history_json"] = json.dumps(events, sort_keys=True)
-        frame.at[i, "history_hash"] = history_hash(frame.at[i, "history_json"])
-    for old in folder.glob("*.parquet"):
-        old.unlink()
-    table = pa.Table.from_pandas(frame[schemas.HISTORIES.names], schema=schemas.HISTORIES, preserve_index=False)
-    pq.write_table(table, folder / "part-0.parquet")
