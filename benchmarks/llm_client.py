@@ -1,7 +1,7 @@
 """LLM profile generation benchmarks against the local test server.
 
     python benchmarks/llm_client.py [--latency 0.2 1.0] [--concurrency 4 16 32 64] [--users 300]
-                                    [--markdown BENCHMARKS_llm.md]
+                                    [--markdown llm.md]
 
 1. Client throughput: the profile generator (render + request + quality gates) over the
    OpenAI-compatible backend, against a server with fixed latency L, at concurrency C.
