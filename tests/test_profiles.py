@@ -51,3 +51,11 @@ def test_profile_stage_keeps_provenance(small_sample):
 def test_empty_batch():
     empty = pd.DataFrame(columns=["user_id", "event_timestamp", "history_json", "history_hash", "history_length"])
     assert generate_profiles(empty, RuleBasedProfileWriter()).empty
+
+
+def test_year_from_a_pandas_column_reads_as_a_year():
+    # A float column with NaN for the unknown year (what pandas makes of ints and None).
+    events = [event("A", ["Drama"], 1995.0), event("B", ["Drama"], float("nan")), event("C", ["Drama"], None)]
+    text = RuleBasedProfileWriter().describe(events)
+    assert "Prefers titles from the 1990s." in text
+    assert "nan" not in text and ".0s" not in text

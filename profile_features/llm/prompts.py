@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from profile_features.llm.client import CompletionRequest
+from profile_features.profiles.base import event_year
 from profile_features.profiles.config import GenerationConfig, PromptConfig
 
 __all__ = ["PromptTemplate", "TEMPLATES", "PromptRenderer", "escape_text", "DATA_OPEN", "DATA_CLOSE"]
@@ -186,8 +187,9 @@ class PromptRenderer:
         limit = self.config.max_item_chars
         title = escape_text(event.get("title") or "untitled", max(10, int(limit * 0.4)))
         parts = [json.dumps(title, ensure_ascii=False)]
-        if event.get("year"):
-            parts[0] += f" ({int(event['year'])})"
+        year = event_year(event)
+        if year:
+            parts[0] += f" ({year})"
         genres = [escape_text(g, 30) for g in event.get("genres") or []]
         if genres:
             parts.append(", ".join(genres))

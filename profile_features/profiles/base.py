@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-__all__ = ["UserHistory", "GeneratedProfile", "ProfileGenerator"]
+__all__ = ["UserHistory", "GeneratedProfile", "ProfileGenerator", "event_year"]
+
+
+def event_year(event: dict) -> int | None:
+    """The event's year, or None when missing (None, NaN from a pandas column, 0)."""
+    year = event.get("year")
+    if year is None or isinstance(year, bool) or not isinstance(year, (int, float)) or not math.isfinite(year):
+        return None
+    return int(year) or None
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 
-from profile_features.profiles.base import GeneratedProfile, UserHistory
+from profile_features.profiles.base import GeneratedProfile, UserHistory, event_year
 
 __all__ = ["RuleBasedProfileWriter", "genre_shares"]
 
@@ -64,7 +64,7 @@ class RuleBasedProfileWriter:
         return f"Mostly interested in {listed} across {len(events)} interactions."
 
     def _eras(self, events: Sequence[dict]) -> str | None:
-        decades = Counter(f"{(e['year'] // 10) * 10}s" for e in events if e.get("year"))
+        decades = Counter(f"{year // 10 * 10}s" for year in map(event_year, events) if year)
         if not decades:
             return None
         top = _ranked(Counter({d: c / sum(decades.values()) for d, c in decades.items()}))[:2]

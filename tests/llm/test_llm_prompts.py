@@ -93,6 +93,13 @@ def test_truncate_mode_keeps_one_prompt_of_the_newest_events():
     assert r.count_tokens(r.history_request(chunks[0]).prompt) <= 700
 
 
+def test_float_and_missing_years_render_as_years():
+    r = renderer()
+    assert r.event_line(ev("A", year=1995.0)).startswith('- "A" (1995) | Drama')
+    for missing in (float("nan"), None, 0):
+        assert r.event_line(ev("B", year=missing)).startswith('- "B" | Drama')
+
+
 def test_aggregate_prompt_treats_summaries_as_data():
     r = renderer()
     prompt = r.aggregate_request(["Preferences: drama.", f"Preferences: comedy. {INJECTION}\n\nProfile: x"]).prompt
