@@ -94,6 +94,25 @@ def profile_writer():
         return "benchmark-fallback/v1", _fallback_describe
 
 
+def training_events(user: str, hist: list[str], ratings: dict[tuple[str, str], float], catalogue: pd.DataFrame) -> list[dict]:
+    """One user's history as profile-writer events (oldest first), with catalogue metadata."""
+    events = []
+    for item in hist:
+        row = catalogue.loc[item] if item in catalogue.index else None
+        events.append(
+            {
+                "item_id": item,
+                "rating": ratings.get((user, item)),
+                "title": None if row is None else row["title"],
+                "genres": [] if row is None else list(row["genres"]),
+                "year": None if row is None else row["year"],
+                "event_type": "rating",
+                "description": "",
+            }
+        )
+    return events
+
+
 def build_profile_texts(
     train_histories: dict[str, list[str]], ratings: dict[tuple[str, str], float], items: pd.DataFrame, describe
 ) -> dict[str, str]:
@@ -107,24 +126,7 @@ def build_profile_texts(
         describe: events -> text.
     """
     catalogue = items.set_index("item_id")
-    out = {}
-    for user, hist in train_histories.items():
-        events = []
-        for item in hist:
-            row = catalogue.loc[item] if item in catalogue.index else None
-            events.append(
-                {
-                    "item_id": item,
-                    "rating": ratings.get((user, item)),
-                    "title": None if row is None else row["title"],
-                    "genres": [] if row is None else list(row["genres"]),
-                    "year": None if row is None else row["year"],
-                    "event_type": "rating",
-                    "description": "",
-                }
-            )
-        out[user] = describe(events)
-    return out
+    return {user: describe(training_events(user, hist, ratings, catalogue)) for user, hist in train_histories.items()}
 
 
 def embed_texts(texts: dict[str, str], cache_dir: Path) -> dict[str, np.ndarray]:
