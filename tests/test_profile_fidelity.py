@@ -1,20 +1,14 @@
 """The LLM profile fidelity benchmark's scoring: own-user retrieval after centring."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("profile_fidelity_bench", ROOT / "benchmarks" / "profile_fidelity.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("profile_fidelity")
 
 
 def test_own_user_retrieval_known_answers(bench):

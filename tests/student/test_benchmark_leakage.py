@@ -1,6 +1,5 @@
 """The quality benchmark writes profiles only from interactions before the split."""
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -8,16 +7,12 @@ import pandas as pd
 import pytest
 
 from student.data import leave_last_out, temporal_split, user_sequences
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("student_quality_bench", ROOT / "benchmarks" / "student_quality.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("student_quality")
 
 
 def _write_ml100k(root: Path, users: int = 12, items: int = 40, per_user: int = 10, seed: int = 0):
