@@ -34,6 +34,7 @@ if str(ROOT) not in sys.path:
 
 from profile_features.config import load_config  # noqa: E402
 from profile_features.embeddings import SentenceTransformerEncoder  # noqa: E402
+from profile_features.llm.generator import FALLBACK_GENERATOR  # noqa: E402
 from profile_features.profiles.base import UserHistory  # noqa: E402
 from profile_features.profiles.rule_based import RuleBasedProfileWriter  # noqa: E402
 from profile_features.profiles.stage import make_generator  # noqa: E402
@@ -127,22 +128,26 @@ def build_profile_texts(
         events = training_events(user, hist, ratings, catalogue)
         digest = hashlib.sha256(json.dumps(events, sort_keys=True, default=str).encode()).hexdigest()[:16]
         histories.append(UserHistory(user, events, digest))
-    done: dict[tuple[str, str], str] = {}
+    done: dict[tuple[str, str], dict] = {}
     if cache is not None and cache.exists():
         for line in cache.read_text().splitlines():
             row = json.loads(line)
-            done[(row["user_id"], row["history_hash"])] = row["text"]
+            done[(row["user_id"], row["history_hash"])] = row
     todo = [h for h in histories if (h.user_id, h.history_hash) not in done]
     for start in range(0, len(todo), 32):
         batch = todo[start : start + 32]
         rows = [{"user_id": h.user_id, "history_hash": h.history_hash, "text": p.text, "generator": p.generator}
                 for h, p in zip(batch, generator.generate(batch))]
-        done.update({(r["user_id"], r["history_hash"]): r["text"] for r in rows})
+        done.update({(r["user_id"], r["history_hash"]): r for r in rows})
         if cache is not None:
             cache.parent.mkdir(parents=True, exist_ok=True)
             with cache.open("a") as out:
                 out.writelines(json.dumps(r) + "\n" for r in rows)
-    return {h.user_id: done[(h.user_id, h.history_hash)] for h in histories}
+    used = [done[(h.user_id, h.history_hash)] for h in histories]
+    fallbacks = sum(r["generator"] == FALLBACK_GENERATOR for r in used)
+    if fallbacks:  # an LLM's failed users get rule-based profiles: the targets are then a mix
+        print(f"profiles: {fallbacks} of {len(used)} users fell back to the rule-based writer", file=sys.stderr)
+    return {r["user_id"]: r["text"] for r in used}
 
 
 def embed_texts(texts: dict[str, str], cache_dir: Path) -> dict[str, np.ndarray]:

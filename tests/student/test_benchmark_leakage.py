@@ -108,3 +108,21 @@ def test_llm_profiles_come_from_the_configured_server_and_resume_from_the_cache(
         embedded.clear()
         assert bench.main(args) == 0  # the re-run reads every profile from the cache
         assert server.calls == 12 and embedded == first
+
+
+def test_llm_fallbacks_are_counted(bench, tmp_path, capsys):
+    data = tmp_path / "ml-100k"
+    data.mkdir()
+    _write_ml100k(data, users=3)
+    inter, items = bench.load_ml100k(data)
+    ratings = {(u, i): float(r) for u, i, r in zip(inter["user_id"], inter["item_id"], inter["rating"])}
+    train = leave_last_out(user_sequences(inter)).train
+    with FakeOpenAIServer() as server:
+        config = tmp_path / "llm.yaml"
+        config.write_text(yaml.safe_dump({"profile": {"generator": "openai", "openai": {
+            "base_url": server.base_url, "model": "fake-llm", "api_key_env": None, "max_retries": 0,
+            "max_concurrency": 1}}}))
+        server.script("500")  # the first user's only request fails: that user falls back
+        texts = bench.build_profile_texts(train, ratings, items, bench.profile_writer(str(config)))
+    assert sum(t.startswith("Preferences: mostly") for t in texts.values()) == 2
+    assert "1 of 3 users fell back to the rule-based writer" in capsys.readouterr().err
