@@ -1,3 +1,4 @@
+import numpy as np
 import pandas as pd
 
 from profile_features.histories import build_histories
@@ -55,7 +56,8 @@ def test_empty_batch():
 
 def test_year_from_a_pandas_column_reads_as_a_year():
     # A float column with NaN for the unknown year (what pandas makes of ints and None).
-    events = [event("A", ["Drama"], 1995.0), event("B", ["Drama"], float("nan")), event("C", ["Drama"], None)]
+    events = [event("A", ["Drama"], 1995.0), event("B", ["Drama"], float("nan")), event("C", ["Drama"], None),
+              event("D", ["Drama"], np.int64(1984))]
     text = RuleBasedProfileWriter().describe(events)
-    assert "Prefers titles from the 1990s." in text
     assert "nan" not in text and ".0s" not in text
+    assert "Prefers titles from the 1980s and 1990s." in text or "Prefers titles from the 1990s and 1980s." in text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -11,9 +12,10 @@ __all__ = ["UserHistory", "GeneratedProfile", "ProfileGenerator", "event_year"]
 
 
 def event_year(event: dict) -> int | None:
-    """The event's year, or None when missing (None, NaN from a pandas column, 0)."""
+    """The event's year, or None when missing (None, NaN from a pandas column, 0). Numpy
+    scalars count: numbers.Real covers numpy ints, which are not Python ints."""
     year = event.get("year")
-    if year is None or isinstance(year, bool) or not isinstance(year, (int, float)) or not math.isfinite(year):
+    if isinstance(year, bool) or not isinstance(year, numbers.Real) or not math.isfinite(year):
         return None
     return int(year) or None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 
 from profile_features.llm.prompts import DATA_CLOSE, DATA_OPEN, TEMPLATES, PromptRenderer, escape_text
@@ -96,6 +97,7 @@ def test_truncate_mode_keeps_one_prompt_of_the_newest_events():
 def test_float_and_missing_years_render_as_years():
     r = renderer()
     assert r.event_line(ev("A", year=1995.0)).startswith('- "A" (1995) | Drama')
+    assert r.event_line(ev("A", year=np.int64(1995))).startswith('- "A" (1995) | Drama')
     for missing in (float("nan"), None, 0):
         assert r.event_line(ev("B", year=missing)).startswith('- "B" | Drama')
 
