@@ -34,6 +34,7 @@ if str(ROOT) not in sys.path:
 
 from profile_features.config import load_config  # noqa: E402
 from profile_features.embeddings import SentenceTransformerEncoder  # noqa: E402
+from profile_features.histories import history_hash  # noqa: E402
 from profile_features.llm.generator import FALLBACK_GENERATOR  # noqa: E402
 from profile_features.profiles.base import UserHistory  # noqa: E402
 from profile_features.profiles.rule_based import RuleBasedProfileWriter  # noqa: E402
@@ -126,8 +127,7 @@ def build_profile_texts(
     histories = []
     for user, hist in train_histories.items():
         events = training_events(user, hist, ratings, catalogue)
-        digest = hashlib.sha256(json.dumps(events, sort_keys=True, default=str).encode()).hexdigest()[:16]
-        histories.append(UserHistory(user, events, digest))
+        histories.append(UserHistory(user, events, history_hash(json.dumps(events, sort_keys=True, default=str))))
     done: dict[tuple[str, str], dict] = {}
     if cache is not None and cache.exists():
         for line in cache.read_text().splitlines():
