@@ -130,9 +130,13 @@ def build_profile_texts(
         histories.append(UserHistory(user, events, history_hash(json.dumps(events, sort_keys=True, default=str))))
     done: dict[tuple[str, str], dict] = {}
     if cache is not None and cache.exists():
-        for line in cache.read_text().splitlines():
-            row = json.loads(line)
-            done[(row["user_id"], row["history_hash"])] = row
+        for number, line in enumerate(cache.read_text().splitlines(), 1):
+            try:
+                row = json.loads(line)
+                done[(row["user_id"], row["history_hash"])] = row
+            except (ValueError, KeyError, TypeError) as err:  # e.g. a line cut short by a kill
+                raise ValueError(f"{cache}: line {number} is not a cached profile ({err!r}); "
+                                 "delete that line (its user is generated again) or the file") from err
     todo = [h for h in histories if (h.user_id, h.history_hash) not in done]
     for start in range(0, len(todo), 32):
         batch = todo[start : start + 32]

@@ -126,3 +126,15 @@ def test_llm_fallbacks_are_counted(bench, tmp_path, capsys):
         texts = bench.build_profile_texts(train, ratings, items, bench.profile_writer(str(config)))
     assert sum(t.startswith("Preferences: mostly") for t in texts.values()) == 2
     assert "1 of 3 users fell back to the rule-based writer" in capsys.readouterr().err
+
+
+def test_a_damaged_text_cache_names_the_file_and_line(bench, tmp_path):
+    data = tmp_path / "ml-100k"
+    data.mkdir()
+    _write_ml100k(data, users=2)
+    inter, items = bench.load_ml100k(data)
+    train = leave_last_out(user_sequences(inter)).train
+    cache = tmp_path / "texts.jsonl"
+    cache.write_text('{"user_id": "1", "history_hash": "x", "text": "t", "generator": "g"}\n{"user_id": "2", "hist\n')
+    with pytest.raises(ValueError, match=r"texts\.jsonl: line 2 is not a cached profile"):
+        bench.build_profile_texts(train, {}, items, bench.profile_writer(), cache)
