@@ -69,6 +69,16 @@ class SampleConfig(StrictModel):
     items: int = Field(400, gt=0)
     mean_interactions: int = Field(40, gt=2)
     seed: int = 7
+    # Robustness knobs (defaults give the original sample). taste_strength 1 = tastes drive
+    # interactions, 0 = popularity alone; item_text "short_noisy" replaces every item's text
+    # with review snippets (no genres, no year) that name its hidden category only sometimes;
+    # history_lengths "geometric" gives most users a handful of interactions; users arrive
+    # uniformly over `arrival_days` and interact every `gap_days` on average.
+    taste_strength: float = Field(1.0, ge=0.0, le=1.0)
+    item_text: Literal["rich", "short_noisy"] = "rich"
+    history_lengths: Literal["poisson", "geometric"] = "poisson"
+    arrival_days: float = Field(120.0, gt=0)
+    gap_days: float = Field(1.5, gt=0)
 
 
 class HistoryConfig(StrictModel):

@@ -93,12 +93,17 @@ def generate_sample(config: SampleConfig = SampleConfig()) -> SampleData:
         weights = dict(zip(favourites, np.sort(rng.dirichlet(np.ones(n_fav)))[::-1]))
         era = int(rng.integers(len(ERAS)))
         shifted_to = str(rng.choice([g for g in genre_names if g not in favourites])) if rng.random() < 0.2 else None
-        n_events = int(np.clip(rng.poisson(config.mean_interactions), 3, len(items) // 2))
+        if config.history_lengths == "geometric":
+            n_events = int(np.clip(rng.geometric(1.0 / config.mean_interactions), 2, len(items) // 2))
+        else:
+            n_events = int(np.clip(rng.poisson(config.mean_interactions), 3, len(items) // 2))
         shift_at = int(n_events * 0.7) if shifted_to else n_events
 
         def item_probs(taste: dict[str, float]) -> np.ndarray:
             affinity = np.array([sum(taste.get(g, 0.0) for g in gs) for gs in item_genres])
-            score = popularity * (0.02 + affinity) * np.where(item_eras == era, 2.0, 1.0)
+            # x ** 1.0 == x exactly, so the default strength reproduces the original sample.
+            strength = config.taste_strength
+            score = popularity * (0.02 + affinity) ** strength * np.where(item_eras == era, 2.0**strength, 1.0)
             return score / score.sum()
 
         chosen: list[int] = []
@@ -110,9 +115,9 @@ def generate_sample(config: SampleConfig = SampleConfig()) -> SampleData:
             probs /= probs.sum()
             chosen.extend(int(i) for i in rng.choice(len(items), size=count, replace=False, p=probs))
 
-        clock = start + rng.uniform(0, 120) * 86400
+        clock = start + rng.uniform(0, config.arrival_days) * 86400
         for position, item_index in enumerate(chosen):
-            clock += rng.exponential(1.5) * 86400
+            clock += rng.exponential(config.gap_days) * 86400
             taste = weights if position < shift_at else {shifted_to: 1.0}
             affinity = sum(taste.get(g, 0.0) for g in item_genres[item_index])
             rating = float(np.clip(round(2.5 + 2.5 * affinity + rng.normal(0, 0.7)), 1, 5))
@@ -129,4 +134,36 @@ def generate_sample(config: SampleConfig = SampleConfig()) -> SampleData:
 
     frame = pd.DataFrame(interactions, columns=["user_id", "item_id", "timestamp", "rating", "event_type"])
     frame["timestamp"] = pd.to_datetime(frame["timestamp"], unit="s", utc=True).dt.floor("s").astype("datetime64[us, UTC]")
+    if config.item_text == "short_noisy":
+        items = _review_snippet_items(items, np.random.default_rng([config.seed, 1]))
     return SampleData(items=items, interactions=frame, user_tastes=pd.DataFrame(tastes))
+
+
+# Short, mostly generic review snippets, as product catalogues built from reviews have them.
+SNIPPETS = ["Nice", "Great", "Very useful", "Works well", "Love it", "Good value", "Not bad", "Excellent",
+            "As described", "Five stars", "Does the job", "Happy with it", "Would buy again", "Okay", "Perfect"]
+# Hidden category -> product nouns a snippet may name ("Best amp").
+PRODUCT_NOUNS: dict[str, list[str]] = {
+    "Action": ["amp", "speaker", "subwoofer"], "Comedy": ["board game", "card deck", "puzzle"],
+    "Drama": ["novel", "memoir", "poetry book"], "Horror": ["mask", "costume", "fog machine"],
+    "Romance": ["candle", "perfume", "necklace"], "Sci-Fi": ["drone", "telescope", "robot kit"],
+    "Documentary": ["field guide", "atlas", "camera"], "Animation": ["plush toy", "crayon set", "sticker book"],
+    "Western": ["saddle", "boots", "lasso"], "Musical": ["ukulele", "metronome", "microphone"],
+}
+
+
+def _snippet(rng: np.random.Generator, category: str, signal: float) -> str:
+    if rng.random() < signal:
+        noun = str(rng.choice(PRODUCT_NOUNS[category]))
+        return str(rng.choice([f"Best {noun}", f"Great {noun}", f"{noun.capitalize()} works", f"Nice {noun}"]))
+    return str(rng.choice(SNIPPETS))
+
+
+def _review_snippet_items(items: pd.DataFrame, rng: np.random.Generator, signal: float = 0.3) -> pd.DataFrame:
+    """Replace rich item text with review snippets: no genres or year, a title and an optional
+    description that name the item's hidden (primary) category with probability `signal` each."""
+    categories = items["genres"].str.split("|").str[0]
+    titles = [_snippet(rng, c, signal) for c in categories]
+    descriptions = [_snippet(rng, c, signal) if rng.random() < 0.5 else "" for c in categories]
+    return items.assign(title=titles, genres="", year=pd.array([None] * len(items), dtype="Int64"),
+                        description=descriptions)
