@@ -105,10 +105,19 @@ def _vector_column(vectors: np.ndarray) -> list[np.ndarray]:
 
 
 def embed_profiles(profiles: pd.DataFrame, encoder: Encoder) -> pd.DataFrame:
-    """PROFILES rows -> USER_PROFILE_EMBEDDINGS rows (provenance kept, encoder added)."""
+    """PROFILES rows -> USER_PROFILE_EMBEDDINGS rows (provenance kept, encoder added).
+
+    A profile with nothing to say (empty text) gets no vector (null), so every column derived
+    from it is null too, instead of the embedding of an empty string.
+    """
     profiles = profiles.reset_index(drop=True)
     out = profiles[["user_id", "event_timestamp"]].copy()
-    out["profile_embedding"] = _vector_column(encoder.encode(profiles["profile_text"].tolist()))
+    texts = profiles["profile_text"].fillna("").astype(str)
+    said = texts.str.strip() != ""
+    vectors: list = [None] * len(profiles)
+    for row, vector in zip(np.flatnonzero(said.to_numpy()), _vector_column(encoder.encode(texts[said].tolist()))):
+        vectors[row] = vector
+    out["profile_embedding"] = pd.Series(vectors, dtype=object)
     for column in ("profile_text", "generator", "model", "prompt_version", "history_hash"):
         out[column] = profiles[column]
     out["encoder"] = encoder.name

@@ -109,6 +109,9 @@ class ProfileConfig(StrictModel):
 
     generator: Literal["rule_based", "openai", "transformers"] = "rule_based"
     max_titles: int = Field(3, gt=0)
+    # Without genres the rule-based writer describes users by terms that recur in their items'
+    # text; a term in more than this share of catalogue items is too common to describe anyone.
+    common_term_share: float = Field(0.02, gt=0, le=1)
     prompt: PromptConfig = PromptConfig()
     generation: GenerationConfig = GenerationConfig()
     openai: OpenAIConfig = OpenAIConfig()

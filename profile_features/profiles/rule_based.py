@@ -1,4 +1,12 @@
-"""A deterministic profile writer: no LLM, the default and the fallback generator."""
+"""A deterministic profile writer: no LLM, the default and the fallback generator.
+
+It says only what the item text supports: genres when the catalogue has them, else the
+descriptive terms that recur across the user's items (title and description, minus words
+common across the catalogue), eras from years, and the titles that name something. A
+history whose items carry none of that gets NO_PROFILE (empty text): the embedding job
+then writes no vector, so the profile's semantic columns are null rather than a
+confident sentence about nothing.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +14,18 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 
 from profile_features.profiles.base import GeneratedProfile, UserHistory, event_year
+from profile_features.profiles.terms import count_terms, item_terms
 
-__all__ = ["RuleBasedProfileWriter", "genre_shares"]
+__all__ = ["NO_PROFILE", "RuleBasedProfileWriter", "genre_shares"]
+
+NO_PROFILE = ""  # the text of a profile with nothing to say
 
 
 def genre_shares(events: Sequence[dict]) -> Counter:
-    """Share of attention per genre; an event with k genres gives each 1/k."""
+    """Share of attention per genre over the events that have genres; an event with k genres gives each 1/k."""
     shares: Counter = Counter()
     for event in events:
-        genres = event.get("genres") or ["Unknown"]
+        genres = event.get("genres") or []
         for genre in genres:
             shares[genre] += 1.0 / len(genres)
     total = sum(shares.values()) or 1.0
@@ -35,12 +46,16 @@ class RuleBasedProfileWriter:
 
     name = "rule_based"
     model = "rules"
-    prompt_version = "rule-v1"
+    prompt_version = "rule-v2"
 
-    def __init__(self, max_titles: int = 3, recent_fraction: float = 0.2, shift_threshold: float = 0.25):
+    def __init__(self, max_titles: int = 3, recent_fraction: float = 0.2, shift_threshold: float = 0.25,
+                 common_terms: frozenset[str] = frozenset(), max_terms: int = 4):
+        """`common_terms`: words too common in the catalogue to describe anyone (terms.common_terms)."""
         self.max_titles = max_titles
         self.recent_fraction = recent_fraction
         self.shift_threshold = shift_threshold
+        self.common_terms = frozenset(common_terms)
+        self.max_terms = max_terms
 
     def generate(self, histories: Sequence[UserHistory]) -> list[GeneratedProfile]:
         return [
@@ -51,17 +66,36 @@ class RuleBasedProfileWriter:
     def describe(self, events: Sequence[dict]) -> str:
         """The profile text of one history (oldest -> newest)."""
         if not events:
-            return "No interactions yet."
-        sentences = [self._genres(events)]
-        for part in (self._eras(events), self._ratings(events), self._titles(events), self._shift(events)):
-            if part:
-                sentences.append(part)
-        return " ".join(sentences)
+            return NO_PROFILE
+        has_genres = any(event.get("genres") for event in events)
+        topics = self._genres(events) if has_genres else self._terms(events)
+        parts = [topics, self._eras(events)]
+        if has_genres:
+            parts.append(self._ratings(events))
+        parts.append(self._titles(events))
+        if has_genres:
+            parts.append(self._shift(events))
+        sentences = [part for part in parts if part]
+        return " ".join(sentences) if sentences else NO_PROFILE
 
     def _genres(self, events: Sequence[dict]) -> str:
         top = _ranked(genre_shares(events))[:3]
         listed = _join([f"{genre} ({share:.0%})" for genre, share in top])
         return f"Mostly interested in {listed} across {len(events)} interactions."
+
+    def _describing(self, event: dict) -> set[str]:
+        return item_terms(event) - self.common_terms
+
+    def _terms(self, events: Sequence[dict]) -> str | None:
+        """Terms in at least two of the user's items: with one item nothing recurs, and a
+        single item's words are in its title sentence already."""
+        counts = count_terms({"title": e.get("title"), "description": e.get("description")} for e in events)
+        recurring = [(t, c) for t, c in counts.items() if c >= 2 and t not in self.common_terms]
+        if not recurring:
+            return None
+        top = sorted(recurring, key=lambda tc: (-tc[1], tc[0]))[: self.max_terms]
+        listed = _join([f"{term} ({count} of {len(events)})" for term, count in top])
+        return f"Items often mention {listed}."
 
     def _eras(self, events: Sequence[dict]) -> str | None:
         decades = Counter(f"{year // 10 * 10}s" for year in map(event_year, events) if year)
@@ -89,9 +123,11 @@ class RuleBasedProfileWriter:
         return f"Rates {best} highest ({means[best]:.1f} on average) and {worst} lowest ({means[worst]:.1f})."
 
     def _titles(self, events: Sequence[dict]) -> str:
-        # Highest-rated first, most recent among equals.
+        # Highest-rated first, most recent among equals; only titles that name something
+        # ("Best amp", not "Nice"), each once.
         ranked = sorted(enumerate(events), key=lambda ie: (-(ie[1].get("rating") or 0.0), -ie[0]))
-        titles = [e["title"] for _, e in ranked[: self.max_titles] if e.get("title")]
+        titles = [e["title"] for _, e in ranked if e.get("title") and self._describing({"title": e["title"]})]
+        titles = list(dict.fromkeys(titles))[: self.max_titles]
         return f"Representative titles: {_join(titles)}." if titles else ""
 
     def _shift(self, events: Sequence[dict]) -> str | None:

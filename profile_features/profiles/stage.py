@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pandas as pd
 
 from profile_features.histories import history_events
@@ -18,14 +20,16 @@ def _renderer(config: ProfileConfig, count_tokens=None):
     return PromptRenderer(TEMPLATES[config.prompt.template], config.prompt, config.generation, count_tokens)
 
 
-def make_generator(config: ProfileConfig, threads: int | None = None) -> ProfileGenerator:
+def make_generator(config: ProfileConfig, threads: int | None = None,
+                   common_terms: frozenset[str] = frozenset()) -> ProfileGenerator:
     """Build the configured generator (called once per task, on the worker).
 
     Args:
         config: the `profile:` section.
         threads: torch threads for a local model (None: torch's default).
+        common_terms: the catalogue's too-common words, for the rule-based writer (terms.common_terms).
     """
-    fallback = RuleBasedProfileWriter(max_titles=config.max_titles)
+    fallback = RuleBasedProfileWriter(max_titles=config.max_titles, common_terms=common_terms)
     if config.generator == "rule_based":
         return fallback
     from profile_features.llm.generator import LLMProfileGenerator
@@ -43,12 +47,16 @@ def make_generator(config: ProfileConfig, threads: int | None = None) -> Profile
     raise ValueError(f"profile.generator: unknown generator {config.generator!r}")
 
 
-def generator_key(config: ProfileConfig) -> tuple[str, str, str]:
+def generator_key(config: ProfileConfig, common_terms: frozenset[str] = frozenset()) -> tuple[str, str, str]:
     """(generator, model, prompt_version) of the configured generator, without loading
-    a model: the profile cache key besides the history hash."""
+    a model: the profile cache key besides the history hash. The rule-based writer's
+    texts depend on the catalogue's common terms, so their hash is part of its key."""
     if config.generator == "rule_based":
         writer = RuleBasedProfileWriter(max_titles=config.max_titles)
-        return writer.name, writer.model, f"{writer.prompt_version}+titles{config.max_titles}"
+        version = f"{writer.prompt_version}+titles{config.max_titles}"
+        if common_terms:
+            version += "+terms" + hashlib.sha256("\n".join(sorted(common_terms)).encode()).hexdigest()[:8]
+        return writer.name, writer.model, version
     if config.generator == "openai":
         return "openai", config.openai.model, _renderer(config).version
     from profile_features.llm.local import model_name

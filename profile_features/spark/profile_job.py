@@ -37,10 +37,11 @@ from profile_features.profiles.rule_based import RuleBasedProfileWriter
 from profile_features.profiles.stage import generate_profiles, generator_key, make_generator
 from profile_features.profiles.store import CheckpointWriter, generate_checkpointed, list_parts, remove_tree, store_fs
 from profile_features.profiles.tables import KEY_COLUMNS, PROFILE_CACHE, RUN_STATS
+from profile_features.profiles.terms import common_threshold, item_term_rows
 from profile_features.spark.io import path_exists, read_table, spark_schema, write_atomic
 from profile_features.spark.stages import ddl, run_date_for, write_summary
 
-__all__ = ["run_profiles", "read_cache", "ProfileRunFailed"]
+__all__ = ["run_profiles", "read_cache", "catalogue_common_terms", "ProfileRunFailed"]
 
 
 class ProfileRunFailed(RuntimeError):
@@ -65,6 +66,26 @@ def read_cache(spark, cache_path: str, key: tuple[str, str, str] | None = None, 
         frame = frame.where(F.col("status") == "ok")
     order = Window.partitionBy(*KEY_COLUMNS).orderBy((F.col("status") == "ok").desc(), F.col("created_at").desc())
     return frame.withColumn("_rank", F.row_number().over(order)).where("_rank = 1").drop("_rank")
+
+
+def catalogue_common_terms(spark, config: JobConfig) -> frozenset[str]:
+    """Words in more than `profile.common_term_share` of the validated catalogue's items.
+
+    Counted in Spark; only the common terms reach the driver, a set bounded by
+    tokens-per-item / share whatever the catalogue's size.
+    """
+    from pyspark.sql import functions as F
+
+    items = read_table(spark, config.table_path("validated/items")).select("title", "description")
+    total = items.count()
+
+    def terms(batches):
+        for batch in batches:
+            yield item_term_rows(batch)
+
+    threshold = common_threshold(total, config.profile.common_term_share)
+    counts = items.mapInPandas(terms, schema="term string").groupBy("term").count()
+    return frozenset(row.term for row in counts.where(F.col("count") > F.lit(threshold)).collect())
 
 
 def _threads(spark, profile_config, partitions: int) -> int:
@@ -126,7 +147,7 @@ def _refresh_subset(spark, config: JobConfig, histories, run_date: str) -> dict:
     }
 
 
-def _kept_profiles(spark, config: JobConfig, rest, entries, run_date: str):
+def _kept_profiles(spark, config: JobConfig, rest, entries, run_date: str, common_terms: frozenset[str]):
     """Profiles of the users not on the refresh list, with no LLM call: (frame, counts by source)."""
     from pyspark.sql import functions as F
 
@@ -151,7 +172,7 @@ def _kept_profiles(spark, config: JobConfig, rest, entries, run_date: str):
     max_titles, relabel = config.profile.max_titles, config.profile.is_llm
 
     def stand_in(batches):
-        writer = RuleBasedProfileWriter(max_titles=max_titles)
+        writer = RuleBasedProfileWriter(max_titles=max_titles, common_terms=common_terms)
         for batch in batches:
             profiles = generate_profiles(batch, writer)
             if relabel:
@@ -174,7 +195,8 @@ def run_profiles(spark, config: JobConfig) -> dict:
     run_date = run_date_for(spark, config, "histories")
     histories = read_table(spark, f"{config.table_path('histories')}/run_date={run_date}")
     profile_config = config.profile
-    key = generator_key(profile_config)
+    common_terms = catalogue_common_terms(spark, config)
+    key = generator_key(profile_config, common_terms)
     run_id = uuid.uuid4().hex[:12]
     use_cache = profile_config.cache_enabled
     cache_path = (profile_config.cache.path or config.table_path("profile_cache")) if use_cache \
@@ -199,7 +221,8 @@ def run_profiles(spark, config: JobConfig) -> dict:
         every = profile_config.cache.checkpoint_every
 
         def partition(batches):
-            generator = make_generator(profile_config, threads=threads)  # on the worker; models cached per process
+            # On the worker; models cached per process.
+            generator = make_generator(profile_config, threads=threads, common_terms=common_terms)
             writer = CheckpointWriter(cache_path, dead_path, run_id, run_date)
             yield from generate_checkpointed(batches, generator, key, writer, every)
 
@@ -217,7 +240,8 @@ def run_profiles(spark, config: JobConfig) -> dict:
         raise ProfileRunFailed(f"{missing} of {target_users} users got no profile (cache {cache_path})")
     profiles = joined.select(*schemas.PROFILES.names)
     if subset:
-        kept, subset["summary"]["kept"] = _kept_profiles(spark, config, subset["rest"], entries, run_date)
+        kept, subset["summary"]["kept"] = _kept_profiles(spark, config, subset["rest"], entries, run_date,
+                                                           common_terms)
         profiles = profiles.unionByName(kept)
     path = write_atomic(profiles, config.table_path("profiles"), run_date)
     written = read_table(spark, path).agg(F.count("*").alias("rows"), F.countDistinct("user_id").alias("users")).first()

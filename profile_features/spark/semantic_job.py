@@ -27,9 +27,15 @@ def _transform_for(spark, config: JobConfig, kind: str, frame, vector_column: st
         existing = latest_transform(directory, kind, encoder, settings.components, settings.clusters)
         if existing is not None:
             return existing, False
+    frame = frame.where(frame[vector_column].isNotNull())  # profiles with nothing to say have no vector
     total = frame.count()
     sample = frame if total <= settings.fit_sample_rows else frame.sample(fraction=settings.fit_sample_rows / total, seed=settings.seed)
     vectors = [row[vector_column] for row in sample.select(vector_column).collect()]
+    needed = max(settings.components, settings.clusters)
+    if len(vectors) < needed:
+        raise ValueError(f"{config.table_path(fitted_on)}: {len(vectors)} rows have a {vector_column} (profiles with "
+                         f"nothing to describe have none); fitting {settings.components} components and "
+                         f"{settings.clusters} clusters needs {needed}: lower semantic.components / semantic.clusters")
     transform = fit_transform_model(vectors, kind, settings.components, settings.clusters, encoder, fitted_on, settings.seed)
     save_transform(transform, directory)
     return transform, True
