@@ -64,9 +64,17 @@ class PoolingConfig(StrictModel):
 
 
 class HeadConfig(StrictModel):
-    """Next-item head: full softmax over all items."""
+    """Next-item head: full softmax over all items.
+
+    `popularity_start` starts each item's logit bias at its centred log training count and the
+    scale of the personal term (state x item embedding) at 0, so the untrained model ranks
+    exactly by popularity, the baseline every sequential model must beat; training moves away
+    from it only as far as next-item loss pays, and validation at epoch 0 measures the start,
+    so epoch selection never keeps a model worse than most-popular on validation.
+    """
 
     tied: bool = True
+    popularity_start: bool = True
 
 
 class DistillConfig(StrictModel):
@@ -117,6 +125,8 @@ class TrainConfig(StrictModel):
     patience: int | None = Field(6, gt=0)
     # Evaluation metric that picks the best epoch.
     select_metric: Literal["ndcg@10", "hr@10", "mrr"] = "ndcg@10"
+    # Validation users evaluated per check (a seeded sample when there are more): bounds its cost.
+    max_valid_users: int = Field(20_000, gt=0)
 
 
 class StudentConfig(StrictModel):

@@ -27,6 +27,14 @@ class NextItemHead(nn.Module):
         self._item_emb = [item_emb]  # not registered twice: the body owns it
         self.weight = None if tied else nn.Parameter(torch.randn(num_items, hidden_size) * hidden_size**-0.5)
         self.bias = nn.Parameter(torch.zeros(num_items))
+        self.scale = nn.Parameter(torch.ones(()))  # of the personal term; 0 = rank by the bias alone
+
+    @torch.no_grad()
+    def start_from_popularity(self, counts: torch.Tensor) -> None:
+        """Bias = centred log(1 + count) per item [N], personal scale 0: scores rank by popularity."""
+        log_counts = torch.log1p(counts.to(self.bias))
+        self.bias.copy_(log_counts - log_counts.mean())
+        self.scale.zero_()
 
     def item_matrix(self) -> torch.Tensor:
         """[N, H] output embeddings of real items (padding row excluded)."""
@@ -34,7 +42,7 @@ class NextItemHead(nn.Module):
 
     def forward(self, states: torch.Tensor) -> torch.Tensor:
         """Args: states [..., H]. Returns logits [..., N]; column j is item index j + 1."""
-        return states @ self.item_matrix().T + self.bias
+        return self.scale * (states @ self.item_matrix().T) + self.bias
 
 
 class ProfileTargetTransform(nn.Module):

@@ -7,8 +7,10 @@
 `--interactions`: Parquet or CSV with `user_id`, `item_id`, `timestamp`.
 `--profiles` (optional): Parquet with `user_id`, `profile_embedding` (float list); the profiles
 must have been written from interactions the student trains on (no later ones).
-`--validate`: hold out each user's last interaction for early stopping and report its metrics;
-without it the student trains on everything for `train.epochs` epochs (the serving model).
+`--validate` (what the pipeline does): hold out each user's last interaction (users with three or
+more) to pick the epoch by validation NDCG@10, restore that epoch's weights, and report its
+metrics against most-popular on the same targets; without it the student trains on everything
+for `train.epochs` epochs.
 """
 
 from __future__ import annotations
@@ -58,21 +60,23 @@ def train_from_frames(
         cfg: a `StudentConfig`.
         interactions: `user_id`, `item_id`, `timestamp` (only what the student may see).
         profiles: `user_id`, `profile_embedding`, written from those same interactions; None trains plain SASRec.
-        validate: hold out each user's last item for early stopping.
+        validate: hold out the last item of each user with 3+ items for epoch selection (users with
+            fewer train on everything they have).
 
     Returns:
-        checkpoint_id, out, best_valid and the data sizes.
+        checkpoint_id, out, best_epoch, best_valid, popularity_valid, worse_than_most_popular and the data sizes.
     """
     sequences = user_sequences(interactions)
     item_index = ItemIndex.from_items(interactions["item_id"])
     profile_vectors = _profile_dict(profiles)
     valid = None
+    train_hist = sequences
     if validate:
-        train_hist = {u: s[:-1] for u, s in sequences.items() if len(s) >= 3}
-        users = sorted(train_hist)
-        valid = ([item_index.encode(train_hist[u]) for u in users], item_index.encode([sequences[u][-1] for u in users]))
-    else:
-        train_hist = sequences
+        held = sorted(u for u, s in sequences.items() if len(s) >= 3)
+        train_hist = {u: (s[:-1] if len(s) >= 3 else s) for u, s in sequences.items()}
+        valid = ([item_index.encode(train_hist[u]) for u in held], item_index.encode([sequences[u][-1] for u in held]))
+        if not held:
+            valid = None
     data = build_training_data(train_hist, item_index, profile_vectors)
     print(
         f"users {len(data.users)} items {len(item_index)} interactions {len(interactions)} "
@@ -86,10 +90,17 @@ def train_from_frames(
         num_interactions=int(len(interactions)),
         profile_dim=data.profile_dim,
         users_with_profile=int(data.has_profile.sum()),
-        extra={"best_epoch": result.best_epoch, "best_valid": result.best_valid, "train_seconds": result.seconds},
+        extra={"best_epoch": result.best_epoch, "best_valid": result.best_valid,
+               "popularity_valid": result.popularity_valid, "train_seconds": result.seconds},
     )
     ckpt_id = save_checkpoint(out, result.model, item_index, stats)
-    return {"checkpoint_id": ckpt_id, "out": str(Path(out)), "best_valid": result.best_valid,
+    if result.worse_than_most_popular:
+        print(f"WARNING: the student ranks validation targets worse than most-popular (NDCG@10 "
+              f"{result.best_valid['ndcg@10']:.4f} vs {result.popularity_valid['ndcg@10']:.4f})", file=sys.stderr)
+    return {"checkpoint_id": ckpt_id, "out": str(Path(out)), "best_epoch": result.best_epoch,
+            "epochs_run": len([h for h in result.history if h.get("epoch", 0) > 0]),
+            "best_valid": result.best_valid, "popularity_valid": result.popularity_valid,
+            "worse_than_most_popular": result.worse_than_most_popular,
             "users": len(data.users), "users_with_profile": int(data.has_profile.sum())}
 
 

@@ -17,11 +17,12 @@ import torch
 
 from student.config import StudentConfig
 from student.data import ItemIndex, pad_left
-from student.evaluation import RankingMetrics, evaluate
+from student.evaluation import RankingMetrics, evaluate, metrics_from_ranks
 from student.losses import LossWeighting, combine, distill_loss, next_item_loss
 from student.model import StudentModel
 
-__all__ = ["TrainingData", "build_training_data", "FitResult", "resolve_device", "fit", "finalize"]
+__all__ = ["TrainingData", "build_training_data", "FitResult", "resolve_device", "item_counts", "popularity_metrics",
+           "fit", "finalize"]
 
 
 @dataclass(frozen=True)
@@ -82,13 +83,46 @@ class FitResult:
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = 0
     best_valid: dict[str, float] | None = None
+    popularity_valid: dict[str, float] | None = None  # most-popular on the same validation targets
     seconds: float = 0.0
+
+    @property
+    def worse_than_most_popular(self) -> bool:
+        """True when the kept epoch ranks validation targets worse than training counts do."""
+        if self.best_valid is None or self.popularity_valid is None:
+            return False
+        return self.best_valid["ndcg@10"] < self.popularity_valid["ndcg@10"]
 
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def item_counts(data: TrainingData) -> np.ndarray:
+    """[N] training interactions per item index 1..N (position j is index j + 1)."""
+    counts = np.zeros(len(data.item_index) + 1, dtype=np.float64)
+    for seq in data.sequences:
+        np.add.at(counts, np.asarray(seq, dtype=np.int64), 1.0)
+    return counts[1:]
+
+
+def popularity_metrics(counts: np.ndarray, targets: list[int]) -> dict[str, float]:
+    """Most-popular's full-ranking metrics on `targets` (item indices), ties counted half."""
+    target_counts = counts[np.asarray(targets, dtype=np.int64) - 1]
+    order = np.sort(counts)
+    higher = len(counts) - np.searchsorted(order, target_counts, side="right")
+    ties = np.searchsorted(order, target_counts, side="right") - np.searchsorted(order, target_counts, side="left") - 1
+    return metrics_from_ranks(higher + ties / 2).as_dict()
+
+
+def _sample_valid(valid, limit: int, seed: int):
+    inputs, targets = valid
+    if len(inputs) <= limit:
+        return valid
+    keep = np.sort(np.random.default_rng(seed).choice(len(inputs), size=limit, replace=False))
+    return [inputs[i] for i in keep], [targets[i] for i in keep]
 
 
 @torch.no_grad()
@@ -111,6 +145,10 @@ def finalize(model: StudentModel, data: TrainingData, batch_size: int = 256) -> 
         target = model.target_transform(raw)
         model.distill_head.fit_readout(pool[sel], target, model.cfg.distill.readout_ridge)
         model.fallback_profile.copy_(model.target_transform.inverse(model.distill_head.predict(pool)).mean(0))
+
+
+def _copy_state(model: StudentModel) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 def _length_bucketed_batches(rows: np.ndarray, lengths: np.ndarray, batch_size: int, rng: np.random.Generator):
@@ -149,6 +187,9 @@ def fit(
     rng = np.random.default_rng(tc.seed)
     device = resolve_device(tc.device)
     model = StudentModel(len(data.item_index), data.profile_dim, cfg).to(device)
+    counts = item_counts(data)
+    if cfg.head.popularity_start:
+        model.head.start_from_popularity(torch.as_tensor(counts))
     use_distill = dc.enabled and data.profiles is not None and bool(data.has_profile.any())
     if model.target_transform is not None and data.profiles is not None:
         model.target_transform.fit(data.profiles[data.has_profile])
@@ -162,6 +203,12 @@ def fit(
     max_len = cfg.body.max_len
     result = FitResult(model=model)
     best, best_state, stale = -1.0, None, 0
+    if valid is not None:
+        valid = _sample_valid(valid, tc.max_valid_users, tc.seed)
+        result.popularity_valid = popularity_metrics(counts, valid[1])
+        start = evaluate(model, valid[0], valid[1])  # epoch 0: the untrained start (= most-popular with popularity_start)
+        best, best_state, result.best_valid = start.as_dict()[tc.select_metric], _copy_state(model), start.as_dict()
+        result.history.append({"epoch": 0, "valid_" + tc.select_metric: best})
     t0 = time.perf_counter()
     for epoch in range(1, tc.epochs + 1):
         model.train()
@@ -202,7 +249,7 @@ def fit(
             row["valid_" + tc.select_metric] = score
             if score > best:
                 best, stale, result.best_epoch = score, 0, epoch
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                best_state = _copy_state(model)
                 result.best_valid = metrics.as_dict()
             elif epoch > distill_epochs or distill_epochs >= tc.epochs:
                 # With a two-phase schedule, patience counts only in the final (L_rec-only)

@@ -43,7 +43,8 @@ def run_train_student(spark, config: JobConfig) -> dict:
     vectors = profiles.select("user_id", "profile_embedding").toPandas()
     student_config = load_student_config(config.student.config, list(config.student.overrides))
     out = config.table_path(f"student/run_date={run_date}")
-    result = train_from_frames(student_config, interactions, vectors, out)
+    # Epochs picked on each user's held-out last item, best epoch restored: no fixed epoch count.
+    result = train_from_frames(student_config, interactions, vectors, out, validate=True)
     return write_summary(config, "train_student", {"job": "train_student", "run_date": run_date, "cutoff": str(cutoff),
                                                    "interactions": len(interactions), **result})
 
