@@ -26,6 +26,8 @@ __all__ = [
     "add_demo_bad_rows",
     "snapshot_cutoffs",
     "run_pipeline",
+    "run_validation",
+    "run_snapshots",
     "prepare_repo",
     "feast_cli",
     "apply_and_materialize",
@@ -86,15 +88,30 @@ def snapshot_cutoffs(timestamps: pd.Series, quantiles: Sequence[float]) -> list[
 
 
 def run_pipeline(spark, config: JobConfig, cutoffs: Sequence[datetime]) -> dict:
-    """Validate inputs, then build one snapshot (histories, profiles, embeddings) per cutoff."""
+    """Validate inputs, then build one snapshot (histories, profiles, embeddings, ...) per cutoff."""
+    validate = run_validation(spark, config)
+    return {"validate": validate, "snapshots": run_snapshots(spark, config, cutoffs)}
+
+
+def run_validation(spark, config: JobConfig) -> dict:
+    """The validation stage, logged: read = accepted + rejected per table."""
+    from profile_features.spark import stages
+
+    log("validating inputs")
+    summary = stages.run_validate(spark, config)
+    for table, counts in summary["tables"].items():
+        log(f"  {table}: read {counts['read']} = accepted {counts['accepted']} + rejected {counts['rejected']} "
+            f"{counts['rejected_by_reason'] or ''}")
+    return summary
+
+
+def run_snapshots(spark, config: JobConfig, cutoffs: Sequence[datetime]) -> list[dict]:
+    """One snapshot per cutoff from the validated tables: every stage after validation."""
     from profile_features.spark import stages
     from profile_features.spark.profile_job import run_profiles
     from profile_features.spark.semantic_job import run_semantic_columns
 
-    log("validating inputs")
-    summaries = {"validate": stages.run_validate(spark, config), "snapshots": []}
-    for table, counts in summaries["validate"]["tables"].items():
-        log(f"  {table}: read {counts['read']} = accepted {counts['accepted']} + rejected {counts['rejected']} {counts['rejected_by_reason'] or ''}")
+    snapshots = []
     for cutoff in cutoffs:
         snapshot_config = config.model_copy(update={"history": config.history.model_copy(update={"cutoff": cutoff})})
         log(f"snapshot {cutoff:%Y-%m-%d}: histories")
@@ -117,12 +134,21 @@ def run_pipeline(spark, config: JobConfig, cutoffs: Sequence[datetime]) -> dict:
             if config.student.checkpoint is None:
                 log(f"snapshot {cutoff:%Y-%m-%d}: training the distilled student")
                 snapshot["train_student"] = run_train_student(spark, snapshot_config)
-                log(f"  checkpoint {snapshot['train_student']['checkpoint_id']} on {snapshot['train_student']['users']} users")
+                trained = snapshot["train_student"]
+                log(f"  checkpoint {trained['checkpoint_id']} on {trained['users']} users: best epoch "
+                    f"{trained['best_epoch']}, validation NDCG@10 {_metric(trained['best_valid'])} (most popular "
+                    f"{_metric(trained['popularity_valid'])})")
+                if trained["worse_than_most_popular"]:
+                    log("  WARNING: this checkpoint ranks worse than most-popular on validation")
             log(f"snapshot {cutoff:%Y-%m-%d}: scoring users with the student")
             snapshot["score_student"] = run_score_student(spark, snapshot_config)
             log(f"  {snapshot['score_student']['scored']} users scored, {snapshot['score_student']['with_drift']} with a profile drift")
-        summaries["snapshots"].append(snapshot)
-    return summaries
+        snapshots.append(snapshot)
+    return snapshots
+
+
+def _metric(values: dict | None, name: str = "ndcg@10") -> str:
+    return "n/a" if not values else f"{values[name]:.4f}"
 
 
 def prepare_repo(source: Path, target: Path) -> Path:

@@ -105,52 +105,77 @@ def test_control_comparison_isolates_what_the_user_side_adds(tmp_path):
 
 @pytest.fixture(scope="module")
 def evaluation(tmp_path_factory, spark):
-    """`profile-features evaluate` on a tiny sample, with the truncated cold-start run."""
-    from profile_features.evaluation.run import EvaluationConfig, run_evaluation
+    """`profile-features evaluate --config job.yaml` on a generated CSV pair, with the truncated cold run."""
+    import yaml
+
+    from profile_features.cli import build_parser, evaluation_config, main
+    from profile_features.config import SampleConfig
+    from profile_features.datasets import generate_sample
+    from profile_features.datasets.variants import write_csv_pair
 
     root = tmp_path_factory.mktemp("evaluate")
-    config = EvaluationConfig(sample={"users": 60, "items": 80, "mean_interactions": 15, "seed": 3}, workdir=root,
-                              out=root / "report", seeds=2, cold_slice="truncated", student_epochs=2,
-                              student_overrides=("body.max_len=20", "train.num_threads=1"), two_tower_epochs=3,
-                              latency_requests=3)
-    return config, run_evaluation(config)
+    sample = generate_sample(SampleConfig(users=60, items=80, mean_interactions=15, seed=3))
+    inputs = write_csv_pair(sample.interactions, sample.items, root / "my_data")
+    (root / "job.yaml").write_text(yaml.safe_dump({"inputs": inputs.model_dump(), "spark": {"master": "local[2]"}}))
+    argv = ["evaluate", "--config", str(root / "job.yaml"), "--workdir", str(root / "work"), "--seeds", "2",
+            "--cold-slice", "truncated", "--two-tower-epochs", "3", "--latency-requests", "3",
+            "--student-set", "train.epochs=3", "--student-set", "body.max_len=20", "--student-set", "train.num_threads=1"]
+    assert main(argv) == 0
+    config = evaluation_config(build_parser().parse_args(argv))  # what the command ran, for the checks
+    return config, sample, config.report_dir / "report.md"
 
 
 @pytest.mark.slow
 @pytest.mark.spark
 @pytest.mark.feast
-def test_evaluate_writes_a_report_whose_numbers_match_a_direct_computation(evaluation):
+def test_evaluate_config_writes_a_report_whose_numbers_match_a_direct_computation(evaluation):
+    import json
+
     from feast import FeatureStore
 
-    from profile_features.datasets import generate_sample
-    from profile_features.evaluation.gbdt import BASELINE, fit_ranker, historical_rows
-
-    config, report = evaluation
-    text = report.read_text()
-    for name in ("report.md", "ndcg.png", "results.csv", "summary.csv"):
-        assert (config.out / name).stat().st_size > 0
-    results = pd.read_csv(config.out / "results.csv")
-    assert set(results.model) >= {"lightgbm", "two_tower", "student"}
-    assert set(results[results.model == "lightgbm"].variant) == {
-        "none", "+ similarities", "+ compressed dims", "+ clusters", "+ student columns", "+ all semantic columns",
-        "+ item text only (control)"}
-    assert set(results.slice) == {"all", "cold"} and "truncated" in text and "Online latency" in text
-
-    # LightGBM without semantic columns, seed 0, recomputed from Feast with an independent NDCG.
-    sample = generate_sample(config.sample)
-    interactions = sample.interactions
-    store = FeatureStore(repo_path=str(config.workdir / "full" / "repo"))
+    from profile_features.evaluation.gbdt import BASELINE, RankerParams, column_sets, fit_ranker, historical_rows
+    from profile_features.evaluation.split import build_split
     from profile_features.pipeline import snapshot_cutoffs
 
+    config, sample, report = evaluation
+    text = report.read_text()
+    for name in ("report.md", "report.json", "ndcg.png", "results.csv", "summary.csv"):
+        assert (config.report_dir / name).stat().st_size > 0
+    results = pd.read_csv(config.report_dir / "results.csv")
+    assert set(results.model) == {"lightgbm", "two_tower", "student"}
+    assert set(results[results.model == "lightgbm"].variant) == set(column_sets())
+    assert set(results[results.model == "student"].variant) == {"most popular", "student", "plain SASRec"}
+    assert {"all", "cold"} <= set(results.slice) and "truncated" in text and "Online latency" in text
+
+    document = json.loads((config.report_dir / "report.json").read_text())
+    assert document["recommendation"]["variant"] in column_sets()
+    assert {c["check"] for c in document["checks"]} >= {"student vs most popular", "student vs plain SASRec"}
+    verdicts = {(c["model"], c["variant"], c["slice"], c["metric"]): c for c in document["comparisons"]}
+    summary = pd.read_csv(config.report_dir / "summary.csv")
+    for (model, variant, slice_name, metric), c in verdicts.items():
+        row = summary.query("model == @model and variant == @variant and slice == @slice_name and metric == @metric")
+        assert c["mean"] == pytest.approx(row["mean"].item(), nan_ok=True)
+        assert c["verdict"] in ("better", "worse", "no measurable difference")
+    assert document["slices"]["all"] == results.query("model == 'lightgbm' and slice == 'all'").users.max()
+
+    # LightGBM without semantic columns, seed 0, recomputed from Feast with an independent NDCG, using the
+    # settings and tree count the report says it chose.
+    interactions = sample.interactions
+    store = FeatureStore(repo_path=str(config.workdir / "full" / "repo"))
     train_cutoff, test_cutoff = snapshot_cutoffs(interactions.timestamp, config.quantiles)
     end = interactions.timestamp.max() + pd.Timedelta(seconds=1)
+    split = build_split(interactions, (train_cutoff, test_cutoff), end, config.valid_fraction)
     items = sample.items.item_id.to_numpy()
+    chosen = document["details"]["lightgbm_params"]["none"]
+    params = RankerParams(chosen["num_leaves"], chosen["min_data_in_leaf"], chosen["feature_fraction"],
+                          chosen["lambda_l2"])
     train = historical_rows(store, interactions, items, train_cutoff, test_cutoff, config.negatives, 0)
     test = historical_rows(store, interactions, items, test_cutoff, end, config.negatives, 1000)
-    scored = test.assign(score=fit_ranker(train, BASELINE, 0).predict(test[BASELINE]))
+    model = fit_ranker(train, BASELINE, 0, params, trees=chosen["trees_on_first_seed"])
+    scored = test.assign(score=model.predict(test[BASELINE]))
     ndcgs = []
-    for _, group in scored.groupby("user_id"):
-        if group.label.max() == 0:
+    for user, group in scored.groupby("user_id"):
+        if group.label.max() == 0 or user not in split.slices["all"]:
             continue
         ranked = group.sort_values("score", ascending=False, kind="stable").label.to_numpy()[:10]
         dcg = sum(rel / math.log2(i + 2) for i, rel in enumerate(ranked))
@@ -159,9 +184,8 @@ def test_evaluate_writes_a_report_whose_numbers_match_a_direct_computation(evalu
     reported = results.query("model == 'lightgbm' and variant == 'none' and seed == 0 and slice == 'all' "
                              "and metric == 'ndcg@10'").value.item()
     assert reported == pytest.approx(np.mean(ndcgs), abs=1e-9)
-    summary = pd.read_csv(config.out / "summary.csv").query(
-        "model == 'lightgbm' and variant == 'none' and slice == 'all' and metric == 'ndcg@10'").iloc[0]
-    assert f"{summary['mean']:.4f} +/- {summary['std']:.4f}" in text
+    row = summary.query("model == 'lightgbm' and variant == 'none' and slice == 'all' and metric == 'ndcg@10'").iloc[0]
+    assert f"{row['mean']:.4f} +/- {row['std']:.4f}" in text
 
     # The cold slice: test users with 1-5 interactions before the cutoff once truncated.
     counts = history_counts(interactions, interactions[interactions.timestamp >= test_cutoff].user_id, test_cutoff)

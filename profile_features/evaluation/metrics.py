@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["METRICS", "ndcg_at_k", "recall_at_k", "hit_rate_at_k", "reciprocal_rank", "auc", "list_metrics",
-           "mean_metrics"]
+           "per_user_metrics", "mean_metrics"]
 
 METRICS = ["ndcg@10", "recall@10", "hr@10", "mrr", "auc"]  # the names list_metrics uses at k=10
 
@@ -71,15 +71,23 @@ def list_metrics(labels: np.ndarray, scores: np.ndarray, k: int = 10) -> dict[st
     }
 
 
+def per_user_metrics(frame: pd.DataFrame, score_column: str, users=None, k: int = 10, group: str = "user_id",
+                     label: str = "label") -> pd.DataFrame:
+    """One row of metrics per group with a relevant item (optionally only `users`), indexed by group."""
+    if users is not None:
+        frame = frame[frame[group].isin(set(users))]
+    rows = {key: list_metrics(g[label].to_numpy(), g[score_column].to_numpy(), k)
+            for key, g in frame.groupby(group, sort=True) if g[label].max() > 0}
+    columns = list(list_metrics(np.ones(1), np.ones(1), k))
+    return pd.DataFrame.from_dict(rows, orient="index", columns=columns).rename_axis(group)
+
+
 def mean_metrics(frame: pd.DataFrame, score_column: str, users=None, k: int = 10, group: str = "user_id",
                  label: str = "label") -> dict[str, float]:
     """Mean of each metric over the groups with a relevant item (optionally only `users`),
     plus `users`, the number of groups averaged. AUC averages the groups that have both kinds."""
-    if users is not None:
-        frame = frame[frame[group].isin(set(users))]
-    per_user = [list_metrics(g[label].to_numpy(), g[score_column].to_numpy(), k)
-                for _, g in frame.groupby(group, sort=False) if g[label].max() > 0]
-    if not per_user:
-        return {**{m: float("nan") for m in list_metrics(np.ones(1), np.ones(1), k)}, "users": 0}
-    means = pd.DataFrame(per_user).mean()  # skips NaN (AUC of users without negatives)
+    per_user = per_user_metrics(frame, score_column, users, k, group, label)
+    if per_user.empty:
+        return {**{m: float("nan") for m in per_user.columns}, "users": 0}
+    means = per_user.mean()  # skips NaN (AUC of users without negatives)
     return {**{m: float(v) for m, v in means.items()}, "users": len(per_user)}

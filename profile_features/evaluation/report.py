@@ -7,6 +7,7 @@ is its baseline (the ranker without the plugin's inputs); lifts are relative to 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ import pandas as pd
 
 from profile_features.evaluation.gbdt import ALL_SEMANTIC, ITEM_TEXT_ONLY
 
-__all__ = ["GOALS", "summarise", "paired_lift", "goal_checks", "write_report"]
+__all__ = ["GOALS", "summarise", "paired_lift", "verdict", "comparisons", "acceptance_checks", "goal_checks", "write_report"]
 
 # (model, variant with the plugin, slice) -> required NDCG@10 lift over the model's baseline.
 GOALS = {("lightgbm", ALL_SEMANTIC, "all"): 0.03, ("lightgbm", ALL_SEMANTIC, "cold"): 0.10}
@@ -36,17 +37,75 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
 
 def paired_lift(results: pd.DataFrame, model: str, variant: str, baseline: str, slice_name: str,
                 metric: str = "ndcg@10") -> dict | None:
-    """Lift of `variant`'s mean over `baseline`'s, the mean paired (same seed) difference,
-    and the larger of the two seed spreads (std); None when either is missing."""
+    """Lift of `variant`'s mean over `baseline`'s, the mean paired (same seed) difference and its
+    std, and the larger of the two seed spreads (std); None when either is missing."""
     rows = results[(results.model == model) & (results.slice == slice_name) & (results.metric == metric)]
     with_plugin = rows[rows.variant == variant].set_index("seed").value
     without = rows[rows.variant == baseline].set_index("seed").value
     if with_plugin.empty or without.empty:
         return None
     difference = (with_plugin - without).dropna()
-    spread = max(with_plugin.std(ddof=1), without.std(ddof=1)) if len(difference) > 1 else float("nan")
+    many = len(difference) > 1
+    spread = max(with_plugin.std(ddof=1), without.std(ddof=1)) if many else float("nan")
+    users = int(rows[rows.variant.isin([variant, baseline])].users.min())
     return {"model": model, "variant": variant, "baseline": baseline, "slice": slice_name, "metric": metric,
-            "lift": with_plugin.mean() / without.mean() - 1, "difference": difference.mean(), "spread": spread}
+            "mean": float(with_plugin.mean()), "baseline_mean": float(without.mean()),
+            "lift": float(with_plugin.mean() / without.mean() - 1) if without.mean() else float("nan"),
+            "difference": float(difference.mean()), "difference_std": float(difference.std(ddof=1)) if many else float("nan"),
+            "spread": float(spread), "seeds": int(len(difference)), "users": users}
+
+
+def verdict(check: dict, min_users: int = 30) -> dict:
+    """`check` (from paired_lift) with a verdict: "better" / "worse" when the mean paired
+    difference is beyond the seed spread, else "no measurable difference"; `too_small` when the
+    slice has fewer than `min_users` users, and the smallest lift the spread can show."""
+    difference, spread = check["difference"], check["spread"]
+    if np.isnan(spread):
+        word = "one seed: no spread"
+    elif difference > spread:
+        word = "better"
+    elif difference < -spread:
+        word = "worse"
+    else:
+        word = "no measurable difference"
+    detectable = spread / check["baseline_mean"] if check["baseline_mean"] and not np.isnan(spread) else float("nan")
+    return check | {"verdict": word, "too_small": bool(check["users"] < min_users), "detectable_lift": float(detectable)}
+
+
+def comparisons(results: pd.DataFrame, min_users: int = 30) -> list[dict]:
+    """Every variant against its model's baseline (first variant), per slice and metric, with verdicts."""
+    out = []
+    for model, rows in results.groupby("model", sort=False):
+        baseline = rows.variant.iloc[0]
+        for slice_name in dict.fromkeys(rows.slice):
+            for metric in dict.fromkeys(rows.metric):
+                for variant in dict.fromkeys(rows.variant):
+                    if variant != baseline:
+                        check = paired_lift(results, model, variant, baseline, slice_name, metric)
+                        if check is not None:
+                            out.append(verdict(check, min_users))
+    return out
+
+
+def acceptance_checks(results: pd.DataFrame, recommended: str | None, min_users: int = 30) -> list[dict]:
+    """What must hold on any data, NDCG@10 per slice: the recommended LightGBM column set is not
+    worse than behaviour-only beyond the spread; the student is not worse than most-popular
+    beyond it, nor than plain SASRec."""
+    from profile_features.evaluation.student_quality import MOST_POPULAR, PLAIN, STUDENT
+
+    wanted = [("lightgbm", recommended, "none", "recommended column set vs behaviour only"),
+              ("student", STUDENT, MOST_POPULAR, "student vs most popular"),
+              ("student", STUDENT, PLAIN, "student vs plain SASRec")]
+    out = []
+    for model, variant, baseline, name in wanted:
+        if variant is None or variant == baseline:
+            continue
+        for slice_name in dict.fromkeys(results[results.model == model].slice):
+            check = paired_lift(results, model, variant, baseline, slice_name)
+            if check is not None:
+                judged = verdict(check, min_users)
+                out.append(judged | {"check": name, "passed": judged["verdict"] != "worse"})
+    return out
 
 
 def goal_checks(results: pd.DataFrame, metric: str = "ndcg@10") -> list[dict]:
@@ -114,15 +173,74 @@ def _plot(summary: pd.DataFrame, path: Path, metric: str = "ndcg@10") -> None:
     plt.close(fig)
 
 
+def _recommendation_lines(recommendation: dict, checks: list[dict]) -> list[str]:
+    lines = ["## Which columns to serve (LightGBM)", ""]
+    if recommendation["helps"]:
+        lines.append(f"**Serve `{recommendation['variant']}`.** Chosen on validation users: {recommendation['reason']}.")
+    else:
+        lines.append(f"**Serve none of the plugin's columns to this ranker**: {recommendation['reason']}.")
+    lines += ["", "Validation (the choice; tuned per set, same budget):", "",
+              "| column set | validation NDCG@10 | paired difference | standard error | seed spread | beats baseline |",
+              "|---|---|---|---|---|---|"]
+    lines += [f"| {c['variant']} | {c['mean']:.4f} | {c['difference']:+.4f} | {_fmt(c['standard_error'])} | "
+              f"{_fmt(c['seed_spread'])} | {'yes' if c['helps'] else 'no'} |" for c in recommendation["candidates"]]
+    ours = [c for c in checks if c["model"] == "lightgbm"]
+    if ours:
+        lines += ["", "Test users, the recommended set against behaviour only:", "",
+                  "| slice | users | NDCG@10 lift | paired difference | seed spread | verdict |", "|---|---|---|---|---|---|"]
+        lines += [f"| {c['slice']} | {c['users']} | {100 * c['lift']:+.1f}% | {c['difference']:+.4f} | "
+                  f"{_fmt(c['spread'])} | {c['verdict']}{' (too few users to tell)' if c['too_small'] else ''} |"
+                  for c in ours]
+    return lines + [""]
+
+
+def _check_lines(checks: list[dict]) -> list[str]:
+    if not checks:
+        return []
+    lines = ["## Checks (NDCG@10; must never be worse beyond the seed spread)", "",
+             "| check | slice | users | lift | paired difference | seed spread | smallest visible lift | passed |",
+             "|---|---|---|---|---|---|---|---|"]
+    for c in checks:
+        small = " (slice too small to show a lift at this spread)" if c["too_small"] else ""
+        lines.append(f"| {c['check']} | {c['slice']} | {c['users']} | {100 * c['lift']:+.1f}% | {c['difference']:+.4f} "
+                     f"| {_fmt(c['spread'])} | {_pct(c['detectable_lift'])} | "
+                     f"{'yes' if c['passed'] else '**NO**'}{small} |")
+    return lines + [""]
+
+
+def _pct(value: float) -> str:
+    return "n/a" if value is None or np.isnan(value) else f"{100 * value:.1f}%"
+
+
+def _json_ready(value):
+    """NaN -> None, numpy scalars -> Python: report.json is plain JSON."""
+    if isinstance(value, dict):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return None if np.isnan(value) else float(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
 def write_report(out_dir: Path, results: pd.DataFrame, context: dict, latency: list[dict] | None = None,
-                 student_benchmark: dict | None = None) -> Path:
-    """Write report.md, ndcg.png and results.csv into `out_dir`; returns the report path.
+                 student_benchmark: dict | None = None, recommendation: dict | None = None,
+                 slices: dict[str, int] | None = None, details: dict | None = None, min_users: int = 30) -> Path:
+    """Write report.md, report.json, ndcg.png, results.csv and summary.csv into `out_dir`; returns report.md.
 
     Args:
         results: long frame from the rankers and the student evaluation.
         context: shown at the top (dataset, cutoffs, slice definition, counts), key -> text.
         latency: rows from `profile_features.evaluation.latency.latency_rows`.
         student_benchmark: the JSON of benchmarks/student_quality.py, when given.
+        recommendation: `selection.Recommendation.as_dict()` from the validation users.
+        slices: slice name -> test users in it.
+        details: more machine-readable facts for report.json (tuned settings, training summaries).
+        min_users: a slice with fewer users is reported as too small to show a lift.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -132,15 +250,23 @@ def write_report(out_dir: Path, results: pd.DataFrame, context: dict, latency: l
     rankers = summary[summary.model != "student"]
     if not rankers.empty:
         _plot(rankers, out_dir / "ndcg.png")
+    checks = acceptance_checks(results, recommendation["variant"] if recommendation else None, min_users)
 
     lines = ["# profile-features evaluation report", ""]
     lines += [f"- **{key}**: {value}" for key, value in context.items()] + [""]
-    checks = goal_checks(results)
-    if checks:
+    if slices:
+        lines += ["| slice | test users | |", "|---|---|---|"]
+        lines += [f"| {name} | {count} | {'too few to show a lift at the seed spread' if count < min_users else ''} |"
+                  for name, count in slices.items()] + [""]
+    if recommendation:
+        lines += _recommendation_lines(recommendation, checks)
+    lines += _check_lines(checks)
+    goals = goal_checks(results)
+    if goals:
         lines += ["## Goals", "", "| model | variant | slice | NDCG@10 lift | goal | mean difference | seed spread | met |",
                   "|---|---|---|---|---|---|---|---|"]
         lines += [f"| {c['model']} | {c['variant']} | {c['slice']} | {100 * c['lift']:+.1f}% | +{100 * c['goal']:.0f}% "
-                  f"| {c['difference']:+.4f} | {_fmt(c['spread'])} | {'yes' if c['met'] else '**no**'} |" for c in checks]
+                  f"| {c['difference']:+.4f} | {_fmt(c['spread'])} | {'yes' if c['met'] else '**no**'} |" for c in goals]
         lines += ["", "Met = the mean lift reaches the goal and the mean paired difference over seeds is larger "
                   "than the larger seed std of the two variants.", ""]
     lines += _control_lines(results)
@@ -162,6 +288,13 @@ def write_report(out_dir: Path, results: pd.DataFrame, context: dict, latency: l
         lines.append("")
     path = out_dir / "report.md"
     path.write_text("\n".join(lines))
+    document = {
+        "context": context, "slices": slices or {}, "min_slice_users": min_users,
+        "recommendation": recommendation, "checks": checks, "all_checks_passed": all(c["passed"] for c in checks),
+        "goals": goals, "comparisons": comparisons(results, min_users),
+        "summary": summary.to_dict(orient="records"), "latency": latency or [], "details": details or {},
+    }
+    (out_dir / "report.json").write_text(json.dumps(_json_ready(document), indent=1))
     return path
 
 

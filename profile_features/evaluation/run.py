@@ -1,22 +1,29 @@
-"""`profile-features evaluate`: build the features, run every ranker, write the report.
+"""`profile-features evaluate`: build the features on the user's data, run every ranker, write the report.
 
-One full pipeline run gives the "all users" figures. When the data has too few
-naturally cold test users (ml-100k has one), a second run cuts the longer
-histories of the test users to their first `cold_max_history` interactions
-(see cold_start.py) and gives the "cold" figures; the report says which.
+The inputs are whatever a `JobConfig` points at (the same file the Spark jobs read, LLM
+generator included); `--dataset` shortcuts write a named dataset as a CSV pair first and
+take the same path. The run validates the inputs (rejects counted as in production),
+builds two snapshots, and evaluates on the temporal split of split.py. When the data has
+too few naturally cold test users, a second pipeline run cuts the longer histories of the
+test users to their first `cold_max_history` interactions (see cold_start.py) and gives
+the "cold" figures; the report says which.
+
+Like LightGBM training itself, the evaluation reads the validated interactions into the
+driver's memory: run it on a sample of users that fits one machine.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from profile_features.config import SampleConfig
+from profile_features.config import InputsConfig, JobConfig, TableInput
 from profile_features.strict_model import StrictModel
 
 __all__ = ["EvaluationConfig", "run_evaluation"]
@@ -25,121 +32,189 @@ ML100K_DEFAULT = Path(__file__).resolve().parents[2].parent / "shared" / "datase
 
 
 class EvaluationConfig(StrictModel):
-    dataset: Literal["sample", "ml-100k"] = "sample"
-    sample: SampleConfig = SampleConfig()
-    ml100k_path: Path = ML100K_DEFAULT
+    job: JobConfig  # inputs and stage settings; data_dir is replaced by the evaluation's own folders
+    dataset: str = "custom"  # the data's name in the report
     workdir: Path = Path("work/evaluate")
-    out: Path = Path("work/evaluate/report")
+    out: Path | None = None  # default: <workdir>/report
     seeds: int = Field(3, gt=0)
     negatives: int = Field(50, gt=0, description="popularity-sampled negatives per user for LightGBM")
     quantiles: tuple[float, float] = (0.6, 0.8)
+    valid_fraction: float = Field(0.2, gt=0, lt=1, description="training-window users held out for validation")
     cold_max_history: int = Field(5, gt=0)
     # auto: natural when at least `cold_min_users` test users are naturally cold, else truncated.
     cold_slice: Literal["auto", "natural", "truncated"] = "auto"
     cold_min_users: int = 30
-    student_epochs: int = Field(30, gt=0)
+    min_slice_users: int = Field(30, gt=0, description="smaller slices are reported as too small to show a lift")
     student_overrides: tuple[str, ...] = ()  # more student config overrides, e.g. "body.max_len=50"
+    student_seeds: int | None = Field(None, gt=0, description="seeds of the student comparison (default: seeds)")
     two_tower: bool = True
-    two_tower_epochs: int = Field(10, gt=0)
+    two_tower_epochs: int = Field(50, gt=0, description="at most; early-stopped on validation recall")
     latency_requests: int = Field(30, ge=0, description="0 skips the latency table")
     student_benchmark: Path | None = None
 
+    @model_validator(mode="after")
+    def _check(self) -> EvaluationConfig:
+        if self.job.inputs is None:
+            raise ValueError("evaluate needs inputs: set inputs.interactions and inputs.items in the job config "
+                             "(or pass --dataset)")
+        if not 0 < self.quantiles[0] < self.quantiles[1] < 1:
+            raise ValueError(f"quantiles must be 0 < train < test < 1, got {self.quantiles}")
+        return self
 
-def _load(config: EvaluationConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from profile_features.datasets import generate_sample, load_ml100k
-
-    if config.dataset == "ml-100k":
-        return load_ml100k(config.ml100k_path)
-    sample = generate_sample(config.sample)
-    return sample.interactions, sample.items
+    @property
+    def report_dir(self) -> Path:
+        return self.out or self.workdir / "report"
 
 
-def _rankers(config: EvaluationConfig, repo: Path, interactions: pd.DataFrame, items: pd.DataFrame, cutoffs,
-             end, cold_users, log) -> pd.DataFrame:
-    """LightGBM ablation, two-tower and the student's own quality on one built repo."""
+def _build(config: EvaluationConfig, name: str, inputs: InputsConfig, cutoffs, log) -> tuple[Path, JobConfig, dict]:
+    """Copy the shipped repo to <workdir>/<name>, run validation and both snapshots into it, feast apply."""
+    from profile_features.pipeline import feast_cli, prepare_repo, run_snapshots, run_validation
+    from profile_features.spark.session import build_spark
+
+    repo = prepare_repo(Path(__file__).resolve().parents[2] / "feature_repo", config.workdir.resolve() / name / "repo")
+    student = config.job.student.model_copy(
+        update={"overrides": [*config.job.student.overrides, *config.student_overrides]})
+    job = config.job.model_copy(update={"data_dir": str(repo / "data"), "inputs": inputs, "student": student})
+    spark = build_spark(job.spark)
+    validation = run_validation(spark, job)
+    cutoffs = cutoffs or _cutoffs(job, config.quantiles)
+    snapshots = run_snapshots(spark, job, cutoffs)
+    log("feast apply")
+    feast_cli(repo, "apply")
+    return repo, job, {"validate": validation, "snapshots": snapshots, "cutoffs": cutoffs}
+
+
+def _validated(job: JobConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from profile_features.schemas import to_utc
+
+    data = Path(job.data_dir)
+    interactions = pd.read_parquet(data / "validated" / "interactions")
+    interactions["timestamp"] = to_utc(interactions["timestamp"])
+    return interactions, pd.read_parquet(data / "validated" / "items")
+
+
+def _cutoffs(job: JobConfig, quantiles):
+    from profile_features.pipeline import snapshot_cutoffs
+
+    interactions, _ = _validated(job)
+    cutoffs = snapshot_cutoffs(interactions.timestamp, quantiles)
+    if len(cutoffs) != 2:
+        raise ValueError(f"quantiles {quantiles} give the same day; the data spans too short a time for this split")
+    return cutoffs
+
+
+def _rankers(config: EvaluationConfig, repo: Path, job: JobConfig, interactions, items, split, slices,
+             log) -> tuple[pd.DataFrame, object, dict]:
+    """LightGBM, two-tower and the student against its baselines on one built repo."""
     from feast import FeatureStore
 
     from profile_features.evaluation.gbdt import evaluate_gbdt
-    from profile_features.evaluation.student_quality import evaluate_student
-    from profile_features.feast.settings import load_feast_settings
+    from profile_features.evaluation.student_quality import evaluate_student, train_comparison_students
 
-    train_cutoff, test_cutoff = cutoffs
     seeds = range(config.seeds)
-    store = FeatureStore(repo_path=str(repo))
-    frames = [evaluate_gbdt(store, interactions, items.item_id.to_numpy(), train_cutoff, test_cutoff, end, seeds,
-                            config.negatives, cold_users, log=log)]
+    gbdt = evaluate_gbdt(FeatureStore(repo_path=str(repo)), interactions, items.item_id.to_numpy(), split, seeds,
+                         config.negatives, slices=slices, log=log)
+    frames = [gbdt.test]
     if config.two_tower:
         from profile_features.evaluation.two_tower import evaluate_two_tower
 
-        frames.append(evaluate_two_tower(repo, interactions, train_cutoff, test_cutoff, end, seeds,
-                                         cold_users=cold_users, epochs=config.two_tower_epochs, log=log))
-    data_dir = Path(load_feast_settings(repo / "profile_features.yaml").data_dir)
-    frames.append(evaluate_student(data_dir, interactions, test_cutoff, end, cold_users))
-    return pd.concat(frames, ignore_index=True)
+        frames.append(evaluate_two_tower(repo, interactions, split.train_cutoff, split.test_cutoff, split.end, seeds,
+                                         slices=slices, epochs=config.two_tower_epochs, valid_users=split.valid_users,
+                                         log=log))
+    data_dir = Path(job.data_dir)
+    student_slices = {name: users for name, users in slices.items() if name != "new"}  # students need a history
+    if job.student.enabled:
+        log("student against most-popular and plain SASRec (same schedule)")
+        checkpoints = train_comparison_students(data_dir, interactions, split.test_cutoff, job.student.config,
+                                                job.student.overrides, range(config.student_seeds or config.seeds),
+                                                repo.parent / "students", log=log)
+        frames.append(evaluate_student(data_dir, interactions, split.test_cutoff, split.end, checkpoints,
+                                       student_slices))
+    return pd.concat(frames, ignore_index=True), gbdt, {"lightgbm_params": gbdt.params}
 
 
-def run_evaluation(config: EvaluationConfig, log=print) -> Path:
-    """Run the evaluation and write the report; returns the report's path."""
+def run_evaluation(config: EvaluationConfig, log: Callable[[str], None] | None = None) -> Path:
+    """Run the evaluation and write the report; returns the path of report.md."""
     from feast import FeatureStore
 
-    from profile_features.evaluation.cold_start import active_users, history_counts, truncate_histories
+    from profile_features.evaluation.cold_start import truncate_histories
+    from profile_features.evaluation.gbdt import column_sets
     from profile_features.evaluation.latency import latency_rows
     from profile_features.evaluation.report import write_report
-    from profile_features.pipeline import apply_and_materialize, build_feature_repo
+    from profile_features.evaluation.selection import recommend
+    from profile_features.evaluation.split import build_split, slice_sizes
+    from profile_features.pipeline import apply_and_materialize
+    from profile_features.pipeline import log as pipeline_log
 
-    interactions, items = _load(config)
-    overrides = [f"train.epochs={config.student_epochs}", *config.student_overrides]
+    log = log or pipeline_log
+    repo, job, built = _build(config, "full", config.job.inputs, None, log)
+    cutoffs = built["cutoffs"]
+    interactions, items = _validated(job)
     end = interactions.timestamp.max() + timedelta(seconds=1)
-    log(f"evaluation on {config.dataset}: {len(interactions)} interactions, {interactions.user_id.nunique()} users")
-    repo, cutoffs = build_feature_repo(interactions, items, config.workdir.resolve() / "full", config.quantiles,
-                                       student_overrides=overrides)
-    test_cutoff = cutoffs[-1]
-    test_users = active_users(interactions, test_cutoff, end)
-    counts = history_counts(interactions, test_users, test_cutoff)
-    natural = sorted(counts[(counts >= 1) & (counts <= config.cold_max_history)].index)
+    split = build_split(interactions, tuple(cutoffs), end, config.valid_fraction, config.cold_max_history)
+    natural = split.slices["cold"]
     mode = config.cold_slice
     if mode == "auto":
         mode = "natural" if len(natural) >= config.cold_min_users else "truncated"
-    log(f"test users: {len(test_users)} ({(counts == 0).sum()} with no history, {len(natural)} with "
-        f"1-{config.cold_max_history} interactions); cold slice: {mode}")
-
-    results = _rankers(config, repo, interactions, items, cutoffs, end, natural if mode == "natural" else None, log)
+    sizes = slice_sizes(split)
+    log(f"evaluation on {config.dataset}: {len(interactions)} interactions, {interactions.user_id.nunique()} users; "
+        f"test users {len(split.test_users)}: {sizes['all']} with a history, {sizes['new']} new; "
+        f"{len(split.valid_users)} validation users; cold slice: {mode}")
+    full_slices = {name: users for name, users in split.slices.items() if mode == "natural" or name != "cold"}
+    results, gbdt, details = _rankers(config, repo, job, interactions, items, split, full_slices, log)
+    recommendation = recommend(gbdt.valid, {k: len(v) for k, v in column_sets().items()}) \
+        if not gbdt.valid.empty else None
     cold_users = natural
     if mode == "truncated":
+        counts = split.history_counts
         long_history = sorted(counts[counts > config.cold_max_history].index)
-        cut = truncate_histories(interactions, long_history, test_cutoff, keep=config.cold_max_history)
+        cut = truncate_histories(interactions, long_history, split.test_cutoff, keep=config.cold_max_history)
         log(f"cold run: {len(long_history)} test users' histories cut to their first {config.cold_max_history} "
             f"interactions ({len(interactions) - len(cut)} interactions removed)")
-        cold_repo, _ = build_feature_repo(cut, items, config.workdir.resolve() / "cold", config.quantiles,
-                                          student_overrides=overrides, cutoffs=cutoffs)
+        raw = config.workdir.resolve() / "cold" / "raw"
+        raw.mkdir(parents=True, exist_ok=True)
+        cut.to_parquet(raw / "interactions.parquet", index=False)
+        items.to_parquet(raw / "items.parquet", index=False)
+        cold_inputs = InputsConfig(interactions=TableInput(path=str(raw / "interactions.parquet")),
+                                   items=TableInput(path=str(raw / "items.parquet")))
+        cold_repo, cold_job, _ = _build(config, "cold", cold_inputs, cutoffs, log)
         cold_users = sorted(set(natural) | set(long_history))
-        cold = _rankers(config, cold_repo, cut, items, cutoffs, end, cold_users, log)
-        results = pd.concat([results, cold[cold.slice == "cold"]], ignore_index=True)
+        cold_split = build_split(cut, tuple(cutoffs), end, config.valid_fraction, config.cold_max_history)
+        cold, _, _ = _rankers(config, cold_repo, cold_job, cut, items, cold_split, {"cold": cold_users}, log)
+        results = pd.concat([results, cold], ignore_index=True)
+    sizes["cold"] = len(cold_users)
 
     latency = None
     if config.latency_requests:
-        apply_and_materialize(repo)
-        latency = latency_rows(FeatureStore(repo_path=str(repo)), "sqlite", test_users, items.item_id.to_numpy(),
-                               [100, 1000], config.latency_requests)
+        apply_and_materialize(repo, end=split.test_cutoff + timedelta(seconds=1))
+        latency = latency_rows(FeatureStore(repo_path=str(repo)), "sqlite", split.test_users,
+                               items.item_id.to_numpy(), [100, 1000], config.latency_requests)
+    validate = built["validate"]["tables"]
+    rejected = ", ".join(f"{table} {counts['rejected']} of {counts['read']}" for table, counts in validate.items())
     context = {
         "dataset": f"{config.dataset} ({len(interactions)} interactions, {interactions.user_id.nunique()} users, "
-                   f"{len(items)} items)",
-        "split": f"snapshots at {', '.join(f'{c:%Y-%m-%d}' for c in cutoffs)}; rankers train on users active between "
-                 f"them (features of the first snapshot) and are tested on users active after the second",
-        "seeds": f"{config.seeds} (LightGBM: negatives and model seed; two-tower: initialisation and batches)",
-        "test users": f"{len(test_users)}: {(counts == 0).sum()} with no interaction before the cutoff (no profile "
-                      f"can exist; semantic columns null), {len(natural)} naturally cold (1-{config.cold_max_history}), "
-                      f"{(counts > config.cold_max_history).sum()} with a longer history",
-        "cold slice": (f"natural: test users with 1-{config.cold_max_history} interactions before the test cutoff "
-                       f"({len(cold_users)} users)") if mode == "natural" else
-                      (f"truncated: a second pipeline run in which every test user with more than "
-                       f"{config.cold_max_history} interactions before the test cutoff keeps only the first "
-                       f"{config.cold_max_history} (plus the {len(natural)} naturally cold users; {len(cold_users)} "
-                       f"users in all); features, student and rankers all rebuilt on that data"),
-        "student": f"the pipeline's checkpoint ({config.student_epochs} epochs) ranking all items for each test "
-                   f"user's next item; the seeded benchmark is benchmarks/student_quality.py",
+                   f"{len(items)} items after validation; rejected: {rejected})",
+        "profiles": f"{job.profile.generator} generator",
+        "split": f"snapshots at {', '.join(f'{c:%Y-%m-%d}' for c in cutoffs)} (quantiles {config.quantiles}); rankers "
+                 f"train on users active between them with the first snapshot's features; the last "
+                 f"{config.valid_fraction:.0%} of those users to arrive ({len(split.valid_users)}) validate; rankers are "
+                 f"tested on users active after the second snapshot",
+        "slices": f"all: test users with at least one interaction before the test cutoff; new: test users without "
+                  f"(no profile can exist, only item-side columns apply); cold: " + (
+                      f"natural, test users with 1-{config.cold_max_history} interactions before the cutoff"
+                      if mode == "natural" else
+                      f"truncated, a second pipeline run in which every test user with more than "
+                      f"{config.cold_max_history} interactions before the test cutoff keeps only the first "
+                      f"{config.cold_max_history} (plus the naturally cold); features, student and rankers rebuilt"),
+        "seeds": f"{config.seeds} (LightGBM: negatives and model seed, settings tuned on the first; two-tower: "
+                 f"initialisation and batches; students: initialisation and batches)",
+        "student": "the pipeline's checkpoint (epochs picked on each user's held-out last training item) and the same "
+                   "schedule for plain SASRec, ranking all items for each test user's next item",
     }
+    details |= {"dataset": config.dataset, "cutoffs": [c.isoformat() for c in cutoffs], "validation": validate,
+                "student_training": [s.get("train_student") for s in built["snapshots"]]}
     student_benchmark = json.loads(config.student_benchmark.read_text()) if config.student_benchmark else None
-    report = write_report(config.out, results, context, latency, student_benchmark)
+    report = write_report(config.report_dir, results, context, latency, student_benchmark,
+                          recommendation.as_dict() if recommendation else None, sizes, details, config.min_slice_users)
     log(f"report: {report}")
     return report

@@ -1,22 +1,26 @@
-"""The student's own next-item quality on the evaluation's held-out window.
+"""The student's own next-item quality on the evaluation's held-out window, against its baselines.
 
-The pipeline's student checkpoint of the test snapshot ranks all items for each
-test user from the history the histories job cut at the test cutoff; the target is
-the user's first item after the cutoff (the next item). Full ranking, seen items
-not removed, as in benchmarks/student_quality.py; "most popular" (counts before the
-cutoff) is the reference every sequential model must beat.
+Every model ranks all items for each test user from the history the histories job cut at
+the test cutoff; the target is the user's first item after the cutoff. Full ranking,
+seen items not removed, as in benchmarks/student_quality.py. The models:
+- "most popular" (counts before the cutoff): the reference every sequential model must beat;
+- "student": the pipeline's distilled checkpoint (seed 0) and the same config on more seeds;
+- "plain SASRec": the same config without distillation, same schedule and seeds,
+all trained on the interactions before the cutoff with validated epoch selection.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["evaluate_student"]
+__all__ = ["MOST_POPULAR", "STUDENT", "PLAIN", "train_comparison_students", "evaluate_student"]
+
+MOST_POPULAR, STUDENT, PLAIN = "most popular", "student", "plain SASRec"
 
 
 def _next_items(interactions: pd.DataFrame, start: datetime, end: datetime) -> pd.Series:
@@ -24,46 +28,107 @@ def _next_items(interactions: pd.DataFrame, start: datetime, end: datetime) -> p
     return window.sort_values("timestamp", kind="stable").groupby("user_id").item_id.first()
 
 
-def _metrics(ranks: np.ndarray) -> dict[str, float]:
-    from student.evaluation import metrics_from_ranks
+def _run_date(cutoff: datetime) -> str:
+    return pd.Timestamp(cutoff).date().isoformat()
 
-    return {k: v for k, v in metrics_from_ranks(ranks).as_dict().items() if k != "users"}
+
+def train_comparison_students(data_dir: Path, interactions: pd.DataFrame, test_cutoff: datetime, student_config,
+                              overrides: Sequence[str], seeds: Sequence[int], out_dir: Path,
+                              log: Callable[[str], None] = print) -> dict[str, list[Path]]:
+    """Checkpoints per variant and seed, trained as the pipeline trains its student at `test_cutoff`.
+
+    Seed 0 of the distilled student is the pipeline's own checkpoint; the other runs go to `out_dir`.
+    """
+    from student.config import load_student_config
+    from student.train import train_from_frames
+
+    run_date = _run_date(test_cutoff)
+    before = interactions[interactions.timestamp < pd.Timestamp(test_cutoff)][["user_id", "item_id", "timestamp"]]
+    profiles = pd.read_parquet(Path(data_dir) / "user_profile_embeddings" / f"run_date={run_date}",
+                               columns=["user_id", "profile_embedding"])
+    pipeline_checkpoint = Path(data_dir) / "student" / f"run_date={run_date}"
+    checkpoints: dict[str, list[Path]] = {STUDENT: [], PLAIN: []}
+    for variant, extra in ((STUDENT, []), (PLAIN, ["distill.enabled=false", "name=plain"])):
+        for seed in seeds:
+            if variant == STUDENT and seed == 0:
+                checkpoints[variant].append(pipeline_checkpoint)
+                continue
+            config = load_student_config(student_config, [*overrides, *extra, f"train.seed={seed}"])
+            out = Path(out_dir) / f"{config.name}-seed{seed}"
+            result = train_from_frames(config, before, None if variant == PLAIN else profiles, out, validate=True)
+            log(f"  {variant} seed {seed}: best epoch {result['best_epoch']}, valid NDCG@10 "
+                f"{result['best_valid']['ndcg@10']:.4f} (most popular {result['popularity_valid']['ndcg@10']:.4f})")
+            checkpoints[variant].append(out)
+    return checkpoints
+
+
+def _ranks(student, histories: pd.DataFrame, targets: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    from student.evaluation import target_ranks
+
+    index = student.item_index.to_index
+    inputs = [student.item_index.encode(items)[-student.config.body.max_len:] for items in histories.item_ids]
+    target_ids = [index.get(str(targets[user])) for user in histories.user_id]
+    keep = [i for i, (seq, target) in enumerate(zip(inputs, target_ids)) if seq and target is not None]
+    ranks = target_ranks(student.model, [inputs[i] for i in keep], [target_ids[i] for i in keep])
+    return histories.user_id.to_numpy()[keep], ranks
+
+
+def _popular_ranks(student, interactions: pd.DataFrame, cutoff: datetime, users: np.ndarray,
+                   targets: pd.Series) -> np.ndarray:
+    popularity = interactions[interactions.timestamp < pd.Timestamp(cutoff)].item_id.astype(str).value_counts()
+    counts = popularity.reindex(student.item_index.item_ids, fill_value=0).to_numpy()
+    index = student.item_index.to_index
+    target_counts = counts[np.array([index[str(targets[u])] for u in users], dtype=int) - 1]
+    higher = (counts[None, :] > target_counts[:, None]).sum(1)
+    ties = (counts[None, :] == target_counts[:, None]).sum(1) - 1
+    return higher + ties / 2
 
 
 def evaluate_student(data_dir: Path, interactions: pd.DataFrame, test_cutoff: datetime, end: datetime,
-                     cold_users: Collection[str] | None = None) -> pd.DataFrame:
-    """Long-format metrics (model "student", variants "most popular", the baseline, and "student checkpoint").
+                     checkpoints: dict[str, list[Path]] | None = None,
+                     slices: dict[str, Collection[str]] | None = None) -> pd.DataFrame:
+    """Long-format metrics (model "student"; variants "most popular", then each checkpoint variant).
 
-    Users without a history at the cutoff, or whose target item the checkpoint does
-    not know, are left out and counted in `users`' complement (the report shows users).
+    Args:
+        checkpoints: variant -> one checkpoint per seed (default: the pipeline's student alone).
+        slices: name -> test users (default "all": every test user with a history).
+
+    Users without a history at the cutoff, or whose target item the checkpoints do not know,
+    are left out (`users` counts who is in).
     """
-    from student.evaluation import target_ranks
+    from student.evaluation import metrics_from_ranks
     from student.scoring import load_student
 
-    run_date = pd.Timestamp(test_cutoff).date().isoformat()
+    run_date = _run_date(test_cutoff)
+    checkpoints = checkpoints or {STUDENT: [Path(data_dir) / "student" / f"run_date={run_date}"]}
     histories = pd.read_parquet(Path(data_dir) / "histories" / f"run_date={run_date}", columns=["user_id", "item_ids"])
-    student = load_student(Path(data_dir) / "student" / f"run_date={run_date}")
-    index = student.item_index.to_index
     targets = _next_items(interactions, test_cutoff, end)
-    rows = histories[histories.user_id.isin(targets.index)]
-    inputs = [student.item_index.encode(items)[-student.config.body.max_len:] for items in rows.item_ids]
-    target_ids = [index.get(str(targets[user])) for user in rows.user_id]
-    keep = [i for i, (seq, target) in enumerate(zip(inputs, target_ids)) if seq and target is not None]
-    users = rows.user_id.to_numpy()[keep]
-    student_ranks = target_ranks(student.model, [inputs[i] for i in keep], [target_ids[i] for i in keep])
-
-    popularity = interactions[interactions.timestamp < pd.Timestamp(test_cutoff)].item_id.astype(str).value_counts()
-    counts = popularity.reindex(student.item_index.item_ids, fill_value=0).to_numpy()
-    target_counts = counts[np.array([target_ids[i] for i in keep], dtype=int) - 1]
-    popular_ranks = (counts[None, :] > target_counts[:, None]).sum(1) + ((counts[None, :] == target_counts[:, None]).sum(1) - 1) / 2
-
+    histories = histories[histories.user_id.isin(targets.index)].reset_index(drop=True)
+    ranks: dict[str, list[np.ndarray]] = {}
+    users = None
+    for variant, paths in checkpoints.items():
+        for path in paths:
+            student = load_student(path)
+            these_users, these_ranks = _ranks(student, histories, targets)
+            if users is None:
+                users = these_users
+                ranks[MOST_POPULAR] = [_popular_ranks(student, interactions, test_cutoff, users, targets)]
+            elif not np.array_equal(users, these_users):
+                raise ValueError(f"{path}: knows other items than the first checkpoint; compare students trained on "
+                                 "the same interactions")
+            ranks.setdefault(variant, []).append(these_ranks)
+    seeds = max(len(r) for r in ranks.values())
+    ranks[MOST_POPULAR] = ranks[MOST_POPULAR] * seeds  # deterministic: the same figure paired with every seed
+    slices = slices or {"all": users}
     records = []
-    slices = {"all": np.ones(len(users), bool)}
-    if cold_users is not None:
-        slices["cold"] = np.isin(users, list(cold_users))
-    for variant, ranks in (("most popular", popular_ranks), ("student checkpoint", student_ranks)):
-        for slice_name, mask in slices.items():
-            for metric, value in _metrics(ranks[mask]).items():
-                records.append({"model": "student", "variant": variant, "seed": 0, "slice": slice_name,
-                                "metric": metric, "value": value, "users": int(mask.sum())})
+    for variant, per_seed in ranks.items():
+        for seed, variant_ranks in enumerate(per_seed):
+            for slice_name, members in slices.items():
+                mask = np.isin(users, list(members))
+                values = metrics_from_ranks(variant_ranks[mask]).as_dict()
+                n = values.pop("users")
+                if not n:  # no metric is defined for an empty slice
+                    values = dict.fromkeys(values, float("nan"))
+                records += [{"model": "student", "variant": variant, "seed": seed, "slice": slice_name,
+                             "metric": metric, "value": value, "users": n} for metric, value in values.items()]
     return pd.DataFrame(records)

@@ -35,7 +35,8 @@ from profile_features.evaluation.candidates import candidate_rows
 from profile_features.evaluation.metrics import hit_rate_at_k, ndcg_at_k, recall_at_k, reciprocal_rank
 
 __all__ = ["SERVICE", "VARIANTS", "TwoTowerConfig", "DenseEncoder", "TowerInputs", "TrainingSet", "HeldOutSet",
-           "service_features", "snapshot_table", "online_frame", "training_set", "held_out_set", "fit_two_tower",
+           "service_features", "snapshot_table", "online_frame", "training_set", "held_out_set", "split_validation",
+           "fit_two_tower",
            "score_items", "retrieval_metrics", "evaluate_two_tower"]
 
 SERVICE = "two_tower"
@@ -52,7 +53,10 @@ class TwoTowerConfig:
     lr: float = 3e-3
     weight_decay: float = 1e-4
     batch_size: int = 256
-    epochs: int = 10  # more overfits the ID embeddings on the sample (both variants lose; see BENCHMARKS)
+    # At most this many epochs; with validation users each variant keeps its best epoch by
+    # validation Recall@50 and stops after `patience` epochs without a gain.
+    epochs: int = 50
+    patience: int = 3
     temperature: float = 0.1  # initial softmax temperature; learned (log scale) from there
     threads: int = 1  # the towers are tiny; a second thread mostly adds contention on a shared machine
 
@@ -263,6 +267,29 @@ def held_out_set(store, repo: Path, interactions: pd.DataFrame, catalogue: np.nd
     return HeldOutSet(inputs, seen, _user_item_matrix(window, users, positions))
 
 
+def split_validation(train: TrainingSet, valid_users) -> tuple[TrainingSet, HeldOutSet | None]:
+    """Hold `valid_users` out of training: their pairs become a validation set scored like the
+    test set (their snapshot vectors and history; targets = their window items, never recommended:
+    what they had before the window)."""
+    users = train.inputs.users
+    is_valid = np.isin(users, list(valid_users))
+    if not is_valid.any() or is_valid.all():
+        return train, None
+    keep_rows = ~is_valid[train.row_user]
+    fit = TrainingSet(train.inputs, train.row_user[keep_rows], train.row_item[keep_rows], train.known)
+    rows = np.flatnonzero(is_valid)
+    targets = np.zeros((len(rows), train.known.shape[1]), dtype=bool)
+    position = {row: n for n, row in enumerate(rows)}
+    valid_pairs = ~keep_rows
+    targets[[position[r] for r in train.row_user[valid_pairs]], train.row_item[valid_pairs]] = True
+    seen = np.zeros_like(targets)
+    for n, row in enumerate(rows):
+        seen[n, train.inputs.history[row]] = True
+    inputs = TowerInputs(users[rows], [train.inputs.history[r] for r in rows], train.inputs.user_dense[rows],
+                         train.inputs.item_dense)
+    return fit, HeldOutSet(inputs, seen, targets)
+
+
 def _tower_model(n_items: int, user_width: int, item_width: int, config: TwoTowerConfig):
     import torch
     from torch import nn
@@ -319,8 +346,9 @@ def _tensors(inputs: TowerInputs, semantic: bool) -> tuple[dict, object]:
 
 
 def fit_two_tower(train: TrainingSet, semantic: bool, seed: int, config: TwoTowerConfig = TwoTowerConfig(),
-                  log: Callable[[str], None] | None = None):
-    """Train one variant; returns the model (eval mode).
+                  log: Callable[[str], None] | None = None, valid: HeldOutSet | None = None):
+    """Train one variant; returns the model (eval mode), at its best validation epoch when
+    `valid` is given (Recall@50 over the catalogue, checked after every epoch).
 
     Loss: full softmax over the whole catalogue. The catalogues this evaluates on hold
     hundreds to a few thousand items, so every step can afford the exact (batch x items)
@@ -339,8 +367,9 @@ def fit_two_tower(train: TrainingSet, semantic: bool, seed: int, config: TwoTowe
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     row_user, row_item = torch.from_numpy(train.row_user), torch.from_numpy(train.row_item)
     known = torch.from_numpy(train.known)
-    model.train()
+    best, best_state, stale = -1.0, None, 0
     for epoch in range(config.epochs):
+        model.train()
         total = 0.0
         for batch in torch.randperm(len(row_user), generator=generator).split(config.batch_size):
             # Every user and item is re-encoded per step: both sets are small, and it keeps
@@ -356,6 +385,18 @@ def fit_two_tower(train: TrainingSet, semantic: bool, seed: int, config: TwoTowe
             total += loss.item() * len(batch)
         if log is not None and (epoch + 1) % 10 == 0:
             log(f"    epoch {epoch + 1}: loss {total / len(row_user):.4f}")
+        if valid is not None:
+            per_user = retrieval_metrics(score_items(model.eval(), valid.inputs, semantic), valid.seen, valid.targets)
+            score = float(per_user["recall@50"].mean()) if len(per_user) else 0.0
+            if score > best:
+                best, stale = score, 0
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            else:
+                stale += 1
+                if stale >= config.patience:
+                    break
+    if best_state is not None:
+        model.load_state_dict(best_state)
     return model.eval()
 
 
@@ -385,19 +426,23 @@ def retrieval_metrics(scores: np.ndarray, seen: np.ndarray, targets: np.ndarray,
 
 
 def _records(per_user: pd.DataFrame, users: np.ndarray, variant: str, seed: int,
-             cold_users: Collection[str] | None) -> list[dict]:
-    slices = {"all": per_user}
-    if cold_users is not None:
-        slices["cold"] = per_user[np.isin(users[per_user.index], list(cold_users))]
+             slices: dict[str, Collection[str]] | None) -> list[dict]:
+    frames = {"all": per_user} if slices is None else {
+        name: per_user[np.isin(users[per_user.index], list(members))] for name, members in slices.items()}
     return [{"model": "two_tower", "variant": variant, "seed": seed, "slice": name, "metric": metric,
              "value": float(frame[metric].mean()) if len(frame) else float("nan"), "users": len(frame)}
-            for name, frame in slices.items() for metric in per_user.columns]
+            for name, frame in frames.items() for metric in per_user.columns]
 
 
 def evaluate_two_tower(repo: Path, interactions: pd.DataFrame, train_cutoff: datetime, test_cutoff: datetime,
-                       end: datetime, seeds: Sequence[int], k: int = 10, cold_users: Collection[str] | None = None,
-                       epochs: int = 10, log: Callable[[str], None] = print) -> pd.DataFrame:
+                       end: datetime, seeds: Sequence[int], k: int = 10, slices: dict[str, Collection[str]] | None = None,
+                       epochs: int = 50, valid_users: Collection[str] = (),
+                       log: Callable[[str], None] = print) -> pd.DataFrame:
     """Train both variants per seed on the first snapshot, evaluate on the online features.
+
+    With `valid_users` (training-window users held out), each variant stops at its best
+    validation epoch (at most `epochs`). `slices`: name -> test users (default: "all" = every
+    test user).
 
     `repo` must be applied, with snapshots at both cutoffs. Its online store is loaded
     with `feast materialize <train_cutoff> <test_cutoff>` (a fixed range, not
@@ -406,9 +451,8 @@ def evaluate_two_tower(repo: Path, interactions: pd.DataFrame, train_cutoff: dat
     snapshot even if it had been materialized further before.
 
     Returns:
-        Long format: model ("two_tower"), variant, seed, slice ("all", and "cold" for the
-        test users in `cold_users` when given), metric (ndcg@k, recall@k, recall@50, hr@k,
-        mrr), value (mean over the slice's users with a target), users.
+        Long format: model ("two_tower"), variant, seed, slice, metric (ndcg@k, recall@k,
+        recall@50, hr@k, mrr), value (mean over the slice's users with a target), users.
     """
     from feast import FeatureStore
 
@@ -422,14 +466,15 @@ def evaluate_two_tower(repo: Path, interactions: pd.DataFrame, train_cutoff: dat
     catalogue = _catalogue(repo, interactions, test_cutoff)
     train, user_encoder, item_encoder = training_set(store, repo, interactions, catalogue, train_cutoff, test_cutoff)
     test = held_out_set(store, repo, interactions, catalogue, test_cutoff, end, user_encoder, item_encoder)
-    log(f"  two-tower: train {len(train.row_user)} pairs / {len(train.inputs.users)} users, test "
-        f"{len(test.inputs.users)} users, {len(catalogue)} items")
+    train, valid = split_validation(train, valid_users)
+    log(f"  two-tower: train {len(train.row_user)} pairs, {0 if valid is None else len(valid.inputs.users)} validation "
+        f"users, test {len(test.inputs.users)} users, {len(catalogue)} items")
     config = TwoTowerConfig(epochs=epochs)
     records = []
     for seed in seeds:
         for variant, semantic in VARIANTS.items():
-            model = fit_two_tower(train, semantic, seed, config)
+            model = fit_two_tower(train, semantic, seed, config, valid=valid)
             per_user = retrieval_metrics(score_items(model, test.inputs, semantic), test.seen, test.targets, k)
-            records += _records(per_user, test.inputs.users, variant, seed, cold_users)
+            records += _records(per_user, test.inputs.users, variant, seed, slices)
             log(f"  two-tower seed {seed}, {variant}: " + ", ".join(f"{m} {v:.4f}" for m, v in per_user.mean().items()))
     return pd.DataFrame(records)

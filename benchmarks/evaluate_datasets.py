@@ -1,0 +1,85 @@
+"""`profile-features evaluate --config` on every named dataset, as a new user would run it.
+
+    .venv/bin/python benchmarks/evaluate_datasets.py                          # all four datasets
+    .venv/bin/python benchmarks/evaluate_datasets.py --datasets sample-noisy --seeds 3
+
+Each dataset is written as a CSV pair plus a job YAML under `work/datasets/<name>/` and
+evaluated by the real CLI in its own process (`profile-features evaluate --config ...`),
+so what runs is exactly what a user runs on their own two files. The report stays in
+`work/evaluate-<name>/report/`; the figures that matter (slices, the recommended column
+set, every check, NDCG@10 per model, variant and slice) go to
+`benchmarks/results/evaluate-<name>.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from profile_features.datasets.variants import DATASETS, load_dataset, write_csv_pair  # noqa: E402
+
+ML100K = ROOT.parent / "shared" / "datasets" / "ml-100k"
+
+
+def prepare(name: str, root: Path, ml100k: Path = ML100K) -> Path:
+    """CSV pair + job YAML for `name`; returns the YAML's path."""
+    interactions, items = load_dataset(name, ml100k)
+    folder = root / name
+    inputs = write_csv_pair(interactions, items, folder)
+    config = folder / "job.yaml"
+    config.write_text(yaml.safe_dump({"inputs": inputs.model_dump()}))
+    return config
+
+
+def condensed(report: dict, command: list[str], seconds: float) -> dict:
+    summary = [{k: row[k] for k in ("model", "slice", "variant", "mean", "std", "seeds", "users", "lift")}
+               for row in report["summary"] if row["metric"] == "ndcg@10"]
+    return {"command": " ".join(command), "wall_seconds": round(seconds), "context": report["context"],
+            "slices": report["slices"], "recommendation": report["recommendation"], "checks": report["checks"],
+            "all_checks_passed": report["all_checks_passed"], "ndcg@10": summary,
+            "lightgbm_params": report["details"].get("lightgbm_params"),
+            "student_training": report["details"].get("student_training")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--workroot", type=Path, default=ROOT / "work")
+    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--ml100k", type=Path, default=ML100K)
+    parser.add_argument("extra", nargs="*", help="more `evaluate` arguments, after --")
+    args = parser.parse_args(argv)
+    args.results.mkdir(parents=True, exist_ok=True)
+    cli = Path(sys.executable).with_name("profile-features")
+    for name in args.datasets:
+        config = prepare(name, args.workroot / "datasets", args.ml100k)
+        workdir = args.workroot / f"evaluate-{name}"
+        command = [str(cli), "evaluate", "--config", str(config), "--workdir", str(workdir), "--seeds",
+                   str(args.seeds), *args.extra]
+        print(f"=== {name}: {' '.join(command)}", flush=True)
+        started = time.monotonic()
+        subprocess.run(command, check=True)
+        report = json.loads((workdir / "report" / "report.json").read_text())
+        shown = [str(Path(c).relative_to(args.workroot.parent)) if c.startswith(str(args.workroot)) else c
+                 for c in command]
+        shown[0] = ".venv/bin/profile-features"
+        out = args.results / f"evaluate-{name}.json"
+        out.write_text(json.dumps(condensed(report, shown, time.monotonic() - started), indent=1))
+        failed = [c for c in report["checks"] if not c["passed"]]
+        print(f"=== {name}: recommended {report['recommendation'] and report['recommendation']['variant']}; "
+              f"checks failed: {len(failed)} of {len(report['checks'])}; {out}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

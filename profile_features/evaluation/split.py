@@ -1,0 +1,76 @@
+"""Who trains, who validates and who is tested, on a temporal split of the user's data.
+
+Two snapshots are cut at whole days (quantiles of interaction time): the training
+snapshot `train_cutoff` and the test snapshot `test_cutoff`. Rankers learn from users
+active in [train_cutoff, test_cutoff) with the training snapshot's features, and are
+tested on users active after `test_cutoff` with the test snapshot's features, as a
+ranker retrained daily would be.
+
+- Validation users are the last `valid_fraction` of the training-window users by the
+  time they first show up in the window: split by user (no user is in both) and in time
+  order (validation users come after the users the model is fitted on).
+- Test users are split by what the plugin can know about them at the test cutoff:
+  "all" holds the users with at least one interaction before it (a profile can exist);
+  "new" those without (only item-side columns apply); "cold" those with 1..k.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import pandas as pd
+
+from profile_features.evaluation.cold_start import active_users, history_counts
+
+__all__ = ["EvaluationSplit", "validation_users", "build_split", "slice_sizes"]
+
+
+@dataclass(frozen=True)
+class EvaluationSplit:
+    """The populations of one evaluation run (user ids, sorted)."""
+
+    train_cutoff: datetime
+    test_cutoff: datetime
+    end: datetime
+    fit_users: list[str]
+    valid_users: list[str]
+    test_users: list[str]  # every user active after the test cutoff
+    slices: dict[str, list[str]] = field(default_factory=dict)  # slice name -> test users in it
+    history_counts: pd.Series | None = None  # test user -> interactions before the test cutoff
+
+
+def validation_users(interactions: pd.DataFrame, start: datetime, end: datetime, fraction: float) -> list[str]:
+    """The last `fraction` of users active in [start, end), ordered by their first interaction there
+    (user id breaks ties); at least one user when there are two or more."""
+    ts = interactions.timestamp
+    window = interactions[(ts >= pd.Timestamp(start)) & (ts < pd.Timestamp(end))]
+    first = window.groupby("user_id").timestamp.min().reset_index().sort_values(["timestamp", "user_id"])
+    count = int(round(len(first) * fraction))
+    if len(first) >= 2:
+        count = min(max(count, 1), len(first) - 1)
+    else:
+        count = 0
+    return sorted(first.user_id.iloc[len(first) - count:]) if count else []
+
+
+def build_split(interactions: pd.DataFrame, cutoffs: tuple[datetime, datetime], end: datetime,
+                valid_fraction: float = 0.2, cold_max_history: int = 5) -> EvaluationSplit:
+    """Populations for `cutoffs` = (train_cutoff, test_cutoff) and the end of the test window."""
+    train_cutoff, test_cutoff = cutoffs
+    train_users = active_users(interactions, train_cutoff, test_cutoff)
+    valid = validation_users(interactions, train_cutoff, test_cutoff, valid_fraction)
+    valid_set = set(valid)
+    test_users = active_users(interactions, test_cutoff, end)
+    counts = history_counts(interactions, test_users, test_cutoff)
+    slices = {
+        "all": sorted(counts[counts >= 1].index),
+        "cold": sorted(counts[(counts >= 1) & (counts <= cold_max_history)].index),
+        "new": sorted(counts[counts == 0].index),
+    }
+    return EvaluationSplit(train_cutoff, test_cutoff, end, [u for u in train_users if u not in valid_set], valid,
+                           test_users, slices, counts)
+
+
+def slice_sizes(split: EvaluationSplit) -> dict[str, int]:
+    return {name: len(users) for name, users in split.slices.items()}

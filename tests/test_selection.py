@@ -1,0 +1,91 @@
+"""Column-set selection and the tuned LightGBM comparison, on data with a known right answer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from profile_features.evaluation.gbdt import RankerParams, compare_column_sets, fit_ranker, tune_ranker
+from profile_features.evaluation.selection import recommend
+from profile_features.evaluation.split import validation_users
+
+
+def _valid_frame(effects: dict[str, float], users: int = 300, seeds: int = 3, noise: float = 0.02) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.1, 0.6, size=users)
+    rows = []
+    for variant, effect in effects.items():
+        for seed in range(seeds):
+            jitter = 0 if variant == "none" else rng.normal(0, noise, size=users)
+            rows.append(pd.DataFrame({"variant": variant, "seed": seed, "user_id": [f"u{i}" for i in range(users)],
+                                      "value": base + effect + jitter}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_recommendation_takes_a_real_gain_and_prefers_fewer_columns_within_noise():
+    valid = _valid_frame({"none": 0.0, "+ noise": 0.0, "+ signal": 0.05, "+ signal and more": 0.0502})
+    counts = {"none": 5, "+ noise": 6, "+ signal": 6, "+ signal and more": 30}
+    choice = recommend(valid, counts)
+    assert choice.helps and choice.variant == "+ signal"  # the bigger set is within one SE of it
+    by_name = {c.variant: c for c in choice.candidates}
+    assert not by_name["+ noise"].helps and by_name["+ signal"].helps
+    assert by_name["+ signal"].difference == pytest.approx(0.05, abs=0.005)
+
+
+def test_recommendation_is_the_baseline_when_nothing_helps():
+    valid = _valid_frame({"none": 0.0, "+ noise": 0.001, "+ harm": -0.05})
+    choice = recommend(valid, {"none": 5, "+ noise": 6, "+ harm": 6})
+    assert not choice.helps and choice.variant == "none"
+    assert "no column set beat the baseline" in choice.reason
+
+
+def test_validation_users_are_the_last_to_arrive_and_never_all():
+    frame = pd.DataFrame({"user_id": ["a", "b", "c", "d", "e"],
+                          "timestamp": pd.to_datetime([1, 5, 2, 4, 3], unit="D", utc=True)})
+    start, end = pd.Timestamp(0, unit="D", tz="UTC"), pd.Timestamp(10, unit="D", tz="UTC")
+    assert validation_users(frame, start, end, 0.4) == ["b", "d"]
+    assert validation_users(frame.iloc[:2], start, end, 0.9) == ["b"]  # at least one user trains
+
+
+def _candidate_frame(users: int, seed: int) -> pd.DataFrame:
+    """Per user, 20 candidates with 2 positives. `signal` is the label plus noise; `noise` and the
+    baseline columns are unrelated to it."""
+    rng = np.random.default_rng(seed)
+    n = users * 20
+    label = np.tile(np.r_[np.ones(2), np.zeros(18)], users)
+    return pd.DataFrame({
+        "user_id": np.repeat([f"u{i:04d}" for i in range(users)], 20), "label": label,
+        "base_a": rng.normal(size=n), "base_b": rng.normal(size=n),
+        "noise": rng.normal(size=n), "signal": label + rng.normal(0, 0.7, size=n),
+    })
+
+
+@pytest.fixture(scope="module")
+def known_answer_comparison():
+    sets = {"none": ["base_a", "base_b"], "+ noise": ["base_a", "base_b", "noise"],
+            "+ signal": ["base_a", "base_b", "signal"]}
+    frames = [(seed, _candidate_frame(200, seed), _candidate_frame(150, 100 + seed)) for seed in range(2)]
+    valid = [f"u{i:04d}" for i in range(160, 200)]
+    grid = (RankerParams(7, 20, 1.0, 0.0), RankerParams(3, 50, 0.8, 10.0))
+    test_users = [f"u{i:04d}" for i in range(150)]
+    return compare_column_sets(frames, valid, sets, {"all": test_users}, grid, log=lambda _: None), sets
+
+
+def test_lightgbm_selection_recommends_the_label_column_and_not_the_noise(known_answer_comparison):
+    results, sets = known_answer_comparison
+    choice = recommend(results.valid, {k: len(v) for k, v in sets.items()})
+    assert choice.variant == "+ signal"
+    assert not {c.variant: c for c in choice.candidates}["+ noise"].helps
+    ndcg = results.test[results.test.metric == "ndcg@10"].groupby("variant").value.mean()
+    assert ndcg["+ signal"] > ndcg["none"] + 0.2  # the column that determines the label ranks far better
+    assert abs(ndcg["+ noise"] - ndcg["none"]) < 0.1
+    assert set(results.params) == set(sets) and all(p["trees_on_first_seed"] >= 1 for p in results.params.values())
+
+
+def test_early_stopping_stops_a_model_that_only_overfits():
+    train, valid = _candidate_frame(150, 1), _candidate_frame(60, 2)
+    model = fit_ranker(train, ["base_a", "base_b", "noise"], 0, RankerParams(63, 5, 1.0, 0.0), valid)
+    assert model.best_iteration_ < 200  # validation NDCG never improves for long on pure noise
+    tuned = tune_ranker(train, valid, ["signal"], 0, (RankerParams(7, 20, 1.0, 0.0), RankerParams(3, 50, 0.8, 10.0)))
+    assert tuned.valid_ndcg > 0.6 and tuned.params in (RankerParams(7, 20, 1.0, 0.0), RankerParams(3, 50, 0.8, 10.0))
