@@ -11,7 +11,7 @@ LLAMA_CPP_VERSION := 0.3.36
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
 	-DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_BF16=OFF
 
-.PHONY: demo test install system-deps redis-server bench clean
+.PHONY: demo test lint install system-deps redis-server bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,8 +37,13 @@ redis-server:
 demo: install
 	$(VENV)/bin/profile-features demo
 
-test: install redis-server
+test: install redis-server lint
 	$(PY) -m pytest
+
+# ruff settings live in pyproject.toml (lines <= 120).
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 bench: install
 	$(PY) benchmarks/embed_throughput.py

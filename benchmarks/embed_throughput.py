@@ -50,7 +50,9 @@ def time_raw(texts: list[str], batch_size: int) -> float:
     torch.set_num_threads(os.cpu_count() or 1)
     model = SentenceTransformer(default_model_path(), device="cpu")
     start = time.perf_counter()
-    model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+    model.encode(
+        texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+    )
     return len(texts) / (time.perf_counter() - start)
 
 
@@ -80,13 +82,21 @@ def main(argv=None) -> dict:
     (data / "profiles" / "run_date=2026-01-01").mkdir(parents=True)
     profiles.to_parquet(data / "profiles" / "run_date=2026-01-01" / "part-0.parquet", index=False)
     (data / "validated" / "items").mkdir(parents=True)
-    pd.DataFrame({"item_id": ["i0"], "title": ["One item"], "genres": ["Drama"], "year": [2000], "description": [""]}).astype(
-        {"year": "int64"}).to_parquet(data / "validated" / "items" / "part-0.parquet", index=False)
+    pd.DataFrame(
+        {"item_id": ["i0"], "title": ["One item"], "genres": ["Drama"], "year": [2000], "description": [""]}
+    ).astype({"year": "int64"}).to_parquet(data / "validated" / "items" / "part-0.parquet", index=False)
     embedding = EmbeddingConfig(batch_size=64)
-    config = JobConfig(data_dir=str(data), embedding=embedding, spark=SparkConfig(master=args.master),
-                       history={"cutoff": "2026-01-01T00:00:00Z"})
+    config = JobConfig(
+        data_dir=str(data),
+        embedding=embedding,
+        spark=SparkConfig(master=args.master),
+        history={"cutoff": "2026-01-01T00:00:00Z"},
+    )
     spark = build_spark(config.spark)
-    print(f"{args.rows} profile texts (mean {statistics.mean(map(len, texts)):.0f} chars), {cores} cores, Spark {args.master}")
+    print(
+        f"{args.rows} profile texts (mean {statistics.mean(map(len, texts)):.0f} chars), {cores} cores, "
+        f"Spark {args.master}"
+    )
 
     raw, job = [], []
     cold = time_spark(spark, config, len(profiles))  # first run loads the encoder in each worker

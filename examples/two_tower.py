@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from profile_features.datasets import generate_sample, load_ml100k
-from profile_features.evaluation.cold_start import active_users, natural_cold_users
+from profile_features.evaluation.split import build_split
 from profile_features.evaluation.two_tower import VARIANTS, evaluate_two_tower
 from profile_features.pipeline import build_feature_repo, feast_cli, log, prepare_repo, snapshot_cutoffs
 
@@ -49,8 +49,11 @@ def reuse_repo(workdir: Path, interactions: pd.DataFrame) -> tuple[Path, list]:
 
 def summary(results: pd.DataFrame) -> pd.DataFrame:
     """Mean and std over seeds per slice, metric and variant, and the lift over no semantic inputs."""
-    table = results.groupby(["slice", "metric", "variant"], sort=False).agg(
-        mean=("value", "mean"), std=("value", lambda v: v.std(ddof=0)), users=("users", "first")).reset_index()
+    table = (
+        results.groupby(["slice", "metric", "variant"], sort=False)
+        .agg(mean=("value", "mean"), std=("value", lambda v: v.std(ddof=0)), users=("users", "first"))
+        .reset_index()
+    )
     base = table[table.variant == "without semantic inputs"].set_index(["slice", "metric"])["mean"]
     base = base.reindex(pd.MultiIndex.from_frame(table[["slice", "metric"]])).to_numpy()
     return table.assign(lift=table["mean"] / base - 1)
@@ -63,8 +66,7 @@ def main(argv=None) -> pd.DataFrame:
     parser.add_argument("--workdir", type=Path, default=None, help="default: work/two-tower-<dataset>")
     parser.add_argument("--reuse", action="store_true", help="use the pipeline tables already in --workdir")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=10, help="two-tower training epochs (both variants)")
-    parser.add_argument("--student-epochs", type=int, default=30, help="student training epochs per snapshot")
+    parser.add_argument("--epochs", type=int, default=50, help="at most; early-stopped on validation users")
     args = parser.parse_args(argv)
 
     workdir = (args.workdir or REPO_ROOT / "work" / f"two-tower-{args.dataset}").resolve()
@@ -72,15 +74,26 @@ def main(argv=None) -> pd.DataFrame:
     if args.reuse:
         repo, (train_cutoff, test_cutoff) = reuse_repo(workdir, interactions)
     else:
-        repo, (train_cutoff, test_cutoff) = build_feature_repo(
-            interactions, items, workdir, QUANTILES, student_overrides=[f"train.epochs={args.student_epochs}"])
+        repo, (train_cutoff, test_cutoff) = build_feature_repo(interactions, items, workdir, QUANTILES)
     end = interactions.timestamp.max() + pd.Timedelta(seconds=1)
-    cold = natural_cold_users(interactions, active_users(interactions, test_cutoff, end), test_cutoff)
-    results = evaluate_two_tower(repo, interactions, train_cutoff, test_cutoff, end, range(args.seeds),
-                                 cold_users=cold, epochs=args.epochs, log=log)
+    split = build_split(interactions, (train_cutoff, test_cutoff), end)
+    results = evaluate_two_tower(
+        repo,
+        interactions,
+        train_cutoff,
+        test_cutoff,
+        end,
+        range(args.seeds),
+        slices=split.slices,
+        epochs=args.epochs,
+        valid_users=split.valid_users,
+        log=log,
+    )
     table = summary(results)
-    print(f"\n=== two-tower retrieval on {args.dataset}: the whole catalogue ranked for each test user "
-          f"({args.seeds} seeds, {args.epochs} epochs) ===")
+    print(
+        f"\n=== two-tower retrieval on {args.dataset}: the whole catalogue ranked for each test user "
+        f"({args.seeds} seeds, at most {args.epochs} epochs) ==="
+    )
     for (slice_name, users), rows in table.groupby(["slice", "users"], sort=False):
         print(f"\n  slice {slice_name} ({users} users with a held-out item)")
         for metric, group in rows.groupby("metric", sort=False):

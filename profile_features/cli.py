@@ -31,12 +31,23 @@ def evaluation_config(args):
         interactions, items = load_dataset(args.dataset, args.ml100k_path or ML100K_DEFAULT)
         job = job.model_copy(update={"inputs": write_csv_pair(interactions, items, workdir / "inputs")})
     return EvaluationConfig(
-        job=job, dataset=name, workdir=workdir, out=args.out, seeds=args.seeds, quantiles=tuple(args.quantiles),
-        valid_fraction=args.valid_fraction, cold_slice=args.cold_slice, cold_max_history=args.cold_max_history,
-        min_slice_users=args.min_slice_users, student_seeds=args.student_seeds,
-        student_overrides=tuple(args.student_set), two_tower=not args.no_two_tower,
-        two_tower_epochs=args.two_tower_epochs, latency_requests=args.latency_requests,
-        student_benchmark=args.student_benchmark)
+        job=job,
+        dataset=name,
+        workdir=workdir,
+        out=args.out,
+        seeds=args.seeds,
+        quantiles=tuple(args.quantiles),
+        valid_fraction=args.valid_fraction,
+        cold_slice=args.cold_slice,
+        cold_max_history=args.cold_max_history,
+        min_slice_users=args.min_slice_users,
+        student_seeds=args.student_seeds,
+        student_overrides=tuple(args.student_set),
+        two_tower=not args.no_two_tower,
+        two_tower_epochs=args.two_tower_epochs,
+        latency_requests=args.latency_requests,
+        student_benchmark=args.student_benchmark,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,32 +60,66 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=SampleConfig().seed)
     demo.add_argument("--master", default="local[*]", help="Spark master")
     evaluate = commands.add_parser(
-        "evaluate", help="rankers with and without the semantic features on your data; writes report.md and report.json")
-    evaluate.add_argument("--config", type=Path, default=None,
-                          help="job YAML whose inputs (and profile, embedding, student settings) to evaluate")
-    evaluate.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                          help="job config override, e.g. profile.generator=openai")
-    evaluate.add_argument("--dataset", choices=DATASETS, default=None,
-                          help="a named dataset instead of the config's inputs (written as a CSV pair first)")
+        "evaluate", help="rankers with and without the semantic features on your data; writes report.md and report.json"
+    )
+    evaluate.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="job YAML whose inputs (and profile, embedding, student settings) to evaluate",
+    )
+    evaluate.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="job config override, e.g. profile.generator=openai",
+    )
+    evaluate.add_argument(
+        "--dataset",
+        choices=DATASETS,
+        default=None,
+        help="a named dataset instead of the config's inputs (written as a CSV pair first)",
+    )
     evaluate.add_argument("--ml100k-path", type=Path, default=None, help="default: ../shared/datasets/ml-100k")
     evaluate.add_argument("--workdir", type=Path, default=None, help="default: work/evaluate-<dataset or config name>")
     evaluate.add_argument("--out", type=Path, default=None, help="report folder (default: <workdir>/report)")
     evaluate.add_argument("--seeds", type=int, default=3)
-    evaluate.add_argument("--quantiles", type=float, nargs=2, default=(0.6, 0.8), metavar=("TRAIN", "TEST"),
-                          help="snapshot cutoffs as quantiles of interaction time")
-    evaluate.add_argument("--valid-fraction", type=float, default=0.2,
-                          help="share of training-window users (the last to arrive) held out for validation")
+    evaluate.add_argument(
+        "--quantiles",
+        type=float,
+        nargs=2,
+        default=(0.6, 0.8),
+        metavar=("TRAIN", "TEST"),
+        help="snapshot cutoffs as quantiles of interaction time",
+    )
+    evaluate.add_argument(
+        "--valid-fraction",
+        type=float,
+        default=0.2,
+        help="share of training-window users (the last to arrive) held out for validation",
+    )
     evaluate.add_argument("--cold-slice", choices=["auto", "natural", "truncated"], default="auto")
     evaluate.add_argument("--cold-max-history", type=int, default=5)
     evaluate.add_argument("--min-slice-users", type=int, default=30)
     evaluate.add_argument("--student-seeds", type=int, default=None, help="default: --seeds")
-    evaluate.add_argument("--student-set", action="append", default=[], metavar="KEY=VALUE",
-                          help="student config override, e.g. train.epochs=50")
+    evaluate.add_argument(
+        "--student-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="student config override, e.g. train.epochs=50",
+    )
     evaluate.add_argument("--two-tower-epochs", type=int, default=50, help="at most; early-stopped on validation")
     evaluate.add_argument("--no-two-tower", action="store_true")
     evaluate.add_argument("--latency-requests", type=int, default=30, help="0 skips the latency table")
-    evaluate.add_argument("--student-benchmark", type=Path, default=None,
-                          help="JSON written by benchmarks/student_quality.py --out, shown in the report")
+    evaluate.add_argument(
+        "--student-benchmark",
+        type=Path,
+        default=None,
+        help="JSON written by benchmarks/student_quality.py --out, shown in the report",
+    )
     add_freshness_commands(commands)
     return parser
 
@@ -87,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         from profile_features.demo import run_demo
 
-        run_demo(args.repo, SampleConfig(users=args.users, items=args.items, seed=args.seed), SparkConfig(master=args.master))
+        run_demo(
+            args.repo, SampleConfig(users=args.users, items=args.items, seed=args.seed), SparkConfig(master=args.master)
+        )
     elif args.command == "evaluate":
         from profile_features.evaluation.run import run_evaluation
 

@@ -35,8 +35,6 @@ __all__ = [
 ]
 
 
-
-
 class TableInput(StrictModel):
     """One input table: a Parquet or CSV file or directory."""
 

@@ -9,7 +9,14 @@ import pandas as pd
 from profile_features.config import JobConfig, SampleConfig, SparkConfig
 from profile_features.datasets import generate_sample
 from profile_features.feast.settings import load_feast_settings
-from profile_features.pipeline import add_demo_bad_rows, apply_and_materialize, log, run_pipeline, snapshot_cutoffs, write_inputs
+from profile_features.pipeline import (
+    add_demo_bad_rows,
+    apply_and_materialize,
+    log,
+    run_pipeline,
+    snapshot_cutoffs,
+    write_inputs,
+)
 
 __all__ = ["run_demo", "rank_for_user"]
 
@@ -20,9 +27,17 @@ def rank_for_user(repo: Path, user_id: str, item_ids: list[str], k: int = 10) ->
 
     store = FeatureStore(repo_path=str(repo))
     user = store.get_online_features(
-        features=["user_profile:profile_text", "user_profile:generator", "user_profile:encoder",
-                  "user_profile:history_hash", "user_stats:user_interaction_count", "user_stats:user_mean_rating",
-                  "user_semantic:profile_cluster", "user_student:profile_drift", "user_student:student_checkpoint_id"],
+        features=[
+            "user_profile:profile_text",
+            "user_profile:generator",
+            "user_profile:encoder",
+            "user_profile:history_hash",
+            "user_stats:user_interaction_count",
+            "user_stats:user_mean_rating",
+            "user_semantic:profile_cluster",
+            "user_student:profile_drift",
+            "user_student:student_checkpoint_id",
+        ],
         entity_rows=[{"user_id": user_id}],
     ).to_dict()
     candidates = store.get_online_features(
@@ -42,11 +57,17 @@ def run_demo(repo: Path, sample: SampleConfig, spark_config: SparkConfig) -> Non
     data = generate_sample(sample)
     shown = add_demo_bad_rows(data)
     inputs = write_inputs(shown.interactions, shown.items, data_dir / "raw")
-    log(f"  {len(data.interactions)} interactions, plus {len(shown.interactions) - len(data.interactions)} interaction "
-        f"and {len(shown.items) - len(data.items)} item rows that are broken on purpose")
+    log(
+        f"  {len(data.interactions)} interactions, plus {len(shown.interactions) - len(data.interactions)} interaction "
+        f"and {len(shown.items) - len(data.items)} item rows that are broken on purpose"
+    )
     # A short student run: the demo shows the path, benchmarks/student_quality.py the quality.
-    config = JobConfig(data_dir=str(data_dir), inputs=inputs, spark=spark_config,
-                       student={"overrides": ["train.epochs=15", "body.max_len=50"]})
+    config = JobConfig(
+        data_dir=str(data_dir),
+        inputs=inputs,
+        spark=spark_config,
+        student={"overrides": ["train.epochs=15", "body.max_len=50"]},
+    )
     # Two snapshots, as a weekly job would leave them: training rows between them
     # join the older one, online serving gets the newer one.
     cutoffs = snapshot_cutoffs(data.interactions["timestamp"], [0.7, 1.0])
@@ -66,9 +87,15 @@ def run_demo(repo: Path, sample: SampleConfig, spark_config: SparkConfig) -> Non
     print(f"\n=== Online features of user {user_id} ===")
     for key, value in features.items():
         print(f"  {key}: {value}")
-    print(f"  (hidden truth from the generator: favourite genres {taste.genre_weights}, era {taste.era}, shifted to {taste.shifted_to})")
+    print(
+        f"  (hidden truth from the generator: favourite genres {taste.genre_weights}, era {taste.era}, "
+        f"shifted to {taste.shifted_to})"
+    )
     print(f"\n=== Top {len(ranked)} of {len(data.items)} items for {user_id} by profile x item similarity (online) ===")
     for rank, (row, (_, item)) in enumerate(zip(ranked.itertuples(index=False), titles.iterrows()), start=1):
-        print(f"  {rank:2d}. {row.item_id} {row.profile_item_similarity:.3f} (student {row.student_item_similarity:.3f})  "
-              f"{item.title} ({item.year}) [{item.genres}]")
+        print(
+            f"  {rank:2d}. {row.item_id} {row.profile_item_similarity:.3f} (student "
+            f"{row.student_item_similarity:.3f})  "
+            f"{item.title} ({item.year}) [{item.genres}]"
+        )
     spark.stop()

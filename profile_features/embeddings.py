@@ -53,7 +53,9 @@ def default_model_path() -> str:
 class SentenceTransformerEncoder:
     """A sentence-transformers model loaded from a local path."""
 
-    def __init__(self, model_path: str | None = None, batch_size: int = 64, normalize: bool = True, threads: int | None = None):
+    def __init__(
+        self, model_path: str | None = None, batch_size: int = 64, normalize: bool = True, threads: int | None = None
+    ):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub at run time
         import torch
         import transformers
@@ -69,14 +71,21 @@ class SentenceTransformerEncoder:
         self.normalize = normalize
         # The name is part of provenance: a cache or a feature is valid for one encoder only.
         self.name = DEFAULT_ENCODER_NAME if model_path is None else os.path.basename(model_path.rstrip("/"))
-        self.dim = int(self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension") else self.model.get_sentence_embedding_dimension())
+        self.dim = int(
+            self.model.get_embedding_dimension()
+            if hasattr(self.model, "get_embedding_dimension")
+            else self.model.get_sentence_embedding_dimension()
+        )
 
     def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         vectors = self.model.encode(
-            list(texts), batch_size=self.batch_size, normalize_embeddings=self.normalize,
-            convert_to_numpy=True, show_progress_bar=False,
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=self.normalize,
+            convert_to_numpy=True,
+            show_progress_bar=False,
         )
         return np.asarray(vectors, dtype=np.float32)
 
@@ -84,7 +93,9 @@ class SentenceTransformerEncoder:
 @functools.lru_cache(maxsize=2)
 def cached_encoder(config: EmbeddingConfig, threads: int | None = None) -> SentenceTransformerEncoder:
     """One encoder per process and config (Spark reuses Python workers across tasks)."""
-    return SentenceTransformerEncoder(config.model_path, config.batch_size, config.normalize, threads or config.threads_per_worker)
+    return SentenceTransformerEncoder(
+        config.model_path, config.batch_size, config.normalize, threads or config.threads_per_worker
+    )
 
 
 def render_item_text(title: str, genres: str | None, year: object, description: str | None) -> str:

@@ -72,7 +72,15 @@ def build_histories(events: pd.DataFrame, cutoff: datetime, max_length: int) -> 
                 "history_hash": history_hash(history_json),
             }
         )
-    columns = ["user_id", "event_timestamp", "item_ids", "history_json", "history_length", "last_interaction_at", "history_hash"]
+    columns = [
+        "user_id",
+        "event_timestamp",
+        "item_ids",
+        "history_json",
+        "history_length",
+        "last_interaction_at",
+        "history_hash",
+    ]
     frame = pd.DataFrame(rows, columns=columns)
     for column in ("event_timestamp", "last_interaction_at"):
         frame[column] = pd.to_datetime(frame[column], utc=True).astype("datetime64[us, UTC]")

@@ -57,7 +57,15 @@ def add_demo_bad_rows(sample: SampleData) -> SampleData:
     interactions["timestamp"] = interactions["timestamp"].map(lambda t: t.isoformat())
     interactions.loc[len(interactions)] = {**first, "timestamp": "yesterday-ish"}
     items = pd.concat(
-        [sample.items, pd.DataFrame([{**sample.items.iloc[0], "title": "A duplicate id"}, {**sample.items.iloc[1], "item_id": "i-empty", "title": ""}])],
+        [
+            sample.items,
+            pd.DataFrame(
+                [
+                    {**sample.items.iloc[0], "title": "A duplicate id"},
+                    {**sample.items.iloc[1], "item_id": "i-empty", "title": ""},
+                ]
+            ),
+        ],
         ignore_index=True,
     )
     return SampleData(items=items, interactions=interactions, user_tastes=sample.user_tastes)
@@ -100,8 +108,10 @@ def run_validation(spark, config: JobConfig) -> dict:
     log("validating inputs")
     summary = stages.run_validate(spark, config)
     for table, counts in summary["tables"].items():
-        log(f"  {table}: read {counts['read']} = accepted {counts['accepted']} + rejected {counts['rejected']} "
-            f"{counts['rejected_by_reason'] or ''}")
+        log(
+            f"  {table}: read {counts['read']} = accepted {counts['accepted']} + rejected {counts['rejected']} "
+            f"{counts['rejected_by_reason'] or ''}"
+        )
     return summary
 
 
@@ -125,8 +135,10 @@ def run_snapshots(spark, config: JobConfig, cutoffs: Sequence[datetime]) -> list
         log(f"snapshot {cutoff:%Y-%m-%d}: semantic columns (PCA, clusters)")
         semantic = run_semantic_columns(spark, snapshot_config)
         for kind, info in semantic["transforms"].items():
-            log(f"  {kind}: transform {info['transform_id']} ({'fitted now' if info['fitted_now'] else 'reused'}, "
-                f"{info['explained_variance']:.0%} of variance)")
+            log(
+                f"  {kind}: transform {info['transform_id']} ({'fitted now' if info['fitted_now'] else 'reused'}, "
+                f"{info['explained_variance']:.0%} of variance)"
+            )
         snapshot = {"histories": histories, "profiles": profiles, "embeddings": embeddings, "semantic": semantic}
         if config.student.enabled:
             from profile_features.spark.student_job import run_score_student, run_train_student
@@ -135,14 +147,19 @@ def run_snapshots(spark, config: JobConfig, cutoffs: Sequence[datetime]) -> list
                 log(f"snapshot {cutoff:%Y-%m-%d}: training the distilled student")
                 snapshot["train_student"] = run_train_student(spark, snapshot_config)
                 trained = snapshot["train_student"]
-                log(f"  checkpoint {trained['checkpoint_id']} on {trained['users']} users: best epoch "
+                log(
+                    f"  checkpoint {trained['checkpoint_id']} on {trained['users']} users: best epoch "
                     f"{trained['best_epoch']}, validation NDCG@10 {_metric(trained['best_valid'])} (most popular "
-                    f"{_metric(trained['popularity_valid'])})")
+                    f"{_metric(trained['popularity_valid'])})"
+                )
                 if trained["worse_than_most_popular"]:
                     log("  WARNING: this checkpoint ranks worse than most-popular on validation")
             log(f"snapshot {cutoff:%Y-%m-%d}: scoring users with the student")
             snapshot["score_student"] = run_score_student(spark, snapshot_config)
-            log(f"  {snapshot['score_student']['scored']} users scored, {snapshot['score_student']['with_drift']} with a profile drift")
+            log(
+                f"  {snapshot['score_student']['scored']} users scored, "
+                f"{snapshot['score_student']['with_drift']} with a profile drift"
+            )
         snapshots.append(snapshot)
     return snapshots
 
@@ -189,10 +206,16 @@ def apply_and_materialize(repo: Path, end: datetime | None = None, store_yaml: P
     feast_cli(repo, "materialize-incremental", end.strftime("%Y-%m-%dT%H:%M:%S"), store_yaml=store_yaml)
 
 
-def build_feature_repo(interactions: pd.DataFrame, items: pd.DataFrame, workdir: Path, quantiles: Sequence[float],
-                       spark_config=None, source_repo: Path | None = None,
-                       student_overrides: Sequence[str] = (),
-                       cutoffs: Sequence[datetime] | None = None) -> tuple[Path, list[datetime]]:
+def build_feature_repo(
+    interactions: pd.DataFrame,
+    items: pd.DataFrame,
+    workdir: Path,
+    quantiles: Sequence[float],
+    spark_config=None,
+    source_repo: Path | None = None,
+    student_overrides: Sequence[str] = (),
+    cutoffs: Sequence[datetime] | None = None,
+) -> tuple[Path, list[datetime]]:
     """Run the pipeline into `workdir/repo/data` and `feast apply` a copy of the shipped repo on it.
 
     Snapshots are cut at the `quantiles` of interaction time, or at `cutoffs` when given
@@ -207,8 +230,12 @@ def build_feature_repo(interactions: pd.DataFrame, items: pd.DataFrame, workdir:
     source_repo = source_repo or Path(__file__).resolve().parents[1] / "feature_repo"
     repo = prepare_repo(source_repo, workdir / "repo")
     inputs = write_inputs(interactions, items, repo / "data" / "raw")
-    config = JobConfig(data_dir=str(repo / "data"), inputs=inputs, spark=spark_config or SparkConfig(),
-                       student={"overrides": list(student_overrides)})
+    config = JobConfig(
+        data_dir=str(repo / "data"),
+        inputs=inputs,
+        spark=spark_config or SparkConfig(),
+        student={"overrides": list(student_overrides)},
+    )
     cutoffs = sorted(cutoffs) if cutoffs is not None else snapshot_cutoffs(interactions.timestamp, quantiles)
     run_pipeline(build_spark(config.spark), config, cutoffs)
     log("feast apply")

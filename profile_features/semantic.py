@@ -21,7 +21,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["SemanticTransform", "fit_transform_model", "apply_transform", "save_transform", "load_transform", "latest_transform"]
+__all__ = [
+    "SemanticTransform",
+    "fit_transform_model",
+    "apply_transform",
+    "save_transform",
+    "load_transform",
+    "latest_transform",
+]
 
 
 @dataclass(frozen=True)
@@ -51,7 +58,9 @@ def _matrix(vectors) -> np.ndarray:
     return np.stack([np.asarray(v, dtype=np.float32) for v in vectors]).astype(np.float64)
 
 
-def fit_transform_model(vectors, kind: str, components: int, clusters: int, encoder: str, fitted_on: str, seed: int = 0) -> SemanticTransform:
+def fit_transform_model(
+    vectors, kind: str, components: int, clusters: int, encoder: str, fitted_on: str, seed: int = 0
+) -> SemanticTransform:
     """Fit PCA (via SVD of the centred matrix) and k-means (in PCA space).
 
     Args:
@@ -116,8 +125,13 @@ def save_transform(transform: SemanticTransform, directory: str | Path) -> Path:
     """
     folder = Path(directory) / transform.transform_id
     folder.mkdir(parents=True, exist_ok=True)
-    np.savez(folder / "arrays.npz", mean=transform.mean, components=transform.components,
-             explained_variance_ratio=transform.explained_variance_ratio, centroids=transform.centroids)
+    np.savez(
+        folder / "arrays.npz",
+        mean=transform.mean,
+        components=transform.components,
+        explained_variance_ratio=transform.explained_variance_ratio,
+        centroids=transform.centroids,
+    )
     meta = {k: v for k, v in asdict(transform).items() if not isinstance(v, np.ndarray)}
     meta["transform_id"] = transform.transform_id
     (folder / "meta.json").write_text(json.dumps(meta, indent=2))
@@ -128,17 +142,25 @@ def load_transform(folder: str | Path) -> SemanticTransform:
     folder = Path(folder)
     meta = json.loads((folder / "meta.json").read_text())
     with np.load(folder / "arrays.npz", allow_pickle=False) as arrays:
-        transform = SemanticTransform(**{k: v for k, v in meta.items() if k != "transform_id"}, **{k: arrays[k] for k in arrays.files})
+        transform = SemanticTransform(
+            **{k: v for k, v in meta.items() if k != "transform_id"}, **{k: arrays[k] for k in arrays.files}
+        )
     if transform.transform_id != meta["transform_id"]:
         raise ValueError(f"{folder}: arrays do not match the recorded transform id {meta['transform_id']}")
     return transform
 
 
-def latest_transform(directory: str | Path, kind: str, encoder: str, components: int, clusters: int) -> SemanticTransform | None:
+def latest_transform(
+    directory: str | Path, kind: str, encoder: str, components: int, clusters: int
+) -> SemanticTransform | None:
     """The most recently saved transform of `kind` that fits the encoder and sizes, if any."""
     candidates = sorted(Path(directory).glob(f"{kind}-*/meta.json"), key=lambda p: p.stat().st_mtime, reverse=True)
     for meta_path in candidates:
         transform = load_transform(meta_path.parent)
-        if transform.encoder == encoder and transform.components.shape[0] == components and transform.centroids.shape[0] == clusters:
+        if (
+            transform.encoder == encoder
+            and transform.components.shape[0] == components
+            and transform.centroids.shape[0] == clusters
+        ):
             return transform
     return None

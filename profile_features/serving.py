@@ -97,7 +97,9 @@ class SemanticScorer:
         for i, vector in enumerate(rows):
             if vector is not None and len(vector) == dim:
                 matrix[i] = vector
-        return ItemMatrix(version=version, index={item: i for i, item in enumerate(self.item_ids)}, vectors=_normalise(matrix))
+        return ItemMatrix(
+            version=version, index={item: i for i, item in enumerate(self.item_ids)}, vectors=_normalise(matrix)
+        )
 
     def items(self) -> ItemMatrix:
         """The in-memory item matrix, reloaded if the item view was re-materialized."""

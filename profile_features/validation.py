@@ -44,8 +44,7 @@ def require_columns(columns: Iterable[str], required: Iterable[str], table: str,
     missing = [name for name in required if name not in present]
     if missing:
         raise InputSchemaError(
-            f"{source}: {table} input is missing required column(s) {missing}; "
-            f"found columns {present}"
+            f"{source}: {table} input is missing required column(s) {missing}; found columns {present}"
         )
 
 
@@ -109,7 +108,11 @@ def classify_interactions(batch: pd.DataFrame, known_item_ids: Collection[str]) 
     timestamp = parse_timestamps(batch["timestamp"])
     rating_raw = batch["rating"] if "rating" in batch.columns else pd.Series(np.nan, index=batch.index)
     rating = pd.to_numeric(rating_raw.astype("string").str.strip(), errors="coerce")
-    event_type = batch["event_type"].astype("string") if "event_type" in batch.columns else pd.Series(pd.NA, index=batch.index, dtype="string")
+    event_type = (
+        batch["event_type"].astype("string")
+        if "event_type" in batch.columns
+        else pd.Series(pd.NA, index=batch.index, dtype="string")
+    )
 
     key = pd.DataFrame({"u": user, "i": item, "t": timestamp})
     records = _records(batch, raw_columns)

@@ -54,9 +54,7 @@ class LoadedStudent:
     path: str
 
 
-def save_checkpoint(
-    out_dir: str | Path, model: StudentModel, item_index: ItemIndex, stats: DataStats
-) -> str:
+def save_checkpoint(out_dir: str | Path, model: StudentModel, item_index: ItemIndex, stats: DataStats) -> str:
     """Write `model.safetensors` + `student.json` atomically into `out_dir`.
 
     Returns:

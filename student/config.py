@@ -169,9 +169,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[st
     return out
 
 
-def load_student_config(
-    path: str | Path | None = None, overrides: list[str] | None = None
-) -> StudentConfig:
+def load_student_config(path: str | Path | None = None, overrides: list[str] | None = None) -> StudentConfig:
     """Load a `StudentConfig` from YAML (or defaults when `path` is None) plus overrides."""
     raw: dict[str, Any] = {}
     if path is not None:

@@ -38,9 +38,7 @@ class RankingMetrics:
 
 
 @torch.no_grad()
-def target_ranks(
-    model: StudentModel, inputs: list[list[int]], targets: list[int], batch_size: int = 256
-) -> np.ndarray:
+def target_ranks(model: StudentModel, inputs: list[list[int]], targets: list[int], batch_size: int = 256) -> np.ndarray:
     """0-based rank of each target among all items.
 
     Args:

@@ -87,7 +87,9 @@ def combine(
     after the first batch (`first_batch`), or `beta_value` (`fixed`); clipped to `beta_max`.
     """
     if l_distil is None or not distill_active:
-        return CombinedLoss(l_rec, float(l_rec.detach()), float("nan") if l_distil is None else float(l_distil.detach()), 0.0)
+        return CombinedLoss(
+            l_rec, float(l_rec.detach()), float("nan") if l_distil is None else float(l_distil.detach()), 0.0
+        )
     ratio = float(l_rec.detach() / l_distil.detach().clamp_min(1e-12))
     if cfg.beta == "dynamic":
         beta = ratio
@@ -101,4 +103,3 @@ def combine(
         beta = min(beta, cfg.beta_max)
     total = cfg.alpha * beta * l_distil + (1.0 - cfg.alpha) * l_rec
     return CombinedLoss(total, float(l_rec.detach()), float(l_distil.detach()), beta)
-

@@ -90,18 +90,31 @@ def train_from_frames(
         num_interactions=int(len(interactions)),
         profile_dim=data.profile_dim,
         users_with_profile=int(data.has_profile.sum()),
-        extra={"best_epoch": result.best_epoch, "best_valid": result.best_valid,
-               "popularity_valid": result.popularity_valid, "train_seconds": result.seconds},
+        extra={
+            "best_epoch": result.best_epoch,
+            "best_valid": result.best_valid,
+            "popularity_valid": result.popularity_valid,
+            "train_seconds": result.seconds,
+        },
     )
     ckpt_id = save_checkpoint(out, result.model, item_index, stats)
     if result.worse_than_most_popular:
-        print(f"WARNING: the student ranks validation targets worse than most-popular (NDCG@10 "
-              f"{result.best_valid['ndcg@10']:.4f} vs {result.popularity_valid['ndcg@10']:.4f})", file=sys.stderr)
-    return {"checkpoint_id": ckpt_id, "out": str(Path(out)), "best_epoch": result.best_epoch,
-            "epochs_run": len([h for h in result.history if h.get("epoch", 0) > 0]),
-            "best_valid": result.best_valid, "popularity_valid": result.popularity_valid,
-            "worse_than_most_popular": result.worse_than_most_popular,
-            "users": len(data.users), "users_with_profile": int(data.has_profile.sum())}
+        print(
+            f"WARNING: the student ranks validation targets worse than most-popular (NDCG@10 "
+            f"{result.best_valid['ndcg@10']:.4f} vs {result.popularity_valid['ndcg@10']:.4f})",
+            file=sys.stderr,
+        )
+    return {
+        "checkpoint_id": ckpt_id,
+        "out": str(Path(out)),
+        "best_epoch": result.best_epoch,
+        "epochs_run": len([h for h in result.history if h.get("epoch", 0) > 0]),
+        "best_valid": result.best_valid,
+        "popularity_valid": result.popularity_valid,
+        "worse_than_most_popular": result.worse_than_most_popular,
+        "users": len(data.users),
+        "users_with_profile": int(data.has_profile.sum()),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

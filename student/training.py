@@ -21,8 +21,16 @@ from student.evaluation import RankingMetrics, evaluate, metrics_from_ranks
 from student.losses import LossWeighting, combine, distill_loss, next_item_loss
 from student.model import StudentModel
 
-__all__ = ["TrainingData", "build_training_data", "FitResult", "resolve_device", "item_counts", "popularity_metrics",
-           "fit", "finalize"]
+__all__ = [
+    "TrainingData",
+    "build_training_data",
+    "FitResult",
+    "resolve_device",
+    "item_counts",
+    "popularity_metrics",
+    "fit",
+    "finalize",
+]
 
 
 @dataclass(frozen=True)
@@ -98,6 +106,9 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+SCALE_LR_FACTOR = 20.0
 
 
 def item_counts(data: TrainingData) -> np.ndarray:
@@ -195,7 +206,16 @@ def fit(
         model.target_transform.fit(data.profiles[data.has_profile])
     profiles = torch.as_tensor(data.profiles, device=device) if data.profiles is not None else None
     has_profile = torch.as_tensor(data.has_profile, device=device)
-    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, betas=(0.9, 0.98))
+    # The personal-term scale is one scalar that must travel from 0 to ~1: Adam moves it ~lr per
+    # step, so it gets a larger step size than the weights (it would otherwise hold back learning).
+    scale = [model.head.scale]
+    rest = [p for p in model.parameters() if p is not model.head.scale]
+    opt = torch.optim.AdamW(
+        [{"params": rest}, {"params": scale, "lr": tc.lr * SCALE_LR_FACTOR, "weight_decay": 0.0}],
+        lr=tc.lr,
+        weight_decay=tc.weight_decay,
+        betas=(0.9, 0.98),
+    )
     weighting = LossWeighting()
     distill_epochs = math.ceil(dc.distill_fraction * tc.epochs) if use_distill else 0
     rows = np.array([i for i, s in enumerate(data.sequences) if len(s) >= 2])
@@ -206,7 +226,9 @@ def fit(
     if valid is not None:
         valid = _sample_valid(valid, tc.max_valid_users, tc.seed)
         result.popularity_valid = popularity_metrics(counts, valid[1])
-        start = evaluate(model, valid[0], valid[1])  # epoch 0: the untrained start (= most-popular with popularity_start)
+        start = evaluate(
+            model, valid[0], valid[1]
+        )  # epoch 0: the untrained start (= most-popular with popularity_start)
         best, best_state, result.best_valid = start.as_dict()[tc.select_metric], _copy_state(model), start.as_dict()
         result.history.append({"epoch": 0, "valid_" + tc.select_metric: best})
     t0 = time.perf_counter()
@@ -257,7 +279,11 @@ def fit(
                 stale += 1
         result.history.append(row)
         if log is not None:
-            extra = f" valid {tc.select_metric} {row['valid_' + tc.select_metric]:.4f}" if "valid_" + tc.select_metric in row else ""
+            extra = (
+                f" valid {tc.select_metric} {row['valid_' + tc.select_metric]:.4f}"
+                if "valid_" + tc.select_metric in row
+                else ""
+            )
             dist = f" distil {row['distil']:.4f} beta {row['beta']:.3g}" if active and use_distill else ""
             log(f"[{cfg.name}] epoch {epoch}/{tc.epochs} rec {row['rec']:.4f}{dist}{extra} ({row['seconds']:.0f}s)")
         if tc.patience is not None and stale >= tc.patience:

@@ -46,7 +46,9 @@ def small_sample():
 def spark():
     from profile_features.spark.session import build_spark
 
-    session = build_spark(SparkConfig(master="local[2]", app_name="profile-features-tests", conf={"spark.sql.shuffle.partitions": "4"}))
+    session = build_spark(
+        SparkConfig(master="local[2]", app_name="profile-features-tests", conf={"spark.sql.shuffle.partitions": "4"})
+    )
     yield session
     session.stop()
 
@@ -65,8 +67,11 @@ def pipeline_run(tmp_path_factory, spark, small_sample):
 
     root = tmp_path_factory.mktemp("pipeline")
     inputs = write_inputs(small_sample.interactions, small_sample.items, root / "raw")
-    config = JobConfig(data_dir=str(root / "data"), inputs=inputs,
-                       student={"overrides": ["train.epochs=3", "body.max_len=20", "train.num_threads=1"]})
+    config = JobConfig(
+        data_dir=str(root / "data"),
+        inputs=inputs,
+        student={"overrides": ["train.epochs=3", "body.max_len=20", "train.num_threads=1"]},
+    )
     cutoffs = snapshot_cutoffs(small_sample.interactions["timestamp"], [0.6, 1.0])
     summaries = run_pipeline(spark, config, cutoffs)
     return {"config": config, "cutoffs": cutoffs, "summaries": summaries, "root": root}
@@ -108,7 +113,8 @@ def start_redis(port: int, workdir: Path) -> subprocess.Popen:
         pytest.fail("redis-server not found: `make test` installs it (apt-get install redis-server)")
     process = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     client = redis.Redis(host="127.0.0.1", port=port)
     for _ in range(200):

@@ -20,7 +20,9 @@ def test_demo_runs_every_stage_and_reads_online(tmp_path):
     cli = Path(sys.executable).with_name("profile-features")
     result = subprocess.run(
         [str(cli), "demo", "--repo", str(repo), "--users", "30", "--items", "40", "--master", "local[2]"],
-        capture_output=True, text=True, timeout=900,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     out = result.stdout
@@ -31,5 +33,13 @@ def test_demo_runs_every_stage_and_reads_online(tmp_path):
     assert "profile_text: Mostly interested in" in out
     ranked = [line for line in out.splitlines() if line.strip().startswith(("1. ", "10. "))]
     assert len(ranked) == 2
-    for table in ("histories", "profiles", "user_profile_embeddings", "item_text_embeddings", "rejects", "registry.db", "online_store.db"):
+    for table in (
+        "histories",
+        "profiles",
+        "user_profile_embeddings",
+        "item_text_embeddings",
+        "rejects",
+        "registry.db",
+        "online_store.db",
+    ):
         assert (repo / "data" / table).exists(), table

@@ -7,8 +7,13 @@ from profile_features.embeddings import Encoder, cached_encoder, embed_items, em
 
 def test_real_encoder_shapes_and_semantics(encoder):
     assert isinstance(encoder, Encoder)
-    vectors = encoder.encode(["A science fiction film about astronauts in space",
-                              "Astronauts explore a distant planet", "A romantic comedy wedding"])
+    vectors = encoder.encode(
+        [
+            "A science fiction film about astronauts in space",
+            "Astronauts explore a distant planet",
+            "A romantic comedy wedding",
+        ]
+    )
     assert vectors.shape == (3, 384) and vectors.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2
@@ -24,18 +29,43 @@ def test_embed_profiles_keeps_provenance(encoder):
             "user_id": ["u1", "u2"],
             "event_timestamp": pd.to_datetime(["2026-01-01", "2026-01-01"], utc=True),
             "profile_text": ["Loves westerns", "Loves horror"],
-            "generator": "rule_based", "model": "rules", "prompt_version": "rule-v1",
-            "history_hash": ["h1", "h2"], "history_length": [3, 4],
+            "generator": "rule_based",
+            "model": "rules",
+            "prompt_version": "rule-v2",
+            "history_hash": ["h1", "h2"],
+            "history_length": [3, 4],
         }
     )
     out = embed_profiles(profiles, encoder)
     assert out.encoder.tolist() == ["all-MiniLM-L6-v2"] * 2
     assert out.history_hash.tolist() == ["h1", "h2"]
-    np.testing.assert_allclose(np.stack(out.profile_embedding), encoder.encode(["Loves westerns", "Loves horror"]), atol=1e-6)
+    np.testing.assert_allclose(
+        np.stack(out.profile_embedding), encoder.encode(["Loves westerns", "Loves horror"]), atol=1e-6
+    )
+
+
+def test_a_profile_with_nothing_to_say_gets_no_vector(encoder):
+    profiles = pd.DataFrame(
+        {
+            "user_id": ["u1", "u2", "u3"],
+            "event_timestamp": pd.to_datetime(["2026-01-01"] * 3, utc=True),
+            "profile_text": ["Loves westerns", "", None],
+            "generator": "rule_based",
+            "model": "rules",
+            "prompt_version": "rule-v2",
+            "history_hash": ["h1", "h2", "h3"],
+            "history_length": [3, 1, 1],
+        }
+    )
+    out = embed_profiles(profiles, encoder)
+    assert out.profile_embedding.iloc[1] is None and out.profile_embedding.iloc[2] is None
+    np.testing.assert_allclose(out.profile_embedding.iloc[0], encoder.encode(["Loves westerns"])[0], atol=1e-6)
 
 
 def test_item_text_and_embedding(encoder):
-    items = pd.DataFrame({"item_id": ["i1"], "title": ["Heat"], "genres": ["Action|Crime"], "year": [1995], "description": ["A heist."]})
+    items = pd.DataFrame(
+        {"item_id": ["i1"], "title": ["Heat"], "genres": ["Action|Crime"], "year": [1995], "description": ["A heist."]}
+    )
     assert render_item_text("Heat", "Action|Crime", 1995, "A heist.") == "Heat (1995). Genres: Action, Crime. A heist."
     assert render_item_text("Heat", "", None, "") == "Heat"
     out = embed_items(items, encoder, pd.Timestamp("2026-01-01", tz="UTC"))

@@ -10,7 +10,15 @@ import pandas as pd
 import pytest
 
 from profile_features.evaluation.cold_start import history_counts, natural_cold_users, truncate_histories
-from profile_features.evaluation.metrics import auc, hit_rate_at_k, list_metrics, mean_metrics, ndcg_at_k, recall_at_k, reciprocal_rank
+from profile_features.evaluation.metrics import (
+    auc,
+    hit_rate_at_k,
+    list_metrics,
+    mean_metrics,
+    ndcg_at_k,
+    recall_at_k,
+    reciprocal_rank,
+)
 from profile_features.evaluation.report import goal_checks, paired_lift, summarise, write_report
 
 
@@ -32,8 +40,13 @@ def test_metrics_match_hand_computed_values():
 
 
 def test_mean_metrics_skips_users_without_positives_and_filters_users():
-    frame = pd.DataFrame({"user_id": ["a", "a", "b", "b", "c", "c"], "label": [1, 0, 0, 1, 0, 0],
-                          "score": [0.9, 0.1, 0.9, 0.1, 0.5, 0.4]})
+    frame = pd.DataFrame(
+        {
+            "user_id": ["a", "a", "b", "b", "c", "c"],
+            "label": [1, 0, 0, 1, 0, 0],
+            "score": [0.9, 0.1, 0.9, 0.1, 0.5, 0.4],
+        }
+    )
     both = mean_metrics(frame, "score")
     assert both["users"] == 2  # c has no positive
     assert both["ndcg@10"] == pytest.approx((1 + 1 / math.log2(3)) / 2)
@@ -44,7 +57,8 @@ def test_mean_metrics_skips_users_without_positives_and_filters_users():
 
 def _events(rows):
     return pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]).assign(
-        timestamp=lambda f: pd.to_datetime(f.timestamp, utc=True))
+        timestamp=lambda f: pd.to_datetime(f.timestamp, utc=True)
+    )
 
 
 def test_cold_start_slice_and_truncation():
@@ -65,10 +79,28 @@ def _long_results():
     rows = []
     for seed, (base, plugin) in enumerate([(0.20, 0.24), (0.22, 0.25), (0.21, 0.245)]):
         for variant, value in (("none", base), ("+ all semantic columns", plugin)):
-            rows.append({"model": "lightgbm", "variant": variant, "seed": seed, "slice": "all", "metric": "ndcg@10",
-                         "value": value, "users": 50})
-            rows.append({"model": "lightgbm", "variant": variant, "seed": seed, "slice": "cold", "metric": "ndcg@10",
-                         "value": value * (1.0 if variant == "none" else 0.9), "users": 20})
+            rows.append(
+                {
+                    "model": "lightgbm",
+                    "variant": variant,
+                    "seed": seed,
+                    "slice": "all",
+                    "metric": "ndcg@10",
+                    "value": value,
+                    "users": 50,
+                }
+            )
+            rows.append(
+                {
+                    "model": "lightgbm",
+                    "variant": variant,
+                    "seed": seed,
+                    "slice": "cold",
+                    "metric": "ndcg@10",
+                    "value": value * (1.0 if variant == "none" else 0.9),
+                    "users": 20,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -91,8 +123,9 @@ def test_report_numbers_and_goal_checks(tmp_path):
 
 def test_control_comparison_isolates_what_the_user_side_adds(tmp_path):
     results = _long_results()
-    control = results[results.variant == "none"].assign(variant="+ item text only (control)",
-                                                        value=lambda f: f.value + 0.02)
+    control = results[results.variant == "none"].assign(
+        variant="+ item text only (control)", value=lambda f: f.value + 0.02
+    )
     results = pd.concat([results, control], ignore_index=True)
     check = paired_lift(results, "lightgbm", "+ all semantic columns", "+ item text only (control)", "all")
     control_mean, plugin_mean = np.mean([0.22, 0.24, 0.23]), np.mean([0.24, 0.25, 0.245])
@@ -117,9 +150,27 @@ def evaluation(tmp_path_factory, spark):
     sample = generate_sample(SampleConfig(users=60, items=80, mean_interactions=15, seed=3))
     inputs = write_csv_pair(sample.interactions, sample.items, root / "my_data")
     (root / "job.yaml").write_text(yaml.safe_dump({"inputs": inputs.model_dump(), "spark": {"master": "local[2]"}}))
-    argv = ["evaluate", "--config", str(root / "job.yaml"), "--workdir", str(root / "work"), "--seeds", "2",
-            "--cold-slice", "truncated", "--two-tower-epochs", "3", "--latency-requests", "3",
-            "--student-set", "train.epochs=3", "--student-set", "body.max_len=20", "--student-set", "train.num_threads=1"]
+    argv = [
+        "evaluate",
+        "--config",
+        str(root / "job.yaml"),
+        "--workdir",
+        str(root / "work"),
+        "--seeds",
+        "2",
+        "--cold-slice",
+        "truncated",
+        "--two-tower-epochs",
+        "3",
+        "--latency-requests",
+        "3",
+        "--student-set",
+        "train.epochs=3",
+        "--student-set",
+        "body.max_len=20",
+        "--student-set",
+        "train.num_threads=1",
+    ]
     assert main(argv) == 0
     config = evaluation_config(build_parser().parse_args(argv))  # what the command ran, for the checks
     return config, sample, config.report_dir / "report.md"
@@ -167,8 +218,9 @@ def test_evaluate_config_writes_a_report_whose_numbers_match_a_direct_computatio
     split = build_split(interactions, (train_cutoff, test_cutoff), end, config.valid_fraction)
     items = sample.items.item_id.to_numpy()
     chosen = document["details"]["lightgbm_params"]["none"]
-    params = RankerParams(chosen["num_leaves"], chosen["min_data_in_leaf"], chosen["feature_fraction"],
-                          chosen["lambda_l2"])
+    params = RankerParams(
+        chosen["num_leaves"], chosen["min_data_in_leaf"], chosen["feature_fraction"], chosen["lambda_l2"]
+    )
     train = historical_rows(store, interactions, items, train_cutoff, test_cutoff, config.negatives, 0)
     test = historical_rows(store, interactions, items, test_cutoff, end, config.negatives, 1000)
     model = fit_ranker(train, BASELINE, 0, params, trees=chosen["trees_on_first_seed"])
@@ -181,8 +233,9 @@ def test_evaluate_config_writes_a_report_whose_numbers_match_a_direct_computatio
         dcg = sum(rel / math.log2(i + 2) for i, rel in enumerate(ranked))
         ideal = sum(1 / math.log2(i + 2) for i in range(min(10, int(group.label.sum()))))
         ndcgs.append(dcg / ideal)
-    reported = results.query("model == 'lightgbm' and variant == 'none' and seed == 0 and slice == 'all' "
-                             "and metric == 'ndcg@10'").value.item()
+    reported = results.query(
+        "model == 'lightgbm' and variant == 'none' and seed == 0 and slice == 'all' and metric == 'ndcg@10'"
+    ).value.item()
     assert reported == pytest.approx(np.mean(ndcgs), abs=1e-9)
     row = summary.query("model == 'lightgbm' and variant == 'none' and slice == 'all' and metric == 'ndcg@10'").iloc[0]
     assert f"{row['mean']:.4f} +/- {row['std']:.4f}" in text

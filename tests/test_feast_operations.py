@@ -17,10 +17,15 @@ pytestmark = pytest.mark.feast
 
 
 def online_snapshot(store, users, items):
-    return store.get_online_features(
-        features=store.get_feature_service("gbdt_ranker"),
-        entity_rows=[{"user_id": u, "item_id": i} for u in users for i in items],
-    ).to_df().sort_values(["user_id", "item_id"]).reset_index(drop=True)
+    return (
+        store.get_online_features(
+            features=store.get_feature_service("gbdt_ranker"),
+            entity_rows=[{"user_id": u, "item_id": i} for u in users for i in items],
+        )
+        .to_df()
+        .sort_values(["user_id", "item_id"])
+        .reset_index(drop=True)
+    )
 
 
 def test_materialize_again_is_idempotent(tmp_path, pipeline_run, small_sample):
@@ -45,17 +50,29 @@ def test_feast_serve_answers_with_the_similarity(tmp_path, pipeline_run, small_s
     apply_and_materialize(repo)
     port = free_port()
     feast = Path(sys.executable).with_name("feast")
-    server = subprocess.Popen([str(feast), "-c", str(repo), "serve", "-p", str(port), "--no-access-log"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [str(feast), "-c", str(repo), "serve", "-p", str(port), "--no-access-log"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
-        body = json.dumps({
-            "feature_service": "gbdt_ranker",
-            "entities": {"user_id": [small_sample.user_tastes.user_id[0]] * 2, "item_id": small_sample.items.item_id[:2].tolist()},
-        }).encode()
+        body = json.dumps(
+            {
+                "feature_service": "gbdt_ranker",
+                "entities": {
+                    "user_id": [small_sample.user_tastes.user_id[0]] * 2,
+                    "item_id": small_sample.items.item_id[:2].tolist(),
+                },
+            }
+        ).encode()
         for _ in range(240):
             try:
-                request = urllib.request.Request(f"http://127.0.0.1:{port}/get-online-features", data=body,
-                                                 headers={"Content-Type": "application/json"})
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/get-online-features",
+                    data=body,
+                    headers={"Content-Type": "application/json"},
+                )
                 response = json.loads(urllib.request.urlopen(request, timeout=10).read())
                 break
             except OSError:
@@ -88,8 +105,13 @@ def test_redis_outage_fails_clearly_and_recovers(tmp_path, monkeypatch, pipeline
     apply_and_materialize(repo, store_yaml=store_yaml)
     user, item = small_sample.user_tastes.user_id[0], small_sample.items.item_id[0]
     features = ["user_item_similarity:profile_item_similarity"]
-    assert FeatureStore(repo_path=str(repo), fs_yaml_file=store_yaml).get_online_features(
-        features=features, entity_rows=[{"user_id": user, "item_id": item}]).to_df().profile_item_similarity.notna().all()
+    assert (
+        FeatureStore(repo_path=str(repo), fs_yaml_file=store_yaml)
+        .get_online_features(features=features, entity_rows=[{"user_id": user, "item_id": item}])
+        .to_df()
+        .profile_item_similarity.notna()
+        .all()
+    )
 
     stop_redis(process)
     from profile_features.feast.health import OnlineStoreUnavailable
@@ -98,22 +120,35 @@ def test_redis_outage_fails_clearly_and_recovers(tmp_path, monkeypatch, pipeline
         apply_and_materialize(repo, store_yaml=store_yaml)
     # Feast itself fails too as soon as it has rows to write
     with pytest.raises(RuntimeError, match=rf"(?s)materialize.*{port}"):
-        feast_cli(repo, "materialize", "2000-01-01T00:00:00", pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%dT%H:%M:%S"),
-                  store_yaml=store_yaml)
+        feast_cli(
+            repo,
+            "materialize",
+            "2000-01-01T00:00:00",
+            pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%dT%H:%M:%S"),
+            store_yaml=store_yaml,
+        )
     import redis
 
     with pytest.raises(redis.ConnectionError, match=str(port)):
         FeatureStore(repo_path=str(repo), fs_yaml_file=store_yaml).get_online_features(
-            features=features, entity_rows=[{"user_id": user, "item_id": item}])
+            features=features, entity_rows=[{"user_id": user, "item_id": item}]
+        )
 
     process = start_redis(port, tmp_path)  # back, and empty: nothing survived the restart
     try:
-        apply_and_materialize(repo, store_yaml=store_yaml,
-                              end=pd.Timestamp.now(tz="UTC").to_pydatetime())
-        feast_cli(repo, "materialize", "2000-01-01T00:00:00",
-                  (pd.Timestamp.now(tz="UTC") + pd.Timedelta(seconds=2)).strftime("%Y-%m-%dT%H:%M:%S"), store_yaml=store_yaml)
-        out = FeatureStore(repo_path=str(repo), fs_yaml_file=store_yaml).get_online_features(
-            features=features, entity_rows=[{"user_id": user, "item_id": item}]).to_df()
+        apply_and_materialize(repo, store_yaml=store_yaml, end=pd.Timestamp.now(tz="UTC").to_pydatetime())
+        feast_cli(
+            repo,
+            "materialize",
+            "2000-01-01T00:00:00",
+            (pd.Timestamp.now(tz="UTC") + pd.Timedelta(seconds=2)).strftime("%Y-%m-%dT%H:%M:%S"),
+            store_yaml=store_yaml,
+        )
+        out = (
+            FeatureStore(repo_path=str(repo), fs_yaml_file=store_yaml)
+            .get_online_features(features=features, entity_rows=[{"user_id": user, "item_id": item}])
+            .to_df()
+        )
         assert out.profile_item_similarity.notna().all()
     finally:
         stop_redis(process)

@@ -26,12 +26,19 @@ def test_online_vectors_and_similarity(materialized, pipeline_run, small_sample)
 
     store = FeatureStore(repo_path=str(materialized))  # registry read back from disk: ODFV from proto
     latest = pipeline_run["cutoffs"][-1]
-    users, items = table(pipeline_run, "user_profile_embeddings", latest), table(pipeline_run, "item_text_embeddings", latest)
+    users, items = (
+        table(pipeline_run, "user_profile_embeddings", latest),
+        table(pipeline_run, "item_text_embeddings", latest),
+    )
     user_id = users.index[0]
     candidates = small_sample.items.item_id.tolist()[:12]
     online = store.get_online_features(
-        features=["user_profile:profile_embedding", "user_profile:generator", "item_text:item_text_embedding",
-                  "user_item_similarity:profile_item_similarity"],
+        features=[
+            "user_profile:profile_embedding",
+            "user_profile:generator",
+            "item_text:item_text_embedding",
+            "user_item_similarity:profile_item_similarity",
+        ],
         entity_rows=[{"user_id": user_id, "item_id": item} for item in candidates],
     ).to_df()
     assert len(online) == len(candidates)
@@ -45,11 +52,23 @@ def test_online_vectors_and_similarity(materialized, pipeline_run, small_sample)
         features=store.get_feature_service("gbdt_ranker"),
         entity_rows=[{"user_id": user_id, "item_id": item} for item in candidates],
     ).to_df()
-    assert {"user_interaction_count", "item_interaction_count", "profile_item_similarity",
-            "profile_pc_0", "profile_pc_15", "profile_cluster", "item_pc_0", "item_cluster",
-            "student_item_similarity", "profile_drift", "student_history_len"} <= set(service.columns)
+    assert {
+        "user_interaction_count",
+        "item_interaction_count",
+        "profile_item_similarity",
+        "profile_pc_0",
+        "profile_pc_15",
+        "profile_cluster",
+        "item_pc_0",
+        "item_cluster",
+        "student_item_similarity",
+        "profile_drift",
+        "student_history_len",
+    } <= set(service.columns)
     student = table(pipeline_run, "user_student", latest)
-    expected = cosine(student.loc[user_id, "student_profile_embedding"], items.loc[candidates[0], "item_text_embedding"])
+    expected = cosine(
+        student.loc[user_id, "student_profile_embedding"], items.loc[candidates[0], "item_text_embedding"]
+    )
     assert service.student_item_similarity.iloc[0] == pytest.approx(expected, abs=1e-5)
     assert service.profile_drift.iloc[0] == pytest.approx(student.loc[user_id, "profile_drift"], abs=1e-9)
     semantic = table(pipeline_run, "user_semantic", latest)
@@ -57,8 +76,9 @@ def test_online_vectors_and_similarity(materialized, pipeline_run, small_sample)
     assert service.profile_cluster.iloc[0] == semantic.loc[user_id, "profile_cluster"]
     assert not any(c.endswith("embedding") or c.endswith("transform_id") for c in service.columns)  # numbers only
 
-    two_tower = store.get_online_features(features=store.get_feature_service("two_tower"),
-                                          entity_rows=[{"user_id": user_id, "item_id": candidates[0]}]).to_df()
+    two_tower = store.get_online_features(
+        features=store.get_feature_service("two_tower"), entity_rows=[{"user_id": user_id, "item_id": candidates[0]}]
+    ).to_df()
     assert len(two_tower.profile_embedding.iloc[0]) == 384 and len(two_tower.item_text_embedding.iloc[0]) == 384
     assert len(two_tower.student_embedding.iloc[0]) == 64 and len(two_tower.student_profile_embedding.iloc[0]) == 384
 
@@ -67,8 +87,9 @@ def test_unknown_user_gets_missing_values_not_an_error(materialized):
     from feast import FeatureStore
 
     store = FeatureStore(repo_path=str(materialized))
-    out = store.get_online_features(features=store.get_feature_service("gbdt_ranker"),
-                                    entity_rows=[{"user_id": "nobody", "item_id": "i00001"}]).to_df()
+    out = store.get_online_features(
+        features=store.get_feature_service("gbdt_ranker"), entity_rows=[{"user_id": "nobody", "item_id": "i00001"}]
+    ).to_df()
     assert pd.isna(out.profile_item_similarity.iloc[0]) and pd.isna(out.user_interaction_count.iloc[0])
 
 
@@ -82,17 +103,34 @@ def test_historical_is_point_in_time_and_loses_no_row(materialized, pipeline_run
     between = early + (late - early) / 2
     # user x item training rows: repeated (user, item, timestamp) keys are real rows
     # (e.g. two impressions) and must all come back; Dask's file store drops them.
-    entity_df = pd.DataFrame({
-        "user_id": [user_id] * 6,
-        "item_id": ["i00001", "i00001", "i00002", "i00003", "i00001", "i00004"],
-        "event_timestamp": [between, between, between, between, late + pd.Timedelta(hours=1), early - pd.Timedelta(days=1)],
-        "row": range(6),
-    })
-    out = store.get_historical_features(
-        entity_df=entity_df,
-        features=["user_profile:profile_embedding", "user_stats:user_interaction_count",
-                  "user_item_similarity:profile_item_similarity"],
-    ).to_df().set_index("row").sort_index()
+    entity_df = pd.DataFrame(
+        {
+            "user_id": [user_id] * 6,
+            "item_id": ["i00001", "i00001", "i00002", "i00003", "i00001", "i00004"],
+            "event_timestamp": [
+                between,
+                between,
+                between,
+                between,
+                late + pd.Timedelta(hours=1),
+                early - pd.Timedelta(days=1),
+            ],
+            "row": range(6),
+        }
+    )
+    out = (
+        store.get_historical_features(
+            entity_df=entity_df,
+            features=[
+                "user_profile:profile_embedding",
+                "user_stats:user_interaction_count",
+                "user_item_similarity:profile_item_similarity",
+            ],
+        )
+        .to_df()
+        .set_index("row")
+        .sort_index()
+    )
     assert len(out) == len(entity_df)
     early_count = table(pipeline_run, "user_stats", early).loc[user_id, "user_interaction_count"]
     late_count = table(pipeline_run, "user_stats", late).loc[user_id, "user_interaction_count"]
@@ -111,8 +149,12 @@ def test_similarity_transformation_survives_proto_round_trip(materialized):
 
     odfv = FeatureStore(repo_path=str(materialized)).get_on_demand_feature_view("user_item_similarity")
     rebuilt = OnDemandFeatureView.from_proto(odfv.to_proto())
-    inputs = pd.DataFrame({"profile_embedding": [[1.0, 0.0], [0.6, 0.8], None],
-                           "item_text_embedding": [[0.0, 1.0], [0.6, 0.8], [1.0, 0.0]]})
+    inputs = pd.DataFrame(
+        {
+            "profile_embedding": [[1.0, 0.0], [0.6, 0.8], None],
+            "item_text_embedding": [[0.0, 1.0], [0.6, 0.8], [1.0, 0.0]],
+        }
+    )
     out = rebuilt.feature_transformation.transform(inputs)
     np.testing.assert_allclose(out.profile_item_similarity.to_numpy()[:2], [0.0, 1.0], atol=1e-9)
     assert np.isnan(out.profile_item_similarity.iloc[2])

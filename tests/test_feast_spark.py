@@ -36,10 +36,14 @@ def test_spark_engine_materializes_the_latest_snapshot(spark_repo, pipeline_run,
     feast_cli(spark_repo, "materialize-incremental", end)  # runs the Spark engine in the CLI's process
     store = FeatureStore(repo_path=str(spark_repo))
     latest = pipeline_run["cutoffs"][-1]
-    stats = pd.read_parquet(Path(pipeline_run["config"].table_path("user_stats")) / f"run_date={latest:%Y-%m-%d}").set_index("user_id")
+    stats = pd.read_parquet(
+        Path(pipeline_run["config"].table_path("user_stats")) / f"run_date={latest:%Y-%m-%d}"
+    ).set_index("user_id")
     users = stats.index[:5].tolist()
-    out = store.get_online_features(features=["user_stats:user_interaction_count", "user_semantic:profile_pc_0"],
-                                    entity_rows=[{"user_id": u} for u in users]).to_df()
+    out = store.get_online_features(
+        features=["user_stats:user_interaction_count", "user_semantic:profile_pc_0"],
+        entity_rows=[{"user_id": u} for u in users],
+    ).to_df()
     assert out.user_interaction_count.tolist() == stats.loc[users, "user_interaction_count"].tolist()
     assert out.profile_pc_0.notna().all()
 
@@ -49,14 +53,27 @@ def test_spark_offline_store_point_in_time_keeps_every_row(spark_repo, pipeline_
 
     store = FeatureStore(repo_path=str(spark_repo))
     early, late = pipeline_run["cutoffs"]
-    early_stats = pd.read_parquet(Path(pipeline_run["config"].table_path("user_stats")) / f"run_date={early:%Y-%m-%d}").set_index("user_id")
+    early_stats = pd.read_parquet(
+        Path(pipeline_run["config"].table_path("user_stats")) / f"run_date={early:%Y-%m-%d}"
+    ).set_index("user_id")
     user = early_stats.index[0]
     between = early + (late - early) / 2
-    entity_df = pd.DataFrame({"user_id": [user] * 4, "item_id": ["i00001", "i00001", "i00002", "i00003"],
-                              "event_timestamp": [between] * 4, "row": range(4)})
-    out = store.get_historical_features(
-        entity_df=entity_df, features=["user_stats:user_interaction_count", "item_stats:item_interaction_count"],
-    ).to_df().sort_values("row")
+    entity_df = pd.DataFrame(
+        {
+            "user_id": [user] * 4,
+            "item_id": ["i00001", "i00001", "i00002", "i00003"],
+            "event_timestamp": [between] * 4,
+            "row": range(4),
+        }
+    )
+    out = (
+        store.get_historical_features(
+            entity_df=entity_df,
+            features=["user_stats:user_interaction_count", "item_stats:item_interaction_count"],
+        )
+        .to_df()
+        .sort_values("row")
+    )
     assert len(out) == 4
     assert (out.user_interaction_count == early_stats.loc[user, "user_interaction_count"]).all()
     assert np.all(out.item_interaction_count.notna())

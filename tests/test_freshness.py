@@ -112,8 +112,9 @@ def test_shifted_dimension_and_moved_cluster_are_the_only_flags():
     # The cluster PSI / TVD follow from the share table.
     table = result["clusters"]["table"]
     assert result["clusters"]["tvd"] == pytest.approx(0.5 * sum(abs(r["change"]) for r in table))
-    assert result["clusters"]["psi"] == pytest.approx(psi_from_shares([r["reference_share"] for r in table],
-                                                                      [r["current_share"] for r in table]))
+    assert result["clusters"]["psi"] == pytest.approx(
+        psi_from_shares([r["reference_share"] for r in table], [r["current_share"] for r in table])
+    )
     # Looser thresholds: nothing flagged.
     loose = DriftSettings(psi=100, ks=1, cluster_psi=100, cluster_tvd=1, cluster_share=1)
     assert compare_runs(reference, current, settings=loose)["flagged"] == []
@@ -131,11 +132,16 @@ def write_run(data_dir: Path, table: str, run_date: str, frame: pd.DataFrame) ->
 
 def test_drift_report_compares_the_two_newest_runs_and_writes_markdown_and_json(tmp_path, capsys):
     rng = np.random.default_rng(2)
-    runs = {"2026-01-01": semantic_frame(rng, 800), "2026-02-01": semantic_frame(rng, 800),
-            "2026-03-01": semantic_frame(rng, 800, shift=1.0, moved=200)}
+    runs = {
+        "2026-01-01": semantic_frame(rng, 800),
+        "2026-02-01": semantic_frame(rng, 800),
+        "2026-03-01": semantic_frame(rng, 800, shift=1.0, moved=200),
+    }
     for run, frame in runs.items():
         write_run(tmp_path, "user_semantic", run, frame)
-        vectors = pd.DataFrame({"user_id": frame.user_id, "profile_embedding": list(rng.normal(size=(len(frame), 8)) + 1)})
+        vectors = pd.DataFrame(
+            {"user_id": frame.user_id, "profile_embedding": list(rng.normal(size=(len(frame), 8)) + 1)}
+        )
         write_run(tmp_path, "user_profile_embeddings", run, vectors)
 
     report = drift_report(tmp_path)
@@ -143,25 +149,33 @@ def test_drift_report_compares_the_two_newest_runs_and_writes_markdown_and_json(
     direct = compare_runs(runs["2026-02-01"], runs["2026-03-01"])
     assert report["flagged"] == direct["flagged"] and report["flagged"]
     assert [d["psi"] for d in report["dimensions"]] == [d["psi"] for d in direct["dimensions"]]
-    embeddings = [pd.read_parquet(tmp_path / "user_profile_embeddings" / f"run_date={r}").profile_embedding
-                  for r in ("2026-02-01", "2026-03-01")]
+    embeddings = [
+        pd.read_parquet(tmp_path / "user_profile_embeddings" / f"run_date={r}").profile_embedding
+        for r in ("2026-02-01", "2026-03-01")
+    ]
     assert report["mean_vector_cosine"] == pytest.approx(mean_vector_cosine(*embeddings))
 
     chosen = drift_report(tmp_path, reference="2026-01-01", current="2026-02-01")
     assert chosen["flagged"] == []
 
     out, js = tmp_path / "report" / "drift.md", tmp_path / "report" / "drift.json"
-    code = main(["drift-report", "--data-dir", str(tmp_path), "--out", str(out), "--json", str(js), "--threshold", "ks=0.5"])
+    code = main(
+        ["drift-report", "--data-dir", str(tmp_path), "--out", str(out), "--json", str(js), "--threshold", "ks=0.5"]
+    )
     printed = capsys.readouterr().out
     assert code == 0 and "FLAGGED" in printed and "profile_pc_2: PSI" in printed
     assert "KS" not in printed.split("FLAGGED", 1)[1]  # ks threshold raised to 0.5 (shift of 1 sd gives ~0.38)
     markdown = out.read_text()
     assert "## FLAGGED" in markdown and "| profile_pc_2 |" in markdown and "2026-02-01 -> 2026-03-01" in markdown
     saved = json.loads(js.read_text())
-    assert saved["settings"]["ks"] == 0.5 and saved["dimensions"][2]["psi"] == pytest.approx(direct["dimensions"][2]["psi"])
+    assert saved["settings"]["ks"] == 0.5 and saved["dimensions"][2]["psi"] == pytest.approx(
+        direct["dimensions"][2]["psi"]
+    )
     assert saved["clusters"]["table"] == json.loads(json.dumps(direct["clusters"]["table"]))
 
-    assert main(["drift-report", "--data-dir", str(tmp_path), "--reference", "2026-01-01", "--current", "2026-02-01"]) == 0
+    assert (
+        main(["drift-report", "--data-dir", str(tmp_path), "--reference", "2026-01-01", "--current", "2026-02-01"]) == 0
+    )
     assert "no flags (2026-01-01 -> 2026-02-01)" in capsys.readouterr().out
 
 
@@ -191,40 +205,65 @@ T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 def history_row(user: str, days: list[int], tag: str = "") -> dict:
     events = [{"item_id": f"i{d}", "timestamp": (T0 + timedelta(days=d)).isoformat()} for d in days]
-    return {"user_id": user, "history_hash": f"{user}-{tag or len(days)}", "history_length": len(days),
-            "history_json": json.dumps(events), "last_interaction_at": T0 + timedelta(days=days[-1])}
+    return {
+        "user_id": user,
+        "history_hash": f"{user}-{tag or len(days)}",
+        "history_length": len(days),
+        "history_json": json.dumps(events),
+        "last_interaction_at": T0 + timedelta(days=days[-1]),
+    }
 
 
 def plan_inputs():
-    current = pd.DataFrame([
-        history_row("missing_a", [1, 2, 3, 4, 5]),
-        history_row("missing_b", list(range(1, 10))),
-        history_row("fallback", [1, 2, 3]),
-        history_row("changed_big", [1, 2, 3, 4, 5, 6]),  # profile saw up to day 3: 3 of 6 unseen
-        history_row("changed_small", [1, 2, 3, 4, 5]),  # profile saw up to day 4: 1 of 5 unseen
-        history_row("changed_lost", [1, 2, 3, 4]),  # the old history run is gone: 4 - 3 = 1
-        history_row("drift_hi", [1, 2]),
-        history_row("drift_lo", [1, 2]),
-        history_row("no_drift", [1, 2]),
-        history_row("tiny_drift", [1, 2]),
-    ])
+    current = pd.DataFrame(
+        [
+            history_row("missing_a", [1, 2, 3, 4, 5]),
+            history_row("missing_b", list(range(1, 10))),
+            history_row("fallback", [1, 2, 3]),
+            history_row("changed_big", [1, 2, 3, 4, 5, 6]),  # profile saw up to day 3: 3 of 6 unseen
+            history_row("changed_small", [1, 2, 3, 4, 5]),  # profile saw up to day 4: 1 of 5 unseen
+            history_row("changed_lost", [1, 2, 3, 4]),  # the old history run is gone: 4 - 3 = 1
+            history_row("drift_hi", [1, 2]),
+            history_row("drift_lo", [1, 2]),
+            history_row("no_drift", [1, 2]),
+            history_row("tiny_drift", [1, 2]),
+        ]
+    )
     earlier = pd.DataFrame([history_row("changed_big", [1, 2, 3]), history_row("changed_small", [1, 2, 3, 4])])
-    profile_rows = [("fallback", "fallback-3", 3, FALLBACK_GENERATOR), ("changed_big", "changed_big-3", 3, "openai"),
-                    ("changed_small", "changed_small-4", 4, "openai"), ("changed_lost", "changed_lost-old", 3, "openai")]
+    profile_rows = [
+        ("fallback", "fallback-3", 3, FALLBACK_GENERATOR),
+        ("changed_big", "changed_big-3", 3, "openai"),
+        ("changed_small", "changed_small-4", 4, "openai"),
+        ("changed_lost", "changed_lost-old", 3, "openai"),
+    ]
     profile_rows += [(u, f"{u}-2", 2, "openai") for u in ("drift_hi", "drift_lo", "no_drift", "tiny_drift")]
     profiles = pd.DataFrame(profile_rows, columns=["user_id", "history_hash", "history_length", "generator"])
-    student = pd.DataFrame({"user_id": ["changed_big", "changed_small", "drift_hi", "drift_lo", "no_drift", "tiny_drift", "missing_a"],
-                            "profile_drift": [0.2, 0.9, 0.5, 0.1, np.nan, 0.01, 0.99]})
+    student = pd.DataFrame(
+        {
+            "user_id": ["changed_big", "changed_small", "drift_hi", "drift_lo", "no_drift", "tiny_drift", "missing_a"],
+            "profile_drift": [0.2, 0.9, 0.5, 0.1, np.nan, 0.01, 0.99],
+        }
+    )
     return current, profiles, student, earlier
 
 
 def test_refresh_plan_orders_missing_then_fallback_then_changed_by_drift_then_drift():
     current, profiles, student, earlier = plan_inputs()
     plan = plan_refresh(current, profiles, student, earlier, min_drift=0.05)
-    assert plan.user_id.tolist() == ["missing_b", "missing_a", "fallback", "changed_big", "changed_small",
-                                     "changed_lost", "drift_hi", "drift_lo"]
+    assert plan.user_id.tolist() == [
+        "missing_b",
+        "missing_a",
+        "fallback",
+        "changed_big",
+        "changed_small",
+        "changed_lost",
+        "drift_hi",
+        "drift_lo",
+    ]
     assert plan["rank"].tolist() == list(range(1, 9))
-    assert plan.reason.tolist() == ["missing_profile"] * 2 + ["fallback_profile"] + ["history_changed"] * 3 + ["drift"] * 2
+    assert (
+        plan.reason.tolist() == ["missing_profile"] * 2 + ["fallback_profile"] + ["history_changed"] * 3 + ["drift"] * 2
+    )
     by_user = plan.set_index("user_id")
     assert by_user.loc["changed_big", "interactions_added"] == 3 and by_user.loc["changed_big", "added_exact"]
     assert by_user.loc["changed_big", "score"] == pytest.approx(3 / 6 * (1 + 0.2))
@@ -239,7 +278,9 @@ def test_refresh_plan_orders_missing_then_fallback_then_changed_by_drift_then_dr
 def test_budget_is_respected_exactly():
     current, profiles, student, earlier = plan_inputs()
     plan = plan_refresh(current, profiles, student, earlier)
-    assert budget_size(10, budget=3) == 3 and budget_size(10, fraction=0.25) == 2 and budget_size(10, fraction=1.0) == 10
+    assert (
+        budget_size(10, budget=3) == 3 and budget_size(10, fraction=0.25) == 2 and budget_size(10, fraction=1.0) == 10
+    )
     assert select_budget(plan, 3).user_id.tolist() == ["missing_b", "missing_a", "fallback"]
     assert len(select_budget(plan, 0)) == 0 and len(select_budget(plan, 100)) == len(plan)
     for bad in ({"budget": 1, "fraction": 0.1}, {}, {"budget": -1}, {"fraction": 1.5}):
@@ -276,8 +317,10 @@ def test_fallback_label_is_the_llm_generators():
 def write_histories(data_dir: Path, run_date: str, frame: pd.DataFrame) -> None:
     folder = data_dir / "histories" / f"run_date={run_date}"
     folder.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pandas(frame[schemas.HISTORIES.names], schema=schemas.HISTORIES, preserve_index=False),
-                   folder / "part-0.parquet")
+    pq.write_table(
+        pa.Table.from_pandas(frame[schemas.HISTORIES.names], schema=schemas.HISTORIES, preserve_index=False),
+        folder / "part-0.parquet",
+    )
 
 
 def two_snapshots(data_dir: Path, unchanged: int = 0):
@@ -295,16 +338,23 @@ def two_snapshots(data_dir: Path, unchanged: int = 0):
     new = build_histories(events, second_cut, 20)
     old = old[~old.user_id.isin(sorted(old.user_id)[:2])].reset_index(drop=True)
     for user in old.user_id[:unchanged]:
-        new.loc[new.user_id == user, ["history_json", "history_hash", "history_length"]] = \
-            old.loc[old.user_id == user, ["history_json", "history_hash", "history_length"]].to_numpy()
+        new.loc[new.user_id == user, ["history_json", "history_hash", "history_length"]] = old.loc[
+            old.user_id == user, ["history_json", "history_hash", "history_length"]
+        ].to_numpy()
     write_histories(data_dir, first_cut.date().isoformat(), old)
     write_histories(data_dir, second_cut.date().isoformat(), new)
+    catalogue = data_dir / "validated" / "items"  # the profile job reads the catalogue's common terms
+    catalogue.mkdir(parents=True)
+    items = sample.items.astype({"year": "Int64"})
+    pq.write_table(pa.Table.from_pandas(items[schemas.ITEMS.names], schema=schemas.ITEMS, preserve_index=False),
+                   catalogue / "part-0.parquet")
     return old, new, first_cut, second_cut
 
 
 def job_config(data_dir: Path, cutoff: datetime, **profile) -> JobConfig:
-    return JobConfig.model_validate({"data_dir": str(data_dir), "history": {"cutoff": cutoff.isoformat()},
-                                     "profile": profile})
+    return JobConfig.model_validate(
+        {"data_dir": str(data_dir), "history": {"cutoff": cutoff.isoformat()}, "profile": profile}
+    )
 
 
 @pytest.mark.spark
@@ -346,8 +396,12 @@ def test_profile_job_regenerates_only_the_planned_users(tmp_path, spark, capsys)
     assert second["refresh"]["rejected"] == {"duplicate_user_id": 1, "unknown_user": 1}
     assert second["refresh"]["listed_users"] == len(listed) and second["refresh"]["listed_rows"] == len(listed) + 2
     kept_users = sorted(set(new.user_id) - set(listed) - {plan.user_id[0]})
-    assert second["refresh"]["kept"] == {"from_cache": 0, "previous": len(kept_users), "stand_in": 1,
-                                         "previous_run": str(first_cut.date())}
+    assert second["refresh"]["kept"] == {
+        "from_cache": 0,
+        "previous": len(kept_users),
+        "stand_in": 1,
+        "previous_run": str(first_cut.date()),
+    }
     for user in listed + [plan.user_id[0]]:  # regenerated or stand-in: written from the current history
         assert after.loc[user, "history_hash"] == current_hash[user]
     for user in kept_users:  # the previous profile, old provenance, this snapshot's timestamp
@@ -374,20 +428,29 @@ def test_llm_refresh_calls_the_llm_only_for_listed_users(tmp_path, spark):
     data_dir = tmp_path / "data"
     old, new, first_cut, second_cut = two_snapshots(data_dir, unchanged=2)
     with FakeOpenAIServer() as server:
-        llm = {"generator": "openai", "partitions": 2,
-               "openai": {"base_url": server.base_url, "model": "fake-llm", "timeout_s": 2, "max_retries": 0}}
+        llm = {
+            "generator": "openai",
+            "partitions": 2,
+            "openai": {"base_url": server.base_url, "model": "fake-llm", "timeout_s": 2, "max_retries": 0},
+        }
         run_profiles(spark, job_config(data_dir, first_cut, **llm))
         assert server.calls == len(old)
         changed = new.merge(old, on="user_id").query("history_hash_x != history_hash_y").user_id.tolist()
         listed = changed[:1]
         pd.DataFrame({"user_id": listed}).to_parquet(tmp_path / "plan.parquet")
-        summary = run_profiles(spark, job_config(data_dir, second_cut, only_users=str(tmp_path / "plan.parquet"), **llm))
+        summary = run_profiles(
+            spark, job_config(data_dir, second_cut, only_users=str(tmp_path / "plan.parquet"), **llm)
+        )
         assert server.calls == len(old) + 1 and summary["calls"] == 1 and summary["generated_users"] == 1
     newcomers = set(new.user_id) - set(old.user_id)
     unchanged = len(old) - len(changed)  # the two copied users, and any without later events
     assert unchanged >= 2
-    assert summary["refresh"]["kept"] == {"from_cache": unchanged, "previous": len(changed) - 1, "stand_in": len(newcomers),
-                                          "previous_run": str(first_cut.date())}
+    assert summary["refresh"]["kept"] == {
+        "from_cache": unchanged,
+        "previous": len(changed) - 1,
+        "stand_in": len(newcomers),
+        "previous_run": str(first_cut.date()),
+    }
     assert summary["refresh"]["rejected"] == {}
     after = pd.read_parquet(data_dir / "profiles" / f"run_date={second_cut.date()}").set_index("user_id")
     assert len(after) == len(new) and after.index.is_unique
@@ -405,7 +468,10 @@ def test_reports_on_the_pipeline_snapshots(pipeline_run, tmp_path):
     report = drift_report(data_dir)
     assert report["reference"]["transform_id"] == report["current"]["transform_id"] is not None
     assert len(report["dimensions"]) == pipeline_run["config"].semantic.components
-    assert sum(r["current_count"] for r in report["clusters"]["table"]) == report["current_rows"] - report["current_without_vector"]
+    assert (
+        sum(r["current_count"] for r in report["clusters"]["table"])
+        == report["current_rows"] - report["current_without_vector"]
+    )
     assert -1 <= report["mean_vector_cosine"] <= 1
     selected, summary = build_refresh_plan(data_dir, fraction=0.1)
     assert len(selected) == summary["budget"] == math.floor(0.1 * summary["users_with_history"])

@@ -19,7 +19,16 @@ def events(rows):
 
 
 def test_last_n_strictly_before_cutoff_in_time_order():
-    frame = events([("u1", "a", 1, 5), ("u1", "b", 3, 4), ("u1", "c", 2, 3), ("u1", "late", 8, 1), ("u1", "at", 9, 1), ("u2", "z", 0, 2)])
+    frame = events(
+        [
+            ("u1", "a", 1, 5),
+            ("u1", "b", 3, 4),
+            ("u1", "c", 2, 3),
+            ("u1", "late", 8, 1),
+            ("u1", "at", 9, 1),
+            ("u2", "z", 0, 2),
+        ]
+    )
     frame.loc[frame.item_id == "at", "timestamp"] = CUTOFF  # at the cutoff: not history yet
     out = build_histories(frame, CUTOFF.to_pydatetime(), max_length=3).set_index("user_id")
     assert out.loc["u1", "item_ids"] == ["c", "b", "late"]

@@ -6,7 +6,16 @@ from profile_features.profiles import ProfileGenerator, RuleBasedProfileWriter, 
 
 
 def event(title, genres, year=1995, rating=4.0):
-    return {"item_id": title, "title": title, "genres": genres, "year": year, "rating": rating, "timestamp": "", "event_type": "rating", "description": ""}
+    return {
+        "item_id": title,
+        "title": title,
+        "genres": genres,
+        "year": year,
+        "rating": rating,
+        "timestamp": "",
+        "event_type": "rating",
+        "description": "",
+    }
 
 
 def test_rule_based_is_a_profile_generator():
@@ -41,11 +50,13 @@ def test_profile_stage_keeps_provenance(small_sample):
     profiles = generate_profiles(histories, RuleBasedProfileWriter())
     assert profiles.user_id.tolist() == histories.user_id.tolist()
     assert (profiles.history_hash == histories.history_hash).all()
-    assert set(profiles.generator) == {"rule_based"} and set(profiles.prompt_version) == {"rule-v1"}
+    assert set(profiles.generator) == {"rule_based"} and set(profiles.prompt_version) == {"rule-v2"}
     assert (profiles.event_timestamp == cutoff).all()
     # the known answer: most users' profiles name their hidden favourite genre first or second
     tastes = small_sample.user_tastes.set_index("user_id")
-    named = [tastes.loc[u, "top_genre"] in t.split(" across")[0] for u, t in zip(profiles.user_id, profiles.profile_text)]
+    named = [
+        tastes.loc[u, "top_genre"] in t.split(" across")[0] for u, t in zip(profiles.user_id, profiles.profile_text)
+    ]
     assert sum(named) / len(named) > 0.8
 
 
@@ -56,8 +67,66 @@ def test_empty_batch():
 
 def test_year_from_a_pandas_column_reads_as_a_year():
     # A float column with NaN for the unknown year (what pandas makes of ints and None).
-    events = [event("A", ["Drama"], 1995.0), event("B", ["Drama"], float("nan")), event("C", ["Drama"], None),
-              event("D", ["Drama"], np.int64(1984))]
+    events = [
+        event("A", ["Drama"], 1995.0),
+        event("B", ["Drama"], float("nan")),
+        event("C", ["Drama"], None),
+        event("D", ["Drama"], np.int64(1984)),
+    ]
     text = RuleBasedProfileWriter().describe(events)
     assert "nan" not in text and ".0s" not in text
     assert "Prefers titles from the 1980s and 1990s." in text or "Prefers titles from the 1990s and 1980s." in text
+
+
+def review(title, description=""):
+    return {
+        "item_id": title,
+        "title": title,
+        "genres": [],
+        "year": None,
+        "rating": 5.0,
+        "timestamp": "",
+        "event_type": "rating",
+        "description": description,
+    }
+
+
+def test_without_genres_the_profile_names_recurring_item_terms_not_unknown():
+    writer = RuleBasedProfileWriter(common_terms=frozenset({"nice", "great", "best", "works"}))
+    events = [review("Nice amp"), review("Best amp", "Speaker works"), review("Great speaker"), review("Nice")]
+    text = writer.describe(events)
+    assert "Unknown" not in text and "Mostly interested" not in text
+    assert text.startswith("Items often mention amp (2 of 4) and speaker (2 of 4).")
+    assert "Representative titles:" in text and "Nice," not in text  # a title that names nothing is left out
+
+
+def test_a_history_with_nothing_to_describe_gets_no_profile():
+    from profile_features.profiles.rule_based import NO_PROFILE
+
+    writer = RuleBasedProfileWriter(common_terms=frozenset({"nice", "great", "useful", "good", "value"}))
+    assert writer.describe([review("Nice"), review("Great", "Very useful"), review("Good value")]) == NO_PROFILE == ""
+    assert writer.describe([]) == NO_PROFILE
+    assert writer.describe([review("Nice amp")]) == "Representative titles: Nice amp."  # says only what it knows
+
+
+def test_genre_shares_leave_out_events_without_genres():
+    events = [event("A", ["Drama"]), event("B", []), event("C", ["Drama", "Comedy"])]
+    text = RuleBasedProfileWriter().describe(events)
+    assert text.startswith("Mostly interested in Drama (75%) and Comedy (25%) across 3 interactions.")
+    assert "Unknown" not in text
+
+
+def test_common_terms_are_those_in_too_many_catalogue_items():
+    from profile_features.profiles.terms import common_terms, count_terms, item_term_rows, text_terms
+
+    items = pd.DataFrame(
+        {
+            "title": ["Nice amp", "Nice cable", "Nice lamp", "Nice desk", "Best amp"],
+            "description": ["", "the best", None, "", ""],
+        }
+    )
+    counts = item_term_rows(items).term.value_counts().to_dict()
+    assert counts["nice"] == 4 and counts["amp"] == 2 and "the" not in counts  # function words never count
+    assert count_terms([{"title": t, "description": d} for t, d in zip(items.title, items.description)]) == counts
+    assert common_terms(counts, items=5, max_share=0.5) == {"nice"}  # above max(3, 2.5) items
+    assert text_terms("Café au lait, 42 cups!") == {"café", "lait", "cups"}

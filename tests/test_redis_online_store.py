@@ -32,15 +32,23 @@ def test_redis_serves_the_same_features_as_the_tables(tmp_path, monkeypatch, red
 
     store = FeatureStore(repo_path=str(repo), fs_yaml_file=store_yaml)
     latest = pipeline_run["cutoffs"][-1]
-    users, items = table(pipeline_run, "user_profile_embeddings", latest), table(pipeline_run, "item_text_embeddings", latest)
+    users, items = (
+        table(pipeline_run, "user_profile_embeddings", latest),
+        table(pipeline_run, "item_text_embeddings", latest),
+    )
     user_id = users.index[1]
     out = store.get_online_features(
-        features=["user_profile:profile_embedding", "user_profile:history_hash", "user_item_similarity:profile_item_similarity"],
+        features=[
+            "user_profile:profile_embedding",
+            "user_profile:history_hash",
+            "user_item_similarity:profile_item_similarity",
+        ],
         entity_rows=[{"user_id": user_id, "item_id": item} for item in items.index[:5]],
     ).to_df()
     np.testing.assert_allclose(out.profile_embedding.iloc[0], users.loc[user_id, "profile_embedding"], atol=1e-6)
     assert out.history_hash.iloc[0] == users.loc[user_id, "history_hash"]
     for row in out.itertuples():
         assert row.profile_item_similarity == pytest.approx(
-            cosine(users.loc[user_id, "profile_embedding"], items.loc[row.item_id, "item_text_embedding"]), abs=1e-5)
+            cosine(users.loc[user_id, "profile_embedding"], items.loc[row.item_id, "item_text_embedding"]), abs=1e-5
+        )
     assert pd.notna(out.profile_item_similarity).all()

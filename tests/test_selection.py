@@ -18,8 +18,16 @@ def _valid_frame(effects: dict[str, float], users: int = 300, seeds: int = 3, no
     for variant, effect in effects.items():
         for seed in range(seeds):
             jitter = 0 if variant == "none" else rng.normal(0, noise, size=users)
-            rows.append(pd.DataFrame({"variant": variant, "seed": seed, "user_id": [f"u{i}" for i in range(users)],
-                                      "value": base + effect + jitter}))
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "variant": variant,
+                        "seed": seed,
+                        "user_id": [f"u{i}" for i in range(users)],
+                        "value": base + effect + jitter,
+                    }
+                )
+            )
     return pd.concat(rows, ignore_index=True)
 
 
@@ -41,8 +49,9 @@ def test_recommendation_is_the_baseline_when_nothing_helps():
 
 
 def test_validation_users_are_the_last_to_arrive_and_never_all():
-    frame = pd.DataFrame({"user_id": ["a", "b", "c", "d", "e"],
-                          "timestamp": pd.to_datetime([1, 5, 2, 4, 3], unit="D", utc=True)})
+    frame = pd.DataFrame(
+        {"user_id": ["a", "b", "c", "d", "e"], "timestamp": pd.to_datetime([1, 5, 2, 4, 3], unit="D", utc=True)}
+    )
     start, end = pd.Timestamp(0, unit="D", tz="UTC"), pd.Timestamp(10, unit="D", tz="UTC")
     assert validation_users(frame, start, end, 0.4) == ["b", "d"]
     assert validation_users(frame.iloc[:2], start, end, 0.9) == ["b"]  # at least one user trains
@@ -54,17 +63,25 @@ def _candidate_frame(users: int, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     n = users * 20
     label = np.tile(np.r_[np.ones(2), np.zeros(18)], users)
-    return pd.DataFrame({
-        "user_id": np.repeat([f"u{i:04d}" for i in range(users)], 20), "label": label,
-        "base_a": rng.normal(size=n), "base_b": rng.normal(size=n),
-        "noise": rng.normal(size=n), "signal": label + rng.normal(0, 0.7, size=n),
-    })
+    return pd.DataFrame(
+        {
+            "user_id": np.repeat([f"u{i:04d}" for i in range(users)], 20),
+            "label": label,
+            "base_a": rng.normal(size=n),
+            "base_b": rng.normal(size=n),
+            "noise": rng.normal(size=n),
+            "signal": label + rng.normal(0, 0.7, size=n),
+        }
+    )
 
 
 @pytest.fixture(scope="module")
 def known_answer_comparison():
-    sets = {"none": ["base_a", "base_b"], "+ noise": ["base_a", "base_b", "noise"],
-            "+ signal": ["base_a", "base_b", "signal"]}
+    sets = {
+        "none": ["base_a", "base_b"],
+        "+ noise": ["base_a", "base_b", "noise"],
+        "+ signal": ["base_a", "base_b", "signal"],
+    }
     frames = [(seed, _candidate_frame(200, seed), _candidate_frame(150, 100 + seed)) for seed in range(2)]
     valid = [f"u{i:04d}" for i in range(160, 200)]
     grid = (RankerParams(7, 20, 1.0, 0.0), RankerParams(3, 50, 0.8, 10.0))

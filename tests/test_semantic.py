@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
 
-from profile_features.semantic import apply_transform, fit_transform_model, latest_transform, load_transform, save_transform
+from profile_features.semantic import (
+    apply_transform,
+    fit_transform_model,
+    latest_transform,
+    load_transform,
+    save_transform,
+)
 
 
 def clustered_vectors(seed=0, per_group=30, dim=12):
@@ -46,7 +52,9 @@ def test_fit_is_deterministic_and_round_trips(tmp_path):
     assert a.transform_id == b.transform_id
     loaded = load_transform(save_transform(a, tmp_path))
     assert loaded.transform_id == a.transform_id and loaded.fitted_rows == 90
-    np.testing.assert_array_equal(apply_transform(vectors, loaded, "p").to_numpy(), apply_transform(vectors, a, "p").to_numpy())
+    np.testing.assert_array_equal(
+        apply_transform(vectors, loaded, "p").to_numpy(), apply_transform(vectors, a, "p").to_numpy()
+    )
     assert latest_transform(tmp_path, "profile", "enc", 2, 3).transform_id == a.transform_id
     assert latest_transform(tmp_path, "profile", "other-encoder", 2, 3) is None
 

@@ -27,17 +27,21 @@ def test_fast_path_equals_on_demand_view(store, small_sample):
         entity_rows=[{"user_id": user_id, "item_id": c} for c in candidates],
     ).to_df()
     assert fast.item_id.tolist() == candidates
-    np.testing.assert_allclose(fast.profile_item_similarity.to_numpy()[:-1],
-                               odfv.profile_item_similarity.to_numpy(dtype=float)[:-1], atol=1e-5)
+    np.testing.assert_allclose(
+        fast.profile_item_similarity.to_numpy()[:-1], odfv.profile_item_similarity.to_numpy(dtype=float)[:-1], atol=1e-5
+    )
     assert np.isnan(fast.profile_item_similarity.iloc[-1])
     assert pd.isna(odfv.profile_item_similarity.iloc[-1])
 
 
 def test_fast_path_scores_the_student_vector_too(store, small_sample):
     catalogue = small_sample.items.item_id.tolist()
-    scorer = SemanticScorer(store, catalogue,
-                            user_vectors=["user_profile:profile_embedding", "user_student:student_profile_embedding"],
-                            similarity_names=["profile_item_similarity", "student_item_similarity"])
+    scorer = SemanticScorer(
+        store,
+        catalogue,
+        user_vectors=["user_profile:profile_embedding", "user_student:student_profile_embedding"],
+        similarity_names=["profile_item_similarity", "student_item_similarity"],
+    )
     user_id = small_sample.user_tastes.user_id.iloc[4]
     fast = scorer.score(user_id, catalogue[:30])
     odfv = store.get_online_features(
@@ -56,8 +60,11 @@ def test_unknown_user_scores_nan(store, small_sample):
 def test_ranking_features_merge_scalars_and_similarity(store, small_sample):
     scorer = SemanticScorer(store, small_sample.items.item_id.tolist())
     user_id = small_sample.user_tastes.user_id.iloc[0]
-    frame = scorer.ranking_features(user_id, small_sample.items.item_id.tolist()[:10],
-                                    ["item_stats:item_interaction_count", "item_semantic:item_pc_0"])
+    frame = scorer.ranking_features(
+        user_id,
+        small_sample.items.item_id.tolist()[:10],
+        ["item_stats:item_interaction_count", "item_semantic:item_pc_0"],
+    )
     assert {"item_interaction_count", "item_pc_0", "profile_item_similarity"} <= set(frame.columns)
     assert len(frame) == 10 and frame.profile_item_similarity.notna().all()
 

@@ -98,11 +98,15 @@ def test_embeddings_match_the_encoder(pipeline_run, encoder):
 
 def write_job_yaml(tmp_path, interactions_path, items_path):
     path = tmp_path / "job.yaml"
-    path.write_text(yaml.safe_dump({
-        "data_dir": str(tmp_path / "data"),
-        "inputs": {"interactions": {"path": str(interactions_path)}, "items": {"path": str(items_path)}},
-        "spark": {"master": "local[2]"},
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "data_dir": str(tmp_path / "data"),
+                "inputs": {"interactions": {"path": str(interactions_path)}, "items": {"path": str(items_path)}},
+                "spark": {"master": "local[2]"},
+            }
+        )
+    )
     return path
 
 
@@ -123,11 +127,20 @@ def test_validate_entry_writes_rejects_and_accounts_for_every_row(tmp_path, spar
     )
     summary = validate_inputs.main(["--config", str(write_job_yaml(tmp_path, interactions, items))])
     tables = summary["tables"]
-    assert tables["items"] == {"source": str(items), "read": 4, "accepted": 2, "rejected": 2,
-                               "rejected_by_reason": {"duplicate item_id": 1, "null item_id": 1}}
+    assert tables["items"] == {
+        "source": str(items),
+        "read": 4,
+        "accepted": 2,
+        "rejected": 2,
+        "rejected_by_reason": {"duplicate item_id": 1, "null item_id": 1},
+    }
     assert tables["interactions"]["read"] == 6 and tables["interactions"]["accepted"] == 2
     assert tables["interactions"]["rejected_by_reason"] == {
-        "duplicate interaction": 1, "unparseable timestamp": 1, "null user_id": 1, "unknown item_id": 1}
+        "duplicate interaction": 1,
+        "unparseable timestamp": 1,
+        "null user_id": 1,
+        "unknown item_id": 1,
+    }
     rejects = read(tmp_path / "data" / "rejects")
     assert len(rejects) == 6
     bad_ts = rejects[rejects.reason == "unparseable timestamp"].iloc[0]
@@ -180,10 +193,58 @@ def test_entry_file_runs_under_spark_submit(pipeline_run, tmp_path):
     shutil.copytree(config.table_path("validated"), tmp_path / "data" / "validated")
     spark_submit = Path(sys.executable).with_name("spark-submit")
     result = subprocess.run(
-        [str(spark_submit), "--master", "local[1]", str(REPO_ROOT / "spark_jobs" / "build_histories.py"),
-         "--config", str(job_yaml), "--set", "history.cutoff=2026-03-01T00:00:00Z"],
-        capture_output=True, text=True, timeout=300,
+        [
+            str(spark_submit),
+            "--master",
+            "local[1]",
+            str(REPO_ROOT / "spark_jobs" / "build_histories.py"),
+            "--config",
+            str(job_yaml),
+            "--set",
+            "history.cutoff=2026-03-01T00:00:00Z",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     out = read(tmp_path / "data" / "histories" / "run_date=2026-03-01")
     assert len(out) > 0 and (out.event_timestamp == pd.Timestamp("2026-03-01", tz="UTC")).all()
+
+
+@pytest.mark.slow
+def test_catalogue_without_genres_profiles_from_item_text_and_marks_empty_profiles(tmp_path, spark):
+    """Items described only by review snippets: profiles name recurring product terms (never
+    "Unknown"), users whose items name nothing get an empty profile, no vector, null semantic columns
+    and no student target."""
+    from profile_features.config import JobConfig, SampleConfig
+    from profile_features.datasets import generate_sample
+    from profile_features.pipeline import run_pipeline, snapshot_cutoffs, write_inputs
+    from profile_features.spark.profile_job import catalogue_common_terms
+
+    sample = generate_sample(SampleConfig(users=120, items=150, mean_interactions=6, seed=4, item_text="short_noisy",
+                                          history_lengths="geometric", taste_strength=0.5))
+    config = JobConfig(data_dir=str(tmp_path / "data"), inputs=write_inputs(sample.interactions, sample.items,
+                                                                             tmp_path / "raw"),
+                       semantic={"components": 4, "clusters": 4},
+                       student={"overrides": ["train.epochs=2", "body.max_len=20", "train.num_threads=1"]})
+    (cutoff,) = snapshot_cutoffs(sample.interactions.timestamp, [1.0])
+    run_pipeline(spark, config, [cutoff])
+    common = catalogue_common_terms(spark, config)
+    assert {"nice", "great"} <= common and not common & {"amp", "speaker", "drone"}  # generic words only
+
+    profiles = read(partition(config, "profiles", cutoff))
+    texts = profiles.profile_text.fillna("")
+    assert not texts.str.contains("Unknown").any()
+    assert texts.str.contains("Items often mention|Representative titles").any()
+    empty = set(profiles.user_id[texts == ""])
+    assert 0 < len(empty) < len(profiles)
+    vectors = read(partition(config, "user_profile_embeddings", cutoff)).set_index("user_id")
+    assert all(vectors.profile_embedding[u] is None for u in empty)
+    semantic = read(partition(config, "user_semantic", cutoff)).set_index("user_id")
+    assert semantic.loc[sorted(empty), "profile_pc_0"].isna().all()
+    assert (semantic.loc[sorted(empty), "profile_cluster"] == -1).all()
+    said = sorted(set(profiles.user_id) - empty)
+    assert semantic.loc[said, "profile_pc_0"].notna().all()
+    train_summary = sorted(Path(config.table_path("runs")).glob("train_student-*.json"))[-1]
+    assert json.loads(train_summary.read_text())["users_with_profile"] == len(said)

@@ -7,7 +7,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from profile_features.evaluation.two_tower import DenseEncoder, retrieval_metrics
+from profile_features.evaluation.two_tower import (
+    DenseEncoder,
+    HeldOutSet,
+    TowerInputs,
+    TrainingSet,
+    fit_two_tower,
+    retrieval_metrics,
+    split_validation,
+)
 
 COLUMNS = ["model", "variant", "seed", "slice", "metric", "value", "users"]
 
@@ -38,12 +46,71 @@ def test_dense_encoder_standardises_with_training_statistics_and_flags_missing_v
     np.testing.assert_allclose(serving[0], [3, 3, 0, 1, 0], atol=1e-3)  # training mean/std, empty = missing
 
 
+def _tiny_training_set() -> TrainingSet:
+    """4 users, 6 items: u0/u1 had items 0-1 and take 2; u2/u3 had 3-4 and take 5."""
+    history = [np.array([0, 1]), np.array([0, 1]), np.array([3, 4]), np.array([3, 4])]
+    inputs = TowerInputs(
+        np.array(["u0", "u1", "u2", "u3"]), history, np.zeros((4, 0), np.float32), np.zeros((6, 0), np.float32)
+    )
+    known = np.zeros((4, 6), dtype=bool)
+    for row, had in enumerate(history):
+        known[row, had] = True
+    known[[0, 1], 2] = known[[2, 3], 5] = True
+    return TrainingSet(inputs, np.array([0, 1, 2, 3]), np.array([2, 2, 5, 5]), known)
+
+
+def test_split_validation_holds_users_out_and_scores_them_like_test_users():
+    fit, valid = split_validation(_tiny_training_set(), ["u1", "u3"])
+    assert list(fit.row_user) == [0, 2] and list(fit.row_item) == [2, 5]  # only u0, u2 train
+    assert isinstance(valid, HeldOutSet) and list(valid.inputs.users) == ["u1", "u3"]
+    np.testing.assert_array_equal(valid.targets, [[0, 0, 1, 0, 0, 0], [0, 0, 0, 0, 0, 1]])
+    np.testing.assert_array_equal(valid.seen, [[1, 1, 0, 0, 0, 0], [0, 0, 0, 1, 1, 0]])  # their histories
+    assert split_validation(_tiny_training_set(), [])[1] is None
+
+
+def _grouped_training_set(users: int = 48, groups: int = 8, size: int = 10, seed: int = 0) -> TrainingSet:
+    """Items come in groups; each user had two items of one group and takes a third."""
+    rng = np.random.default_rng(seed)
+    history, targets = [], []
+    for user in range(users):
+        picks = rng.choice(size, 3, replace=False) + (user % groups) * size
+        history.append(picks[:2])
+        targets.append(picks[2])
+    n_items = groups * size
+    inputs = TowerInputs(
+        np.array([f"u{u:02d}" for u in range(users)]),
+        history,
+        np.zeros((users, 0), np.float32),
+        np.zeros((n_items, 0), np.float32),
+    )
+    known = np.zeros((users, n_items), dtype=bool)
+    for row, had in enumerate(history):
+        known[row, had] = True
+        known[row, targets[row]] = True
+    return TrainingSet(inputs, np.arange(users), np.array(targets), known)
+
+
+def test_early_stopping_keeps_the_best_validation_epoch():
+    from profile_features.evaluation.two_tower import TwoTowerConfig, score_items
+
+    train = _grouped_training_set()
+    fit, valid = split_validation(train, [f"u{u:02d}" for u in range(32, 48)])
+    model = fit_two_tower(fit, False, 0, TwoTowerConfig(epochs=12, patience=3, batch_size=2), valid=valid)
+    history = model.validation_recall
+    best = int(np.argmax(history))
+    assert model.best_epoch == best + 1 and len(history) <= min(12, best + 1 + 3)  # stopped after 3 stale epochs
+    # The weights kept are that epoch's: scoring again reproduces its validation recall, not the last epoch's.
+    per_user = retrieval_metrics(score_items(model, valid.inputs, False), valid.seen, valid.targets)
+    assert per_user["recall@50"].mean() == pytest.approx(history[best])
+
+
 @pytest.fixture(scope="module")
 def two_tower_run(tmp_path_factory, spark):
     """A small sample through the pipeline at the 60% and 80% cutoffs, applied to its own
     Feast repo, then `evaluate_two_tower` with one seed and a cold slice."""
     from profile_features.config import JobConfig, SampleConfig
     from profile_features.datasets import generate_sample
+    from profile_features.evaluation.split import validation_users
     from profile_features.evaluation.two_tower import evaluate_two_tower
     from profile_features.pipeline import feast_cli, run_pipeline, snapshot_cutoffs, write_inputs
     from tests.conftest import make_repo
@@ -51,8 +118,11 @@ def two_tower_run(tmp_path_factory, spark):
     root = tmp_path_factory.mktemp("two_tower")
     sample = generate_sample(SampleConfig(users=200, items=150, mean_interactions=25, seed=5))
     interactions = sample.interactions
-    config = JobConfig(data_dir=str(root / "data"), inputs=write_inputs(interactions, sample.items, root / "raw"),
-                       student={"overrides": ["train.epochs=2", "body.max_len=20", "train.num_threads=1"]})
+    config = JobConfig(
+        data_dir=str(root / "data"),
+        inputs=write_inputs(interactions, sample.items, root / "raw"),
+        student={"overrides": ["train.epochs=2", "body.max_len=20", "train.num_threads=1"]},
+    )
     cutoffs = snapshot_cutoffs(interactions.timestamp, [0.6, 0.8])
     run_pipeline(spark, config, cutoffs)
     repo = make_repo(root, config.data_dir)
@@ -60,15 +130,36 @@ def two_tower_run(tmp_path_factory, spark):
     end = interactions.timestamp.max() + pd.Timedelta(seconds=1)
     test_users = sorted(interactions[interactions.timestamp >= pd.Timestamp(cutoffs[1])].user_id.unique())
     cold = test_users[:5] + ["not-a-test-user"]
-    results = evaluate_two_tower(repo, interactions, cutoffs[0], cutoffs[1], end, seeds=[0], cold_users=cold, epochs=10)
-    return {"repo": repo, "config": config, "cutoffs": cutoffs, "end": end, "interactions": interactions,
-            "results": results, "cold": cold, "n_items": len(sample.items)}
+    valid_users = validation_users(interactions, cutoffs[0], cutoffs[1], 0.2)
+    results = evaluate_two_tower(
+        repo,
+        interactions,
+        cutoffs[0],
+        cutoffs[1],
+        end,
+        seeds=[0],
+        slices={"all": test_users, "cold": cold},
+        epochs=30,
+        valid_users=valid_users,
+    )
+    return {
+        "repo": repo,
+        "config": config,
+        "cutoffs": cutoffs,
+        "end": end,
+        "interactions": interactions,
+        "results": results,
+        "cold": cold,
+        "n_items": len(sample.items),
+    }
 
 
 def _targets(interactions, cutoff, end, users=None) -> dict[str, set]:
     """Per user, held-out items in [cutoff, end) the user had not had before the cutoff."""
     before = interactions[interactions.timestamp < pd.Timestamp(cutoff)].groupby("user_id").item_id.agg(set)
-    window = interactions[(interactions.timestamp >= pd.Timestamp(cutoff)) & (interactions.timestamp < pd.Timestamp(end))]
+    window = interactions[
+        (interactions.timestamp >= pd.Timestamp(cutoff)) & (interactions.timestamp < pd.Timestamp(end))
+    ]
     out = {u: set(g.item_id) - before.get(u, set()) for u, g in window.groupby("user_id")}
     return {u: t for u, t in out.items() if t and (users is None or u in users)}
 
@@ -122,8 +213,9 @@ def test_online_vectors_are_the_test_snapshot_and_training_vectors_the_first(two
     items = offline("item_text_embeddings", test_cutoff)
     online_items = online_frame(store, "item_id", list(items.index[:3]), refs["item_id"], test_cutoff)
     for item in items.index[:3]:
-        np.testing.assert_allclose(online_items.loc[item, "item_text_embedding"], items.loc[item, "item_text_embedding"],
-                                   atol=1e-6)
+        np.testing.assert_allclose(
+            online_items.loc[item, "item_text_embedding"], items.loc[item, "item_text_embedding"], atol=1e-6
+        )
     with pytest.raises(RuntimeError, match="newer than"):  # the store serves the test snapshot: too new for training
         online_frame(store, "user_id", [user], refs["user_id"], train_cutoff)
 
@@ -138,5 +230,7 @@ def test_online_vectors_are_the_test_snapshot_and_training_vectors_the_first(two
 
 
 def _window_pairs(interactions, start, end) -> pd.DataFrame:
-    window = interactions[(interactions.timestamp >= pd.Timestamp(start)) & (interactions.timestamp < pd.Timestamp(end))]
+    window = interactions[
+        (interactions.timestamp >= pd.Timestamp(start)) & (interactions.timestamp < pd.Timestamp(end))
+    ]
     return window[["user_id", "item_id"]].drop_duplicates()

@@ -32,13 +32,22 @@ def test_each_bad_row_gets_its_reason_and_nothing_is_lost():
     out = classify_interactions(batch, {"i1", "i2"})
     assert len(out) == len(batch)
     assert out["reject_reason"].tolist() == [
-        None, "duplicate interaction", "null user_id", "null item_id",
-        "unparseable timestamp", "unparseable rating", "unknown item_id", None,
+        None,
+        "duplicate interaction",
+        "null user_id",
+        "null item_id",
+        "unparseable timestamp",
+        "unparseable rating",
+        "unknown item_id",
+        None,
     ]
     # the raw row is kept as read
     assert json.loads(out["record"].iloc[4])["timestamp"] == "not a time"
     accepted = out[out.reject_reason.isna()]
-    assert accepted.timestamp.tolist() == [pd.Timestamp(1700000000, unit="s", tz="UTC"), pd.Timestamp("2026-01-01T10:00:00Z")]
+    assert accepted.timestamp.tolist() == [
+        pd.Timestamp(1700000000, unit="s", tz="UTC"),
+        pd.Timestamp("2026-01-01T10:00:00Z"),
+    ]
 
 
 def test_duplicate_choice_does_not_depend_on_row_order():
@@ -51,7 +60,12 @@ def test_duplicate_choice_does_not_depend_on_row_order():
 
 def test_items_rules():
     batch = pd.DataFrame(
-        [["i1", "A", "Drama", "1999", ""], ["i1", "B", "", "", ""], ["i2", "", "", "", ""], ["i3", "C", "", "19x9", ""]],
+        [
+            ["i1", "A", "Drama", "1999", ""],
+            ["i1", "B", "", "", ""],
+            ["i2", "", "", "", ""],
+            ["i3", "C", "", "19x9", ""],
+        ],
         columns=["item_id", "title", "genres", "year", "description"],
     )
     out = classify_items(batch)

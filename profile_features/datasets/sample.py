@@ -21,16 +21,46 @@ __all__ = ["GENRES", "SampleData", "generate_sample"]
 
 # genre -> (title words, description phrases)
 GENRES: dict[str, tuple[list[str], list[str]]] = {
-    "Action": (["Fury", "Strike", "Bullet", "Chase", "Vengeance"], ["explosive car chases", "a lone soldier fights back", "a heist gone wrong"]),
-    "Comedy": (["Wedding", "Roommates", "Holiday", "Mixup", "Neighbours"], ["a family road trip goes hilariously wrong", "two friends swap jobs", "awkward jokes at a reunion"]),
-    "Drama": (["Letters", "Winter", "Silence", "Inheritance", "Harbour"], ["a family torn apart by grief", "a teacher changes a student's life", "quiet struggle in a small town"]),
-    "Horror": (["Haunting", "Cellar", "Curse", "Shadows", "Ritual"], ["a haunted house with a dark secret", "a demon stalks campers", "terrifying screams at midnight"]),
-    "Romance": (["Kiss", "Paris", "Heartstrings", "Sunset", "Promise"], ["two strangers fall in love", "a summer love affair", "a bittersweet love letter"]),
-    "Sci-Fi": (["Nebula", "Android", "Orbit", "Quantum", "Colony"], ["astronauts explore a distant planet", "robots rebel against humanity", "time travel paradox in space"]),
-    "Documentary": (["Oceans", "Archive", "Frontline", "Wildlife", "Witness"], ["real footage of endangered wildlife", "an investigation into a scandal", "interviews with survivors"]),
-    "Animation": (["Dragon", "Toybox", "Meadow", "Bunny", "Lantern"], ["a cartoon fox learns friendship", "animated toys come to life", "a magical kingdom of talking animals"]),
-    "Western": (["Saddle", "Outlaw", "Canyon", "Sheriff", "Frontier"], ["cowboys duel at high noon", "a sheriff hunts outlaws across the desert", "a cattle drive on the frontier"]),
-    "Musical": (["Melody", "Encore", "Broadway", "Rhythm", "Chorus"], ["singing and dancing on Broadway", "a band chases its big break", "show tunes and tap dance"]),
+    "Action": (
+        ["Fury", "Strike", "Bullet", "Chase", "Vengeance"],
+        ["explosive car chases", "a lone soldier fights back", "a heist gone wrong"],
+    ),
+    "Comedy": (
+        ["Wedding", "Roommates", "Holiday", "Mixup", "Neighbours"],
+        ["a family road trip goes hilariously wrong", "two friends swap jobs", "awkward jokes at a reunion"],
+    ),
+    "Drama": (
+        ["Letters", "Winter", "Silence", "Inheritance", "Harbour"],
+        ["a family torn apart by grief", "a teacher changes a student's life", "quiet struggle in a small town"],
+    ),
+    "Horror": (
+        ["Haunting", "Cellar", "Curse", "Shadows", "Ritual"],
+        ["a haunted house with a dark secret", "a demon stalks campers", "terrifying screams at midnight"],
+    ),
+    "Romance": (
+        ["Kiss", "Paris", "Heartstrings", "Sunset", "Promise"],
+        ["two strangers fall in love", "a summer love affair", "a bittersweet love letter"],
+    ),
+    "Sci-Fi": (
+        ["Nebula", "Android", "Orbit", "Quantum", "Colony"],
+        ["astronauts explore a distant planet", "robots rebel against humanity", "time travel paradox in space"],
+    ),
+    "Documentary": (
+        ["Oceans", "Archive", "Frontline", "Wildlife", "Witness"],
+        ["real footage of endangered wildlife", "an investigation into a scandal", "interviews with survivors"],
+    ),
+    "Animation": (
+        ["Dragon", "Toybox", "Meadow", "Bunny", "Lantern"],
+        ["a cartoon fox learns friendship", "animated toys come to life", "a magical kingdom of talking animals"],
+    ),
+    "Western": (
+        ["Saddle", "Outlaw", "Canyon", "Sheriff", "Frontier"],
+        ["cowboys duel at high noon", "a sheriff hunts outlaws across the desert", "a cattle drive on the frontier"],
+    ),
+    "Musical": (
+        ["Melody", "Encore", "Broadway", "Rhythm", "Chorus"],
+        ["singing and dancing on Broadway", "a band chases its big break", "show tunes and tap dance"],
+    ),
 }
 ERAS = [(1950, 1969), (1970, 1989), (1990, 2009), (2010, 2024)]
 ADJECTIVES = ["Last", "Silent", "Golden", "Broken", "Hidden", "Endless", "Crimson", "Little", "Final", "Wild"]
@@ -133,22 +163,44 @@ def generate_sample(config: SampleConfig = SampleConfig()) -> SampleData:
         )
 
     frame = pd.DataFrame(interactions, columns=["user_id", "item_id", "timestamp", "rating", "event_type"])
-    frame["timestamp"] = pd.to_datetime(frame["timestamp"], unit="s", utc=True).dt.floor("s").astype("datetime64[us, UTC]")
+    frame["timestamp"] = (
+        pd.to_datetime(frame["timestamp"], unit="s", utc=True).dt.floor("s").astype("datetime64[us, UTC]")
+    )
     if config.item_text == "short_noisy":
         items = _review_snippet_items(items, np.random.default_rng([config.seed, 1]))
     return SampleData(items=items, interactions=frame, user_tastes=pd.DataFrame(tastes))
 
 
 # Short, mostly generic review snippets, as product catalogues built from reviews have them.
-SNIPPETS = ["Nice", "Great", "Very useful", "Works well", "Love it", "Good value", "Not bad", "Excellent",
-            "As described", "Five stars", "Does the job", "Happy with it", "Would buy again", "Okay", "Perfect"]
+SNIPPETS = [
+    "Nice",
+    "Great",
+    "Very useful",
+    "Works well",
+    "Love it",
+    "Good value",
+    "Not bad",
+    "Excellent",
+    "As described",
+    "Five stars",
+    "Does the job",
+    "Happy with it",
+    "Would buy again",
+    "Okay",
+    "Perfect",
+]
 # Hidden category -> product nouns a snippet may name ("Best amp").
 PRODUCT_NOUNS: dict[str, list[str]] = {
-    "Action": ["amp", "speaker", "subwoofer"], "Comedy": ["board game", "card deck", "puzzle"],
-    "Drama": ["novel", "memoir", "poetry book"], "Horror": ["mask", "costume", "fog machine"],
-    "Romance": ["candle", "perfume", "necklace"], "Sci-Fi": ["drone", "telescope", "robot kit"],
-    "Documentary": ["field guide", "atlas", "camera"], "Animation": ["plush toy", "crayon set", "sticker book"],
-    "Western": ["saddle", "boots", "lasso"], "Musical": ["ukulele", "metronome", "microphone"],
+    "Action": ["amp", "speaker", "subwoofer"],
+    "Comedy": ["board game", "card deck", "puzzle"],
+    "Drama": ["novel", "memoir", "poetry book"],
+    "Horror": ["mask", "costume", "fog machine"],
+    "Romance": ["candle", "perfume", "necklace"],
+    "Sci-Fi": ["drone", "telescope", "robot kit"],
+    "Documentary": ["field guide", "atlas", "camera"],
+    "Animation": ["plush toy", "crayon set", "sticker book"],
+    "Western": ["saddle", "boots", "lasso"],
+    "Musical": ["ukulele", "metronome", "microphone"],
 }
 
 
@@ -165,5 +217,6 @@ def _review_snippet_items(items: pd.DataFrame, rng: np.random.Generator, signal:
     categories = items["genres"].str.split("|").str[0]
     titles = [_snippet(rng, c, signal) for c in categories]
     descriptions = [_snippet(rng, c, signal) if rng.random() < 0.5 else "" for c in categories]
-    return items.assign(title=titles, genres="", year=pd.array([None] * len(items), dtype="Int64"),
-                        description=descriptions)
+    return items.assign(
+        title=titles, genres="", year=pd.array([None] * len(items), dtype="Int64"), description=descriptions
+    )

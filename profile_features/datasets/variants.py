@@ -24,12 +24,26 @@ from profile_features.config import InputsConfig, SampleConfig, TableInput
 __all__ = ["DATASETS", "NOISY_SAMPLE", "sparsify", "load_dataset", "write_csv_pair"]
 
 DATASETS = ("sample", "sample-noisy", "ml-100k", "ml-100k-sparse")
-NOISY_SAMPLE = SampleConfig(users=2500, items=1500, mean_interactions=6, seed=11, taste_strength=0.35,
-                            item_text="short_noisy", history_lengths="geometric", arrival_days=900, gap_days=60)
+NOISY_SAMPLE = SampleConfig(
+    users=2500,
+    items=1500,
+    mean_interactions=6,
+    seed=11,
+    taste_strength=0.35,
+    item_text="short_noisy",
+    history_lengths="geometric",
+    arrival_days=900,
+    gap_days=60,
+)
 
 
-def sparsify(interactions: pd.DataFrame, mean_history: float = 6.0, head_fraction: float = 0.1,
-             head_keep: float = 0.2, seed: int = 0) -> pd.DataFrame:
+def sparsify(
+    interactions: pd.DataFrame,
+    mean_history: float = 6.0,
+    head_fraction: float = 0.1,
+    head_keep: float = 0.2,
+    seed: int = 0,
+) -> pd.DataFrame:
     """Sparse users and a long tail from a dense interaction log.
 
     Interactions with the `head_fraction` most popular items are kept with probability
@@ -54,8 +68,9 @@ def sparsify(interactions: pd.DataFrame, mean_history: float = 6.0, head_fractio
     return pd.concat(parts).sort_values("timestamp", kind="stable").reset_index(drop=True)
 
 
-def load_dataset(name: str, ml100k_path: str | Path | None = None,
-                 sample: SampleConfig | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def load_dataset(
+    name: str, ml100k_path: str | Path | None = None, sample: SampleConfig | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(interactions, items) of a named dataset (see DATASETS)."""
     from profile_features.datasets.movielens import load_ml100k
     from profile_features.datasets.sample import generate_sample
@@ -80,5 +95,6 @@ def write_csv_pair(interactions: pd.DataFrame, items: pd.DataFrame, out_dir: str
         frame["timestamp"] = frame["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     frame.to_csv(out / "interactions.csv", index=False)
     items.to_csv(out / "items.csv", index=False)
-    return InputsConfig(interactions=TableInput(path=str(out / "interactions.csv")),
-                        items=TableInput(path=str(out / "items.csv")))
+    return InputsConfig(
+        interactions=TableInput(path=str(out / "interactions.csv")), items=TableInput(path=str(out / "items.csv"))
+    )

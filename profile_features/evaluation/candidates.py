@@ -38,7 +38,9 @@ def candidate_rows(
         snapshot), label (1/0).
     """
     before = interactions[interactions.timestamp < pd.Timestamp(start)]
-    window = interactions[(interactions.timestamp >= pd.Timestamp(start)) & (interactions.timestamp < pd.Timestamp(end))]
+    window = interactions[
+        (interactions.timestamp >= pd.Timestamp(start)) & (interactions.timestamp < pd.Timestamp(end))
+    ]
     popularity = before.item_id.value_counts().reindex(item_ids, fill_value=0).to_numpy() + 1.0
     probs = popularity / popularity.sum()
     seen_until_end = interactions[interactions.timestamp < pd.Timestamp(end)].groupby("user_id").item_id.agg(set)
@@ -47,7 +49,9 @@ def candidate_rows(
         at = group.timestamp.min()
         positives = sorted(set(group.item_id))
         excluded = seen_until_end.get(user_id, set())
-        draws = rng.choice(len(item_ids), size=min(len(item_ids), 4 * negatives + len(excluded)), replace=False, p=probs)
+        draws = rng.choice(
+            len(item_ids), size=min(len(item_ids), 4 * negatives + len(excluded)), replace=False, p=probs
+        )
         chosen = [item_ids[i] for i in draws if item_ids[i] not in excluded][:negatives]
         rows += [(user_id, item, at, 1) for item in positives] + [(user_id, item, at, 0) for item in chosen]
     frame = pd.DataFrame(rows, columns=["user_id", "item_id", "event_timestamp", "label"])

@@ -31,7 +31,9 @@ def history_counts(interactions: pd.DataFrame, users, cutoff: datetime) -> pd.Se
 
 def active_users(interactions: pd.DataFrame, start: datetime, end: datetime) -> list[str]:
     """Users with an interaction in [start, end)."""
-    window = interactions[(interactions.timestamp >= pd.Timestamp(start)) & (interactions.timestamp < pd.Timestamp(end))]
+    window = interactions[
+        (interactions.timestamp >= pd.Timestamp(start)) & (interactions.timestamp < pd.Timestamp(end))
+    ]
     return sorted(window.user_id.unique())
 
 
@@ -45,7 +47,9 @@ def truncate_histories(interactions: pd.DataFrame, users, cutoff: datetime, keep
     """`interactions` with each of `users`' interactions before `cutoff` cut to the first `keep`
     (by time, then input order); everything else, including all later interactions, is kept."""
     users, interactions = set(users), interactions.reset_index(drop=True)
-    order = interactions.assign(_row=range(len(interactions))).sort_values(["user_id", "timestamp", "_row"], kind="stable")
+    order = interactions.assign(_row=range(len(interactions))).sort_values(
+        ["user_id", "timestamp", "_row"], kind="stable"
+    )
     before = order.timestamp < pd.Timestamp(cutoff)
     rank = order[before].groupby("user_id").cumcount()
     drop = rank[(rank >= keep) & order.loc[rank.index, "user_id"].isin(users)].index

@@ -24,11 +24,29 @@ from profile_features.evaluation.candidates import candidate_rows
 from profile_features.evaluation.metrics import per_user_metrics
 from profile_features.evaluation.split import EvaluationSplit
 
-__all__ = ["BASELINE", "ITEM_TEXT_ONLY", "ALL_SEMANTIC", "RankerParams", "TUNING_GRID", "GbdtResults", "column_sets",
-           "historical_rows", "fit_ranker", "tune_ranker", "compare_column_sets", "evaluate_gbdt"]
+__all__ = [
+    "BASELINE",
+    "ITEM_TEXT_ONLY",
+    "ALL_SEMANTIC",
+    "RankerParams",
+    "TUNING_GRID",
+    "GbdtResults",
+    "column_sets",
+    "historical_rows",
+    "fit_ranker",
+    "tune_ranker",
+    "compare_column_sets",
+    "evaluate_gbdt",
+]
 
 # What a ranker already has without the plugin: behaviour counts and ratings.
-BASELINE = ["user_interaction_count", "user_mean_rating", "user_days_active", "item_interaction_count", "item_mean_rating"]
+BASELINE = [
+    "user_interaction_count",
+    "user_mean_rating",
+    "user_days_active",
+    "item_interaction_count",
+    "item_mean_rating",
+]
 
 ITEM_TEXT_ONLY = "+ item text only (control)"
 ALL_SEMANTIC = "+ all semantic columns"
@@ -53,7 +71,12 @@ def column_sets(components: int = 16) -> dict[str, list[str]]:
         "+ clusters": BASELINE + ["profile_cluster", "item_cluster"],
         "+ student columns": BASELINE + student,
         USER_SIDE: BASELINE + similarities + profile_dims + ["profile_cluster"] + student,
-        ALL_SEMANTIC: BASELINE + similarities + profile_dims + item_dims + ["profile_cluster", "item_cluster"] + student,
+        ALL_SEMANTIC: BASELINE
+        + similarities
+        + profile_dims
+        + item_dims
+        + ["profile_cluster", "item_cluster"]
+        + student,
         ITEM_TEXT_ONLY: BASELINE + item_dims + ["item_cluster"],
     }
 
@@ -84,8 +107,16 @@ EARLY_STOPPING_ROUNDS = 30
 UNTUNED_TREES = 200  # when there are no validation users to stop on
 
 
-def historical_rows(store, interactions: pd.DataFrame, item_ids: np.ndarray, start: datetime, end: datetime,
-                    negatives: int, seed: int, service: str = "gbdt_ranker") -> pd.DataFrame:
+def historical_rows(
+    store,
+    interactions: pd.DataFrame,
+    item_ids: np.ndarray,
+    start: datetime,
+    end: datetime,
+    negatives: int,
+    seed: int,
+    service: str = "gbdt_ranker",
+) -> pd.DataFrame:
     """Labelled candidate rows with the service's features as of each row's timestamp."""
     rows = candidate_rows(interactions, item_ids, start, end, negatives, np.random.default_rng(seed))
     frame = store.get_historical_features(entity_df=rows, features=store.get_feature_service(service)).to_df()
@@ -98,8 +129,14 @@ def _groups(frame: pd.DataFrame) -> np.ndarray:
     return frame.groupby("user_id", sort=False).size().to_numpy()
 
 
-def fit_ranker(train: pd.DataFrame, columns: list[str], seed: int, params: RankerParams = RankerParams(),
-               valid: pd.DataFrame | None = None, trees: int | None = None):
+def fit_ranker(
+    train: pd.DataFrame,
+    columns: list[str],
+    seed: int,
+    params: RankerParams = RankerParams(),
+    valid: pd.DataFrame | None = None,
+    trees: int | None = None,
+):
     """LGBMRanker (lambdarank) on `columns`; cluster ids are categorical.
 
     With `valid`, trains up to MAX_TREES and stops when validation NDCG@10 has not improved
@@ -109,16 +146,28 @@ def fit_ranker(train: pd.DataFrame, columns: list[str], seed: int, params: Ranke
     import lightgbm as lgb
 
     model = lgb.LGBMRanker(
-        objective="lambdarank", n_estimators=trees or (MAX_TREES if valid is not None else UNTUNED_TREES),
-        learning_rate=0.05, num_leaves=params.num_leaves, min_child_samples=params.min_data_in_leaf,
-        colsample_bytree=params.feature_fraction, reg_lambda=params.lambda_l2, subsample=0.8, subsample_freq=1,
-        random_state=seed, verbose=-1,
+        objective="lambdarank",
+        n_estimators=trees or (MAX_TREES if valid is not None else UNTUNED_TREES),
+        learning_rate=0.05,
+        num_leaves=params.num_leaves,
+        min_child_samples=params.min_data_in_leaf,
+        colsample_bytree=params.feature_fraction,
+        reg_lambda=params.lambda_l2,
+        subsample=0.8,
+        subsample_freq=1,
+        random_state=seed,
+        verbose=-1,
     )
     categorical = [c for c in columns if c.endswith("_cluster")]
     extra = {}
     if valid is not None:
-        extra = {"eval_X": (valid[columns],), "eval_y": (valid.label,), "eval_group": [_groups(valid)], "eval_at": [10],
-                 "callbacks": [lgb.early_stopping(EARLY_STOPPING_ROUNDS, first_metric_only=True, verbose=False)]}
+        extra = {
+            "eval_X": (valid[columns],),
+            "eval_y": (valid.label,),
+            "eval_group": [_groups(valid)],
+            "eval_at": [10],
+            "callbacks": [lgb.early_stopping(EARLY_STOPPING_ROUNDS, first_metric_only=True, verbose=False)],
+        }
     model.fit(train[columns], train.label, group=_groups(train), categorical_feature=categorical or "auto", **extra)
     return model
 
@@ -134,8 +183,9 @@ def _valid_scores(model, valid: pd.DataFrame, columns: list[str]) -> pd.DataFram
     return per_user_metrics(valid.assign(score=model.predict(valid[columns])), "score")
 
 
-def tune_ranker(fit: pd.DataFrame, valid: pd.DataFrame, columns: list[str], seed: int,
-                grid: Sequence[RankerParams] = TUNING_GRID) -> TunedRanker:
+def tune_ranker(
+    fit: pd.DataFrame, valid: pd.DataFrame, columns: list[str], seed: int, grid: Sequence[RankerParams] = TUNING_GRID
+) -> TunedRanker:
     """The grid setting with the best validation NDCG@10 (mean over validation users)."""
     best = None
     for params in grid:
@@ -161,15 +211,28 @@ def _test_records(scored: pd.DataFrame, variant: str, seed: int, slices: dict[st
     for slice_name, users in slices.items():
         per_user = per_user_metrics(scored, "score", users=users)
         for metric in per_user.columns:
-            records.append({"model": "lightgbm", "variant": variant, "seed": seed, "slice": slice_name,
-                            "metric": metric, "value": float(per_user[metric].mean()) if len(per_user) else float("nan"),
-                            "users": len(per_user)})
+            records.append(
+                {
+                    "model": "lightgbm",
+                    "variant": variant,
+                    "seed": seed,
+                    "slice": slice_name,
+                    "metric": metric,
+                    "value": float(per_user[metric].mean()) if len(per_user) else float("nan"),
+                    "users": len(per_user),
+                }
+            )
     return records
 
 
-def compare_column_sets(frames: Iterable[tuple[int, pd.DataFrame, pd.DataFrame]], valid_users: Collection[str],
-                        sets: dict[str, list[str]], slices: dict[str, Collection[str]],
-                        grid: Sequence[RankerParams] = TUNING_GRID, log: Callable[[str], None] = print) -> GbdtResults:
+def compare_column_sets(
+    frames: Iterable[tuple[int, pd.DataFrame, pd.DataFrame]],
+    valid_users: Collection[str],
+    sets: dict[str, list[str]],
+    slices: dict[str, Collection[str]],
+    grid: Sequence[RankerParams] = TUNING_GRID,
+    log: Callable[[str], None] = print,
+) -> GbdtResults:
     """Tune, fit and test every column set on each seed's (seed, training rows, test rows).
 
     Training rows of `valid_users` validate (early stopping, the settings search, the per-user
@@ -181,8 +244,10 @@ def compare_column_sets(frames: Iterable[tuple[int, pd.DataFrame, pd.DataFrame]]
     for seed, train, test in frames:
         in_valid = train.user_id.isin(valid_users)
         fit, valid = train[~in_valid], train[in_valid]
-        log(f"  lightgbm seed {seed}: fit {len(fit)} rows / {fit.user_id.nunique()} users, valid {len(valid)} rows / "
-            f"{valid.user_id.nunique()} users, test {len(test)} rows / {test.user_id.nunique()} users")
+        log(
+            f"  lightgbm seed {seed}: fit {len(fit)} rows / {fit.user_id.nunique()} users, valid {len(valid)} rows / "
+            f"{valid.user_id.nunique()} users, test {len(test)} rows / {test.user_id.nunique()} users"
+        )
         for variant, columns in sets.items():
             if valid.empty:
                 model = fit_ranker(train, columns, seed)
@@ -191,26 +256,47 @@ def compare_column_sets(frames: Iterable[tuple[int, pd.DataFrame, pd.DataFrame]]
                     chosen[variant] = tune_ranker(fit, valid, columns, seed, grid)
                 stopped = fit_ranker(fit, columns, seed, chosen[variant].params, valid)
                 per_user = _valid_scores(stopped, valid, columns)["ndcg@10"]
-                valids.append(pd.DataFrame({"variant": variant, "seed": seed, "user_id": per_user.index,
-                                            "value": per_user.to_numpy()}))
+                valids.append(
+                    pd.DataFrame(
+                        {"variant": variant, "seed": seed, "user_id": per_user.index, "value": per_user.to_numpy()}
+                    )
+                )
                 trees = max(1, int(stopped.best_iteration_ or MAX_TREES))
                 model = fit_ranker(train, columns, seed, chosen[variant].params, trees=trees)
             tests += _test_records(test.assign(score=model.predict(test[columns])), variant, seed, slices)
         first = next(iter(slices), None)
-        log(f"  lightgbm seed {seed}, {first} users: " + ", ".join(
-            f"{r['variant']} {r['value']:.4f}" for r in tests if r["seed"] == seed and r["slice"] == first
-            and r["metric"] == "ndcg@10"))
-    valid_frame = pd.concat(valids, ignore_index=True) if valids else pd.DataFrame(
-        columns=["variant", "seed", "user_id", "value"])
-    params = {variant: {**asdict(t.params), "trees_on_first_seed": t.trees, "valid_ndcg@10": t.valid_ndcg}
-              for variant, t in chosen.items()}
+        log(
+            f"  lightgbm seed {seed}, {first} users: "
+            + ", ".join(
+                f"{r['variant']} {r['value']:.4f}"
+                for r in tests
+                if r["seed"] == seed and r["slice"] == first and r["metric"] == "ndcg@10"
+            )
+        )
+    valid_frame = (
+        pd.concat(valids, ignore_index=True)
+        if valids
+        else pd.DataFrame(columns=["variant", "seed", "user_id", "value"])
+    )
+    params = {
+        variant: {**asdict(t.params), "trees_on_first_seed": t.trees, "valid_ndcg@10": t.valid_ndcg}
+        for variant, t in chosen.items()
+    }
     return GbdtResults(pd.DataFrame(tests), valid_frame, params)
 
 
-def evaluate_gbdt(store, interactions: pd.DataFrame, item_ids: np.ndarray, split: EvaluationSplit,
-                  seeds: Sequence[int], negatives: int = 50, slices: dict[str, Collection[str]] | None = None,
-                  sets: dict[str, list[str]] | None = None, grid: Sequence[RankerParams] = TUNING_GRID,
-                  log: Callable[[str], None] = print) -> GbdtResults:
+def evaluate_gbdt(
+    store,
+    interactions: pd.DataFrame,
+    item_ids: np.ndarray,
+    split: EvaluationSplit,
+    seeds: Sequence[int],
+    negatives: int = 50,
+    slices: dict[str, Collection[str]] | None = None,
+    sets: dict[str, list[str]] | None = None,
+    grid: Sequence[RankerParams] = TUNING_GRID,
+    log: Callable[[str], None] = print,
+) -> GbdtResults:
     """`compare_column_sets` on point-in-time rows from Feast: candidates of the training window's users
     (training snapshot) and of the test window's users (test snapshot), negatives drawn anew per seed.
 
@@ -218,11 +304,15 @@ def evaluate_gbdt(store, interactions: pd.DataFrame, item_ids: np.ndarray, split
         split: populations and cutoffs; test users' slices come from `slices` (default `split.slices`).
         sets: column sets (default `column_sets()`); the first is the baseline.
     """
+
     def frames():
         for seed in seeds:
-            yield (seed,
-                   historical_rows(store, interactions, item_ids, split.train_cutoff, split.test_cutoff, negatives, seed),
-                   historical_rows(store, interactions, item_ids, split.test_cutoff, split.end, negatives, 1000 + seed))
+            yield (
+                seed,
+                historical_rows(store, interactions, item_ids, split.train_cutoff, split.test_cutoff, negatives, seed),
+                historical_rows(store, interactions, item_ids, split.test_cutoff, split.end, negatives, 1000 + seed),
+            )
 
-    return compare_column_sets(frames(), split.valid_users, sets or column_sets(),
-                               slices if slices is not None else split.slices, grid, log)
+    return compare_column_sets(
+        frames(), split.valid_users, sets or column_sets(), slices if slices is not None else split.slices, grid, log
+    )

@@ -18,13 +18,16 @@ import numpy as np
 __all__ = ["SIMILARITIES", "SCALAR_ITEM_FEATURES", "measure_requests", "latency_rows"]
 
 SIMILARITIES = ["user_item_similarity:profile_item_similarity", "user_item_similarity:student_item_similarity"]
-SCALAR_ITEM_FEATURES = ["item_stats:item_interaction_count", "item_stats:item_mean_rating", "item_semantic:item_cluster"] + [
-    f"item_semantic:item_pc_{i}" for i in range(16)
-]
+SCALAR_ITEM_FEATURES = [
+    "item_stats:item_interaction_count",
+    "item_stats:item_mean_rating",
+    "item_semantic:item_cluster",
+] + [f"item_semantic:item_pc_{i}" for i in range(16)]
 
 
-def measure_requests(store, scorer, users, catalogue, candidates: int, requests: int,
-                     rng: np.random.Generator, warmup: int = 3) -> dict[str, np.ndarray]:
+def measure_requests(
+    store, scorer, users, catalogue, candidates: int, requests: int, rng: np.random.Generator, warmup: int = 3
+) -> dict[str, np.ndarray]:
     """Milliseconds per request for paths a, b and c (warm-up requests dropped)."""
     timings = {"a": [], "b": [], "c": []}
     for _ in range(requests + warmup):
@@ -43,13 +46,18 @@ def measure_requests(store, scorer, users, catalogue, candidates: int, requests:
     return {k: np.array(v[warmup:]) for k, v in timings.items()}
 
 
-def latency_rows(store, store_name: str, users, catalogue, candidate_counts: Sequence[int], requests: int) -> list[dict]:
+def latency_rows(
+    store, store_name: str, users, catalogue, candidate_counts: Sequence[int], requests: int
+) -> list[dict]:
     """Median and p99 of each path, and the ratios to (a), per candidate count."""
     from profile_features.serving import SemanticScorer
 
-    scorer = SemanticScorer(store, [str(i) for i in catalogue],
-                            user_vectors=["user_profile:profile_embedding", "user_student:student_profile_embedding"],
-                            similarity_names=["profile_item_similarity", "student_item_similarity"])
+    scorer = SemanticScorer(
+        store,
+        [str(i) for i in catalogue],
+        user_vectors=["user_profile:profile_embedding", "user_student:student_profile_embedding"],
+        similarity_names=["profile_item_similarity", "student_item_similarity"],
+    )
     scorer.items()  # load the item matrix once, outside the timed requests
     rows = []
     for n in sorted({min(n, len(catalogue)) for n in candidate_counts}):

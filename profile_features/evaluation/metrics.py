@@ -16,8 +16,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["METRICS", "ndcg_at_k", "recall_at_k", "hit_rate_at_k", "reciprocal_rank", "auc", "list_metrics",
-           "per_user_metrics", "mean_metrics"]
+__all__ = [
+    "METRICS",
+    "ndcg_at_k",
+    "recall_at_k",
+    "hit_rate_at_k",
+    "reciprocal_rank",
+    "auc",
+    "list_metrics",
+    "per_user_metrics",
+    "mean_metrics",
+]
 
 METRICS = ["ndcg@10", "recall@10", "hr@10", "mrr", "auc"]  # the names list_metrics uses at k=10
 
@@ -71,19 +80,24 @@ def list_metrics(labels: np.ndarray, scores: np.ndarray, k: int = 10) -> dict[st
     }
 
 
-def per_user_metrics(frame: pd.DataFrame, score_column: str, users=None, k: int = 10, group: str = "user_id",
-                     label: str = "label") -> pd.DataFrame:
+def per_user_metrics(
+    frame: pd.DataFrame, score_column: str, users=None, k: int = 10, group: str = "user_id", label: str = "label"
+) -> pd.DataFrame:
     """One row of metrics per group with a relevant item (optionally only `users`), indexed by group."""
     if users is not None:
         frame = frame[frame[group].isin(set(users))]
-    rows = {key: list_metrics(g[label].to_numpy(), g[score_column].to_numpy(), k)
-            for key, g in frame.groupby(group, sort=True) if g[label].max() > 0}
+    rows = {
+        key: list_metrics(g[label].to_numpy(), g[score_column].to_numpy(), k)
+        for key, g in frame.groupby(group, sort=True)
+        if g[label].max() > 0
+    }
     columns = list(list_metrics(np.ones(1), np.ones(1), k))
     return pd.DataFrame.from_dict(rows, orient="index", columns=columns).rename_axis(group)
 
 
-def mean_metrics(frame: pd.DataFrame, score_column: str, users=None, k: int = 10, group: str = "user_id",
-                 label: str = "label") -> dict[str, float]:
+def mean_metrics(
+    frame: pd.DataFrame, score_column: str, users=None, k: int = 10, group: str = "user_id", label: str = "label"
+) -> dict[str, float]:
     """Mean of each metric over the groups with a relevant item (optionally only `users`),
     plus `users`, the number of groups averaged. AUC averages the groups that have both kinds."""
     per_user = per_user_metrics(frame, score_column, users, k, group, label)

@@ -15,7 +15,16 @@ import pandas as pd
 
 from profile_features.evaluation.gbdt import ALL_SEMANTIC, ITEM_TEXT_ONLY
 
-__all__ = ["GOALS", "summarise", "paired_lift", "verdict", "comparisons", "acceptance_checks", "goal_checks", "write_report"]
+__all__ = [
+    "GOALS",
+    "summarise",
+    "paired_lift",
+    "verdict",
+    "comparisons",
+    "acceptance_checks",
+    "goal_checks",
+    "write_report",
+]
 
 # (model, variant with the plugin, slice) -> required NDCG@10 lift over the model's baseline.
 GOALS = {("lightgbm", ALL_SEMANTIC, "all"): 0.03, ("lightgbm", ALL_SEMANTIC, "cold"): 0.10}
@@ -25,8 +34,9 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
     """Mean and std (ddof=1, 0 for one seed) per model, slice, variant and metric; lift of the
     mean over the model's baseline variant in the same slice."""
     grouped = results.groupby(["model", "slice", "variant", "metric"], sort=False)
-    table = grouped.value.agg(mean="mean", std=lambda v: float(v.std(ddof=1)) if len(v) > 1 else 0.0,
-                              seeds="count").reset_index()
+    table = grouped.value.agg(
+        mean="mean", std=lambda v: float(v.std(ddof=1)) if len(v) > 1 else 0.0, seeds="count"
+    ).reset_index()
     table["users"] = grouped.users.max().to_numpy()
     baseline_variant = results.groupby("model", sort=False).variant.first()
     base = table[table.variant == table.model.map(baseline_variant)].set_index(["model", "slice", "metric"])["mean"]
@@ -35,8 +45,9 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def paired_lift(results: pd.DataFrame, model: str, variant: str, baseline: str, slice_name: str,
-                metric: str = "ndcg@10") -> dict | None:
+def paired_lift(
+    results: pd.DataFrame, model: str, variant: str, baseline: str, slice_name: str, metric: str = "ndcg@10"
+) -> dict | None:
     """Lift of `variant`'s mean over `baseline`'s, the mean paired (same seed) difference and its
     std, and the larger of the two seed spreads (std); None when either is missing."""
     rows = results[(results.model == model) & (results.slice == slice_name) & (results.metric == metric)]
@@ -48,11 +59,21 @@ def paired_lift(results: pd.DataFrame, model: str, variant: str, baseline: str, 
     many = len(difference) > 1
     spread = max(with_plugin.std(ddof=1), without.std(ddof=1)) if many else float("nan")
     users = int(rows[rows.variant.isin([variant, baseline])].users.min())
-    return {"model": model, "variant": variant, "baseline": baseline, "slice": slice_name, "metric": metric,
-            "mean": float(with_plugin.mean()), "baseline_mean": float(without.mean()),
-            "lift": float(with_plugin.mean() / without.mean() - 1) if without.mean() else float("nan"),
-            "difference": float(difference.mean()), "difference_std": float(difference.std(ddof=1)) if many else float("nan"),
-            "spread": float(spread), "seeds": int(len(difference)), "users": users}
+    return {
+        "model": model,
+        "variant": variant,
+        "baseline": baseline,
+        "slice": slice_name,
+        "metric": metric,
+        "mean": float(with_plugin.mean()),
+        "baseline_mean": float(without.mean()),
+        "lift": float(with_plugin.mean() / without.mean() - 1) if without.mean() else float("nan"),
+        "difference": float(difference.mean()),
+        "difference_std": float(difference.std(ddof=1)) if many else float("nan"),
+        "spread": float(spread),
+        "seeds": int(len(difference)),
+        "users": users,
+    }
 
 
 def verdict(check: dict, min_users: int = 30) -> dict:
@@ -69,7 +90,11 @@ def verdict(check: dict, min_users: int = 30) -> dict:
     else:
         word = "no measurable difference"
     detectable = spread / check["baseline_mean"] if check["baseline_mean"] and not np.isnan(spread) else float("nan")
-    return check | {"verdict": word, "too_small": bool(check["users"] < min_users), "detectable_lift": float(detectable)}
+    return check | {
+        "verdict": word,
+        "too_small": bool(check["users"] < min_users),
+        "detectable_lift": float(detectable),
+    }
 
 
 def comparisons(results: pd.DataFrame, min_users: int = 30) -> list[dict]:
@@ -93,9 +118,11 @@ def acceptance_checks(results: pd.DataFrame, recommended: str | None, min_users:
     beyond it, nor than plain SASRec."""
     from profile_features.evaluation.student_quality import MOST_POPULAR, PLAIN, STUDENT
 
-    wanted = [("lightgbm", recommended, "none", "recommended column set vs behaviour only"),
-              ("student", STUDENT, MOST_POPULAR, "student vs most popular"),
-              ("student", STUDENT, PLAIN, "student vs plain SASRec")]
+    wanted = [
+        ("lightgbm", recommended, "none", "recommended column set vs behaviour only"),
+        ("student", STUDENT, MOST_POPULAR, "student vs most popular"),
+        ("student", STUDENT, PLAIN, "student vs plain SASRec"),
+    ]
     out = []
     for model, variant, baseline, name in wanted:
         if variant is None or variant == baseline:
@@ -118,21 +145,33 @@ def goal_checks(results: pd.DataFrame, metric: str = "ndcg@10") -> list[dict]:
             continue
         check = paired_lift(results, model, variant, baseline_variant[model], slice_name, metric)
         if check is not None:
-            checks.append(check | {"goal": goal, "met": bool(check["lift"] >= goal and check["difference"] > check["spread"])})
+            checks.append(
+                check | {"goal": goal, "met": bool(check["lift"] >= goal and check["difference"] > check["spread"])}
+            )
     return checks
 
 
 def _control_lines(results: pd.DataFrame) -> list[str]:
     """All semantic columns against the item-text-only control: what the user side adds."""
-    comparisons = [paired_lift(results, "lightgbm", ALL_SEMANTIC, ITEM_TEXT_ONLY, s) for s in dict.fromkeys(results.slice)]
+    comparisons = [
+        paired_lift(results, "lightgbm", ALL_SEMANTIC, ITEM_TEXT_ONLY, s) for s in dict.fromkeys(results.slice)
+    ]
     comparisons = [c for c in comparisons if c is not None]
     if not comparisons:
         return []
-    lines = ["## What the user side adds over item content (LightGBM)", "",
-             f"`{ALL_SEMANTIC}` against `{ITEM_TEXT_ONLY}` (the item PCA columns and item cluster, which need no "
-             "user profile), same seeds.", "",
-             "| slice | NDCG@10 lift | mean difference | seed spread |", "|---|---|---|---|"]
-    lines += [f"| {c['slice']} | {100 * c['lift']:+.1f}% | {c['difference']:+.4f} | {_fmt(c['spread'])} |" for c in comparisons]
+    lines = [
+        "## What the user side adds over item content (LightGBM)",
+        "",
+        f"`{ALL_SEMANTIC}` against `{ITEM_TEXT_ONLY}` (the item PCA columns and item cluster, which need no "
+        "user profile), same seeds.",
+        "",
+        "| slice | NDCG@10 lift | mean difference | seed spread |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {c['slice']} | {100 * c['lift']:+.1f}% | {c['difference']:+.4f} | {_fmt(c['spread'])} |"
+        for c in comparisons
+    ]
     return lines + [""]
 
 
@@ -143,14 +182,19 @@ def _fmt(value: float) -> str:
 def _metric_table(summary: pd.DataFrame, model: str, slice_name: str) -> list[str]:
     part = summary[(summary.model == model) & (summary.slice == slice_name)]
     metrics = list(dict.fromkeys(part.metric))
-    lines = ["| variant | users | " + " | ".join(metrics) + " | NDCG@10 lift |",
-             "|---|---|" + "---|" * len(metrics) + "---|"]
+    lines = [
+        "| variant | users | " + " | ".join(metrics) + " | NDCG@10 lift |",
+        "|---|---|" + "---|" * len(metrics) + "---|",
+    ]
     for variant, rows in part.groupby("variant", sort=False):
         rows = rows.set_index("metric")
         cells = [f"{_fmt(rows.at[m, 'mean'])} +/- {_fmt(rows.at[m, 'std'])}" for m in metrics]
         lift = rows.at["ndcg@10", "lift"] if "ndcg@10" in rows.index else float("nan")
-        lines.append(f"| {variant} | {int(rows.users.max())} | " + " | ".join(cells)
-                     + f" | {'n/a' if np.isnan(lift) else f'{100 * lift:+.1f}%'} |")
+        lines.append(
+            f"| {variant} | {int(rows.users.max())} | "
+            + " | ".join(cells)
+            + f" | {'n/a' if np.isnan(lift) else f'{100 * lift:+.1f}%'} |"
+        )
     return lines
 
 
@@ -176,35 +220,56 @@ def _plot(summary: pd.DataFrame, path: Path, metric: str = "ndcg@10") -> None:
 def _recommendation_lines(recommendation: dict, checks: list[dict]) -> list[str]:
     lines = ["## Which columns to serve (LightGBM)", ""]
     if recommendation["helps"]:
-        lines.append(f"**Serve `{recommendation['variant']}`.** Chosen on validation users: {recommendation['reason']}.")
+        lines.append(
+            f"**Serve `{recommendation['variant']}`.** Chosen on validation users: {recommendation['reason']}."
+        )
     else:
         lines.append(f"**Serve none of the plugin's columns to this ranker**: {recommendation['reason']}.")
-    lines += ["", "Validation (the choice; tuned per set, same budget):", "",
-              "| column set | validation NDCG@10 | paired difference | standard error | seed spread | beats baseline |",
-              "|---|---|---|---|---|---|"]
-    lines += [f"| {c['variant']} | {c['mean']:.4f} | {c['difference']:+.4f} | {_fmt(c['standard_error'])} | "
-              f"{_fmt(c['seed_spread'])} | {'yes' if c['helps'] else 'no'} |" for c in recommendation["candidates"]]
+    lines += [
+        "",
+        "Validation (the choice; tuned per set, same budget):",
+        "",
+        "| column set | validation NDCG@10 | paired difference | standard error | seed spread | beats baseline |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {c['variant']} | {c['mean']:.4f} | {c['difference']:+.4f} | {_fmt(c['standard_error'])} | "
+        f"{_fmt(c['seed_spread'])} | {'yes' if c['helps'] else 'no'} |"
+        for c in recommendation["candidates"]
+    ]
     ours = [c for c in checks if c["model"] == "lightgbm"]
     if ours:
-        lines += ["", "Test users, the recommended set against behaviour only:", "",
-                  "| slice | users | NDCG@10 lift | paired difference | seed spread | verdict |", "|---|---|---|---|---|---|"]
-        lines += [f"| {c['slice']} | {c['users']} | {100 * c['lift']:+.1f}% | {c['difference']:+.4f} | "
-                  f"{_fmt(c['spread'])} | {c['verdict']}{' (too few users to tell)' if c['too_small'] else ''} |"
-                  for c in ours]
+        lines += [
+            "",
+            "Test users, the recommended set against behaviour only:",
+            "",
+            "| slice | users | NDCG@10 lift | paired difference | seed spread | verdict |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {c['slice']} | {c['users']} | {100 * c['lift']:+.1f}% | {c['difference']:+.4f} | "
+            f"{_fmt(c['spread'])} | {c['verdict']}{' (too few users to tell)' if c['too_small'] else ''} |"
+            for c in ours
+        ]
     return lines + [""]
 
 
 def _check_lines(checks: list[dict]) -> list[str]:
     if not checks:
         return []
-    lines = ["## Checks (NDCG@10; must never be worse beyond the seed spread)", "",
-             "| check | slice | users | lift | paired difference | seed spread | smallest visible lift | passed |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "## Checks (NDCG@10; must never be worse beyond the seed spread)",
+        "",
+        "| check | slice | users | lift | paired difference | seed spread | smallest visible lift | passed |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for c in checks:
         small = " (slice too small to show a lift at this spread)" if c["too_small"] else ""
-        lines.append(f"| {c['check']} | {c['slice']} | {c['users']} | {100 * c['lift']:+.1f}% | {c['difference']:+.4f} "
-                     f"| {_fmt(c['spread'])} | {_pct(c['detectable_lift'])} | "
-                     f"{'yes' if c['passed'] else '**NO**'}{small} |")
+        lines.append(
+            f"| {c['check']} | {c['slice']} | {c['users']} | {100 * c['lift']:+.1f}% | {c['difference']:+.4f} "
+            f"| {_fmt(c['spread'])} | {_pct(c['detectable_lift'])} | "
+            f"{'yes' if c['passed'] else '**NO**'}{small} |"
+        )
     return lines + [""]
 
 
@@ -227,9 +292,17 @@ def _json_ready(value):
     return value
 
 
-def write_report(out_dir: Path, results: pd.DataFrame, context: dict, latency: list[dict] | None = None,
-                 student_benchmark: dict | None = None, recommendation: dict | None = None,
-                 slices: dict[str, int] | None = None, details: dict | None = None, min_users: int = 30) -> Path:
+def write_report(
+    out_dir: Path,
+    results: pd.DataFrame,
+    context: dict,
+    latency: list[dict] | None = None,
+    student_benchmark: dict | None = None,
+    recommendation: dict | None = None,
+    slices: dict[str, int] | None = None,
+    details: dict | None = None,
+    min_users: int = 30,
+) -> Path:
     """Write report.md, report.json, ndcg.png, results.csv and summary.csv into `out_dir`; returns report.md.
 
     Args:
@@ -256,19 +329,32 @@ def write_report(out_dir: Path, results: pd.DataFrame, context: dict, latency: l
     lines += [f"- **{key}**: {value}" for key, value in context.items()] + [""]
     if slices:
         lines += ["| slice | test users | |", "|---|---|---|"]
-        lines += [f"| {name} | {count} | {'too few to show a lift at the seed spread' if count < min_users else ''} |"
-                  for name, count in slices.items()] + [""]
+        lines += [
+            f"| {name} | {count} | {'too few to show a lift at the seed spread' if count < min_users else ''} |"
+            for name, count in slices.items()
+        ] + [""]
     if recommendation:
         lines += _recommendation_lines(recommendation, checks)
     lines += _check_lines(checks)
     goals = goal_checks(results)
     if goals:
-        lines += ["## Goals", "", "| model | variant | slice | NDCG@10 lift | goal | mean difference | seed spread | met |",
-                  "|---|---|---|---|---|---|---|---|"]
-        lines += [f"| {c['model']} | {c['variant']} | {c['slice']} | {100 * c['lift']:+.1f}% | +{100 * c['goal']:.0f}% "
-                  f"| {c['difference']:+.4f} | {_fmt(c['spread'])} | {'yes' if c['met'] else '**no**'} |" for c in goals]
-        lines += ["", "Met = the mean lift reaches the goal and the mean paired difference over seeds is larger "
-                  "than the larger seed std of the two variants.", ""]
+        lines += [
+            "## Goals",
+            "",
+            "| model | variant | slice | NDCG@10 lift | goal | mean difference | seed spread | met |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {c['model']} | {c['variant']} | {c['slice']} | {100 * c['lift']:+.1f}% | +{100 * c['goal']:.0f}% "
+            f"| {c['difference']:+.4f} | {_fmt(c['spread'])} | {'yes' if c['met'] else '**no**'} |"
+            for c in goals
+        ]
+        lines += [
+            "",
+            "Met = the mean lift reaches the goal and the mean paired difference over seeds is larger "
+            "than the larger seed std of the two variants.",
+            "",
+        ]
     lines += _control_lines(results)
     for model in dict.fromkeys(summary.model):
         lines += [f"## {model}", ""]
@@ -279,31 +365,56 @@ def write_report(out_dir: Path, results: pd.DataFrame, context: dict, latency: l
     if student_benchmark:
         lines += _student_benchmark_table(student_benchmark)
     if latency:
-        lines += ["## Online latency (1 user x N candidates, ms)", "",
-                  "(a) scalar item lookup, (b) + on-demand similarity view, (c) + fast path (SemanticScorer)", "",
-                  "| store | candidates | requests | (a) p50 | (a) p99 | (b) p50 | (b) p99 | (c) p50 | (c) p99 | (b)/(a) | (c)/(a) |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
-        lines += [f"| {r['store']} | {r['candidates']} | {r['requests']} | {r['a_p50']:.1f} | {r['a_p99']:.1f} | {r['b_p50']:.1f} "
-                  f"| {r['b_p99']:.1f} | {r['c_p50']:.1f} | {r['c_p99']:.1f} | {r['b/a']:.2f} | {r['c/a']:.2f} |" for r in latency]
+        lines += [
+            "## Online latency (1 user x N candidates, ms)",
+            "",
+            "(a) scalar item lookup, (b) + on-demand similarity view, (c) + fast path (SemanticScorer)",
+            "",
+            "| store | candidates | requests | (a) p50 | (a) p99 | (b) p50 | (b) p99 | (c) p50 | (c) p99 "
+            "| (b)/(a) | (c)/(a) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['store']} | {r['candidates']} | {r['requests']} | {r['a_p50']:.1f} | {r['a_p99']:.1f} "
+            f"| {r['b_p50']:.1f} "
+            f"| {r['b_p99']:.1f} | {r['c_p50']:.1f} | {r['c_p99']:.1f} | {r['b/a']:.2f} | {r['c/a']:.2f} |"
+            for r in latency
+        ]
         lines.append("")
     path = out_dir / "report.md"
     path.write_text("\n".join(lines))
     document = {
-        "context": context, "slices": slices or {}, "min_slice_users": min_users,
-        "recommendation": recommendation, "checks": checks, "all_checks_passed": all(c["passed"] for c in checks),
-        "goals": goals, "comparisons": comparisons(results, min_users),
-        "summary": summary.to_dict(orient="records"), "latency": latency or [], "details": details or {},
+        "context": context,
+        "slices": slices or {},
+        "min_slice_users": min_users,
+        "recommendation": recommendation,
+        "checks": checks,
+        "all_checks_passed": all(c["passed"] for c in checks),
+        "goals": goals,
+        "comparisons": comparisons(results, min_users),
+        "summary": summary.to_dict(orient="records"),
+        "latency": latency or [],
+        "details": details or {},
     }
     (out_dir / "report.json").write_text(json.dumps(_json_ready(document), indent=1))
     return path
 
 
 def _student_benchmark_table(data: dict) -> list[str]:
-    lines = [f"## Student benchmark (benchmarks/student_quality.py, protocol {data.get('protocol')}, "
-             f"seeds {data.get('seeds')}, profiles {data.get('profile_writer')})", "",
-             "| variant | NDCG@10 | Recall@10 | HR@10 | MRR |", "|---|---|---|---|---|"]
+    lines = [
+        f"## Student benchmark (benchmarks/student_quality.py, protocol {data.get('protocol')}, "
+        f"seeds {data.get('seeds')}, profiles {data.get('profile_writer')})",
+        "",
+        "| variant | NDCG@10 | Recall@10 | HR@10 | MRR |",
+        "|---|---|---|---|---|",
+    ]
     for name, result in data.get("results", {}).items():
         summary = result["summary"]
-        lines.append(f"| {name} | " + " | ".join(f"{summary[m][0]:.4f} +/- {summary[m][1]:.4f}"
-                                              for m in ("ndcg@10", "recall@10", "hr@10", "mrr")) + " |")
+        lines.append(
+            f"| {name} | "
+            + " | ".join(
+                f"{summary[m][0]:.4f} +/- {summary[m][1]:.4f}" for m in ("ndcg@10", "recall@10", "hr@10", "mrr")
+            )
+            + " |"
+        )
     return lines + [""]

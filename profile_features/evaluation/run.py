@@ -55,8 +55,9 @@ class EvaluationConfig(StrictModel):
     @model_validator(mode="after")
     def _check(self) -> EvaluationConfig:
         if self.job.inputs is None:
-            raise ValueError("evaluate needs inputs: set inputs.interactions and inputs.items in the job config "
-                             "(or pass --dataset)")
+            raise ValueError(
+                "evaluate needs inputs: set inputs.interactions and inputs.items in the job config (or pass --dataset)"
+            )
         if not 0 < self.quantiles[0] < self.quantiles[1] < 1:
             raise ValueError(f"quantiles must be 0 < train < test < 1, got {self.quantiles}")
         return self
@@ -73,7 +74,8 @@ def _build(config: EvaluationConfig, name: str, inputs: InputsConfig, cutoffs, l
 
     repo = prepare_repo(Path(__file__).resolve().parents[2] / "feature_repo", config.workdir.resolve() / name / "repo")
     student = config.job.student.model_copy(
-        update={"overrides": [*config.job.student.overrides, *config.student_overrides]})
+        update={"overrides": [*config.job.student.overrides, *config.student_overrides]}
+    )
     job = config.job.model_copy(update={"data_dir": str(repo / "data"), "inputs": inputs, "student": student})
     spark = build_spark(job.spark)
     validation = run_validation(spark, job)
@@ -103,8 +105,9 @@ def _cutoffs(job: JobConfig, quantiles):
     return cutoffs
 
 
-def _rankers(config: EvaluationConfig, repo: Path, job: JobConfig, interactions, items, split, slices,
-             log) -> tuple[pd.DataFrame, object, dict]:
+def _rankers(
+    config: EvaluationConfig, repo: Path, job: JobConfig, interactions, items, split, slices, log
+) -> tuple[pd.DataFrame, object, dict]:
     """LightGBM, two-tower and the student against its baselines on one built repo."""
     from feast import FeatureStore
 
@@ -112,24 +115,51 @@ def _rankers(config: EvaluationConfig, repo: Path, job: JobConfig, interactions,
     from profile_features.evaluation.student_quality import evaluate_student, train_comparison_students
 
     seeds = range(config.seeds)
-    gbdt = evaluate_gbdt(FeatureStore(repo_path=str(repo)), interactions, items.item_id.to_numpy(), split, seeds,
-                         config.negatives, slices=slices, log=log)
+    gbdt = evaluate_gbdt(
+        FeatureStore(repo_path=str(repo)),
+        interactions,
+        items.item_id.to_numpy(),
+        split,
+        seeds,
+        config.negatives,
+        slices=slices,
+        log=log,
+    )
     frames = [gbdt.test]
     if config.two_tower:
         from profile_features.evaluation.two_tower import evaluate_two_tower
 
-        frames.append(evaluate_two_tower(repo, interactions, split.train_cutoff, split.test_cutoff, split.end, seeds,
-                                         slices=slices, epochs=config.two_tower_epochs, valid_users=split.valid_users,
-                                         log=log))
+        frames.append(
+            evaluate_two_tower(
+                repo,
+                interactions,
+                split.train_cutoff,
+                split.test_cutoff,
+                split.end,
+                seeds,
+                slices=slices,
+                epochs=config.two_tower_epochs,
+                valid_users=split.valid_users,
+                log=log,
+            )
+        )
     data_dir = Path(job.data_dir)
     student_slices = {name: users for name, users in slices.items() if name != "new"}  # students need a history
     if job.student.enabled:
         log("student against most-popular and plain SASRec (same schedule)")
-        checkpoints = train_comparison_students(data_dir, interactions, split.test_cutoff, job.student.config,
-                                                job.student.overrides, range(config.student_seeds or config.seeds),
-                                                repo.parent / "students", log=log)
-        frames.append(evaluate_student(data_dir, interactions, split.test_cutoff, split.end, checkpoints,
-                                       student_slices))
+        checkpoints = train_comparison_students(
+            data_dir,
+            interactions,
+            split.test_cutoff,
+            job.student.config,
+            job.student.overrides,
+            range(config.student_seeds or config.seeds),
+            repo.parent / "students",
+            log=log,
+        )
+        frames.append(
+            evaluate_student(data_dir, interactions, split.test_cutoff, split.end, checkpoints, student_slices)
+        )
     return pd.concat(frames, ignore_index=True), gbdt, {"lightgbm_params": gbdt.params}
 
 
@@ -157,26 +187,33 @@ def run_evaluation(config: EvaluationConfig, log: Callable[[str], None] | None =
     if mode == "auto":
         mode = "natural" if len(natural) >= config.cold_min_users else "truncated"
     sizes = slice_sizes(split)
-    log(f"evaluation on {config.dataset}: {len(interactions)} interactions, {interactions.user_id.nunique()} users; "
+    log(
+        f"evaluation on {config.dataset}: {len(interactions)} interactions, {interactions.user_id.nunique()} users; "
         f"test users {len(split.test_users)}: {sizes['all']} with a history, {sizes['new']} new; "
-        f"{len(split.valid_users)} validation users; cold slice: {mode}")
+        f"{len(split.valid_users)} validation users; cold slice: {mode}"
+    )
     full_slices = {name: users for name, users in split.slices.items() if mode == "natural" or name != "cold"}
     results, gbdt, details = _rankers(config, repo, job, interactions, items, split, full_slices, log)
-    recommendation = recommend(gbdt.valid, {k: len(v) for k, v in column_sets().items()}) \
-        if not gbdt.valid.empty else None
+    recommendation = (
+        recommend(gbdt.valid, {k: len(v) for k, v in column_sets().items()}) if not gbdt.valid.empty else None
+    )
     cold_users = natural
     if mode == "truncated":
         counts = split.history_counts
         long_history = sorted(counts[counts > config.cold_max_history].index)
         cut = truncate_histories(interactions, long_history, split.test_cutoff, keep=config.cold_max_history)
-        log(f"cold run: {len(long_history)} test users' histories cut to their first {config.cold_max_history} "
-            f"interactions ({len(interactions) - len(cut)} interactions removed)")
+        log(
+            f"cold run: {len(long_history)} test users' histories cut to their first {config.cold_max_history} "
+            f"interactions ({len(interactions) - len(cut)} interactions removed)"
+        )
         raw = config.workdir.resolve() / "cold" / "raw"
         raw.mkdir(parents=True, exist_ok=True)
         cut.to_parquet(raw / "interactions.parquet", index=False)
         items.to_parquet(raw / "items.parquet", index=False)
-        cold_inputs = InputsConfig(interactions=TableInput(path=str(raw / "interactions.parquet")),
-                                   items=TableInput(path=str(raw / "items.parquet")))
+        cold_inputs = InputsConfig(
+            interactions=TableInput(path=str(raw / "interactions.parquet")),
+            items=TableInput(path=str(raw / "items.parquet")),
+        )
         cold_repo, cold_job, _ = _build(config, "cold", cold_inputs, cutoffs, log)
         cold_users = sorted(set(natural) | set(long_history))
         cold_split = build_split(cut, tuple(cutoffs), end, config.valid_fraction, config.cold_max_history)
@@ -187,34 +224,55 @@ def run_evaluation(config: EvaluationConfig, log: Callable[[str], None] | None =
     latency = None
     if config.latency_requests:
         apply_and_materialize(repo, end=split.test_cutoff + timedelta(seconds=1))
-        latency = latency_rows(FeatureStore(repo_path=str(repo)), "sqlite", split.test_users,
-                               items.item_id.to_numpy(), [100, 1000], config.latency_requests)
+        latency = latency_rows(
+            FeatureStore(repo_path=str(repo)),
+            "sqlite",
+            split.test_users,
+            items.item_id.to_numpy(),
+            [100, 1000],
+            config.latency_requests,
+        )
     validate = built["validate"]["tables"]
     rejected = ", ".join(f"{table} {counts['rejected']} of {counts['read']}" for table, counts in validate.items())
     context = {
         "dataset": f"{config.dataset} ({len(interactions)} interactions, {interactions.user_id.nunique()} users, "
-                   f"{len(items)} items after validation; rejected: {rejected})",
+        f"{len(items)} items after validation; rejected: {rejected})",
         "profiles": f"{job.profile.generator} generator",
         "split": f"snapshots at {', '.join(f'{c:%Y-%m-%d}' for c in cutoffs)} (quantiles {config.quantiles}); rankers "
-                 f"train on users active between them with the first snapshot's features; the last "
-                 f"{config.valid_fraction:.0%} of those users to arrive ({len(split.valid_users)}) validate; rankers are "
-                 f"tested on users active after the second snapshot",
-        "slices": f"all: test users with at least one interaction before the test cutoff; new: test users without "
-                  f"(no profile can exist, only item-side columns apply); cold: " + (
-                      f"natural, test users with 1-{config.cold_max_history} interactions before the cutoff"
-                      if mode == "natural" else
-                      f"truncated, a second pipeline run in which every test user with more than "
-                      f"{config.cold_max_history} interactions before the test cutoff keeps only the first "
-                      f"{config.cold_max_history} (plus the naturally cold); features, student and rankers rebuilt"),
+        f"train on users active between them with the first snapshot's features; the last "
+        f"{config.valid_fraction:.0%} of those users to arrive ({len(split.valid_users)}) validate; rankers are "
+        f"tested on users active after the second snapshot",
+        "slices": "all: test users with at least one interaction before the test cutoff; new: test users without "
+        "(no profile can exist, only item-side columns apply); cold: "
+        + (
+            f"natural, test users with 1-{config.cold_max_history} interactions before the cutoff"
+            if mode == "natural"
+            else f"truncated, a second pipeline run in which every test user with more than "
+            f"{config.cold_max_history} interactions before the test cutoff keeps only the first "
+            f"{config.cold_max_history} (plus the naturally cold); features, student and rankers rebuilt"
+        ),
         "seeds": f"{config.seeds} (LightGBM: negatives and model seed, settings tuned on the first; two-tower: "
-                 f"initialisation and batches; students: initialisation and batches)",
+        f"initialisation and batches; students: initialisation and batches)",
         "student": "the pipeline's checkpoint (epochs picked on each user's held-out last training item) and the same "
-                   "schedule for plain SASRec, ranking all items for each test user's next item",
+        "schedule for plain SASRec, ranking all items for each test user's next item",
     }
-    details |= {"dataset": config.dataset, "cutoffs": [c.isoformat() for c in cutoffs], "validation": validate,
-                "student_training": [s.get("train_student") for s in built["snapshots"]]}
+    details |= {
+        "dataset": config.dataset,
+        "cutoffs": [c.isoformat() for c in cutoffs],
+        "validation": validate,
+        "student_training": [s.get("train_student") for s in built["snapshots"]],
+    }
     student_benchmark = json.loads(config.student_benchmark.read_text()) if config.student_benchmark else None
-    report = write_report(config.report_dir, results, context, latency, student_benchmark,
-                          recommendation.as_dict() if recommendation else None, sizes, details, config.min_slice_users)
+    report = write_report(
+        config.report_dir,
+        results,
+        context,
+        latency,
+        student_benchmark,
+        recommendation.as_dict() if recommendation else None,
+        sizes,
+        details,
+        config.min_slice_users,
+    )
     log(f"report: {report}")
     return report

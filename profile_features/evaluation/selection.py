@@ -40,8 +40,12 @@ class Recommendation:
     candidates: list[Candidate] = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        return {"variant": self.variant, "helps": self.helps, "reason": self.reason,
-                "candidates": [asdict(c) for c in self.candidates]}
+        return {
+            "variant": self.variant,
+            "helps": self.helps,
+            "reason": self.reason,
+            "candidates": [asdict(c) for c in self.candidates],
+        }
 
 
 def _per_user(valid: pd.DataFrame, variant: str) -> pd.Series:
@@ -50,8 +54,9 @@ def _per_user(valid: pd.DataFrame, variant: str) -> pd.Series:
     return rows.set_index(["seed", "user_id"]).value
 
 
-def recommend(valid: pd.DataFrame, column_counts: dict[str, int], baseline: str = "none", z: float = 2.0,
-              min_users: int = 30) -> Recommendation:
+def recommend(
+    valid: pd.DataFrame, column_counts: dict[str, int], baseline: str = "none", z: float = 2.0, min_users: int = 30
+) -> Recommendation:
     """Pick the column set to serve from per-user validation values.
 
     Args:
@@ -79,22 +84,35 @@ def recommend(valid: pd.DataFrame, column_counts: dict[str, int], baseline: str 
         seed_means = values.groupby(level="seed").mean()
         spread = max(_std(seed_means), _std(base_seed_means))
         helps = bool(n >= min_users and difference > z * se and difference > spread)
-        candidates.append(Candidate(variant, column_counts.get(variant, 0), float(seed_means.mean()), difference,
-                                    se, spread, helps))
+        candidates.append(
+            Candidate(variant, column_counts.get(variant, 0), float(seed_means.mean()), difference, se, spread, helps)
+        )
     passing = [c for c in candidates if c.helps]
     users = base.index.get_level_values("user_id").nunique()
     if users < min_users:
-        return Recommendation(baseline, False, f"only {users} validation users (fewer than {min_users}): too few to "
-                              "tell any column set from the baseline; evaluate on more users", candidates)
+        return Recommendation(
+            baseline,
+            False,
+            f"only {users} validation users (fewer than {min_users}): too few to "
+            "tell any column set from the baseline; evaluate on more users",
+            candidates,
+        )
     if not passing:
-        return Recommendation(baseline, False, "no column set beat the baseline on validation users beyond the noise "
-                              f"({z:g} standard errors of the paired difference and the seed spread): serve none of "
-                              "the plugin's columns for this data", candidates)
+        return Recommendation(
+            baseline,
+            False,
+            "no column set beat the baseline on validation users beyond the noise "
+            f"({z:g} standard errors of the paired difference and the seed spread): serve none of "
+            "the plugin's columns for this data",
+            candidates,
+        )
     best = max(passing, key=lambda c: c.mean)
     near = [c for c in passing if c.mean >= best.mean - best.standard_error]
     chosen = min(near, key=lambda c: (c.columns, -c.mean))
-    reason = (f"validation {chosen.difference:+.4f} over {baseline} (standard error {chosen.standard_error:.4f}, "
-              f"seed spread {chosen.seed_spread:.4f})")
+    reason = (
+        f"validation {chosen.difference:+.4f} over {baseline} (standard error {chosen.standard_error:.4f}, "
+        f"seed spread {chosen.seed_spread:.4f})"
+    )
     if chosen is not best:
         reason += f"; the smallest set within one standard error of the best ({best.variant})"
     return Recommendation(chosen.variant, True, reason, candidates)

@@ -51,11 +51,16 @@ def validation_users(interactions: pd.DataFrame, start: datetime, end: datetime,
         count = min(max(count, 1), len(first) - 1)
     else:
         count = 0
-    return sorted(first.user_id.iloc[len(first) - count:]) if count else []
+    return sorted(first.user_id.iloc[len(first) - count :]) if count else []
 
 
-def build_split(interactions: pd.DataFrame, cutoffs: tuple[datetime, datetime], end: datetime,
-                valid_fraction: float = 0.2, cold_max_history: int = 5) -> EvaluationSplit:
+def build_split(
+    interactions: pd.DataFrame,
+    cutoffs: tuple[datetime, datetime],
+    end: datetime,
+    valid_fraction: float = 0.2,
+    cold_max_history: int = 5,
+) -> EvaluationSplit:
     """Populations for `cutoffs` = (train_cutoff, test_cutoff) and the end of the test window."""
     train_cutoff, test_cutoff = cutoffs
     train_users = active_users(interactions, train_cutoff, test_cutoff)
@@ -68,8 +73,16 @@ def build_split(interactions: pd.DataFrame, cutoffs: tuple[datetime, datetime], 
         "cold": sorted(counts[(counts >= 1) & (counts <= cold_max_history)].index),
         "new": sorted(counts[counts == 0].index),
     }
-    return EvaluationSplit(train_cutoff, test_cutoff, end, [u for u in train_users if u not in valid_set], valid,
-                           test_users, slices, counts)
+    return EvaluationSplit(
+        train_cutoff,
+        test_cutoff,
+        end,
+        [u for u in train_users if u not in valid_set],
+        valid,
+        test_users,
+        slices,
+        counts,
+    )
 
 
 def slice_sizes(split: EvaluationSplit) -> dict[str, int]:

@@ -24,7 +24,9 @@ MOST_POPULAR, STUDENT, PLAIN = "most popular", "student", "plain SASRec"
 
 
 def _next_items(interactions: pd.DataFrame, start: datetime, end: datetime) -> pd.Series:
-    window = interactions[(interactions.timestamp >= pd.Timestamp(start)) & (interactions.timestamp < pd.Timestamp(end))]
+    window = interactions[
+        (interactions.timestamp >= pd.Timestamp(start)) & (interactions.timestamp < pd.Timestamp(end))
+    ]
     return window.sort_values("timestamp", kind="stable").groupby("user_id").item_id.first()
 
 
@@ -32,9 +34,16 @@ def _run_date(cutoff: datetime) -> str:
     return pd.Timestamp(cutoff).date().isoformat()
 
 
-def train_comparison_students(data_dir: Path, interactions: pd.DataFrame, test_cutoff: datetime, student_config,
-                              overrides: Sequence[str], seeds: Sequence[int], out_dir: Path,
-                              log: Callable[[str], None] = print) -> dict[str, list[Path]]:
+def train_comparison_students(
+    data_dir: Path,
+    interactions: pd.DataFrame,
+    test_cutoff: datetime,
+    student_config,
+    overrides: Sequence[str],
+    seeds: Sequence[int],
+    out_dir: Path,
+    log: Callable[[str], None] = print,
+) -> dict[str, list[Path]]:
     """Checkpoints per variant and seed, trained as the pipeline trains its student at `test_cutoff`.
 
     Seed 0 of the distilled student is the pipeline's own checkpoint; the other runs go to `out_dir`.
@@ -44,8 +53,9 @@ def train_comparison_students(data_dir: Path, interactions: pd.DataFrame, test_c
 
     run_date = _run_date(test_cutoff)
     before = interactions[interactions.timestamp < pd.Timestamp(test_cutoff)][["user_id", "item_id", "timestamp"]]
-    profiles = pd.read_parquet(Path(data_dir) / "user_profile_embeddings" / f"run_date={run_date}",
-                               columns=["user_id", "profile_embedding"])
+    profiles = pd.read_parquet(
+        Path(data_dir) / "user_profile_embeddings" / f"run_date={run_date}", columns=["user_id", "profile_embedding"]
+    )
     pipeline_checkpoint = Path(data_dir) / "student" / f"run_date={run_date}"
     checkpoints: dict[str, list[Path]] = {STUDENT: [], PLAIN: []}
     for variant, extra in ((STUDENT, []), (PLAIN, ["distill.enabled=false", "name=plain"])):
@@ -56,8 +66,10 @@ def train_comparison_students(data_dir: Path, interactions: pd.DataFrame, test_c
             config = load_student_config(student_config, [*overrides, *extra, f"train.seed={seed}"])
             out = Path(out_dir) / f"{config.name}-seed{seed}"
             result = train_from_frames(config, before, None if variant == PLAIN else profiles, out, validate=True)
-            log(f"  {variant} seed {seed}: best epoch {result['best_epoch']}, valid NDCG@10 "
-                f"{result['best_valid']['ndcg@10']:.4f} (most popular {result['popularity_valid']['ndcg@10']:.4f})")
+            log(
+                f"  {variant} seed {seed}: best epoch {result['best_epoch']}, valid NDCG@10 "
+                f"{result['best_valid']['ndcg@10']:.4f} (most popular {result['popularity_valid']['ndcg@10']:.4f})"
+            )
             checkpoints[variant].append(out)
     return checkpoints
 
@@ -66,15 +78,16 @@ def _ranks(student, histories: pd.DataFrame, targets: pd.Series) -> tuple[np.nda
     from student.evaluation import target_ranks
 
     index = student.item_index.to_index
-    inputs = [student.item_index.encode(items)[-student.config.body.max_len:] for items in histories.item_ids]
+    inputs = [student.item_index.encode(items)[-student.config.body.max_len :] for items in histories.item_ids]
     target_ids = [index.get(str(targets[user])) for user in histories.user_id]
     keep = [i for i, (seq, target) in enumerate(zip(inputs, target_ids)) if seq and target is not None]
     ranks = target_ranks(student.model, [inputs[i] for i in keep], [target_ids[i] for i in keep])
     return histories.user_id.to_numpy()[keep], ranks
 
 
-def _popular_ranks(student, interactions: pd.DataFrame, cutoff: datetime, users: np.ndarray,
-                   targets: pd.Series) -> np.ndarray:
+def _popular_ranks(
+    student, interactions: pd.DataFrame, cutoff: datetime, users: np.ndarray, targets: pd.Series
+) -> np.ndarray:
     popularity = interactions[interactions.timestamp < pd.Timestamp(cutoff)].item_id.astype(str).value_counts()
     counts = popularity.reindex(student.item_index.item_ids, fill_value=0).to_numpy()
     index = student.item_index.to_index
@@ -84,9 +97,14 @@ def _popular_ranks(student, interactions: pd.DataFrame, cutoff: datetime, users:
     return higher + ties / 2
 
 
-def evaluate_student(data_dir: Path, interactions: pd.DataFrame, test_cutoff: datetime, end: datetime,
-                     checkpoints: dict[str, list[Path]] | None = None,
-                     slices: dict[str, Collection[str]] | None = None) -> pd.DataFrame:
+def evaluate_student(
+    data_dir: Path,
+    interactions: pd.DataFrame,
+    test_cutoff: datetime,
+    end: datetime,
+    checkpoints: dict[str, list[Path]] | None = None,
+    slices: dict[str, Collection[str]] | None = None,
+) -> pd.DataFrame:
     """Long-format metrics (model "student"; variants "most popular", then each checkpoint variant).
 
     Args:
@@ -114,8 +132,10 @@ def evaluate_student(data_dir: Path, interactions: pd.DataFrame, test_cutoff: da
                 users = these_users
                 ranks[MOST_POPULAR] = [_popular_ranks(student, interactions, test_cutoff, users, targets)]
             elif not np.array_equal(users, these_users):
-                raise ValueError(f"{path}: knows other items than the first checkpoint; compare students trained on "
-                                 "the same interactions")
+                raise ValueError(
+                    f"{path}: knows other items than the first checkpoint; compare students trained on "
+                    "the same interactions"
+                )
             ranks.setdefault(variant, []).append(these_ranks)
     seeds = max(len(r) for r in ranks.values())
     ranks[MOST_POPULAR] = ranks[MOST_POPULAR] * seeds  # deterministic: the same figure paired with every seed
@@ -129,6 +149,16 @@ def evaluate_student(data_dir: Path, interactions: pd.DataFrame, test_cutoff: da
                 n = values.pop("users")
                 if not n:  # no metric is defined for an empty slice
                     values = dict.fromkeys(values, float("nan"))
-                records += [{"model": "student", "variant": variant, "seed": seed, "slice": slice_name,
-                             "metric": metric, "value": value, "users": n} for metric, value in values.items()]
+                records += [
+                    {
+                        "model": "student",
+                        "variant": variant,
+                        "seed": seed,
+                        "slice": slice_name,
+                        "metric": metric,
+                        "value": value,
+                        "users": n,
+                    }
+                    for metric, value in values.items()
+                ]
     return pd.DataFrame(records)

@@ -34,10 +34,25 @@ import pandas as pd
 from profile_features.evaluation.candidates import candidate_rows
 from profile_features.evaluation.metrics import hit_rate_at_k, ndcg_at_k, recall_at_k, reciprocal_rank
 
-__all__ = ["SERVICE", "VARIANTS", "TwoTowerConfig", "DenseEncoder", "TowerInputs", "TrainingSet", "HeldOutSet",
-           "service_features", "snapshot_table", "online_frame", "training_set", "held_out_set", "split_validation",
-           "fit_two_tower",
-           "score_items", "retrieval_metrics", "evaluate_two_tower"]
+__all__ = [
+    "SERVICE",
+    "VARIANTS",
+    "TwoTowerConfig",
+    "DenseEncoder",
+    "TowerInputs",
+    "TrainingSet",
+    "HeldOutSet",
+    "service_features",
+    "snapshot_table",
+    "online_frame",
+    "training_set",
+    "held_out_set",
+    "split_validation",
+    "fit_two_tower",
+    "score_items",
+    "retrieval_metrics",
+    "evaluate_two_tower",
+]
 
 SERVICE = "two_tower"
 VARIANTS = {"without semantic inputs": False, "with semantic inputs": True}  # name -> uses the dense inputs
@@ -109,7 +124,9 @@ class DenseEncoder:
             block, present = vector_block(frame[column], len(mean))
             parts.append((block - mean) / std * present[:, None])
             flags.append(present.astype(np.float32)[:, None])
-        return np.concatenate(parts + flags, axis=1).astype(np.float32) if parts else np.zeros((len(frame), 0), np.float32)
+        return (
+            np.concatenate(parts + flags, axis=1).astype(np.float32) if parts else np.zeros((len(frame), 0), np.float32)
+        )
 
 
 @dataclass(frozen=True)
@@ -199,7 +216,8 @@ def online_frame(store, key: str, ids: Sequence[str], refs: Sequence[str], snaps
             store was materialized past it: the evaluation would see the future).
     """
     frame = store.get_online_features(features=list(refs), entity_rows=[{key: i} for i in ids]).to_df(
-        include_event_timestamps=True)
+        include_event_timestamps=True
+    )
     stamps = frame[[f"{name}__ts" for name in _names(refs)]].to_numpy()
     if (stamps > pd.Timestamp(snapshot).timestamp()).any():
         raise RuntimeError(f"the online store holds values newer than {snapshot}: materialize [.., {snapshot}] only")
@@ -211,8 +229,9 @@ def _catalogue(repo: Path, interactions: pd.DataFrame, cutoff: datetime) -> np.n
     return np.array(sorted(set(items) | set(interactions.item_id)))
 
 
-def _historical_vectors(store, pairs: pd.DataFrame, catalogue: np.ndarray, snapshot: datetime,
-                        refs: dict[str, list[str]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _historical_vectors(
+    store, pairs: pd.DataFrame, catalogue: np.ndarray, snapshot: datetime, refs: dict[str, list[str]]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The service's user vectors for each user of `pairs` as of its rows, and every catalogue
     item's vectors as of `snapshot`, from `get_historical_features` (point-in-time)."""
     rows = store.get_historical_features(entity_df=pairs, features=store.get_feature_service(SERVICE)).to_df()
@@ -226,8 +245,9 @@ def _historical_vectors(store, pairs: pd.DataFrame, catalogue: np.ndarray, snaps
     return users, items.set_index("item_id").reindex(catalogue)[_names(refs["item_id"])]
 
 
-def training_set(store, repo: Path, interactions: pd.DataFrame, catalogue: np.ndarray, start: datetime,
-                 end: datetime) -> tuple[TrainingSet, DenseEncoder, DenseEncoder]:
+def training_set(
+    store, repo: Path, interactions: pd.DataFrame, catalogue: np.ndarray, start: datetime, end: datetime
+) -> tuple[TrainingSet, DenseEncoder, DenseEncoder]:
     """(user, positive) pairs of users active in [start, end) with the `start` snapshot's vectors.
 
     Returns:
@@ -251,8 +271,16 @@ def training_set(store, repo: Path, interactions: pd.DataFrame, catalogue: np.nd
     return TrainingSet(inputs, row_user, row_item, known), user_encoder, item_encoder
 
 
-def held_out_set(store, repo: Path, interactions: pd.DataFrame, catalogue: np.ndarray, cutoff: datetime,
-                 end: datetime, user_encoder: DenseEncoder, item_encoder: DenseEncoder) -> HeldOutSet:
+def held_out_set(
+    store,
+    repo: Path,
+    interactions: pd.DataFrame,
+    catalogue: np.ndarray,
+    cutoff: datetime,
+    end: datetime,
+    user_encoder: DenseEncoder,
+    item_encoder: DenseEncoder,
+) -> HeldOutSet:
     """Users active in [cutoff, end) with their vectors read from the online store."""
     refs = service_features(store)
     ts = interactions.timestamp
@@ -260,9 +288,11 @@ def held_out_set(store, repo: Path, interactions: pd.DataFrame, catalogue: np.nd
     users = np.array(sorted(window.user_id.unique()))
     positions = {item: n for n, item in enumerate(catalogue)}
     inputs = TowerInputs(
-        users, _histories(repo, cutoff, users, positions),
+        users,
+        _histories(repo, cutoff, users, positions),
         user_encoder.transform(online_frame(store, "user_id", users, refs["user_id"], cutoff)),
-        item_encoder.transform(online_frame(store, "item_id", catalogue, refs["item_id"], cutoff)))
+        item_encoder.transform(online_frame(store, "item_id", catalogue, refs["item_id"], cutoff)),
+    )
     seen = _user_item_matrix(interactions[ts < pd.Timestamp(cutoff)], users, positions)
     return HeldOutSet(inputs, seen, _user_item_matrix(window, users, positions))
 
@@ -285,8 +315,9 @@ def split_validation(train: TrainingSet, valid_users) -> tuple[TrainingSet, Held
     seen = np.zeros_like(targets)
     for n, row in enumerate(rows):
         seen[n, train.inputs.history[row]] = True
-    inputs = TowerInputs(users[rows], [train.inputs.history[r] for r in rows], train.inputs.user_dense[rows],
-                         train.inputs.item_dense)
+    inputs = TowerInputs(
+        users[rows], [train.inputs.history[r] for r in rows], train.inputs.user_dense[rows], train.inputs.item_dense
+    )
     return fit, HeldOutSet(inputs, seen, targets)
 
 
@@ -296,8 +327,16 @@ def _tower_model(n_items: int, user_width: int, item_width: int, config: TwoTowe
     from torch.nn import functional as F
 
     def mlp(width: int):
-        return nn.Sequential(nn.Dropout(config.dropout), nn.Linear(width, config.hidden), nn.GELU(),
-                             nn.Linear(config.hidden, config.dim)) if width else None
+        return (
+            nn.Sequential(
+                nn.Dropout(config.dropout),
+                nn.Linear(width, config.hidden),
+                nn.GELU(),
+                nn.Linear(config.hidden, config.dim),
+            )
+            if width
+            else None
+        )
 
     class TwoTower(nn.Module):
         """Item-ID embeddings shared by both towers (the history mean and the item), each tower
@@ -338,15 +377,23 @@ def _tensors(inputs: TowerInputs, semantic: bool) -> tuple[dict, object]:
     flat = np.concatenate(inputs.history) if len(inputs.history) else np.zeros(0, np.int64)
     user_dense = inputs.user_dense if semantic else inputs.user_dense[:, :0]
     item_dense = inputs.item_dense if semantic else inputs.item_dense[:, :0]
-    users = {"history": torch.from_numpy(flat.astype(np.int64)),
-             "offsets": torch.from_numpy(np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)),
-             "empty": torch.from_numpy((lengths == 0).astype(np.float32)[:, None]),
-             "dense": torch.from_numpy(np.ascontiguousarray(user_dense))}
+    users = {
+        "history": torch.from_numpy(flat.astype(np.int64)),
+        "offsets": torch.from_numpy(np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)),
+        "empty": torch.from_numpy((lengths == 0).astype(np.float32)[:, None]),
+        "dense": torch.from_numpy(np.ascontiguousarray(user_dense)),
+    }
     return users, torch.from_numpy(np.ascontiguousarray(item_dense))
 
 
-def fit_two_tower(train: TrainingSet, semantic: bool, seed: int, config: TwoTowerConfig = TwoTowerConfig(),
-                  log: Callable[[str], None] | None = None, valid: HeldOutSet | None = None):
+def fit_two_tower(
+    train: TrainingSet,
+    semantic: bool,
+    seed: int,
+    config: TwoTowerConfig = TwoTowerConfig(),
+    log: Callable[[str], None] | None = None,
+    valid: HeldOutSet | None = None,
+):
     """Train one variant; returns the model (eval mode), at its best validation epoch when
     `valid` is given (Recall@50 over the catalogue, checked after every epoch).
 
@@ -368,6 +415,7 @@ def fit_two_tower(train: TrainingSet, semantic: bool, seed: int, config: TwoTowe
     row_user, row_item = torch.from_numpy(train.row_user), torch.from_numpy(train.row_item)
     known = torch.from_numpy(train.known)
     best, best_state, stale = -1.0, None, 0
+    model.validation_recall, model.best_epoch = [], config.epochs  # per epoch; the epoch kept (1-based)
     for epoch in range(config.epochs):
         model.train()
         total = 0.0
@@ -388,8 +436,9 @@ def fit_two_tower(train: TrainingSet, semantic: bool, seed: int, config: TwoTowe
         if valid is not None:
             per_user = retrieval_metrics(score_items(model.eval(), valid.inputs, semantic), valid.seen, valid.targets)
             score = float(per_user["recall@50"].mean()) if len(per_user) else 0.0
+            model.validation_recall.append(score)
             if score > best:
-                best, stale = score, 0
+                best, stale, model.best_epoch = score, 0, epoch + 1
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             else:
                 stale += 1
@@ -421,23 +470,49 @@ def retrieval_metrics(scores: np.ndarray, seen: np.ndarray, targets: np.ndarray,
             continue
         values = {f"ndcg@{k}": ndcg_at_k(labels, user_scores, k)}
         values |= {f"recall@{cut}": recall_at_k(labels, user_scores, cut) for cut in sorted({k, 50})}
-        rows[user] = values | {f"hr@{k}": hit_rate_at_k(labels, user_scores, k), "mrr": reciprocal_rank(labels, user_scores)}
+        rows[user] = values | {
+            f"hr@{k}": hit_rate_at_k(labels, user_scores, k),
+            "mrr": reciprocal_rank(labels, user_scores),
+        }
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def _records(per_user: pd.DataFrame, users: np.ndarray, variant: str, seed: int,
-             slices: dict[str, Collection[str]] | None) -> list[dict]:
-    frames = {"all": per_user} if slices is None else {
-        name: per_user[np.isin(users[per_user.index], list(members))] for name, members in slices.items()}
-    return [{"model": "two_tower", "variant": variant, "seed": seed, "slice": name, "metric": metric,
-             "value": float(frame[metric].mean()) if len(frame) else float("nan"), "users": len(frame)}
-            for name, frame in frames.items() for metric in per_user.columns]
+def _records(
+    per_user: pd.DataFrame, users: np.ndarray, variant: str, seed: int, slices: dict[str, Collection[str]] | None
+) -> list[dict]:
+    frames = (
+        {"all": per_user}
+        if slices is None
+        else {name: per_user[np.isin(users[per_user.index], list(members))] for name, members in slices.items()}
+    )
+    return [
+        {
+            "model": "two_tower",
+            "variant": variant,
+            "seed": seed,
+            "slice": name,
+            "metric": metric,
+            "value": float(frame[metric].mean()) if len(frame) else float("nan"),
+            "users": len(frame),
+        }
+        for name, frame in frames.items()
+        for metric in per_user.columns
+    ]
 
 
-def evaluate_two_tower(repo: Path, interactions: pd.DataFrame, train_cutoff: datetime, test_cutoff: datetime,
-                       end: datetime, seeds: Sequence[int], k: int = 10, slices: dict[str, Collection[str]] | None = None,
-                       epochs: int = 50, valid_users: Collection[str] = (),
-                       log: Callable[[str], None] = print) -> pd.DataFrame:
+def evaluate_two_tower(
+    repo: Path,
+    interactions: pd.DataFrame,
+    train_cutoff: datetime,
+    test_cutoff: datetime,
+    end: datetime,
+    seeds: Sequence[int],
+    k: int = 10,
+    slices: dict[str, Collection[str]] | None = None,
+    epochs: int = 50,
+    valid_users: Collection[str] = (),
+    log: Callable[[str], None] = print,
+) -> pd.DataFrame:
     """Train both variants per seed on the first snapshot, evaluate on the online features.
 
     With `valid_users` (training-window users held out), each variant stops at its best
@@ -467,8 +542,10 @@ def evaluate_two_tower(repo: Path, interactions: pd.DataFrame, train_cutoff: dat
     train, user_encoder, item_encoder = training_set(store, repo, interactions, catalogue, train_cutoff, test_cutoff)
     test = held_out_set(store, repo, interactions, catalogue, test_cutoff, end, user_encoder, item_encoder)
     train, valid = split_validation(train, valid_users)
-    log(f"  two-tower: train {len(train.row_user)} pairs, {0 if valid is None else len(valid.inputs.users)} validation "
-        f"users, test {len(test.inputs.users)} users, {len(catalogue)} items")
+    log(
+        f"  two-tower: train {len(train.row_user)} pairs, {0 if valid is None else len(valid.inputs.users)} validation "
+        f"users, test {len(test.inputs.users)} users, {len(catalogue)} items"
+    )
     config = TwoTowerConfig(epochs=epochs)
     records = []
     for seed in seeds:

@@ -39,8 +39,9 @@ class Definitions:
 def _fresh_copy(function):
     """A copy of `function`: Feast's decorator rewrites the `__module__` of what it wraps,
     after which the source can no longer be found for a second build in this process."""
-    copy = types.FunctionType(function.__code__, function.__globals__, function.__name__,
-                              function.__defaults__, function.__closure__)
+    copy = types.FunctionType(
+        function.__code__, function.__globals__, function.__name__, function.__defaults__, function.__closure__
+    )
     copy.__module__, copy.__doc__, copy.__qualname__ = function.__module__, function.__doc__, function.__qualname__
     return copy
 
@@ -51,11 +52,19 @@ def _source(settings: FeastSettings, table: str, join_key: str, our_key: str):
         from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
 
         if table in settings.spark_tables:
-            return SparkSource(name=f"{table}_source", table=settings.spark_tables[table],
-                               timestamp_field="event_timestamp", field_mapping=mapping)
+            return SparkSource(
+                name=f"{table}_source",
+                table=settings.spark_tables[table],
+                timestamp_field="event_timestamp",
+                field_mapping=mapping,
+            )
         return SparkSource(
-            name=f"{table}_source", path=str(Path(settings.data_dir) / table), file_format="parquet",
-            timestamp_field="event_timestamp", date_partition_column="run_date", field_mapping=mapping,
+            name=f"{table}_source",
+            path=str(Path(settings.data_dir) / table),
+            file_format="parquet",
+            timestamp_field="event_timestamp",
+            date_partition_column="run_date",
+            field_mapping=mapping,
         )
     from feast import FileSource
     from feast.data_format import ParquetFormat
@@ -76,49 +85,87 @@ def build_definitions(settings: FeastSettings) -> Definitions:
     from feast.types import Array, Bool, Float32, Float64, Int64, String
 
     ttl = timedelta(days=settings.ttl_days)
-    user = Entity(name=settings.user.name, join_keys=[settings.user.join_key], value_type=ValueType.STRING,
-                  description="A user of the ranking system")
-    item = Entity(name=settings.item.name, join_keys=[settings.item.join_key], value_type=ValueType.STRING,
-                  description="A catalogue item")
+    user = Entity(
+        name=settings.user.name,
+        join_keys=[settings.user.join_key],
+        value_type=ValueType.STRING,
+        description="A user of the ranking system",
+    )
+    item = Entity(
+        name=settings.item.name,
+        join_keys=[settings.item.join_key],
+        value_type=ValueType.STRING,
+        description="A catalogue item",
+    )
     provenance = [Field(name=name, dtype=String) for name in PROVENANCE_FIELDS]
     tags = {"plugin": "profile-features"}
 
     def view(name, entity, table, our_key, schema, description):
         join_key = settings.user.join_key if entity is user else settings.item.join_key
         return FeatureView(
-            name=name, entities=[entity], ttl=ttl, schema=schema, online=True,
-            source=_source(settings, table, join_key, our_key), description=description,
-            tags=tags, owner=settings.owner,
+            name=name,
+            entities=[entity],
+            ttl=ttl,
+            schema=schema,
+            online=True,
+            source=_source(settings, table, join_key, our_key),
+            description=description,
+            tags=tags,
+            owner=settings.owner,
         )
 
     user_profile = view(
-        "user_profile", user, "user_profile_embeddings", "user_id",
+        "user_profile",
+        user,
+        "user_profile_embeddings",
+        "user_id",
         [Field(name="profile_embedding", dtype=Array(Float32)), Field(name="profile_text", dtype=String), *provenance],
         "Sentence embedding of the user's generated profile, with what generated it",
     )
     item_text = view(
-        "item_text", item, "item_text_embeddings", "item_id",
-        [Field(name="item_text_embedding", dtype=Array(Float32)), Field(name="item_text", dtype=String),
-         Field(name="text_hash", dtype=String), Field(name="encoder", dtype=String)],
+        "item_text",
+        item,
+        "item_text_embeddings",
+        "item_id",
+        [
+            Field(name="item_text_embedding", dtype=Array(Float32)),
+            Field(name="item_text", dtype=String),
+            Field(name="text_hash", dtype=String),
+            Field(name="encoder", dtype=String),
+        ],
         "Sentence embedding of the item's title, genres and description",
     )
     user_stats = view(
-        "user_stats", user, "user_stats", "user_id",
-        [Field(name="user_interaction_count", dtype=Int64), Field(name="user_mean_rating", dtype=Float64),
-         Field(name="user_days_active", dtype=Float64)],
+        "user_stats",
+        user,
+        "user_stats",
+        "user_id",
+        [
+            Field(name="user_interaction_count", dtype=Int64),
+            Field(name="user_mean_rating", dtype=Float64),
+            Field(name="user_days_active", dtype=Float64),
+        ],
         "Plain behavioural user columns (the no-semantics baseline)",
     )
     item_stats = view(
-        "item_stats", item, "item_stats", "item_id",
+        "item_stats",
+        item,
+        "item_stats",
+        "item_id",
         [Field(name="item_interaction_count", dtype=Int64), Field(name="item_mean_rating", dtype=Float64)],
         "Item popularity and mean rating before the snapshot cutoff",
     )
+
     def semantic(name, entity, table, key, prefix, what):
         pcs = [Field(name=f"{prefix}_pc_{i}", dtype=Float32) for i in range(settings.semantic_components)]
         return view(
-            name, entity, table, key,
+            name,
+            entity,
+            table,
+            key,
             [*pcs, Field(name=f"{prefix}_cluster", dtype=Int64), Field(name=f"{prefix}_transform_id", dtype=String)],
-            f"PCA components and k-means cluster id of the {what} embedding (one fitted transform, id served alongside)",
+            f"PCA components and k-means cluster id of the {what} embedding (one fitted transform, id "
+            "served alongside)",
         )
 
     user_semantic = semantic("user_semantic", user, "user_semantic", "user_id", "profile", "profile")
@@ -129,11 +176,20 @@ def build_definitions(settings: FeastSettings) -> Definitions:
     similarity_schema = [Field(name="profile_item_similarity", dtype=Float64)]
     if settings.student:
         user_student = view(
-            "user_student", user, "user_student", "user_id",
-            [Field(name="student_embedding", dtype=Array(Float32)), Field(name="student_profile_embedding", dtype=Array(Float32)),
-             Field(name="profile_drift", dtype=Float64), Field(name="student_history_len", dtype=Int64),
-             Field(name="student_fallback", dtype=Bool), Field(name="student_checkpoint_id", dtype=String)],
-            "The distilled SASRec student: user representation, predicted profile vector, drift from the last LLM profile",
+            "user_student",
+            user,
+            "user_student",
+            "user_id",
+            [
+                Field(name="student_embedding", dtype=Array(Float32)),
+                Field(name="student_profile_embedding", dtype=Array(Float32)),
+                Field(name="profile_drift", dtype=Float64),
+                Field(name="student_history_len", dtype=Int64),
+                Field(name="student_fallback", dtype=Bool),
+                Field(name="student_checkpoint_id", dtype=String),
+            ],
+            "The distilled SASRec student: user representation, predicted profile vector, drift from the "
+            "last LLM profile",
         )
         similarity_sources.insert(1, user_student[["student_profile_embedding"]])
         similarity_schema.append(Field(name="student_item_similarity", dtype=Float64))
@@ -142,7 +198,8 @@ def build_definitions(settings: FeastSettings) -> Definitions:
         sources=similarity_sources,
         schema=similarity_schema,
         mode="pandas",
-        description="Cosine of the profile (and student-predicted profile) with the item text embedding, at request time",
+        description="Cosine of the profile (and student-predicted profile) with the item text embedding, "
+        "at request time",
         tags=tags,
     )(_fresh_copy(user_item_similarity))
     gbdt_ranker = FeatureService(
@@ -159,5 +216,17 @@ def build_definitions(settings: FeastSettings) -> Definitions:
         description="Dense vectors for a two-tower model's user and item towers",
         tags=tags,
     )
-    return Definitions(user, item, user_profile, item_text, user_stats, item_stats, user_semantic, item_semantic,
-                       user_student, similarity, gbdt_ranker, two_tower)
+    return Definitions(
+        user,
+        item,
+        user_profile,
+        item_text,
+        user_stats,
+        item_stats,
+        user_semantic,
+        item_semantic,
+        user_student,
+        similarity,
+        gbdt_ranker,
+        two_tower,
+    )

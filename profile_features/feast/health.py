@@ -24,7 +24,9 @@ def check_online_store(repo: Path, store_yaml: Path | None = None) -> str:
     """
     from feast import FeatureStore
 
-    store = FeatureStore(repo_path=str(repo), fs_yaml_file=store_yaml) if store_yaml else FeatureStore(repo_path=str(repo))
+    store = (
+        FeatureStore(repo_path=str(repo), fs_yaml_file=store_yaml) if store_yaml else FeatureStore(repo_path=str(repo))
+    )
     config = store.config.online_store
     kind = getattr(config, "type", "sqlite")
     if kind == "redis":
@@ -34,7 +36,8 @@ def check_online_store(repo: Path, store_yaml: Path | None = None) -> str:
             RedisOnlineStore()._get_client(config).ping()
         except Exception as err:  # redis raises ConnectionError/TimeoutError/AuthenticationError
             raise OnlineStoreUnavailable(
-                f"Redis online store at {config.connection_string} is unreachable ({err}); nothing was applied or materialized"
+                f"Redis online store at {config.connection_string} is unreachable ({err}); nothing was "
+                "applied or materialized"
             ) from err
         return f"redis {config.connection_string}"
     if kind == "sqlite":

@@ -18,13 +18,22 @@ def add_commands(commands) -> None:
     drift.add_argument("--data-dir", required=True, type=Path, help="the jobs' data_dir")
     drift.add_argument("--reference", help="run date to compare against (default: the run before --current)")
     drift.add_argument("--current", help="run date to check (default: the newest)")
-    drift.add_argument("--kind", choices=("profile", "item"), default="profile",
-                       help="user_semantic (profile, default) or item_semantic (item)")
+    drift.add_argument(
+        "--kind",
+        choices=("profile", "item"),
+        default="profile",
+        help="user_semantic (profile, default) or item_semantic (item)",
+    )
     drift.add_argument("--out", type=Path, help="Markdown report (default: printed)")
     drift.add_argument("--json", type=Path, help="JSON report")
-    drift.add_argument("--threshold", action="append", default=[], metavar="KEY=VALUE",
-                       help="psi, ks, cluster_psi, cluster_tvd, cluster_share, min_mean_cosine, bins, epsilon "
-                            "(e.g. --threshold psi=0.25)")
+    drift.add_argument(
+        "--threshold",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="psi, ks, cluster_psi, cluster_tvd, cluster_share, min_mean_cosine, bins, epsilon "
+        "(e.g. --threshold psi=0.25)",
+    )
     drift.add_argument("--no-mean-cosine", action="store_true", help="skip reading the embedding vectors")
 
     plan = commands.add_parser("refresh-plan", help="users whose LLM profiles to regenerate first, within a budget")
@@ -54,8 +63,14 @@ def _settings(pairs: list[str]):
 def _drift_report(args) -> int:
     from profile_features.freshness.report import drift_report, render_markdown, write_report
 
-    report = drift_report(args.data_dir, args.reference, args.current, args.kind, _settings(args.threshold),
-                          mean_cosine=not args.no_mean_cosine)
+    report = drift_report(
+        args.data_dir,
+        args.reference,
+        args.current,
+        args.kind,
+        _settings(args.threshold),
+        mean_cosine=not args.no_mean_cosine,
+    )
     for path in write_report(report, args.out, args.json):
         print(f"wrote {path}")
     if args.out is None:
@@ -73,7 +88,9 @@ def _drift_report(args) -> int:
 def _refresh_plan(args) -> int:
     from profile_features.freshness.refresh_plan import build_refresh_plan, write_plan
 
-    selected, summary = build_refresh_plan(args.data_dir, args.budget, args.budget_fraction, args.run_date, args.min_drift)
+    selected, summary = build_refresh_plan(
+        args.data_dir, args.budget, args.budget_fraction, args.run_date, args.min_drift
+    )
     summary["output"] = str(write_plan(selected, args.out))
     print(json.dumps(summary, indent=2))
     return 0

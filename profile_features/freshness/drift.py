@@ -142,8 +142,9 @@ def ks_statistic(reference, current) -> float:
     if len(reference) == 0 or len(current) == 0:
         return float("nan")
     grid = np.concatenate([reference, current])
-    gap = np.searchsorted(reference, grid, side="right") / len(reference) \
-        - np.searchsorted(current, grid, side="right") / len(current)
+    gap = np.searchsorted(reference, grid, side="right") / len(reference) - np.searchsorted(
+        current, grid, side="right"
+    ) / len(current)
     return float(np.max(np.abs(gap)))
 
 
@@ -168,8 +169,8 @@ def mean_vector_cosine(reference_vectors, current_vectors) -> float:
 def component_columns(frame: pd.DataFrame, prefix: str) -> list[str]:
     """`<prefix>_pc_<i>` columns in index order."""
     head = f"{prefix}_pc_"
-    found = [c for c in frame.columns if c.startswith(head) and c[len(head):].isdigit()]
-    return sorted(found, key=lambda c: int(c[len(head):]))
+    found = [c for c in frame.columns if c.startswith(head) and c[len(head) :].isdigit()]
+    return sorted(found, key=lambda c: int(c[len(head) :]))
 
 
 def _past(value: float, threshold: float) -> bool:
@@ -183,9 +184,16 @@ def _dimension(column: str, reference: np.ndarray, current: np.ndarray, settings
     if _past(value_ks, settings.ks):
         flags.append(f"{column}: KS {value_ks:.3f} > {settings.ks}")
     stat = lambda values, fn: float(fn(values)) if len(values) else float("nan")  # noqa: E731
-    return DimensionDrift(column=column, reference_mean=stat(reference, np.mean), current_mean=stat(current, np.mean),
-                          reference_std=stat(reference, np.std), current_std=stat(current, np.std),
-                          psi=value_psi, ks=value_ks, flags=flags)
+    return DimensionDrift(
+        column=column,
+        reference_mean=stat(reference, np.mean),
+        current_mean=stat(current, np.mean),
+        reference_std=stat(reference, np.std),
+        current_std=stat(current, np.std),
+        psi=value_psi,
+        ks=value_ks,
+        flags=flags,
+    )
 
 
 def _clusters(reference: pd.Series, current: pd.Series, prefix: str, settings: DriftSettings) -> ClusterDrift:
@@ -198,23 +206,37 @@ def _clusters(reference: pd.Series, current: pd.Series, prefix: str, settings: D
     table = []
     for cluster in ids:
         change = float(cur_shares[cluster] - ref_shares[cluster])
-        table.append(ClusterShare(cluster=int(cluster), reference_count=int(ref_counts[cluster]),
-                                  current_count=int(cur_counts[cluster]), reference_share=float(ref_shares[cluster]),
-                                  current_share=float(cur_shares[cluster]), change=change,
-                                  flagged=abs(change) > settings.cluster_share))
+        table.append(
+            ClusterShare(
+                cluster=int(cluster),
+                reference_count=int(ref_counts[cluster]),
+                current_count=int(cur_counts[cluster]),
+                reference_share=float(ref_shares[cluster]),
+                current_share=float(cur_shares[cluster]),
+                change=change,
+                flagged=abs(change) > settings.cluster_share,
+            )
+        )
     empty = len(reference) == 0 or len(current) == 0
     value_psi = float("nan") if empty else psi_from_shares(ref_shares, cur_shares, settings.epsilon)
     value_tvd = float("nan") if empty else total_variation(ref_shares, cur_shares)
-    flags = [f"{column}: PSI {value_psi:.3f} > {settings.cluster_psi}"] if _past(value_psi, settings.cluster_psi) else []
+    flags = (
+        [f"{column}: PSI {value_psi:.3f} > {settings.cluster_psi}"] if _past(value_psi, settings.cluster_psi) else []
+    )
     if _past(value_tvd, settings.cluster_tvd):
         flags.append(f"{column}: TVD {value_tvd:.3f} > {settings.cluster_tvd}")
-    flags += [f"{column} = {row['cluster']}: share {row['reference_share']:.3f} -> {row['current_share']:.3f} "
-              f"(change {row['change']:+.3f}, limit {settings.cluster_share})" for row in table if row["flagged"]]
+    flags += [
+        f"{column} = {row['cluster']}: share {row['reference_share']:.3f} -> {row['current_share']:.3f} "
+        f"(change {row['change']:+.3f}, limit {settings.cluster_share})"
+        for row in table
+        if row["flagged"]
+    ]
     return ClusterDrift(psi=value_psi, tvd=value_tvd, flags=flags, table=table)
 
 
-def compare_runs(reference: pd.DataFrame, current: pd.DataFrame, prefix: str = "profile",
-                 settings: DriftSettings | None = None) -> DriftComparison:
+def compare_runs(
+    reference: pd.DataFrame, current: pd.DataFrame, prefix: str = "profile", settings: DriftSettings | None = None
+) -> DriftComparison:
     """Compare two runs of a semantic table (`user_semantic` for prefix "profile").
 
     Args:
@@ -227,19 +249,29 @@ def compare_runs(reference: pd.DataFrame, current: pd.DataFrame, prefix: str = "
     settings = settings or DriftSettings()
     columns = component_columns(reference, prefix)
     if columns != component_columns(current, prefix):
-        raise ValueError(f"{prefix}: the runs have different component columns "
-                         f"({len(columns)} vs {len(component_columns(current, prefix))})")
+        raise ValueError(
+            f"{prefix}: the runs have different component columns "
+            f"({len(columns)} vs {len(component_columns(current, prefix))})"
+        )
     cluster = f"{prefix}_cluster"
-    has_vector = {name: (frame[cluster] >= 0) if cluster in frame else frame[columns].notna().all(axis=1)
-                  for name, frame in (("reference", reference), ("current", current))}
+    has_vector = {
+        name: (frame[cluster] >= 0) if cluster in frame else frame[columns].notna().all(axis=1)
+        for name, frame in (("reference", reference), ("current", current))
+    }
     ref, cur = reference[has_vector["reference"]], current[has_vector["current"]]
     dimensions = [_dimension(c, _clean(ref[c]), _clean(cur[c]), settings) for c in columns]
-    clusters = _clusters(ref[cluster].astype("int64"), cur[cluster].astype("int64"), prefix, settings) \
-        if cluster in reference and cluster in current else ClusterDrift(psi=float("nan"), tvd=float("nan"), flags=[], table=[])
+    clusters = (
+        _clusters(ref[cluster].astype("int64"), cur[cluster].astype("int64"), prefix, settings)
+        if cluster in reference and cluster in current
+        else ClusterDrift(psi=float("nan"), tvd=float("nan"), flags=[], table=[])
+    )
     return DriftComparison(
-        prefix=prefix, reference_rows=len(reference), current_rows=len(current),
+        prefix=prefix,
+        reference_rows=len(reference),
+        current_rows=len(current),
         reference_without_vector=int((~has_vector["reference"]).sum()),
         current_without_vector=int((~has_vector["current"]).sum()),
-        dimensions=dimensions, clusters=clusters,
+        dimensions=dimensions,
+        clusters=clusters,
         flagged=[flag for d in dimensions for flag in d["flags"]] + clusters["flags"],
     )

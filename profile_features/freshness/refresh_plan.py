@@ -37,13 +37,36 @@ import pandas as pd
 
 from profile_features.freshness.runs import RunNotFound, list_runs, newest_run_before, read_run, table_root
 
-__all__ = ["FALLBACK_GENERATOR", "TIERS", "PLAN_COLUMNS", "interactions_added", "plan_refresh", "budget_size",
-           "select_budget", "build_refresh_plan", "write_plan", "check_refresh_list"]
+__all__ = [
+    "FALLBACK_GENERATOR",
+    "TIERS",
+    "PLAN_COLUMNS",
+    "interactions_added",
+    "plan_refresh",
+    "budget_size",
+    "select_budget",
+    "build_refresh_plan",
+    "write_plan",
+    "check_refresh_list",
+]
 
 FALLBACK_GENERATOR = "rule_based_fallback"  # profile_features.llm.generator.FALLBACK_GENERATOR
 TIERS = ("missing_profile", "fallback_profile", "history_changed", "drift")
-PLAN_COLUMNS = ["rank", "user_id", "reason", "tier", "score", "profile_drift", "history_changed", "interactions_added",
-                "added_exact", "history_length", "history_hash", "profile_history_hash", "profile_generator"]
+PLAN_COLUMNS = [
+    "rank",
+    "user_id",
+    "reason",
+    "tier",
+    "score",
+    "profile_drift",
+    "history_changed",
+    "interactions_added",
+    "added_exact",
+    "history_length",
+    "history_hash",
+    "profile_history_hash",
+    "profile_generator",
+]
 
 
 def interactions_added(history_json: str, since) -> int:
@@ -63,8 +86,9 @@ def _added(frame: pd.DataFrame, earlier: pd.DataFrame | None) -> tuple[pd.Series
         return added, exact
     last_seen = pd.Series(pd.NaT, index=changed.index, dtype="datetime64[us, UTC]")
     if earlier is not None and not earlier.empty:
-        lookup = (earlier.drop_duplicates(["user_id", "history_hash"])
-                  .set_index(["user_id", "history_hash"])["last_interaction_at"])
+        lookup = earlier.drop_duplicates(["user_id", "history_hash"]).set_index(["user_id", "history_hash"])[
+            "last_interaction_at"
+        ]
         keys = pd.MultiIndex.from_arrays([changed["user_id"], changed["profile_history_hash"]])
         last_seen = pd.Series(pd.to_datetime(lookup.reindex(keys).to_numpy(), utc=True), index=changed.index)
     for index, row in changed.iterrows():
@@ -78,8 +102,13 @@ def _added(frame: pd.DataFrame, earlier: pd.DataFrame | None) -> tuple[pd.Series
     return added, exact
 
 
-def plan_refresh(histories: pd.DataFrame, profiles: pd.DataFrame, student: pd.DataFrame | None = None,
-                 earlier_histories: pd.DataFrame | None = None, min_drift: float = 0.0) -> pd.DataFrame:
+def plan_refresh(
+    histories: pd.DataFrame,
+    profiles: pd.DataFrame,
+    student: pd.DataFrame | None = None,
+    earlier_histories: pd.DataFrame | None = None,
+    min_drift: float = 0.0,
+) -> pd.DataFrame:
     """Rank the snapshot's users for regeneration (every candidate; apply a budget after).
 
     Args:
@@ -96,12 +125,24 @@ def plan_refresh(histories: pd.DataFrame, profiles: pd.DataFrame, student: pd.Da
     """
     frame = histories[["user_id", "history_hash", "history_length", "history_json"]].drop_duplicates("user_id")
     known = profiles[["user_id", "history_hash", "history_length", "generator"]].drop_duplicates("user_id", keep="last")
-    frame = frame.merge(known.rename(columns={"history_hash": "profile_history_hash",
-                                              "history_length": "profile_history_length",
-                                              "generator": "profile_generator"}), on="user_id", how="left")
+    frame = frame.merge(
+        known.rename(
+            columns={
+                "history_hash": "profile_history_hash",
+                "history_length": "profile_history_length",
+                "generator": "profile_generator",
+            }
+        ),
+        on="user_id",
+        how="left",
+    )
     drift = pd.Series(np.nan, index=frame.index)
     if student is not None and not student.empty:
-        drift = frame["user_id"].map(student.drop_duplicates("user_id").set_index("user_id")["profile_drift"]).astype("float64")
+        drift = (
+            frame["user_id"]
+            .map(student.drop_duplicates("user_id").set_index("user_id")["profile_drift"])
+            .astype("float64")
+        )
     frame["profile_drift"] = drift.where(np.isfinite(drift))
     missing = frame["profile_history_hash"].isna()
     fallback = ~missing & (frame["profile_generator"] == FALLBACK_GENERATOR)
@@ -109,15 +150,25 @@ def plan_refresh(histories: pd.DataFrame, profiles: pd.DataFrame, student: pd.Da
     frame["interactions_added"], frame["added_exact"] = _added(frame, earlier_histories)
 
     unseen = (frame["interactions_added"].astype("float64") / frame["history_length"].clip(lower=1)).clip(0, 1)
-    tier = np.select([missing, fallback, frame["history_changed"], frame["profile_drift"] >= min_drift], [0, 1, 2, 3], -1)
-    score = np.select([tier <= 1, tier == 2, tier == 3],
-                      [frame["history_length"].astype("float64"), unseen * (1 + frame["profile_drift"].fillna(0.0)),
-                       frame["profile_drift"]], np.nan)
+    tier = np.select(
+        [missing, fallback, frame["history_changed"], frame["profile_drift"] >= min_drift], [0, 1, 2, 3], -1
+    )
+    score = np.select(
+        [tier <= 1, tier == 2, tier == 3],
+        [
+            frame["history_length"].astype("float64"),
+            unseen * (1 + frame["profile_drift"].fillna(0.0)),
+            frame["profile_drift"],
+        ],
+        np.nan,
+    )
     frame["tier"], frame["score"] = tier, score
     frame = frame[frame["tier"] >= 0].copy()
     frame["reason"] = [TIERS[t] for t in frame["tier"]]
     frame["_added"] = frame["interactions_added"].fillna(0).astype("int64")
-    frame = frame.sort_values(["tier", "score", "_added", "user_id"], ascending=[True, False, False, True], kind="stable")
+    frame = frame.sort_values(
+        ["tier", "score", "_added", "user_id"], ascending=[True, False, False, True], kind="stable"
+    )
     frame["rank"] = np.arange(1, len(frame) + 1)
     return frame[PLAN_COLUMNS].reset_index(drop=True)
 
@@ -140,8 +191,13 @@ def select_budget(plan: pd.DataFrame, size: int) -> pd.DataFrame:
     return plan.head(size).reset_index(drop=True)
 
 
-def build_refresh_plan(data_dir: str | Path, budget: int | None = None, fraction: float | None = None,
-                       run_date: str | None = None, min_drift: float = 0.0) -> tuple[pd.DataFrame, dict]:
+def build_refresh_plan(
+    data_dir: str | Path,
+    budget: int | None = None,
+    fraction: float | None = None,
+    run_date: str | None = None,
+    min_drift: float = 0.0,
+) -> tuple[pd.DataFrame, dict]:
     """Plan the refresh of the histories run `run_date` (default: the newest) from `data_dir`.
 
     Reads that histories run, the newest profiles and user_student runs at or before it,
@@ -155,25 +211,39 @@ def build_refresh_plan(data_dir: str | Path, budget: int | None = None, fraction
     if not runs:
         raise RunNotFound(f"{histories_root}: no histories runs (run build_histories first)")
     run_date = run_date or runs[-1]
-    histories = read_run(histories_root, run_date,
-                         ["user_id", "history_hash", "history_length", "history_json", "last_interaction_at"])
+    histories = read_run(
+        histories_root, run_date, ["user_id", "history_hash", "history_length", "history_json", "last_interaction_at"]
+    )
     sources = {"histories": run_date}
     frames = {}
-    for table, columns in (("profiles", ["user_id", "history_hash", "history_length", "generator"]),
-                           ("user_student", ["user_id", "profile_drift"])):
+    for table, columns in (
+        ("profiles", ["user_id", "history_hash", "history_length", "generator"]),
+        ("user_student", ["user_id", "profile_drift"]),
+    ):
         found = newest_run_before(table_root(data_dir, table), run_date)
         sources[table] = found
-        frames[table] = read_run(table_root(data_dir, table), found, columns) if found else pd.DataFrame(columns=columns)
+        frames[table] = (
+            read_run(table_root(data_dir, table), found, columns) if found else pd.DataFrame(columns=columns)
+        )
     earlier_runs = [r for r in runs if r < run_date]
-    earlier = pd.concat([read_run(histories_root, r, ["user_id", "history_hash", "last_interaction_at"])
-                         for r in earlier_runs], ignore_index=True) if earlier_runs else None
+    earlier = (
+        pd.concat(
+            [read_run(histories_root, r, ["user_id", "history_hash", "last_interaction_at"]) for r in earlier_runs],
+            ignore_index=True,
+        )
+        if earlier_runs
+        else None
+    )
     plan = plan_refresh(histories, frames["profiles"], frames["user_student"], earlier, min_drift)
     size = budget_size(len(histories), budget, fraction)
     selected = select_budget(plan, size)
     summary = {
-        "runs": sources, "users_with_history": int(histories["user_id"].nunique()), "budget": size,
+        "runs": sources,
+        "users_with_history": int(histories["user_id"].nunique()),
+        "budget": size,
         "candidates": {t: int((plan["reason"] == t).sum()) for t in TIERS},
-        "selected": {t: int((selected["reason"] == t).sum()) for t in TIERS}, "selected_total": len(selected),
+        "selected": {t: int((selected["reason"] == t).sum()) for t in TIERS},
+        "selected_total": len(selected),
     }
     return selected, summary
 
@@ -205,9 +275,14 @@ def check_refresh_list(listed: pd.DataFrame, source: str) -> tuple[pd.DataFrame,
     reason[ids.isna() | (ids == "")] = "missing_user_id"
     reason[reason.isna() & ids.duplicated()] = "duplicate_user_id"
     rejected = listed[reason.notna()]
-    rejects = pd.DataFrame({
-        "table": "refresh_list", "source_file": source, "reason": reason[reason.notna()].astype(str),
-        "record": [json.dumps(r, default=str) for r in rejected.to_dict("records")],
-    }, columns=["table", "source_file", "reason", "record"])
+    rejects = pd.DataFrame(
+        {
+            "table": "refresh_list",
+            "source_file": source,
+            "reason": reason[reason.notna()].astype(str),
+            "record": [json.dumps(r, default=str) for r in rejected.to_dict("records")],
+        },
+        columns=["table", "source_file", "reason", "record"],
+    )
     usable = pd.DataFrame({"user_id": ids[reason.isna()].astype(str).to_numpy()})
     return usable, rejects

@@ -32,8 +32,14 @@ def _transform_ids(frame, column: str, folder: str) -> str | None:
     return ids[0] if ids else None
 
 
-def drift_report(data_dir: str | Path, reference: str | None = None, current: str | None = None,
-                 kind: str = "profile", settings: DriftSettings | None = None, mean_cosine: bool = True) -> dict:
+def drift_report(
+    data_dir: str | Path,
+    reference: str | None = None,
+    current: str | None = None,
+    kind: str = "profile",
+    settings: DriftSettings | None = None,
+    mean_cosine: bool = True,
+) -> dict:
     """Compare two runs of the semantic table of `kind` (default: the two newest runs).
 
     Args:
@@ -55,20 +61,26 @@ def drift_report(data_dir: str | Path, reference: str | None = None, current: st
         raise TransformMismatch(
             f"{partition_path(table, ref_run)} was written by transform {ids[ref_run]} but "
             f"{partition_path(table, cur_run)} by {ids[cur_run]}: their columns are different axes "
-            "(semantic.refit or a new encoder); compare runs of one transform")
+            "(semantic.refit or a new encoder); compare runs of one transform"
+        )
     comparison = compare_runs(frames[ref_run], frames[cur_run], prefix, settings)
 
     cosine = None
     vectors_root = table_root(data_dir, vector_table)
     if mean_cosine and {ref_run, cur_run} <= set(list_runs(vectors_root)):
-        cosine = mean_vector_cosine(*(read_run(vectors_root, run, [vector_column])[vector_column] for run in (ref_run, cur_run)))
+        cosine = mean_vector_cosine(
+            *(read_run(vectors_root, run, [vector_column])[vector_column] for run in (ref_run, cur_run))
+        )
         if settings.min_mean_cosine is not None and math.isfinite(cosine) and cosine < settings.min_mean_cosine:
             comparison["flagged"].append(f"mean {vector_column} cosine {cosine:.4f} < {settings.min_mean_cosine}")
     return {
-        "kind": kind, "table": table,
+        "kind": kind,
+        "table": table,
         "reference": {"run": ref_run, "path": partition_path(table, ref_run), "transform_id": ids[ref_run]},
         "current": {"run": cur_run, "path": partition_path(table, cur_run), "transform_id": ids[cur_run]},
-        "settings": settings.model_dump(), **comparison, "mean_vector_cosine": cosine,
+        "settings": settings.model_dump(),
+        **comparison,
+        "mean_vector_cosine": cosine,
     }
 
 
@@ -80,27 +92,47 @@ def render_markdown(report: dict) -> str:
     """The report as Markdown: flags first, then per-dimension and per-cluster tables."""
     ref, cur, s = report["reference"], report["current"], report["settings"]
     lines = [
-        f"# Drift of `{report['table'].rsplit('/', 1)[-1]}`: {ref['run']} -> {cur['run']}", "",
-        f"- reference: `{ref['path']}` ({report['reference_rows']} rows, {report['reference_without_vector']} without a vector)",
-        f"- current: `{cur['path']}` ({report['current_rows']} rows, {report['current_without_vector']} without a vector)",
+        f"# Drift of `{report['table'].rsplit('/', 1)[-1]}`: {ref['run']} -> {cur['run']}",
+        "",
+        f"- reference: `{ref['path']}` ({report['reference_rows']} rows, "
+        f"{report['reference_without_vector']} without a vector)",
+        f"- current: `{cur['path']}` ({report['current_rows']} rows, {report['current_without_vector']} "
+        "without a vector)",
         f"- transform: `{cur['transform_id']}`",
         f"- thresholds: PSI > {s['psi']}, KS > {s['ks']} per dimension ({s['bins']} reference-quantile bins, "
         f"epsilon {s['epsilon']}); clusters PSI > {s['cluster_psi']}, TVD > {s['cluster_tvd']}, "
-        f"share change > {s['cluster_share']}", "",
+        f"share change > {s['cluster_share']}",
+        "",
     ]
     flagged = report["flagged"]
     lines += [f"## FLAGGED ({len(flagged)})", ""] + [f"- {f}" for f in flagged] if flagged else ["## No flags", ""]
-    lines += ["", "## Compressed dimensions", "",
-              "| column | ref mean | cur mean | ref std | cur std | PSI | KS | flag |", "|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Compressed dimensions",
+        "",
+        "| column | ref mean | cur mean | ref std | cur std | PSI | KS | flag |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for d in report["dimensions"]:
-        lines.append(f"| {d['column']} | {_num(d['reference_mean'])} | {_num(d['current_mean'])} | {_num(d['reference_std'])} "
-                     f"| {_num(d['current_std'])} | {_num(d['psi'], 4)} | {_num(d['ks'], 4)} | {'FLAG' if d['flags'] else ''} |")
+        lines.append(
+            f"| {d['column']} | {_num(d['reference_mean'])} | {_num(d['current_mean'])} | {_num(d['reference_std'])} "
+            f"| {_num(d['current_std'])} | {_num(d['psi'], 4)} | {_num(d['ks'], 4)} | {'FLAG' if d['flags'] else ''} |"
+        )
     clusters = report["clusters"]
-    lines += ["", "## Clusters", "", f"PSI {_num(clusters['psi'], 4)}, total variation distance {_num(clusters['tvd'], 4)}", "",
-              "| cluster | ref count | cur count | ref share | cur share | change | flag |", "|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Clusters",
+        "",
+        f"PSI {_num(clusters['psi'], 4)}, total variation distance {_num(clusters['tvd'], 4)}",
+        "",
+        "| cluster | ref count | cur count | ref share | cur share | change | flag |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for row in clusters["table"]:
-        lines.append(f"| {row['cluster']} | {row['reference_count']} | {row['current_count']} | {row['reference_share']:.3f} "
-                     f"| {row['current_share']:.3f} | {row['change']:+.3f} | {'FLAG' if row['flagged'] else ''} |")
+        lines.append(
+            f"| {row['cluster']} | {row['reference_count']} | {row['current_count']} | {row['reference_share']:.3f} "
+            f"| {row['current_share']:.3f} | {row['change']:+.3f} | {'FLAG' if row['flagged'] else ''} |"
+        )
     if report["mean_vector_cosine"] is not None:
         lines += ["", f"Cosine of the two runs' mean vectors: {_num(report['mean_vector_cosine'], 4)}"]
     return "\n".join(lines) + "\n"

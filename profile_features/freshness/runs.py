@@ -35,8 +35,11 @@ def list_runs(table: str) -> list[str]:
 
     filesystem, root = store_fs(table)
     infos = filesystem.get_file_info(fs.FileSelector(root, allow_not_found=True))
-    return sorted(i.base_name.split("=", 1)[1] for i in infos
-                  if i.type == fs.FileType.Directory and i.base_name.startswith("run_date="))
+    return sorted(
+        i.base_name.split("=", 1)[1]
+        for i in infos
+        if i.type == fs.FileType.Directory and i.base_name.startswith("run_date=")
+    )
 
 
 def partition_path(table: str, run_date: str) -> str:

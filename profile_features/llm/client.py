@@ -110,7 +110,9 @@ class OpenAICompatibleBackend:
     name = "openai"
     batch_size = None  # not a batching backend: callers run requests concurrently
 
-    def __init__(self, config: OpenAIConfig, sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None):
+    def __init__(
+        self, config: OpenAIConfig, sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None
+    ):
         self.config = config
         self.model = config.model
         self.max_concurrency = config.max_concurrency
@@ -143,7 +145,9 @@ class OpenAICompatibleBackend:
             try:
                 with self._slots:
                     completion = self._send(request)
-                return Completion(completion.text, completion.tokens_in, completion.tokens_out, attempts, completion.usage_reported)
+                return Completion(
+                    completion.text, completion.tokens_in, completion.tokens_out, attempts, completion.usage_reported
+                )
             except _Retry as retry:
                 if retry.malformed:
                     malformed += 1

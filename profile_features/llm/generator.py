@@ -98,8 +98,13 @@ class LLMProfileGenerator:
         fallback: the writer used when a user gets no acceptable output.
     """
 
-    def __init__(self, backend: Backend, renderer: PromptRenderer, quality: QualityConfig,
-                 fallback: RuleBasedProfileWriter | None = None):
+    def __init__(
+        self,
+        backend: Backend,
+        renderer: PromptRenderer,
+        quality: QualityConfig,
+        fallback: RuleBasedProfileWriter | None = None,
+    ):
         self.backend, self.renderer = backend, renderer
         self.gate, self.quality = QualityGate(quality), quality
         self.fallback = fallback or RuleBasedProfileWriter()
@@ -134,8 +139,13 @@ class LLMProfileGenerator:
             outcome.status, outcome.fallback_reason = "fallback", reason
             detail = getattr(err, "detail", "")
             outcome.rejections.append(Rejection(f"fallback:{reason}", detail))
-            outcome.profile = GeneratedProfile(history.user_id, self.fallback.describe(history.events), FALLBACK_GENERATOR,
-                                               self.fallback.model, self.fallback.prompt_version)
+            outcome.profile = GeneratedProfile(
+                history.user_id,
+                self.fallback.describe(history.events),
+                FALLBACK_GENERATOR,
+                self.fallback.model,
+                self.fallback.prompt_version,
+            )
             return outcome
         outcome.profile = GeneratedProfile(history.user_id, text, self.name, self.model, self.prompt_version)
         return outcome

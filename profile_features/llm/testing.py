@@ -64,15 +64,20 @@ def fake_profile(prompt: str) -> str:
     kind, body = blocks[-1].group(1), blocks[-1].group(2)
     if kind == "partial_profiles":
         n = sum(1 for line in body.splitlines() if line.startswith("- "))
-        return f"Preferences: merged from {n} periods of viewing. Patterns: steady ratings across periods. Recent shift: none."
+        return (
+            f"Preferences: merged from {n} periods of viewing. Patterns: steady ratings across periods. "
+            "Recent shift: none."
+        )
     genres: Counter = Counter()
     for line in body.splitlines():
         fields = line.split(" | ")
         if line.startswith("- ") and len(fields) > 1 and not fields[1].startswith("rated"):
             genres.update(g.strip() for g in fields[1].split(","))
     top = [g for g, _ in genres.most_common(2)] or ["varied titles"]
-    return (f"Preferences: mostly {' and '.join(top)} across {sum(genres.values())} genre mentions. "
-            "Patterns: rates familiar favourites highly. Recent shift: none.")
+    return (
+        f"Preferences: mostly {' and '.join(top)} across {sum(genres.values())} genre mentions. "
+        "Patterns: rates familiar favourites highly. Recent shift: none."
+    )
 
 
 class FakeOpenAIServer:
@@ -85,7 +90,9 @@ class FakeOpenAIServer:
         usage: send token usage in answers.
     """
 
-    def __init__(self, latency_s: float = 0.0, timeout_s: float = 2.0, faults: FaultPlan | None = None, usage: bool = True):
+    def __init__(
+        self, latency_s: float = 0.0, timeout_s: float = 2.0, faults: FaultPlan | None = None, usage: bool = True
+    ):
         self.latency_s, self.timeout_s, self.usage = latency_s, timeout_s, usage
         self.faults = faults or FaultPlan()
         self._rng = random.Random(self.faults.seed)
@@ -170,17 +177,29 @@ class FakeOpenAIServer:
         if kind == "no_choices":
             return 200, {}, json.dumps({"id": "x", "object": "text_completion"}).encode()
         chat = path.endswith("/chat/completions")
-        prompt = "\n".join(m.get("content", "") for m in body.get("messages", [])) if chat else str(body.get("prompt", ""))
-        canned = {"empty": "", "garbage": "#### $$$ %%% @@@ 1234 5678 !!! ??? ~~~ ^^^ &&& *** ((( )))",
-                  "repeat": "great movies " * 40}
+        prompt = (
+            "\n".join(m.get("content", "") for m in body.get("messages", [])) if chat else str(body.get("prompt", ""))
+        )
+        canned = {
+            "empty": "",
+            "garbage": "#### $$$ %%% @@@ 1234 5678 !!! ??? ~~~ ^^^ &&& *** ((( )))",
+            "repeat": "great movies " * 40,
+        }
         text = canned[kind] if kind in canned else self.respond(prompt)
         choice = {"index": 0, "finish_reason": "stop"}
         choice.update({"message": {"role": "assistant", "content": text}} if chat else {"text": " " + text})
-        payload = {"id": "fake", "object": "chat.completion" if chat else "text_completion",
-                   "model": body.get("model"), "choices": [choice]}
+        payload = {
+            "id": "fake",
+            "object": "chat.completion" if chat else "text_completion",
+            "model": body.get("model"),
+            "choices": [choice],
+        }
         if self.usage:
-            payload["usage"] = {"prompt_tokens": max(1, len(prompt) // 4), "completion_tokens": max(1, len(text) // 4),
-                                "total_tokens": max(1, len(prompt) // 4) + max(1, len(text) // 4)}
+            payload["usage"] = {
+                "prompt_tokens": max(1, len(prompt) // 4),
+                "completion_tokens": max(1, len(text) // 4),
+                "total_tokens": max(1, len(prompt) // 4) + max(1, len(text) // 4),
+            }
         return 200, {}, json.dumps(payload).encode()
 
 
@@ -213,7 +232,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         if self.path.rstrip("/").endswith("/models"):
-            self._send(200, {}, json.dumps({"object": "list", "data": [{"id": "fake-llm", "object": "model"}]}).encode())
+            self._send(
+                200, {}, json.dumps({"object": "list", "data": [{"id": "fake-llm", "object": "model"}]}).encode()
+            )
         else:
             self._send(404, {}, b'{"error": "not found"}')
 
@@ -271,4 +292,3 @@ def main(argv=None) -> None:
 
 if __name__ == "__main__":
     main()
-

@@ -48,8 +48,14 @@ class RuleBasedProfileWriter:
     model = "rules"
     prompt_version = "rule-v2"
 
-    def __init__(self, max_titles: int = 3, recent_fraction: float = 0.2, shift_threshold: float = 0.25,
-                 common_terms: frozenset[str] = frozenset(), max_terms: int = 4):
+    def __init__(
+        self,
+        max_titles: int = 3,
+        recent_fraction: float = 0.2,
+        shift_threshold: float = 0.25,
+        common_terms: frozenset[str] = frozenset(),
+        max_terms: int = 4,
+    ):
         """`common_terms`: words too common in the catalogue to describe anyone (terms.common_terms)."""
         self.max_titles = max_titles
         self.recent_fraction = recent_fraction

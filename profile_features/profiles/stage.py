@@ -20,8 +20,9 @@ def _renderer(config: ProfileConfig, count_tokens=None):
     return PromptRenderer(TEMPLATES[config.prompt.template], config.prompt, config.generation, count_tokens)
 
 
-def make_generator(config: ProfileConfig, threads: int | None = None,
-                   common_terms: frozenset[str] = frozenset()) -> ProfileGenerator:
+def make_generator(
+    config: ProfileConfig, threads: int | None = None, common_terms: frozenset[str] = frozenset()
+) -> ProfileGenerator:
     """Build the configured generator (called once per task, on the worker).
 
     Args:

@@ -29,8 +29,16 @@ from profile_features.histories import history_events
 from profile_features.profiles.base import UserHistory
 from profile_features.profiles.tables import DEAD_LETTERS, PROFILE_CACHE, RUN_STATS
 
-__all__ = ["CheckpointWriter", "generate_checkpointed", "outcome_rows", "stats_row", "GeneratorKey", "list_parts",
-           "store_fs", "remove_tree"]
+__all__ = [
+    "CheckpointWriter",
+    "generate_checkpointed",
+    "outcome_rows",
+    "stats_row",
+    "GeneratorKey",
+    "list_parts",
+    "store_fs",
+    "remove_tree",
+]
 
 GeneratorKey = tuple[str, str, str]  # (generator, model, prompt_version)
 
@@ -89,16 +97,39 @@ def outcome_rows(outcome, key: GeneratorKey, run_id: str) -> tuple[dict, list[di
     """(cache row, dead-letter rows) of one `UserOutcome`."""
     now = datetime.now(timezone.utc)
     generator, model, prompt_version = key
-    keys = {"history_hash": outcome.history_hash, "key_generator": generator, "key_model": model,
-            "key_prompt_version": prompt_version}
+    keys = {
+        "history_hash": outcome.history_hash,
+        "key_generator": generator,
+        "key_model": model,
+        "key_prompt_version": prompt_version,
+    }
     p = outcome.profile
-    cache = {**keys, "profile_text": p.text, "generator": p.generator, "model": p.model,
-             "prompt_version": p.prompt_version, "status": getattr(outcome, "status", "ok"),
-             "fallback_reason": getattr(outcome, "fallback_reason", None), "calls": getattr(outcome, "calls", 0),
-             "tokens_in": getattr(outcome, "tokens_in", 0), "tokens_out": getattr(outcome, "tokens_out", 0),
-             "run_id": run_id, "created_at": now}
-    dead = [{"run_id": run_id, "user_id": outcome.user_id, **keys, "reason": r.reason, "detail": r.detail[:1000],
-             "output_text": r.text, "created_at": now} for r in getattr(outcome, "rejections", [])]
+    cache = {
+        **keys,
+        "profile_text": p.text,
+        "generator": p.generator,
+        "model": p.model,
+        "prompt_version": p.prompt_version,
+        "status": getattr(outcome, "status", "ok"),
+        "fallback_reason": getattr(outcome, "fallback_reason", None),
+        "calls": getattr(outcome, "calls", 0),
+        "tokens_in": getattr(outcome, "tokens_in", 0),
+        "tokens_out": getattr(outcome, "tokens_out", 0),
+        "run_id": run_id,
+        "created_at": now,
+    }
+    dead = [
+        {
+            "run_id": run_id,
+            "user_id": outcome.user_id,
+            **keys,
+            "reason": r.reason,
+            "detail": r.detail[:1000],
+            "output_text": r.text,
+            "created_at": now,
+        }
+        for r in getattr(outcome, "rejections", [])
+    ]
     return cache, dead
 
 
@@ -107,12 +138,18 @@ def stats_row(outcomes: list, seconds: float) -> dict:
     total = lambda name: int(sum(getattr(o, name, 0) for o in outcomes))  # noqa: E731
     fallbacks = sum(getattr(o, "status", "ok") == "fallback" for o in outcomes)
     return {
-        "users": len(outcomes), "ok": len(outcomes) - fallbacks, "fallbacks": fallbacks,
-        "calls": total("calls"), "retries": total("retries"), "regenerations": total("regenerations"),
+        "users": len(outcomes),
+        "ok": len(outcomes) - fallbacks,
+        "fallbacks": fallbacks,
+        "calls": total("calls"),
+        "retries": total("retries"),
+        "regenerations": total("regenerations"),
         "rejects": sum(n for r, n in reasons.items() if not r.startswith("fallback:")),
-        "tokens_in": total("tokens_in"), "tokens_out": total("tokens_out"),
+        "tokens_in": total("tokens_in"),
+        "tokens_out": total("tokens_out"),
         "chunked_users": sum(getattr(o, "chunks", 1) > 1 for o in outcomes),
-        "reasons_json": json.dumps(dict(sorted(reasons.items()))), "seconds": seconds,
+        "reasons_json": json.dumps(dict(sorted(reasons.items()))),
+        "seconds": seconds,
     }
 
 
@@ -127,16 +164,19 @@ def _outcomes(generator, histories: list[UserHistory]) -> Iterator:
         yield SimpleNamespace(index=index, user_id=history.user_id, history_hash=history.history_hash, profile=profile)
 
 
-def generate_checkpointed(batches: Iterable[pd.DataFrame], generator, key: GeneratorKey, writer: CheckpointWriter,
-                          every: int) -> Iterator[pd.DataFrame]:
+def generate_checkpointed(
+    batches: Iterable[pd.DataFrame], generator, key: GeneratorKey, writer: CheckpointWriter, every: int
+) -> Iterator[pd.DataFrame]:
     """Generate profiles for HISTORIES batches, checkpointing every `every` users.
 
     Yields:
         One RUN_STATS row per checkpoint written.
     """
     for batch in batches:
-        histories = [UserHistory(r.user_id, history_events(r.history_json), r.history_hash)
-                     for r in batch.itertuples(index=False)]
+        histories = [
+            UserHistory(r.user_id, history_events(r.history_json), r.history_hash)
+            for r in batch.itertuples(index=False)
+        ]
         buffer, started = [], time.monotonic()
         for outcome in _outcomes(generator, histories):
             buffer.append(outcome)

@@ -19,7 +19,8 @@ import pandas as pd
 
 __all__ = ["STOPWORDS", "text_terms", "item_terms", "item_term_rows", "count_terms", "common_threshold", "common_terms"]
 
-STOPWORDS = frozenset("""
+STOPWORDS = frozenset(
+    """
 a about above after again against all also am an and any are aren as at be because been before being below
 between both but by can cannot could did didn do does doesn doing don down during each few for from further had
 has have having he her here hers herself him himself his how i if in into is isn it its itself just let me more
@@ -27,7 +28,8 @@ most my myself no nor not now of off on once only or other ought our ours oursel
 so some such than that the their theirs them themselves then there these they this those through to too under
 until up very was wasn we were weren what when where which while who whom why will with won would you your yours
 yourself yourselves one two three four five six seven eight nine ten get got use used using make made really
-""".split())
+""".split()
+)
 _TOKEN = re.compile(r"[^\W\d_]{3,}")
 
 
@@ -43,8 +45,11 @@ def item_terms(event: dict) -> set[str]:
 
 def item_term_rows(items: pd.DataFrame) -> pd.DataFrame:
     """One (term) row per distinct term of each item (title + description); for counting items per term."""
-    terms = [t for row in items.itertuples(index=False)
-             for t in item_terms({"title": row.title, "description": row.description})]
+    terms = [
+        t
+        for row in items.itertuples(index=False)
+        for t in item_terms({"title": row.title, "description": row.description})
+    ]
     return pd.DataFrame({"term": pd.Series(terms, dtype=object)})
 
 

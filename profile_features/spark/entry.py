@@ -15,8 +15,14 @@ __all__ = ["parse_job_args", "run_job"]
 def parse_job_args(description: str, argv: Sequence[str] | None = None) -> JobConfig:
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="job YAML (profile_features.config.JobConfig)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. --set history.cutoff=2026-05-01T00:00:00Z")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set history.cutoff=2026-05-01T00:00:00Z",
+    )
     args = parser.parse_args(argv)
     return load_config(args.config, args.overrides)
 

@@ -60,8 +60,11 @@ def read_cache(spark, cache_path: str, key: tuple[str, str, str] | None = None, 
     frame = spark.read.schema(spark_schema(PROFILE_CACHE)).parquet(*sources)
     if key is not None:
         generator, model, prompt_version = key
-        frame = frame.where((F.col("key_generator") == generator) & (F.col("key_model") == model)
-                            & (F.col("key_prompt_version") == prompt_version))
+        frame = frame.where(
+            (F.col("key_generator") == generator)
+            & (F.col("key_model") == model)
+            & (F.col("key_prompt_version") == prompt_version)
+        )
     if ok_only:
         frame = frame.where(F.col("status") == "ok")
     order = Window.partitionBy(*KEY_COLUMNS).orderBy((F.col("status") == "ok").desc(), F.col("created_at").desc())
@@ -104,16 +107,19 @@ def _sum_stats(rows) -> dict:
                 reasons.update(json.loads(row[name]))
             elif name != "seconds":
                 totals[name] += row[name]
-    return {**{n: int(totals[n]) for n in RUN_STATS.names if n not in ("reasons_json", "seconds")},
-            "reasons": dict(sorted(reasons.items()))}
+    return {
+        **{n: int(totals[n]) for n in RUN_STATS.names if n not in ("reasons_json", "seconds")},
+        "reasons": dict(sorted(reasons.items())),
+    }
 
 
 def _compact(spark, cache_path: str, parts: list[str]) -> None:
     """Rewrite the cache as one entry per key, then drop the checkpoint files it read."""
     if not parts:
         return
-    write_atomic(read_cache(spark, cache_path).coalesce(max(1, spark.sparkContext.defaultParallelism)),
-                 f"{cache_path}/compacted")
+    write_atomic(
+        read_cache(spark, cache_path).coalesce(max(1, spark.sparkContext.defaultParallelism)), f"{cache_path}/compacted"
+    )
     filesystem, _ = store_fs(cache_path)
     for part in parts:  # only files that existed before the compacted copy was read
         filesystem.delete_file(part)
@@ -131,19 +137,37 @@ def _refresh_subset(spark, config: JobConfig, histories, run_date: str) -> dict:
     usable, rejects = check_refresh_list(listed, path)
     wanted = spark.createDataFrame(usable, "user_id string")
     unknown = wanted.join(histories.select("user_id"), "user_id", "left_anti").toPandas()["user_id"]
-    rejects = pd.concat([rejects, pd.DataFrame({
-        "table": "refresh_list", "source_file": path, "reason": "unknown_user",
-        "record": [json.dumps({"user_id": u}) for u in unknown]})], ignore_index=True)
+    rejects = pd.concat(
+        [
+            rejects,
+            pd.DataFrame(
+                {
+                    "table": "refresh_list",
+                    "source_file": path,
+                    "reason": "unknown_user",
+                    "record": [json.dumps({"user_id": u}) for u in unknown],
+                }
+            ),
+        ],
+        ignore_index=True,
+    )
     rows = [tuple(r) for r in rejects[schemas.REJECTS.names].itertuples(index=False)]
     # Always written, so a re-run of the snapshot replaces the previous run's rejects.
-    rejects_path = write_atomic(spark.createDataFrame(rows, spark_schema(schemas.REJECTS)).coalesce(1),
-                                config.table_path("profile_refresh_rejects"), run_date)
+    rejects_path = write_atomic(
+        spark.createDataFrame(rows, spark_schema(schemas.REJECTS)).coalesce(1),
+        config.table_path("profile_refresh_rejects"),
+        run_date,
+    )
     return {
         "targets": histories.join(wanted, "user_id", "left_semi"),
         "rest": histories.join(wanted, "user_id", "left_anti"),
-        "summary": {"list": path, "listed_rows": len(listed), "listed_users": len(usable) - len(unknown),
-                    "rejected": {str(k): int(v) for k, v in rejects["reason"].value_counts().sort_index().items()},
-                    "rejects_path": rejects_path},
+        "summary": {
+            "list": path,
+            "listed_rows": len(listed),
+            "listed_users": len(usable) - len(unknown),
+            "rejected": {str(k): int(v) for k, v in rejects["reason"].value_counts().sort_index().items()},
+            "rejects_path": rejects_path,
+        },
     }
 
 
@@ -159,8 +183,13 @@ def _kept_profiles(spark, config: JobConfig, rest, entries, run_date: str, commo
     profiles_path = config.table_path("profiles")
     previous_run = None
     if path_exists(spark, profiles_path):
-        previous_run = (read_table(spark, profiles_path).where(F.col("run_date").cast("string") < run_date)
-                        .select(F.max("run_date").cast("string").alias("d")).first().d)
+        previous_run = (
+            read_table(spark, profiles_path)
+            .where(F.col("run_date").cast("string") < run_date)
+            .select(F.max("run_date").cast("string").alias("d"))
+            .first()
+            .d
+        )
     counts["previous"] = 0
     if previous_run is not None:
         # Old text and old history hash (so the next plan sees the change), this snapshot's timestamp.
@@ -199,8 +228,11 @@ def run_profiles(spark, config: JobConfig) -> dict:
     key = generator_key(profile_config, common_terms)
     run_id = uuid.uuid4().hex[:12]
     use_cache = profile_config.cache_enabled
-    cache_path = (profile_config.cache.path or config.table_path("profile_cache")) if use_cache \
+    cache_path = (
+        (profile_config.cache.path or config.table_path("profile_cache"))
+        if use_cache
         else config.table_path(f"_profile_runs/{run_id}")
+    )
     dead_path = profile_config.dead_letter_path or config.table_path("profile_dead_letters")
 
     histories = histories.persist()
@@ -233,15 +265,15 @@ def run_profiles(spark, config: JobConfig) -> dict:
     todo.unpersist()
 
     entries = read_cache(spark, cache_path, key).select(
-        "history_hash", "profile_text", "generator", "model", "prompt_version", "status")
+        "history_hash", "profile_text", "generator", "model", "prompt_version", "status"
+    )
     joined = targets.join(entries, "history_hash", "left")
     missing = joined.where(F.col("profile_text").isNull()).count()
     if missing:
         raise ProfileRunFailed(f"{missing} of {target_users} users got no profile (cache {cache_path})")
     profiles = joined.select(*schemas.PROFILES.names)
     if subset:
-        kept, subset["summary"]["kept"] = _kept_profiles(spark, config, subset["rest"], entries, run_date,
-                                                           common_terms)
+        kept, subset["summary"]["kept"] = _kept_profiles(spark, config, subset["rest"], entries, run_date, common_terms)
         profiles = profiles.unionByName(kept)
     path = write_atomic(profiles, config.table_path("profiles"), run_date)
     written = read_table(spark, path).agg(F.count("*").alias("rows"), F.countDistinct("user_id").alias("users")).first()
@@ -256,22 +288,39 @@ def run_profiles(spark, config: JobConfig) -> dict:
         remove_tree(cache_path)
 
     summary = {
-        "job": "profiles", "run_id": run_id, "run_date": run_date, "output": path,
-        "histories": users, "profiles": int(written.rows), "generator": profile_config.generator,
-        "model": key[1], "prompt_version": key[2],
-        "users": users, "cache_hits": target_users - users_to_generate, "generated_users": users_to_generate,
-        "generated_histories": to_generate, "calls": totals["calls"], "retries": totals["retries"],
-        "regenerations": totals["regenerations"], "fallbacks": totals["fallbacks"],
-        "fallbacks_in_output": fallbacks_in_output, "rejects": totals["rejects"],
-        "reasons": totals["reasons"], "tokens_in": totals["tokens_in"], "tokens_out": totals["tokens_out"],
-        "chunked_users": totals["chunked_users"], "generation_s": round(generation_s, 3),
+        "job": "profiles",
+        "run_id": run_id,
+        "run_date": run_date,
+        "output": path,
+        "histories": users,
+        "profiles": int(written.rows),
+        "generator": profile_config.generator,
+        "model": key[1],
+        "prompt_version": key[2],
+        "users": users,
+        "cache_hits": target_users - users_to_generate,
+        "generated_users": users_to_generate,
+        "generated_histories": to_generate,
+        "calls": totals["calls"],
+        "retries": totals["retries"],
+        "regenerations": totals["regenerations"],
+        "fallbacks": totals["fallbacks"],
+        "fallbacks_in_output": fallbacks_in_output,
+        "rejects": totals["rejects"],
+        "reasons": totals["reasons"],
+        "tokens_in": totals["tokens_in"],
+        "tokens_out": totals["tokens_out"],
+        "chunked_users": totals["chunked_users"],
+        "generation_s": round(generation_s, 3),
         "elapsed_s": round(time.monotonic() - started, 3),
-        "cache": cache_path if use_cache else None, "dead_letters": dead_path,
+        "cache": cache_path if use_cache else None,
+        "dead_letters": dead_path,
         "refresh": subset["summary"] if subset else None,
     }
     write_summary(config, "profiles", summary)
     limit = profile_config.max_fallback_fraction
     if limit is not None and to_generate and totals["fallbacks"] / max(1, totals["users"]) > limit:
-        raise ProfileRunFailed(f"{totals['fallbacks']} of {totals['users']} generated users fell back "
-                               f"(limit {limit:.0%}): see {dead_path}")
+        raise ProfileRunFailed(
+            f"{totals['fallbacks']} of {totals['users']} generated users fell back (limit {limit:.0%}): see {dead_path}"
+        )
     return summary

@@ -29,14 +29,22 @@ def _transform_for(spark, config: JobConfig, kind: str, frame, vector_column: st
             return existing, False
     frame = frame.where(frame[vector_column].isNotNull())  # profiles with nothing to say have no vector
     total = frame.count()
-    sample = frame if total <= settings.fit_sample_rows else frame.sample(fraction=settings.fit_sample_rows / total, seed=settings.seed)
+    sample = (
+        frame
+        if total <= settings.fit_sample_rows
+        else frame.sample(fraction=settings.fit_sample_rows / total, seed=settings.seed)
+    )
     vectors = [row[vector_column] for row in sample.select(vector_column).collect()]
     needed = max(settings.components, settings.clusters)
     if len(vectors) < needed:
-        raise ValueError(f"{config.table_path(fitted_on)}: {len(vectors)} rows have a {vector_column} (profiles with "
-                         f"nothing to describe have none); fitting {settings.components} components and "
-                         f"{settings.clusters} clusters needs {needed}: lower semantic.components / semantic.clusters")
-    transform = fit_transform_model(vectors, kind, settings.components, settings.clusters, encoder, fitted_on, settings.seed)
+        raise ValueError(
+            f"{config.table_path(fitted_on)}: {len(vectors)} rows have a {vector_column} (profiles with "
+            f"nothing to describe have none); fitting {settings.components} components and "
+            f"{settings.clusters} clusters needs {needed}: lower semantic.components / semantic.clusters"
+        )
+    transform = fit_transform_model(
+        vectors, kind, settings.components, settings.clusters, encoder, fitted_on, settings.seed
+    )
     save_transform(transform, directory)
     return transform, True
 
@@ -61,7 +69,9 @@ def run_semantic_columns(spark, config: JobConfig) -> dict:
         out = frame.select(key, "event_timestamp", vector_column).mapInPandas(partition, schema=ddl(schema))
         summary["outputs"][output] = write_atomic(out, config.table_path(output), run_date)
         summary["transforms"][kind] = {
-            "transform_id": transform.transform_id, "fitted_now": fitted, "fitted_on": transform.fitted_on,
+            "transform_id": transform.transform_id,
+            "fitted_now": fitted,
+            "fitted_on": transform.fitted_on,
             "explained_variance": float(transform.explained_variance_ratio.sum()),
         }
     return write_summary(config, "semantic", summary)

@@ -77,7 +77,10 @@ def _split(classified, table: str, schema):
     rejects = classified.where("reject_reason IS NOT NULL").selectExpr(
         f"'{table}' AS table", "source_file", "reject_reason AS reason", "record"
     )
-    counts = {r["reason"] or "accepted": r["count"] for r in classified.groupBy(classified.reject_reason.alias("reason")).count().collect()}
+    counts = {
+        r["reason"] or "accepted": r["count"]
+        for r in classified.groupBy(classified.reject_reason.alias("reason")).count().collect()
+    }
     return accepted, rejects, counts
 
 
@@ -105,7 +108,9 @@ def run_validate(spark, config: JobConfig) -> dict:
             )
             accepted, rejects, counts = _split(classified, name, schemas.ITEMS)
             write_atomic(accepted, config.table_path("validated/items"))
-            known_items = [r.item_id for r in read_table(spark, config.table_path("validated/items")).select("item_id").collect()]
+            known_items = [
+                r.item_id for r in read_table(spark, config.table_path("validated/items")).select("item_id").collect()
+            ]
         else:
             known = spark.sparkContext.broadcast(frozenset(known_items))
             classified = raw.groupBy("user_id").applyInPandas(
@@ -118,8 +123,11 @@ def run_validate(spark, config: JobConfig) -> dict:
         read = raw.count()
         accepted_n = counts.pop("accepted", 0)
         summary["tables"][name] = {
-            "source": table_input.path, "read": read, "accepted": accepted_n,
-            "rejected": sum(counts.values()), "rejected_by_reason": counts,
+            "source": table_input.path,
+            "read": read,
+            "accepted": accepted_n,
+            "rejected": sum(counts.values()),
+            "rejected_by_reason": counts,
         }
         if read != accepted_n + sum(counts.values()):  # would mean rows vanished
             raise RuntimeError(f"{name}: read {read} rows but accounted for {accepted_n + sum(counts.values())}")
@@ -162,8 +170,12 @@ def run_histories(spark, config: JobConfig) -> dict:
     histories = events.groupBy("user_id").applyInPandas(
         lambda batch: build_histories(batch, cutoff, max_length), schema=ddl(schemas.HISTORIES)
     )
-    users = events.groupBy("user_id").applyInPandas(lambda batch: user_stats(batch, cutoff), schema=ddl(schemas.USER_STATS))
-    item_counts = events.groupBy("item_id").applyInPandas(lambda batch: item_stats(batch, cutoff), schema=ddl(schemas.ITEM_STATS))
+    users = events.groupBy("user_id").applyInPandas(
+        lambda batch: user_stats(batch, cutoff), schema=ddl(schemas.USER_STATS)
+    )
+    item_counts = events.groupBy("item_id").applyInPandas(
+        lambda batch: item_stats(batch, cutoff), schema=ddl(schemas.ITEM_STATS)
+    )
     # Every catalogue item gets a row: an unseen item has count 0, not a missing feature.
     item_rows = (
         items.select("item_id")
@@ -182,8 +194,12 @@ def run_histories(spark, config: JobConfig) -> dict:
     }
     written = read_table(spark, out["histories"])
     summary = {
-        "job": "histories", "cutoff": cutoff.isoformat(), "run_date": run_date, "outputs": out,
-        "users": written.count(), "interactions_before_cutoff": events.where(F.col("timestamp") < F.lit(cutoff)).count(),
+        "job": "histories",
+        "cutoff": cutoff.isoformat(),
+        "run_date": run_date,
+        "outputs": out,
+        "users": written.count(),
+        "interactions_before_cutoff": events.where(F.col("timestamp") < F.lit(cutoff)).count(),
     }
     events.unpersist()
     return write_summary(config, "histories", summary)
@@ -217,14 +233,18 @@ def run_embeddings(spark, config: JobConfig) -> dict:
         for batch in batches:
             yield embed_items(batch, encoder, as_of)
 
-    user_vectors = profiles.repartition(slots).mapInPandas(profile_partition, schema=ddl(schemas.USER_PROFILE_EMBEDDINGS))
+    user_vectors = profiles.repartition(slots).mapInPandas(
+        profile_partition, schema=ddl(schemas.USER_PROFILE_EMBEDDINGS)
+    )
     item_vectors = items.repartition(slots).mapInPandas(item_partition, schema=ddl(schemas.ITEM_TEXT_EMBEDDINGS))
     out = {
         "user_profile_embeddings": write_atomic(user_vectors, config.table_path("user_profile_embeddings"), run_date),
         "item_text_embeddings": write_atomic(item_vectors, config.table_path("item_text_embeddings"), run_date),
     }
     summary = {
-        "job": "embeddings", "run_date": run_date, "outputs": out,
+        "job": "embeddings",
+        "run_date": run_date,
+        "outputs": out,
         "profiles": read_table(spark, out["user_profile_embeddings"]).count(),
         "items": read_table(spark, out["item_text_embeddings"]).count(),
     }

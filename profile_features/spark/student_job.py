@@ -45,15 +45,28 @@ def run_train_student(spark, config: JobConfig) -> dict:
     out = config.table_path(f"student/run_date={run_date}")
     # Epochs picked on each user's held-out last item, best epoch restored: no fixed epoch count.
     result = train_from_frames(student_config, interactions, vectors, out, validate=True)
-    return write_summary(config, "train_student", {"job": "train_student", "run_date": run_date, "cutoff": str(cutoff),
-                                                   "interactions": len(interactions), **result})
+    return write_summary(
+        config,
+        "train_student",
+        {
+            "job": "train_student",
+            "run_date": run_date,
+            "cutoff": str(cutoff),
+            "interactions": len(interactions),
+            **result,
+        },
+    )
 
 
 def run_score_student(spark, config: JobConfig) -> dict:
     """Write `user_student` for the snapshot: every user with a history gets a row."""
     run_date = run_date_for(spark, config, "histories")
-    histories = read_table(spark, config.table_path(f"histories/run_date={run_date}")).select("user_id", "event_timestamp", "item_ids")
-    profiles = read_table(spark, config.table_path(f"user_profile_embeddings/run_date={run_date}")).select("user_id", "profile_embedding")
+    histories = read_table(spark, config.table_path(f"histories/run_date={run_date}")).select(
+        "user_id", "event_timestamp", "item_ids"
+    )
+    profiles = read_table(spark, config.table_path(f"user_profile_embeddings/run_date={run_date}")).select(
+        "user_id", "profile_embedding"
+    )
     users = histories.join(profiles, "user_id", "left")  # a user without a profile still gets a student vector
     path = checkpoint_dir(config, run_date)
     batch_size = config.student.batch_size
@@ -68,12 +81,18 @@ def run_score_student(spark, config: JobConfig) -> dict:
             scored.insert(1, "event_timestamp", pd.Series(batch["event_timestamp"].to_numpy()))
             yield scored
 
-    scored = users.repartition(spark.sparkContext.defaultParallelism).mapInPandas(partition, schema=ddl(schemas.USER_STUDENT))
+    scored = users.repartition(spark.sparkContext.defaultParallelism).mapInPandas(
+        partition, schema=ddl(schemas.USER_STUDENT)
+    )
     output = write_atomic(scored, config.table_path("user_student"), run_date)
     written = read_table(spark, output)
     summary = {
-        "job": "score_student", "run_date": run_date, "checkpoint": str(Path(path)), "output": output,
-        "users": histories.count(), "scored": written.count(),
+        "job": "score_student",
+        "run_date": run_date,
+        "checkpoint": str(Path(path)),
+        "output": output,
+        "users": histories.count(),
+        "scored": written.count(),
         "fallbacks": written.where("student_fallback").count(),
         "with_drift": written.where("profile_drift IS NOT NULL AND NOT isnan(profile_drift)").count(),
     }

@@ -15,14 +15,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from llm_support import CUTOFF
 
 from profile_features.config import JobConfig, SampleConfig
 from profile_features.datasets import generate_sample
 from profile_features.histories import build_histories, history_events
 from profile_features.llm.testing import FakeOpenAIServer
 from profile_features.profiles.base import UserHistory
-
-from llm_support import CUTOFF
 
 
 def _free_port() -> int:
@@ -50,7 +49,9 @@ def histories_frame(llm_sample) -> pd.DataFrame:
 
 @pytest.fixture(scope="session")
 def user_histories(histories_frame) -> list[UserHistory]:
-    return [UserHistory(r.user_id, history_events(r.history_json), r.history_hash) for r in histories_frame.itertuples()]
+    return [
+        UserHistory(r.user_id, history_events(r.history_json), r.history_hash) for r in histories_frame.itertuples()
+    ]
 
 
 @pytest.fixture(scope="session")
@@ -61,9 +62,14 @@ def snapshot_template(tmp_path_factory, spark, llm_sample):
 
     root = tmp_path_factory.mktemp("llm-snapshot")
     inputs = write_inputs(llm_sample.interactions, llm_sample.items, root / "raw")
-    config = JobConfig.model_validate({"data_dir": str(root / "data"), "inputs": inputs.model_dump(),
-                                       "history": {"cutoff": CUTOFF, "max_length": 30},
-                                       "spark": {"master": "local[2]"}})
+    config = JobConfig.model_validate(
+        {
+            "data_dir": str(root / "data"),
+            "inputs": inputs.model_dump(),
+            "history": {"cutoff": CUTOFF, "max_length": 30},
+            "spark": {"master": "local[2]"},
+        }
+    )
     run_validate(spark, config)
     run_histories(spark, config)
     return root
@@ -90,10 +96,31 @@ def llama_server(gemma_gguf, tmp_path_factory):
     log = tmp_path_factory.mktemp("llama") / "server.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(gemma_gguf), "--model_alias", "gemma-3-270m",
-             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "2",
-             "--interrupt_requests", "False", "--logits_all", "False", "--verbose", "False"],
-            stdout=out, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                str(gemma_gguf),
+                "--model_alias",
+                "gemma-3-270m",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--n_ctx",
+                "2048",
+                "--n_threads",
+                "2",
+                "--interrupt_requests",
+                "False",
+                "--logits_all",
+                "False",
+                "--verbose",
+                "False",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     base_url = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + 120

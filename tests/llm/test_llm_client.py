@@ -19,16 +19,31 @@ from profile_features.llm.client import (
 from profile_features.llm.testing import FakeOpenAIServer
 from profile_features.profiles.config import OpenAIConfig
 
-PROMPT = CompletionRequest(prompt="<history>\n- \"Nebula\" | Sci-Fi | rated 5\n</history>\nProfile:", max_tokens=32, stop=("\n\n",))
-CHAT = CompletionRequest(messages=({"role": "system", "content": "Write a profile."},
-                                   {"role": "user", "content": "<history>\n- \"Kiss\" | Romance | rated 4\n</history>"}))
+PROMPT = CompletionRequest(
+    prompt='<history>\n- "Nebula" | Sci-Fi | rated 5\n</history>\nProfile:', max_tokens=32, stop=("\n\n",)
+)
+CHAT = CompletionRequest(
+    messages=(
+        {"role": "system", "content": "Write a profile."},
+        {"role": "user", "content": '<history>\n- "Kiss" | Romance | rated 4\n</history>'},
+    )
+)
 
 
 def backend(server, sleeps=None, **overrides) -> OpenAICompatibleBackend:
-    settings = {"base_url": server.base_url, "model": "fake-llm", "timeout_s": 0.5, "max_retries": 3,
-                "malformed_retries": 1, "backoff_base_s": 0.01, "backoff_max_s": 0.05, **overrides}
-    return OpenAICompatibleBackend(OpenAIConfig(**settings), sleep=(sleeps.append if sleeps is not None else time.sleep),
-                                   rng=random.Random(0))
+    settings = {
+        "base_url": server.base_url,
+        "model": "fake-llm",
+        "timeout_s": 0.5,
+        "max_retries": 3,
+        "malformed_retries": 1,
+        "backoff_base_s": 0.01,
+        "backoff_max_s": 0.05,
+        **overrides,
+    }
+    return OpenAICompatibleBackend(
+        OpenAIConfig(**settings), sleep=(sleeps.append if sleeps is not None else time.sleep), rng=random.Random(0)
+    )
 
 
 def test_completions_and_chat(fake_server):
@@ -37,7 +52,12 @@ def test_completions_and_chat(fake_server):
     assert "Sci-Fi" in completion.text and completion.attempts == 1 and completion.usage_reported
     assert completion.tokens_in > 0 and completion.tokens_out > 0
     body = fake_server.requests[-1]
-    assert body["prompt"] == PROMPT.prompt and body["stop"] == ["\n\n"] and body["max_tokens"] == 32 and body["model"] == "fake-llm"
+    assert (
+        body["prompt"] == PROMPT.prompt
+        and body["stop"] == ["\n\n"]
+        and body["max_tokens"] == 32
+        and body["model"] == "fake-llm"
+    )
     chat = client.complete(CHAT)
     assert "Romance" in chat.text and fake_server.requests[-1]["messages"][0]["role"] == "system"
 
@@ -132,7 +152,9 @@ def test_missing_usage_is_estimated():
 def test_connection_refused_is_retried_then_reported():
     with FakeOpenAIServer() as server:
         url = server.base_url
-    client = OpenAICompatibleBackend(OpenAIConfig(base_url=url, max_retries=2, backoff_base_s=0.0), sleep=lambda s: None)
+    client = OpenAICompatibleBackend(
+        OpenAIConfig(base_url=url, max_retries=2, backoff_base_s=0.0), sleep=lambda s: None
+    )
     with pytest.raises(BackendError) as err:
         client.complete(PROMPT)
     assert err.value.reason == "connection" and err.value.attempts == 3

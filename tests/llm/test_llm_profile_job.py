@@ -14,8 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-
 from llm_support import CUTOFF, job_config
+
 from profile_features.llm.testing import FakeOpenAIServer, FaultPlan, append_event_to_histories
 from profile_features.spark.profile_job import read_cache, run_profiles
 
@@ -25,10 +25,21 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def openai_profile(server, **extra) -> dict:
-    return {"generator": "openai",
-            "openai": {"base_url": server.base_url, "model": "fake-llm", "timeout_s": 2, "max_retries": 0,
-                       "backoff_base_s": 0.0, "max_concurrency": 4},
-            "prompt": {"max_prompt_tokens": 4000}, "cache": {"checkpoint_every": 4}, "partitions": 2, **extra}
+    return {
+        "generator": "openai",
+        "openai": {
+            "base_url": server.base_url,
+            "model": "fake-llm",
+            "timeout_s": 2,
+            "max_retries": 0,
+            "backoff_base_s": 0.0,
+            "max_concurrency": 4,
+        },
+        "prompt": {"max_prompt_tokens": 4000},
+        "cache": {"checkpoint_every": 4},
+        "partitions": 2,
+        **extra,
+    }
 
 
 def read_profiles(data_dir: Path) -> pd.DataFrame:
@@ -70,7 +81,9 @@ def test_incremental_refresh_regenerates_only_what_changed(spark, snapshot):
         after = read_profiles(snapshot)
         assert len(after) == users and (after.history_hash != profiles.history_hash).sum() == 3
 
-        other_prompt = job_config(snapshot, **openai_profile(server, prompt={"max_prompt_tokens": 4000, "template": "long-v1"}))
+        other_prompt = job_config(
+            snapshot, **openai_profile(server, prompt={"max_prompt_tokens": 4000, "template": "long-v1"})
+        )
         fourth = run_profiles(spark, other_prompt)
         assert fourth["calls"] == users and fourth["prompt_version"].startswith("long-v1+")
         # the cache keeps both prompt versions, compacted into one entry per key
@@ -114,10 +127,22 @@ def test_killed_run_rerun_ends_with_every_user_once(spark, snapshot, tmp_path):
         profile = openai_profile(server, partitions=1, cache={"checkpoint_every": 2})
         profile["openai"]["max_concurrency"] = 1
         config_file = tmp_path / "job.yaml"
-        config_file.write_text(yaml.safe_dump({"data_dir": str(snapshot), "history": {"cutoff": CUTOFF},
-                                               "spark": {"master": "local[1]"}, "profile": profile}))
-        process = subprocess.Popen([sys.executable, str(REPO / "spark_jobs" / "generate_profiles.py"), "--config", str(config_file)],
-                                   start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        config_file.write_text(
+            yaml.safe_dump(
+                {
+                    "data_dir": str(snapshot),
+                    "history": {"cutoff": CUTOFF},
+                    "spark": {"master": "local[1]"},
+                    "profile": profile,
+                }
+            )
+        )
+        process = subprocess.Popen(
+            [sys.executable, str(REPO / "spark_jobs" / "generate_profiles.py"), "--config", str(config_file)],
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         parts = snapshot / "profile_cache" / "parts"
         deadline = time.monotonic() + 240
         while len(list(parts.glob("part-*.parquet"))) < 2:

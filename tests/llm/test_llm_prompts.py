@@ -18,8 +18,15 @@ def renderer(template="short-v1", **prompt) -> PromptRenderer:
 
 
 def ev(title, genres=("Drama",), year=1990, rating=4.0, day="2024-01-01", description="a quiet story"):
-    return {"title": title, "genres": list(genres), "year": year, "rating": rating,
-            "timestamp": f"{day}T10:00:00+00:00", "description": description, "event_type": "rating"}
+    return {
+        "title": title,
+        "genres": list(genres),
+        "year": year,
+        "rating": rating,
+        "timestamp": f"{day}T10:00:00+00:00",
+        "description": description,
+        "event_type": "rating",
+    }
 
 
 def data_blocks(prompt: str) -> list[str]:

@@ -7,8 +7,10 @@ import pytest
 from profile_features.llm.quality import QualityGate, scrub_contacts
 from profile_features.profiles.config import QualityConfig
 
-GOOD = ("Preferences: mostly science fiction and action from the 1990s. Patterns: rates space stories highest. "
-        "Recent shift: none.")
+GOOD = (
+    "Preferences: mostly science fiction and action from the 1990s. Patterns: rates space stories highest. "
+    "Recent shift: none."
+)
 
 
 @pytest.fixture()
@@ -39,8 +41,10 @@ def test_rejects(gate, raw, reason):
 
 
 def test_rejects_an_echo_of_the_prompt(gate):
-    prompt = ("Write a short structured profile of the user's taste in one line with three parts: "
-              "Preferences, Patterns and Recent shift. Do not list item titles.")
+    prompt = (
+        "Write a short structured profile of the user's taste in one line with three parts: "
+        "Preferences, Patterns and Recent shift. Do not list item titles."
+    )
     echo = "Write a short structured profile of the user's taste in one line with three parts: Preferences, Patterns"
     assert gate.check(echo, prompt).reason == "prompt_echo"
     assert gate.check(GOOD, prompt).ok
@@ -53,7 +57,10 @@ def test_scrubs_emails_and_phone_numbers(gate):
     assert "example.co.uk" not in result.text and "555" not in result.text and "7946" not in result.text
     assert result.text.count("[email]") == 1 and result.text.count("[phone]") == 2
     # years, ratings and shares survive
-    assert scrub_contacts("Films from 1995 to 2004, rated 4.5, about 60%") == "Films from 1995 to 2004, rated 4.5, about 60%"
+    assert (
+        scrub_contacts("Films from 1995 to 2004, rated 4.5, about 60%")
+        == "Films from 1995 to 2004, rated 4.5, about 60%"
+    )
 
 
 def test_dates_are_not_phone_numbers():

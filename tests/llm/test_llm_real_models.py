@@ -12,8 +12,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from llm_support import CUTOFF, job_config
+
 from profile_features import schemas
 from profile_features.spark.profile_job import run_profiles
 
@@ -37,8 +37,10 @@ def keep_handful(data_dir: Path, users: int = 3, events: int = 6) -> str:
         frame.at[i, "item_ids"] = [e["item_id"] for e in history]
     for old in folder.glob("*.parquet"):
         old.unlink()
-    pq.write_table(pa.Table.from_pandas(frame[schemas.HISTORIES.names], schema=schemas.HISTORIES, preserve_index=False),
-                   folder / "part-0.parquet")
+    pq.write_table(
+        pa.Table.from_pandas(frame[schemas.HISTORIES.names], schema=schemas.HISTORIES, preserve_index=False),
+        folder / "part-0.parquet",
+    )
     return frame.at[0, "user_id"]
 
 
@@ -59,8 +61,9 @@ def check_profiles(data_dir: Path, summary: dict, generator: str, model: str, vi
 
 def test_gemma_through_transformers_in_spark(spark, snapshot, gemma_gguf):
     victim = keep_handful(snapshot)
-    config = job_config(snapshot, generator="transformers", transformers={"batch_size": 3},
-                        generation={"max_tokens": 48}, partitions=1)
+    config = job_config(
+        snapshot, generator="transformers", transformers={"batch_size": 3}, generation={"max_tokens": 48}, partitions=1
+    )
     summary = run_profiles(spark, config)
     profiles = check_profiles(snapshot, summary, "transformers", "gemma-3-270m-q4_k_m.gguf", victim)
     print(profiles[["user_id", "generator", "profile_text"]].to_string())
@@ -70,11 +73,21 @@ def test_gemma_through_transformers_in_spark(spark, snapshot, gemma_gguf):
 
 def test_llama_cpp_server_through_spark(spark, snapshot, llama_server):
     victim = keep_handful(snapshot)
-    config = job_config(snapshot, generator="openai",
-                        openai={"base_url": llama_server["base_url"], "model": llama_server["model"], "api_key_env": None,
-                                "timeout_s": 120, "max_concurrency": 2, "max_retries": 2},
-                        prompt={"mode": "completion"}, generation={"max_tokens": 48, "temperature": 0.0, "stop": ["\n\n"]},
-                        partitions=1)
+    config = job_config(
+        snapshot,
+        generator="openai",
+        openai={
+            "base_url": llama_server["base_url"],
+            "model": llama_server["model"],
+            "api_key_env": None,
+            "timeout_s": 120,
+            "max_concurrency": 2,
+            "max_retries": 2,
+        },
+        prompt={"mode": "completion"},
+        generation={"max_tokens": 48, "temperature": 0.0, "stop": ["\n\n"]},
+        partitions=1,
+    )
     summary = run_profiles(spark, config)
     profiles = check_profiles(snapshot, summary, "openai", llama_server["model"], victim)
     print(profiles[["user_id", "generator", "profile_text"]].to_string())

@@ -17,10 +17,19 @@ from profile_features.profiles.tables import DEAD_LETTERS, PROFILE_CACHE, RUN_ST
 def test_checkpoints_every_n_users_with_dead_letters(tmp_path, histories_frame):
     with FakeOpenAIServer() as server:
         server.script("empty", "ok", *["500"] * 3)
-        config = ProfileConfig.model_validate({
-            "generator": "openai", "prompt": {"max_prompt_tokens": 4000},
-            "openai": {"base_url": server.base_url, "model": "fake-llm", "max_retries": 2, "backoff_base_s": 0.0,
-                       "max_concurrency": 1}})
+        config = ProfileConfig.model_validate(
+            {
+                "generator": "openai",
+                "prompt": {"max_prompt_tokens": 4000},
+                "openai": {
+                    "base_url": server.base_url,
+                    "model": "fake-llm",
+                    "max_retries": 2,
+                    "backoff_base_s": 0.0,
+                    "max_concurrency": 1,
+                },
+            }
+        )
         key = generator_key(config)
         writer = CheckpointWriter(str(tmp_path / "cache"), str(tmp_path / "dead"), "run1", "2030-01-01")
         batches = [histories_frame.iloc[:7], histories_frame.iloc[7:10]]

@@ -15,7 +15,9 @@ NUM_ITEMS = 24
 PROFILE_DIM = 8
 
 
-def cyclic_interactions(num_users: int = 48, length: int = 30, num_items: int = NUM_ITEMS, seed: int = 0) -> pd.DataFrame:
+def cyclic_interactions(
+    num_users: int = 48, length: int = 30, num_items: int = NUM_ITEMS, seed: int = 0
+) -> pd.DataFrame:
     """Each user walks the cycle i1 -> i2 -> ... -> iN -> i1 from a random start: the next item is determined."""
     rng = np.random.default_rng(seed)
     rows = []

@@ -67,12 +67,27 @@ def test_benchmark_run_feeds_profiles_the_training_part_only(bench, tmp_path, mo
         return real_build(train_histories, ratings, items, generator, cache)
 
     def fake_embed(texts, cache_dir):
-        return {u: np.random.default_rng(abs(hash(t)) % 2**32).normal(size=6).astype(np.float32) for u, t in texts.items()}
+        return {
+            u: np.random.default_rng(abs(hash(t)) % 2**32).normal(size=6).astype(np.float32) for u, t in texts.items()
+        }
 
     monkeypatch.setattr(bench, "build_profile_texts", spy)
     monkeypatch.setattr(bench, "embed_texts", fake_embed)
-    common = ["--data", str(tmp_path), "--variants", "plain,default", "--seeds", "0", "--quiet",
-              "--set", "train.epochs=1", "--set", "body.max_len=8", "--set", "train.num_threads=1"]
+    common = [
+        "--data",
+        str(tmp_path),
+        "--variants",
+        "plain,default",
+        "--seeds",
+        "0",
+        "--quiet",
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "body.max_len=8",
+        "--set",
+        "train.num_threads=1",
+    ]
     assert bench.main(common) == 0
     assert seen and all(seen[u] == full[u][:-2] for u in seen)
     seen.clear()
@@ -95,11 +110,35 @@ def test_llm_profiles_come_from_the_configured_server_and_resume_from_the_cache(
     monkeypatch.setattr(bench, "embed_texts", fake_embed)
     with FakeOpenAIServer() as server:
         config = tmp_path / "llm.yaml"
-        config.write_text(yaml.safe_dump({"profile": {"generator": "openai", "openai": {
-            "base_url": server.base_url, "model": "fake-llm", "api_key_env": None}}}))
-        args = ["--data", str(data), "--variants", "plain", "--seeds", "0", "--quiet", "--set", "train.epochs=1",
-                "--set", "body.max_len=8", "--set", "train.num_threads=1", "--profile-config", str(config),
-                "--cache-dir", str(tmp_path / "cache")]
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "profile": {
+                        "generator": "openai",
+                        "openai": {"base_url": server.base_url, "model": "fake-llm", "api_key_env": None},
+                    }
+                }
+            )
+        )
+        args = [
+            "--data",
+            str(data),
+            "--variants",
+            "plain",
+            "--seeds",
+            "0",
+            "--quiet",
+            "--set",
+            "train.epochs=1",
+            "--set",
+            "body.max_len=8",
+            "--set",
+            "train.num_threads=1",
+            "--profile-config",
+            str(config),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ]
         assert bench.main(args) == 0
         # One request per user, and every profile is the served model's text (no rule-based fallback).
         assert len(embedded) == 12 and server.calls == 12
@@ -119,9 +158,22 @@ def test_llm_fallbacks_are_counted(bench, tmp_path, capsys):
     train = leave_last_out(user_sequences(inter)).train
     with FakeOpenAIServer() as server:
         config = tmp_path / "llm.yaml"
-        config.write_text(yaml.safe_dump({"profile": {"generator": "openai", "openai": {
-            "base_url": server.base_url, "model": "fake-llm", "api_key_env": None, "max_retries": 0,
-            "max_concurrency": 1}}}))
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "profile": {
+                        "generator": "openai",
+                        "openai": {
+                            "base_url": server.base_url,
+                            "model": "fake-llm",
+                            "api_key_env": None,
+                            "max_retries": 0,
+                            "max_concurrency": 1,
+                        },
+                    }
+                }
+            )
+        )
         server.script("500")  # the first user's only request fails: that user falls back
         texts = bench.build_profile_texts(train, ratings, items, bench.profile_writer(str(config)))
     assert sum(t.startswith("Preferences: mostly") for t in texts.values()) == 2

@@ -13,8 +13,13 @@ from student.scoring import OUTPUT_COLUMNS, load_student, score_users
 def ckpt(trained, tmp_path_factory):
     result, data = trained
     path = tmp_path_factory.mktemp("ckpt") / "student"
-    stats = DataStats(len(data.users), len(data.item_index), sum(map(len, data.sequences)), data.profile_dim,
-                      int(data.has_profile.sum()))
+    stats = DataStats(
+        len(data.users),
+        len(data.item_index),
+        sum(map(len, data.sequences)),
+        data.profile_dim,
+        int(data.has_profile.sum()),
+    )
     ckpt_id = save_checkpoint(path, result.model, data.item_index, stats)
     return path, ckpt_id
 
@@ -100,8 +105,20 @@ def test_single_interaction_unknown_items_and_unknown_users(ckpt):
         }
     )
     out = score_users(hist, student).set_index("user_id")
-    assert out["student_history_len"].to_dict() == {"single": 1, "mixed": 1, "all_unknown": 0, "empty": 0, "new_user": 3}
-    assert out["student_fallback"].to_dict() == {"single": False, "mixed": False, "all_unknown": True, "empty": True, "new_user": False}
+    assert out["student_history_len"].to_dict() == {
+        "single": 1,
+        "mixed": 1,
+        "all_unknown": 0,
+        "empty": 0,
+        "new_user": 3,
+    }
+    assert out["student_fallback"].to_dict() == {
+        "single": False,
+        "mixed": False,
+        "all_unknown": True,
+        "empty": True,
+        "new_user": False,
+    }
     # Unknown items are skipped: "mixed" is scored exactly like "single".
     np.testing.assert_array_equal(out.loc["single", "student_embedding"], out.loc["mixed", "student_embedding"])
     # Fallback rows carry the training-population means and no drift.

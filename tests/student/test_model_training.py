@@ -32,8 +32,12 @@ def test_published_variant_trains_and_switches_phase(cyclic_data, make_config):
     _, seqs, index, profiles = cyclic_data
     data = build_training_data({u: s[:-1] for u, s in seqs.items()}, index, profiles)
     cfg = make_config(
-        "distill.direction=profile_to_hidden", "distill.target_transform=none", "distill.loss=mse",
-        "distill.beta=dynamic", "distill.distill_fraction=0.5", "train.epochs=10",
+        "distill.direction=profile_to_hidden",
+        "distill.target_transform=none",
+        "distill.loss=mse",
+        "distill.beta=dynamic",
+        "distill.distill_fraction=0.5",
+        "train.epochs=10",
     )
     result = fit(cfg, data, None, log=None)
     phases = [row["distilling"] for row in result.history]
@@ -137,3 +141,64 @@ def test_patience_counts_when_distillation_spans_all_epochs(cyclic_data, make_co
     cfg = make_config("train.epochs=30", "train.eval_every=1", "train.patience=2", "distill.distill_fraction=1.0")
     result = fit(cfg, data, valid, log=None)
     assert len(result.history) < 30
+
+
+def _popularity_only_data(make_config, seed: int = 0):
+    """Users draw items from a skewed popularity, independent of their history: nothing to learn
+    beyond popularity, so the untrained start is the best model."""
+    from student.data import ItemIndex
+
+    rng = np.random.default_rng(seed)
+    probs = 1.0 / np.arange(1, 31)
+    probs /= probs.sum()
+    seqs = {f"u{u}": [f"i{i}" for i in rng.choice(30, size=6, p=probs)] for u in range(120)}
+    index = ItemIndex.from_items([i for s in seqs.values() for i in s])
+    train = {u: s[:-1] for u, s in seqs.items()}
+    users = sorted(train)
+    valid = ([index.encode(train[u]) for u in users], index.encode([seqs[u][-1] for u in users]))
+    return build_training_data(train, index, None), valid
+
+
+def test_untrained_start_ranks_exactly_by_popularity(make_config):
+    from student.training import item_counts, popularity_metrics
+
+    data, valid = _popularity_only_data(make_config)
+    cfg = make_config("distill.enabled=false", "train.epochs=1", "train.lr=1e-12")
+    result = fit(cfg, data, valid, log=None)
+    assert result.history[0]["epoch"] == 0
+    start = result.history[0]["valid_ndcg@10"]
+    assert start == pytest.approx(popularity_metrics(item_counts(data), valid[1])["ndcg@10"], abs=1e-9)
+    assert result.popularity_valid["ndcg@10"] == pytest.approx(start)
+
+
+def test_epoch_selection_never_keeps_a_model_worse_than_most_popular_on_validation(make_config):
+    data, valid = _popularity_only_data(make_config, seed=1)
+    result = fit(make_config("distill.enabled=false", "train.epochs=15", "train.eval_every=1"), data, valid, log=None)
+    assert result.best_valid["ndcg@10"] >= result.popularity_valid["ndcg@10"]
+    assert not result.worse_than_most_popular
+    kept = [row["valid_ndcg@10"] for row in result.history if "valid_ndcg@10" in row]
+    assert result.best_valid["ndcg@10"] == pytest.approx(max(kept))
+    # The same run without the popularity start begins far below most-popular.
+    cold = fit(
+        make_config("distill.enabled=false", "head.popularity_start=false", "train.epochs=1"), data, valid, log=None
+    )
+    assert cold.history[0]["valid_ndcg@10"] < result.popularity_valid["ndcg@10"]
+
+
+def test_validated_training_keeps_short_users_and_reports_most_popular(tmp_path, make_config):
+    import pandas as pd
+
+    from student.train import train_from_frames
+
+    rows = [(f"u{u}", f"i{(u + t) % 12}", t) for u in range(40) for t in range(6)]
+    rows += [("short", "i1", 0), ("short", "i2", 1)]  # two interactions: trains, holds nothing out
+    result = train_from_frames(
+        make_config("distill.enabled=false", "train.epochs=3"),
+        pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]),
+        None,
+        tmp_path / "ckpt",
+        validate=True,
+    )
+    assert result["users"] == 41 and result["best_valid"]["users"] == 40
+    assert set(result) >= {"best_epoch", "popularity_valid", "worse_than_most_popular"}
+    assert result["best_valid"]["ndcg@10"] >= result["popularity_valid"]["ndcg@10"]

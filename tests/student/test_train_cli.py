@@ -15,9 +15,25 @@ def test_train_cli_writes_a_loadable_checkpoint(tmp_path, cyclic_data, capsys):
         tmp_path / "prof.parquet"
     )
     cfg = tmp_path / "s.yaml"
-    cfg.write_text("body:\n  hidden_size: 16\n  num_blocks: 1\n  max_len: 10\ntrain:\n  epochs: 2\n  eval_every: 1\n  num_threads: 1\n")
-    rc = main(["--config", str(cfg), "--interactions", str(tmp_path / "inter.parquet"), "--profiles",
-               str(tmp_path / "prof.parquet"), "--out", str(tmp_path / "ckpt"), "--validate", "--set", "train.lr=0.01"])
+    cfg.write_text(
+        "body:\n  hidden_size: 16\n  num_blocks: 1\n  max_len: 10\ntrain:\n  epochs: 2\n  eval_every: "
+        "1\n  num_threads: 1\n"
+    )
+    rc = main(
+        [
+            "--config",
+            str(cfg),
+            "--interactions",
+            str(tmp_path / "inter.parquet"),
+            "--profiles",
+            str(tmp_path / "prof.parquet"),
+            "--out",
+            str(tmp_path / "ckpt"),
+            "--validate",
+            "--set",
+            "train.lr=0.01",
+        ]
+    )
     assert rc == 0
     captured = capsys.readouterr()
     report = json.loads(captured.out.strip().splitlines()[-1])
