@@ -152,8 +152,8 @@ def run_snapshots(spark, config: JobConfig, cutoffs: Sequence[datetime]) -> list
                     f"{trained['best_epoch']}, validation NDCG@10 {_metric(trained['best_valid'])} (most popular "
                     f"{_metric(trained['popularity_valid'])})"
                 )
-                if trained["worse_than_most_popular"]:
-                    log("  WARNING: this checkpoint ranks worse than most-popular on validation")
+                if trained["ranks_by_popularity"]:
+                    log("  WARNING: no epoch beat most-popular on validation: the checkpoint ranks by popularity")
             log(f"snapshot {cutoff:%Y-%m-%d}: scoring users with the student")
             snapshot["score_student"] = run_score_student(spark, snapshot_config)
             log(

@@ -64,17 +64,9 @@ class PoolingConfig(StrictModel):
 
 
 class HeadConfig(StrictModel):
-    """Next-item head: full softmax over all items.
-
-    `popularity_start` starts each item's logit bias at its centred log training count and the
-    scale of the personal term (state x item embedding) at 0, so the untrained model ranks
-    exactly by popularity, the baseline every sequential model must beat; training moves away
-    from it only as far as next-item loss pays, and validation at epoch 0 measures the start,
-    so epoch selection never keeps a model worse than most-popular on validation.
-    """
+    """Next-item head: full softmax over all items."""
 
     tied: bool = True
-    popularity_start: bool = True
 
 
 class DistillConfig(StrictModel):

@@ -27,13 +27,14 @@ class NextItemHead(nn.Module):
         self._item_emb = [item_emb]  # not registered twice: the body owns it
         self.weight = None if tied else nn.Parameter(torch.randn(num_items, hidden_size) * hidden_size**-0.5)
         self.bias = nn.Parameter(torch.zeros(num_items))
-        self.scale = nn.Parameter(torch.ones(()))  # of the personal term; 0 = rank by the bias alone
+        # Weight of the personal term (state x item embedding): 1, or 0 once the head falls back
+        # to ranking by popularity. A buffer: saved with the checkpoint, never trained.
+        self.register_buffer("scale", torch.ones(()))
 
     @torch.no_grad()
-    def start_from_popularity(self, counts: torch.Tensor) -> None:
-        """Bias = centred log(1 + count) per item [N], personal scale 0: scores rank by popularity."""
-        log_counts = torch.log1p(counts.to(self.bias))
-        self.bias.copy_(log_counts - log_counts.mean())
+    def rank_by_popularity(self, counts: torch.Tensor) -> None:
+        """Score every user's items by log(1 + training count) [N] alone: the most-popular ranking."""
+        self.bias.copy_(torch.log1p(counts.to(self.bias)))
         self.scale.zero_()
 
     def item_matrix(self) -> torch.Tensor:

@@ -8,9 +8,10 @@
 `--profiles` (optional): Parquet with `user_id`, `profile_embedding` (float list); the profiles
 must have been written from interactions the student trains on (no later ones).
 `--validate` (what the pipeline does): hold out each user's last interaction (users with three or
-more) to pick the epoch by validation NDCG@10, restore that epoch's weights, and report its
-metrics against most-popular on the same targets; without it the student trains on everything
-for `train.epochs` epochs.
+more) to pick the epoch by validation NDCG@10, restore that epoch's weights, and compare it with
+most-popular on the same targets; when no epoch beats most-popular, the checkpoint ranks items by
+popularity (flagged `ranks_by_popularity`). Without it the student trains on everything for
+`train.epochs` epochs.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def train_from_frames(
             fewer train on everything they have).
 
     Returns:
-        checkpoint_id, out, best_epoch, best_valid, popularity_valid, worse_than_most_popular and the data sizes.
+        checkpoint_id, out, best_epoch, best_valid, popularity_valid, ranks_by_popularity and the data sizes.
     """
     sequences = user_sequences(interactions)
     item_index = ItemIndex.from_items(interactions["item_id"])
@@ -98,20 +99,20 @@ def train_from_frames(
         },
     )
     ckpt_id = save_checkpoint(out, result.model, item_index, stats)
-    if result.worse_than_most_popular:
+    if result.ranks_by_popularity:
         print(
-            f"WARNING: the student ranks validation targets worse than most-popular (NDCG@10 "
-            f"{result.best_valid['ndcg@10']:.4f} vs {result.popularity_valid['ndcg@10']:.4f})",
+            f"WARNING: no epoch of {cfg.name} beat most-popular on validation (NDCG@10 "
+            f"{result.popularity_valid['ndcg@10']:.4f}); its checkpoint ranks items by popularity",
             file=sys.stderr,
         )
     return {
         "checkpoint_id": ckpt_id,
         "out": str(Path(out)),
         "best_epoch": result.best_epoch,
-        "epochs_run": len([h for h in result.history if h.get("epoch", 0) > 0]),
+        "epochs_run": len(result.history),
         "best_valid": result.best_valid,
         "popularity_valid": result.popularity_valid,
-        "worse_than_most_popular": result.worse_than_most_popular,
+        "ranks_by_popularity": result.ranks_by_popularity,
         "users": len(data.users),
         "users_with_profile": int(data.has_profile.sum()),
     }

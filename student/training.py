@@ -92,23 +92,15 @@ class FitResult:
     best_epoch: int = 0
     best_valid: dict[str, float] | None = None
     popularity_valid: dict[str, float] | None = None  # most-popular on the same validation targets
+    # True when no epoch beat most-popular on validation and the head now ranks by popularity.
+    ranks_by_popularity: bool = False
     seconds: float = 0.0
-
-    @property
-    def worse_than_most_popular(self) -> bool:
-        """True when the kept epoch ranks validation targets worse than training counts do."""
-        if self.best_valid is None or self.popularity_valid is None:
-            return False
-        return self.best_valid["ndcg@10"] < self.popularity_valid["ndcg@10"]
 
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-SCALE_LR_FACTOR = 20.0
 
 
 def item_counts(data: TrainingData) -> np.ndarray:
@@ -199,23 +191,12 @@ def fit(
     device = resolve_device(tc.device)
     model = StudentModel(len(data.item_index), data.profile_dim, cfg).to(device)
     counts = item_counts(data)
-    if cfg.head.popularity_start:
-        model.head.start_from_popularity(torch.as_tensor(counts))
     use_distill = dc.enabled and data.profiles is not None and bool(data.has_profile.any())
     if model.target_transform is not None and data.profiles is not None:
         model.target_transform.fit(data.profiles[data.has_profile])
     profiles = torch.as_tensor(data.profiles, device=device) if data.profiles is not None else None
     has_profile = torch.as_tensor(data.has_profile, device=device)
-    # The personal-term scale is one scalar that must travel from 0 to ~1: Adam moves it ~lr per
-    # step, so it gets a larger step size than the weights (it would otherwise hold back learning).
-    scale = [model.head.scale]
-    rest = [p for p in model.parameters() if p is not model.head.scale]
-    opt = torch.optim.AdamW(
-        [{"params": rest}, {"params": scale, "lr": tc.lr * SCALE_LR_FACTOR, "weight_decay": 0.0}],
-        lr=tc.lr,
-        weight_decay=tc.weight_decay,
-        betas=(0.9, 0.98),
-    )
+    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, betas=(0.9, 0.98))
     weighting = LossWeighting()
     distill_epochs = math.ceil(dc.distill_fraction * tc.epochs) if use_distill else 0
     rows = np.array([i for i, s in enumerate(data.sequences) if len(s) >= 2])
@@ -226,11 +207,6 @@ def fit(
     if valid is not None:
         valid = _sample_valid(valid, tc.max_valid_users, tc.seed)
         result.popularity_valid = popularity_metrics(counts, valid[1])
-        start = evaluate(
-            model, valid[0], valid[1]
-        )  # epoch 0: the untrained start (= most-popular with popularity_start)
-        best, best_state, result.best_valid = start.as_dict()[tc.select_metric], _copy_state(model), start.as_dict()
-        result.history.append({"epoch": 0, "valid_" + tc.select_metric: best})
     t0 = time.perf_counter()
     for epoch in range(1, tc.epochs + 1):
         model.train()
@@ -290,6 +266,17 @@ def fit(
             break
     if best_state is not None:
         model.load_state_dict(best_state)
+    if (
+        result.best_valid is not None
+        and result.best_valid[tc.select_metric] < result.popularity_valid[tc.select_metric]
+    ):
+        # No epoch beat most-popular on validation: serve popularity's ranking (the user representation,
+        # profile head and drift still come from the best epoch), counting the held-out items too: they
+        # are the newest interactions, which the served ranking should know.
+        everything = counts + np.bincount(np.asarray(valid[1]) - 1, minlength=len(counts))
+        model.head.rank_by_popularity(torch.as_tensor(everything, device=device))
+        result.ranks_by_popularity = True
+        result.best_valid = result.popularity_valid
     finalize(model, data)
     result.seconds = time.perf_counter() - t0
     return result

@@ -346,8 +346,10 @@ def two_snapshots(data_dir: Path, unchanged: int = 0):
     catalogue = data_dir / "validated" / "items"  # the profile job reads the catalogue's common terms
     catalogue.mkdir(parents=True)
     items = sample.items.astype({"year": "Int64"})
-    pq.write_table(pa.Table.from_pandas(items[schemas.ITEMS.names], schema=schemas.ITEMS, preserve_index=False),
-                   catalogue / "part-0.parquet")
+    pq.write_table(
+        pa.Table.from_pandas(items[schemas.ITEMS.names], schema=schemas.ITEMS, preserve_index=False),
+        catalogue / "part-0.parquet",
+    )
     return old, new, first_cut, second_cut
 
 

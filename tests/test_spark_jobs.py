@@ -222,12 +222,23 @@ def test_catalogue_without_genres_profiles_from_item_text_and_marks_empty_profil
     from profile_features.pipeline import run_pipeline, snapshot_cutoffs, write_inputs
     from profile_features.spark.profile_job import catalogue_common_terms
 
-    sample = generate_sample(SampleConfig(users=120, items=150, mean_interactions=6, seed=4, item_text="short_noisy",
-                                          history_lengths="geometric", taste_strength=0.5))
-    config = JobConfig(data_dir=str(tmp_path / "data"), inputs=write_inputs(sample.interactions, sample.items,
-                                                                             tmp_path / "raw"),
-                       semantic={"components": 4, "clusters": 4},
-                       student={"overrides": ["train.epochs=2", "body.max_len=20", "train.num_threads=1"]})
+    sample = generate_sample(
+        SampleConfig(
+            users=120,
+            items=150,
+            mean_interactions=6,
+            seed=4,
+            item_text="short_noisy",
+            history_lengths="geometric",
+            taste_strength=0.5,
+        )
+    )
+    config = JobConfig(
+        data_dir=str(tmp_path / "data"),
+        inputs=write_inputs(sample.interactions, sample.items, tmp_path / "raw"),
+        semantic={"components": 4, "clusters": 4},
+        student={"overrides": ["train.epochs=2", "body.max_len=20", "train.num_threads=1"]},
+    )
     (cutoff,) = snapshot_cutoffs(sample.interactions.timestamp, [1.0])
     run_pipeline(spark, config, [cutoff])
     common = catalogue_common_terms(spark, config)
