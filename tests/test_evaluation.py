@@ -61,6 +61,32 @@ def _events(rows):
     )
 
 
+def test_candidate_rows_do_not_depend_on_the_order_tables_were_read_in():
+    from profile_features.evaluation.candidates import candidate_rows
+
+    rng = np.random.default_rng(0)
+    start = datetime(2024, 1, 10, tzinfo=timezone.utc)
+    interactions = pd.DataFrame(
+        {
+            "user_id": [f"u{i % 7}" for i in range(120)],
+            "item_id": [f"i{int(x)}" for x in rng.zipf(1.5, 120) % 40],
+            "timestamp": pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(np.arange(120) * 3, unit="h"),
+        }
+    )
+    items = np.array([f"i{k}" for k in range(40)])
+    end = interactions.timestamp.max() + pd.Timedelta(seconds=1)
+    expected = candidate_rows(interactions, items, start, end, 5, np.random.default_rng(1))
+    shuffled = candidate_rows(
+        interactions.sample(frac=1, random_state=2), rng.permutation(items), start, end, 5, np.random.default_rng(1)
+    )
+    pd.testing.assert_frame_equal(expected, shuffled)
+    window = interactions[interactions.timestamp >= start]
+    assert expected.label.sum() == window.drop_duplicates(["user_id", "item_id"]).shape[0]
+    seen = set(zip(interactions.user_id, interactions.item_id))
+    negatives = expected[expected.label == 0]
+    assert not any((u, i) in seen for u, i in zip(negatives.user_id, negatives.item_id))
+
+
 def test_cold_start_slice_and_truncation():
     cutoff = datetime(2024, 1, 10, tzinfo=timezone.utc)
     rows = [("long", f"i{d}", f"2024-01-0{d}") for d in range(1, 9)] + [("long", "late", "2024-01-11")]

@@ -28,7 +28,8 @@ def candidate_rows(
 
     Args:
         interactions: user_id, item_id, timestamp (UTC).
-        item_ids: the catalogue.
+        item_ids: the catalogue, in any order (sorted here, so the same rng draws the same
+            negatives whatever order the items table was read in).
         negatives: negatives per user, drawn by popularity before `start`, never an
             item the user interacted with before `end`.
 
@@ -37,6 +38,7 @@ def candidate_rows(
         window, shared by the whole group so all candidates see one feature
         snapshot), label (1/0).
     """
+    item_ids = np.sort(np.unique(np.asarray(item_ids)))
     before = interactions[interactions.timestamp < pd.Timestamp(start)]
     window = interactions[
         (interactions.timestamp >= pd.Timestamp(start)) & (interactions.timestamp < pd.Timestamp(end))
