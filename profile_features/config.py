@@ -15,6 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, field_validator
 
+from profile_features import storage
 from profile_features.profiles.config import ProfileConfig
 from profile_features.strict_model import StrictModel
 
@@ -130,9 +131,13 @@ class StudentJobConfig(StrictModel):
 
 
 class SparkConfig(StrictModel):
-    master: str | None = "local[*]"  # None: leave it to spark-submit
+    """Session settings. Under spark-submit everything left unset here is spark-submit's (its
+    --master, --conf, PYSPARK_PYTHON); a plain `python` run (demo, tests) gets a local session."""
+
+    master: str | None = None  # None: spark-submit's --master, or local[*] outside spark-submit
     app_name: str = "profile-features"
     conf: dict[str, str] = Field(default_factory=dict)
+    log_level: str | None = None  # None: leave Spark's own (log4j2 config); e.g. "WARN" for the demo
 
 
 class JobConfig(StrictModel):
@@ -148,8 +153,8 @@ class JobConfig(StrictModel):
     spark: SparkConfig = SparkConfig()
 
     def table_path(self, name: str) -> str:
-        """Absolute path of an output table under `data_dir`."""
-        return str(Path(self.data_dir).absolute() / name)
+        """`<data_dir>/<name>`: a URI when `data_dir` is one (hdfs://, s3a://, file://), else an absolute path."""
+        return storage.join(self.data_dir, name)
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

@@ -13,13 +13,17 @@ them first, so the components carry the user-specific part, not the shared mean.
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import json
+import io
 from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from profile_features import storage
 
 __all__ = [
     "SemanticTransform",
@@ -118,49 +122,63 @@ def apply_transform(vectors, transform: SemanticTransform, prefix: str) -> pd.Da
     return frame
 
 
-def save_transform(transform: SemanticTransform, directory: str | Path) -> Path:
-    """Write `<directory>/<transform_id>/{arrays.npz, meta.json}`; returns that folder.
+def save_transform(transform: SemanticTransform, directory: str | Path) -> str:
+    """Write `<directory>/<transform_id>/{arrays.npz, meta.json}` (any storage URI); returns that folder.
 
-    npz without pickle and JSON metadata: loading never executes stored code.
+    npz without pickle and JSON metadata: loading never executes stored code. meta.json is
+    written last, so a folder without it is an interrupted write and is never loaded.
     """
-    folder = Path(directory) / transform.transform_id
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = storage.join(directory, transform.transform_id)
+    buffer = io.BytesIO()
     np.savez(
-        folder / "arrays.npz",
+        buffer,
         mean=transform.mean,
         components=transform.components,
         explained_variance_ratio=transform.explained_variance_ratio,
         centroids=transform.centroids,
     )
+    storage.write_bytes(storage.join(folder, "arrays.npz"), buffer.getvalue())
     meta = {k: v for k, v in asdict(transform).items() if not isinstance(v, np.ndarray)}
     meta["transform_id"] = transform.transform_id
-    (folder / "meta.json").write_text(json.dumps(meta, indent=2))
+    meta["created_at"] = datetime.now(timezone.utc).isoformat()
+    storage.write_json(storage.join(folder, "meta.json"), meta)
     return folder
 
 
 def load_transform(folder: str | Path) -> SemanticTransform:
-    folder = Path(folder)
-    meta = json.loads((folder / "meta.json").read_text())
-    with np.load(folder / "arrays.npz", allow_pickle=False) as arrays:
-        transform = SemanticTransform(
-            **{k: v for k, v in meta.items() if k != "transform_id"}, **{k: arrays[k] for k in arrays.files}
-        )
+    meta = storage.read_json(storage.join(folder, "meta.json"))
+    with np.load(io.BytesIO(storage.read_bytes(storage.join(folder, "arrays.npz"))), allow_pickle=False) as arrays:
+        fields = {k: v for k, v in meta.items() if k not in ("transform_id", "created_at")}
+        transform = SemanticTransform(**fields, **{k: arrays[k] for k in arrays.files})
     if transform.transform_id != meta["transform_id"]:
         raise ValueError(f"{folder}: arrays do not match the recorded transform id {meta['transform_id']}")
     return transform
 
 
+@functools.lru_cache(maxsize=8)
+def cached_transform(folder: str) -> SemanticTransform:
+    """`load_transform` once per process: executors read the transform by URI, not from the driver."""
+    return load_transform(folder)
+
+
 def latest_transform(
     directory: str | Path, kind: str, encoder: str, components: int, clusters: int
-) -> SemanticTransform | None:
-    """The most recently saved transform of `kind` that fits the encoder and sizes, if any."""
-    candidates = sorted(Path(directory).glob(f"{kind}-*/meta.json"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for meta_path in candidates:
-        transform = load_transform(meta_path.parent)
+) -> tuple[SemanticTransform, str] | None:
+    """The most recently saved transform of `kind` that fits the encoder and sizes, and its folder."""
+    candidates = []
+    for name in storage.list_dir(directory):
+        if not name.startswith(f"{kind}-"):
+            continue
+        folder = storage.join(directory, name)
+        meta_path = storage.join(folder, "meta.json")
+        if storage.exists(meta_path):  # no meta: an interrupted write
+            candidates.append((storage.read_json(meta_path).get("created_at", ""), folder))
+    for _, folder in sorted(candidates, reverse=True):
+        transform = load_transform(folder)
         if (
             transform.encoder == encoder
             and transform.components.shape[0] == components
             and transform.centroids.shape[0] == clusters
         ):
-            return transform
+            return transform, folder
     return None

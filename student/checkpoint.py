@@ -2,14 +2,14 @@
 
 Nothing is unpickled on load: weights are safetensors, everything else is JSON validated by
 pydantic. The checkpoint id is derived from the weights' content hash, so two checkpoints with
-the same id hold the same weights. Writes go to a temporary directory renamed into place.
+the same id hold the same weights. Checkpoints live at any path or URI (profile_features.storage):
+each is written to its own version folder and published by one atomic pointer write.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -18,15 +18,27 @@ from typing import Any
 
 from safetensors.torch import load_file, save_file
 
+from profile_features import storage
 from student.config import StudentConfig
 from student.data import ItemIndex
 from student.model import StudentModel
 from student.training import resolve_device
 
-__all__ = ["WEIGHTS_FILE", "MANIFEST_FILE", "DataStats", "LoadedStudent", "save_checkpoint", "load_checkpoint"]
+__all__ = [
+    "WEIGHTS_FILE",
+    "MANIFEST_FILE",
+    "CURRENT_FILE",
+    "DataStats",
+    "LoadedStudent",
+    "save_checkpoint",
+    "checkpoint_location",
+    "load_checkpoint",
+]
 
 WEIGHTS_FILE = "model.safetensors"
 MANIFEST_FILE = "student.json"
+CURRENT_FILE = "CURRENT.json"
+VERSIONS_DIR = "versions"
 FORMAT_VERSION = 1
 
 
@@ -54,15 +66,24 @@ class LoadedStudent:
     path: str
 
 
+def _version_dir(out: str, checkpoint_id: str) -> str:
+    return storage.join(out, VERSIONS_DIR, checkpoint_id)
+
+
 def save_checkpoint(out_dir: str | Path, model: StudentModel, item_index: ItemIndex, stats: DataStats) -> str:
-    """Write `model.safetensors` + `student.json` atomically into `out_dir`.
+    """Write the checkpoint under `out_dir` (a path or URI) and point `CURRENT.json` at it.
+
+    Layout: `<out_dir>/versions/<checkpoint_id>/{model.safetensors, student.json}` (the manifest
+    written last), then `<out_dir>/CURRENT.json` (one atomic write) names the version to load.
+    A writer killed at any point leaves the previous CURRENT in force and at most an unreferenced
+    version folder; two writers at once each write their own folder, and the last CURRENT wins,
+    so a reader never sees one writer's weights with another's manifest.
 
     Returns:
         The checkpoint id ("<config name>-<12 hex of the weights' sha256>").
     """
-    out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    out = storage.normalize(out_dir)
+    tmp = Path(tempfile.mkdtemp(prefix="student-checkpoint-"))
     try:
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / WEIGHTS_FILE))
@@ -79,31 +100,42 @@ def save_checkpoint(out_dir: str | Path, model: StudentModel, item_index: ItemIn
             "stats": stats.__dict__,
         }
         (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
+        storage.upload_dir(tmp, _version_dir(out, ckpt_id), last=MANIFEST_FILE)
+        storage.write_json(storage.join(out, CURRENT_FILE), {"checkpoint_id": ckpt_id})
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return ckpt_id
 
 
+def checkpoint_location(path: str | Path) -> str:
+    """The folder holding the weights and manifest that `path` currently points to."""
+    root = storage.normalize(path)
+    current = storage.join(root, CURRENT_FILE)
+    if storage.exists(current):
+        return _version_dir(root, storage.read_json(current)["checkpoint_id"])
+    if storage.exists(storage.join(root, MANIFEST_FILE)):  # a flat folder (e.g. copied by hand)
+        return root
+    raise FileNotFoundError(f"{root}: no student checkpoint ({CURRENT_FILE} or {MANIFEST_FILE}) there")
+
+
 def load_checkpoint(path: str | Path, device: str = "cpu") -> LoadedStudent:
-    """Load a checkpoint directory written by `save_checkpoint` (model in eval mode)."""
-    root = Path(path)
-    manifest = json.loads((root / MANIFEST_FILE).read_text())
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"unsupported student checkpoint format {manifest.get('format_version')!r}")
-    digest = hashlib.sha256((root / WEIGHTS_FILE).read_bytes()).hexdigest()
-    if digest != manifest["weights_sha256"]:
-        raise ValueError(f"{root / WEIGHTS_FILE} does not match its manifest (sha256 differs)")
+    """Load the checkpoint `save_checkpoint` wrote under `path` (a path or URI; model in eval mode)."""
+    location = checkpoint_location(path)
+    with storage.local_copy(location) as root:
+        manifest = json.loads((root / MANIFEST_FILE).read_text())
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"unsupported student checkpoint format {manifest.get('format_version')!r}")
+        weights = (root / WEIGHTS_FILE).read_bytes()
+        if hashlib.sha256(weights).hexdigest() != manifest["weights_sha256"]:
+            raise ValueError(f"{storage.join(location, WEIGHTS_FILE)} does not match its manifest (sha256 differs)")
+        state = load_file(str(root / WEIGHTS_FILE), device="cpu")
     cfg = StudentConfig.model_validate(manifest["config"])
     model = StudentModel(int(manifest["num_items"]), int(manifest["profile_dim"]), cfg)
     dev = resolve_device(device)
-    model.load_state_dict(load_file(str(root / WEIGHTS_FILE), device="cpu"), strict=True)
+    model.load_state_dict(state, strict=True)
     model.to(dev).eval()
     item_index = ItemIndex(tuple(manifest["item_ids"]))
     if len(item_index) != model.num_items:
         raise ValueError("item index and model disagree on the number of items")
     stats = DataStats(**manifest["stats"])
-    return LoadedStudent(model, cfg, item_index, stats, manifest["checkpoint_id"], str(root))
+    return LoadedStudent(model, cfg, item_index, stats, manifest["checkpoint_id"], location)

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from student.checkpoint import LoadedStudent, load_checkpoint
+from student.checkpoint import LoadedStudent, checkpoint_location, load_checkpoint
 from student.data import pad_left
 
 __all__ = ["OUTPUT_COLUMNS", "load_student", "score_users"]
@@ -49,14 +49,14 @@ def _load_cached(path: str, device: str, num_threads: int | None) -> LoadedStude
 
 
 def load_student(path: str | Path, device: str = "cpu", num_threads: int | None = None) -> LoadedStudent:
-    """Load a checkpoint once per process (cached by resolved path, device, threads).
+    """Load a checkpoint once per process (cached by the version it points to, device, threads).
 
     Args:
-        path: Checkpoint directory (`model.safetensors` + `student.json`).
+        path: Checkpoint folder or URI written by `save_checkpoint`.
         device: "cpu", "cuda" or "auto".
         num_threads: torch intra-op threads to set on first load (None = leave as is).
     """
-    return _load_cached(str(Path(path).resolve()), device, num_threads)
+    return _load_cached(checkpoint_location(path), device, num_threads)
 
 
 def _profile_vector(value, dim: int) -> np.ndarray | None:

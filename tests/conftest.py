@@ -62,19 +62,28 @@ def encoder():
 
 @pytest.fixture(scope="session")
 def pipeline_run(tmp_path_factory, spark, small_sample):
-    """Validate + two snapshots of the small sample, as the demo runs them."""
+    """Validate + two snapshots of the small sample, as the demo runs them, with `data_dir` a file://
+    URI (so every stage addresses its tables and artifacts by URI); `data_dir` in the result is the
+    same folder as a plain path, for the readers in the tests."""
     from profile_features.pipeline import run_pipeline, snapshot_cutoffs, write_inputs
 
     root = tmp_path_factory.mktemp("pipeline")
     inputs = write_inputs(small_sample.interactions, small_sample.items, root / "raw")
     config = JobConfig(
-        data_dir=str(root / "data"),
+        data_dir=(root / "data").as_uri(),
         inputs=inputs,
         student={"overrides": ["train.epochs=3", "body.max_len=20", "train.num_threads=1"]},
     )
     cutoffs = snapshot_cutoffs(small_sample.interactions["timestamp"], [0.6, 1.0])
     summaries = run_pipeline(spark, config, cutoffs)
-    return {"config": config, "cutoffs": cutoffs, "summaries": summaries, "root": root}
+    return {"config": config, "cutoffs": cutoffs, "summaries": summaries, "root": root, "data_dir": root / "data"}
+
+
+def local_table(config: JobConfig, name: str) -> Path:
+    """The local folder of a table whose `data_dir` is a local path or a file:// URI."""
+    from profile_features import storage
+
+    return Path(storage.filesystem(config.table_path(name))[1])
 
 
 def make_repo(tmp_path, data_dir, online_store=None):
@@ -99,7 +108,7 @@ def materialized(tmp_path_factory, pipeline_run):
     """The session pipeline's tables applied and materialized into a SQLite online store."""
     from profile_features.pipeline import apply_and_materialize
 
-    repo = make_repo(tmp_path_factory.mktemp("feast"), pipeline_run["config"].data_dir)
+    repo = make_repo(tmp_path_factory.mktemp("feast"), pipeline_run["data_dir"])
     apply_and_materialize(repo)
     return repo
 

@@ -31,7 +31,7 @@ def online_snapshot(store, users, items):
 def test_materialize_again_is_idempotent(tmp_path, pipeline_run, small_sample):
     from feast import FeatureStore
 
-    repo = make_repo(tmp_path, pipeline_run["config"].data_dir)
+    repo = make_repo(tmp_path, pipeline_run["data_dir"])
     apply_and_materialize(repo)
     store = FeatureStore(repo_path=str(repo))
     users, items = small_sample.user_tastes.user_id[:3].tolist(), small_sample.items.item_id[:4].tolist()
@@ -46,7 +46,7 @@ def test_materialize_again_is_idempotent(tmp_path, pipeline_run, small_sample):
 
 @pytest.mark.slow
 def test_feast_serve_answers_with_the_similarity(tmp_path, pipeline_run, small_sample):
-    repo = make_repo(tmp_path, pipeline_run["config"].data_dir)
+    repo = make_repo(tmp_path, pipeline_run["data_dir"])
     apply_and_materialize(repo)
     port = free_port()
     feast = Path(sys.executable).with_name("feast")
@@ -99,7 +99,7 @@ def test_redis_outage_fails_clearly_and_recovers(tmp_path, monkeypatch, pipeline
     port = free_port()
     process = start_redis(port, tmp_path)
     repo = prepare_repo(REPO_ROOT / "feature_repo", tmp_path / "repo")
-    (repo / "profile_features.yaml").write_text(f"data_dir: {pipeline_run['config'].data_dir}\n")
+    (repo / "profile_features.yaml").write_text(f"data_dir: {pipeline_run['data_dir']}\n")
     monkeypatch.setenv("REDIS_CONNECTION_STRING", f"127.0.0.1:{port}")
     store_yaml = repo / "feature_store.redis.yaml"
     apply_and_materialize(repo, store_yaml=store_yaml)

@@ -7,12 +7,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.conftest import local_table
+
 pytestmark = pytest.mark.feast
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def table(pipeline_run, name, cutoff):
-    frame = pd.read_parquet(Path(pipeline_run["config"].table_path(name)) / f"run_date={cutoff:%Y-%m-%d}")
+    frame = pd.read_parquet(local_table(pipeline_run["config"], name) / f"run_date={cutoff:%Y-%m-%d}")
     return frame.set_index(frame.columns[0])
 
 

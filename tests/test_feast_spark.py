@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from profile_features.pipeline import feast_cli
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, local_table
 
 pytestmark = [pytest.mark.feast, pytest.mark.spark, pytest.mark.slow]
 
@@ -19,7 +19,7 @@ def spark_repo(tmp_path_factory, pipeline_run):
     tmp_path = tmp_path_factory.mktemp("spark_repo")
     repo = Path(shutil.copytree(REPO_ROOT / "examples" / "spark_feature_repo", tmp_path / "repo"))
     settings = yaml.safe_load((repo / "profile_features.yaml").read_text())
-    settings["data_dir"] = pipeline_run["config"].data_dir
+    settings["data_dir"] = str(pipeline_run["data_dir"])
     (repo / "profile_features.yaml").write_text(yaml.safe_dump(settings))
     store_yaml = yaml.safe_load((repo / "feature_store.yaml").read_text())
     store_yaml["registry"]["path"] = str(tmp_path / "registry.db")
@@ -37,7 +37,7 @@ def test_spark_engine_materializes_the_latest_snapshot(spark_repo, pipeline_run,
     store = FeatureStore(repo_path=str(spark_repo))
     latest = pipeline_run["cutoffs"][-1]
     stats = pd.read_parquet(
-        Path(pipeline_run["config"].table_path("user_stats")) / f"run_date={latest:%Y-%m-%d}"
+        local_table(pipeline_run["config"], "user_stats") / f"run_date={latest:%Y-%m-%d}"
     ).set_index("user_id")
     users = stats.index[:5].tolist()
     out = store.get_online_features(
@@ -54,7 +54,7 @@ def test_spark_offline_store_point_in_time_keeps_every_row(spark_repo, pipeline_
     store = FeatureStore(repo_path=str(spark_repo))
     early, late = pipeline_run["cutoffs"]
     early_stats = pd.read_parquet(
-        Path(pipeline_run["config"].table_path("user_stats")) / f"run_date={early:%Y-%m-%d}"
+        local_table(pipeline_run["config"], "user_stats") / f"run_date={early:%Y-%m-%d}"
     ).set_index("user_id")
     user = early_stats.index[0]
     between = early + (late - early) / 2

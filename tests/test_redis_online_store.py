@@ -17,7 +17,7 @@ def test_redis_serves_the_same_features_as_the_tables(tmp_path, monkeypatch, red
 
     repo = prepare_repo(REPO_ROOT / "feature_repo", tmp_path / "repo")
     settings = yaml.safe_load((repo / "profile_features.yaml").read_text())
-    settings["data_dir"] = pipeline_run["config"].data_dir
+    settings["data_dir"] = str(pipeline_run["data_dir"])
     (repo / "profile_features.yaml").write_text(yaml.safe_dump(settings))
     monkeypatch.setenv("REDIS_CONNECTION_STRING", f"{redis_server['host']}:{redis_server['port']}")
     store_yaml = repo / "feature_store.redis.yaml"

@@ -55,8 +55,13 @@ def test_fit_is_deterministic_and_round_trips(tmp_path):
     np.testing.assert_array_equal(
         apply_transform(vectors, loaded, "p").to_numpy(), apply_transform(vectors, a, "p").to_numpy()
     )
-    assert latest_transform(tmp_path, "profile", "enc", 2, 3).transform_id == a.transform_id
+    newest, folder = latest_transform(tmp_path, "profile", "enc", 2, 3)
+    assert newest.transform_id == a.transform_id and folder == str(tmp_path / a.transform_id)
     assert latest_transform(tmp_path, "profile", "other-encoder", 2, 3) is None
+    # A folder without meta.json (a write killed before its last file) is never picked.
+    (tmp_path / "profile-0000000000000000").mkdir()
+    (tmp_path / "profile-0000000000000000" / "arrays.npz").write_bytes(b"partial")
+    assert latest_transform(tmp_path, "profile", "enc", 2, 3)[0].transform_id == a.transform_id
 
 
 def test_too_few_rows_is_a_clear_error():

@@ -12,6 +12,8 @@ import yaml
 
 from profile_features.histories import build_histories
 from profile_features.validation import InputSchemaError
+from student.checkpoint import checkpoint_location
+from tests.conftest import local_table
 
 pytestmark = pytest.mark.spark
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -22,7 +24,7 @@ def read(path):
 
 
 def partition(config, table, cutoff):
-    return Path(config.table_path(table)) / f"run_date={cutoff:%Y-%m-%d}"
+    return local_table(config, table) / f"run_date={cutoff:%Y-%m-%d}"
 
 
 def test_pipeline_writes_every_table_per_snapshot(pipeline_run, small_sample):
@@ -57,7 +59,7 @@ def test_semantic_columns_reuse_one_transform_across_snapshots(pipeline_run, sma
     assert second.profile_cluster.between(0, 15).all()
     items = read(partition(config, "item_semantic", late))
     assert sorted(items.item_id) == sorted(small_sample.items.item_id)
-    transforms = Path(config.table_path("transforms"))
+    transforms = local_table(config, "transforms")
     assert sorted(p.name.split("-")[0] for p in transforms.iterdir()) == ["item", "profile"]
     summaries = [s["semantic"]["transforms"]["profile"]["fitted_now"] for s in pipeline_run["summaries"]["snapshots"]]
     assert summaries == [True, False]
@@ -75,7 +77,9 @@ def test_student_scores_every_user_of_each_snapshot(pipeline_run):
         assert (scored.event_timestamp == cutoff).all()
         assert scored.student_checkpoint_id.nunique() == 1
         assert scored.student_checkpoint_id.iloc[0] == summary["train_student"]["checkpoint_id"]
-        assert (Path(config.table_path("student")) / f"run_date={cutoff:%Y-%m-%d}" / "student.json").exists()
+        root = local_table(config, "student") / f"run_date={cutoff:%Y-%m-%d}"
+        assert checkpoint_location(root) == str(root / "versions" / summary["train_student"]["checkpoint_id"])
+        assert (Path(checkpoint_location(root)) / "student.json").exists()
 
 
 def test_spark_histories_equal_the_pandas_function(pipeline_run, small_sample):
@@ -190,7 +194,7 @@ def test_entry_file_runs_under_spark_submit(pipeline_run, tmp_path):
     # reuse the validated tables of the session's pipeline run
     import shutil
 
-    shutil.copytree(config.table_path("validated"), tmp_path / "data" / "validated")
+    shutil.copytree(local_table(config, "validated"), tmp_path / "data" / "validated")
     spark_submit = Path(sys.executable).with_name("spark-submit")
     result = subprocess.run(
         [
@@ -257,5 +261,5 @@ def test_catalogue_without_genres_profiles_from_item_text_and_marks_empty_profil
     assert (semantic.loc[sorted(empty), "profile_cluster"] == -1).all()
     said = sorted(set(profiles.user_id) - empty)
     assert semantic.loc[said, "profile_pc_0"].notna().all()
-    train_summary = sorted(Path(config.table_path("runs")).glob("train_student-*.json"))[-1]
+    train_summary = sorted(local_table(config, "runs").glob("train_student-*.json"))[-1]
     assert json.loads(train_summary.read_text())["users_with_profile"] == len(said)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import types
 from dataclasses import dataclass, fields
 from datetime import timedelta
-from pathlib import Path
 
+from profile_features import storage
 from profile_features.feast.settings import FeastSettings
 from profile_features.feast.similarity import user_item_similarity
 
@@ -60,7 +60,7 @@ def _source(settings: FeastSettings, table: str, join_key: str, our_key: str):
             )
         return SparkSource(
             name=f"{table}_source",
-            path=str(Path(settings.data_dir) / table),
+            path=storage.join(settings.data_dir, table),
             file_format="parquet",
             timestamp_field="event_timestamp",
             date_partition_column="run_date",
@@ -71,7 +71,7 @@ def _source(settings: FeastSettings, table: str, join_key: str, our_key: str):
 
     return FileSource(
         name=f"{table}_source",
-        path=str(Path(settings.data_dir) / table),
+        path=storage.join(settings.data_dir, table),
         file_format=ParquetFormat(),
         timestamp_field="event_timestamp",
         field_mapping=mapping,

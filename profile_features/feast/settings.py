@@ -8,6 +8,7 @@ from typing import Literal
 import yaml
 from pydantic import Field
 
+from profile_features import storage
 from profile_features.config import StrictModel
 
 __all__ = ["EntitySettings", "FeastSettings", "load_feast_settings"]
@@ -46,10 +47,11 @@ class FeastSettings(StrictModel):
 def load_feast_settings(path: str | Path) -> FeastSettings:
     path = Path(path)
     raw = yaml.safe_load(path.read_text()) or {}
-    data_dir = Path(raw.get("data_dir", "data"))
-    if not data_dir.is_absolute():
+    data_dir = str(raw.get("data_dir", "data"))
+    if not storage.is_uri(data_dir) and not Path(data_dir).is_absolute():
         # Absolute paths: DuckDB reads a FileSource path relative to the process's
         # working directory, not the repo, so relative paths break `feast -c repo`.
+        # URIs (s3://, hdfs://, file://) are kept as they are.
         raw["data_dir"] = str((path.parent / data_dir).resolve())
     try:
         return FeastSettings.model_validate(raw)

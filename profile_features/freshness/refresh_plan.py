@@ -28,6 +28,7 @@ reaches at most that.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from pathlib import Path
@@ -35,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from profile_features import storage
 from profile_features.freshness.runs import RunNotFound, list_runs, newest_run_before, read_run, table_root
 
 __all__ = [
@@ -248,15 +250,15 @@ def build_refresh_plan(
     return selected, summary
 
 
-def write_plan(plan: pd.DataFrame, path: str | Path) -> Path:
-    """Parquet, or CSV when the name ends in .csv; the profile job reads either."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() == ".csv":
-        plan.to_csv(path, index=False)
+def write_plan(plan: pd.DataFrame, path: str | Path) -> str:
+    """Parquet, or CSV when the name ends in .csv, at any path or storage URI; the profile job reads either."""
+    if str(path).lower().endswith(".csv"):
+        data = plan.to_csv(index=False).encode()
     else:
-        plan.to_parquet(path, index=False)
-    return path
+        buffer = io.BytesIO()
+        plan.to_parquet(buffer, index=False)
+        data = buffer.getvalue()
+    return storage.write_bytes(path, data)
 
 
 def check_refresh_list(listed: pd.DataFrame, source: str) -> tuple[pd.DataFrame, pd.DataFrame]:

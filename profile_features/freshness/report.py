@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+from profile_features import storage
 from profile_features.freshness.drift import DriftSettings, compare_runs, mean_vector_cosine
 from profile_features.freshness.runs import list_runs, partition_path, pick_runs, read_run, table_root
 
@@ -148,15 +149,11 @@ def _jsonable(value):
     return value
 
 
-def write_report(report: dict, markdown: str | Path | None = None, json_path: str | Path | None = None) -> list[Path]:
+def write_report(report: dict, markdown: str | Path | None = None, json_path: str | Path | None = None) -> list[str]:
     """Write the Markdown and/or JSON forms; returns the files written."""
     written = []
     if markdown is not None:
-        Path(markdown).parent.mkdir(parents=True, exist_ok=True)
-        Path(markdown).write_text(render_markdown(report))
-        written.append(Path(markdown))
+        written.append(storage.write_text(markdown, render_markdown(report)))
     if json_path is not None:
-        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(json_path).write_text(json.dumps(_jsonable(report), indent=2))
-        written.append(Path(json_path))
+        written.append(storage.write_text(json_path, json.dumps(_jsonable(report), indent=2)))
     return written

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
+from profile_features import storage
 from profile_features.profiles.store import store_fs
 
 __all__ = ["RunNotFound", "table_root", "list_runs", "partition_path", "read_run", "pick_runs", "newest_run_before"]
@@ -23,10 +24,8 @@ class RunNotFound(FileNotFoundError):
 
 
 def table_root(data_dir: str | Path, table: str) -> str:
-    """`<data_dir>/<table>`, absolute for local paths (pyarrow's local filesystem wants them)."""
-    data_dir = str(data_dir)
-    base = data_dir if "://" in data_dir else str(Path(data_dir).absolute())
-    return f"{base.rstrip('/')}/{table}"
+    """`<data_dir>/<table>`: a URI, or an absolute path for local ones (pyarrow wants them)."""
+    return storage.join(data_dir, table)
 
 
 def list_runs(table: str) -> list[str]:

@@ -25,6 +25,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from profile_features import storage
 from profile_features.histories import history_events
 from profile_features.profiles.base import UserHistory
 from profile_features.profiles.tables import DEAD_LETTERS, PROFILE_CACHE, RUN_STATS
@@ -44,10 +45,8 @@ GeneratorKey = tuple[str, str, str]  # (generator, model, prompt_version)
 
 
 def store_fs(path: str):
-    """(pyarrow FileSystem, path within it) for a local path or a URI (hdfs://, s3://)."""
-    from pyarrow import fs
-
-    filesystem, root = fs.FileSystem.from_uri(path) if "://" in path else (fs.LocalFileSystem(), path)
+    """(pyarrow FileSystem, path within it) for a local path or any storage URI."""
+    filesystem, root = storage.filesystem(path)
     return filesystem, root.rstrip("/")
 
 

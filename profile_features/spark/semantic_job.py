@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from profile_features import schemas
 from profile_features.config import JobConfig
-from profile_features.semantic import apply_transform, fit_transform_model, latest_transform, save_transform
+from profile_features.semantic import (
+    apply_transform,
+    cached_transform,
+    fit_transform_model,
+    latest_transform,
+    save_transform,
+)
 from profile_features.spark.io import read_table, write_atomic
 from profile_features.spark.stages import ddl, run_date_for, write_summary
 
@@ -20,13 +24,14 @@ _KINDS = (
 
 
 def _transform_for(spark, config: JobConfig, kind: str, frame, vector_column: str, fitted_on: str):
+    """(transform, its folder URI, fitted now?)"""
     settings = config.semantic
-    directory = Path(config.table_path("transforms"))
+    directory = config.table_path("transforms")
     encoder = frame.select("encoder").first().encoder
     if not settings.refit:
         existing = latest_transform(directory, kind, encoder, settings.components, settings.clusters)
         if existing is not None:
-            return existing, False
+            return *existing, False
     frame = frame.where(frame[vector_column].isNotNull())  # profiles with nothing to say have no vector
     total = frame.count()
     sample = (
@@ -45,8 +50,7 @@ def _transform_for(spark, config: JobConfig, kind: str, frame, vector_column: st
     transform = fit_transform_model(
         vectors, kind, settings.components, settings.clusters, encoder, fitted_on, settings.seed
     )
-    save_transform(transform, directory)
-    return transform, True
+    return transform, save_transform(transform, directory), True
 
 
 def run_semantic_columns(spark, config: JobConfig) -> dict:
@@ -56,9 +60,10 @@ def run_semantic_columns(spark, config: JobConfig) -> dict:
     for kind, table, vector_column, key, prefix, output in _KINDS:
         fitted_on = f"{table}/run_date={run_date}"
         frame = read_table(spark, config.table_path(fitted_on))
-        transform, fitted = _transform_for(spark, config, kind, frame, vector_column, fitted_on)
+        transform, folder, fitted = _transform_for(spark, config, kind, frame, vector_column, fitted_on)
 
-        def partition(batches, transform=transform, key=key, vector_column=vector_column, prefix=prefix):
+        def partition(batches, folder=folder, key=key, vector_column=vector_column, prefix=prefix):
+            transform = cached_transform(folder)  # read by URI on the executor, once per process
             for batch in batches:
                 columns = apply_transform(batch[vector_column].tolist(), transform, prefix)
                 columns.insert(0, key, batch[key].to_numpy())
@@ -72,6 +77,7 @@ def run_semantic_columns(spark, config: JobConfig) -> dict:
             "transform_id": transform.transform_id,
             "fitted_now": fitted,
             "fitted_on": transform.fitted_on,
+            "folder": folder,
             "explained_variance": float(transform.explained_variance_ratio.sum()),
         }
     return write_summary(config, "semantic", summary)

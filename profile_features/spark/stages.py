@@ -12,14 +12,12 @@ A snapshot is identified by its cutoff's date; re-running a snapshot replaces it
 
 from __future__ import annotations
 
-import json
 import os
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pandas as pd
 
-from profile_features import schemas
+from profile_features import schemas, storage
 from profile_features.config import JobConfig
 from profile_features.embeddings import cached_encoder, embed_items, embed_profiles
 from profile_features.histories import build_histories, item_stats, user_stats
@@ -54,10 +52,9 @@ def ddl(schema, tail=()) -> str:
 
 
 def write_summary(config: JobConfig, job: str, summary: dict) -> dict:
-    runs = Path(config.table_path("runs"))
-    runs.mkdir(parents=True, exist_ok=True)
+    """`<data_dir>/runs/<job>-<UTC stamp>.json` (any storage URI); returns `summary`."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-    (runs / f"{job}-{stamp}.json").write_text(json.dumps(summary, indent=2, default=str))
+    storage.write_json(storage.join(config.table_path("runs"), f"{job}-{stamp}.json"), summary)
     return summary
 
 

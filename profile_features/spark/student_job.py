@@ -8,7 +8,6 @@ checkpoint once per executor Python worker.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pandas as pd
 
@@ -89,7 +88,7 @@ def run_score_student(spark, config: JobConfig) -> dict:
     summary = {
         "job": "score_student",
         "run_date": run_date,
-        "checkpoint": str(Path(path)),
+        "checkpoint": path,
         "output": output,
         "users": histories.count(),
         "scored": written.count(),

@@ -52,7 +52,10 @@ def test_checkpoint_round_trip_gives_identical_outputs(trained, ckpt, cyclic_dat
 
 
 def test_checkpoint_is_json_plus_safetensors_and_checked(ckpt, tmp_path):
-    path, _ = ckpt
+    path, ckpt_id = ckpt
+    assert sorted(p.name for p in path.iterdir()) == ["CURRENT.json", "versions"]
+    assert json.loads((path / "CURRENT.json").read_text()) == {"checkpoint_id": ckpt_id}
+    path = path / "versions" / ckpt_id
     assert sorted(p.name for p in path.iterdir()) == ["model.safetensors", "student.json"]
     manifest = json.loads((path / "student.json").read_text())
     assert manifest["config"]["name"] == "student" and len(manifest["item_ids"]) == 24

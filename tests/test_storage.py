@@ -1,0 +1,156 @@
+"""The storage layer on plain paths, file:// URIs and a real S3-compatible server (moto, started here).
+
+What goes through it is every artifact that is not a Spark table: run summaries, semantic
+transforms, student checkpoints (written by the driver, read by executors by URI).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+
+from profile_features import storage
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def s3_bucket():
+    """A moto S3 server on a free loopback port and an empty bucket; the AWS environment points at it."""
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(endpoint, timeout=1)
+            break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                raise RuntimeError(f"moto server did not start on {endpoint}")
+            time.sleep(0.2)
+    env = {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        from pyarrow import fs
+
+        fs.S3FileSystem(
+            endpoint_override=f"127.0.0.1:{port}", scheme="http", region="us-east-1", allow_bucket_creation=True
+        ).create_dir("features")
+        yield "s3a://features/pf"
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_paths_and_uris_join_without_losing_the_scheme(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert storage.join("hdfs://nn:8020/pf/", "runs", "a.json") == "hdfs://nn:8020/pf/runs/a.json"
+    assert storage.join("s3a://bucket/pf", "versions") == "s3a://bucket/pf/versions"
+    assert storage.join("data", "runs") == str(tmp_path / "data" / "runs")  # relative -> absolute
+    assert storage.filesystem("file:///tmp/x")[1] == "/tmp/x"
+    assert storage.filesystem("s3a://bucket/key/part")[1] == "bucket/key/part"
+
+
+@pytest.mark.parametrize("scheme", ["plain", "file"])
+def test_local_round_trip(tmp_path, scheme):
+    root = str(tmp_path / "store") if scheme == "plain" else f"file://{tmp_path}/store"
+    _round_trip(root)
+    assert (tmp_path / "store" / "runs" / "b.json").exists()
+    assert not list((tmp_path / "store" / "runs").glob("*.tmp-*"))  # the atomic write left nothing behind
+
+
+def test_s3_round_trip(s3_bucket):
+    _round_trip(s3_bucket)
+
+
+def _round_trip(root: str) -> None:
+    runs = storage.join(root, "runs")
+    assert storage.list_dir(runs) == [] and not storage.exists(runs)
+    storage.write_json(storage.join(runs, "b.json"), {"rows": 3})
+    storage.write_text(storage.join(runs, "a.json"), '{"rows": 1}')
+    assert storage.list_dir(runs) == ["a.json", "b.json"]
+    assert storage.read_json(storage.join(runs, "b.json")) == {"rows": 3}
+    storage.write_json(storage.join(runs, "b.json"), {"rows": 4})  # replaced whole
+    assert storage.read_json(storage.join(runs, "b.json")) == {"rows": 4}
+    storage.write_text(storage.join(runs, "bad.json"), "{not json")
+    with pytest.raises(ValueError, match="bad.json: not valid JSON"):
+        storage.read_json(storage.join(runs, "bad.json"))
+    with pytest.raises(FileNotFoundError, match="missing.json: not found"):
+        storage.read_bytes(storage.join(runs, "missing.json"))
+    storage.delete(storage.join(runs, "bad.json"))
+    assert storage.list_dir(runs) == ["a.json", "b.json"]
+
+
+def test_semantic_transforms_live_on_s3_and_the_newest_fitting_one_is_found(s3_bucket):
+    from profile_features.semantic import cached_transform, fit_transform_model, latest_transform, save_transform
+
+    rng = np.random.default_rng(0)
+    first = fit_transform_model(rng.normal(size=(60, 12)), "profile", 3, 4, "enc", "2024-01-01", seed=0)
+    second = fit_transform_model(rng.normal(size=(60, 12)), "profile", 3, 4, "enc", "2024-01-02", seed=1)
+    directory = storage.join(s3_bucket, "transforms")
+    save_transform(first, directory)
+    time.sleep(0.01)
+    folder = save_transform(second, directory)
+    storage.write_bytes(storage.join(directory, "profile-interrupted", "arrays.npz"), b"")  # no meta.json
+    found, found_folder = latest_transform(directory, "profile", "enc", 3, 4)
+    assert found_folder == folder and found.transform_id == second.transform_id
+    np.testing.assert_array_equal(cached_transform(folder).components, second.components)
+    assert latest_transform(directory, "profile", "other-encoder", 3, 4) is None
+
+
+def test_student_checkpoint_round_trips_through_s3(s3_bucket, tmp_path):
+    import torch
+
+    from student.checkpoint import DataStats, checkpoint_location, load_checkpoint, save_checkpoint
+    from student.config import StudentConfig
+    from student.data import ItemIndex
+    from student.model import StudentModel
+
+    cfg = StudentConfig.model_validate({"body": {"hidden_size": 16, "max_len": 8, "num_blocks": 1}})
+    items = ItemIndex(tuple(f"i{k}" for k in range(10)))
+    torch.manual_seed(0)
+    model = StudentModel(len(items), 4, cfg)
+    stats = DataStats(num_users=2, num_items=10, num_interactions=5, profile_dim=4, users_with_profile=2)
+    root = storage.join(s3_bucket, "student", "run_date=2024-01-01")
+    ckpt_id = save_checkpoint(root, model, items, stats)
+    assert checkpoint_location(root) == storage.join(root, "versions", ckpt_id)
+    loaded = load_checkpoint(root)
+    assert loaded.checkpoint_id == ckpt_id and loaded.path == checkpoint_location(root)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, loaded.model.state_dict()[key]), key
+    # A second save publishes a new version; the pointer moves, the old version stays loadable.
+    torch.manual_seed(1)
+    other = StudentModel(len(items), 4, cfg)
+    other_id = save_checkpoint(root, other, items, stats)
+    assert other_id != ckpt_id and load_checkpoint(root).checkpoint_id == other_id
+    assert load_checkpoint(storage.join(root, "versions", ckpt_id)).checkpoint_id == ckpt_id
+    with pytest.raises(FileNotFoundError, match="no student checkpoint"):
+        checkpoint_location(storage.join(s3_bucket, "student", "nothing-here"))
