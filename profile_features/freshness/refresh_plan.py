@@ -38,6 +38,7 @@ import pandas as pd
 
 from profile_features import storage
 from profile_features.freshness.runs import RunNotFound, list_runs, newest_run_before, read_run, table_root
+from profile_features.profiles.base import FALLBACK_GENERATOR
 
 __all__ = [
     "FALLBACK_GENERATOR",
@@ -52,7 +53,6 @@ __all__ = [
     "check_refresh_list",
 ]
 
-FALLBACK_GENERATOR = "rule_based_fallback"  # profile_features.llm.generator.FALLBACK_GENERATOR
 TIERS = ("missing_profile", "fallback_profile", "history_changed", "drift")
 PLAN_COLUMNS = [
     "rank",

@@ -20,19 +20,16 @@ import dataclasses
 import queue
 import threading
 from collections.abc import Generator, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Protocol
 
 from profile_features.llm.client import BackendError, Completion, CompletionRequest
 from profile_features.llm.prompts import PromptRenderer
 from profile_features.llm.quality import QualityGate
-from profile_features.profiles.base import GeneratedProfile, UserHistory
+from profile_features.profiles.base import FALLBACK_GENERATOR, GeneratedProfile, Rejection, UserHistory, UserOutcome
 from profile_features.profiles.config import QualityConfig
 from profile_features.profiles.rule_based import RuleBasedProfileWriter
 
 __all__ = ["Backend", "LLMProfileGenerator", "UserOutcome", "Rejection", "FALLBACK_GENERATOR"]
-
-FALLBACK_GENERATOR = "rule_based_fallback"
 
 
 class Backend(Protocol):
@@ -48,34 +45,6 @@ class Backend(Protocol):
     max_concurrency: int
 
     def complete(self, request: CompletionRequest) -> Completion: ...
-
-
-@dataclass(frozen=True)
-class Rejection:
-    """An output (or a request) that did not become a profile."""
-
-    reason: str  # quality reason, or backend failure code, or "fallback:<cause>"
-    detail: str = ""
-    text: str = ""  # the rejected output, if there was one
-
-
-@dataclass
-class UserOutcome:
-    """What happened to one user: the profile plus the counts the run summary adds up."""
-
-    index: int  # position in the input batch
-    user_id: str
-    history_hash: str
-    profile: GeneratedProfile
-    status: str = "ok"  # "ok" | "fallback"
-    fallback_reason: str | None = None
-    calls: int = 0  # requests sent to the backend, retries included
-    retries: int = 0  # transient or malformed responses sent again
-    regenerations: int = 0  # outputs rejected by a quality gate and asked again
-    tokens_in: int = 0
-    tokens_out: int = 0
-    chunks: int = 1
-    rejections: list[Rejection] = field(default_factory=list)
 
 
 class _GateFailure(Exception):

@@ -1,14 +1,25 @@
-"""The profile generator Protocol: histories in, profile texts out, with provenance."""
+"""The profile generator Protocol: histories in, profile texts out, with provenance and counts."""
 
 from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-__all__ = ["UserHistory", "GeneratedProfile", "ProfileGenerator", "event_year"]
+__all__ = [
+    "UserHistory",
+    "GeneratedProfile",
+    "Rejection",
+    "UserOutcome",
+    "ProfileGenerator",
+    "FALLBACK_GENERATOR",
+    "event_year",
+]
+
+# The generator name of a profile the rule-based writer wrote because an LLM gave no acceptable one.
+FALLBACK_GENERATOR = "rule_based_fallback"
 
 
 def event_year(event: dict) -> int | None:
@@ -44,16 +55,47 @@ class GeneratedProfile:
     prompt_version: str
 
 
+@dataclass(frozen=True)
+class Rejection:
+    """An output (or a request) that did not become a profile."""
+
+    reason: str  # quality reason, or backend failure code, or "fallback:<cause>"
+    detail: str = ""
+    text: str = ""  # the rejected output, if there was one
+
+
+@dataclass
+class UserOutcome:
+    """What happened to one user: the profile plus the counts the run summary adds up."""
+
+    index: int  # position in the input batch
+    user_id: str
+    history_hash: str
+    profile: GeneratedProfile
+    status: str = "ok"  # "ok" | "fallback"
+    fallback_reason: str | None = None
+    calls: int = 0  # requests sent to the backend, retries included
+    retries: int = 0  # transient or malformed responses sent again
+    regenerations: int = 0  # outputs rejected by a quality gate and asked again
+    tokens_in: int = 0
+    tokens_out: int = 0
+    chunks: int = 1
+    rejections: list[Rejection] = field(default_factory=list)
+
+
 @runtime_checkable
 class ProfileGenerator(Protocol):
     """Writes a short textual profile per user. Implementations: rule-based, LLM backends.
 
-    `generate` takes a batch so backends can batch or run requests concurrently; it
-    returns one profile per input history, in input order.
+    `run` is what the profile stage calls: one `UserOutcome` per input history, in completion
+    order, so a worker can checkpoint as it goes. `generate` is the same in input order,
+    profiles only.
     """
 
     name: str
     model: str
     prompt_version: str
+
+    def run(self, histories: Sequence[UserHistory]) -> Iterator[UserOutcome]: ...
 
     def generate(self, histories: Sequence[UserHistory]) -> list[GeneratedProfile]: ...

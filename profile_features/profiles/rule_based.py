@@ -11,9 +11,9 @@ confident sentence about nothing.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
-from profile_features.profiles.base import GeneratedProfile, UserHistory, event_year
+from profile_features.profiles.base import GeneratedProfile, UserHistory, UserOutcome, event_year
 from profile_features.profiles.terms import count_terms, item_terms
 
 __all__ = ["NO_PROFILE", "RuleBasedProfileWriter", "genre_shares"]
@@ -68,6 +68,11 @@ class RuleBasedProfileWriter:
             GeneratedProfile(h.user_id, self.describe(h.events), self.name, self.model, self.prompt_version)
             for h in histories
         ]
+
+    def run(self, histories: Sequence[UserHistory]) -> Iterator[UserOutcome]:
+        """One outcome per history, in input order (no calls, nothing rejected)."""
+        for index, (history, profile) in enumerate(zip(histories, self.generate(histories))):
+            yield UserOutcome(index, history.user_id, history.history_hash, profile)
 
     def describe(self, events: Sequence[dict]) -> str:
         """The profile text of one history (oldest -> newest)."""

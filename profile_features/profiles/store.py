@@ -109,11 +109,11 @@ def outcome_rows(outcome, key: GeneratorKey, run_id: str) -> tuple[dict, list[di
         "generator": p.generator,
         "model": p.model,
         "prompt_version": p.prompt_version,
-        "status": getattr(outcome, "status", "ok"),
-        "fallback_reason": getattr(outcome, "fallback_reason", None),
-        "calls": getattr(outcome, "calls", 0),
-        "tokens_in": getattr(outcome, "tokens_in", 0),
-        "tokens_out": getattr(outcome, "tokens_out", 0),
+        "status": outcome.status,
+        "fallback_reason": outcome.fallback_reason,
+        "calls": outcome.calls,
+        "tokens_in": outcome.tokens_in,
+        "tokens_out": outcome.tokens_out,
         "run_id": run_id,
         "created_at": now,
     }
@@ -127,15 +127,15 @@ def outcome_rows(outcome, key: GeneratorKey, run_id: str) -> tuple[dict, list[di
             "output_text": r.text,
             "created_at": now,
         }
-        for r in getattr(outcome, "rejections", [])
+        for r in outcome.rejections
     ]
     return cache, dead
 
 
 def stats_row(outcomes: list, seconds: float) -> dict:
-    reasons: Counter = Counter(r.reason for o in outcomes for r in getattr(o, "rejections", []))
-    total = lambda name: int(sum(getattr(o, name, 0) for o in outcomes))  # noqa: E731
-    fallbacks = sum(getattr(o, "status", "ok") == "fallback" for o in outcomes)
+    reasons: Counter = Counter(r.reason for o in outcomes for r in o.rejections)
+    total = lambda name: int(sum(getattr(o, name) for o in outcomes))  # noqa: E731
+    fallbacks = sum(o.status == "fallback" for o in outcomes)
     return {
         "users": len(outcomes),
         "ok": len(outcomes) - fallbacks,
@@ -146,21 +146,10 @@ def stats_row(outcomes: list, seconds: float) -> dict:
         "rejects": sum(n for r, n in reasons.items() if not r.startswith("fallback:")),
         "tokens_in": total("tokens_in"),
         "tokens_out": total("tokens_out"),
-        "chunked_users": sum(getattr(o, "chunks", 1) > 1 for o in outcomes),
+        "chunked_users": sum(o.chunks > 1 for o in outcomes),
         "reasons_json": json.dumps(dict(sorted(reasons.items()))),
         "seconds": seconds,
     }
-
-
-def _outcomes(generator, histories: list[UserHistory]) -> Iterator:
-    if hasattr(generator, "run"):
-        yield from generator.run(histories)
-        return
-    from types import SimpleNamespace
-
-    # A plain ProfileGenerator (rule_based): no calls, no rejects.
-    for index, (history, profile) in enumerate(zip(histories, generator.generate(histories))):
-        yield SimpleNamespace(index=index, user_id=history.user_id, history_hash=history.history_hash, profile=profile)
 
 
 def generate_checkpointed(
@@ -177,7 +166,7 @@ def generate_checkpointed(
             for r in batch.itertuples(index=False)
         ]
         buffer, started = [], time.monotonic()
-        for outcome in _outcomes(generator, histories):
+        for outcome in generator.run(histories):
             buffer.append(outcome)
             if len(buffer) >= every:
                 yield _flush(buffer, key, writer, started)

@@ -25,21 +25,21 @@ ranks them). Listed ids that are unknown, repeated or empty are written to
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from collections import Counter
 
 from profile_features import schemas
 from profile_features.config import JobConfig
-from profile_features.freshness.refresh_plan import FALLBACK_GENERATOR, check_refresh_list
+from profile_features.freshness.refresh_plan import check_refresh_list
+from profile_features.profiles.base import FALLBACK_GENERATOR
 from profile_features.profiles.rule_based import RuleBasedProfileWriter
 from profile_features.profiles.stage import generate_profiles, generator_key, make_generator
 from profile_features.profiles.store import CheckpointWriter, generate_checkpointed, list_parts, remove_tree, store_fs
 from profile_features.profiles.tables import KEY_COLUMNS, PROFILE_CACHE, RUN_STATS
 from profile_features.profiles.terms import common_threshold, item_term_rows
+from profile_features.spark.common import ddl, run_date_for, threads_per_task, write_summary
 from profile_features.spark.io import path_exists, read_table, spark_schema, write_atomic
-from profile_features.spark.stages import ddl, run_date_for, write_summary
 
 __all__ = ["run_profiles", "read_cache", "catalogue_common_terms", "ProfileRunFailed"]
 
@@ -89,13 +89,6 @@ def catalogue_common_terms(spark, config: JobConfig) -> frozenset[str]:
     threshold = common_threshold(total, config.profile.common_term_share)
     counts = items.mapInPandas(terms, schema="term string").groupBy("term").count()
     return frozenset(row.term for row in counts.where(F.col("count") > F.lit(threshold)).collect())
-
-
-def _threads(spark, profile_config, partitions: int) -> int:
-    if profile_config.transformers.threads:
-        return profile_config.transformers.threads
-    running = max(1, min(partitions, spark.sparkContext.defaultParallelism))
-    return max(1, (os.cpu_count() or 1) // running)
 
 
 def _sum_stats(rows) -> dict:
@@ -249,7 +242,7 @@ def run_profiles(spark, config: JobConfig) -> dict:
     generation_s = 0.0
     if to_generate:
         partitions = min(profile_config.partitions or spark.sparkContext.defaultParallelism, to_generate)
-        threads = _threads(spark, profile_config, partitions)
+        threads = threads_per_task(spark, profile_config.transformers.threads, partitions)
         every = profile_config.cache.checkpoint_every
 
         def partition(batches):
