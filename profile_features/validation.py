@@ -21,6 +21,7 @@ __all__ = [
     "ITEM_REQUIRED",
     "ITEM_OPTIONAL",
     "SOURCE_FILE",
+    "KNOWN_ITEM",
     "require_columns",
     "parse_timestamps",
     "classify_interactions",
@@ -32,6 +33,7 @@ INTERACTION_OPTIONAL = ("rating", "event_type")
 ITEM_REQUIRED = ("item_id", "title")
 ITEM_OPTIONAL = ("genres", "year", "description")
 SOURCE_FILE = "_source_file"
+KNOWN_ITEM = "_known_item"  # joined on by the Spark stage: is the row's item in the accepted catalogue
 
 
 class InputSchemaError(ValueError):
@@ -89,14 +91,16 @@ def _records(batch: pd.DataFrame, columns: list[str]) -> list[str]:
     return [json.dumps(dict(zip(columns, row)), default=str) for row in raw.itertuples(index=False)]
 
 
-def classify_interactions(batch: pd.DataFrame, known_item_ids: Collection[str]) -> pd.DataFrame:
+def classify_interactions(batch: pd.DataFrame, known_item_ids: Collection[str] | None = None) -> pd.DataFrame:
     """Parse and check interaction rows.
 
     Args:
         batch: raw rows (string values) holding whole users, so duplicates are
             found within the batch. Columns: INTERACTION_REQUIRED, any of
-            INTERACTION_OPTIONAL, optionally `_source_file`.
-        known_item_ids: accepted catalogue item ids.
+            INTERACTION_OPTIONAL, optionally `_source_file`, and `_known_item`
+            (True where the item is in the accepted catalogue: Spark joins it on,
+            so no worker ever holds the catalogue).
+        known_item_ids: accepted catalogue item ids, when `batch` has no `_known_item`.
 
     Returns:
         One row per input row: user_id, item_id, timestamp, rating, event_type (parsed),
@@ -121,7 +125,7 @@ def classify_interactions(batch: pd.DataFrame, known_item_ids: Collection[str]) 
         ("null item_id", _blank(batch["item_id"])),
         ("unparseable timestamp", timestamp.isna()),
         ("unparseable rating", rating.isna() & ~_blank(rating_raw)),
-        ("unknown item_id", ~item.isin(list(known_item_ids))),
+        ("unknown item_id", ~_known(batch, item, known_item_ids)),
         ("duplicate interaction", _later_duplicates(key, records)),
     ]
     return pd.DataFrame(
@@ -136,6 +140,14 @@ def classify_interactions(batch: pd.DataFrame, known_item_ids: Collection[str]) 
             "record": records,
         }
     ).astype({"user_id": object, "item_id": object})
+
+
+def _known(batch: pd.DataFrame, item: pd.Series, known_item_ids: Collection[str] | None) -> pd.Series:
+    if KNOWN_ITEM in batch.columns:
+        return batch[KNOWN_ITEM].astype("boolean").fillna(False).astype(bool)
+    if known_item_ids is None:
+        raise ValueError(f"classify_interactions needs a {KNOWN_ITEM} column or known_item_ids")
+    return item.isin(known_item_ids if isinstance(known_item_ids, (set, frozenset)) else set(known_item_ids))
 
 
 def classify_items(batch: pd.DataFrame) -> pd.DataFrame:

@@ -43,6 +43,12 @@ def test_each_bad_row_gets_its_reason_and_nothing_is_lost():
     ]
     # the raw row is kept as read
     assert json.loads(out["record"].iloc[4])["timestamp"] == "not a time"
+    # The Spark stage joins a known-item flag on instead of passing the catalogue: same verdicts,
+    # and the flag never leaks into the kept record.
+    flagged = batch.assign(_known_item=[True, True, True, None, True, True, None, True])
+    joined = classify_interactions(flagged)
+    assert joined["reject_reason"].tolist() == out["reject_reason"].tolist()
+    assert "_known_item" not in json.loads(joined["record"].iloc[0])
     accepted = out[out.reject_reason.isna()]
     assert accepted.timestamp.tolist() == [
         pd.Timestamp(1700000000, unit="s", tz="UTC"),

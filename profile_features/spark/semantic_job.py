@@ -11,8 +11,8 @@ from profile_features.semantic import (
     latest_transform,
     save_transform,
 )
+from profile_features.spark.common import ddl, run_date_for, write_summary
 from profile_features.spark.io import read_table, write_atomic
-from profile_features.spark.stages import ddl, run_date_for, write_summary
 
 __all__ = ["run_semantic_columns"]
 

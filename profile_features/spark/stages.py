@@ -12,50 +12,28 @@ A snapshot is identified by its cutoff's date; re-running a snapshot replaces it
 
 from __future__ import annotations
 
-import os
-from datetime import datetime, timezone
-
 import pandas as pd
 
-from profile_features import schemas, storage
+from profile_features import schemas
 from profile_features.config import JobConfig
 from profile_features.embeddings import cached_encoder, embed_items, embed_profiles
 from profile_features.histories import build_histories, item_stats, user_stats
-from profile_features.spark.io import read_input, read_table, spark_schema, write_atomic
+from profile_features.spark.common import ddl, resolve_cutoff, run_date_for, threads_per_task, write_summary
+from profile_features.spark.io import read_input, read_table, write_atomic
 from profile_features.validation import (
     INTERACTION_OPTIONAL,
     INTERACTION_REQUIRED,
     ITEM_OPTIONAL,
     ITEM_REQUIRED,
+    KNOWN_ITEM,
     classify_interactions,
     classify_items,
     require_columns,
 )
 
-__all__ = [
-    "run_validate",
-    "run_histories",
-    "run_embeddings",
-    "resolve_cutoff",
-    "latest_run_date",
-    "run_date_for",
-    "ddl",
-    "write_summary",
-]
+__all__ = ["run_validate", "run_histories", "run_embeddings"]
 
 _CLASSIFIED_TAIL = [("reject_reason", "string"), ("source_file", "string"), ("record", "string")]
-
-
-def ddl(schema, tail=()) -> str:
-    fields = [f"`{f.name}` {f.dataType.simpleString()}" for f in spark_schema(schema).fields]
-    return ", ".join(fields + [f"`{name}` {kind}" for name, kind in tail])
-
-
-def write_summary(config: JobConfig, job: str, summary: dict) -> dict:
-    """`<data_dir>/runs/<job>-<UTC stamp>.json` (any storage URI); returns `summary`."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-    storage.write_json(storage.join(config.table_path("runs"), f"{job}-{stamp}.json"), summary)
-    return summary
 
 
 def _with_optional(frame, optional):
@@ -87,11 +65,12 @@ def run_validate(spark, config: JobConfig) -> dict:
     Raises:
         InputSchemaError: when a required column is missing (names file and column).
     """
+    from pyspark.sql import functions as F
+
     if config.inputs is None:
         raise ValueError("config.inputs is not set: point inputs.interactions and inputs.items at your data")
     summary: dict = {"job": "validate", "tables": {}}
     rejects_all = None
-    known_items: list[str] = []
     for name, table_input, required, optional in (
         ("items", config.inputs.items, ITEM_REQUIRED, ITEM_OPTIONAL),
         ("interactions", config.inputs.interactions, INTERACTION_REQUIRED, INTERACTION_OPTIONAL),
@@ -105,14 +84,20 @@ def run_validate(spark, config: JobConfig) -> dict:
             )
             accepted, rejects, counts = _split(classified, name, schemas.ITEMS)
             write_atomic(accepted, config.table_path("validated/items"))
-            known_items = [
-                r.item_id for r in read_table(spark, config.table_path("validated/items")).select("item_id").collect()
-            ]
         else:
-            known = spark.sparkContext.broadcast(frozenset(known_items))
-            classified = raw.groupBy("user_id").applyInPandas(
-                lambda batch: classify_interactions(batch, known.value),
-                schema=ddl(schemas.INTERACTIONS, _CLASSIFIED_TAIL),
+            # Known items by a join, not a catalogue collected to the driver and shipped to every task.
+            catalogue = (
+                read_table(spark, config.table_path("validated/items"))
+                .select(F.col("item_id").alias("_catalogue_item_id"))
+                .withColumn(KNOWN_ITEM, F.lit(True))
+            )
+            flagged = raw.join(catalogue, F.trim(raw["item_id"]) == catalogue["_catalogue_item_id"], "left")
+            classified = (
+                flagged.drop("_catalogue_item_id")
+                .groupBy("user_id")
+                .applyInPandas(  # a one-argument function: Spark would pass (key, batch) to two
+                    lambda batch: classify_interactions(batch), schema=ddl(schemas.INTERACTIONS, _CLASSIFIED_TAIL)
+                )
             )
             accepted, rejects, counts = _split(classified, name, schemas.INTERACTIONS)
             write_atomic(accepted, config.table_path("validated/interactions"))
@@ -130,27 +115,6 @@ def run_validate(spark, config: JobConfig) -> dict:
             raise RuntimeError(f"{name}: read {read} rows but accounted for {accepted_n + sum(counts.values())}")
     summary["rejects_path"] = write_atomic(rejects_all, config.table_path("rejects"))
     return write_summary(config, "validate", summary)
-
-
-def resolve_cutoff(config: JobConfig) -> datetime:
-    """The snapshot cutoff: the configured one, else now (UTC, whole seconds)."""
-    return config.history.cutoff or datetime.now(timezone.utc).replace(microsecond=0)
-
-
-def latest_run_date(spark, path: str) -> str:
-    """The newest `run_date=` partition of a table."""
-    from pyspark.sql import functions as F
-
-    row = read_table(spark, path).select(F.max("run_date").cast("string").alias("d")).first()
-    if row is None or row.d is None:
-        raise FileNotFoundError(f"{path}: no run_date partitions")
-    return row.d
-
-
-def run_date_for(spark, config: JobConfig, upstream: str) -> str:
-    if config.history.cutoff is not None:
-        return config.history.cutoff.date().isoformat()
-    return latest_run_date(spark, config.table_path(upstream))
 
 
 def run_histories(spark, config: JobConfig) -> dict:
@@ -202,13 +166,6 @@ def run_histories(spark, config: JobConfig) -> dict:
     return write_summary(config, "histories", summary)
 
 
-def _threads_per_worker(spark, config: JobConfig) -> int:
-    if config.embedding.threads_per_worker:
-        return config.embedding.threads_per_worker
-    slots = max(1, spark.sparkContext.defaultParallelism)
-    return max(1, (os.cpu_count() or 1) // slots)
-
-
 def run_embeddings(spark, config: JobConfig) -> dict:
     """Embed the snapshot's profiles and the catalogue's item texts."""
     run_date = run_date_for(spark, config, "profiles")
@@ -216,7 +173,7 @@ def run_embeddings(spark, config: JobConfig) -> dict:
     items = read_table(spark, config.table_path("validated/items"))
     as_of = pd.Timestamp(profiles.selectExpr("max(event_timestamp) AS t").first().t, tz="UTC")
     embedding_config = config.embedding
-    threads = _threads_per_worker(spark, config)
+    threads = threads_per_task(spark, config.embedding.threads_per_worker)
     # Spread rows over every task slot: one small Parquet file is one partition.
     slots = spark.sparkContext.defaultParallelism
 

@@ -7,14 +7,12 @@ checkpoint once per executor Python worker.
 
 from __future__ import annotations
 
-import os
-
 import pandas as pd
 
 from profile_features import schemas
 from profile_features.config import JobConfig
+from profile_features.spark.common import ddl, run_date_for, threads_per_task, write_summary
 from profile_features.spark.io import read_table, write_atomic
-from profile_features.spark.stages import ddl, run_date_for, write_summary
 
 __all__ = ["checkpoint_dir", "run_train_student", "run_score_student"]
 
@@ -69,7 +67,7 @@ def run_score_student(spark, config: JobConfig) -> dict:
     users = histories.join(profiles, "user_id", "left")  # a user without a profile still gets a student vector
     path = checkpoint_dir(config, run_date)
     batch_size = config.student.batch_size
-    threads = max(1, (os.cpu_count() or 1) // max(1, spark.sparkContext.defaultParallelism))
+    threads = threads_per_task(spark)
 
     def partition(batches):
         from student.scoring import load_student, score_users
