@@ -1,0 +1,190 @@
+"""How each pipeline stage's cost grows with the data, and what the driver holds.
+
+    .venv/bin/python benchmarks/scale.py                         # 3 sizes, each 4x the previous
+    .venv/bin/python benchmarks/scale.py --users 500 --factor 4 --sizes 3
+
+The rule-based pipeline (validate, histories, profiles, embeddings, semantic columns,
+student training, student scoring) runs on generated data at each size, in one process
+and one local Spark session. Users and items grow together (items by the same factor), so
+a stage whose work is users x catalogue shows it. The student trains a fixed number of
+epochs here (no early stopping), so its time per epoch is comparable across sizes.
+
+Per stage and size: seconds, rows/s, and the growth factor against the previous size
+(linear growth is the data factor; the figure reported is growth / factor, 1.0 = linear).
+Driver memory: the peak resident set of this Python process (the driver; local-mode
+executors live in the JVM, reported separately) sampled every 50 ms during each size.
+Baseline in the same run: histories against a plain Spark groupBy + collect_list over the
+same rows. Results: printed, and written to benchmarks/results/scale.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from profile_features.config import JobConfig, SampleConfig, SparkConfig  # noqa: E402
+from profile_features.datasets import generate_sample  # noqa: E402
+from profile_features.pipeline import snapshot_cutoffs, write_inputs  # noqa: E402
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def rss(pid: int | str = "self") -> int:
+    with open(f"/proc/{pid}/statm") as f:
+        return int(f.read().split()[1]) * PAGE
+
+
+class PeakRss:
+    """Peak RSS of the driver (this process) and of the JVM, sampled in a thread."""
+
+    def __init__(self, jvm_pid: int | None):
+        self.jvm_pid, self.driver, self.jvm = jvm_pid, 0, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.driver = max(self.driver, rss())
+            if self.jvm_pid:
+                try:
+                    self.jvm = max(self.jvm, rss(self.jvm_pid))
+                except OSError:
+                    pass
+            self._stop.wait(0.05)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def jvm_pid(spark) -> int | None:
+    try:
+        return int(spark.sparkContext._jvm.ProcessHandle.current().pid())
+    except Exception:  # noqa: BLE001 - memory of the JVM is extra information only
+        return None
+
+
+def run_size(spark, users: int, items: int, root: Path, epochs: int) -> dict:
+    from pyspark.sql import functions as F
+
+    from profile_features.spark import stages
+    from profile_features.spark.io import read_table
+    from profile_features.spark.profile_job import run_profiles
+    from profile_features.spark.semantic_job import run_semantic_columns
+    from profile_features.spark.student_job import run_score_student, run_train_student
+
+    sample = generate_sample(SampleConfig(users=users, items=items, seed=7))
+    inputs = write_inputs(sample.interactions, sample.items, root / "raw")
+    cutoff = snapshot_cutoffs(sample.interactions.timestamp, [0.9])[0]
+    config = JobConfig(
+        data_dir=str(root / "data"),
+        inputs=inputs,
+        history={"cutoff": cutoff},
+        student={"overrides": [f"train.epochs={epochs}", f"train.eval_every={epochs}", "train.patience=null"]},
+    )
+    rows = {"interactions": len(sample.interactions), "users": users, "items": items}
+    timings: dict[str, float] = {}
+
+    def timed(name, fn):
+        started = time.perf_counter()
+        out = fn()
+        timings[name] = time.perf_counter() - started
+        return out
+
+    timed("validate", lambda: stages.run_validate(spark, config))
+    timed("histories", lambda: stages.run_histories(spark, config))
+
+    def baseline():  # the plain Spark way to gather each user's items, written the same way
+        events = read_table(spark, config.table_path("validated/interactions")).where(F.col("timestamp") < cutoff)
+        grouped = events.groupBy("user_id").agg(F.collect_list(F.struct("timestamp", "item_id")).alias("items"))
+        grouped.write.mode("overwrite").parquet(str(root / "baseline_histories"))
+
+    timed("histories_baseline", baseline)
+    timed("profiles", lambda: run_profiles(spark, config))
+    timed("embeddings", lambda: stages.run_embeddings(spark, config))
+    timed("semantic", lambda: run_semantic_columns(spark, config))
+    train = timed("train_student", lambda: run_train_student(spark, config))
+    timed("score_student", lambda: run_score_student(spark, config))
+    stage_rows = {
+        "validate": rows["interactions"] + items,
+        "histories": rows["interactions"],
+        "histories_baseline": rows["interactions"],
+        "profiles": users,
+        "embeddings": users + items,
+        "semantic": users + items,
+        "train_student": rows["interactions"],
+        "score_student": users,
+    }
+    return {
+        **rows,
+        "epochs": train.get("epochs_run", epochs),
+        "stages": {
+            name: {"seconds": round(s, 2), "rows": stage_rows[name], "rows_per_s": round(stage_rows[name] / s, 1)}
+            for name, s in timings.items()
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=1000, help="users at the smallest size")
+    parser.add_argument("--items", type=int, default=500, help="items at the smallest size")
+    parser.add_argument("--factor", type=int, default=4)
+    parser.add_argument("--sizes", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "scale.json")
+    args = parser.parse_args(argv)
+
+    from profile_features.spark.session import build_spark
+
+    spark = build_spark(SparkConfig(log_level="WARN"))
+    pid = jvm_pid(spark)
+    results = []
+    with tempfile.TemporaryDirectory(prefix="pf-scale-") as tmp:
+        for n in range(args.sizes):
+            users, items = args.users * args.factor**n, args.items * args.factor**n
+            with PeakRss(pid) as peak:
+                size = run_size(spark, users, items, Path(tmp) / f"size{n}", args.epochs)
+            size["driver_peak_rss_mb"] = round(peak.driver / 2**20)
+            size["jvm_peak_rss_mb"] = round(peak.jvm / 2**20) if pid else None
+            results.append(size)
+            print(json.dumps(size), flush=True)
+    for previous, current in zip(results, results[1:]):
+        data_growth = current["interactions"] / previous["interactions"]
+        for name, stage in current["stages"].items():
+            growth = stage["seconds"] / previous["stages"][name]["seconds"]
+            stage["growth_vs_previous"] = round(growth, 2)
+            stage["growth_over_linear"] = round(growth / data_growth, 2)
+    largest, smallest = results[-1], results[0]
+    summary = {
+        "command": "python benchmarks/scale.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "sizes": results,
+        "driver_rss_largest_over_smallest": round(largest["driver_peak_rss_mb"] / smallest["driver_peak_rss_mb"], 2),
+        "histories_over_baseline_largest": round(
+            largest["stages"]["histories"]["seconds"] / largest["stages"]["histories_baseline"]["seconds"], 2
+        ),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(summary, indent=1))
+    print(json.dumps({k: v for k, v in summary.items() if k != "sizes"}, indent=1))
+    for name in largest["stages"]:
+        growth = [s["stages"][name].get("growth_over_linear") for s in results[1:]]
+        print(f"{name:20s} " + "  ".join(f"{s['stages'][name]['seconds']:8.1f}s" for s in results) + f"  {growth}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
