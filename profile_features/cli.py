@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--valid-fraction",
         type=float,
         default=0.2,
-        help="share of training-window users (the last to arrive) held out for validation",
+        help="share of training-window users held out for validation (the last to arrive, among returning and new)",
     )
     evaluate.add_argument("--cold-slice", choices=["auto", "natural", "truncated"], default="auto")
     evaluate.add_argument("--cold-max-history", type=int, default=5)

@@ -8,7 +8,7 @@ import pytest
 
 from profile_features.evaluation.gbdt import RankerParams, compare_column_sets, fit_ranker, tune_ranker
 from profile_features.evaluation.selection import recommend
-from profile_features.evaluation.split import validation_users
+from profile_features.evaluation.split import build_split, last_to_arrive, validation_users
 
 
 def _valid_frame(effects: dict[str, float], users: int = 300, seeds: int = 3, noise: float = 0.02) -> pd.DataFrame:
@@ -53,8 +53,43 @@ def test_validation_users_are_the_last_to_arrive_and_never_all():
         {"user_id": ["a", "b", "c", "d", "e"], "timestamp": pd.to_datetime([1, 5, 2, 4, 3], unit="D", utc=True)}
     )
     start, end = pd.Timestamp(0, unit="D", tz="UTC"), pd.Timestamp(10, unit="D", tz="UTC")
-    assert validation_users(frame, start, end, 0.4) == ["b", "d"]
-    assert validation_users(frame.iloc[:2], start, end, 0.9) == ["b"]  # at least one user trains
+    assert last_to_arrive(frame, start, end, 0.4) == ["b", "d"]
+    assert last_to_arrive(frame.iloc[:2], start, end, 0.9) == ["b"]  # at least one user trains
+    assert validation_users(frame, start, end, 0.4) == ["b", "d"]  # nobody returns: the same cut
+
+
+def test_validation_takes_returning_users_even_when_the_last_to_arrive_are_all_new():
+    """r0..r9 have a history before the window and arrive in it early; n0..n9 are new and arrive late
+    (as in data where users keep signing up). The last 20% overall would be new users only."""
+    start, end = pd.Timestamp("2026-01-10", tz="UTC"), pd.Timestamp("2026-02-01", tz="UTC")
+    history = pd.DataFrame({"user_id": [f"r{i}" for i in range(10)], "timestamp": pd.Timestamp("2026-01-01", tz="UTC")})
+    returning = pd.DataFrame(
+        {"user_id": [f"r{i}" for i in range(10)], "timestamp": [start + pd.Timedelta(hours=i) for i in range(10)]}
+    )
+    new = pd.DataFrame(
+        {"user_id": [f"n{i}" for i in range(10)], "timestamp": [start + pd.Timedelta(days=5 + i) for i in range(10)]}
+    )
+    frame = pd.concat([history, returning, new], ignore_index=True)
+    assert last_to_arrive(frame, start, end, 0.2) == ["n6", "n7", "n8", "n9"]
+    assert validation_users(frame, start, end, 0.2) == ["n8", "n9", "r8", "r9"]
+    split = build_split(frame, (start, end), end + pd.Timedelta(days=1), 0.2)
+    assert split.valid_slices == {"all": ["r8", "r9"], "new": ["n8", "n9"]}
+    assert not set(split.fit_users) & set(split.valid_users) and len(split.fit_users) == 16
+
+
+def test_a_set_that_helps_returning_users_but_hurts_new_ones_is_not_recommended():
+    valid = _valid_frame({"none": 0.0, "+ helps both": 0.03, "+ hurts new": 0.05})
+    guard = _valid_frame({"none": 0.0, "+ helps both": 0.0, "+ hurts new": -0.05}, users=100)
+    counts = {"none": 5, "+ helps both": 6, "+ hurts new": 6}
+    assert recommend(valid, counts).variant == "+ hurts new"  # without the guard the larger gain wins
+    choice = recommend(valid, counts, guard=guard)
+    assert choice.variant == "+ helps both"
+    by_name = {c.variant: c for c in choice.candidates}
+    assert not by_name["+ hurts new"].helps and by_name["+ hurts new"].guard_difference == pytest.approx(
+        -0.05, abs=0.01
+    )
+    small_guard = guard[guard.user_id.isin([f"u{i}" for i in range(10)])]  # too few new users to judge
+    assert recommend(valid, counts, guard=small_guard).variant == "+ hurts new"
 
 
 def _candidate_frame(users: int, seed: int) -> pd.DataFrame:

@@ -217,6 +217,12 @@ def _plot(summary: pd.DataFrame, path: Path, metric: str = "ndcg@10") -> None:
     plt.close(fig)
 
 
+def _guard(candidate: dict) -> str:
+    if candidate.get("guard_difference") is None:
+        return "too few to judge"
+    return f"{candidate['guard_difference']:+.4f} ({_fmt(candidate['guard_standard_error'])})"
+
+
 def _recommendation_lines(recommendation: dict, checks: list[dict]) -> list[str]:
     lines = ["## Which columns to serve (LightGBM)", ""]
     if recommendation["helps"]:
@@ -229,12 +235,13 @@ def _recommendation_lines(recommendation: dict, checks: list[dict]) -> list[str]
         "",
         "Validation (the choice; tuned per set, same budget):",
         "",
-        "| column set | validation NDCG@10 | paired difference | standard error | seed spread | beats baseline |",
-        "|---|---|---|---|---|---|",
+        "| column set | validation NDCG@10 | paired difference | standard error | seed spread "
+        "| new users: difference (SE) | beats baseline |",
+        "|---|---|---|---|---|---|---|",
     ]
     lines += [
         f"| {c['variant']} | {c['mean']:.4f} | {c['difference']:+.4f} | {_fmt(c['standard_error'])} | "
-        f"{_fmt(c['seed_spread'])} | {'yes' if c['helps'] else 'no'} |"
+        f"{_fmt(c['seed_spread'])} | {_guard(c)} | {'yes' if c['helps'] else 'no'} |"
         for c in recommendation["candidates"]
     ]
     ours = [c for c in checks if c["model"] == "lightgbm"]

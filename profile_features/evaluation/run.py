@@ -163,6 +163,20 @@ def _rankers(
     return pd.concat(frames, ignore_index=True), gbdt, {"lightgbm_params": gbdt.params}
 
 
+def _recommendation(valid: pd.DataFrame, split, sets: dict[str, list[str]]):
+    """The column set to serve, chosen on the returning validation users (the population of the "all"
+    test slice) with the new ones as the guard; on all validation users when none return."""
+    from profile_features.evaluation.selection import recommend
+
+    if valid.empty:
+        return None
+    returning = valid.user_id.isin(split.valid_slices.get("all", []))
+    counts = {name: len(columns) for name, columns in sets.items()}
+    if not returning.any():
+        return recommend(valid, counts)
+    return recommend(valid[returning], counts, guard=valid[~returning])
+
+
 def run_evaluation(config: EvaluationConfig, log: Callable[[str], None] | None = None) -> Path:
     """Run the evaluation and write the report; returns the path of report.md."""
     from feast import FeatureStore
@@ -171,7 +185,6 @@ def run_evaluation(config: EvaluationConfig, log: Callable[[str], None] | None =
     from profile_features.evaluation.gbdt import column_sets
     from profile_features.evaluation.latency import latency_rows
     from profile_features.evaluation.report import write_report
-    from profile_features.evaluation.selection import recommend
     from profile_features.evaluation.split import build_split, slice_sizes
     from profile_features.pipeline import apply_and_materialize
     from profile_features.pipeline import log as pipeline_log
@@ -190,13 +203,12 @@ def run_evaluation(config: EvaluationConfig, log: Callable[[str], None] | None =
     log(
         f"evaluation on {config.dataset}: {len(interactions)} interactions, {interactions.user_id.nunique()} users; "
         f"test users {len(split.test_users)}: {sizes['all']} with a history, {sizes['new']} new; "
-        f"{len(split.valid_users)} validation users; cold slice: {mode}"
+        f"validation users {len(split.valid_users)}: {len(split.valid_slices['all'])} returning, "
+        f"{len(split.valid_slices['new'])} new; cold slice: {mode}"
     )
     full_slices = {name: users for name, users in split.slices.items() if mode == "natural" or name != "cold"}
     results, gbdt, details = _rankers(config, repo, job, interactions, items, split, full_slices, log)
-    recommendation = (
-        recommend(gbdt.valid, {k: len(v) for k, v in column_sets().items()}) if not gbdt.valid.empty else None
-    )
+    recommendation = _recommendation(gbdt.valid, split, column_sets())
     cold_users = natural
     if mode == "truncated":
         counts = split.history_counts
@@ -240,8 +252,10 @@ def run_evaluation(config: EvaluationConfig, log: Callable[[str], None] | None =
         "profiles": f"{job.profile.generator} generator",
         "split": f"snapshots at {', '.join(f'{c:%Y-%m-%d}' for c in cutoffs)} (quantiles {config.quantiles}); rankers "
         f"train on users active between them with the first snapshot's features; the last "
-        f"{config.valid_fraction:.0%} of those users to arrive ({len(split.valid_users)}) validate; rankers are "
-        f"tested on users active after the second snapshot",
+        f"{config.valid_fraction:.0%} of those users to arrive, among returning users and among new ones, validate "
+        f"({len(split.valid_slices['all'])} returning, {len(split.valid_slices['new'])} new; the column set is "
+        "chosen on the returning ones and must not make the new ones worse); rankers are tested on users active "
+        "after the second snapshot",
         "slices": "all: test users with at least one interaction before the test cutoff; new: test users without "
         "(no profile can exist, only item-side columns apply); cold: "
         + (

@@ -5,8 +5,11 @@ the noise: the mean per-user paired difference (averaged over seeds) must exceed
 `z` standard errors of that mean and the seed spread of the validation means. Among
 the sets that pass, the one-standard-error rule picks the smallest set whose validation
 mean is within one standard error of the best, so a set that adds columns without a
-clear gain is not preferred. When none passes, the baseline is the recommendation and
-the report says that no group of the plugin's columns helped on this data.
+clear gain is not preferred. A `guard` population (the new users of validation, who
+have no profile) must not get worse: a set whose paired difference there is below
+`-z` standard errors fails, when the guard has enough users to tell. When none passes,
+the baseline is the recommendation and the report says that no group of the plugin's
+columns helped on this data.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ class Candidate:
     standard_error: float  # of `difference`, over users
     seed_spread: float  # larger seed std of the two variants' validation means
     helps: bool
+    guard_difference: float | None = None  # paired difference on the guard population (None: too few users)
+    guard_standard_error: float | None = None
 
 
 @dataclass(frozen=True)
@@ -54,8 +59,24 @@ def _per_user(valid: pd.DataFrame, variant: str) -> pd.Series:
     return rows.set_index(["seed", "user_id"]).value
 
 
+def _paired(valid: pd.DataFrame, variant: str, baseline: str) -> tuple[int, float, float]:
+    """Users, mean per-user paired difference of `variant` over `baseline` and its standard error.
+    Seeds are averaged per user first: users are the sample."""
+    values, base = _per_user(valid, variant), _per_user(valid, baseline)
+    per_user = (values - base.reindex(values.index)).dropna().groupby(level="user_id").mean()
+    n = len(per_user)
+    difference = float(per_user.mean()) if n else float("nan")
+    se = float(per_user.std(ddof=1) / np.sqrt(n)) if n > 1 else float("inf")
+    return n, difference, se
+
+
 def recommend(
-    valid: pd.DataFrame, column_counts: dict[str, int], baseline: str = "none", z: float = 2.0, min_users: int = 30
+    valid: pd.DataFrame,
+    column_counts: dict[str, int],
+    baseline: str = "none",
+    z: float = 2.0,
+    min_users: int = 20,
+    guard: pd.DataFrame | None = None,
 ) -> Recommendation:
     """Pick the column set to serve from per-user validation values.
 
@@ -65,27 +86,38 @@ def recommend(
         baseline: the variant without the plugin's columns.
         z: standard errors the paired gain must exceed.
         min_users: with fewer validation users nothing is recommended (their standard error is not
-            to be trusted).
+            to be trusted); a smaller guard is not judged.
+        guard: the same columns for a second population the chosen set must not make worse.
     """
     base = _per_user(valid, baseline)
     if base.empty:
         raise ValueError(f"no validation values for the baseline {baseline!r}")
     base_seed_means = base.groupby(level="seed").mean()
+    guard_users = 0 if guard is None or guard.empty else guard.user_id.nunique()
     candidates = []
     for variant in dict.fromkeys(valid.variant):
         if variant == baseline:
             continue
-        values = _per_user(valid, variant)
-        paired = (values - base.reindex(values.index)).dropna()
-        per_user = paired.groupby(level="user_id").mean()  # average over seeds first: users are the sample
-        n = len(per_user)
-        difference = float(per_user.mean()) if n else float("nan")
-        se = float(per_user.std(ddof=1) / np.sqrt(n)) if n > 1 else float("inf")
-        seed_means = values.groupby(level="seed").mean()
+        n, difference, se = _paired(valid, variant, baseline)
+        seed_means = _per_user(valid, variant).groupby(level="seed").mean()
         spread = max(_std(seed_means), _std(base_seed_means))
         helps = bool(n >= min_users and difference > z * se and difference > spread)
+        guard_difference = guard_se = None
+        if guard_users >= min_users:
+            _, guard_difference, guard_se = _paired(guard, variant, baseline)
+            helps = helps and not guard_difference < -z * guard_se
         candidates.append(
-            Candidate(variant, column_counts.get(variant, 0), float(seed_means.mean()), difference, se, spread, helps)
+            Candidate(
+                variant,
+                column_counts.get(variant, 0),
+                float(seed_means.mean()),
+                difference,
+                se,
+                spread,
+                helps,
+                guard_difference,
+                guard_se,
+            )
         )
     passing = [c for c in candidates if c.helps]
     users = base.index.get_level_values("user_id").nunique()
@@ -102,8 +134,9 @@ def recommend(
             baseline,
             False,
             "no column set beat the baseline on validation users beyond the noise "
-            f"({z:g} standard errors of the paired difference and the seed spread): serve none of "
-            "the plugin's columns for this data",
+            f"({z:g} standard errors of the paired difference and the seed spread)"
+            + (" without making new users worse" if guard_users >= min_users else "")
+            + ": serve none of the plugin's columns for this data",
             candidates,
         )
     best = max(passing, key=lambda c: c.mean)

@@ -8,7 +8,10 @@ ranker retrained daily would be.
 
 - Validation users are the last `valid_fraction` of the training-window users by the
   time they first show up in the window: split by user (no user is in both) and in time
-  order (validation users come after the users the model is fitted on).
+  order (validation users come after the users the model is fitted on). The cut is made
+  separately among returning users (a history before `train_cutoff`) and new ones: the
+  last users to arrive are mostly new, and a validation set of new users would choose
+  columns for a population the "all" test slice does not contain.
 - Test users are split by what the plugin can know about them at the test cutoff:
   "all" holds the users with at least one interaction before it (a profile can exist);
   "new" those without (only item-side columns apply); "cold" those with 1..k.
@@ -23,7 +26,7 @@ import pandas as pd
 
 from profile_features.evaluation.cold_start import active_users, history_counts
 
-__all__ = ["EvaluationSplit", "validation_users", "build_split", "slice_sizes"]
+__all__ = ["EvaluationSplit", "last_to_arrive", "returning_users", "validation_users", "build_split", "slice_sizes"]
 
 
 @dataclass(frozen=True)
@@ -37,12 +40,13 @@ class EvaluationSplit:
     valid_users: list[str]
     test_users: list[str]  # every user active after the test cutoff
     slices: dict[str, list[str]] = field(default_factory=dict)  # slice name -> test users in it
+    valid_slices: dict[str, list[str]] = field(default_factory=dict)  # "all" (returning) and "new" validation users
     history_counts: pd.Series | None = None  # test user -> interactions before the test cutoff
 
 
-def validation_users(interactions: pd.DataFrame, start: datetime, end: datetime, fraction: float) -> list[str]:
+def last_to_arrive(interactions: pd.DataFrame, start: datetime, end: datetime, fraction: float) -> list[str]:
     """The last `fraction` of users active in [start, end), ordered by their first interaction there
-    (user id breaks ties); at least one user when there are two or more."""
+    (user id breaks ties); at least one user when there are two or more, never all."""
     ts = interactions.timestamp
     window = interactions[(ts >= pd.Timestamp(start)) & (ts < pd.Timestamp(end))]
     first = window.groupby("user_id").timestamp.min().reset_index().sort_values(["timestamp", "user_id"])
@@ -52,6 +56,21 @@ def validation_users(interactions: pd.DataFrame, start: datetime, end: datetime,
     else:
         count = 0
     return sorted(first.user_id.iloc[len(first) - count :]) if count else []
+
+
+def returning_users(interactions: pd.DataFrame, before: datetime) -> set[str]:
+    """Users with at least one interaction before `before`."""
+    return set(interactions.user_id[interactions.timestamp < pd.Timestamp(before)])
+
+
+def validation_users(interactions: pd.DataFrame, start: datetime, end: datetime, fraction: float) -> list[str]:
+    """`last_to_arrive` taken separately among returning users (a history before `start`) and new ones,
+    so validation has the fitted users' mix of both."""
+    returning = interactions.user_id.isin(returning_users(interactions, start))
+    return sorted(
+        last_to_arrive(interactions[returning], start, end, fraction)
+        + last_to_arrive(interactions[~returning], start, end, fraction)
+    )
 
 
 def build_split(
@@ -66,6 +85,7 @@ def build_split(
     train_users = active_users(interactions, train_cutoff, test_cutoff)
     valid = validation_users(interactions, train_cutoff, test_cutoff, valid_fraction)
     valid_set = set(valid)
+    returning = returning_users(interactions, train_cutoff)
     test_users = active_users(interactions, test_cutoff, end)
     counts = history_counts(interactions, test_users, test_cutoff)
     slices = {
@@ -81,6 +101,7 @@ def build_split(
         valid,
         test_users,
         slices,
+        {"all": [u for u in valid if u in returning], "new": [u for u in valid if u not in returning]},
         counts,
     )
 
