@@ -141,3 +141,31 @@ def test_early_stopping_stops_a_model_that_only_overfits():
     assert model.best_iteration_ < 200  # validation NDCG never improves for long on pure noise
     tuned = tune_ranker(train, valid, ["signal"], 0, (RankerParams(7, 20, 1.0, 0.0), RankerParams(3, 50, 0.8, 10.0)))
     assert tuned.valid_ndcg > 0.6 and tuned.params in (RankerParams(7, 20, 1.0, 0.0), RankerParams(3, 50, 0.8, 10.0))
+
+
+def _small_validation(rng: np.random.Generator, effect: float, users: int = 24, seeds: int = 3) -> pd.DataFrame:
+    """As on ml-100k: few validation users, per-user noise far larger than the effect, some seed noise."""
+    base = rng.uniform(0.2, 0.8, size=users)
+    rows = [pd.DataFrame({"variant": "none", "seed": s, "user_id": range(users), "value": base}) for s in range(seeds)]
+    for seed in range(seeds):
+        shift = effect + rng.normal(0, 0.01)  # the seed moves the whole model
+        value = base + shift + rng.normal(0, 0.15, size=users)
+        rows.append(pd.DataFrame({"variant": "+ set", "seed": seed, "user_id": range(users), "value": value}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_the_test_is_a_5_percent_one_sided_test_with_the_power_to_see_a_clear_gain_on_few_users():
+    """Calibration over repeated draws: with no effect a set passes at most about 5% of the time; a clear
+    gain (four true standard errors) on 24 validation users passes nearly always. The rule's noise estimate
+    counts the per-user seed noise in both its terms, so it errs on the side of recommending nothing."""
+    rng = np.random.default_rng(7)
+    counts = {"none": 5, "+ set": 7}
+    se = 0.15 / np.sqrt(3) / np.sqrt(24)  # users' SE of the seed-averaged per-user difference
+    noise = np.hypot(se, 0.01 / np.sqrt(3))
+
+    def passes(effect: float) -> float:
+        return np.mean([recommend(_small_validation(rng, effect), counts).helps for _ in range(200)])
+
+    assert passes(0.0) < 0.1
+    assert passes(4 * noise) > 0.85
+    assert passes(-4 * noise) == 0.0

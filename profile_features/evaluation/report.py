@@ -235,13 +235,14 @@ def _recommendation_lines(recommendation: dict, checks: list[dict]) -> list[str]
         "",
         "Validation (the choice; tuned per set, same budget):",
         "",
-        "| column set | validation NDCG@10 | paired difference | standard error | seed spread "
-        "| new users: difference (SE) | beats baseline |",
-        "|---|---|---|---|---|---|---|",
+        "| column set | validation NDCG@10 | paired difference | standard error (users) | seed spread "
+        "| combined standard error | new users: difference (SE) | beats baseline |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     lines += [
         f"| {c['variant']} | {c['mean']:.4f} | {c['difference']:+.4f} | {_fmt(c['standard_error'])} | "
-        f"{_fmt(c['seed_spread'])} | {_guard(c)} | {'yes' if c['helps'] else 'no'} |"
+        f"{_fmt(c['seed_spread'])} | {_fmt(c.get('noise', float('nan')))} | {_guard(c)} | "
+        f"{'yes' if c['helps'] else 'no'} |"
         for c in recommendation["candidates"]
     ]
     ours = [c for c in checks if c["model"] == "lightgbm"]

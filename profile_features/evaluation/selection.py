@@ -1,8 +1,12 @@
 """Which column set to serve: chosen on validation users, never on the test users.
 
 A column set is recommended only when it beats the baseline on validation by more than
-the noise: the mean per-user paired difference (averaged over seeds) must exceed both
-`z` standard errors of that mean and the seed spread of the validation means. Among
+the noise. Two kinds of noise add up: which users happen to validate (the standard error
+of the mean per-user paired difference) and which seed trained the models (the seed
+spread of the validation means; the mean over `k` seeds has `spread / sqrt(k)` of it).
+The paired difference must exceed `z` times their combined standard error; the question
+is one-sided (does the set beat the baseline?), so `z` = 1.645 is a 5% test, conservative
+because per-user seed noise enters both terms (tests/test_selection.py measures it). Among
 the sets that pass, the one-standard-error rule picks the smallest set whose validation
 mean is within one standard error of the best, so a set that adds columns without a
 clear gain is not preferred. A `guard` population (the new users of validation, who
@@ -35,6 +39,7 @@ class Candidate:
     helps: bool
     guard_difference: float | None = None  # paired difference on the guard population (None: too few users)
     guard_standard_error: float | None = None
+    noise: float = float("nan")  # combined standard error of `difference`: users and seeds
 
 
 @dataclass(frozen=True)
@@ -74,7 +79,7 @@ def recommend(
     valid: pd.DataFrame,
     column_counts: dict[str, int],
     baseline: str = "none",
-    z: float = 2.0,
+    z: float = 1.645,
     min_users: int = 20,
     guard: pd.DataFrame | None = None,
 ) -> Recommendation:
@@ -84,7 +89,8 @@ def recommend(
         valid: variant, seed, user_id, value (one validation metric per user, e.g. NDCG@10).
         column_counts: variant -> number of columns (smaller wins near-ties).
         baseline: the variant without the plugin's columns.
-        z: standard errors the paired gain must exceed.
+        z: combined standard errors the paired gain must exceed (one-sided; 1.645 is a 5% test); the
+            guard fails a set whose difference there is below -z of its standard errors.
         min_users: with fewer validation users nothing is recommended (their standard error is not
             to be trusted); a smaller guard is not judged.
         guard: the same columns for a second population the chosen set must not make worse.
@@ -101,7 +107,8 @@ def recommend(
         n, difference, se = _paired(valid, variant, baseline)
         seed_means = _per_user(valid, variant).groupby(level="seed").mean()
         spread = max(_std(seed_means), _std(base_seed_means))
-        helps = bool(n >= min_users and difference > z * se and difference > spread)
+        noise = float(np.hypot(se, spread / np.sqrt(len(seed_means))))
+        helps = bool(n >= min_users and difference > z * noise)
         guard_difference = guard_se = None
         if guard_users >= min_users:
             _, guard_difference, guard_se = _paired(guard, variant, baseline)
@@ -117,6 +124,7 @@ def recommend(
                 helps,
                 guard_difference,
                 guard_se,
+                noise,
             )
         )
     passing = [c for c in candidates if c.helps]
@@ -134,7 +142,7 @@ def recommend(
             baseline,
             False,
             "no column set beat the baseline on validation users beyond the noise "
-            f"({z:g} standard errors of the paired difference and the seed spread)"
+            f"({z:g} standard errors of the paired difference, users and seeds combined)"
             + (" without making new users worse" if guard_users >= min_users else "")
             + ": serve none of the plugin's columns for this data",
             candidates,
