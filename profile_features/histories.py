@@ -15,7 +15,7 @@ import pandas as pd
 
 from profile_features.schemas import to_utc
 
-__all__ = ["EVENT_COLUMNS", "build_histories", "history_hash", "user_stats", "item_stats", "history_events"]
+__all__ = ["EVENT_COLUMNS", "build_histories", "history_hash", "history_events"]
 
 EVENT_COLUMNS = ["user_id", "item_id", "timestamp", "rating", "event_type", "title", "genres", "year", "description"]
 
@@ -95,35 +95,3 @@ def history_hash(history_json: str) -> str:
 def history_events(history_json: str) -> list[dict]:
     """Decode a `history_json` value (oldest -> newest)."""
     return json.loads(history_json)
-
-
-def user_stats(events: pd.DataFrame, cutoff: datetime) -> pd.DataFrame:
-    """USER_STATS: per user, count, mean rating and days between first event and cutoff."""
-    kept = _before(events, cutoff)
-    grouped = kept.groupby("user_id", sort=True)
-    frame = pd.DataFrame(
-        {
-            "user_interaction_count": grouped.size().astype("int64"),
-            "user_mean_rating": grouped["rating"].mean(),
-            "user_days_active": (pd.Timestamp(cutoff) - grouped["timestamp"].min()).dt.total_seconds() / 86400.0,
-        }
-    ).reset_index()
-    frame.insert(1, "event_timestamp", pd.Timestamp(cutoff))
-    frame["event_timestamp"] = frame["event_timestamp"].astype("datetime64[us, UTC]")
-    return frame
-
-
-def item_stats(events: pd.DataFrame, cutoff: datetime) -> pd.DataFrame:
-    """ITEM_STATS: per item, count and mean rating before the cutoff (popularity baseline)."""
-    events = _utc_events(events)
-    kept = events[events["timestamp"] < pd.Timestamp(cutoff)]
-    grouped = kept.groupby("item_id", sort=True)
-    frame = pd.DataFrame(
-        {
-            "item_interaction_count": grouped.size().astype("int64"),
-            "item_mean_rating": grouped["rating"].mean(),
-        }
-    ).reset_index()
-    frame.insert(1, "event_timestamp", pd.Timestamp(cutoff))
-    frame["event_timestamp"] = frame["event_timestamp"].astype("datetime64[us, UTC]")
-    return frame

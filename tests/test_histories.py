@@ -1,8 +1,9 @@
 import json
 
 import pandas as pd
+import pytest
 
-from profile_features.histories import build_histories, item_stats, user_stats
+from profile_features.histories import build_histories
 
 CUTOFF = pd.Timestamp("2026-01-10", tz="UTC")
 
@@ -66,12 +67,24 @@ def test_naive_spark_timestamps_are_taken_as_utc():
     assert out.last_interaction_at.iloc[0] == pd.Timestamp("2026-01-02", tz="UTC")
 
 
-def test_stats_known_values():
-    frame = events([("u1", "a", 1, 5), ("u1", "b", 3, 3), ("u2", "a", 4, 1), ("u2", "a", 15, 1)])
-    users = user_stats(frame, CUTOFF.to_pydatetime()).set_index("user_id")
+@pytest.mark.spark
+def test_stats_known_values(spark):
+    from profile_features.spark.stats import item_stats, user_stats
+
+    frame = events([("u1", "a", 1, 5), ("u1", "b", 3, 3), ("u2", "a", 4, 1), ("u2", "a", 15, 1), ("u3", "b", 2, 0)])
+    frame["rating"] = frame["rating"].astype(float)
+    frame.loc[4, "rating"] = float("nan")  # an event without a rating counts, its rating does not
+    frame = spark.createDataFrame(frame)
+    cutoff = CUTOFF.to_pydatetime()
+    users = user_stats(frame, cutoff).toPandas().set_index("user_id")
     assert users.loc["u1", "user_interaction_count"] == 2
     assert users.loc["u1", "user_mean_rating"] == 4.0
     assert users.loc["u1", "user_days_active"] == 8.0
-    items = item_stats(frame, CUTOFF.to_pydatetime()).set_index("item_id")
+    assert users.loc["u3", "user_interaction_count"] == 1 and pd.isna(users.loc["u3", "user_mean_rating"])
+    assert (users.event_timestamp.dt.tz_localize(None) == CUTOFF.tz_localize(None)).all()
+    items = item_stats(frame, cutoff).toPandas().set_index("item_id")
     assert items.loc["a", "item_interaction_count"] == 2  # the day-15 event is after the cutoff
     assert items.loc["a", "item_mean_rating"] == 3.0
+    assert items.loc["b", "item_interaction_count"] == 2 and items.loc["b", "item_mean_rating"] == 3.0
+    late = spark.createDataFrame(events([("u9", "c", 20, 4)]))
+    assert user_stats(late, cutoff).count() == 0 and item_stats(late, cutoff).count() == 0

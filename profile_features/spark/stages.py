@@ -17,9 +17,10 @@ import pandas as pd
 from profile_features import schemas
 from profile_features.config import JobConfig
 from profile_features.embeddings import cached_encoder, embed_items, embed_profiles
-from profile_features.histories import build_histories, item_stats, user_stats
+from profile_features.histories import build_histories
 from profile_features.spark.common import ddl, resolve_cutoff, run_date_for, threads_per_task, write_summary
 from profile_features.spark.io import read_input, read_table, write_atomic
+from profile_features.spark.stats import item_stats, user_stats
 from profile_features.validation import (
     INTERACTION_OPTIONAL,
     INTERACTION_REQUIRED,
@@ -118,7 +119,7 @@ def run_validate(spark, config: JobConfig) -> dict:
 
 
 def run_histories(spark, config: JobConfig) -> dict:
-    """Cut histories (and user/item stats) at the cutoff; one `run_date` partition."""
+    """Cut histories (per-user logic in pandas) and user/item stats (native aggregations) at the cutoff."""
     from pyspark.sql import functions as F
 
     cutoff = resolve_cutoff(config)
@@ -131,12 +132,8 @@ def run_histories(spark, config: JobConfig) -> dict:
     histories = events.groupBy("user_id").applyInPandas(
         lambda batch: build_histories(batch, cutoff, max_length), schema=ddl(schemas.HISTORIES)
     )
-    users = events.groupBy("user_id").applyInPandas(
-        lambda batch: user_stats(batch, cutoff), schema=ddl(schemas.USER_STATS)
-    )
-    item_counts = events.groupBy("item_id").applyInPandas(
-        lambda batch: item_stats(batch, cutoff), schema=ddl(schemas.ITEM_STATS)
-    )
+    users = user_stats(events, cutoff)
+    item_counts = item_stats(events, cutoff)
     # Every catalogue item gets a row: an unseen item has count 0, not a missing feature.
     item_rows = (
         items.select("item_id")
