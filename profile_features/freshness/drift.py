@@ -20,12 +20,15 @@ Rows without a vector (cluster -1, NaN components) are counted and left out.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import TypedDict
 
 import numpy as np
 import pandas as pd
 from pydantic import Field
 
+from profile_features.freshness.sketch import DEFAULT_CAPACITY, BinCounts, ColumnSketch, ks_from_counts
 from profile_features.strict_model import StrictModel
 
 __all__ = [
@@ -41,8 +44,11 @@ __all__ = [
     "ks_statistic",
     "total_variation",
     "mean_vector_cosine",
+    "vector_cosine",
     "component_columns",
+    "compare_batches",
     "compare_runs",
+    "VectorMean",
 ]
 
 
@@ -153,17 +159,38 @@ def total_variation(reference_shares, current_shares) -> float:
     return float(0.5 * np.abs(np.asarray(reference_shares) - np.asarray(current_shares)).sum())
 
 
-def mean_vector_cosine(reference_vectors, current_vectors) -> float:
-    """Cosine between the two runs' mean vectors (a cheap global check; NaN without data)."""
-    means = []
-    for vectors in (reference_vectors, current_vectors):
+class VectorMean:
+    """Running sum of vectors (None and empty ones skipped), batch by batch."""
+
+    def __init__(self):
+        self.total, self.count = None, 0
+
+    def update(self, vectors) -> None:
         kept = [np.asarray(v, dtype=np.float64) for v in vectors if v is not None and len(v)]
-        if not kept:
-            return float("nan")
-        means.append(np.mean(np.stack(kept), axis=0))
-    a, b = means
+        if kept:
+            batch = np.stack(kept).sum(axis=0)
+            self.total = batch if self.total is None else self.total + batch
+            self.count += len(kept)
+
+    def mean(self) -> np.ndarray | None:
+        return None if self.total is None else self.total / self.count
+
+
+def vector_cosine(reference: VectorMean, current: VectorMean) -> float:
+    """Cosine between two mean vectors (NaN without data or for a zero mean)."""
+    a, b = reference.mean(), current.mean()
+    if a is None or b is None:
+        return float("nan")
     norm = np.linalg.norm(a) * np.linalg.norm(b)
     return float(a @ b / norm) if norm else float("nan")
+
+
+def mean_vector_cosine(reference_vectors, current_vectors) -> float:
+    """Cosine between the two runs' mean vectors (a cheap global check; NaN without data)."""
+    means = VectorMean(), VectorMean()
+    means[0].update(reference_vectors)
+    means[1].update(current_vectors)
+    return vector_cosine(*means)
 
 
 def component_columns(frame: pd.DataFrame, prefix: str) -> list[str]:
@@ -177,19 +204,25 @@ def _past(value: float, threshold: float) -> bool:
     return bool(np.isfinite(value) and value > threshold)
 
 
-def _dimension(column: str, reference: np.ndarray, current: np.ndarray, settings: DriftSettings) -> DimensionDrift:
-    value_psi = psi(reference, current, settings.bins, settings.epsilon)
-    value_ks = ks_statistic(reference, current)
+def _dimension(
+    column: str,
+    reference: tuple[ColumnSketch, BinCounts],
+    current: tuple[ColumnSketch, BinCounts],
+    settings: DriftSettings,
+) -> DimensionDrift:
+    (ref_sketch, ref_counts), (cur_sketch, cur_counts) = reference, current
+    empty = ref_counts.count == 0 or cur_counts.count == 0
+    value_psi = float("nan") if empty else psi_from_shares(ref_counts.shares(), cur_counts.shares(), settings.epsilon)
+    value_ks = ks_from_counts(ref_counts, cur_counts)
     flags = [f"{column}: PSI {value_psi:.3f} > {settings.psi}"] if _past(value_psi, settings.psi) else []
     if _past(value_ks, settings.ks):
         flags.append(f"{column}: KS {value_ks:.3f} > {settings.ks}")
-    stat = lambda values, fn: float(fn(values)) if len(values) else float("nan")  # noqa: E731
     return DimensionDrift(
         column=column,
-        reference_mean=stat(reference, np.mean),
-        current_mean=stat(current, np.mean),
-        reference_std=stat(reference, np.std),
-        current_std=stat(current, np.std),
+        reference_mean=ref_sketch.mean_or_nan,
+        current_mean=cur_sketch.mean_or_nan,
+        reference_std=ref_sketch.std,
+        current_std=cur_sketch.std,
         psi=value_psi,
         ks=value_ks,
         flags=flags,
@@ -197,12 +230,13 @@ def _dimension(column: str, reference: np.ndarray, current: np.ndarray, settings
 
 
 def _clusters(reference: pd.Series, current: pd.Series, prefix: str, settings: DriftSettings) -> ClusterDrift:
+    """`reference`, `current`: users per cluster id."""
     column = f"{prefix}_cluster"
-    ids = sorted(set(reference.unique()) | set(current.unique()))
-    ref_counts = reference.value_counts().reindex(ids, fill_value=0)
-    cur_counts = current.value_counts().reindex(ids, fill_value=0)
-    ref_shares = ref_counts / max(len(reference), 1)
-    cur_shares = cur_counts / max(len(current), 1)
+    ids = sorted(set(reference.index) | set(current.index))
+    ref_counts = reference.reindex(ids, fill_value=0)
+    cur_counts = current.reindex(ids, fill_value=0)
+    ref_shares = ref_counts / max(int(reference.sum()), 1)
+    cur_shares = cur_counts / max(int(current.sum()), 1)
     table = []
     for cluster in ids:
         change = float(cur_shares[cluster] - ref_shares[cluster])
@@ -217,7 +251,7 @@ def _clusters(reference: pd.Series, current: pd.Series, prefix: str, settings: D
                 flagged=abs(change) > settings.cluster_share,
             )
         )
-    empty = len(reference) == 0 or len(current) == 0
+    empty = reference.sum() == 0 or current.sum() == 0
     value_psi = float("nan") if empty else psi_from_shares(ref_shares, cur_shares, settings.epsilon)
     value_tvd = float("nan") if empty else total_variation(ref_shares, cur_shares)
     flags = (
@@ -234,44 +268,117 @@ def _clusters(reference: pd.Series, current: pd.Series, prefix: str, settings: D
     return ClusterDrift(psi=value_psi, tvd=value_tvd, flags=flags, table=table)
 
 
-def compare_runs(
-    reference: pd.DataFrame, current: pd.DataFrame, prefix: str = "profile", settings: DriftSettings | None = None
+@dataclass
+class _RunPass:
+    """What the first pass over one run keeps: counts, one sketch per component, users per cluster."""
+
+    columns: list[str] | None = None
+    has_cluster: bool = False
+    rows: int = 0
+    without_vector: int = 0
+    sketches: dict[str, ColumnSketch] = field(default_factory=dict)
+    clusters: pd.Series = field(default_factory=lambda: pd.Series(dtype="int64"))
+
+
+def _with_vector(batch: pd.DataFrame, columns: list[str], cluster: str) -> pd.DataFrame:
+    """Rows that have a vector: cluster >= 0 (or, without a cluster column, every component present)."""
+    return batch[batch[cluster] >= 0] if cluster in batch else batch[batch[columns].notna().all(axis=1)]
+
+
+def _first_pass(batches: Iterable[pd.DataFrame], prefix: str, capacity: int) -> _RunPass:
+    cluster = f"{prefix}_cluster"
+    run = _RunPass()
+    for batch in batches:
+        columns = component_columns(batch, prefix)
+        if run.columns is None:
+            run.columns, run.has_cluster = columns, cluster in batch
+            run.sketches = {c: ColumnSketch(capacity, seed=i) for i, c in enumerate(columns)}
+        elif columns != run.columns:
+            raise ValueError(f"{prefix}: one run's files have different component columns")
+        kept = _with_vector(batch, columns, cluster)
+        run.rows += len(batch)
+        run.without_vector += len(batch) - len(kept)
+        for column in columns:
+            run.sketches[column].update(kept[column].to_numpy(dtype="float64", na_value=np.nan))
+        if run.has_cluster:
+            counts = kept[cluster].astype("int64").value_counts()
+            run.clusters = run.clusters.add(counts, fill_value=0).astype("int64")
+    return run if run.columns is not None else _RunPass(columns=[])
+
+
+def _second_pass(
+    batches: Iterable[pd.DataFrame], prefix: str, columns: list[str], bins: dict[str, tuple[np.ndarray, np.ndarray]]
+) -> dict[str, BinCounts]:
+    counts = {c: BinCounts(*bins[c]) for c in columns}
+    for batch in batches:
+        kept = _with_vector(batch, columns, f"{prefix}_cluster")
+        for column in columns:
+            counts[column].update(kept[column].to_numpy(dtype="float64", na_value=np.nan))
+    return counts
+
+
+def compare_batches(
+    reference: Callable[[], Iterable[pd.DataFrame]],
+    current: Callable[[], Iterable[pd.DataFrame]],
+    prefix: str = "profile",
+    settings: DriftSettings | None = None,
+    capacity: int = DEFAULT_CAPACITY,
 ) -> DriftComparison:
-    """Compare two runs of a semantic table (`user_semantic` for prefix "profile").
+    """Compare two runs read batch by batch, in memory bounded by `capacity` values per column.
 
     Args:
-        reference, current: rows with `<prefix>_pc_0..k-1` and `<prefix>_cluster`; the
-            same transform must have written both (the caller checks the transform id).
+        reference, current: callables that return a fresh iterator over the run's batches (each run
+            is read twice: once to summarise, once to count on the reference's bins).
+        capacity: sample size per column (see `sketch`); runs up to this size compare exactly.
 
     Raises:
         ValueError: when the runs have different component columns.
     """
     settings = settings or DriftSettings()
-    columns = component_columns(reference, prefix)
-    if columns != component_columns(current, prefix):
+    ref, cur = _first_pass(reference(), prefix, capacity), _first_pass(current(), prefix, capacity)
+    if ref.columns != cur.columns:
         raise ValueError(
-            f"{prefix}: the runs have different component columns "
-            f"({len(columns)} vs {len(component_columns(current, prefix))})"
+            f"{prefix}: the runs have different component columns ({len(ref.columns)} vs {len(cur.columns)})"
         )
-    cluster = f"{prefix}_cluster"
-    has_vector = {
-        name: (frame[cluster] >= 0) if cluster in frame else frame[columns].notna().all(axis=1)
-        for name, frame in (("reference", reference), ("current", current))
+    columns = ref.columns
+    bins = {
+        c: (
+            quantile_edges(ref.sketches[c].sample, settings.bins),
+            np.unique(np.concatenate([ref.sketches[c].sample, cur.sketches[c].sample])),
+        )
+        for c in columns
     }
-    ref, cur = reference[has_vector["reference"]], current[has_vector["current"]]
-    dimensions = [_dimension(c, _clean(ref[c]), _clean(cur[c]), settings) for c in columns]
+    ref_counts = _second_pass(reference(), prefix, columns, bins)
+    cur_counts = _second_pass(current(), prefix, columns, bins)
+    dimensions = [
+        _dimension(c, (ref.sketches[c], ref_counts[c]), (cur.sketches[c], cur_counts[c]), settings) for c in columns
+    ]
     clusters = (
-        _clusters(ref[cluster].astype("int64"), cur[cluster].astype("int64"), prefix, settings)
-        if cluster in reference and cluster in current
+        _clusters(ref.clusters, cur.clusters, prefix, settings)
+        if ref.has_cluster and cur.has_cluster
         else ClusterDrift(psi=float("nan"), tvd=float("nan"), flags=[], table=[])
     )
     return DriftComparison(
         prefix=prefix,
-        reference_rows=len(reference),
-        current_rows=len(current),
-        reference_without_vector=int((~has_vector["reference"]).sum()),
-        current_without_vector=int((~has_vector["current"]).sum()),
+        reference_rows=ref.rows,
+        current_rows=cur.rows,
+        reference_without_vector=ref.without_vector,
+        current_without_vector=cur.without_vector,
         dimensions=dimensions,
         clusters=clusters,
         flagged=[flag for d in dimensions for flag in d["flags"]] + clusters["flags"],
     )
+
+
+def compare_runs(
+    reference: pd.DataFrame, current: pd.DataFrame, prefix: str = "profile", settings: DriftSettings | None = None
+) -> DriftComparison:
+    """Compare two runs of a semantic table held in memory (`user_semantic` for prefix "profile"):
+    `compare_batches` with one batch each, exact.
+
+    Args:
+        reference, current: rows with `<prefix>_pc_0..k-1` and `<prefix>_cluster`; the
+            same transform must have written both (the caller checks the transform id).
+    """
+    capacity = max(len(reference), len(current), 1)
+    return compare_batches(lambda: iter([reference]), lambda: iter([current]), prefix, settings, capacity)

@@ -1,5 +1,6 @@
 """The drift report: two runs of `user_semantic` (or `item_semantic`) read from `data_dir`,
-compared by `drift.compare_runs`, written as Markdown and JSON."""
+compared batch by batch by `drift.compare_batches` (memory bounded by the sketch capacity,
+not by the number of users), written as Markdown and JSON."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import math
 from pathlib import Path
 
 from profile_features import storage
-from profile_features.freshness.drift import DriftSettings, compare_runs, mean_vector_cosine
-from profile_features.freshness.runs import list_runs, partition_path, pick_runs, read_run, table_root
+from profile_features.freshness.drift import DriftSettings, VectorMean, compare_batches, vector_cosine
+from profile_features.freshness.runs import iter_run, list_runs, partition_path, pick_runs, table_root
+from profile_features.freshness.sketch import DEFAULT_CAPACITY
 
 __all__ = ["KINDS", "TransformMismatch", "drift_report", "render_markdown", "write_report"]
 
@@ -24,10 +26,17 @@ class TransformMismatch(ValueError):
     """The two runs were written by different PCA + k-means transforms: their columns are different axes."""
 
 
-def _transform_ids(frame, column: str, folder: str) -> str | None:
-    if column not in frame:
+def _transform_id(table: str, run: str, column: str) -> str | None:
+    """The one transform id of a run (None without the column), read batch by batch."""
+    found, present = set(), False
+    for batch in iter_run(table, run, [column]):
+        present = present or column in batch
+        if column in batch:
+            found.update(batch[column].dropna().unique())
+    if not present:
         return None
-    ids = sorted(frame[column].dropna().unique())
+    folder = partition_path(table, run)
+    ids = sorted(found)
     if len(ids) > 1:
         raise TransformMismatch(f"{folder}: one run holds rows of {len(ids)} transforms {ids}")
     return ids[0] if ids else None
@@ -40,12 +49,15 @@ def drift_report(
     kind: str = "profile",
     settings: DriftSettings | None = None,
     mean_cosine: bool = True,
+    capacity: int = DEFAULT_CAPACITY,
 ) -> dict:
     """Compare two runs of the semantic table of `kind` (default: the two newest runs).
 
     Args:
         mean_cosine: also read the runs' embedding partitions (when both exist) for the
             cosine of the mean vectors; the only part that reads full vectors.
+        capacity: values kept per column (see `freshness.sketch`): memory is bounded by it, not by the
+            number of users, and runs up to this size compare exactly.
 
     Raises:
         RunNotFound: a run (or the table) is missing; names the folder.
@@ -55,23 +67,26 @@ def drift_report(
     semantic_table, vector_table, vector_column, prefix = KINDS[kind]
     table = table_root(data_dir, semantic_table)
     ref_run, cur_run = pick_runs(table, reference, current)
-    frames = {run: read_run(table, run) for run in (ref_run, cur_run)}
     id_column = f"{prefix}_transform_id"
-    ids = {run: _transform_ids(frame, id_column, partition_path(table, run)) for run, frame in frames.items()}
+    ids = {run: _transform_id(table, run, id_column) for run in (ref_run, cur_run)}
     if ids[ref_run] is not None and ids[cur_run] is not None and ids[ref_run] != ids[cur_run]:
         raise TransformMismatch(
             f"{partition_path(table, ref_run)} was written by transform {ids[ref_run]} but "
             f"{partition_path(table, cur_run)} by {ids[cur_run]}: their columns are different axes "
             "(semantic.refit or a new encoder); compare runs of one transform"
         )
-    comparison = compare_runs(frames[ref_run], frames[cur_run], prefix, settings)
+    comparison = compare_batches(
+        lambda: iter_run(table, ref_run), lambda: iter_run(table, cur_run), prefix, settings, capacity
+    )
 
     cosine = None
     vectors_root = table_root(data_dir, vector_table)
     if mean_cosine and {ref_run, cur_run} <= set(list_runs(vectors_root)):
-        cosine = mean_vector_cosine(
-            *(read_run(vectors_root, run, [vector_column])[vector_column] for run in (ref_run, cur_run))
-        )
+        means = VectorMean(), VectorMean()
+        for mean, run in zip(means, (ref_run, cur_run)):
+            for batch in iter_run(vectors_root, run, [vector_column]):
+                mean.update(batch[vector_column])
+        cosine = vector_cosine(*means)
         if settings.min_mean_cosine is not None and math.isfinite(cosine) and cosine < settings.min_mean_cosine:
             comparison["flagged"].append(f"mean {vector_column} cosine {cosine:.4f} < {settings.min_mean_cosine}")
     return {

@@ -1,22 +1,31 @@
 """Finding and reading `run_date=` partitions of a table without Spark.
 
-The freshness tools compare snapshots the batch jobs already wrote; they read a few
-columns of one or two partitions into pandas on one machine. Paths may be local or
-URIs pyarrow understands (hdfs://, s3://).
+The freshness tools compare snapshots the batch jobs already wrote, on one machine: the
+drift report reads its partitions batch by batch (`iter_run`), in bounded memory. Paths
+may be local or URIs pyarrow understands (hdfs://, s3://).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pandas as pd
-import pyarrow.parquet as pq
+import pyarrow.dataset as ds
 
 from profile_features import storage
 from profile_features.profiles.store import store_fs
 
-__all__ = ["RunNotFound", "table_root", "list_runs", "partition_path", "read_run", "pick_runs", "newest_run_before"]
+__all__ = [
+    "RunNotFound",
+    "table_root",
+    "list_runs",
+    "partition_path",
+    "read_run",
+    "iter_run",
+    "pick_runs",
+    "newest_run_before",
+]
 
 
 class RunNotFound(FileNotFoundError):
@@ -45,20 +54,37 @@ def partition_path(table: str, run_date: str) -> str:
     return f"{table.rstrip('/')}/run_date={run_date}"
 
 
+def _dataset(table: str, run_date: str, columns: Sequence[str] | None):
+    if run_date not in list_runs(table):
+        raise RunNotFound(f"{partition_path(table, run_date)}: no such run (runs there: {list_runs(table) or 'none'})")
+    filesystem, root = store_fs(partition_path(table, run_date))
+    dataset = ds.dataset(root, filesystem=filesystem, format="parquet", exclude_invalid_files=True)
+    if columns is not None:
+        present = set(dataset.schema.names)
+        columns = [c for c in columns if c in present]
+    return dataset, columns
+
+
 def read_run(table: str, run_date: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
     """One partition as pandas (only `columns` when given; absent ones are skipped).
 
     Raises:
         RunNotFound: naming the partition folder and the runs that do exist.
     """
-    if run_date not in list_runs(table):
-        raise RunNotFound(f"{partition_path(table, run_date)}: no such run (runs there: {list_runs(table) or 'none'})")
-    filesystem, root = store_fs(partition_path(table, run_date))
-    dataset = pq.ParquetDataset(root, filesystem=filesystem)
-    if columns is not None:
-        present = set(dataset.schema.names)
-        columns = [c for c in columns if c in present]
-    return dataset.read(columns=columns).to_pandas()
+    dataset, columns = _dataset(table, run_date, columns)
+    return dataset.to_table(columns=columns).to_pandas()
+
+
+def iter_run(
+    table: str, run_date: str, columns: Sequence[str] | None = None, batch_rows: int = 65_536
+) -> Iterator[pd.DataFrame]:
+    """One partition as pandas batches of at most `batch_rows` rows (memory independent of the run's size).
+
+    Raises:
+        RunNotFound: naming the partition folder and the runs that do exist (when the iterator is created).
+    """
+    dataset, columns = _dataset(table, run_date, columns)
+    return (batch.to_pandas() for batch in dataset.to_batches(columns=columns, batch_size=batch_rows))
 
 
 def pick_runs(table: str, reference: str | None = None, current: str | None = None) -> tuple[str, str]:
