@@ -24,6 +24,7 @@ from profile_features.freshness import (
     TransformMismatch,
     build_refresh_plan,
     check_refresh_list,
+    compare_batches,
     compare_runs,
     drift_report,
     ks_statistic,
@@ -32,7 +33,14 @@ from profile_features.freshness import (
     total_variation,
 )
 from profile_features.freshness.drift import bin_shares, mean_vector_cosine, psi_from_shares, quantile_edges
-from profile_features.freshness.refresh_plan import FALLBACK_GENERATOR, budget_size, interactions_added, select_budget
+from profile_features.freshness.refresh_plan import (
+    FALLBACK_GENERATOR,
+    TIERS,
+    budget_size,
+    interactions_added,
+    select_budget,
+)
+from profile_features.freshness.sketch import ColumnSketch
 
 # ---------------------------------------------------------------- metrics
 
@@ -120,13 +128,58 @@ def test_shifted_dimension_and_moved_cluster_are_the_only_flags():
     assert compare_runs(reference, current, settings=loose)["flagged"] == []
 
 
+def _batches(frame: pd.DataFrame, rows: int):
+    return lambda: (frame.iloc[i : i + rows] for i in range(0, len(frame), rows))
+
+
+def test_batched_comparison_equals_the_in_memory_one_and_stays_close_when_sampled():
+    rng = np.random.default_rng(4)
+    reference, current = semantic_frame(rng, 5000), semantic_frame(rng, 5000, shift=0.3, moved=200)
+    reference.loc[::50, "profile_cluster"] = -1  # rows without a vector are counted, not compared
+    exact = compare_runs(reference, current)
+    batched = compare_batches(_batches(reference, 333), _batches(current, 333), capacity=5000)
+    # The whole run fits the sample: the same figures, batch by batch (moments merged to rounding).
+    assert {k: v for k, v in batched.items() if k != "dimensions"} == {
+        k: v for k, v in exact.items() if k != "dimensions"
+    }
+    for b, e in zip(batched["dimensions"], exact["dimensions"]):
+        assert (b["psi"], b["ks"], b["flags"]) == (e["psi"], e["ks"], e["flags"])
+        assert b["reference_mean"] == pytest.approx(e["reference_mean"], abs=1e-12)
+    assert exact["reference_without_vector"] == 100
+    kept = reference[reference.profile_cluster >= 0]
+    for d in exact["dimensions"]:
+        assert d["ks"] == pytest.approx(ks_statistic(kept[d["column"]], current[d["column"]]))
+        assert d["psi"] == pytest.approx(psi(kept[d["column"]], current[d["column"]]))
+
+    sampled = compare_batches(_batches(reference, 333), _batches(current, 333), capacity=500)
+    assert sampled["clusters"] == exact["clusters"]
+    assert [f.split()[:2] for f in sampled["flagged"]] == [f.split()[:2] for f in exact["flagged"]]  # same flags
+    for s, e in zip(sampled["dimensions"], exact["dimensions"]):
+        assert s["reference_mean"] == pytest.approx(e["reference_mean"], abs=1e-9)
+        assert s["current_std"] == pytest.approx(e["current_std"], rel=1e-9)
+        assert s["ks"] <= e["ks"] + 1e-12 and s["ks"] == pytest.approx(e["ks"], abs=0.02)
+        assert s["psi"] == pytest.approx(e["psi"], abs=0.03)
+
+
+def test_reservoir_sample_is_uniform_over_a_sorted_stream():
+    """Values arrive sorted (as a run sorted by a column would): a sample of the first rows would be all small."""
+    sketch = ColumnSketch(capacity=1000, seed=0)
+    values = np.arange(100_000, dtype=np.float64)
+    for start in range(0, len(values), 777):
+        sketch.update(values[start : start + 777])
+    assert len(sketch.sample) == 1000 and not sketch.exact
+    assert sketch.sample.mean() == pytest.approx(values.mean(), rel=0.06)
+    assert np.quantile(sketch.sample, 0.9) == pytest.approx(90_000, rel=0.05)
+    assert sketch.mean == pytest.approx(values.mean()) and sketch.std == pytest.approx(values.std())
+
+
 # ---------------------------------------------------------------- the report on disk
 
 
 def write_run(data_dir: Path, table: str, run_date: str, frame: pd.DataFrame) -> Path:
     folder = data_dir / table / f"run_date={run_date}"
     folder.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(folder / "part-0.parquet", index=False)
+    frame.to_parquet(folder / "part-0.parquet", index=False, coerce_timestamps="us")  # as the jobs write them
     return folder
 
 
@@ -286,6 +339,26 @@ def test_budget_is_respected_exactly():
     for bad in ({"budget": 1, "fraction": 0.1}, {}, {"budget": -1}, {"fraction": 1.5}):
         with pytest.raises(ValueError):
             budget_size(10, **bad)
+
+
+@pytest.mark.spark
+def test_spark_plan_equals_the_in_memory_plan(tmp_path, spark):
+    """The same inputs as tables on disk: the Spark joins and the pandas merge give the same ranked plan,
+    and only the budget's rows are selected."""
+    current, profiles, student, earlier = plan_inputs()
+    earlier = earlier.assign(history_length=1, history_json="[]")
+    write_run(tmp_path, "histories", "2026-01-01", earlier)
+    write_run(tmp_path, "histories", "2026-02-01", current)
+    write_run(tmp_path, "profiles", "2026-02-01", profiles)
+    write_run(tmp_path, "user_student", "2026-01-15", student)
+    expected = plan_refresh(current, profiles, student, earlier, min_drift=0.05)
+    selected, summary = build_refresh_plan(tmp_path, budget=100, min_drift=0.05, spark=spark)
+    pd.testing.assert_frame_equal(selected, expected, check_dtype=False)
+    assert summary["runs"] == {"histories": "2026-02-01", "profiles": "2026-02-01", "user_student": "2026-01-15"}
+    assert summary["candidates"] == expected.reason.value_counts().reindex(list(TIERS), fill_value=0).to_dict()
+    top, top_summary = build_refresh_plan(tmp_path, budget=4, min_drift=0.05, spark=spark)
+    pd.testing.assert_frame_equal(top, expected.head(4), check_dtype=False)
+    assert top_summary["selected_total"] == 4 and top_summary["candidates"] == summary["candidates"]
 
 
 def test_interactions_added_counts_events_after_the_old_history():

@@ -24,6 +24,10 @@ interaction of the history the profile was written from (found by its hash in an
 histories run). When that run is gone it falls back to the length difference (at least
 1) and `added_exact` is false. Histories are capped at `history.max_length`, so a count
 reaches at most that.
+
+Shape: `join_inputs` (one row per user), `score_candidates` (pure, per row: tier and score)
+and `rank_plan` (the order). `plan_refresh` runs them in pandas; `build_refresh_plan` runs the
+join and the scoring in Spark (`spark.refresh_plan_job`) so the driver holds only the budget.
 """
 
 from __future__ import annotations
@@ -37,7 +41,6 @@ import numpy as np
 import pandas as pd
 
 from profile_features import storage
-from profile_features.freshness.runs import RunNotFound, list_runs, newest_run_before, read_run, table_root
 from profile_features.profiles.base import FALLBACK_GENERATOR
 
 __all__ = [
@@ -45,6 +48,9 @@ __all__ = [
     "TIERS",
     "PLAN_COLUMNS",
     "interactions_added",
+    "join_inputs",
+    "score_candidates",
+    "rank_plan",
     "plan_refresh",
     "budget_size",
     "select_budget",
@@ -79,20 +85,25 @@ def interactions_added(history_json: str, since) -> int:
     return int((stamps > since).sum())
 
 
-def _added(frame: pd.DataFrame, earlier: pd.DataFrame | None) -> tuple[pd.Series, pd.Series]:
+JOINED_COLUMNS = [
+    "user_id",
+    "history_hash",
+    "history_length",
+    "history_json",
+    "profile_history_hash",
+    "profile_history_length",
+    "profile_generator",
+    "profile_drift",
+    "profile_last_interaction_at",
+]
+
+
+def _added(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     """(interactions added, exact?) for rows whose history changed."""
     added = pd.Series(pd.NA, index=frame.index, dtype="Int64")
     exact = pd.Series(False, index=frame.index)
     changed = frame[frame["history_changed"]]
-    if changed.empty:
-        return added, exact
-    last_seen = pd.Series(pd.NaT, index=changed.index, dtype="datetime64[us, UTC]")
-    if earlier is not None and not earlier.empty:
-        lookup = earlier.drop_duplicates(["user_id", "history_hash"]).set_index(["user_id", "history_hash"])[
-            "last_interaction_at"
-        ]
-        keys = pd.MultiIndex.from_arrays([changed["user_id"], changed["profile_history_hash"]])
-        last_seen = pd.Series(pd.to_datetime(lookup.reindex(keys).to_numpy(), utc=True), index=changed.index)
+    last_seen = pd.to_datetime(changed["profile_last_interaction_at"], utc=True)
     for index, row in changed.iterrows():
         if pd.notna(last_seen[index]):
             added[index] = interactions_added(row["history_json"], last_seen[index])
@@ -104,27 +115,13 @@ def _added(frame: pd.DataFrame, earlier: pd.DataFrame | None) -> tuple[pd.Series
     return added, exact
 
 
-def plan_refresh(
+def join_inputs(
     histories: pd.DataFrame,
     profiles: pd.DataFrame,
     student: pd.DataFrame | None = None,
     earlier_histories: pd.DataFrame | None = None,
-    min_drift: float = 0.0,
 ) -> pd.DataFrame:
-    """Rank the snapshot's users for regeneration (every candidate; apply a budget after).
-
-    Args:
-        histories: the current HISTORIES rows (user_id, history_hash, history_length, history_json).
-        profiles: each user's latest PROFILES row (user_id, history_hash, history_length, generator).
-        student: USER_STUDENT rows (user_id, profile_drift); None: no drift known.
-        earlier_histories: earlier HISTORIES rows (user_id, history_hash, last_interaction_at)
-            to count the interactions a profile has not seen.
-        min_drift: drift-only candidates need at least this drift.
-
-    Returns:
-        PLAN_COLUMNS rows, rank 1 first. Users without a history are not planned: the
-        profile job could not regenerate them.
-    """
+    """One JOINED_COLUMNS row per user of the snapshot (pandas; `spark.refresh_plan_job` joins the same in Spark)."""
     frame = histories[["user_id", "history_hash", "history_length", "history_json"]].drop_duplicates("user_id")
     known = profiles[["user_id", "history_hash", "history_length", "generator"]].drop_duplicates("user_id", keep="last")
     frame = frame.merge(
@@ -138,18 +135,34 @@ def plan_refresh(
         on="user_id",
         how="left",
     )
-    drift = pd.Series(np.nan, index=frame.index)
+    frame["profile_drift"] = np.nan
     if student is not None and not student.empty:
-        drift = (
-            frame["user_id"]
-            .map(student.drop_duplicates("user_id").set_index("user_id")["profile_drift"])
-            .astype("float64")
-        )
+        drift = student.drop_duplicates("user_id").set_index("user_id")["profile_drift"]
+        frame["profile_drift"] = frame["user_id"].map(drift).astype("float64")
+    frame["profile_last_interaction_at"] = pd.NaT
+    if earlier_histories is not None and not earlier_histories.empty:
+        lookup = earlier_histories.drop_duplicates(["user_id", "history_hash"]).set_index(["user_id", "history_hash"])[
+            "last_interaction_at"
+        ]
+        keys = pd.MultiIndex.from_arrays([frame["user_id"], frame["profile_history_hash"]])
+        frame["profile_last_interaction_at"] = pd.to_datetime(lookup.reindex(keys).to_numpy(), utc=True)
+    return frame[JOINED_COLUMNS]
+
+
+def score_candidates(joined: pd.DataFrame, min_drift: float = 0.0) -> pd.DataFrame:
+    """Tier and score each joined row (pure, row by row: any batch of users gives the same rows).
+
+    Returns:
+        the candidates (users with a tier) as PLAN_COLUMNS without `rank`, plus `_added` (the
+        tie-break: interactions added, 0 when unknown).
+    """
+    frame = joined.copy()
+    drift = frame["profile_drift"].astype("float64")
     frame["profile_drift"] = drift.where(np.isfinite(drift))
     missing = frame["profile_history_hash"].isna()
     fallback = ~missing & (frame["profile_generator"] == FALLBACK_GENERATOR)
     frame["history_changed"] = ~missing & (frame["profile_history_hash"] != frame["history_hash"])
-    frame["interactions_added"], frame["added_exact"] = _added(frame, earlier_histories)
+    frame["interactions_added"], frame["added_exact"] = _added(frame)
 
     unseen = (frame["interactions_added"].astype("float64") / frame["history_length"].clip(lower=1)).clip(0, 1)
     tier = np.select(
@@ -166,13 +179,44 @@ def plan_refresh(
     )
     frame["tier"], frame["score"] = tier, score
     frame = frame[frame["tier"] >= 0].copy()
-    frame["reason"] = [TIERS[t] for t in frame["tier"]]
+    frame["reason"] = np.asarray(TIERS, dtype=object)[frame["tier"].to_numpy()]  # object even when empty
     frame["_added"] = frame["interactions_added"].fillna(0).astype("int64")
-    frame = frame.sort_values(
-        ["tier", "score", "_added", "user_id"], ascending=[True, False, False, True], kind="stable"
-    )
-    frame["rank"] = np.arange(1, len(frame) + 1)
+    return frame[[c for c in PLAN_COLUMNS if c != "rank"] + ["_added"]]
+
+
+PLAN_ORDER = (["tier", "score", "_added", "user_id"], [True, False, False, True])
+
+
+def rank_plan(scored: pd.DataFrame) -> pd.DataFrame:
+    """Order candidates (tier, then score, then interactions added, then user id) and number them from 1."""
+    frame = scored.sort_values(PLAN_ORDER[0], ascending=PLAN_ORDER[1], kind="stable")
+    frame = frame.assign(rank=np.arange(1, len(frame) + 1))
     return frame[PLAN_COLUMNS].reset_index(drop=True)
+
+
+def plan_refresh(
+    histories: pd.DataFrame,
+    profiles: pd.DataFrame,
+    student: pd.DataFrame | None = None,
+    earlier_histories: pd.DataFrame | None = None,
+    min_drift: float = 0.0,
+) -> pd.DataFrame:
+    """Rank the snapshot's users for regeneration, in memory (every candidate; apply a budget after).
+
+    Args:
+        histories: the current HISTORIES rows (user_id, history_hash, history_length, history_json).
+        profiles: each user's latest PROFILES row (user_id, history_hash, history_length, generator).
+        student: USER_STUDENT rows (user_id, profile_drift); None: no drift known.
+        earlier_histories: earlier HISTORIES rows (user_id, history_hash, last_interaction_at)
+            to count the interactions a profile has not seen.
+        min_drift: drift-only candidates need at least this drift.
+
+    Returns:
+        PLAN_COLUMNS rows, rank 1 first. Users without a history are not planned: the
+        profile job could not regenerate them.
+    """
+    joined = join_inputs(histories, profiles, student, earlier_histories)
+    return rank_plan(score_candidates(joined, min_drift))
 
 
 def budget_size(users: int, budget: int | None = None, fraction: float | None = None) -> int:
@@ -199,55 +243,26 @@ def build_refresh_plan(
     fraction: float | None = None,
     run_date: str | None = None,
     min_drift: float = 0.0,
+    spark=None,
 ) -> tuple[pd.DataFrame, dict]:
-    """Plan the refresh of the histories run `run_date` (default: the newest) from `data_dir`.
+    """Plan the refresh of the histories run `run_date` (default: the newest) from `data_dir`, in Spark.
 
-    Reads that histories run, the newest profiles and user_student runs at or before it,
-    and earlier histories runs (three columns) to count unseen interactions.
+    Joins that histories run with the newest profiles and user_student runs at or before it and
+    with earlier histories runs (three columns, to count unseen interactions); only the selected
+    users (at most the budget) reach the driver. `spark`: a session (default: get or create one,
+    local outside spark-submit).
 
     Returns:
         (the selected users, a summary with the runs read and counts per reason).
     """
-    histories_root = table_root(data_dir, "histories")
-    runs = list_runs(histories_root)
-    if not runs:
-        raise RunNotFound(f"{histories_root}: no histories runs (run build_histories first)")
-    run_date = run_date or runs[-1]
-    histories = read_run(
-        histories_root, run_date, ["user_id", "history_hash", "history_length", "history_json", "last_interaction_at"]
-    )
-    sources = {"histories": run_date}
-    frames = {}
-    for table, columns in (
-        ("profiles", ["user_id", "history_hash", "history_length", "generator"]),
-        ("user_student", ["user_id", "profile_drift"]),
-    ):
-        found = newest_run_before(table_root(data_dir, table), run_date)
-        sources[table] = found
-        frames[table] = (
-            read_run(table_root(data_dir, table), found, columns) if found else pd.DataFrame(columns=columns)
-        )
-    earlier_runs = [r for r in runs if r < run_date]
-    earlier = (
-        pd.concat(
-            [read_run(histories_root, r, ["user_id", "history_hash", "last_interaction_at"]) for r in earlier_runs],
-            ignore_index=True,
-        )
-        if earlier_runs
-        else None
-    )
-    plan = plan_refresh(histories, frames["profiles"], frames["user_student"], earlier, min_drift)
-    size = budget_size(len(histories), budget, fraction)
-    selected = select_budget(plan, size)
-    summary = {
-        "runs": sources,
-        "users_with_history": int(histories["user_id"].nunique()),
-        "budget": size,
-        "candidates": {t: int((plan["reason"] == t).sum()) for t in TIERS},
-        "selected": {t: int((selected["reason"] == t).sum()) for t in TIERS},
-        "selected_total": len(selected),
-    }
-    return selected, summary
+    from profile_features.spark.refresh_plan_job import refresh_plan
+
+    if spark is None:
+        from profile_features.config import SparkConfig
+        from profile_features.spark.session import build_spark
+
+        spark = build_spark(SparkConfig(app_name="profile-features refresh-plan"))
+    return refresh_plan(spark, data_dir, budget, fraction, run_date, min_drift)
 
 
 def write_plan(plan: pd.DataFrame, path: str | Path) -> str:
