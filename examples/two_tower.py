@@ -88,7 +88,7 @@ def main(argv=None) -> pd.DataFrame:
         epochs=args.epochs,
         valid_users=split.valid_users,
         log=log,
-    )
+    ).test
     table = summary(results)
     print(
         f"\n=== two-tower retrieval on {args.dataset}: the whole catalogue ranked for each test user "

@@ -227,6 +227,12 @@ def test_evaluate_config_writes_a_report_whose_numbers_match_a_direct_computatio
     document = json.loads((config.report_dir / "report.json").read_text())
     assert document["recommendation"]["variant"] in column_sets()
     assert {c["check"] for c in document["checks"]} >= {"student vs most popular", "student vs plain SASRec"}
+    towers = document["two_tower_recommendation"]
+    assert [c["variant"] for c in towers["candidates"]] == ["with semantic inputs"]
+    assert towers["variant"] == ("with semantic inputs" if towers["helps"] else "without semantic inputs")
+    assert "## Which inputs to give the two-tower" in text
+    tower_checks = [c for c in document["checks"] if c["check"] == "recommended two-tower inputs vs ID only"]
+    assert bool(tower_checks) == towers["helps"] and all(c["metric"] == "recall@50" for c in tower_checks)
     verdicts = {(c["model"], c["variant"], c["slice"], c["metric"]): c for c in document["comparisons"]}
     summary = pd.read_csv(config.report_dir / "summary.csv")
     for (model, variant, slice_name, metric), c in verdicts.items():

@@ -148,7 +148,9 @@ def two_tower_run(tmp_path_factory, spark):
         "cutoffs": cutoffs,
         "end": end,
         "interactions": interactions,
-        "results": results,
+        "results": results.test,
+        "valid": results.valid,
+        "valid_users": valid_users,
         "cold": cold,
         "n_items": len(sample.items),
     }
@@ -186,6 +188,29 @@ def test_evaluate_two_tower_frame_and_the_semantic_inputs_beat_random(two_tower_
     assert value["with semantic inputs", "recall@10"] > 2 * random_recall
     # The hidden tastes are written into the profiles: the semantic inputs must add to ID embeddings.
     assert value["with semantic inputs", "ndcg@10"] > 1.2 * value["without semantic inputs", "ndcg@10"]
+
+
+@pytest.mark.slow
+@pytest.mark.spark
+@pytest.mark.feast
+def test_validation_values_choose_the_semantic_inputs_on_data_where_they_help(two_tower_run):
+    """Per validation user and variant, the selection metric at the kept epoch; on this data (tastes written
+    into the profiles) the recommendation is the semantic inputs, and the check on test passes."""
+    from profile_features.evaluation.report import acceptance_checks
+    from profile_features.evaluation.selection import recommend
+
+    valid = two_tower_run["valid"]
+    assert list(valid.columns) == ["variant", "seed", "user_id", "value"]
+    assert set(valid.user_id) <= set(two_tower_run["valid_users"]) and valid.value.between(0, 1).all()
+    assert valid.groupby("variant").user_id.nunique().nunique() == 1  # both variants on the same users
+    choice = recommend(valid, {"without semantic inputs": 0, "with semantic inputs": 1}, "without semantic inputs")
+    means = valid.groupby("variant").value.mean()
+    assert means["with semantic inputs"] > means["without semantic inputs"]  # the known answer, on validation too
+    assert choice.variant == ("with semantic inputs" if choice.helps else "without semantic inputs")
+    assert [c.variant for c in choice.candidates] == ["with semantic inputs"]
+    checks = acceptance_checks(two_tower_run["results"], None, tower="with semantic inputs")
+    assert {c["slice"] for c in checks} == {"all", "cold"} and all(c["metric"] == "recall@50" for c in checks)
+    assert checks[0]["passed"] and checks[0]["difference"] > 0
 
 
 @pytest.mark.slow

@@ -112,23 +112,29 @@ def comparisons(results: pd.DataFrame, min_users: int = 30) -> list[dict]:
     return out
 
 
-def acceptance_checks(results: pd.DataFrame, recommended: str | None, min_users: int = 30) -> list[dict]:
-    """What must hold on any data, NDCG@10 per slice: the recommended LightGBM column set is not
-    worse than behaviour-only beyond the spread; the student is not worse than most-popular
-    beyond it, nor than plain SASRec."""
+def acceptance_checks(
+    results: pd.DataFrame, recommended: str | None, min_users: int = 30, tower: str | None = None
+) -> list[dict]:
+    """What must hold on any data, per slice: the recommended LightGBM column set is not worse than
+    behaviour-only beyond the spread (NDCG@10); the recommended two-tower inputs are not worse than
+    the ID-only towers (Recall@50, what they are chosen on); the student is not worse than
+    most-popular beyond it, nor than plain SASRec (NDCG@10)."""
     from profile_features.evaluation.student_quality import MOST_POPULAR, PLAIN, STUDENT
+    from profile_features.evaluation.two_tower import SELECT_METRIC, VARIANTS
 
+    tower_baseline = next(iter(VARIANTS))
     wanted = [
-        ("lightgbm", recommended, "none", "recommended column set vs behaviour only"),
-        ("student", STUDENT, MOST_POPULAR, "student vs most popular"),
-        ("student", STUDENT, PLAIN, "student vs plain SASRec"),
+        ("lightgbm", recommended, "none", "recommended column set vs behaviour only", "ndcg@10"),
+        ("two_tower", tower, tower_baseline, "recommended two-tower inputs vs ID only", SELECT_METRIC),
+        ("student", STUDENT, MOST_POPULAR, "student vs most popular", "ndcg@10"),
+        ("student", STUDENT, PLAIN, "student vs plain SASRec", "ndcg@10"),
     ]
     out = []
-    for model, variant, baseline, name in wanted:
+    for model, variant, baseline, name, metric in wanted:
         if variant is None or variant == baseline:
             continue
         for slice_name in dict.fromkeys(results[results.model == model].slice):
-            check = paired_lift(results, model, variant, baseline, slice_name)
+            check = paired_lift(results, model, variant, baseline, slice_name, metric)
             if check is not None:
                 judged = verdict(check, min_users)
                 out.append(judged | {"check": name, "passed": judged["verdict"] != "worse"})
@@ -223,6 +229,29 @@ def _guard(candidate: dict) -> str:
     return f"{candidate['guard_difference']:+.4f} ({_fmt(candidate['guard_standard_error'])})"
 
 
+def _tower_lines(recommendation: dict) -> list[str]:
+    """The two-tower's choice: semantic inputs or ID embeddings only, on validation Recall@50."""
+    from profile_features.evaluation.two_tower import SELECT_METRIC
+
+    lines = ["## Which inputs to give the two-tower", ""]
+    if recommendation["helps"]:
+        lines.append(f"**Give it `{recommendation['variant']}`.** {recommendation['reason']}.")
+    else:
+        lines.append(f"**Train the two-tower on ID embeddings only**: {recommendation['reason']}.")
+    lines += [
+        "",
+        f"| variant | validation {SELECT_METRIC} | paired difference | combined standard error "
+        "| new users: difference (SE) | beats ID only |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {c['variant']} | {c['mean']:.4f} | {c['difference']:+.4f} | {_fmt(c.get('noise', float('nan')))} | "
+        f"{_guard(c)} | {'yes' if c['helps'] else 'no'} |"
+        for c in recommendation["candidates"]
+    ]
+    return lines + [""]
+
+
 def _recommendation_lines(recommendation: dict, checks: list[dict]) -> list[str]:
     lines = ["## Which columns to serve (LightGBM)", ""]
     if recommendation["helps"]:
@@ -266,15 +295,16 @@ def _check_lines(checks: list[dict]) -> list[str]:
     if not checks:
         return []
     lines = [
-        "## Checks (NDCG@10; must never be worse beyond the seed spread)",
+        "## Checks (must never be worse beyond the seed spread)",
         "",
-        "| check | slice | users | lift | paired difference | seed spread | smallest visible lift | passed |",
-        "|---|---|---|---|---|---|---|---|",
+        "| check | metric | slice | users | lift | paired difference | seed spread | smallest visible lift | passed |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for c in checks:
         small = " (slice too small to show a lift at this spread)" if c["too_small"] else ""
         lines.append(
-            f"| {c['check']} | {c['slice']} | {c['users']} | {100 * c['lift']:+.1f}% | {c['difference']:+.4f} "
+            f"| {c['check']} | {c['metric']} | {c['slice']} | {c['users']} | {100 * c['lift']:+.1f}% | "
+            f"{c['difference']:+.4f} "
             f"| {_fmt(c['spread'])} | {_pct(c['detectable_lift'])} | "
             f"{'yes' if c['passed'] else '**NO**'}{small} |"
         )
@@ -310,6 +340,7 @@ def write_report(
     slices: dict[str, int] | None = None,
     details: dict | None = None,
     min_users: int = 30,
+    tower_recommendation: dict | None = None,
 ) -> Path:
     """Write report.md, report.json, ndcg.png, results.csv and summary.csv into `out_dir`; returns report.md.
 
@@ -322,6 +353,7 @@ def write_report(
         slices: slice name -> test users in it.
         details: more machine-readable facts for report.json (tuned settings, training summaries).
         min_users: a slice with fewer users is reported as too small to show a lift.
+        tower_recommendation: the same for the two-tower's inputs (`VARIANTS`), on validation Recall@50.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -331,7 +363,8 @@ def write_report(
     rankers = summary[summary.model != "student"]
     if not rankers.empty:
         _plot(rankers, out_dir / "ndcg.png")
-    checks = acceptance_checks(results, recommendation["variant"] if recommendation else None, min_users)
+    tower = tower_recommendation["variant"] if tower_recommendation else None
+    checks = acceptance_checks(results, recommendation["variant"] if recommendation else None, min_users, tower)
 
     lines = ["# profile-features evaluation report", ""]
     lines += [f"- **{key}**: {value}" for key, value in context.items()] + [""]
@@ -343,6 +376,8 @@ def write_report(
         ] + [""]
     if recommendation:
         lines += _recommendation_lines(recommendation, checks)
+    if tower_recommendation:
+        lines += _tower_lines(tower_recommendation)
     lines += _check_lines(checks)
     goals = goal_checks(results)
     if goals:
@@ -396,6 +431,7 @@ def write_report(
         "slices": slices or {},
         "min_slice_users": min_users,
         "recommendation": recommendation,
+        "two_tower_recommendation": tower_recommendation,
         "checks": checks,
         "all_checks_passed": all(c["passed"] for c in checks),
         "goals": goals,

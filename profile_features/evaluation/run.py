@@ -126,23 +126,24 @@ def _rankers(
         log=log,
     )
     frames = [gbdt.test]
+    valid = {"lightgbm": gbdt.valid}
     if config.two_tower:
         from profile_features.evaluation.two_tower import evaluate_two_tower
 
-        frames.append(
-            evaluate_two_tower(
-                repo,
-                interactions,
-                split.train_cutoff,
-                split.test_cutoff,
-                split.end,
-                seeds,
-                slices=slices,
-                epochs=config.two_tower_epochs,
-                valid_users=split.valid_users,
-                log=log,
-            )
+        towers = evaluate_two_tower(
+            repo,
+            interactions,
+            split.train_cutoff,
+            split.test_cutoff,
+            split.end,
+            seeds,
+            slices=slices,
+            epochs=config.two_tower_epochs,
+            valid_users=split.valid_users,
+            log=log,
         )
+        frames.append(towers.test)
+        valid["two_tower"] = towers.valid
     data_dir = Path(job.data_dir)
     student_slices = {name: users for name, users in slices.items() if name != "new"}  # students need a history
     if job.student.enabled:
@@ -160,21 +161,20 @@ def _rankers(
         frames.append(
             evaluate_student(data_dir, interactions, split.test_cutoff, split.end, checkpoints, student_slices)
         )
-    return pd.concat(frames, ignore_index=True), gbdt, {"lightgbm_params": gbdt.params}
+    return pd.concat(frames, ignore_index=True), valid, {"lightgbm_params": gbdt.params}
 
 
-def _recommendation(valid: pd.DataFrame, split, sets: dict[str, list[str]]):
-    """The column set to serve, chosen on the returning validation users (the population of the "all"
+def _recommendation(valid: pd.DataFrame, split, counts: dict[str, int], baseline: str = "none"):
+    """The variant to serve, chosen on the returning validation users (the population of the "all"
     test slice) with the new ones as the guard; on all validation users when none return."""
     from profile_features.evaluation.selection import recommend
 
     if valid.empty:
         return None
     returning = valid.user_id.isin(split.valid_slices.get("all", []))
-    counts = {name: len(columns) for name, columns in sets.items()}
     if not returning.any():
-        return recommend(valid, counts)
-    return recommend(valid[returning], counts, guard=valid[~returning])
+        return recommend(valid, counts, baseline)
+    return recommend(valid[returning], counts, baseline, guard=valid[~returning])
 
 
 def run_evaluation(config: EvaluationConfig, log: Callable[[str], None] | None = None) -> Path:
@@ -207,8 +207,14 @@ def run_evaluation(config: EvaluationConfig, log: Callable[[str], None] | None =
         f"{len(split.valid_slices['new'])} new; cold slice: {mode}"
     )
     full_slices = {name: users for name, users in split.slices.items() if mode == "natural" or name != "cold"}
-    results, gbdt, details = _rankers(config, repo, job, interactions, items, split, full_slices, log)
-    recommendation = _recommendation(gbdt.valid, split, column_sets())
+    results, valid, details = _rankers(config, repo, job, interactions, items, split, full_slices, log)
+    recommendation = _recommendation(valid["lightgbm"], split, {k: len(v) for k, v in column_sets().items()})
+    tower_recommendation = None
+    if "two_tower" in valid:
+        from profile_features.evaluation.two_tower import VARIANTS
+
+        baseline, semantic = VARIANTS  # a set with the semantic inputs has more columns
+        tower_recommendation = _recommendation(valid["two_tower"], split, {baseline: 0, semantic: 1}, baseline)
     cold_users = natural
     if mode == "truncated":
         counts = split.history_counts
@@ -287,6 +293,7 @@ def run_evaluation(config: EvaluationConfig, log: Callable[[str], None] | None =
         sizes,
         details,
         config.min_slice_users,
+        tower_recommendation.as_dict() if tower_recommendation else None,
     )
     log(f"report: {report}")
     return report

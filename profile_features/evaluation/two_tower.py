@@ -52,10 +52,21 @@ __all__ = [
     "score_items",
     "retrieval_metrics",
     "evaluate_two_tower",
+    "TwoTowerResults",
+    "SELECT_METRIC",
 ]
 
 SERVICE = "two_tower"
 VARIANTS = {"without semantic inputs": False, "with semantic inputs": True}  # name -> uses the dense inputs
+
+
+SELECT_METRIC = "recall@50"  # what early stopping and the choice of inputs look at: a retrieval stage's job
+
+
+@dataclass(frozen=True)
+class TwoTowerResults:
+    test: pd.DataFrame  # long format, as the other rankers (model, variant, seed, slice, metric, value, users)
+    valid: pd.DataFrame  # variant, seed, user_id, value: SELECT_METRIC per validation user at the kept epoch
 
 
 @dataclass(frozen=True)
@@ -435,7 +446,7 @@ def fit_two_tower(
             log(f"    epoch {epoch + 1}: loss {total / len(row_user):.4f}")
         if valid is not None:
             per_user = retrieval_metrics(score_items(model.eval(), valid.inputs, semantic), valid.seen, valid.targets)
-            score = float(per_user["recall@50"].mean()) if len(per_user) else 0.0
+            score = float(per_user[SELECT_METRIC].mean()) if len(per_user) else 0.0
             model.validation_recall.append(score)
             if score > best:
                 best, stale, model.best_epoch = score, 0, epoch + 1
@@ -512,7 +523,7 @@ def evaluate_two_tower(
     epochs: int = 50,
     valid_users: Collection[str] = (),
     log: Callable[[str], None] = print,
-) -> pd.DataFrame:
+) -> TwoTowerResults:
     """Train both variants per seed on the first snapshot, evaluate on the online features.
 
     With `valid_users` (training-window users held out), each variant stops at its best
@@ -526,8 +537,10 @@ def evaluate_two_tower(
     snapshot even if it had been materialized further before.
 
     Returns:
-        Long format: model ("two_tower"), variant, seed, slice, metric (ndcg@k, recall@k,
-        recall@50, hr@k, mrr), value (mean over the slice's users with a target), users.
+        test: long format: model ("two_tower"), variant, seed, slice, metric (ndcg@k, recall@k,
+        recall@50, hr@k, mrr), value (mean over the slice's users with a target), users;
+        valid: each validation user's SELECT_METRIC per variant and seed (empty without validation users),
+        for `selection.recommend`.
     """
     from feast import FeatureStore
 
@@ -547,11 +560,25 @@ def evaluate_two_tower(
         f"users, test {len(test.inputs.users)} users, {len(catalogue)} items"
     )
     config = TwoTowerConfig(epochs=epochs)
-    records = []
+    records, valid_rows = [], []
     for seed in seeds:
         for variant, semantic in VARIANTS.items():
             model = fit_two_tower(train, semantic, seed, config, valid=valid)
             per_user = retrieval_metrics(score_items(model, test.inputs, semantic), test.seen, test.targets, k)
             records += _records(per_user, test.inputs.users, variant, seed, slices)
             log(f"  two-tower seed {seed}, {variant}: " + ", ".join(f"{m} {v:.4f}" for m, v in per_user.mean().items()))
-    return pd.DataFrame(records)
+            if valid is not None:
+                scored = retrieval_metrics(score_items(model, valid.inputs, semantic), valid.seen, valid.targets, k)
+                valid_rows.append(
+                    pd.DataFrame(
+                        {
+                            "variant": variant,
+                            "seed": seed,
+                            "user_id": valid.inputs.users[scored.index],
+                            "value": scored[SELECT_METRIC].to_numpy(),
+                        }
+                    )
+                )
+    columns = ["variant", "seed", "user_id", "value"]
+    valid_frame = pd.concat(valid_rows, ignore_index=True) if valid_rows else pd.DataFrame(columns=columns)
+    return TwoTowerResults(pd.DataFrame(records), valid_frame)
