@@ -1,10 +1,8 @@
 """The distilled student in the pipeline: train on a snapshot, score every user.
 
-Training is single-node PyTorch on the driver that streams its users from Parquet:
-Spark writes one row per user (the items before the cutoff in time order, and the
-snapshot's profile vector) and the trainer reads it a chunk at a time, so the driver
-holds the model, the item index and one chunk, never every user. Scoring is a
-mapInPandas job that loads the checkpoint once per executor Python worker.
+Training is single-node PyTorch on the driver (the interactions before the cutoff
+and the snapshot's profile vectors); scoring is a mapInPandas job that loads the
+checkpoint once per executor Python worker.
 """
 
 from __future__ import annotations
@@ -16,33 +14,19 @@ from profile_features.config import JobConfig
 from profile_features.spark.common import ddl, run_date_for, threads_per_task, write_summary
 from profile_features.spark.io import read_table, write_atomic
 
-__all__ = ["checkpoint_dir", "training_users", "run_train_student", "run_score_student"]
+__all__ = ["checkpoint_dir", "run_train_student", "run_score_student"]
 
 
 def checkpoint_dir(config: JobConfig, run_date: str) -> str:
     return config.student.checkpoint or config.table_path(f"student/run_date={run_date}")
 
 
-def training_users(interactions, profiles):
-    """One row per user: `item_ids` before the cutoff, oldest -> newest (ties by item id), and the
-    profile vector when the user has one."""
-    from pyspark.sql import functions as F
-
-    histories = interactions.groupBy("user_id").agg(
-        F.sort_array(F.collect_list(F.struct("timestamp", "item_id"))).alias("events")
-    )
-    return histories.select("user_id", F.col("events.item_id").alias("item_ids")).join(
-        profiles.select("user_id", "profile_embedding"), "user_id", "left"
-    )
-
-
 def run_train_student(spark, config: JobConfig) -> dict:
     """Train the student on interactions before the snapshot's cutoff and its profiles."""
     from pyspark.sql import functions as F
 
-    from profile_features import storage
     from student.config import load_student_config
-    from student.train import train_from_parquet
+    from student.train import train_from_frames
 
     run_date = run_date_for(spark, config, "user_profile_embeddings")
     profiles = read_table(spark, config.table_path(f"user_profile_embeddings/run_date={run_date}"))
@@ -51,17 +35,13 @@ def run_train_student(spark, config: JobConfig) -> dict:
         read_table(spark, config.table_path("validated/interactions"))
         .where(F.col("timestamp") < F.lit(cutoff))  # the profiles saw nothing later either
         .select("user_id", "item_id", "timestamp")
+        .toPandas()
     )
-    users = config.table_path(f"_staging/student_training/run_date={run_date}")  # scratch, removed after
-    training_users(interactions, profiles).write.mode("overwrite").parquet(users)
-    # The item vocabulary is the catalogue the model embeds: it lives on the driver with the model.
-    item_ids = [row.item_id for row in interactions.select("item_id").distinct().collect()]
-    dims = profiles.select(F.size("profile_embedding").alias("d")).where("d > 0").first()
+    vectors = profiles.select("user_id", "profile_embedding").toPandas()
     student_config = load_student_config(config.student.config, list(config.student.overrides))
     out = config.table_path(f"student/run_date={run_date}")
     # Epochs picked on each user's held-out last item, best epoch restored: no fixed epoch count.
-    result = train_from_parquet(student_config, users, item_ids, dims.d if dims else 0, out, validate=True)
-    storage.delete(users)
+    result = train_from_frames(student_config, interactions, vectors, out, validate=True)
     return write_summary(
         config,
         "train_student",
@@ -69,7 +49,7 @@ def run_train_student(spark, config: JobConfig) -> dict:
             "job": "train_student",
             "run_date": run_date,
             "cutoff": str(cutoff),
-            "interactions": interactions.count(),
+            "interactions": len(interactions),
             **result,
         },
     )
