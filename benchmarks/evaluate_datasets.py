@@ -41,20 +41,23 @@ def prepare(name: str, root: Path, ml100k: Path = ML100K) -> Path:
 
 
 def condensed(report: dict, command: list[str], seconds: float) -> dict:
-    summary = [
-        {k: row[k] for k in ("model", "slice", "variant", "mean", "std", "seeds", "users", "lift")}
-        for row in report["summary"]
-        if row["metric"] == "ndcg@10"
-    ]
+    def rows(keep) -> list[dict]:
+        keys = ("model", "slice", "variant", "mean", "std", "seeds", "users", "lift")
+        return [{k: row[k] for k in keys} for row in report["summary"] if keep(row)]
+
+    summary = rows(lambda row: row["metric"] == "ndcg@10")
+    recall = rows(lambda row: row["model"] == "two_tower" and row["metric"] == "recall@50")
     return {
         "command": " ".join(command),
         "wall_seconds": round(seconds),
         "context": report["context"],
         "slices": report["slices"],
         "recommendation": report["recommendation"],
+        "two_tower_recommendation": report.get("two_tower_recommendation"),
         "checks": report["checks"],
         "all_checks_passed": report["all_checks_passed"],
         "ndcg@10": summary,
+        "two_tower_recall@50": recall,
         "lightgbm_params": report["details"].get("lightgbm_params"),
         "student_training": report["details"].get("student_training"),
     }
