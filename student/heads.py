@@ -8,7 +8,7 @@ from torch import nn
 
 from student.config import DistillConfig
 
-__all__ = ["NextItemHead", "ProfileTargetTransform", "DistillHead"]
+__all__ = ["NextItemHead", "ProfileMoments", "ProfileTargetTransform", "DistillHead", "readout_moments"]
 
 
 class NextItemHead(nn.Module):
@@ -46,6 +46,29 @@ class NextItemHead(nn.Module):
         return self.scale * (states @ self.item_matrix().T) + self.bias
 
 
+class ProfileMoments:
+    """Count, mean and scatter matrix (sum of outer products of deviations) of profile rows, merged
+    chunk by chunk (Chan et al.'s pairwise update), so a transform fits without holding every profile."""
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+        self.n = 0
+        self.mean = np.zeros(dim)
+        self.scatter = np.zeros((dim, dim))
+
+    def add(self, rows: np.ndarray) -> "ProfileMoments":
+        x = np.asarray(rows, dtype=np.float64).reshape(-1, self.dim)
+        if not len(x):
+            return self
+        n_b, mean_b = len(x), x.mean(0)
+        centred = x - mean_b
+        delta, n = mean_b - self.mean, self.n + n_b
+        self.scatter += centred.T @ centred + np.outer(delta, delta) * (self.n * n_b / n)
+        self.mean = self.mean + delta * (n_b / n)
+        self.n = n
+        return self
+
+
 class ProfileTargetTransform(nn.Module):
     """Affine map of raw profile embeddings into the distillation target space, and back.
 
@@ -71,15 +94,18 @@ class ProfileTargetTransform(nn.Module):
 
     def fit(self, profiles: np.ndarray) -> "ProfileTargetTransform":
         """Fit on raw profiles [U, P] of training users (never on evaluation data)."""
-        x = np.asarray(profiles, dtype=np.float64)
-        p = x.shape[1]
-        mean = x.mean(0) if self.kind != "none" else np.zeros(p)
+        return self.fit_moments(ProfileMoments(np.asarray(profiles).shape[1]).add(profiles))
+
+    def fit_moments(self, moments: "ProfileMoments") -> "ProfileTargetTransform":
+        """Fit from the moments of the training users' raw profiles (accumulated chunk by chunk)."""
+        p = moments.dim
+        mean = moments.mean if self.kind != "none" else np.zeros(p)
         proj, inv = np.eye(p), np.eye(p)
         if self.kind == "standardize":
-            std = x.std(0) + 1e-6
+            std = np.sqrt(np.diag(moments.scatter) / moments.n) + 1e-6
             proj, inv = np.diag(1 / std), np.diag(std)
         elif self.kind == "whiten":
-            cov = np.cov((x - mean).T) + 1e-6 * np.eye(p)
+            cov = moments.scatter / max(moments.n - 1, 1) + 1e-6 * np.eye(p)
             vals, vecs = np.linalg.eigh(cov)
             order = np.argsort(vals)[::-1][: self.target_dim]
             vals, vecs = vals[order], vecs[:, order]
@@ -139,10 +165,20 @@ class DistillHead(nn.Module):
             target: [U, K] their transformed profiles.
             ridge: L2 penalty (intercept not penalised).
         """
-        ones = torch.ones(len(pooled), 1, dtype=torch.float64, device=pooled.device)
-        x = torch.cat([pooled.double(), ones], 1)
-        reg = ridge * torch.eye(x.shape[1], dtype=torch.float64, device=pooled.device)
+        self.fit_readout_moments(*readout_moments(pooled, target), ridge)
+
+    @torch.no_grad()
+    def fit_readout_moments(self, xtx: torch.Tensor, xty: torch.Tensor, ridge: float) -> None:
+        """`fit_readout` from sums of `readout_moments` over chunks of users."""
+        reg = ridge * torch.eye(xtx.shape[0], dtype=torch.float64, device=xtx.device)
         reg[-1, -1] = 0.0
-        w = torch.linalg.solve(x.T @ x + reg, x.T @ target.double())  # [H+1, K]
+        w = torch.linalg.solve(xtx + reg, xty)  # [H+1, K]
         self.readout.weight.copy_(w[:-1].T.float())
         self.readout.bias.copy_(w[-1].float())
+
+
+def readout_moments(pooled: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(X^T X, X^T Y) in float64 of the ridge readout, X = [pooled, 1]: they add up over chunks."""
+    ones = torch.ones(len(pooled), 1, dtype=torch.float64, device=pooled.device)
+    x = torch.cat([pooled.double(), ones], 1)
+    return x.T @ x, x.T @ target.double()

@@ -27,9 +27,10 @@ import pandas as pd
 from student.checkpoint import DataStats, save_checkpoint
 from student.config import load_student_config
 from student.data import ItemIndex, user_sequences
+from student.sources import HeldOutLast, ParquetUsers, TrainingUsers
 from student.training import build_training_data, fit
 
-__all__ = ["read_table", "read_profiles", "train_from_frames", "main"]
+__all__ = ["read_table", "read_profiles", "train_from_frames", "train_from_parquet", "train_source", "main"]
 
 
 def read_table(path: str) -> pd.DataFrame:
@@ -55,7 +56,7 @@ def _profile_dict(frame: pd.DataFrame | None) -> dict[str, np.ndarray] | None:
 def train_from_frames(
     cfg, interactions: pd.DataFrame, profiles: pd.DataFrame | None, out: str | Path, validate: bool = False
 ) -> dict:
-    """Train on in-memory tables and write a checkpoint to `out` (the CLI and the pipeline call this).
+    """Train on in-memory tables and write a checkpoint to `out` (the CLI and the benchmarks call this).
 
     Args:
         cfg: a `StudentConfig`.
@@ -65,32 +66,42 @@ def train_from_frames(
             fewer train on everything they have).
 
     Returns:
+        see `train_source`.
+    """
+    item_index = ItemIndex.from_items(interactions["item_id"])
+    data = build_training_data(user_sequences(interactions), item_index, _profile_dict(profiles))
+    return train_source(cfg, data, out, validate)
+
+
+def train_from_parquet(
+    cfg, uri: str, item_ids, profile_dim: int, out: str | Path, validate: bool = False, batch_rows: int = 4096
+) -> dict:
+    """Train on a Parquet dataset of users (`user_id`, `item_ids` oldest -> newest, optional
+    `profile_embedding`) streamed `batch_rows` users at a time: driver memory is the model, the
+    item index and one chunk, however many users there are (the pipeline's Spark job calls this)."""
+    data = ParquetUsers(uri, ItemIndex.from_items(item_ids), profile_dim, batch_rows)
+    return train_source(cfg, data, out, validate)
+
+
+def train_source(cfg, data: TrainingUsers, out: str | Path, validate: bool = False) -> dict:
+    """Fit on `data` (optionally holding out each user's last item for epoch selection) and save.
+
+    Returns:
         checkpoint_id, out, best_epoch, best_valid, popularity_valid, ranks_by_popularity and the data sizes.
     """
-    sequences = user_sequences(interactions)
-    item_index = ItemIndex.from_items(interactions["item_id"])
-    profile_vectors = _profile_dict(profiles)
     valid = None
-    train_hist = sequences
     if validate:
-        held = sorted(u for u, s in sequences.items() if len(s) >= 3)
-        train_hist = {u: (s[:-1] if len(s) >= 3 else s) for u, s in sequences.items()}
-        valid = ([item_index.encode(train_hist[u]) for u in held], item_index.encode([sequences[u][-1] for u in held]))
-        if not held:
-            valid = None
-    data = build_training_data(train_hist, item_index, profile_vectors)
-    print(
-        f"users {len(data.users)} items {len(item_index)} interactions {len(interactions)} "
-        f"profiles {int(data.has_profile.sum())} config {cfg.name}",
-        file=sys.stderr,
-    )
+        data = HeldOutLast(data, cfg.train.max_valid_users, cfg.train.seed)
+        valid = data.validation()
     result = fit(cfg, data, valid, log=lambda s: print(s, file=sys.stderr, flush=True))
+    seen = result.data
+    held_out = len(valid[1]) if valid else 0
     stats = DataStats(
-        num_users=len(data.users),
-        num_items=len(item_index),
-        num_interactions=int(len(interactions)),
+        num_users=seen.users,
+        num_items=len(data.item_index),
+        num_interactions=seen.interactions + held_out,
         profile_dim=data.profile_dim,
-        users_with_profile=int(data.has_profile.sum()),
+        users_with_profile=seen.users_with_profile,
         extra={
             "best_epoch": result.best_epoch,
             "best_valid": result.best_valid,
@@ -98,7 +109,7 @@ def train_from_frames(
             "train_seconds": result.seconds,
         },
     )
-    ckpt_id = save_checkpoint(out, result.model, item_index, stats)
+    ckpt_id = save_checkpoint(out, result.model, data.item_index, stats)
     if result.ranks_by_popularity:
         print(
             f"WARNING: no epoch of {cfg.name} beat most-popular on validation (NDCG@10 "
@@ -107,14 +118,14 @@ def train_from_frames(
         )
     return {
         "checkpoint_id": ckpt_id,
-        "out": str(Path(out)),
+        "out": str(out),
         "best_epoch": result.best_epoch,
         "epochs_run": len(result.history),
         "best_valid": result.best_valid,
         "popularity_valid": result.popularity_valid,
         "ranks_by_popularity": result.ranks_by_popularity,
-        "users": len(data.users),
-        "users_with_profile": int(data.has_profile.sum()),
+        "users": seen.users,
+        "users_with_profile": seen.users_with_profile,
     }
 
 

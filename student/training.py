@@ -3,6 +3,10 @@
 One training example per user: the newest `max_len` + 1 training items give inputs
 (all but the last) and targets (all but the first). Distillation reads the pooled state of
 the same forward pass, so it costs one small head and one loss per batch.
+
+Training reads users chunk by chunk from a `TrainingUsers` source (sources.py): one pass
+for the statistics (item counts, profile moments), one per epoch, one to finalize. Memory
+is the model plus one chunk, whether the source is in memory or a Parquet dataset.
 """
 
 from __future__ import annotations
@@ -18,12 +22,16 @@ import torch
 from student.config import StudentConfig
 from student.data import ItemIndex, pad_left
 from student.evaluation import RankingMetrics, evaluate, metrics_from_ranks
+from student.heads import ProfileMoments, readout_moments
 from student.losses import LossWeighting, combine, distill_loss, next_item_loss
 from student.model import StudentModel
+from student.sources import TrainingUsers, UserChunk
 
 __all__ = [
     "TrainingData",
     "build_training_data",
+    "SourceStats",
+    "source_stats",
     "FitResult",
     "resolve_device",
     "item_counts",
@@ -55,6 +63,10 @@ class TrainingData:
     def profile_dim(self) -> int:
         return 0 if self.profiles is None else int(self.profiles.shape[1])
 
+    def chunks(self, rng: np.random.Generator | None = None):
+        """Everything as one chunk (a `TrainingUsers` source)."""
+        yield UserChunk(self.users, self.sequences, self.profiles, self.has_profile)
+
 
 def build_training_data(
     histories: dict[str, list[str]],
@@ -84,6 +96,36 @@ def build_training_data(
 
 
 @dataclass
+class SourceStats:
+    """One pass over a source: what training needs before its first epoch."""
+
+    counts: np.ndarray  # [N] training interactions per item index 1..N (position j is index j + 1)
+    users: int
+    interactions: int
+    trainable_users: int  # with 2+ items: they give next-item examples
+    profiles: ProfileMoments | None  # moments of the raw profiles present (None: no profile column)
+
+    @property
+    def users_with_profile(self) -> int:
+        return 0 if self.profiles is None else self.profiles.n
+
+
+def source_stats(data: TrainingUsers) -> SourceStats:
+    counts = np.zeros(len(data.item_index) + 1, dtype=np.float64)
+    users = interactions = trainable = 0
+    moments = ProfileMoments(data.profile_dim) if data.profile_dim else None
+    for chunk in data.chunks():
+        for seq in chunk.sequences:
+            np.add.at(counts, np.asarray(seq, dtype=np.int64), 1.0)
+            interactions += len(seq)
+            trainable += len(seq) >= 2
+        users += len(chunk.sequences)
+        if moments is not None and chunk.profiles is not None:
+            moments.add(chunk.profiles[chunk.has_profile])
+    return SourceStats(counts[1:], users, interactions, trainable, moments)
+
+
+@dataclass
 class FitResult:
     """Trained model plus what happened."""
 
@@ -95,6 +137,7 @@ class FitResult:
     # True when no epoch beat most-popular on validation and the head now ranks by popularity.
     ranks_by_popularity: bool = False
     seconds: float = 0.0
+    data: SourceStats | None = None  # the training users' statistics
 
 
 def resolve_device(name: str) -> torch.device:
@@ -103,12 +146,9 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def item_counts(data: TrainingData) -> np.ndarray:
+def item_counts(data: TrainingUsers) -> np.ndarray:
     """[N] training interactions per item index 1..N (position j is index j + 1)."""
-    counts = np.zeros(len(data.item_index) + 1, dtype=np.float64)
-    for seq in data.sequences:
-        np.add.at(counts, np.asarray(seq, dtype=np.int64), 1.0)
-    return counts[1:]
+    return source_stats(data).counts
 
 
 def popularity_metrics(counts: np.ndarray, targets: list[int]) -> dict[str, float]:
@@ -129,25 +169,36 @@ def _sample_valid(valid, limit: int, seed: int):
 
 
 @torch.no_grad()
-def finalize(model: StudentModel, data: TrainingData, batch_size: int = 256) -> None:
-    """Fit the profile readout (ridge) and the no-history fallbacks on training users."""
+def finalize(model: StudentModel, data: TrainingUsers, batch_size: int = 256) -> None:
+    """Fit the profile readout (ridge) and the no-history fallbacks on training users, one chunk at a time.
+
+    The profile fallback is the mean predicted profile; the readout and the inverse target transform
+    are affine, so that is the prediction for the mean pooled state (no second pass).
+    """
     model.eval()
-    rows = [i for i, s in enumerate(data.sequences) if s]
-    states, pooled = [], []
-    for start in range(0, len(rows), batch_size):
-        idx = rows[start : start + batch_size]
-        items = pad_left([data.sequences[i] for i in idx], model.cfg.body.max_len).to(model.device)
-        out = model.encode(items)
-        states.append(out["state"])
-        pooled.append(out["pooled"])
-    state, pool = torch.cat(states), torch.cat(pooled)
-    model.fallback_state.copy_(state.mean(0))
-    if model.distill_head is not None and data.profiles is not None:
-        sel = torch.as_tensor(data.has_profile[rows], device=model.device)
-        raw = torch.as_tensor(data.profiles[rows], device=model.device)[sel]
-        target = model.target_transform(raw)
-        model.distill_head.fit_readout(pool[sel], target, model.cfg.distill.readout_ridge)
-        model.fallback_profile.copy_(model.target_transform.inverse(model.distill_head.predict(pool)).mean(0))
+    readout = model.distill_head is not None and data.profile_dim > 0
+    n, state_sum, pooled_sum, xtx, xty = 0, 0.0, 0.0, 0.0, 0.0
+    for chunk in data.chunks():
+        rows = [i for i, s in enumerate(chunk.sequences) if s]
+        for start in range(0, len(rows), batch_size):
+            idx = rows[start : start + batch_size]
+            items = pad_left([chunk.sequences[i] for i in idx], model.cfg.body.max_len).to(model.device)
+            out = model.encode(items)
+            n += len(idx)
+            state_sum = state_sum + out["state"].double().sum(0)
+            pooled_sum = pooled_sum + out["pooled"].double().sum(0)
+            if readout and chunk.profiles is not None and chunk.has_profile[idx].any():
+                sel = torch.as_tensor(chunk.has_profile[idx], device=model.device)
+                raw = torch.as_tensor(chunk.profiles[idx], device=model.device)[sel]
+                a, b = readout_moments(out["pooled"][sel], model.target_transform(raw))
+                xtx, xty = xtx + a, xty + b
+    if not n:
+        return
+    model.fallback_state.copy_((state_sum / n).float())
+    if readout and isinstance(xtx, torch.Tensor):
+        model.distill_head.fit_readout_moments(xtx, xty, model.cfg.distill.readout_ridge)
+        mean_pooled = (pooled_sum / n).float().unsqueeze(0)
+        model.fallback_profile.copy_(model.target_transform.inverse(model.distill_head.predict(mean_pooled))[0])
 
 
 def _copy_state(model: StudentModel) -> dict[str, torch.Tensor]:
@@ -166,9 +217,21 @@ def _length_bucketed_batches(rows: np.ndarray, lengths: np.ndarray, batch_size: 
         yield batches[b]
 
 
+def _batches(data: TrainingUsers, batch_size: int, max_len: int, rng: np.random.Generator):
+    """(chunk, row indices) of one epoch: chunks in the source's order for `rng`, length-bucketed
+    batches of the users with 2+ items within each chunk."""
+    for chunk in data.chunks(rng):
+        rows = np.array([i for i, s in enumerate(chunk.sequences) if len(s) >= 2], dtype=np.int64)
+        if not len(rows):
+            continue
+        lengths = np.array([min(len(chunk.sequences[i]) - 1, max_len) for i in rows])
+        for idx in _length_bucketed_batches(rows, lengths, batch_size, rng):
+            yield chunk, idx
+
+
 def fit(
     cfg: StudentConfig,
-    data: TrainingData,
+    data: TrainingUsers,
     valid: tuple[list[list[int]], list[int]] | None = None,
     log: Callable[[str], None] | None = print,
 ) -> FitResult:
@@ -190,19 +253,21 @@ def fit(
     rng = np.random.default_rng(tc.seed)
     device = resolve_device(tc.device)
     model = StudentModel(len(data.item_index), data.profile_dim, cfg).to(device)
-    counts = item_counts(data)
-    use_distill = dc.enabled and data.profiles is not None and bool(data.has_profile.any())
-    if model.target_transform is not None and data.profiles is not None:
-        model.target_transform.fit(data.profiles[data.has_profile])
-    profiles = torch.as_tensor(data.profiles, device=device) if data.profiles is not None else None
-    has_profile = torch.as_tensor(data.has_profile, device=device)
+    stats = source_stats(data)
+    counts = stats.counts
+    if log is not None:
+        log(
+            f"[{cfg.name}] users {stats.users} items {len(data.item_index)} interactions {stats.interactions} "
+            f"profiles {stats.users_with_profile}"
+        )
+    use_distill = dc.enabled and stats.users_with_profile > 0
+    if model.target_transform is not None and stats.users_with_profile > 0:
+        model.target_transform.fit_moments(stats.profiles)
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, betas=(0.9, 0.98))
     weighting = LossWeighting()
     distill_epochs = math.ceil(dc.distill_fraction * tc.epochs) if use_distill else 0
-    rows = np.array([i for i, s in enumerate(data.sequences) if len(s) >= 2])
-    lengths = np.array([min(len(data.sequences[i]) - 1, cfg.body.max_len) for i in rows])
     max_len = cfg.body.max_len
-    result = FitResult(model=model)
+    result = FitResult(model=model, data=stats)
     best, best_state, stale = -1.0, None, 0
     if valid is not None:
         valid = _sample_valid(valid, tc.max_valid_users, tc.seed)
@@ -213,18 +278,19 @@ def fit(
         active = epoch <= distill_epochs
         sums = {"loss": 0.0, "rec": 0.0, "distil": 0.0, "beta": 0.0}
         batches = 0
-        for idx in _length_bucketed_batches(rows, lengths, tc.batch_size, rng):
-            seqs = [data.sequences[i][-(max_len + 1) :] for i in idx]
+        for chunk, idx in _batches(data, tc.batch_size, max_len, rng):
+            seqs = [chunk.sequences[i][-(max_len + 1) :] for i in idx]
             inp = pad_left([s[:-1] for s in seqs], max_len).to(device)
             tgt = pad_left([s[1:] for s in seqs], max_len).to(device)
             layers = model.layers(inp)
             mask = tgt != 0
             l_rec = next_item_loss(model.next_item_logits(layers[-1][mask]), tgt[mask])
             l_distil = None
-            if use_distill and active:
-                sel = has_profile[torch.as_tensor(idx, device=device)]
+            if use_distill and active and chunk.profiles is not None:
+                sel = torch.as_tensor(chunk.has_profile[idx], device=device)
                 if int(sel.sum()) > 1:
-                    target = model.target_transform(profiles[torch.as_tensor(idx, device=device)][sel])
+                    raw = torch.as_tensor(chunk.profiles[idx], device=device)[sel]
+                    target = model.target_transform(raw)
                     states, rows_of = model.pooling.for_distillation([x[sel] for x in layers], inp[sel])
                     pred, goal = model.distill_head.pair(states, target)
                     l_distil = distill_loss(pred, goal, dc.loss, dc.temperature, rows_of)

@@ -1,8 +1,10 @@
 """The distilled student in the pipeline: train on a snapshot, score every user.
 
-Training is single-node PyTorch on the driver (the interactions before the cutoff
-and the snapshot's profile vectors); scoring is a mapInPandas job that loads the
-checkpoint once per executor Python worker.
+Training is single-node PyTorch on the driver that streams its users from Parquet:
+Spark writes one row per user (the items before the cutoff in time order, and the
+snapshot's profile vector) and the trainer reads it a chunk at a time, so the driver
+holds the model, the item index and one chunk, never every user. Scoring is a
+mapInPandas job that loads the checkpoint once per executor Python worker.
 """
 
 from __future__ import annotations
@@ -14,19 +16,50 @@ from profile_features.config import JobConfig
 from profile_features.spark.common import ddl, run_date_for, threads_per_task, write_summary
 from profile_features.spark.io import read_table, write_atomic
 
-__all__ = ["checkpoint_dir", "run_train_student", "run_score_student"]
+__all__ = ["checkpoint_dir", "training_users", "write_training_users", "run_train_student", "run_score_student"]
 
 
 def checkpoint_dir(config: JobConfig, run_date: str) -> str:
     return config.student.checkpoint or config.table_path(f"student/run_date={run_date}")
 
 
+USERS_PER_FILE = 4096  # one training chunk; the file count grows with the users, each file stays this size
+
+
+def training_users(interactions, profiles):
+    """One row per user: `item_ids` before the cutoff, oldest -> newest (ties by item id), and the
+    profile vector when the user has one."""
+    from pyspark.sql import functions as F
+
+    histories = interactions.groupBy("user_id").agg(
+        F.sort_array(F.collect_list(F.struct("timestamp", "item_id"))).alias("events")
+    )
+    return histories.select("user_id", F.col("events.item_id").alias("item_ids")).join(
+        profiles.select("user_id", "profile_embedding"), "user_id", "left"
+    )
+
+
+def write_training_users(users, path: str) -> int:
+    """Write `users` as hash buckets of ~USERS_PER_FILE users, each sorted by user id; returns the user count.
+
+    The trainer's chunks are these files, so the layout is a function of the user ids alone: the same
+    data gives the same files, hence the same checkpoint, on local[2] and on a cluster of any width.
+    """
+    import math
+
+    count = users.count()
+    buckets = max(1, math.ceil(count / USERS_PER_FILE))
+    users.repartition(buckets, "user_id").sortWithinPartitions("user_id").write.mode("overwrite").parquet(path)
+    return count
+
+
 def run_train_student(spark, config: JobConfig) -> dict:
     """Train the student on interactions before the snapshot's cutoff and its profiles."""
     from pyspark.sql import functions as F
 
+    from profile_features import storage
     from student.config import load_student_config
-    from student.train import train_from_frames
+    from student.train import train_from_parquet
 
     run_date = run_date_for(spark, config, "user_profile_embeddings")
     profiles = read_table(spark, config.table_path(f"user_profile_embeddings/run_date={run_date}"))
@@ -35,13 +68,17 @@ def run_train_student(spark, config: JobConfig) -> dict:
         read_table(spark, config.table_path("validated/interactions"))
         .where(F.col("timestamp") < F.lit(cutoff))  # the profiles saw nothing later either
         .select("user_id", "item_id", "timestamp")
-        .toPandas()
     )
-    vectors = profiles.select("user_id", "profile_embedding").toPandas()
+    users = config.table_path(f"_staging/student_training/run_date={run_date}")  # scratch, removed after
+    write_training_users(training_users(interactions, profiles), users)
+    # The item vocabulary is the catalogue the model embeds: it lives on the driver with the model.
+    item_ids = [row.item_id for row in interactions.select("item_id").distinct().collect()]
+    dims = profiles.select(F.size("profile_embedding").alias("d")).where("d > 0").first()
     student_config = load_student_config(config.student.config, list(config.student.overrides))
     out = config.table_path(f"student/run_date={run_date}")
     # Epochs picked on each user's held-out last item, best epoch restored: no fixed epoch count.
-    result = train_from_frames(student_config, interactions, vectors, out, validate=True)
+    result = train_from_parquet(student_config, users, item_ids, dims.d if dims else 0, out, validate=True)
+    storage.delete(users)
     return write_summary(
         config,
         "train_student",
@@ -49,7 +86,7 @@ def run_train_student(spark, config: JobConfig) -> dict:
             "job": "train_student",
             "run_date": run_date,
             "cutoff": str(cutoff),
-            "interactions": len(interactions),
+            "interactions": interactions.count(),
             **result,
         },
     )
