@@ -240,3 +240,17 @@ def test_every_stage_on_the_cluster_equals_the_local_run(cluster, shipped, pipel
     ours, theirs = both("user_student")
     assert ours.student_checkpoint_id.tolist() == theirs.student_checkpoint_id.tolist()
     np.testing.assert_allclose(np.stack(ours.student_embedding), np.stack(theirs.student_embedding), atol=1e-5)
+
+    # The refresh plan joins and scores on the executors; the budget's users are the local run's.
+    plan = tmp_path / "plan.parquet"
+    run_date = f"{cutoff:%Y-%m-%d}"
+    _submit(
+        cluster, shipped, REPO_ROOT / "spark_jobs" / "refresh_plan.py",
+        "--config", str(tmp_path / "job.yaml"), "--budget", "7", "--run-date", run_date, "--out", str(plan),
+    )  # fmt: skip
+    from profile_features.freshness.refresh_plan import build_refresh_plan
+
+    expected, _ = build_refresh_plan(local.data_dir, budget=7, run_date=run_date)
+    planned = pd.read_parquet(plan)
+    assert len(planned) == 7 and planned.user_id.tolist() == expected.user_id.tolist()
+    assert planned.reason.tolist() == expected.reason.tolist()

@@ -1,11 +1,11 @@
 """The `drift-report` and `refresh-plan` subcommands of `profile-features` (argument
-parsing and printing only; the work is in `report` and `refresh_plan`)."""
+parsing and printing only; the work is in `report` and `refresh_plan`). Paths stay strings:
+`pathlib` would turn `s3a://bucket/x` into `s3a:/bucket/x`."""
 
 from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 __all__ = ["COMMANDS", "add_commands", "run_command"]
 
@@ -15,7 +15,7 @@ COMMANDS = ("drift-report", "refresh-plan")
 def add_commands(commands) -> None:
     """Register both subcommands on the `profile-features` subparsers."""
     drift = commands.add_parser("drift-report", help="distribution shift of the semantic columns between two runs")
-    drift.add_argument("--data-dir", required=True, type=Path, help="the jobs' data_dir")
+    drift.add_argument("--data-dir", required=True, help="the jobs' data_dir (path or URI)")
     drift.add_argument("--reference", help="run date to compare against (default: the run before --current)")
     drift.add_argument("--current", help="run date to check (default: the newest)")
     drift.add_argument(
@@ -24,8 +24,8 @@ def add_commands(commands) -> None:
         default="profile",
         help="user_semantic (profile, default) or item_semantic (item)",
     )
-    drift.add_argument("--out", type=Path, help="Markdown report (default: printed)")
-    drift.add_argument("--json", type=Path, help="JSON report")
+    drift.add_argument("--out", help="Markdown report (default: printed)")
+    drift.add_argument("--json", help="JSON report")
     drift.add_argument(
         "--threshold",
         action="append",
@@ -37,11 +37,11 @@ def add_commands(commands) -> None:
     drift.add_argument("--no-mean-cosine", action="store_true", help="skip reading the embedding vectors")
 
     plan = commands.add_parser("refresh-plan", help="users whose LLM profiles to regenerate first, within a budget")
-    plan.add_argument("--data-dir", required=True, type=Path, help="the jobs' data_dir")
+    plan.add_argument("--data-dir", required=True, help="the jobs' data_dir (path or URI)")
     size = plan.add_mutually_exclusive_group(required=True)
     size.add_argument("--budget", type=int, help="number of users to regenerate")
     size.add_argument("--budget-fraction", type=float, help="share of the snapshot's users to regenerate")
-    plan.add_argument("--out", required=True, type=Path, help="the list: .parquet, or .csv (for profile.only_users)")
+    plan.add_argument("--out", required=True, help="the list: .parquet, or .csv (for profile.only_users)")
     plan.add_argument("--run-date", help="histories run to plan for (default: the newest)")
     plan.add_argument("--min-drift", type=float, default=0.0, help="drift-only candidates need at least this drift")
 

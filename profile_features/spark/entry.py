@@ -9,10 +9,11 @@ from collections.abc import Callable, Sequence
 from profile_features.config import JobConfig, load_config
 from profile_features.spark.session import build_spark
 
-__all__ = ["parse_job_args", "run_job"]
+__all__ = ["job_parser", "parse_job_args", "run_job"]
 
 
-def parse_job_args(description: str, argv: Sequence[str] | None = None) -> JobConfig:
+def job_parser(description: str) -> argparse.ArgumentParser:
+    """`--config` and `--set`, the arguments every entry file takes; an entry may add its own."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="job YAML (profile_features.config.JobConfig)")
     parser.add_argument(
@@ -23,7 +24,11 @@ def parse_job_args(description: str, argv: Sequence[str] | None = None) -> JobCo
         metavar="KEY=VALUE",
         help="override a config value, e.g. --set history.cutoff=2026-05-01T00:00:00Z",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def parse_job_args(description: str, argv: Sequence[str] | None = None) -> JobConfig:
+    args = job_parser(description).parse_args(argv)
     return load_config(args.config, args.overrides)
 
 

@@ -106,11 +106,12 @@ def refresh_plan(
     if run_date not in runs:
         raise RunNotFound(f"{partition_path(histories_root, run_date)}: no such run (runs there: {runs})")
     joined, sources = _joined(spark, data_dir, run_date, runs)
-    users = joined.count()
+    joined = joined.persist()  # counted, then scored: the joins run once
     scored = joined.mapInPandas(
         lambda batches: (score_candidates(b, min_drift) for b in batches), schema=SCORED_DDL
     ).persist()
     try:
+        users = joined.count()
         counts = {r["reason"]: r["count"] for r in scored.groupBy("reason").count().collect()}
         size = budget_size(users, budget, fraction)
         columns, ascending = PLAN_ORDER
@@ -118,6 +119,7 @@ def refresh_plan(
         selected = scored.orderBy(*order).limit(size).toPandas() if size else pd.DataFrame(columns=SCORED_COLUMNS)
     finally:
         scored.unpersist()
+        joined.unpersist()
     selected = selected.sort_values(columns, ascending=ascending, kind="stable").reset_index(drop=True)
     selected["rank"] = range(1, len(selected) + 1)
     selected = selected[PLAN_COLUMNS]

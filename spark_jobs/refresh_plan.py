@@ -1,0 +1,42 @@
+"""Plan which users' LLM profiles to regenerate first, within a budget, on the cluster.
+
+    spark-submit spark_jobs/refresh_plan.py --config configs/job.yaml --budget 100000 \
+        --out s3a://bucket/pf/plans/2026-05-01.parquet
+
+Reads the newest `histories` run (or `--run-date`) under the config's data_dir with the
+profiles and student runs at or before it; the joins and scores run on the executors and
+only the selected users (at most the budget) reach the driver. Write the list as .parquet
+or .csv and pass it to the profile job as `profile.only_users`. Same as
+`profile-features refresh-plan`, under spark-submit's master and settings.
+"""
+
+import json
+import sys
+
+from profile_features.config import load_config
+from profile_features.freshness.refresh_plan import build_refresh_plan, write_plan
+from profile_features.spark.entry import job_parser
+from profile_features.spark.session import build_spark
+
+
+def main(argv=None):
+    parser = job_parser(__doc__)
+    size = parser.add_mutually_exclusive_group(required=True)
+    size.add_argument("--budget", type=int, help="number of users to regenerate")
+    size.add_argument("--budget-fraction", type=float, help="share of the snapshot's users to regenerate")
+    parser.add_argument("--out", required=True, help="the list: .parquet or .csv, a path or URI")
+    parser.add_argument("--run-date", help="histories run to plan for (default: the newest)")
+    parser.add_argument("--min-drift", type=float, default=0.0, help="drift-only candidates need at least this drift")
+    args = parser.parse_args(argv)
+    config = load_config(args.config, args.overrides)
+    spark = build_spark(config.spark)
+    selected, summary = build_refresh_plan(
+        config.data_dir, args.budget, args.budget_fraction, args.run_date, args.min_drift, spark=spark
+    )
+    summary["output"] = str(write_plan(selected, args.out))
+    print(json.dumps(summary, indent=2))
+    return summary
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
