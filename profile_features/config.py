@@ -22,6 +22,7 @@ from profile_features.strict_model import StrictModel
 __all__ = [
     "StrictModel",
     "TableInput",
+    "InputRules",
     "InputsConfig",
     "SampleConfig",
     "HistoryConfig",
@@ -41,6 +42,7 @@ class TableInput(StrictModel):
 
     path: str
     format: Literal["parquet", "csv"] | None = None
+    delimiter: str = Field(",", min_length=1, max_length=1)  # CSV only
 
     @property
     def resolved_format(self) -> str:
@@ -49,16 +51,41 @@ class TableInput(StrictModel):
         return "csv" if self.path.lower().rstrip("/").endswith(".csv") else "parquet"
 
 
-class InputsConfig(StrictModel):
-    """Where the raw interactions and the item catalogue come from.
+class InputRules(StrictModel):
+    """What a usable value is. A value outside these is rejected with its reason, never read as a
+    different value (an epoch in milliseconds is not the year 55,840).
 
-    Interactions need `user_id`, `item_id`, `timestamp` (epoch seconds or ISO-8601),
-    optionally `rating` and `event_type`. Items need `item_id` and `title`, optionally
-    `genres` ("|"-separated), `year` and `description`.
+    `timestamp_unit`: the unit of numeric timestamps. `auto` reads each value in the first unit of
+    s, ms, us, ns that puts it inside [timestamp_min, timestamp_max); each value has one reading while
+    timestamp_max's epoch is under 1000x timestamp_min's (with the default max: any min after 1970-02-17).
+    """
+
+    timestamp_unit: Literal["auto", "s", "ms", "us", "ns"] = "auto"
+    timestamp_min: datetime = datetime(1980, 1, 1, tzinfo=timezone.utc)
+    timestamp_max: datetime = datetime(2100, 1, 1, tzinfo=timezone.utc)
+    rating_min: float = 0.0
+    rating_max: float = 100.0
+    year_min: int = 1000
+    year_max: int = 2100
+
+    @field_validator("timestamp_min", "timestamp_max")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+class InputsConfig(StrictModel):
+    """Where the raw interactions and the item catalogue come from, and what counts as usable.
+
+    Interactions need `user_id`, `item_id`, `timestamp` (epoch seconds, ms, us or ns, or
+    ISO-8601), optionally `rating` and `event_type`. Items need `item_id` and `title`,
+    optionally `genres` ("|"-separated), `year` and `description`. CSV is RFC 4180 (quoted
+    fields may hold commas, newlines and doubled quotes); Parquet ids are strings or integers.
     """
 
     interactions: TableInput
     items: TableInput
+    rules: InputRules = InputRules()
 
 
 class SampleConfig(StrictModel):

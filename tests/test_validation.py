@@ -3,6 +3,7 @@ import json
 import pandas as pd
 import pytest
 
+from profile_features.config import InputRules
 from profile_features.validation import (
     InputSchemaError,
     classify_interactions,
@@ -85,7 +86,106 @@ def test_missing_column_names_file_and_column():
 
 
 def test_parse_timestamps_forms():
-    parsed = parse_timestamps(pd.Series(["0", "1970-01-01T00:00:01+00:00", "1970-01-01 00:00:02", "x", None]))
+    rules = InputRules(timestamp_min="1970-01-01T00:00:00Z")
+    parsed, reasons = parse_timestamps(
+        pd.Series(["0", "1970-01-01T00:00:01+00:00", "1970-01-01 00:00:02", "x", None]), rules
+    )
     assert parsed.iloc[:3].tolist() == [pd.Timestamp(s, unit="s", tz="UTC") for s in (0, 1, 2)]
     assert parsed.iloc[3:].isna().all()
+    assert reasons.tolist() == [None, None, None, "unparseable timestamp", "null timestamp"]
     assert str(parsed.dtype) == "datetime64[us, UTC]"
+
+
+MOMENT = pd.Timestamp("2023-11-14T22:15:00Z")
+IN_UNITS = {"s": "1700000100", "ms": "1700000100000", "us": "1700000100000000", "ns": "1700000100000000000"}
+
+
+def test_auto_reads_each_epoch_in_the_unit_that_puts_it_in_range():
+    parsed, reasons = parse_timestamps(pd.Series(list(IN_UNITS.values()) + ["1700000100.5"]))
+    assert reasons.isna().all()
+    assert parsed.tolist()[:4] == [MOMENT] * 4
+    assert parsed.iloc[4] == MOMENT + pd.Timedelta(milliseconds=500)
+
+
+def test_a_configured_unit_rejects_other_units_and_says_which_unit_they_look_like():
+    parsed, reasons = parse_timestamps(pd.Series(list(IN_UNITS.values())), InputRules(timestamp_unit="s"))
+    assert parsed.iloc[0] == MOMENT and parsed.iloc[1:].isna().all()
+    assert reasons.iloc[0] is None
+    for reason, unit in zip(reasons.iloc[1:], ("milliseconds", "microseconds", "nanoseconds")):
+        assert reason.startswith("timestamp out of range") and f"looks like {unit}" in reason
+
+
+@pytest.mark.parametrize(
+    "value, reason",
+    [
+        ("inf", "timestamp not finite"),
+        ("-inf", "timestamp not finite"),
+        ("1e400", "timestamp not finite"),
+        ("1e20", "timestamp out of range"),
+        ("-1700000100", "timestamp out of range"),
+        ("0", "timestamp out of range"),  # the usual stand-in for "unknown", not 1970
+        ("1850-01-01", "timestamp out of range"),
+        ("2150-01-01T00:00:00Z", "timestamp out of range"),
+        ("99999-01-01", "unparseable timestamp"),
+        ("nan", "unparseable timestamp"),
+        ("", "null timestamp"),
+    ],
+)
+def test_implausible_timestamps_are_rejected_with_a_reason_never_converted(value, reason):
+    parsed, reasons = parse_timestamps(pd.Series([value]))
+    assert reasons.tolist() == [reason] and parsed.isna().all()
+
+
+def test_a_value_gets_the_same_verdict_whatever_else_is_in_its_batch():
+    values = ["1700000100000", "inf", "1e20", "2023-01-01", "1700000100", "junk"]
+    alone = [parse_timestamps(pd.Series([v])) for v in values]
+    together = parse_timestamps(pd.Series(values))
+    assert [r.iloc[0] for _, r in alone] == together[1].tolist()
+    assert [t.iloc[0] for t, _ in alone] == together[0].tolist()
+
+
+def test_ratings_and_years_outside_their_stated_ranges_are_rejected():
+    batch = raw_interactions(
+        [["u1", "i1", "1700000000", r] for r in ("4.5", "inf", "1e300", "-99", "1e400", "NaN text", None)]
+    ).assign(timestamp=[str(1700000000 + i) for i in range(7)])
+    out = classify_interactions(batch, {"i1"})
+    assert out.reject_reason.tolist() == [
+        None,
+        "rating not finite",
+        "rating out of range [0, 100] (inputs.rules)",
+        "rating out of range [0, 100] (inputs.rules)",
+        "rating not finite",
+        "unparseable rating",
+        None,
+    ]
+    wider = classify_interactions(batch, {"i1"}, InputRules(rating_min=-100, rating_max=1e301))
+    assert wider.reject_reason.iloc[2:4].isna().all()
+
+    items = pd.DataFrame(
+        [["i1", "A", "1999"], ["i2", "B", "99999"], ["i3", "C", "-5"], ["i4", "D", "1999.5"], ["i5", "E", "inf"]],
+        columns=["item_id", "title", "year"],
+    )
+    checked = classify_items(items)
+    assert checked.reject_reason.tolist() == [
+        None,
+        "year out of range [1000, 2100] (inputs.rules)",
+        "year out of range [1000, 2100] (inputs.rules)",
+        "unparseable year",
+        "year not finite",
+    ]
+    assert checked.year.iloc[0] == 1999 and checked.year.iloc[1:].isna().all()
+
+
+def test_a_malformed_csv_row_is_rejected_with_its_raw_text():
+    batch = raw_interactions([["u1", "i1", "1700000000", "4"], ["u1", "i1", None, None]]).assign(
+        _malformed=[None, "u1,i1"]
+    )
+    out = classify_interactions(batch, {"i1"})
+    assert out.reject_reason.tolist() == [None, "malformed CSV row (field count differs from the header)"]
+    assert json.loads(out.record.iloc[1]) == {"raw": "u1,i1"}
+    assert "_malformed" not in json.loads(out.record.iloc[0])
+
+
+def test_a_header_with_another_separator_says_so():
+    with pytest.raises(InputSchemaError, match=r"';'-separated.*delimiter"):
+        require_columns(["user_id;item_id;timestamp"], ["user_id", "item_id", "timestamp"], "interactions", "e.csv")

@@ -14,7 +14,7 @@ import uuid
 import pyarrow as pa
 
 from profile_features.config import TableInput
-from profile_features.validation import SOURCE_FILE
+from profile_features.validation import MALFORMED, SOURCE_FILE, InputSchemaError
 
 __all__ = ["read_input", "write_atomic", "read_table", "spark_schema", "path_exists"]
 
@@ -37,21 +37,106 @@ def path_exists(spark, path: str) -> bool:
     return bool(fs.exists(hadoop_path))
 
 
+ID_COLUMNS = ("user_id", "item_id")
+
+
+def _csv(spark, path: str, delimiter: str = ","):
+    """RFC 4180 CSV, every column a string: quoted fields may span lines and escape quotes by
+    doubling them; a row whose field count differs from the header keeps its raw text in
+    `_malformed` (the classify functions reject it) instead of being shifted or padded."""
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    header = spark.read.option("header", True).option("sep", delimiter).csv(path).columns
+    if not header:
+        raise InputSchemaError(f"{path}: no header row (the file is empty)")
+    names = [c.strip() for c in header]
+    schema = StructType([StructField(c, StringType()) for c in names] + [StructField(MALFORMED, StringType())])
+    return (
+        spark.read.schema(schema)
+        .option("header", True)
+        .option("sep", delimiter)
+        .option("multiLine", True)
+        .option("quote", '"')
+        .option("escape", '"')
+        .option("mode", "PERMISSIVE")
+        .option("columnNameOfCorruptRecord", MALFORMED)
+        .csv(path)
+    )
+
+
+def _nanosecond_columns(path: str) -> set[str]:
+    """Names of the TIMESTAMP(NANOS) columns of the dataset's first file (its footer, via pyarrow)."""
+    import pyarrow.dataset as ds
+
+    from profile_features import storage
+
+    filesystem, local = storage.filesystem(path)
+    schema = ds.dataset(local, filesystem=filesystem, format="parquet").schema
+    return {f.name for f in schema if pa.types.is_timestamp(f.type) and f.type.unit == "ns"}
+
+
+def _read_parquet(spark, path: str):
+    """(the dataset, its nanosecond-timestamp columns). Spark cannot read TIMESTAMP(NANOS), which
+    pandas writes by default; those files are read with them as epoch-nanosecond longs instead."""
+    from pyspark.errors import AnalysisException
+
+    try:
+        frame = spark.read.parquet(path)
+        return frame, set()
+    except AnalysisException as err:
+        if "NANOS" not in str(err):
+            raise
+    try:
+        nanos = _nanosecond_columns(path)
+    except Exception as err:  # no pyarrow filesystem for this scheme on the driver
+        raise InputSchemaError(
+            f"{path}: has nanosecond timestamps, which Spark cannot read, and its schema could not be read "
+            f"({err}); write it with microsecond timestamps (pandas: to_parquet(..., coerce_timestamps='us'))"
+        ) from err
+    # Session-wide on purpose: the executors read with the session's settings when the query runs.
+    spark.conf.set("spark.sql.legacy.parquet.nanosAsLong", "true")
+    return spark.read.parquet(path), nanos
+
+
+def _parquet(spark, path: str):
+    """Parquet with ids as strings or integers (a double id would read as '1.0E7'), timestamps as
+    text with their offset (so the session time zone cannot shift them), everything else as text."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    frame, nanos = _read_parquet(spark, path)
+    columns = []
+    for field in frame.schema.fields:
+        name, kind, col = field.name.strip(), field.dataType, F.col(f"`{field.name}`")
+        if field.name in nanos:  # read as epoch nanoseconds (see _read_parquet)
+            col, kind = F.expr(f"timestamp_micros(`{field.name}` div 1000)"), T.TimestampType()  # integer division
+        if name in ID_COLUMNS and not (
+            isinstance(kind, (T.StringType, T.IntegralType)) or (isinstance(kind, T.DecimalType) and kind.scale == 0)
+        ):
+            raise InputSchemaError(
+                f"{path}: column {name!r} is {kind.simpleString()}; ids must be strings or integers "
+                f"(cast it to int64 or string: a floating id such as 1.0 would not match 1)"
+            )
+        if isinstance(kind, (T.TimestampType, T.TimestampNTZType)):
+            zone = "XXX" if isinstance(kind, T.TimestampType) else ""
+            col = F.date_format(col, f"yyyy-MM-dd'T'HH:mm:ss.SSSSSS{zone}")
+        columns.append(col.cast("string").alias(name))
+    return frame.select(columns)
+
+
 def read_input(spark, table: TableInput, name: str):
-    """Read a raw input table with every column as string, plus `_source_file`.
+    """Read a raw input table with every column as string, plus `_source_file` (and `_malformed`
+    for CSV).
 
     Raises:
         FileNotFoundError: naming the path, when nothing is there.
+        InputSchemaError: naming the path, for an empty CSV or an id column of another type.
     """
     from pyspark.sql import functions as F
 
     if not path_exists(spark, table.path):
         raise FileNotFoundError(f"{table.path}: {name} input not found")
-    if table.resolved_format == "csv":
-        frame = spark.read.option("header", True).option("inferSchema", False).csv(table.path)
-    else:
-        frame = spark.read.parquet(table.path)
-    frame = frame.select([F.col(f"`{c}`").cast("string").alias(c.strip()) for c in frame.columns])
+    frame = _csv(spark, table.path, table.delimiter) if table.resolved_format == "csv" else _parquet(spark, table.path)
     return frame.withColumn(SOURCE_FILE, F.input_file_name())
 
 

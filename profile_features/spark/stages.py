@@ -12,6 +12,8 @@ A snapshot is identified by its cutoff's date; re-running a snapshot replaces it
 
 from __future__ import annotations
 
+import sys
+
 import pandas as pd
 
 from profile_features import schemas
@@ -27,6 +29,7 @@ from profile_features.validation import (
     ITEM_OPTIONAL,
     ITEM_REQUIRED,
     KNOWN_ITEM,
+    InputDataError,
     classify_interactions,
     classify_items,
     require_columns,
@@ -60,17 +63,40 @@ def _split(classified, table: str, schema):
     return accepted, rejects, counts
 
 
+def input_warnings(tables: dict) -> list[str]:
+    """What a person should hear about the validation counts: empty tables, tables mostly or wholly
+    rejected (with the main reasons), and item ids that match no catalogue row."""
+    warnings = []
+    for name, table in tables.items():
+        read, rejected, reasons = table["read"], table["rejected"], table["rejected_by_reason"]
+        where = f"{name}: {table['source']}"
+        if not read:
+            warnings.append(f"{where} has no rows")
+            continue
+        if rejected * 2 <= read:
+            continue
+        top = ", ".join(f"{r} ({n})" for r, n in sorted(reasons.items(), key=lambda kv: -kv[1])[:3])
+        share = "every row" if not table["accepted"] else f"{rejected / read:.0%} of rows"
+        message = f"{where}: {share} rejected ({rejected} of {read}): {top}"
+        if max(reasons, key=reasons.get) == "unknown item_id":
+            message += "; do its item ids match the catalogue's (same form, e.g. '7' vs '7.0')?"
+        warnings.append(message)
+    return warnings
+
+
 def run_validate(spark, config: JobConfig) -> dict:
     """Validate the raw items and interactions; write accepted rows and rejects.
 
     Raises:
         InputSchemaError: when a required column is missing (names file and column).
+        InputDataError: when no row of a table is usable (after writing the rejects and the summary).
     """
     from pyspark.sql import functions as F
 
     if config.inputs is None:
         raise ValueError("config.inputs is not set: point inputs.interactions and inputs.items at your data")
-    summary: dict = {"job": "validate", "tables": {}}
+    rules = config.inputs.rules
+    summary: dict = {"job": "validate", "tables": {}, "rules": rules.model_dump(mode="json")}
     rejects_all = None
     for name, table_input, required, optional in (
         ("items", config.inputs.items, ITEM_REQUIRED, ITEM_OPTIONAL),
@@ -81,7 +107,7 @@ def run_validate(spark, config: JobConfig) -> dict:
         raw = _with_optional(raw, optional)
         if name == "items":
             classified = raw.groupBy("item_id").applyInPandas(
-                classify_items, schema=ddl(schemas.ITEMS, _CLASSIFIED_TAIL)
+                lambda batch: classify_items(batch, rules), schema=ddl(schemas.ITEMS, _CLASSIFIED_TAIL)
             )
             accepted, rejects, counts = _split(classified, name, schemas.ITEMS)
             write_atomic(accepted, config.table_path("validated/items"))
@@ -97,7 +123,8 @@ def run_validate(spark, config: JobConfig) -> dict:
                 flagged.drop("_catalogue_item_id")
                 .groupBy("user_id")
                 .applyInPandas(  # a one-argument function: Spark would pass (key, batch) to two
-                    lambda batch: classify_interactions(batch), schema=ddl(schemas.INTERACTIONS, _CLASSIFIED_TAIL)
+                    lambda batch: classify_interactions(batch, rules=rules),
+                    schema=ddl(schemas.INTERACTIONS, _CLASSIFIED_TAIL),
                 )
             )
             accepted, rejects, counts = _split(classified, name, schemas.INTERACTIONS)
@@ -115,7 +142,14 @@ def run_validate(spark, config: JobConfig) -> dict:
         if read != accepted_n + sum(counts.values()):  # would mean rows vanished
             raise RuntimeError(f"{name}: read {read} rows but accounted for {accepted_n + sum(counts.values())}")
     summary["rejects_path"] = write_atomic(rejects_all, config.table_path("rejects"))
-    return write_summary(config, "validate", summary)
+    summary["warnings"] = input_warnings(summary["tables"])
+    for warning in summary["warnings"]:
+        print(f"WARNING: {warning}", file=sys.stderr)
+    write_summary(config, "validate", summary)
+    unusable = [name for name, table in summary["tables"].items() if not table["accepted"]]
+    if unusable:  # every later stage would fail on an empty table, far from the cause
+        raise InputDataError("; ".join(w for w in summary["warnings"] if w.split(":", 1)[0] in unusable))
+    return summary
 
 
 def run_histories(spark, config: JobConfig) -> dict:
