@@ -13,6 +13,7 @@ Both paths return the same values (tested to 1e-5).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -21,16 +22,37 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["ItemMatrix", "SemanticScorer"]
+__all__ = ["ItemMatrix", "SemanticScorer", "vector_width"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class ItemMatrix:
-    """Normalised item vectors. vectors: (n_items, dim) float32; rows of missing items are 0."""
+    """Normalised item vectors. vectors: (n_items, dim) float32; rows of missing items are 0.
+
+    `malformed`: ids whose stored vector had another width or a non-finite value (scored NaN,
+    as a missing vector is; counted so a bad row is seen, not silently zero).
+    """
 
     version: str
     index: dict[str, int]
     vectors: np.ndarray
+    malformed: tuple[str, ...] = ()
+
+
+def _usable(vector, width: int) -> bool:
+    if vector is None or len(vector) != width:
+        return False
+    return bool(np.isfinite(np.asarray(vector, dtype=np.float64)).all())
+
+
+def vector_width(rows: Sequence, declared: int | None = None) -> int:
+    """The declared width, else the commonest length among non-empty rows (one bad row cannot set it)."""
+    if declared:
+        return int(declared)
+    lengths = pd.Series([len(v) for v in rows if v is not None and len(v) > 0], dtype="int64")
+    return int(lengths.mode().min()) if len(lengths) else 0
 
 
 def _normalise(matrix: np.ndarray) -> np.ndarray:
@@ -47,6 +69,10 @@ class SemanticScorer:
         user_vectors: user feature refs to read per request, each scored against the
             item vector; output column i is `similarity_names[i]`.
         item_vector: the item feature ref.
+        width: the vectors' width (the encoder's dimension). Default: the field's `vector_length`
+            when the view declares one, else the commonest width among the stored item vectors.
+            A vector of another width, or with a NaN or inf, scores NaN and is counted
+            (`items().malformed`, `malformed_user_vectors`) and logged.
     """
 
     def __init__(
@@ -60,6 +86,7 @@ class SemanticScorer:
         item_key: str = "item_id",
         check_every_s: float = 30.0,
         batch_size: int = 2000,
+        width: int | None = None,
     ):
         if len(user_vectors) != len(similarity_names):
             raise ValueError("user_vectors and similarity_names must have the same length")
@@ -71,6 +98,8 @@ class SemanticScorer:
         self.user_key, self.item_key = user_key, item_key
         self.check_every_s = check_every_s
         self.batch_size = batch_size
+        self.width = width
+        self.malformed_user_vectors = 0  # user vectors of the wrong width or non-finite, since start
         self._lock = threading.Lock()
         self._items: ItemMatrix | None = None
         self._checked_at = 0.0
@@ -92,14 +121,35 @@ class SemanticScorer:
                 features=[self.item_vector], entity_rows=[{self.item_key: i} for i in chunk]
             ).to_dict()[feature]
             rows.extend(values)
-        dim = next((len(v) for v in rows if v is not None and len(v) > 0), 0)
+        dim = vector_width(rows, self.width or self._declared_width())
         matrix = np.zeros((len(rows), dim), dtype=np.float32)
+        malformed = []
         for i, vector in enumerate(rows):
-            if vector is not None and len(vector) == dim:
+            if _usable(vector, dim):
                 matrix[i] = vector
+            elif vector is not None and len(vector) > 0:
+                malformed.append(self.item_ids[i])
+        if malformed:
+            log.warning(
+                "%s: %d item vector(s) are not %d finite floats and score NaN (first: %s)",
+                self.item_vector,
+                len(malformed),
+                dim,
+                malformed[:5],
+            )
         return ItemMatrix(
-            version=version, index={item: i for i, item in enumerate(self.item_ids)}, vectors=_normalise(matrix)
+            version=version,
+            index={item: i for i, item in enumerate(self.item_ids)},
+            vectors=_normalise(matrix),
+            malformed=tuple(malformed),
         )
+
+    def _declared_width(self) -> int | None:
+        """`vector_length` of the item vector's field in the feature view, when the view sets one."""
+        view_name, feature = self.item_vector.split(":")
+        view = self.store.get_feature_view(view_name, allow_registry_cache=True)
+        field = next((f for f in view.schema if f.name == feature), None)
+        return getattr(field, "vector_length", 0) or None
 
     def items(self) -> ItemMatrix:
         """The in-memory item matrix, reloaded if the item view was re-materialized."""
@@ -124,19 +174,24 @@ class SemanticScorer:
             user's or the item's vector is missing (as the on-demand view gives).
         """
         items = self.items()
+        out = pd.DataFrame({self.item_key: pd.Series(list(candidates), dtype=object)})
+        if not len(candidates):
+            return out.assign(**{name: pd.Series(dtype="float64") for name in self.similarity_names})
         user = self.store.get_online_features(
             features=self.user_vectors, entity_rows=[{self.user_key: user_id}]
         ).to_dict()
-        rows = np.array([items.index.get(c, -1) for c in candidates])
+        rows = np.array([items.index.get(c, -1) for c in candidates], dtype=np.int64)
         known = rows >= 0
         candidate_vectors = np.zeros((len(candidates), items.vectors.shape[1]), dtype=np.float32)
         candidate_vectors[known] = items.vectors[rows[known]]
         item_present = known & (np.abs(candidate_vectors).sum(axis=1) > 0)
-        out = pd.DataFrame({self.item_key: list(candidates)})
         for ref, name in zip(self.user_vectors, self.similarity_names):
             vector = user[ref.split(":")[1]][0]
             scores = np.full(len(candidates), np.nan)
-            if vector is not None and len(vector) == items.vectors.shape[1]:
+            if vector is not None and len(vector) > 0 and not _usable(vector, items.vectors.shape[1]):
+                self.malformed_user_vectors += 1
+                log.warning("%s of user %s is not %d finite floats: scored NaN", ref, user_id, items.vectors.shape[1])
+            elif vector is not None and len(vector) > 0:
                 u = np.asarray(vector, dtype=np.float32)
                 norm = np.linalg.norm(u)
                 if norm > 0:
@@ -146,6 +201,9 @@ class SemanticScorer:
 
     def ranking_features(self, user_id: str, candidates: Sequence[str], scalar_features: Sequence[str]) -> pd.DataFrame:
         """Scalar features from Feast for (user, candidate) rows plus the similarities."""
+        if not len(candidates):
+            names = [f.split(":")[-1] for f in scalar_features] + self.similarity_names
+            return pd.DataFrame({self.user_key: [], self.item_key: [], **{n: [] for n in names}})
         frame = self.store.get_online_features(
             features=list(scalar_features),
             entity_rows=[{self.user_key: user_id, self.item_key: c} for c in candidates],

@@ -80,3 +80,45 @@ def test_item_matrix_reloads_after_rematerialization(store, materialized, small_
     second = scorer.items()
     assert second is not first and second.version != first.version
     np.testing.assert_allclose(second.vectors, first.vectors, atol=1e-7)
+
+
+def _write_item_vectors(store, vectors: dict[str, list[float]]) -> None:
+    """Rows for item ids of this test only, written into the real online store."""
+    now = pd.Timestamp.now(tz="UTC")
+    frame = pd.DataFrame(
+        {
+            "item_id": list(vectors),
+            "item_text_embedding": list(vectors.values()),
+            "item_text": "x",
+            "text_hash": "h",
+            "encoder": "e",
+            "event_timestamp": now,
+        }
+    )
+    store.write_to_online_store("item_text", frame)
+
+
+def test_one_malformed_item_vector_scores_nan_and_is_counted_not_every_item(store, small_sample):
+    catalogue = small_sample.items.item_id.tolist()
+    width = len(
+        store.get_online_features(["item_text:item_text_embedding"], [{"item_id": catalogue[0]}]).to_dict()[
+            "item_text_embedding"
+        ][0]
+    )
+    _write_item_vectors(store, {"bad-short": [1.0, 2.0, 3.0], "bad-nan": [float("nan")] * width})
+    scorer = SemanticScorer(store, ["bad-short", "bad-nan"] + catalogue[:20])  # the malformed rows come first
+    user_id = small_sample.user_tastes.user_id.iloc[2]
+    scores = scorer.score(user_id, ["bad-short", "bad-nan"] + catalogue[:20]).profile_item_similarity
+    assert scores.iloc[:2].isna().all() and scores.iloc[2:].notna().all()
+    assert scorer.items().vectors.shape[1] == width and set(scorer.items().malformed) == {"bad-short", "bad-nan"}
+    reference = SemanticScorer(store, catalogue[:20]).score(user_id, catalogue[:20]).profile_item_similarity
+    np.testing.assert_allclose(scores.iloc[2:].to_numpy(), reference.to_numpy(), atol=1e-6)
+
+
+def test_an_empty_candidate_list_gives_an_empty_result(store, small_sample):
+    scorer = SemanticScorer(store, small_sample.items.item_id.tolist())
+    user_id = small_sample.user_tastes.user_id.iloc[2]
+    empty = scorer.score(user_id, [])
+    assert len(empty) == 0 and list(empty.columns) == ["item_id", "profile_item_similarity"]
+    features = scorer.ranking_features(user_id, [], ["item_stats:item_interaction_count"])
+    assert len(features) == 0 and "profile_item_similarity" in features.columns
