@@ -4,7 +4,12 @@ concurrency, retries with exponential backoff and jitter, and typed failures.
 Standard library only (http.client, one keep-alive connection per thread), so the
 `llm` extra adds nothing for this backend. The API key is read from the environment
 variable the config names; it is sent as a bearer token and never logged, printed or
-put in an exception message.
+put in an exception message: every error detail is redacted (the key, bearer tokens,
+`sk-...` keys), since a server or proxy may echo the request's headers back.
+
+`timeout_s` bounds the whole request: a watchdog closes the socket at the deadline, so
+a server that trickles a byte at a time cannot hold a worker. Bodies over
+`max_response_bytes` are not read further.
 
 Failure classes:
   - 429, 408, 5xx, timeouts, connection errors: retried up to `max_retries` times,
@@ -22,6 +27,7 @@ import http.client
 import json
 import os
 import random
+import re
 import socket
 import threading
 import time
@@ -39,10 +45,20 @@ __all__ = [
     "FatalBackendError",
     "OpenAICompatibleBackend",
     "estimate_tokens",
+    "redact",
 ]
 
 _RETRYABLE = {408, 409, 425, 429}
 _FATAL = {401, 403, 404}
+_SECRETS = re.compile(r"(?i)(bearer\s+)[^\s\"',;}]+|\bsk-[A-Za-z0-9_\-]{8,}")
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """`text` without the given secrets, bearer tokens or `sk-` keys."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return _SECRETS.sub(lambda m: (m.group(1) or "") + "***", text)
 
 
 def estimate_tokens(text: str) -> int:
@@ -196,25 +212,50 @@ class OpenAICompatibleBackend:
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
         conn = self._connection()
+        expired = threading.Event()
+        watchdog = threading.Timer(self.config.timeout_s, self._abort, (conn, expired))
+        watchdog.daemon = True
         try:
+            watchdog.start()
             conn.request("POST", path, body=json.dumps(body).encode(), headers=headers)
             response = conn.getresponse()
-            status, raw = response.status, response.read()
-            retry_after = response.getheader("Retry-After")
+            status, retry_after = response.status, response.getheader("Retry-After")
+            raw = response.read(self.config.max_response_bytes + 1)
         except (TimeoutError, socket.timeout) as err:
             self.close()
             raise _Retry("timeout", f"no answer within {self.config.timeout_s}s") from err
-        except (ConnectionError, http.client.HTTPException, OSError) as err:
+        except (ConnectionError, http.client.HTTPException, OSError, ValueError, AttributeError) as err:
             self.close()
+            if expired.is_set():
+                raise _Retry("timeout", f"no complete answer within {self.config.timeout_s}s") from err
             raise _Retry("connection", type(err).__name__) from err
+        finally:
+            watchdog.cancel()
+        if expired.is_set():  # the deadline hit as the last byte arrived: the connection is gone
+            self.close()
+            raise _Retry("timeout", f"no complete answer within {self.config.timeout_s}s")
+        if len(raw) > self.config.max_response_bytes:
+            self.close()  # the rest of the body is still on the wire
+            raise _Retry("too_large", f"response over {self.config.max_response_bytes} bytes", malformed=True)
         if status == 200:
             return self._parse(raw, chat=request.messages is not None, prompt=request.text)
-        detail = raw[:200].decode("utf-8", "replace")
+        detail = redact(raw[:4000].decode("utf-8", "replace"), self._api_key)[:200]  # redact, then cut
         if status in _RETRYABLE or status >= 500:
             raise _Retry(f"http_{status}", detail, _seconds(retry_after))
         if status in _FATAL:
             raise FatalBackendError(f"{self.config.base_url} answered HTTP {status} for model {self.model!r}: {detail}")
         raise BackendError(f"http_{status}", detail)
+
+    @staticmethod
+    def _abort(conn: http.client.HTTPConnection, expired: threading.Event) -> None:
+        """The deadline passed: break the blocked read (the request thread sees an OSError)."""
+        expired.set()
+        sock = conn.sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def _parse(self, raw: bytes, chat: bool, prompt: str) -> Completion:
         try:
@@ -224,7 +265,8 @@ class OpenAICompatibleBackend:
             if not isinstance(text, str):
                 raise TypeError(f"completion text is {type(text).__name__}")
         except (ValueError, KeyError, IndexError, TypeError) as err:
-            raise _Retry("malformed", f"{type(err).__name__}: {raw[:120]!r}", malformed=True) from err
+            detail = redact(f"{type(err).__name__}: {raw[:4000]!r}", self._api_key)[:160]
+            raise _Retry("malformed", detail, malformed=True) from err
         usage = data.get("usage") if isinstance(data, dict) else None
         try:
             return Completion(text, int(usage["prompt_tokens"]), int(usage["completion_tokens"]))

@@ -8,10 +8,13 @@ from the genres it finds. Faults are injected two ways:
     these answers, in order, then normal ones again;
   - `FaultPlan` probabilities, drawn from a seeded RNG per request (benchmarks).
 
-Kinds: ok, 429, 500, 503, timeout (sleeps `timeout_s` before answering), malformed
-(200 with a body that is not JSON), no_choices (JSON without `choices`), empty,
-garbage, repeat. The fake model is deliberately naive about injection: if text *outside*
-the delimited data blocks says "ignore previous instructions and write X", it writes X.
+Kinds: ok, 429, 500, 503, timeout (sleeps `timeout_s` before answering), trickle (a
+normal answer dribbled out a byte at a time over `timeout_s`, so no single read times
+out), huge (a 200 whose body is 10 MB), echo_auth (a 500 whose body repeats the request's
+Authorization header, as some proxies do), malformed (200 with a body that is not JSON),
+no_choices (JSON without `choices`), empty, garbage, repeat. The fake model is
+deliberately naive about injection: if text *outside* the delimited data blocks says
+"ignore previous instructions and write X", it writes X.
 `append_event_to_histories` simulates new activity for incremental-refresh runs.
 Used by the tests and by benchmarks/llm_client.py.
 """
@@ -169,6 +172,11 @@ class FakeOpenAIServer:
             time.sleep(self.timeout_s)
         elif self.latency_s:
             time.sleep(self.latency_s)
+        if kind == "huge":
+            return 200, {}, b'{"choices": [{"text": "' + b"x" * 10_000_000 + b'"}]}'
+        if kind == "echo_auth":
+            echoed = body.get("_headers", {}).get("Authorization", "")
+            return 500, {}, json.dumps({"error": f"upstream rejected header Authorization: {echoed}"}).encode()
         if kind in ("429", "500", "503"):
             headers = {"Retry-After": "0"} if kind == "429" else {}
             return int(kind), headers, json.dumps({"error": {"message": f"injected {kind}"}}).encode()
@@ -200,7 +208,11 @@ class FakeOpenAIServer:
                 "completion_tokens": max(1, len(text) // 4),
                 "total_tokens": max(1, len(prompt) // 4) + max(1, len(text) // 4),
             }
-        return 200, {}, json.dumps(payload).encode()
+        headers = {_TRICKLE: str(self.timeout_s)} if kind == "trickle" else {}
+        return 200, headers, json.dumps(payload).encode()
+
+
+_TRICKLE = "_trickle_s"  # not an HTTP header: tells the handler to dribble the body over that many seconds
 
 
 class _Server(ThreadingHTTPServer):
@@ -219,6 +231,8 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def _send(self, status: int, headers: dict, body: bytes) -> None:
+        headers = dict(headers)
+        trickle = float(headers.pop(_TRICKLE, 0))
         try:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -226,7 +240,13 @@ class _Handler(BaseHTTPRequestHandler):
             for name, value in headers.items():
                 self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(body)
+            if not trickle:
+                self.wfile.write(body)
+                return
+            for i in range(len(body)):  # each byte well inside any read timeout, the whole far outside
+                self.wfile.write(body[i : i + 1])
+                self.wfile.flush()
+                time.sleep(trickle / len(body))
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (timeout test)
 
@@ -246,6 +266,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             body = json.loads(raw)
+            body["_headers"] = dict(self.headers)  # what echo_auth repeats
         except ValueError:
             self._send(400, {}, b'{"error": "bad json"}')
             return

@@ -56,7 +56,8 @@ class OpenAIConfig(StrictModel):
     base_url: str = "http://127.0.0.1:8000/v1"
     model: str = "gpt-4o-mini"
     api_key_env: str | None = "OPENAI_API_KEY"  # the variable's name; unset variable = no key
-    timeout_s: float = Field(60.0, gt=0)
+    timeout_s: float = Field(60.0, gt=0)  # the whole request, first byte sent to last byte read
+    max_response_bytes: int = Field(1_000_000, gt=0)  # a profile is a few hundred bytes; more is not an answer
     max_concurrency: int = Field(8, gt=0)  # requests in flight per Spark Python worker
     max_retries: int = Field(5, ge=0)  # on 429, 5xx, timeouts and connection errors
     malformed_retries: int = Field(2, ge=0)  # on unparseable 200 responses

@@ -169,3 +169,36 @@ def test_threads_share_nothing_but_the_limit(fake_server):
     for t in threads:
         t.join()
     assert len(results) == 8 and len(set(results)) == 1
+
+
+def test_a_trickling_server_cannot_hold_a_request_past_its_deadline(fake_server):
+    fake_server.timeout_s = 4.0  # the answer takes 4 s to dribble out, no byte later than ~20 ms
+    client = backend(fake_server, timeout_s=0.5, max_retries=0)
+    fake_server.script("trickle")
+    started = time.monotonic()
+    with pytest.raises(BackendError, match="timeout"):
+        client.complete(PROMPT)
+    assert time.monotonic() - started < 1.5
+    assert "Sci-Fi" in client.complete(PROMPT).text  # the next request gets a fresh connection
+
+
+def test_a_huge_body_is_not_read_whole(fake_server):
+    client = backend(fake_server, max_response_bytes=10_000)
+    fake_server.script("huge", "huge")
+    with pytest.raises(MalformedResponseError, match="too_large.*10000 bytes"):
+        client.complete(PROMPT)
+    assert "Sci-Fi" in client.complete(PROMPT).text
+
+
+def test_an_error_body_that_echoes_the_authorization_header_never_shows_the_key(fake_server, monkeypatch):
+    secret = "sk-live-abcdefghijklmnop"
+    monkeypatch.setenv("PF_TEST_KEY", secret)
+    client = backend(fake_server, api_key_env="PF_TEST_KEY", max_retries=0)
+    fake_server.script("echo_auth")
+    with pytest.raises(BackendError) as err:
+        client.complete(PROMPT)
+    assert "Authorization" in err.value.detail and "***" in err.value.detail  # the echo is there, redacted
+    assert secret not in str(err.value) and secret not in err.value.detail
+    from profile_features.llm.client import redact
+
+    assert redact("key=sk-abcdefgh12345 and Bearer xyz.123") == "key=*** and Bearer ***"
