@@ -1,10 +1,12 @@
 """Quality gates every LLM output passes before it becomes a profile.
 
-`QualityGate.check` first scrubs e-mail addresses and phone numbers (they are replaced,
-not rejected: a profile must never carry contact data, whatever the history held), then
+`QualityGate.check` scrubs e-mail addresses and phone numbers (they are replaced, not
+rejected: a profile must never carry contact data, whatever the history held), then
 returns the cleaned text and the reason it is rejected, if any. Reasons are stable
-codes (`empty`, `too_short`, `too_long`, `repetition`, `prompt_echo`, `garbage`) that
-the dead-letter table and the run summary count by.
+codes (REASONS) that the dead-letter table and the run summary count by: besides
+length, repetition and garbage, an output is rejected for a link (`url`), an injected
+instruction or a model talking about itself (`injection`), or any six words copied from
+the instructions, the prompt outside its data blocks (`prompt_leak`).
 """
 
 from __future__ import annotations
@@ -14,29 +16,22 @@ from collections import Counter
 from dataclasses import dataclass
 
 from profile_features.profiles.config import QualityConfig
+from profile_features.profiles.sanitize import scrub_contacts
 
 __all__ = ["QualityGate", "GateResult", "scrub_contacts", "REASONS"]
 
-REASONS = ("empty", "too_short", "too_long", "repetition", "prompt_echo", "garbage")
+REASONS = ("empty", "too_short", "too_long", "repetition", "prompt_echo", "prompt_leak", "injection", "url", "garbage")
 
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-# International or local numbers with 7+ digits, allowing spaces, dots, dashes and brackets;
-# years ("1995") and ratings never reach 7 digits in a run.
-_PHONE = re.compile(r"(?<![\w])(?:\+?\d[\s().-]{0,2}){7,15}\d(?![\w])")
 _WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*", re.UNICODE)
 _CUE = re.compile(r"^\s*(?:profile|description)\s*:\s*", re.IGNORECASE)
-
-
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{1,2}[./]\d{1,2}[./]\d{2,4}")
-
-
-def _phone(match: re.Match) -> str:
-    return match.group(0) if _DATE.fullmatch(match.group(0).strip()) else "[phone]"
-
-
-def scrub_contacts(text: str) -> str:
-    """Replace e-mail addresses with [email] and phone numbers with [phone] (dates stay)."""
-    return _PHONE.sub(_phone, _EMAIL.sub("[email]", text))
+_DATA = re.compile(r"<(history|partial_profiles)>.*?</\1>", re.S)  # the user's data, which a profile may quote
+_LINK = re.compile(r"\b(?:https?://|ftp://|www\.)\S+|\b[\w-]+\.(?:com|net|org|io|ly|co|ru|info|xyz)/\S*", re.I)
+# What an injected instruction or a model talking about itself leaves in an answer.
+_INJECTED = re.compile(
+    r"\bpwned\b|\bjailbr(?:oken|eak)|ignore (?:all |any )?(?:the )?(?:previous|prior|above|earlier) instructions"
+    r"|\b(?:system|hidden) prompt\b|\bmy instructions\b|\bas an ai\b|\blanguage model\b|<\s*/?\s*script",
+    re.IGNORECASE,
+)
 
 
 def _words(text: str) -> list[str]:
@@ -68,14 +63,24 @@ class QualityGate:
         # A base model that keeps going writes the next few-shot block: cut there.
         for marker in ("<history>", "<partial_profiles>", "\n\n", '\n- "'):
             text = text.split(marker, 1)[0]
-        return scrub_contacts(" ".join(text.split()))
+        return " ".join(text.split())
 
     def check(self, raw: str, prompt: str = "") -> GateResult:
-        """Clean `raw` and judge it against the gates; `prompt` is what the model read."""
+        """Clean `raw` and judge it against the gates; `prompt` is what the model read.
+
+        Links, injected phrases and text copied from the instructions (the prompt outside its data
+        blocks) reject the output; contact details are scrubbed from what is kept."""
         c = self.config
-        text = self.clean(raw)
+        unscrubbed = self.clean(raw)
+        text = scrub_contacts(unscrubbed)
         if not text:
             return GateResult(text, "empty")
+        link = _LINK.search(unscrubbed)
+        if link:
+            return GateResult(text, "url", link.group(0)[:80])
+        injected = _INJECTED.search(unscrubbed)
+        if injected:
+            return GateResult(text, "injection", injected.group(0))
         if len(text) > c.max_chars:
             return GateResult(text, "too_long", f"{len(text)} > {c.max_chars} chars")
         words = _words(text)
@@ -99,4 +104,8 @@ class QualityGate:
                 copied = sum(g in seen for g in grams)
                 if copied / len(grams) > c.max_prompt_echo_share:
                     return GateResult(text, "prompt_echo", f"{copied}/{len(grams)} 6-grams copied from the prompt")
+                instructions = set(_ngrams(_words(_DATA.sub(" ", prompt)), 6))
+                leaked = [g for g in grams if g in instructions]
+                if leaked:
+                    return GateResult(text, "prompt_leak", " ".join(leaked[0]))
         return GateResult(text, None)

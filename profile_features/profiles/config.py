@@ -21,6 +21,7 @@ __all__ = [
     "OpenAIConfig",
     "TransformersConfig",
     "QualityConfig",
+    "SanitizeConfig",
     "CacheConfig",
 ]
 
@@ -95,6 +96,20 @@ class QualityConfig(StrictModel):
     retry_temperature: float = Field(0.7, ge=0)
 
 
+class SanitizeConfig(StrictModel):
+    """The one cleaning step every event's text passes before any generator reads it, and every
+    profile passes whatever wrote it (rule-based, LLM or fallback): contact details scrubbed,
+    control and invisible characters removed, lengths capped."""
+
+    scrub_contacts: bool = True  # e-mail addresses, phone numbers and URLs -> [email], [phone], [url]
+    max_title_chars: int = Field(200, gt=0)
+    max_description_chars: int = Field(1000, ge=0)
+    max_genres: int = Field(10, ge=0)  # per event: one event cannot blow the prompt's token budget
+    max_genre_chars: int = Field(40, gt=0)
+    max_event_type_chars: int = Field(40, gt=0)
+    max_profile_chars: int = Field(2000, gt=0)
+
+
 class CacheConfig(StrictModel):
     """Incremental refresh: profiles keyed by (history hash, generator, model, prompt version)."""
 
@@ -118,6 +133,7 @@ class ProfileConfig(StrictModel):
     openai: OpenAIConfig = OpenAIConfig()
     transformers: TransformersConfig = TransformersConfig()
     quality: QualityConfig = QualityConfig()
+    sanitize: SanitizeConfig = SanitizeConfig()
     cache: CacheConfig = CacheConfig()
     # Spark partitions the users to generate are spread over; None = default parallelism.
     partitions: int | None = Field(None, gt=0)

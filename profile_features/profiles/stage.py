@@ -10,6 +10,7 @@ from profile_features.histories import history_events
 from profile_features.profiles.base import ProfileGenerator, UserHistory
 from profile_features.profiles.config import ProfileConfig
 from profile_features.profiles.rule_based import RuleBasedProfileWriter
+from profile_features.profiles.sanitize import SanitizedGenerator, sanitizer_version
 
 __all__ = ["make_generator", "generator_key", "generate_profiles"]
 
@@ -23,13 +24,18 @@ def _renderer(config: ProfileConfig, count_tokens=None):
 def make_generator(
     config: ProfileConfig, threads: int | None = None, common_terms: frozenset[str] = frozenset()
 ) -> ProfileGenerator:
-    """Build the configured generator (called once per task, on the worker).
+    """Build the configured generator (called once per task, on the worker), wrapped in the
+    sanitising step (events cleaned before it reads them, profiles after it writes them).
 
     Args:
         config: the `profile:` section.
         threads: torch threads for a local model (None: torch's default).
         common_terms: the catalogue's too-common words, for the rule-based writer (terms.common_terms).
     """
+    return SanitizedGenerator(_generator(config, threads, common_terms), config.sanitize)
+
+
+def _generator(config: ProfileConfig, threads: int | None, common_terms: frozenset[str]) -> ProfileGenerator:
     fallback = RuleBasedProfileWriter(max_titles=config.max_titles, common_terms=common_terms)
     if config.generator == "rule_based":
         return fallback
@@ -51,7 +57,13 @@ def make_generator(
 def generator_key(config: ProfileConfig, common_terms: frozenset[str] = frozenset()) -> tuple[str, str, str]:
     """(generator, model, prompt_version) of the configured generator, without loading
     a model: the profile cache key besides the history hash. The rule-based writer's
-    texts depend on the catalogue's common terms, so their hash is part of its key."""
+    texts depend on the catalogue's common terms, so their hash is part of its key; the
+    sanitising rules are part of every key."""
+    generator, model, version = _unsanitized_key(config, common_terms)
+    return generator, model, f"{version}+{sanitizer_version(config.sanitize)}"
+
+
+def _unsanitized_key(config: ProfileConfig, common_terms: frozenset[str]) -> tuple[str, str, str]:
     if config.generator == "rule_based":
         writer = RuleBasedProfileWriter(max_titles=config.max_titles)
         version = f"{writer.prompt_version}+titles{config.max_titles}"
