@@ -1,10 +1,11 @@
 """Reading inputs and writing tables atomically through Hadoop's FileSystem API.
 
 Atomic write: Spark writes into a staging directory beside the table, then the
-staging directory is renamed into place. A crashed job leaves only staging
-debris, never a half-written partition that Feast or the next stage would read.
-Works on local disk and HDFS (rename is atomic there); on object stores rename
-is a copy, so use a table format there.
+staging directory is renamed into place under the table's lock (spark/commit.py).
+A crashed job leaves only staging debris, never a half-written partition that Feast
+or the next stage would read, and two jobs never mix their rows. Works on local disk
+and HDFS (rename is atomic there); on object stores rename is a copy, so use a table
+format there.
 """
 
 from __future__ import annotations
@@ -149,30 +150,22 @@ def read_table(spark, path: str):
 def write_atomic(frame, path: str, run_date: str | None = None) -> str:
     """Write `frame` as Parquet to `path` (or its `run_date=` partition), atomically.
 
-    Re-running with the same `run_date` replaces that partition only.
+    Spark writes to a staging directory beside the table; `commit.commit_directory` then moves it
+    into place under the table's lock: concurrent jobs are serialised (the last to commit wins,
+    whole), and a job killed mid-commit is repaired by the next writer. Re-running with the same
+    `run_date` replaces that partition only.
 
     Returns:
         The directory that now holds the data.
     """
-    spark = frame.sparkSession
+    from profile_features.spark.commit import HadoopFS, commit_directory
+
     path = path.rstrip("/")
     target = f"{path}/run_date={run_date}" if run_date else path
-    # Staging lives beside the table, not in it, so readers of the table directory
-    # never see it.
+    # Staging lives beside the table, not in it, so readers of the table directory never see it.
     table_parent, table_name = path.rsplit("/", 1)
     staging_dir = f"{table_parent}/_staging"
     staging = f"{staging_dir}/{table_name}-{uuid.uuid4().hex}"
     frame.write.mode("error").parquet(staging)
-    fs, target_path, jvm = _fs(spark, target)
-    old = jvm.org.apache.hadoop.fs.Path(f"{staging_dir}/{table_name}-replaced-{uuid.uuid4().hex}")
-    had_old = fs.exists(target_path)
-    if had_old and not fs.rename(target_path, old):
-        raise OSError(f"could not move {target} aside")
-    fs.mkdirs(target_path.getParent())
-    if not fs.rename(jvm.org.apache.hadoop.fs.Path(staging), target_path):
-        if had_old:
-            fs.rename(old, target_path)
-        raise OSError(f"could not commit {staging} to {target}")
-    if had_old:
-        fs.delete(old, True)
+    commit_directory(HadoopFS(frame.sparkSession), staging, target, lock=f"{staging_dir}/{table_name}.lock")
     return target

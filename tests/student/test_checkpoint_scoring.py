@@ -156,3 +156,36 @@ def test_batch_scoring_equals_one_user_at_a_time(ckpt):
     np.testing.assert_allclose(
         np.stack(together["student_profile_embedding"]), np.stack(alone["student_profile_embedding"]), atol=1e-5
     )
+
+
+@pytest.mark.parametrize("dies_writing", ["model.safetensors", "student.json", "CURRENT.json"])
+def test_a_save_killed_at_any_file_leaves_the_previous_checkpoint_in_force(trained, ckpt, tmp_path, dies_writing):
+    import copy
+    import shutil
+
+    from profile_features import storage
+    from student.checkpoint import checkpoint_location
+
+    result, data = trained
+    path, ckpt_id = ckpt
+    out = tmp_path / "student"
+    shutil.copytree(path, out)
+    changed = copy.deepcopy(result.model)
+    with torch.no_grad():
+        next(changed.parameters()).add_(1.0)  # other weights: another checkpoint id
+    real_write = storage.write_bytes
+
+    def dying(uri, payload):
+        if str(uri).endswith(dies_writing):
+            raise KeyboardInterrupt("killed")  # not an Exception: nothing may catch and carry on
+        return real_write(uri, payload)
+
+    stats = load_checkpoint(out).stats
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(storage, "write_bytes", dying)
+        with pytest.raises(KeyboardInterrupt):
+            save_checkpoint(out, changed, data.item_index, stats)
+    assert load_checkpoint(out).checkpoint_id == ckpt_id
+    assert checkpoint_location(out).endswith(ckpt_id)
+    newer = save_checkpoint(out, changed, data.item_index, stats)  # the next save succeeds and takes over
+    assert newer != ckpt_id and load_checkpoint(out).checkpoint_id == newer
