@@ -14,6 +14,7 @@ import json
 import sys
 
 from profile_features.config import load_config
+from profile_features.freshness.commands import add_plan_arguments
 from profile_features.freshness.refresh_plan import build_refresh_plan, write_plan
 from profile_features.spark.entry import job_parser
 from profile_features.spark.session import build_spark
@@ -21,12 +22,7 @@ from profile_features.spark.session import build_spark
 
 def main(argv=None):
     parser = job_parser(__doc__)
-    size = parser.add_mutually_exclusive_group(required=True)
-    size.add_argument("--budget", type=int, help="number of users to regenerate")
-    size.add_argument("--budget-fraction", type=float, help="share of the snapshot's users to regenerate")
-    parser.add_argument("--out", required=True, help="the list: .parquet or .csv, a path or URI")
-    parser.add_argument("--run-date", help="histories run to plan for (default: the newest)")
-    parser.add_argument("--min-drift", type=float, default=0.0, help="drift-only candidates need at least this drift")
+    add_plan_arguments(parser)
     args = parser.parse_args(argv)
     config = load_config(args.config, args.overrides)
     spark = build_spark(config.spark)

@@ -18,13 +18,23 @@ pytestmark = pytest.mark.spark
 ITEMS_CSV = "item_id,title,genres\ni1,Alpha,Drama\ni2,Beta,Comedy\n"
 
 
-def validate(tmp_path, interactions, items, **rules):
+def csv(tmp_path, name: str, text: str):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def validate(tmp_path, interactions, items, delimiter: str = ",", **rules):
     from profile_features.config import load_config
     from profile_features.spark.stages import run_validate
 
     job = {
         "data_dir": str(tmp_path / "data"),
-        "inputs": {"interactions": {"path": str(interactions)}, "items": {"path": str(items)}, "rules": rules},
+        "inputs": {
+            "interactions": {"path": str(interactions), "delimiter": delimiter},
+            "items": {"path": str(items)},
+            "rules": rules,
+        },
     }
     (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
     from pyspark.sql import SparkSession
@@ -102,33 +112,20 @@ def test_parquet_ids_must_be_strings_or_integers_and_timestamps_keep_their_insta
 
 
 def test_empty_and_degenerate_files_get_a_named_error(tmp_path, spark):
-    items = tmp_path / "items.csv"
-    items.write_text(ITEMS_CSV)
-    empty = tmp_path / "empty.csv"
-    empty.write_text("")
+    items = csv(tmp_path, "items.csv", ITEMS_CSV)
     with pytest.raises(InputSchemaError, match=r"empty\.csv: no header row"):
-        validate(tmp_path, empty, items)
-
-    header_only = tmp_path / "header.csv"
-    header_only.write_text("user_id,item_id,timestamp\n")
+        validate(tmp_path, csv(tmp_path, "empty.csv", ""), items)
     with pytest.raises(InputDataError, match=r"header\.csv has no rows"):
-        validate(tmp_path, header_only, items)
-
-    semicolons = tmp_path / "semi.csv"
-    semicolons.write_text("user_id;item_id;timestamp\nu1;i1;1700000000\n")
+        validate(tmp_path, csv(tmp_path, "header.csv", "user_id,item_id,timestamp\n"), items)
+    semicolons = csv(tmp_path, "semi.csv", "user_id;item_id;timestamp\nu1;i1;1700000000\n")
     with pytest.raises(InputSchemaError, match=r"semi\.csv.*';'-separated"):
         validate(tmp_path, semicolons, items)
-    job = {"interactions": {"path": str(semicolons), "delimiter": ";"}}
-    from profile_features.config import InputsConfig
-
-    assert InputsConfig(**job, items={"path": str(items)}).interactions.delimiter == ";"
+    assert validate(tmp_path, semicolons, items, delimiter=";")["tables"]["interactions"]["accepted"] == 1
 
 
 def test_every_row_rejected_fails_after_writing_the_rejects_and_says_why(tmp_path, spark):
-    items = tmp_path / "items.csv"
-    items.write_text(ITEMS_CSV)
-    events = tmp_path / "events.csv"
-    events.write_text("user_id,item_id,timestamp\nu1,1.0,1700000000\nu1,2.0,1700000100\n")
+    items = csv(tmp_path, "items.csv", ITEMS_CSV)
+    events = csv(tmp_path, "events.csv", "user_id,item_id,timestamp\nu1,1.0,1700000000\nu1,2.0,1700000100\n")
     with pytest.raises(InputDataError, match=r"events\.csv: every row rejected.*unknown item_id \(2\).*match"):
         validate(tmp_path, events, items)
     assert len(rejects(tmp_path)) == 2  # nothing lost: the rows are aside with their reason

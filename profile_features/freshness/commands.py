@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import sys
 
-__all__ = ["COMMANDS", "add_commands", "run_command"]
+__all__ = ["COMMANDS", "add_commands", "add_plan_arguments", "run_command"]
 
 COMMANDS = ("drift-report", "refresh-plan")
 
@@ -38,12 +38,17 @@ def add_commands(commands) -> None:
 
     plan = commands.add_parser("refresh-plan", help="users whose LLM profiles to regenerate first, within a budget")
     plan.add_argument("--data-dir", required=True, help="the jobs' data_dir (path or URI)")
-    size = plan.add_mutually_exclusive_group(required=True)
+    add_plan_arguments(plan)
+
+
+def add_plan_arguments(parser) -> None:
+    """The refresh plan's own arguments (the CLI and spark_jobs/refresh_plan.py share them)."""
+    size = parser.add_mutually_exclusive_group(required=True)
     size.add_argument("--budget", type=int, help="number of users to regenerate")
     size.add_argument("--budget-fraction", type=float, help="share of the snapshot's users to regenerate")
-    plan.add_argument("--out", required=True, help="the list: .parquet, or .csv (for profile.only_users)")
-    plan.add_argument("--run-date", help="histories run to plan for (default: the newest)")
-    plan.add_argument("--min-drift", type=float, default=0.0, help="drift-only candidates need at least this drift")
+    parser.add_argument("--out", required=True, help="the list: .parquet or .csv (for profile.only_users), path or URI")
+    parser.add_argument("--run-date", help="histories run to plan for (default: the newest)")
+    parser.add_argument("--min-drift", type=float, default=0.0, help="drift-only candidates need at least this drift")
 
 
 def _settings(pairs: list[str]):

@@ -137,7 +137,7 @@ class LLMProfileGenerator:
             outcome.retries += completion.attempts - 1
             outcome.tokens_in += completion.tokens_in
             outcome.tokens_out += completion.tokens_out
-            result = self.gate.check(completion.text, request.text)
+            result = self.gate.check(completion.text, request.text, self.renderer.instructions)
             if result.ok:
                 return result.text
             reason = result.reason

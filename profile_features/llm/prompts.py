@@ -221,6 +221,12 @@ class PromptRenderer:
         self._history_head = "\n\n".join([f"{t.task}\n{_DATA_RULE}", *shots])
         self._overhead = self.count_tokens(self.history_prompt_text([]))
 
+    @property
+    def instructions(self) -> str:
+        """The task text of every prompt this renderer writes (what an answer must never repeat)."""
+        t = self.template
+        return f"{t.task}\n{_DATA_RULE}\n\n{t.aggregate_task}"
+
     # -- data ---------------------------------------------------------------
     def event_line(self, event: dict) -> str:
         """One event as an escaped, quoted line of data."""

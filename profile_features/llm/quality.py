@@ -6,7 +6,7 @@ returns the cleaned text and the reason it is rejected, if any. Reasons are stab
 codes (REASONS) that the dead-letter table and the run summary count by: besides
 length, repetition and garbage, an output is rejected for a link (`url`), an injected
 instruction or a model talking about itself (`injection`), or any six words copied from
-the instructions, the prompt outside its data blocks (`prompt_leak`).
+the template's instructions (`prompt_leak`; its worked examples count as prompt echo only).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ REASONS = ("empty", "too_short", "too_long", "repetition", "prompt_echo", "promp
 
 _WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*", re.UNICODE)
 _CUE = re.compile(r"^\s*(?:profile|description)\s*:\s*", re.IGNORECASE)
-_DATA = re.compile(r"<(history|partial_profiles)>.*?</\1>", re.S)  # the user's data, which a profile may quote
 _LINK = re.compile(r"\b(?:https?://|ftp://|www\.)\S+|\b[\w-]+\.(?:com|net|org|io|ly|co|ru|info|xyz)/\S*", re.I)
 # What an injected instruction or a model talking about itself leaves in an answer.
 _INJECTED = re.compile(
@@ -65,11 +64,12 @@ class QualityGate:
             text = text.split(marker, 1)[0]
         return " ".join(text.split())
 
-    def check(self, raw: str, prompt: str = "") -> GateResult:
-        """Clean `raw` and judge it against the gates; `prompt` is what the model read.
+    def check(self, raw: str, prompt: str = "", instructions: str = "") -> GateResult:
+        """Clean `raw` and judge it against the gates; `prompt` is what the model read, `instructions`
+        the task text in it (the template's rules, not its data or worked examples).
 
-        Links, injected phrases and text copied from the instructions (the prompt outside its data
-        blocks) reject the output; contact details are scrubbed from what is kept."""
+        Links, injected phrases and six words copied from the instructions reject the output;
+        contact details are scrubbed from what is kept."""
         c = self.config
         unscrubbed = self.clean(raw)
         text = scrub_contacts(unscrubbed)
@@ -104,8 +104,9 @@ class QualityGate:
                 copied = sum(g in seen for g in grams)
                 if copied / len(grams) > c.max_prompt_echo_share:
                     return GateResult(text, "prompt_echo", f"{copied}/{len(grams)} 6-grams copied from the prompt")
-                instructions = set(_ngrams(_words(_DATA.sub(" ", prompt)), 6))
-                leaked = [g for g in grams if g in instructions]
-                if leaked:
-                    return GateResult(text, "prompt_leak", " ".join(leaked[0]))
+        if instructions:
+            rules = set(_ngrams(_words(instructions), 6))
+            leaked = [g for g in _ngrams(words, 6) if g in rules]
+            if leaked:
+                return GateResult(text, "prompt_leak", " ".join(leaked[0]))
         return GateResult(text, None)
