@@ -43,6 +43,9 @@ class TableInput(StrictModel):
     path: str
     format: Literal["parquet", "csv"] | None = None
     delimiter: str = Field(",", min_length=1, max_length=1)  # CSV only
+    # Our column name -> the file's, e.g. {description: text, user_id: reviewerID}: a column under
+    # another name would otherwise be ignored (listed in the validation summary) or missing.
+    columns: dict[str, str] = {}
 
     @property
     def resolved_format(self) -> str:

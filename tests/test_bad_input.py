@@ -24,7 +24,7 @@ def csv(tmp_path, name: str, text: str):
     return path
 
 
-def validate(tmp_path, interactions, items, delimiter: str = ",", **rules):
+def validate(tmp_path, interactions, items, delimiter: str = ",", item_columns: dict | None = None, **rules):
     from profile_features.config import load_config
     from profile_features.spark.stages import run_validate
 
@@ -32,7 +32,7 @@ def validate(tmp_path, interactions, items, delimiter: str = ",", **rules):
         "data_dir": str(tmp_path / "data"),
         "inputs": {
             "interactions": {"path": str(interactions), "delimiter": delimiter},
-            "items": {"path": str(items)},
+            "items": {"path": str(items), "columns": item_columns or {}},
             "rules": rules,
         },
     }
@@ -131,3 +131,17 @@ def test_every_row_rejected_fails_after_writing_the_rejects_and_says_why(tmp_pat
     assert len(rejects(tmp_path)) == 2  # nothing lost: the rows are aside with their reason
     summary = json.loads(sorted((tmp_path / "data" / "runs").glob("validate-*.json"))[-1].read_text())
     assert summary["tables"]["interactions"]["rejected"] == 2 and summary["warnings"]
+
+
+def test_columns_we_do_not_know_are_listed_and_can_be_mapped(tmp_path, spark):
+    items = csv(tmp_path, "items.csv", "item_id,title,text\ni1,Alpha,a space opera\ni2,Beta,a quiet drama\n")
+    events = csv(tmp_path, "events.csv", "user_id,item_id,timestamp\nu1,i1,1700000000\n")
+    summary = validate(tmp_path, events, items)
+    assert summary["tables"]["items"]["ignored_columns"] == ["text"]
+    assert any("items.csv: columns ['text'] are not used" in w for w in summary["warnings"])
+    mapped = validate(tmp_path, events, items, item_columns={"description": "text"})
+    assert mapped["tables"]["items"]["ignored_columns"] == []
+    kept = accepted(tmp_path, "items").set_index("item_id").description
+    assert kept["i1"] == "a space opera"  # the item text now reaches the embeddings
+    with pytest.raises(InputSchemaError, match=r"items\.csv: columns \['blurb'\] named in the input's `columns`"):
+        validate(tmp_path, events, items, item_columns={"description": "blurb"})

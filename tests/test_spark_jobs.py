@@ -137,6 +137,7 @@ def test_validate_entry_writes_rejects_and_accounts_for_every_row(tmp_path, spar
         "accepted": 2,
         "rejected": 2,
         "rejected_by_reason": {"duplicate item_id": 1, "null item_id": 1},
+        "ignored_columns": [],
     }
     assert tables["interactions"]["read"] == 6 and tables["interactions"]["accepted"] == 2
     assert tables["interactions"]["rejected_by_reason"] == {

@@ -138,7 +138,23 @@ def read_input(spark, table: TableInput, name: str):
     if not path_exists(spark, table.path):
         raise FileNotFoundError(f"{table.path}: {name} input not found")
     frame = _csv(spark, table.path, table.delimiter) if table.resolved_format == "csv" else _parquet(spark, table.path)
+    frame = _renamed(frame, table)
     return frame.withColumn(SOURCE_FILE, F.input_file_name())
+
+
+def _renamed(frame, table: TableInput):
+    """Apply the input's column mapping (ours -> theirs)."""
+    missing = [theirs for theirs in table.columns.values() if theirs not in frame.columns]
+    if missing:
+        raise InputSchemaError(
+            f"{table.path}: columns {missing} named in the input's `columns` mapping are not in the file; "
+            f"found {[c for c in frame.columns if not c.startswith('_')]}"
+        )
+    clashing = [ours for ours, theirs in table.columns.items() if ours in frame.columns and ours != theirs]
+    frame = frame.drop(*clashing)  # the mapped column replaces a same-named one
+    for ours, theirs in table.columns.items():
+        frame = frame.withColumnRenamed(theirs, ours)
+    return frame
 
 
 def read_table(spark, path: str):

@@ -70,6 +70,11 @@ def input_warnings(tables: dict) -> list[str]:
     for name, table in tables.items():
         read, rejected, reasons = table["read"], table["rejected"], table["rejected_by_reason"]
         where = f"{name}: {table['source']}"
+        if table.get("ignored_columns"):
+            warnings.append(
+                f"{where}: columns {table['ignored_columns']} are not used (map one to ours with the input's "
+                f"`columns`, e.g. columns: {{description: {table['ignored_columns'][0]}}})"
+            )
         if not read:
             warnings.append(f"{where} has no rows")
             continue
@@ -103,8 +108,10 @@ def run_validate(spark, config: JobConfig) -> dict:
         ("interactions", config.inputs.interactions, INTERACTION_REQUIRED, INTERACTION_OPTIONAL),
     ):
         raw = read_input(spark, table_input, name)
-        require_columns([c for c in raw.columns if not c.startswith("_")], required, name, table_input.path)
-        raw = _with_optional(raw, optional)
+        present = [c for c in raw.columns if not c.startswith("_")]
+        require_columns(present, required, name, table_input.path)
+        ignored = [c for c in present if c not in (*required, *optional)]
+        raw = _with_optional(raw, optional).drop(*ignored)
         if name == "items":
             classified = raw.groupBy("item_id").applyInPandas(
                 lambda batch: classify_items(batch, rules), schema=ddl(schemas.ITEMS, _CLASSIFIED_TAIL)
@@ -138,6 +145,7 @@ def run_validate(spark, config: JobConfig) -> dict:
             "accepted": accepted_n,
             "rejected": sum(counts.values()),
             "rejected_by_reason": counts,
+            "ignored_columns": ignored,
         }
         if read != accepted_n + sum(counts.values()):  # would mean rows vanished
             raise RuntimeError(f"{name}: read {read} rows but accounted for {accepted_n + sum(counts.values())}")
