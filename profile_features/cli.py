@@ -51,7 +51,10 @@ def evaluation_config(args):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from profile_features import __version__
+
     parser = argparse.ArgumentParser(prog="profile-features", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"profile-features {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="run every stage on generated sample data, then read from Feast")
     demo.add_argument("--repo", type=Path, default=Path("feature_repo"), help="Feast repo to apply and materialize")

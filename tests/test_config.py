@@ -29,3 +29,14 @@ def test_config_is_frozen():
 def test_naive_cutoff_is_utc():
     config = load_config(None, ["history.cutoff=2026-05-01T12:00:00"])
     assert config.history.cutoff.utcoffset().total_seconds() == 0
+
+
+def test_the_cli_tells_its_version(capsys):
+    import pytest
+
+    from profile_features import __version__
+    from profile_features.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"profile-features {__version__}"

@@ -230,6 +230,12 @@ def test_drift_report_compares_the_two_newest_runs_and_writes_markdown_and_json(
         main(["drift-report", "--data-dir", str(tmp_path), "--reference", "2026-01-01", "--current", "2026-02-01"]) == 0
     )
     assert "no flags (2026-01-01 -> 2026-02-01)" in capsys.readouterr().out
+    # A scheduler gates on drift with --fail-above: the flagged runs exit 1, the quiet ones 0.
+    flagged = len(report["flagged"])
+    assert main(["drift-report", "--data-dir", str(tmp_path), "--fail-above", "0"]) == 1
+    assert main(["drift-report", "--data-dir", str(tmp_path), "--fail-above", str(flagged)]) == 0
+    quiet = ["--reference", "2026-01-01", "--current", "2026-02-01", "--fail-above", "0"]
+    assert main(["drift-report", "--data-dir", str(tmp_path), *quiet]) == 0
 
 
 def test_drift_report_names_the_folder_of_a_missing_run_or_a_changed_transform(tmp_path, capsys):

@@ -35,6 +35,13 @@ def add_commands(commands) -> None:
         "(e.g. --threshold psi=0.25)",
     )
     drift.add_argument("--no-mean-cosine", action="store_true", help="skip reading the embedding vectors")
+    drift.add_argument(
+        "--fail-above",
+        type=int,
+        default=None,
+        metavar="N",
+        help="exit 1 when more than N checks are flagged (0: any flag), so a scheduler can gate on drift",
+    )
 
     plan = commands.add_parser("refresh-plan", help="users whose LLM profiles to regenerate first, within a budget")
     plan.add_argument("--data-dir", required=True, help="the jobs' data_dir (path or URI)")
@@ -87,7 +94,10 @@ def _drift_report(args) -> int:
             print(f"  {flag}")
     else:
         print(f"no flags ({runs})")
-    return 0  # flags are findings, not failures
+    if args.fail_above is not None and len(report["flagged"]) > args.fail_above:
+        print(f"error: {len(report['flagged'])} flags > --fail-above {args.fail_above}", file=sys.stderr)
+        return 1
+    return 0  # without --fail-above, flags are findings, not failures
 
 
 def _refresh_plan(args) -> int:
