@@ -59,8 +59,8 @@ def test_csv_is_read_as_rfc_4180_and_a_row_with_the_wrong_field_count_is_a_rejec
         "i3,Gamma,Drama,extra\n"  # one field too many
         "i4\n"  # too few
     )
-    events = tmp_path / "events.csv"
-    events.write_text("user_id,item_id,timestamp\nu1,i1,1700000000\nu1,i2,1700000100\nu1,i3,1700000200,9\n")
+    events = tmp_path / "events.csv"  # saved by Excel: a byte-order mark before the header
+    events.write_text("\ufeffuser_id,item_id,timestamp\nu1,i1,1700000000\nu1,i2,1700000100\nu1,i3,1700000200,9\n")
     summary = validate(tmp_path, events, items)
     tables = summary["tables"]
     assert tables["items"]["read"] == 4 and tables["items"]["accepted"] == 2
@@ -115,6 +115,9 @@ def test_empty_and_degenerate_files_get_a_named_error(tmp_path, spark):
     items = csv(tmp_path, "items.csv", ITEMS_CSV)
     with pytest.raises(InputSchemaError, match=r"empty\.csv: no header row"):
         validate(tmp_path, csv(tmp_path, "empty.csv", ""), items)
+    (tmp_path / "nothing.parquet").mkdir()
+    with pytest.raises(InputSchemaError, match=r"nothing\.parquet: no Parquet data"):
+        validate(tmp_path, tmp_path / "nothing.parquet", items)
     with pytest.raises(InputDataError, match=r"header\.csv has no rows"):
         validate(tmp_path, csv(tmp_path, "header.csv", "user_id,item_id,timestamp\n"), items)
     semicolons = csv(tmp_path, "semi.csv", "user_id;item_id;timestamp\nu1;i1;1700000000\n")

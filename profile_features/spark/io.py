@@ -49,8 +49,8 @@ def _csv(spark, path: str, delimiter: str = ","):
 
     header = spark.read.option("header", True).option("sep", delimiter).csv(path).columns
     if not header:
-        raise InputSchemaError(f"{path}: no header row (the file is empty)")
-    names = [c.strip() for c in header]
+        raise InputSchemaError(f"{path}: no header row (an empty file or folder?)")
+    names = [c.strip().lstrip("\ufeff").strip() for c in header]  # a BOM (Excel) would hide the first column
     schema = StructType([StructField(c, StringType()) for c in names] + [StructField(MALFORMED, StringType())])
     return (
         spark.read.schema(schema)
@@ -85,6 +85,8 @@ def _read_parquet(spark, path: str):
         frame = spark.read.parquet(path)
         return frame, set()
     except AnalysisException as err:
+        if "UNABLE_TO_INFER_SCHEMA" in str(err) or "Unable to infer schema" in str(err):
+            raise InputSchemaError(f"{path}: no Parquet data to read (an empty folder or empty files?)") from err
         if "NANOS" not in str(err):
             raise
     try:
