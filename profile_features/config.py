@@ -70,6 +70,7 @@ class InputRules(StrictModel):
     rating_max: float = 100.0
     year_min: int = 1000
     year_max: int = 2100
+    max_id_chars: int = Field(256, gt=0)  # a longer user or item id is a broken row, not an id
 
     @field_validator("timestamp_min", "timestamp_max")
     @classmethod

@@ -53,6 +53,9 @@ class InputDataError(ValueError):
 def require_columns(columns: Iterable[str], required: Iterable[str], table: str, source: str) -> None:
     """Fail with the file and the missing column names when `required` is not covered."""
     present = list(columns)
+    repeated = sorted({name for name in present if present.count(name) > 1})
+    if repeated:
+        raise InputSchemaError(f"{source}: {table} input has the column(s) {repeated} more than once")
     missing = [name for name in required if name not in present]
     if missing:
         hint = ""
@@ -203,6 +206,10 @@ def _records(batch: pd.DataFrame, columns: list[str]) -> list[str]:
     return records
 
 
+def _too_long(ids: pd.Series, rules: InputRules) -> pd.Series:
+    return ids.str.len().fillna(0) > rules.max_id_chars
+
+
 def _malformed(batch: pd.DataFrame) -> pd.Series:
     if MALFORMED not in batch.columns:
         return pd.Series(False, index=batch.index)
@@ -246,6 +253,7 @@ def classify_interactions(
         (MALFORMED_ROW, _malformed(batch)),
         ("null user_id", _blank(batch["user_id"])),
         ("null item_id", _blank(batch["item_id"])),
+        (f"id longer than {rules.max_id_chars} characters", _too_long(user, rules) | _too_long(item, rules)),
         *_as_checks(timestamp_reason),
         *_as_checks(_ranged(rating, rating_raw, "rating", rules.rating_min, rules.rating_max)),
         ("unknown item_id", ~_known(batch, item, known_item_ids)),
@@ -296,6 +304,7 @@ def classify_items(batch: pd.DataFrame, rules: InputRules | None = None) -> pd.D
     checks = [
         (MALFORMED_ROW, _malformed(batch)),
         ("null item_id", _blank(batch["item_id"])),
+        (f"id longer than {rules.max_id_chars} characters", _too_long(item, rules)),
         ("empty title", _blank(batch["title"])),
         *_as_checks(year_reason),
         ("duplicate item_id", _later_duplicates(item.to_frame(), records)),

@@ -115,6 +115,10 @@ def test_empty_and_degenerate_files_get_a_named_error(tmp_path, spark):
     items = csv(tmp_path, "items.csv", ITEMS_CSV)
     with pytest.raises(InputSchemaError, match=r"empty\.csv: no header row"):
         validate(tmp_path, csv(tmp_path, "empty.csv", ""), items)
+    with pytest.raises(InputSchemaError, match=r"twice\.csv: the header has the column\(s\) \['item_id'\] more than"):
+        validate(
+            tmp_path, csv(tmp_path, "twice.csv", "user_id,item_id,timestamp,item_id\nu1,i1,1700000000,i2\n"), items
+        )
     (tmp_path / "nothing.parquet").mkdir()
     with pytest.raises(InputSchemaError, match=r"nothing\.parquet: no Parquet data"):
         validate(tmp_path, tmp_path / "nothing.parquet", items)

@@ -189,3 +189,13 @@ def test_a_malformed_csv_row_is_rejected_with_its_raw_text():
 def test_a_header_with_another_separator_says_so():
     with pytest.raises(InputSchemaError, match=r"';'-separated.*delimiter"):
         require_columns(["user_id;item_id;timestamp"], ["user_id", "item_id", "timestamp"], "interactions", "e.csv")
+
+
+def test_overlong_ids_and_repeated_columns_are_refused():
+    long_id = "u" * 300
+    batch = raw_interactions([[long_id, "i1", "1700000000", "4"], ["u1", "i1", "1700000000", "4"]])
+    assert classify_interactions(batch, {"i1"}).reject_reason.tolist() == ["id longer than 256 characters", None]
+    items = pd.DataFrame([["i" * 257, "A"], ["i2", "B"]], columns=["item_id", "title"])
+    assert classify_items(items).reject_reason.tolist() == ["id longer than 256 characters", None]
+    with pytest.raises(InputSchemaError, match=r"e\.csv: items input has the column\(s\) \['title'\] more than once"):
+        require_columns(["item_id", "title", "title"], ["item_id", "title"], "items", "e.csv")

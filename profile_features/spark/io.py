@@ -45,12 +45,18 @@ def _csv(spark, path: str, delimiter: str = ","):
     """RFC 4180 CSV, every column a string: quoted fields may span lines and escape quotes by
     doubling them; a row whose field count differs from the header keeps its raw text in
     `_malformed` (the classify functions reject it) instead of being shifted or padded."""
+    import csv
+
     from pyspark.sql.types import StringType, StructField, StructType
 
-    header = spark.read.option("header", True).option("sep", delimiter).csv(path).columns
-    if not header:
+    first = spark.read.text(path).first()  # the header as written (Spark's own reader renames repeats)
+    header = next(csv.reader([first.value], delimiter=delimiter), []) if first is not None else []
+    if not any(c.strip() for c in header):
         raise InputSchemaError(f"{path}: no header row (an empty file or folder?)")
     names = [c.strip().lstrip("\ufeff").strip() for c in header]  # a BOM (Excel) would hide the first column
+    repeated = sorted({c for c in names if names.count(c) > 1})
+    if repeated:
+        raise InputSchemaError(f"{path}: the header has the column(s) {repeated} more than once")
     schema = StructType([StructField(c, StringType()) for c in names] + [StructField(MALFORMED, StringType())])
     return (
         spark.read.schema(schema)
