@@ -135,9 +135,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         from profile_features.demo import run_demo
 
-        run_demo(
-            args.repo, SampleConfig(users=args.users, items=args.items, seed=args.seed), SparkConfig(master=args.master)
-        )
+        try:
+            run_demo(
+                args.repo,
+                SampleConfig(users=args.users, items=args.items, seed=args.seed),
+                SparkConfig(master=args.master),
+            )
+        except FileNotFoundError as err:  # the command line named a folder that cannot be used
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     elif args.command == "evaluate":
         from profile_features.evaluation.run import run_evaluation
 

@@ -13,12 +13,13 @@ from profile_features.pipeline import (
     add_demo_bad_rows,
     apply_and_materialize,
     log,
+    prepare_repo,
     run_pipeline,
     snapshot_cutoffs,
     write_inputs,
 )
 
-__all__ = ["run_demo", "rank_for_user"]
+__all__ = ["ensure_repo", "run_demo", "rank_for_user"]
 
 
 def rank_for_user(repo: Path, user_id: str, item_ids: list[str], k: int = 10) -> tuple[dict, pd.DataFrame]:
@@ -48,10 +49,29 @@ def rank_for_user(repo: Path, user_id: str, item_ids: list[str], k: int = 10) ->
     return {key: values[0] for key, values in user.items()}, ranked
 
 
+SHIPPED_REPO = Path(__file__).resolve().parents[1] / "feature_repo"
+
+
+def ensure_repo(repo: Path) -> Path:
+    """`repo` as a feature repo: used as it is when it has `profile_features.yaml`, filled with a copy
+    of the shipped definitions when it is new or empty; any other folder is refused (FileNotFoundError)."""
+    repo = repo.resolve()
+    if (repo / "profile_features.yaml").exists():
+        return repo
+    if repo.exists() and any(repo.iterdir()):
+        raise FileNotFoundError(
+            f"{repo}: not a profile-features feature repo (no profile_features.yaml) and not empty; "
+            f"pass a new or empty folder, or the shipped feature_repo/"
+        )
+    prepare_repo(SHIPPED_REPO, repo)
+    log(f"created a feature repo at {repo} (a copy of {SHIPPED_REPO})")
+    return repo
+
+
 def run_demo(repo: Path, sample: SampleConfig, spark_config: SparkConfig) -> None:
     from profile_features.spark.session import build_spark
 
-    repo = repo.resolve()
+    repo = ensure_repo(repo)
     data_dir = Path(load_feast_settings(repo / "profile_features.yaml").data_dir)
     log(f"generating sample data: {sample.users} users, {sample.items} items (seed {sample.seed})")
     data = generate_sample(sample)

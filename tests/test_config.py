@@ -40,3 +40,19 @@ def test_the_cli_tells_its_version(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["--version"])
     assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"profile-features {__version__}"
+
+
+def test_demo_makes_a_new_folder_a_repo_and_refuses_a_foreign_one(tmp_path, capsys):
+    from profile_features.cli import main
+    from profile_features.demo import ensure_repo
+    from profile_features.feast.settings import load_feast_settings
+
+    fresh = ensure_repo(tmp_path / "new" / "repo")
+    assert (fresh / "profile_features.yaml").exists() and (fresh / "features.py").exists()
+    assert load_feast_settings(fresh / "profile_features.yaml").data_dir == str(fresh / "data")
+    assert ensure_repo(fresh) == fresh  # a repo is used as it is
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    assert main(["demo", "--repo", str(foreign)]) == 2
+    assert "not a profile-features feature repo" in capsys.readouterr().err
