@@ -56,3 +56,15 @@ def test_demo_makes_a_new_folder_a_repo_and_refuses_a_foreign_one(tmp_path, caps
     (foreign / "notes.txt").write_text("mine")
     assert main(["demo", "--repo", str(foreign)]) == 2
     assert "not a profile-features feature repo" in capsys.readouterr().err
+
+
+def test_the_shipped_job_config_loads_with_the_defaults_it_shows():
+    from pathlib import Path
+
+    from profile_features.config import InputRules, JobConfig, load_config
+
+    config = load_config(str(Path(__file__).resolve().parents[1] / "configs" / "job.yaml"))
+    assert config.inputs.rules == InputRules()  # the commented values are the defaults
+    defaults = JobConfig(data_dir=config.data_dir, inputs=config.inputs)
+    assert config.history == defaults.history and config.semantic == defaults.semantic
+    assert config.embedding == defaults.embedding and config.spark == defaults.spark
