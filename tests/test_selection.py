@@ -46,6 +46,9 @@ def test_recommendation_is_the_baseline_when_nothing_helps():
     choice = recommend(valid, {"none": 5, "+ noise": 6, "+ harm": 6})
     assert not choice.helps and choice.variant == "none"
     assert "no column set beat the baseline" in choice.reason
+    assert choice.reason.endswith("serve none of the plugin's columns for this data")
+    tower = recommend(valid, {"none": 5, "+ noise": 6, "+ harm": 6}, otherwise="keep the two-tower's ID-only inputs")
+    assert tower.reason.endswith("keep the two-tower's ID-only inputs")  # the advice names what to keep
 
 
 def test_validation_users_are_the_last_to_arrive_and_never_all():

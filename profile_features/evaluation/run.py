@@ -164,7 +164,7 @@ def _rankers(
     return pd.concat(frames, ignore_index=True), valid, {"lightgbm_params": gbdt.params}
 
 
-def _recommendation(valid: pd.DataFrame, split, counts: dict[str, int], baseline: str = "none"):
+def _recommendation(valid: pd.DataFrame, split, counts: dict[str, int], baseline: str = "none", **advice):
     """The variant to serve, chosen on the returning validation users (the population of the "all"
     test slice) with the new ones as the guard; on all validation users when none return."""
     from profile_features.evaluation.selection import recommend
@@ -173,8 +173,8 @@ def _recommendation(valid: pd.DataFrame, split, counts: dict[str, int], baseline
         return None
     returning = valid.user_id.isin(split.valid_slices.get("all", []))
     if not returning.any():
-        return recommend(valid, counts, baseline)
-    return recommend(valid[returning], counts, baseline, guard=valid[~returning])
+        return recommend(valid, counts, baseline, **advice)
+    return recommend(valid[returning], counts, baseline, guard=valid[~returning], **advice)
 
 
 def run_evaluation(config: EvaluationConfig, log: Callable[[str], None] | None = None) -> Path:
@@ -214,7 +214,13 @@ def run_evaluation(config: EvaluationConfig, log: Callable[[str], None] | None =
         from profile_features.evaluation.two_tower import VARIANTS
 
         baseline, semantic = VARIANTS  # a set with the semantic inputs has more columns
-        tower_recommendation = _recommendation(valid["two_tower"], split, {baseline: 0, semantic: 1}, baseline)
+        tower_recommendation = _recommendation(
+            valid["two_tower"],
+            split,
+            {baseline: 0, semantic: 1},
+            baseline,
+            otherwise="keep the two-tower's ID-only inputs",
+        )
     cold_users = natural
     if mode == "truncated":
         counts = split.history_counts

@@ -82,6 +82,7 @@ def recommend(
     z: float = 1.645,
     min_users: int = 20,
     guard: pd.DataFrame | None = None,
+    otherwise: str = "serve none of the plugin's columns for this data",
 ) -> Recommendation:
     """Pick the column set to serve from per-user validation values.
 
@@ -94,6 +95,7 @@ def recommend(
         min_users: with fewer validation users nothing is recommended (their standard error is not
             to be trusted); a smaller guard is not judged.
         guard: the same columns for a second population the chosen set must not make worse.
+        otherwise: the advice when no set helps.
     """
     base = _per_user(valid, baseline)
     if base.empty:
@@ -144,7 +146,7 @@ def recommend(
             "no column set beat the baseline on validation users beyond the noise "
             f"({z:g} standard errors of the paired difference, users and seeds combined)"
             + (" without making new users worse" if guard_users >= min_users else "")
-            + ": serve none of the plugin's columns for this data",
+            + f": {otherwise}",
             candidates,
         )
     best = max(passing, key=lambda c: c.mean)
