@@ -30,7 +30,9 @@ _PHONE = re.compile(r"(?<![\w])\+?(?:\d[\s().-]{0,2}){6,14}\d(?![\w])")
 _NOT_PHONE = re.compile(
     r"\d{4}-\d{2}-\d{2}|\d{1,2}[./]\d{1,2}[./]\d{2,4}|(?:1[5-9]|20)\d\d\s*[-–/]\s*(?:1[5-9]|20)\d\d"
 )
-_DROP = {"Cf", "Co", "Cs", "Cn"}  # invisible format characters, private use, surrogates, unassigned
+# Invisible format characters, private use, surrogates and unassigned code points go; control
+# characters (tabs, newlines, NUL) become spaces; everything else stays.
+_KEEP = {"Cf": "", "Co": "", "Cs": "", "Cn": "", "Cc": " "}
 
 
 def _phone(match: re.Match) -> str:
@@ -50,9 +52,8 @@ def clean_text(value, max_chars: int, scrub: bool = True) -> str:
     if value is None or max_chars <= 0:
         return ""
     text = unicodedata.normalize("NFKC", str(value))
-    text = "".join(
-        "" if unicodedata.category(ch) in _DROP else " " if unicodedata.category(ch) == "Cc" else ch for ch in text
-    )
+    if not text.isprintable():  # the common case skips the per-character pass
+        text = "".join(_KEEP.get(unicodedata.category(ch), ch) for ch in text)
     text = " ".join(text.split())
     if scrub:
         text = scrub_contacts(text)

@@ -27,15 +27,10 @@ def spark_schema(schema: pa.Schema):
     return from_arrow_schema(schema)
 
 
-def _fs(spark, path: str):
-    jvm = spark.sparkContext._jvm
-    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
-    return hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hadoop_path, jvm
-
-
 def path_exists(spark, path: str) -> bool:
-    fs, hadoop_path, _ = _fs(spark, path)
-    return bool(fs.exists(hadoop_path))
+    from profile_features.spark.commit import HadoopFS
+
+    return HadoopFS(spark).exists(path)
 
 
 ID_COLUMNS = ("user_id", "item_id")
