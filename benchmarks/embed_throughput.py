@@ -1,17 +1,24 @@
-"""Rows/s of the Spark embedding job against plain `model.encode` on the same rows and cores.
+"""Embedding throughput per backend, and the Spark job with the configured default.
 
-    .venv/bin/python benchmarks/embed_throughput.py [--rows 3000] [--repeats 2]
+    .venv/bin/python benchmarks/embed_throughput.py [--rows 2400] [--repeats 2]
 
-Baseline: sentence-transformers' own `encode` in this process (torch using every
-core). Candidate: `profile_features.spark.stages.run_embeddings` end to end
-(read Parquet, encode in Python workers, write Parquet atomically), with the
-encoder loaded once per worker. Runs alternate baseline/Spark so machine noise
-hits both; the ratio of medians is the figure (goal: >= 0.85).
+All in one process on the same profile texts (rule-based profiles of generated users):
+- baseline: sentence-transformers' own `encode` (torch fp32, every core);
+- each backend and precision raw (`ExportedEncoder`: onnxruntime / OpenVINO, fp32 / int8,
+  exported once from the packaged model), at several batch sizes;
+- the Spark embedding job (`run_embeddings`, read Parquet, encode in Python workers,
+  write Parquet) with the default `EmbeddingConfig`, cold (export + first load) and warm.
+Runs alternate so machine noise hits all of them; figures are medians. Fidelity per
+backend: mean and minimum cosine of its vectors to the torch fp32 vectors, and the top-10
+overlap of profile x item similarity rankings (the items a user is closest to).
+Goals (issue 18): Spark job with the default >= 2.5x the torch fp32 raw encode, mean cosine
+>= 0.99, top-10 overlap >= 0.9. Writes benchmarks/results/embed_throughput.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -19,12 +26,18 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from profile_features.config import EmbeddingConfig, JobConfig, SampleConfig, SparkConfig
 from profile_features.datasets import generate_sample
+from profile_features.embeddings import render_item_text
 from profile_features.histories import build_histories
 from profile_features.profiles import RuleBasedProfileWriter, generate_profiles
+
+ROOT = Path(__file__).resolve().parents[1]
+VARIANTS = [("onnx", "fp32"), ("onnx", "int8"), ("openvino", "fp32"), ("openvino", "int8")]
+BATCH_SIZES = (16, 32, 64)
 
 
 def profile_texts(rows: int) -> pd.DataFrame:
@@ -41,19 +54,22 @@ def profile_texts(rows: int) -> pd.DataFrame:
     return profiles
 
 
-def time_raw(texts: list[str], batch_size: int) -> float:
-    import torch
-    from sentence_transformers import SentenceTransformer
+def item_texts(count: int) -> list[str]:
+    items = generate_sample(SampleConfig(users=50, items=count, seed=12)).items
+    return [render_item_text(r.title, r.genres, r.year, r.description) for r in items.itertuples(index=False)]
 
-    from profile_features.embeddings import default_model_path
 
-    torch.set_num_threads(os.cpu_count() or 1)
-    model = SentenceTransformer(default_model_path(), device="cpu")
+def rate(encode, texts: list[str]) -> tuple[float, np.ndarray]:
     start = time.perf_counter()
-    model.encode(
-        texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-    )
-    return len(texts) / (time.perf_counter() - start)
+    vectors = encode(texts)
+    return len(texts) / (time.perf_counter() - start), np.asarray(vectors, dtype=np.float32)
+
+
+def top10_overlap(users: np.ndarray, items: np.ndarray, ref_users: np.ndarray, ref_items: np.ndarray) -> float:
+    """Mean share of each user's 10 most similar items that the torch fp32 vectors also rank top 10."""
+    top = np.argsort(-(users @ items.T), axis=1)[:, :10]
+    ref = np.argsort(-(ref_users @ ref_items.T), axis=1)[:, :10]
+    return float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(top, ref)]))
 
 
 def time_spark(spark, config: JobConfig, rows: int) -> float:
@@ -63,21 +79,83 @@ def time_spark(spark, config: JobConfig, rows: int) -> float:
     summary = run_embeddings(spark, config)
     elapsed = time.perf_counter() - start
     assert summary["profiles"] == rows, summary
+    print(f"  spark job ({summary['encoder']['name'] or 'torch'}): {rows / elapsed:7.1f} texts/s", flush=True)
     return rows / elapsed
 
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=3000)
+    parser.add_argument("--rows", type=int, default=2400)
+    parser.add_argument("--items", type=int, default=400)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--master", default=f"local[{os.cpu_count()}]")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "embed_throughput.json")
     args = parser.parse_args(argv)
+    from sentence_transformers import SentenceTransformer
+
+    from profile_features.embeddings import default_model_path
+    from profile_features.encoder_backends import ExportedEncoder
+    from profile_features.encoder_export import ensure_export
     from profile_features.spark.session import build_spark
 
-    cores = os.cpu_count()
+    cores = os.cpu_count() or 1
     profiles = profile_texts(args.rows)
-    texts = profiles.profile_text.tolist()
+    texts, items = profiles.profile_text.tolist(), item_texts(args.items)
     workdir = Path(tempfile.mkdtemp(prefix="embed-bench-"))
+    exports = {
+        p: ensure_export(default_model_path(), "all-MiniLM-L6-v2", p, str(workdir / "exports"))
+        for p in ("fp32", "int8")
+    }
+    mean_chars = statistics.mean(map(len, texts))
+    print(f"{len(texts)} profile texts (mean {mean_chars:.0f} chars), {len(items)} items, {cores} cores")
+
+    import torch
+
+    torch.set_num_threads(cores)
+    torch_model = SentenceTransformer(default_model_path(), device="cpu")
+    default = EmbeddingConfig()
+
+    def torch_encode(batch):
+        return torch_model.encode(
+            batch,
+            batch_size=default.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+
+    encoders = {
+        f"{b}-{p}-b{bs}": ExportedEncoder(exports[p], b, batch_size=bs, threads=cores)
+        for b, p in VARIANTS
+        for bs in BATCH_SIZES
+    }
+    rates: dict[str, list[float]] = {"torch-fp32": [], **{name: [] for name in encoders}}
+    vectors: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    torch_encode(texts[:64])
+    for encoder in encoders.values():
+        encoder.encode(texts[:64])  # warm: first-call allocations out of the timing
+    for repeat in range(args.repeats):
+        for name, encode in [("torch-fp32", torch_encode)] + [(n, e.encode) for n, e in encoders.items()]:
+            speed, users = rate(encode, texts)
+            rates[name].append(speed)
+            if repeat == 0:
+                vectors[name] = (users, np.asarray(encode(items), dtype=np.float32))
+            print(f"  repeat {repeat} {name:22s} {speed:7.1f} texts/s", flush=True)
+    ref_users, ref_items = vectors["torch-fp32"]
+    baseline = statistics.median(rates["torch-fp32"])
+    rows = {}
+    for name, speeds in rates.items():
+        users, item_vectors = vectors[name]
+        cosine = (users * ref_users).sum(axis=1) / (np.linalg.norm(users, axis=1) * np.linalg.norm(ref_users, axis=1))
+        rows[name] = {
+            "texts_per_s": round(statistics.median(speeds), 1),
+            "ratio_to_torch_fp32": round(statistics.median(speeds) / baseline, 2),
+            "mean_cosine": round(float(cosine.mean()), 6),
+            "min_cosine": round(float(cosine.min()), 6),
+            "top10_overlap": round(top10_overlap(users, item_vectors, ref_users, ref_items), 4),
+        }
+
+    # The Spark job with the default config (the backend a user gets without choosing).
     data = workdir / "data"
     (data / "profiles" / "run_date=2026-01-01").mkdir(parents=True)
     profiles.to_parquet(data / "profiles" / "run_date=2026-01-01" / "part-0.parquet", index=False)
@@ -85,32 +163,48 @@ def main(argv=None) -> dict:
     pd.DataFrame(
         {"item_id": ["i0"], "title": ["One item"], "genres": ["Drama"], "year": [2000], "description": [""]}
     ).astype({"year": "int64"}).to_parquet(data / "validated" / "items" / "part-0.parquet", index=False)
-    embedding = EmbeddingConfig(batch_size=64)
     config = JobConfig(
         data_dir=str(data),
-        embedding=embedding,
         spark=SparkConfig(master=args.master),
         history={"cutoff": "2026-01-01T00:00:00Z"},
     )
     spark = build_spark(config.spark)
-    print(
-        f"{args.rows} profile texts (mean {statistics.mean(map(len, texts)):.0f} chars), {cores} cores, "
-        f"Spark {args.master}"
-    )
-
-    raw, job = [], []
-    cold = time_spark(spark, config, len(profiles))  # first run loads the encoder in each worker
-    print(f"  spark cold (incl. encoder load per worker): {cold:7.1f} rows/s")
-    for repeat in range(args.repeats):
-        raw.append(time_raw(texts, embedding.batch_size))
+    cold = time_spark(spark, config, len(profiles))  # export, host check and first load in each worker
+    job, job_torch = [], []
+    torch_config = config.model_copy(update={"embedding": EmbeddingConfig(backend="torch")})
+    for _ in range(args.repeats):
         job.append(time_spark(spark, config, len(profiles)))
-        print(f"  repeat {repeat}: raw encode {raw[-1]:7.1f} rows/s, spark job {job[-1]:7.1f} rows/s")
-    ratio = statistics.median(job) / statistics.median(raw)
-    cold_ratio = cold / statistics.median(raw)
-    print(f"\nratio spark/raw (warm workers): {ratio:.2f}   (goal >= 0.85)")
-    print(f"ratio spark/raw (cold, first run): {cold_ratio:.2f}")
+        job_torch.append(time_spark(spark, torch_config, len(profiles)))
     spark.stop()
-    return {"raw": raw, "spark": job, "cold": cold, "ratio": ratio, "cold_ratio": cold_ratio}
+    result = {
+        "command": "python benchmarks/embed_throughput.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "texts": len(texts),
+        "cores": cores,
+        "default": {"backend": default.backend, "precision": default.precision, "batch_size": default.batch_size},
+        "backend_sweep_batch_sizes": list(BATCH_SIZES),
+        "raw": rows,
+        "spark_default_texts_per_s": round(statistics.median(job), 1),
+        "spark_default_cold_texts_per_s": round(cold, 1),
+        "spark_torch_texts_per_s": round(statistics.median(job_torch), 1),
+        "spark_default_over_torch_raw": round(statistics.median(job) / baseline, 2),
+        "spark_default_cold_over_torch_raw": round(cold / baseline, 2),
+        "spark_torch_over_torch_raw": round(statistics.median(job_torch) / baseline, 2),
+    }
+    print(f"\n{'variant':22s} {'texts/s':>8s} {'x torch':>8s} {'mean cos':>9s} {'min cos':>8s} {'top10':>6s}")
+    for name, row in rows.items():
+        print(
+            f"{name:22s} {row['texts_per_s']:8.1f} {row['ratio_to_torch_fp32']:8.2f} {row['mean_cosine']:9.6f} "
+            f"{row['min_cosine']:8.6f} {row['top10_overlap']:6.3f}"
+        )
+    print(
+        f"\nSpark job, default {default.backend}-{default.precision} b{default.batch_size}: "
+        f"{result['spark_default_over_torch_raw']:.2f}x torch fp32 raw warm, "
+        f"{result['spark_default_cold_over_torch_raw']:.2f}x cold (goal >= 2.5); "
+        f"Spark job with torch: {result['spark_torch_over_torch_raw']:.2f}x"
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1))
+    return result
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from profile_features import storage
 from profile_features.profiles.config import ProfileConfig
@@ -131,11 +131,32 @@ class EmbeddingConfig(StrictModel):
     """Sentence encoder settings. `model_path` None means the packaged all-MiniLM-L6-v2."""
 
     model_path: str | None = None
-    batch_size: int = Field(64, gt=0)
+    # 16: fastest of 16/32/64 for the exported backends (texts are length-sorted, so small batches pad
+    # little); see BENCHMARKS.md, issue 18.
+    batch_size: int = Field(16, gt=0)
     normalize: bool = True
     # Torch threads per Spark Python worker. None: cores / concurrent tasks, so that
     # local[N] does not oversubscribe the CPU with N workers x N threads.
     threads_per_worker: int | None = None
+    # The runtime: `torch` runs sentence-transformers itself; `onnx` / `openvino` run an ONNX export
+    # of the same model made once (fp32, or int8 weights). A host that cannot run the chosen one
+    # faithfully (checked against the torch model's vectors) falls back to torch, with a warning.
+    # `precision` is the exported backends' (torch is fp32); `bf16` (OpenVINO only) computes the fp32
+    # export in bfloat16 where the CPU has bf16 units (else in f32).
+    # Default: the fastest that keeps the vectors (BENCHMARKS.md, issue 18); int8 reorders a user's
+    # nearest items too often (top-10 overlap 0.86).
+    backend: Literal["torch", "onnx", "openvino"] = "openvino"
+    precision: Literal["fp32", "bf16", "int8"] = "bf16"
+    export_dir: str | None = None  # where exports are kept; None: <data_dir>/encoders
+    # A sanity check against broken kernels (int8 keeps ~0.99 on average, ~0.97 on a one-letter text);
+    # fidelity itself is measured in benchmarks/embed_throughput.py.
+    min_probe_cosine: float = Field(0.95, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _bf16_needs_openvino(self):
+        if self.precision == "bf16" and self.backend == "onnx":
+            raise ValueError("embedding.precision bf16 needs embedding.backend openvino (onnx: fp32 or int8)")
+        return self
 
 
 class SemanticConfig(StrictModel):

@@ -16,12 +16,14 @@ import numpy as np
 import pandas as pd
 
 from profile_features.config import EmbeddingConfig
+from profile_features.encoder_backends import EncoderChoice
 
 __all__ = [
     "Encoder",
     "SentenceTransformerEncoder",
     "default_model_path",
     "cached_encoder",
+    "encoder_name",
     "render_item_text",
     "embed_profiles",
     "embed_items",
@@ -70,7 +72,7 @@ class SentenceTransformerEncoder:
         self.batch_size = batch_size
         self.normalize = normalize
         # The name is part of provenance: a cache or a feature is valid for one encoder only.
-        self.name = DEFAULT_ENCODER_NAME if model_path is None else os.path.basename(model_path.rstrip("/"))
+        self.name = encoder_name(model_path)
         self.dim = int(
             self.model.get_embedding_dimension()
             if hasattr(self.model, "get_embedding_dimension")
@@ -91,11 +93,23 @@ class SentenceTransformerEncoder:
 
 
 @functools.lru_cache(maxsize=2)
-def cached_encoder(config: EmbeddingConfig, threads: int | None = None) -> SentenceTransformerEncoder:
-    """One encoder per process and config (Spark reuses Python workers across tasks)."""
-    return SentenceTransformerEncoder(
-        config.model_path, config.batch_size, config.normalize, threads or config.threads_per_worker
-    )
+def cached_encoder(config: EmbeddingConfig, threads: int | None = None, choice: EncoderChoice | None = None) -> Encoder:
+    """One encoder per process, config and backend choice (Spark reuses Python workers across tasks).
+
+    `choice` is what `encoder_backends.choose_backend` decided on the driver; None is the torch
+    model itself (the reference every other backend is checked against).
+    """
+    threads = threads or config.threads_per_worker
+    if choice is None or choice.backend == "torch":
+        return SentenceTransformerEncoder(config.model_path, config.batch_size, config.normalize, threads)
+    from profile_features.encoder_backends import checked_encoder
+
+    return checked_encoder(choice, config.batch_size, config.normalize, threads or 1, config.min_probe_cosine)
+
+
+def encoder_name(model_path: str | None) -> str:
+    """The encoder's provenance name: the packaged model's, or the folder name of a local model."""
+    return DEFAULT_ENCODER_NAME if model_path is None else os.path.basename(model_path.rstrip("/"))
 
 
 def render_item_text(title: str, genres: str | None, year: object, description: str | None) -> str:

@@ -131,7 +131,11 @@ def run_snapshots(spark, config: JobConfig, cutoffs: Sequence[datetime]) -> list
         profiles = run_profiles(spark, snapshot_config)
         log(f"snapshot {cutoff:%Y-%m-%d}: embeddings (profiles and item texts)")
         embeddings = stages.run_embeddings(spark, snapshot_config)
-        log(f"  {embeddings['profiles']} profile vectors, {embeddings['items']} item vectors")
+        encoder = embeddings["encoder"]
+        counts = f"{embeddings['profiles']} profile vectors, {embeddings['items']} item vectors"
+        log(f"  {counts} ({encoder['name'] or 'torch'})")
+        if encoder["fallback_reason"]:
+            log(f"  embedding.backend fell back to torch: {encoder['fallback_reason']}")
         log(f"snapshot {cutoff:%Y-%m-%d}: semantic columns (PCA, clusters)")
         semantic = run_semantic_columns(spark, snapshot_config)
         for kind, info in semantic["transforms"].items():

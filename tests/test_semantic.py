@@ -1,4 +1,5 @@
 import numpy as np
+import pandas as pd
 import pytest
 
 from profile_features.semantic import (
@@ -67,3 +68,26 @@ def test_fit_is_deterministic_and_round_trips(tmp_path):
 def test_too_few_rows_is_a_clear_error():
     with pytest.raises(ValueError, match="cannot fit"):
         fit_transform_model([np.ones(4, dtype=np.float32)] * 3, "profile", 2, 5, "enc", "t")
+
+
+@pytest.mark.spark
+def test_semantic_job_refuses_vectors_of_two_encoders_in_one_snapshot(tmp_path, spark):
+    """Two backends' vectors in one snapshot (a rerun with another embedding.backend over part of it)
+    cannot share a transform: the job stops naming the table and both encoders."""
+    from profile_features.config import JobConfig
+    from profile_features.spark.semantic_job import run_semantic_columns
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "data" / "user_profile_embeddings" / "run_date=2026-01-01"
+    folder.mkdir(parents=True)
+    pd.DataFrame(
+        {
+            "user_id": [f"u{i}" for i in range(40)],
+            "event_timestamp": pd.Timestamp("2026-01-01", tz="UTC"),
+            "profile_embedding": list(rng.normal(size=(40, 8)).astype(np.float32)),
+            "encoder": ["all-MiniLM-L6-v2", "all-MiniLM-L6-v2+openvino-bf16-0123abcd"] * 20,
+        }
+    ).to_parquet(folder / "part-0.parquet", index=False)
+    config = JobConfig(data_dir=str(tmp_path / "data"), history={"cutoff": "2026-01-01T00:00:00Z"})
+    with pytest.raises(ValueError, match=r"user_profile_embeddings/run_date=2026-01-01: vectors of 2 encoders"):
+        run_semantic_columns(spark, config)

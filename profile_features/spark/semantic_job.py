@@ -27,7 +27,13 @@ def _transform_for(spark, config: JobConfig, kind: str, frame, vector_column: st
     """(transform, its folder URI, fitted now?)"""
     settings = config.semantic
     directory = config.table_path("transforms")
-    encoder = frame.select("encoder").first().encoder
+    encoders = [row.encoder for row in frame.select("encoder").distinct().limit(3).collect()]
+    if len(encoders) != 1:
+        raise ValueError(
+            f"{config.table_path(fitted_on)}: vectors of {len(encoders)} encoders {encoders} in one snapshot; "
+            "one transform cannot serve two models: rerun the embedding stage for this run date"
+        )
+    encoder = encoders[0]
     if not settings.refit:
         existing = latest_transform(directory, kind, encoder, settings.components, settings.clusters)
         if existing is not None:
@@ -61,6 +67,12 @@ def run_semantic_columns(spark, config: JobConfig) -> dict:
         fitted_on = f"{table}/run_date={run_date}"
         frame = read_table(spark, config.table_path(fitted_on))
         transform, folder, fitted = _transform_for(spark, config, kind, frame, vector_column, fitted_on)
+        summary.setdefault("encoder", transform.encoder)
+        if transform.encoder != summary["encoder"]:  # user-item similarity compares the two spaces
+            raise ValueError(
+                f"{config.table_path(fitted_on)}: encoder {transform.encoder} differs from the profiles' "
+                f"{summary['encoder']}; rerun the embedding stage for run date {run_date}"
+            )
 
         def partition(batches, folder=folder, key=key, vector_column=vector_column, prefix=prefix):
             transform = cached_transform(folder)  # read by URI on the executor, once per process

@@ -12,13 +12,15 @@ A snapshot is identified by its cutoff's date; re-running a snapshot replaces it
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 import pandas as pd
 
 from profile_features import schemas
 from profile_features.config import JobConfig
-from profile_features.embeddings import cached_encoder, embed_items, embed_profiles
+from profile_features.embeddings import cached_encoder, default_model_path, embed_items, embed_profiles, encoder_name
+from profile_features.encoder_backends import choose_backend
 from profile_features.histories import build_histories
 from profile_features.spark.common import ddl, resolve_cutoff, run_date_for, threads_per_task, write_summary
 from profile_features.spark.io import read_input, read_table, write_atomic
@@ -213,16 +215,22 @@ def run_embeddings(spark, config: JobConfig) -> dict:
     as_of = pd.Timestamp(profiles.selectExpr("max(event_timestamp) AS t").first().t, tz="UTC")
     embedding_config = config.embedding
     threads = threads_per_task(spark, config.embedding.threads_per_worker)
+    choice = choose_backend(
+        embedding_config,
+        embedding_config.export_dir or config.table_path("encoders"),
+        embedding_config.model_path or default_model_path(),
+        encoder_name(embedding_config.model_path),
+    )
     # Spread rows over every task slot: one small Parquet file is one partition.
     slots = spark.sparkContext.defaultParallelism
 
     def profile_partition(batches):
-        encoder = cached_encoder(embedding_config, threads)  # loaded once per worker process
+        encoder = cached_encoder(embedding_config, threads, choice)  # loaded once per worker process
         for batch in batches:
             yield embed_profiles(batch, encoder)
 
     def item_partition(batches):
-        encoder = cached_encoder(embedding_config, threads)
+        encoder = cached_encoder(embedding_config, threads, choice)
         for batch in batches:
             yield embed_items(batch, encoder, as_of)
 
@@ -240,5 +248,6 @@ def run_embeddings(spark, config: JobConfig) -> dict:
         "outputs": out,
         "profiles": read_table(spark, out["user_profile_embeddings"]).count(),
         "items": read_table(spark, out["item_text_embeddings"]).count(),
+        "encoder": dataclasses.asdict(choice),
     }
     return write_summary(config, "embeddings", summary)
