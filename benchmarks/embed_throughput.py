@@ -36,7 +36,7 @@ from profile_features.histories import build_histories
 from profile_features.profiles import RuleBasedProfileWriter, generate_profiles
 
 ROOT = Path(__file__).resolve().parents[1]
-VARIANTS = [("onnx", "fp32"), ("onnx", "int8"), ("openvino", "fp32"), ("openvino", "int8")]
+VARIANTS = [("onnx", "fp32"), ("onnx", "int8"), ("openvino", "fp32"), ("openvino", "bf16"), ("openvino", "int8")]
 BATCH_SIZES = (16, 32, 64)
 
 
@@ -94,7 +94,7 @@ def main(argv=None) -> dict:
     from sentence_transformers import SentenceTransformer
 
     from profile_features.embeddings import default_model_path
-    from profile_features.encoder_backends import ExportedEncoder
+    from profile_features.encoder_backends import ExportedEncoder, export_precision
     from profile_features.encoder_export import ensure_export
     from profile_features.spark.session import build_spark
 
@@ -125,7 +125,7 @@ def main(argv=None) -> dict:
         )
 
     encoders = {
-        f"{b}-{p}-b{bs}": ExportedEncoder(exports[p], b, batch_size=bs, threads=cores)
+        f"{b}-{p}-b{bs}": ExportedEncoder(exports[export_precision(p)], b, batch_size=bs, threads=cores, precision=p)
         for b, p in VARIANTS
         for bs in BATCH_SIZES
     }

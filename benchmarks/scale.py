@@ -77,7 +77,7 @@ def jvm_pid(spark) -> int | None:
         return None
 
 
-def run_size(spark, users: int, items: int, root: Path, epochs: int) -> dict:
+def run_size(spark, users: int, items: int, root: Path, epochs: int, export_dir: str) -> dict:
     from pyspark.sql import functions as F
 
     from profile_features.spark import stages
@@ -93,6 +93,7 @@ def run_size(spark, users: int, items: int, root: Path, epochs: int) -> dict:
         data_dir=str(root / "data"),
         inputs=inputs,
         history={"cutoff": cutoff},
+        embedding={"export_dir": export_dir},  # exported and host-checked once, before the first size
         student={"overrides": [f"train.epochs={epochs}", f"train.eval_every={epochs}", "train.patience=null"]},
     )
     rows = {"interactions": len(sample.interactions), "users": users, "items": items}
@@ -138,6 +139,16 @@ def run_size(spark, users: int, items: int, root: Path, epochs: int) -> dict:
     }
 
 
+def warm_encoder_export(export_dir: str) -> None:
+    """The one-time ONNX export and host check of the default backend, out of every size's timing."""
+    from profile_features.config import EmbeddingConfig
+    from profile_features.embeddings import default_model_path, encoder_name
+    from profile_features.encoder_backends import choose_backend
+
+    choice = choose_backend(EmbeddingConfig(), export_dir, default_model_path(), encoder_name(None))
+    print(f"encoder: {choice.name or 'torch'} {choice.fallback_reason or ''}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=1000, help="users at the smallest size")
@@ -154,10 +165,12 @@ def main(argv: list[str] | None = None) -> int:
     pid = jvm_pid(spark)
     results = []
     with tempfile.TemporaryDirectory(prefix="pf-scale-") as tmp:
+        export_dir = str(Path(tmp) / "encoders")
+        warm_encoder_export(export_dir)
         for n in range(args.sizes):
             users, items = args.users * args.factor**n, args.items * args.factor**n
             with PeakRss(pid) as peak:
-                size = run_size(spark, users, items, Path(tmp) / f"size{n}", args.epochs)
+                size = run_size(spark, users, items, Path(tmp) / f"size{n}", args.epochs, export_dir)
             size["driver_peak_rss_mb"] = round(peak.driver / 2**20)
             size["jvm_peak_rss_mb"] = round(peak.jvm / 2**20) if pid else None
             results.append(size)

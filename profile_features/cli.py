@@ -11,6 +11,7 @@ from profile_features.datasets.variants import DATASETS
 from profile_features.freshness.commands import COMMANDS as FRESHNESS_COMMANDS
 from profile_features.freshness.commands import add_commands as add_freshness_commands
 from profile_features.freshness.commands import run_command as run_freshness_command
+from profile_features.logs import add_verbosity_arguments, configure_logging, verbosity_level
 
 __all__ = ["main", "build_parser", "evaluation_config"]
 
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="profile-features", description=__doc__)
     parser.add_argument("--version", action="version", version=f"profile-features {__version__}")
+    add_verbosity_arguments(parser)
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="run every stage on generated sample data, then read from Feast")
     demo.add_argument("--repo", type=Path, default=Path("feature_repo"), help="Feast repo to apply and materialize")
@@ -129,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    configure_logging(verbosity_level(args.verbose, args.quiet), args.verbose)
     if args.command in FRESHNESS_COMMANDS:
         return run_freshness_command(args)
 

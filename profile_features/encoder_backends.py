@@ -185,7 +185,9 @@ def _host_check(folder: str, backend: str, precision: str, timeout_s: float) -> 
         return storage.read_json(record)
     command = [sys.executable, "-m", "profile_features.encoder_backends", folder, backend, precision]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, env=os.environ.copy())
+        # The child imports this package from where the parent did (a spark-submit driver: the --py-files zip).
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, env=env)
         if done.returncode == 0:
             result = json.loads(done.stdout.strip().splitlines()[-1])
         else:

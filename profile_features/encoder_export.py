@@ -122,7 +122,8 @@ def _export(model_path: str, precision: str, out: Path) -> dict:
     # Eager attention traces to plain ops the optimiser recognises (SDPA would not fuse).
     model = SentenceTransformer(model_path, device="cpu", model_kwargs={"attn_implementation": "eager"}).eval()
     probe_vectors = model.encode(list(PROBE_TEXTS), convert_to_numpy=True, normalize_embeddings=False)
-    sample = model.tokenize(["a short sample", "and a second, slightly longer sample text"])
+    prepare = getattr(model, "preprocess", model.tokenize)  # sentence-transformers >= 6 renamed it
+    sample = prepare(["a short sample", "and a second, slightly longer sample text"])
     names = [name for name in ("input_ids", "attention_mask", "token_type_ids") if name in sample]
 
     class Pooled(torch.nn.Module):

@@ -6,6 +6,7 @@ share one SparkSession so the whole run takes minutes, not a session start per s
 
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
 import sys
@@ -34,12 +35,14 @@ __all__ = [
     "build_feature_repo",
 ]
 
+logger = logging.getLogger(__name__)
+
 REPO_FILES = ("feature_store.yaml", "feature_store.redis.yaml", "features.py", "profile_features.yaml", ".feastignore")
 _T0 = time.monotonic()
 
 
 def log(message: str) -> None:
-    print(f"[{time.monotonic() - _T0:6.1f}s] {message}", flush=True)
+    logger.info("[%6.1fs] %s", time.monotonic() - _T0, message)
 
 
 def add_demo_bad_rows(sample: SampleData) -> SampleData:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +31,8 @@ from student.sources import HeldOutLast, ParquetUsers, TrainingUsers
 from student.training import build_training_data, fit
 
 __all__ = ["read_table", "read_profiles", "train_from_frames", "train_from_parquet", "train_source", "main"]
+
+log = logging.getLogger(__name__)
 
 
 def read_table(path: str) -> pd.DataFrame:
@@ -93,7 +95,7 @@ def train_source(cfg, data: TrainingUsers, out: str | Path, validate: bool = Fal
     if validate:
         data = HeldOutLast(data, cfg.train.max_valid_users, cfg.train.seed)
         valid = data.validation()
-    result = fit(cfg, data, valid, log=lambda s: print(s, file=sys.stderr, flush=True))
+    result = fit(cfg, data, valid, log=log.info)
     seen = result.data
     held_out = len(valid[1]) if valid else 0
     stats = DataStats(
@@ -111,10 +113,10 @@ def train_source(cfg, data: TrainingUsers, out: str | Path, validate: bool = Fal
     )
     ckpt_id = save_checkpoint(out, result.model, data.item_index, stats)
     if result.ranks_by_popularity:
-        print(
-            f"WARNING: no epoch of {cfg.name} beat most-popular on validation (NDCG@10 "
-            f"{result.popularity_valid['ndcg@10']:.4f}); its checkpoint ranks items by popularity",
-            file=sys.stderr,
+        log.warning(
+            "no epoch of %s beat most-popular on validation (NDCG@10 %.4f); its checkpoint ranks items by popularity",
+            cfg.name,
+            result.popularity_valid["ndcg@10"],
         )
     return {
         "checkpoint_id": ckpt_id,

@@ -11,6 +11,7 @@ is the model plus one chunk, whether the source is in memory or a Parquet datase
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -233,7 +234,7 @@ def fit(
     cfg: StudentConfig,
     data: TrainingUsers,
     valid: tuple[list[list[int]], list[int]] | None = None,
-    log: Callable[[str], None] | None = print,
+    log: Callable[[str], None] | None = logging.getLogger(__name__).info,
 ) -> FitResult:
     """Train a student.
 

@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable, Sequence
 
 from profile_features.config import JobConfig, load_config
+from profile_features.logs import add_verbosity_arguments, configure_logging, verbosity_level
 from profile_features.spark.session import build_spark
 
 __all__ = ["job_parser", "parse_job_args", "run_job"]
@@ -24,11 +25,13 @@ def job_parser(description: str) -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a config value, e.g. --set history.cutoff=2026-05-01T00:00:00Z",
     )
+    add_verbosity_arguments(parser)
     return parser
 
 
 def parse_job_args(description: str, argv: Sequence[str] | None = None) -> JobConfig:
     args = job_parser(description).parse_args(argv)
+    configure_logging(verbosity_level(args.verbose, args.quiet), args.verbose)
     return load_config(args.config, args.overrides)
 
 

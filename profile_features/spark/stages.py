@@ -13,7 +13,7 @@ A snapshot is identified by its cutoff's date; re-running a snapshot replaces it
 from __future__ import annotations
 
 import dataclasses
-import sys
+import logging
 
 import pandas as pd
 
@@ -38,6 +38,8 @@ from profile_features.validation import (
 )
 
 __all__ = ["run_validate", "run_histories", "run_embeddings"]
+
+log = logging.getLogger(__name__)
 
 _CLASSIFIED_TAIL = [("reject_reason", "string"), ("source_file", "string"), ("record", "string")]
 
@@ -154,7 +156,7 @@ def run_validate(spark, config: JobConfig) -> dict:
     summary["rejects_path"] = write_atomic(rejects_all, config.table_path("rejects"))
     summary["warnings"] = input_warnings(summary["tables"])
     for warning in summary["warnings"]:
-        print(f"WARNING: {warning}", file=sys.stderr)
+        log.warning("%s", warning)
     write_summary(config, "validate", summary)
     unusable = [name for name, table in summary["tables"].items() if not table["accepted"]]
     if unusable:  # every later stage would fail on an empty table, far from the cause
