@@ -1,6 +1,6 @@
 """Plot of benchmarks/results/scale.json: seconds per stage against interactions (log-log).
 
-    .venv/bin/python benchmarks/plot_scale.py      # writes benchmarks/results/scale.png
+.venv/bin/python benchmarks/plot_scale.py      # writes benchmarks/results/scale.png
 """
 
 import json
