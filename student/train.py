@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from profile_features.logs import add_verbosity_arguments, configure_logging, verbosity_level
 from student.checkpoint import DataStats, save_checkpoint
 from student.config import load_student_config
 from student.data import ItemIndex, user_sequences
@@ -139,7 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True, help="checkpoint directory (replaced atomically)")
     ap.add_argument("--validate", action="store_true", help="hold out last item per user for early stopping")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    add_verbosity_arguments(ap)
     args = ap.parse_args(argv)
+    configure_logging(verbosity_level(args.verbose, args.quiet), args.verbose)  # epochs go to stderr
 
     cfg = load_student_config(args.config, args.overrides)
     interactions = read_table(args.interactions)
