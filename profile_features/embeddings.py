@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from profile_features.config import EmbeddingConfig
-from profile_features.encoder_backends import EncoderChoice
+from profile_features.encoder_backends import EncoderChoice, checked_encoder
 
 __all__ = [
     "Encoder",
@@ -102,8 +102,6 @@ def cached_encoder(config: EmbeddingConfig, threads: int | None = None, choice: 
     threads = threads or config.threads_per_worker
     if choice is None or choice.backend == "torch":
         return SentenceTransformerEncoder(config.model_path, config.batch_size, config.normalize, threads)
-    from profile_features.encoder_backends import checked_encoder
-
     return checked_encoder(choice, config.batch_size, config.normalize, threads or 1, config.min_probe_cosine)
 
 

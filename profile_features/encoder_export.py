@@ -5,10 +5,11 @@ normalisation) into one ONNX graph, fused for BERT-like encoders with onnxruntim
 transformer optimiser, and for `int8` dynamically quantised (int8 weights, activations
 quantised per batch). Nothing is downloaded: the source is the local model folder.
 
-An export folder holds `model.onnx`, `tokenizer.json` and, written last so that its presence
-marks a complete export, `meta.json`: source model hash, precision, the hash of the ONNX
-file (`export_hash`, part of the encoder's name and so of every vector's provenance), the
-tool versions, and probe texts with their vectors from the torch model. Any process that
+An export folder holds `model.onnx` (fused, for onnxruntime), `portable.onnx` (standard ops,
+for OpenVINO), `tokenizer.json` and, written last so that its presence marks a complete export,
+`meta.json`: source model hash, precision, the sha256 of each graph (`export_hash`, part of the
+encoder's name and so of every vector's provenance), the tool versions, and probe texts with
+their vectors from the torch model. Any process that
 loads an export re-encodes the probes and compares (see `encoder_backends`), which is how a
 host whose kernels misbehave is caught before it writes a vector.
 
