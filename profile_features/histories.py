@@ -27,15 +27,21 @@ def _utc_events(events: pd.DataFrame) -> pd.DataFrame:
 def _before(events: pd.DataFrame, cutoff: datetime) -> pd.DataFrame:
     events = _utc_events(events)
     kept = events[events["timestamp"] < pd.Timestamp(cutoff)]
-    # item_id breaks timestamp ties so the order (and the hash) is deterministic.
-    return kept.sort_values(["user_id", "timestamp", "item_id"], kind="stable")
+    # item_id, then the event's own JSON, break timestamp ties: the order (and the hash) is deterministic.
+    kept = kept.assign(_json=[_event_json(row) for row in kept[EVENT_COLUMNS].itertuples(index=False)])
+    return kept.sort_values(["user_id", "timestamp", "item_id", "_json"], kind="stable")
+
+
+def _event_json(row: tuple) -> str:
+    # Compact, sorted keys, nulls kept: the bytes the Spark stage writes with to_json.
+    return json.dumps(_event_dict(row), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
 def _event_dict(row: tuple) -> dict:
     user_id, item_id, ts, rating, event_type, title, genres, year, description = row
     return {
         "item_id": item_id,
-        "timestamp": pd.Timestamp(ts).isoformat(),
+        "timestamp": pd.Timestamp(ts).isoformat(timespec="microseconds"),
         "rating": None if pd.isna(rating) else float(rating),
         "event_type": event_type,
         "title": title,
@@ -46,7 +52,8 @@ def _event_dict(row: tuple) -> dict:
 
 
 def build_histories(events: pd.DataFrame, cutoff: datetime, max_length: int) -> pd.DataFrame:
-    """The last `max_length` events per user strictly before `cutoff`.
+    """The last `max_length` events per user strictly before `cutoff` (the pandas reference of the
+    Spark stage, `profile_features.spark.histories.history_rows`, which writes the same bytes).
 
     Args:
         events: EVENT_COLUMNS rows for whole users (any order).
@@ -59,15 +66,14 @@ def build_histories(events: pd.DataFrame, cutoff: datetime, max_length: int) -> 
     recent = _before(events[EVENT_COLUMNS], cutoff).groupby("user_id", sort=False).tail(max_length)
     rows = []
     for user_id, group in recent.groupby("user_id", sort=True):
-        history = [_event_dict(row) for row in group.itertuples(index=False)]
-        history_json = json.dumps(history, sort_keys=True, ensure_ascii=False)
+        history_json = "[" + ",".join(group["_json"]) + "]"
         rows.append(
             {
                 "user_id": user_id,
                 "event_timestamp": pd.Timestamp(cutoff),
                 "item_ids": list(group["item_id"]),
                 "history_json": history_json,
-                "history_length": len(history),
+                "history_length": len(group),
                 "last_interaction_at": group["timestamp"].iloc[-1],
                 "history_hash": history_hash(history_json),
             }

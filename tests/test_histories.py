@@ -88,3 +88,50 @@ def test_stats_known_values(spark):
     assert items.loc["b", "item_interaction_count"] == 2 and items.loc["b", "item_mean_rating"] == 3.0
     late = spark.createDataFrame(events([("u9", "c", 20, 4)]))
     assert user_stats(late, cutoff).count() == 0 and item_stats(late, cutoff).count() == 0
+
+
+def awkward_events() -> pd.DataFrame:
+    """Ties on (timestamp, item), missing and NaN values, escapes, non-ASCII, sub-second and large values."""
+    ts = pd.Timestamp("2026-01-01", tz="UTC")
+    rows = [
+        ("u1", "a", ts, 5.0, "rating", "Tïtle “x”", "Drama||Comedy|", 1999, None),
+        ("u1", "b", ts, float("nan"), "rating", None, None, None, 'd\\e"sc\nline\ttab'),
+        ("u1", "a", ts, 3.0, "rating", "Tïtle “x”", "Drama||Comedy|", 1999, None),
+        ("u1", "c", ts + pd.Timedelta(microseconds=1234), 0.001, "click", "日本", "", 2001, "x"),
+        ("u1", "d", ts + pd.Timedelta(days=1), 1e6, "view", "t", "A", None, ""),
+        ("u2", "z", ts, 2.5, "rating", "emoji 🎬", "A|B", 1980, "ctl\x01char"),
+        ("u2", "y", ts + pd.Timedelta(days=20), 2.5, "rating", "late", "A|B", 1980, ""),
+    ]
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp", "rating", "event_type", *ITEM_TEXT])
+    return frame.astype({"year": "Int64"})
+
+
+ITEM_TEXT = ["title", "genres", "year", "description"]
+
+
+def test_ties_are_ordered_by_content_not_input_order():
+    frame = awkward_events()
+    first = build_histories(frame, CUTOFF.to_pydatetime(), 4)
+    shuffled = build_histories(frame.iloc[::-1], CUTOFF.to_pydatetime(), 4)
+    assert first.history_hash.tolist() == shuffled.history_hash.tolist()
+    u1 = first.set_index("user_id").loc["u1"]
+    # Of the two same-time events on "a", the one whose JSON sorts first is the older, and drops out first.
+    assert u1["item_ids"] == ["a", "b", "c", "d"]
+    assert [e["rating"] for e in json.loads(u1["history_json"])][:2] == [5.0, None]
+
+
+@pytest.mark.spark
+def test_spark_histories_write_the_pandas_bytes(spark):
+    from profile_features.spark.histories import history_rows
+
+    frame = awkward_events()
+    cutoff = CUTOFF.to_pydatetime()
+    expected = build_histories(frame, cutoff, 4).set_index("user_id")
+    got = history_rows(spark.createDataFrame(frame), cutoff, 4).toPandas().set_index("user_id")
+    assert sorted(got.index) == sorted(expected.index) == ["u1", "u2"]
+    for user in expected.index:
+        assert got.loc[user, "history_json"] == expected.loc[user, "history_json"]
+        assert got.loc[user, "history_hash"] == expected.loc[user, "history_hash"]
+        assert list(got.loc[user, "item_ids"]) == expected.loc[user, "item_ids"]
+        assert got.loc[user, "history_length"] == expected.loc[user, "history_length"]
+        assert pd.Timestamp(got.loc[user, "last_interaction_at"], tz="UTC") == expected.loc[user, "last_interaction_at"]

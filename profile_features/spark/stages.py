@@ -21,8 +21,8 @@ from profile_features import schemas
 from profile_features.config import JobConfig
 from profile_features.embeddings import cached_encoder, default_model_path, embed_items, embed_profiles, encoder_name
 from profile_features.encoder_backends import choose_backend
-from profile_features.histories import build_histories
 from profile_features.spark.common import ddl, resolve_cutoff, run_date_for, threads_per_task, write_summary
+from profile_features.spark.histories import history_rows
 from profile_features.spark.io import read_input, read_table, write_atomic
 from profile_features.spark.stats import item_stats, user_stats
 from profile_features.validation import (
@@ -165,7 +165,7 @@ def run_validate(spark, config: JobConfig) -> dict:
 
 
 def run_histories(spark, config: JobConfig) -> dict:
-    """Cut histories (per-user logic in pandas) and user/item stats (native aggregations) at the cutoff."""
+    """Cut histories and user/item stats at the cutoff, all native aggregations (no Python workers)."""
     from pyspark.sql import functions as F
 
     cutoff = resolve_cutoff(config)
@@ -173,11 +173,10 @@ def run_histories(spark, config: JobConfig) -> dict:
     max_length = config.history.max_length
     interactions = read_table(spark, config.table_path("validated/interactions"))
     items = read_table(spark, config.table_path("validated/items"))
-    events = interactions.join(F.broadcast(items), "item_id", "inner").persist()
+    # Not cached: each of the three outputs re-reads Parquet, cheaper than materialising the join in memory.
+    events = interactions.join(F.broadcast(items), "item_id", "inner")
 
-    histories = events.groupBy("user_id").applyInPandas(
-        lambda batch: build_histories(batch, cutoff, max_length), schema=ddl(schemas.HISTORIES)
-    )
+    histories = history_rows(events, cutoff, max_length)
     users = user_stats(events, cutoff)
     item_counts = item_stats(events, cutoff)
     # Every catalogue item gets a row: an unseen item has count 0, not a missing feature.
@@ -196,16 +195,16 @@ def run_histories(spark, config: JobConfig) -> dict:
         "user_stats": write_atomic(users, config.table_path("user_stats"), run_date),
         "item_stats": write_atomic(item_rows, config.table_path("item_stats"), run_date),
     }
-    written = read_table(spark, out["histories"])
+    # Counted from the written user stats (one row per user): no second pass over the events.
+    totals = read_table(spark, out["user_stats"]).agg(F.count(F.lit(1)), F.sum("user_interaction_count")).first()
     summary = {
         "job": "histories",
         "cutoff": cutoff.isoformat(),
         "run_date": run_date,
         "outputs": out,
-        "users": written.count(),
-        "interactions_before_cutoff": events.where(F.col("timestamp") < F.lit(cutoff)).count(),
+        "users": totals[0],
+        "interactions_before_cutoff": totals[1] or 0,
     }
-    events.unpersist()
     return write_summary(config, "histories", summary)
 
 
