@@ -64,9 +64,17 @@ class PoolingConfig(StrictModel):
 
 
 class HeadConfig(StrictModel):
-    """Next-item head: full softmax over all items."""
+    """Next-item head: softmax over all items, or over sampled items once the catalogue is larger.
+
+    Training scores each position against its target and at most `negatives` other items: the
+    whole catalogue when it has no more items than that (exact softmax), else that many items
+    sampled uniformly per batch with the log(catalogue / negatives) correction (sampled softmax,
+    Jean et al. 2015). Cost per position is then bounded, so an epoch grows with interactions,
+    not interactions x catalogue. None: always the full catalogue. Ranking is always over all items.
+    """
 
     tied: bool = True
+    negatives: int | None = Field(2048, ge=1)
 
 
 class DistillConfig(StrictModel):

@@ -45,6 +45,14 @@ class NextItemHead(nn.Module):
         """Args: states [..., H]. Returns logits [..., N]; column j is item index j + 1."""
         return self.scale * (states @ self.item_matrix().T) + self.bias
 
+    def candidate_logits(self, states: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Scores of some items only. Args: states [B, H], items [C] in 1..N. Returns [B, C]."""
+        return self.scale * (states @ self.item_matrix()[items - 1].T) + self.bias[items - 1]
+
+    def target_logits(self, states: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Each row's score of its own item. Args: states [B, H], targets [B] in 1..N. Returns [B]."""
+        return self.scale * (states * self.item_matrix()[targets - 1]).sum(-1) + self.bias[targets - 1]
+
 
 class ProfileMoments:
     """Count, mean and scatter matrix (sum of outer products of deviations) of profile rows, merged

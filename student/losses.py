@@ -1,7 +1,8 @@
-"""Losses: full-softmax next-item CE, distillation losses and their weighting."""
+"""Losses: next-item CE (full or sampled softmax), distillation losses and their weighting."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -9,7 +10,7 @@ import torch.nn.functional as F
 
 from student.config import DistillConfig
 
-__all__ = ["next_item_loss", "distill_loss", "LossWeighting", "CombinedLoss", "combine"]
+__all__ = ["next_item_loss", "sampled_next_item_loss", "distill_loss", "LossWeighting", "CombinedLoss", "combine"]
 
 
 def next_item_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -23,6 +24,28 @@ def next_item_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         Scalar mean CE.
     """
     return F.cross_entropy(logits, targets - 1)
+
+
+def sampled_next_item_loss(head, states: torch.Tensor, targets: torch.Tensor, negatives: int | None) -> torch.Tensor:
+    """Next-item CE against the target and `negatives` uniformly sampled items (shared by the batch).
+
+    With the catalogue no larger than `negatives` (or `negatives` None) this is the full softmax.
+    Otherwise each negative's logit gets + log(N / negatives), the log of 1 / (expected draws of an
+    item), so the sampled partition function estimates the full one; a sampled item that is the
+    row's own target is masked out (an accidental hit is not a negative).
+
+    Args:
+        head: the `NextItemHead` (scores the candidates).
+        states: [B, H] positions' states; targets: [B] item indices in 1..N.
+    """
+    num_items = head.bias.shape[0]
+    if negatives is None or num_items <= negatives:
+        return next_item_loss(head(states), targets)
+    sampled = torch.randint(1, num_items + 1, (negatives,), device=states.device)
+    negative_logits = head.candidate_logits(states, sampled) + math.log(num_items / negatives)
+    negative_logits = negative_logits.masked_fill(sampled[None, :] == targets[:, None], float("-inf"))
+    logits = torch.cat([head.target_logits(states, targets)[:, None], negative_logits], 1)
+    return F.cross_entropy(logits, torch.zeros_like(targets))
 
 
 def distill_loss(

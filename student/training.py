@@ -24,7 +24,7 @@ from student.config import StudentConfig
 from student.data import ItemIndex, pad_left
 from student.evaluation import RankingMetrics, evaluate, metrics_from_ranks
 from student.heads import ProfileMoments, readout_moments
-from student.losses import LossWeighting, combine, distill_loss, next_item_loss
+from student.losses import LossWeighting, combine, distill_loss, sampled_next_item_loss
 from student.model import StudentModel
 from student.sources import TrainingUsers, UserChunk
 
@@ -285,7 +285,7 @@ def fit(
             tgt = pad_left([s[1:] for s in seqs], max_len).to(device)
             layers = model.layers(inp)
             mask = tgt != 0
-            l_rec = next_item_loss(model.next_item_logits(layers[-1][mask]), tgt[mask])
+            l_rec = sampled_next_item_loss(model.head, layers[-1][mask], tgt[mask], cfg.head.negatives)
             l_distil = None
             if use_distill and active and chunk.profiles is not None:
                 sel = torch.as_tensor(chunk.has_profile[idx], device=device)

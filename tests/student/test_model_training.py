@@ -203,3 +203,68 @@ def test_validated_training_keeps_short_users_and_reports_most_popular(tmp_path,
     assert result["users"] == 41 and result["best_valid"]["users"] == 40
     assert set(result) >= {"best_epoch", "popularity_valid", "ranks_by_popularity"}
     assert result["best_valid"]["ndcg@10"] >= result["popularity_valid"]["ndcg@10"]
+
+
+def test_sampled_softmax_is_the_full_softmax_when_the_catalogue_fits():
+    from student.heads import NextItemHead
+    from student.losses import next_item_loss, sampled_next_item_loss
+
+    torch.manual_seed(0)
+    head = NextItemHead(torch.nn.Embedding(11, 4), 10, 4, tied=True)
+    states, targets = torch.randn(6, 4), torch.randint(1, 11, (6,))
+    full = next_item_loss(head(states), targets)
+    assert sampled_next_item_loss(head, states, targets, negatives=10) == full
+    assert sampled_next_item_loss(head, states, targets, negatives=None) == full
+
+
+def test_sampled_softmax_estimates_the_full_loss_and_masks_accidental_hits():
+    from student.heads import NextItemHead
+    from student.losses import next_item_loss, sampled_next_item_loss
+
+    torch.manual_seed(0)
+    head = NextItemHead(torch.nn.Embedding(2001, 16), 2000, 16, tied=True)
+    states, targets = 0.3 * torch.randn(64, 16), torch.randint(1, 2001, (64,))  # logits spread ~1.2
+    full = float(next_item_loss(head(states), targets))
+    estimates = [float(sampled_next_item_loss(head, states, targets, negatives=200)) for _ in range(50)]
+    # The log(N/K) correction puts it on the full scale (without it the mean would be log(N/K) = 2.3 lower).
+    assert abs(np.mean(estimates) - full) < 0.03 * full
+    # A sampled item that is the row's own target is masked: with one negative over two items, the
+    # loss is 0 exactly when the draw hit the target, and the corrected two-way CE otherwise.
+    pair = NextItemHead(torch.nn.Embedding(3, 2), 2, 2, tied=True)
+    state, target = torch.randn(1, 2), torch.tensor([1])
+    logits = pair(state)[0]
+    corrected = float(-F.log_softmax(torch.stack([logits[0], logits[1] + np.log(2)]), 0)[0])
+    hits = 0
+    for seed in range(20):
+        torch.manual_seed(seed)
+        drawn = int(torch.randint(1, 3, (1,)))
+        torch.manual_seed(seed)
+        loss = float(sampled_next_item_loss(pair, state, target, negatives=1))
+        hits += drawn == 1
+        assert loss == pytest.approx(0.0 if drawn == 1 else corrected, abs=1e-6)
+    assert 0 < hits < 20
+
+
+def test_sampled_softmax_training_ranks_the_determined_next_item_first(make_config):
+    """A cycle over 400 items trained against 64 sampled items per batch learns it as the full softmax does
+    (here: full 0.81 first / 0.94 top-10; random 0.0025 / 0.025)."""
+    from student.data import ItemIndex, user_sequences
+
+    num_items, rng = 400, np.random.default_rng(0)
+    rows = [
+        (f"u{u}", f"i{(start + t) % num_items}", t)
+        for u, start in enumerate(rng.integers(num_items, size=64))
+        for t in range(30)
+    ]
+    import pandas as pd
+
+    inter = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
+    seqs, index = user_sequences(inter), ItemIndex.from_items(inter["item_id"])
+    torch.manual_seed(0)
+    data = build_training_data({u: s[:-1] for u, s in seqs.items()}, index, None)
+    result = fit(make_config("head.negatives=64", "distill.enabled=false", "train.epochs=60"), data, None, log=None)
+    users = sorted(seqs)
+    ranks = target_ranks(
+        result.model, [index.encode(seqs[u][:-1]) for u in users], index.encode([seqs[u][-1] for u in users])
+    )
+    assert (ranks == 0).mean() >= 0.7 and (ranks < 10).mean() >= 0.9, ranks
