@@ -32,6 +32,7 @@ __all__ = [
     "save_transform",
     "load_transform",
     "latest_transform",
+    "newest_transform",
 ]
 
 
@@ -161,10 +162,8 @@ def cached_transform(folder: str) -> SemanticTransform:
     return load_transform(folder)
 
 
-def latest_transform(
-    directory: str | Path, kind: str, encoder: str, components: int, clusters: int
-) -> tuple[SemanticTransform, str] | None:
-    """The most recently saved transform of `kind` that fits the encoder and sizes, and its folder."""
+def _saved_transforms(directory: str | Path, kind: str):
+    """Complete saved transforms of `kind` (folders with meta.json), newest first, with their folders."""
     candidates = []
     for name in storage.list_dir(directory):
         if not name.startswith(f"{kind}-"):
@@ -174,7 +173,19 @@ def latest_transform(
         if storage.exists(meta_path):  # no meta: an interrupted write
             candidates.append((storage.read_json(meta_path).get("created_at", ""), folder))
     for _, folder in sorted(candidates, reverse=True):
-        transform = load_transform(folder)
+        yield load_transform(folder), folder
+
+
+def newest_transform(directory: str | Path, kind: str) -> SemanticTransform | None:
+    """The most recently saved transform of `kind` (what the latest semantic columns were made with)."""
+    return next((transform for transform, _ in _saved_transforms(directory, kind)), None)
+
+
+def latest_transform(
+    directory: str | Path, kind: str, encoder: str, components: int, clusters: int
+) -> tuple[SemanticTransform, str] | None:
+    """The most recently saved transform of `kind` that fits the encoder and sizes, and its folder."""
+    for transform, folder in _saved_transforms(directory, kind):
         if (
             transform.encoder == encoder
             and transform.components.shape[0] == components

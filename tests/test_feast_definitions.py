@@ -1,5 +1,9 @@
 """build_definitions from config, without applying: names, join keys, sources, services."""
 
+import time
+
+import numpy as np
+import pytest
 from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
 
 from profile_features.feast import FeastSettings, build_definitions
@@ -30,7 +34,7 @@ def test_custom_entities_map_onto_our_columns(tmp_path):
 
 
 def test_services_hold_numbers_for_gbdt_and_vectors_for_two_tower(tmp_path):
-    definitions = build_definitions(FeastSettings(data_dir=str(tmp_path)))
+    definitions = build_definitions(FeastSettings(data_dir=str(tmp_path), semantic_components=16))
     gbdt = {f.name for p in definitions.gbdt_ranker.feature_view_projections for f in p.features}
     assert {
         "profile_item_similarity",
@@ -45,16 +49,85 @@ def test_services_hold_numbers_for_gbdt_and_vectors_for_two_tower(tmp_path):
 
 
 def test_student_view_is_optional(tmp_path):
-    definitions = build_definitions(FeastSettings(data_dir=str(tmp_path), student=False))
+    definitions = build_definitions(FeastSettings(data_dir=str(tmp_path), student=False, semantic_components=2))
     assert "user_student" not in definitions.objects()
     assert [f.name for f in definitions.user_item_similarity.features] == ["profile_item_similarity"]
 
 
 def test_spark_sources(tmp_path):
-    settings = FeastSettings(data_dir=str(tmp_path), source="spark", spark_tables={"user_stats": "features.user_stats"})
+    settings = FeastSettings(
+        data_dir=str(tmp_path),
+        source="spark",
+        spark_tables={"user_stats": "features.user_stats"},
+        semantic_components=2,
+    )
     definitions = build_definitions(settings)
     assert isinstance(definitions.user_stats.batch_source, SparkSource)
     assert definitions.user_stats.batch_source.table == "features.user_stats"
     profile_source = definitions.user_profile.batch_source
     assert profile_source.path == str(tmp_path / "user_profile_embeddings")
     assert profile_source.date_partition_column == "run_date"
+
+
+def save_fitted(directory, kind: str, components: int, seed: int = 0):
+    from profile_features.semantic import fit_transform_model, save_transform
+
+    vectors = np.random.default_rng(seed).normal(size=(40, 8)).astype(np.float32)
+    transform = fit_transform_model(list(vectors), kind, components, 3, "enc", "t/run_date=x", seed)
+    return save_transform(transform, directory)
+
+
+def test_components_are_read_from_the_newest_saved_transforms(tmp_path):
+    with pytest.raises(ValueError, match="no saved semantic transform.*semantic columns job"):
+        build_definitions(FeastSettings(data_dir=str(tmp_path)))
+    transforms = tmp_path / "transforms"
+    save_fitted(transforms, "profile", 3)
+    save_fitted(transforms, "item", 3)
+    definitions = build_definitions(FeastSettings(data_dir=str(tmp_path)))
+    assert [f.name for f in definitions.item_semantic.features][:4] == [
+        "item_pc_0",
+        "item_pc_1",
+        "item_pc_2",
+        "item_cluster",
+    ]
+    time.sleep(0.01)  # a later fit with other settings wins, for both kinds together
+    save_fitted(transforms, "profile", 5, seed=1)
+    with pytest.raises(ValueError, match="differ in components"):
+        build_definitions(FeastSettings(data_dir=str(tmp_path)))
+    save_fitted(transforms, "item", 5, seed=1)
+    assert len(build_definitions(FeastSettings(data_dir=str(tmp_path))).user_semantic.features) == 5 + 2
+
+
+def test_prefix_and_groups_keep_out_of_the_repos_names(tmp_path):
+    settings = FeastSettings(data_dir=str(tmp_path), name_prefix="pf_", stats=False, semantic_components=2)
+    definitions = build_definitions(settings)
+    objects = definitions.objects()
+    assert "user_stats" not in objects and "pf_user_stats" not in objects and definitions.user_stats is None
+    names = {getattr(obj, "name") for key, obj in objects.items() if key not in ("pf_user", "pf_item")}
+    assert names == {
+        "pf_user_profile",
+        "pf_item_text",
+        "pf_user_semantic",
+        "pf_item_semantic",
+        "pf_user_student",
+        "pf_user_item_similarity",
+        "pf_gbdt_ranker",
+        "pf_two_tower",
+    }
+    assert set(objects) == names | {"pf_user", "pf_item"}  # module names = Feast names: nothing overwritten
+    assert definitions.user_profile.batch_source.name == "pf_user_profile_embeddings_source"
+    gbdt_views = {p.name for p in definitions.gbdt_ranker.feature_view_projections}
+    assert not {"user_stats", "item_stats"} & gbdt_views and "pf_user_semantic" in gbdt_views
+
+
+def test_the_repos_own_entities(tmp_path):
+    from feast import Entity, ValueType
+
+    customer = Entity(name="customer", join_keys=["customer_id"], value_type=ValueType.STRING)
+    definitions = build_definitions(FeastSettings(data_dir=str(tmp_path), semantic_components=2), user_entity=customer)
+    assert definitions.user is customer and "user" not in definitions.objects() and "item" in definitions.objects()
+    assert definitions.user_profile.entities == ["customer"]
+    assert definitions.user_profile.batch_source.field_mapping == {"user_id": "customer_id"}
+    driver = Entity(name="driver", join_keys=["driver_id"], value_type=ValueType.INT64)
+    with pytest.raises(ValueError, match="'driver'.*INT64.*string ids"):
+        build_definitions(FeastSettings(data_dir=str(tmp_path), semantic_components=2), user_entity=driver)

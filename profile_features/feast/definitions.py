@@ -31,9 +31,18 @@ class Definitions:
     user_item_similarity: object
     gbdt_ranker: object
     two_tower: object
+    name_prefix: str = ""
+    repo_entities: tuple[str, ...] = ()  # entities the repo passed in and defines itself
 
     def objects(self) -> dict[str, object]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+        """Our Feast objects by module-level name (prefixed like their Feast names, so a
+        `globals().update` cannot overwrite the repo's own variables)."""
+        skip = {"name_prefix", "repo_entities", *self.repo_entities}
+        return {
+            self.name_prefix + f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name not in skip and getattr(self, f.name) is not None
+        }
 
 
 def _fresh_copy(function):
@@ -46,20 +55,59 @@ def _fresh_copy(function):
     return copy
 
 
+def semantic_components(settings: FeastSettings) -> int:
+    """The configured number of PCA components, else the one the newest saved transforms have."""
+    if settings.semantic_components is not None:
+        return settings.semantic_components
+    from profile_features.semantic import newest_transform
+
+    directory = storage.join(settings.data_dir, "transforms")
+    found = {kind: newest_transform(directory, kind) for kind in ("profile", "item")}
+    sizes = {kind: int(t.components.shape[0]) for kind, t in found.items() if t is not None}
+    if not sizes:
+        raise ValueError(
+            f"{directory}: no saved semantic transform to read the number of PCA components from; run the "
+            "semantic columns job before `feast apply`, or set semantic_components in the plugin's settings"
+        )
+    if len(set(sizes.values())) > 1:
+        raise ValueError(f"{directory}: the newest profile and item transforms differ in components: {sizes}")
+    return next(iter(sizes.values()))
+
+
+def _entity(given, settings_entity, description: str):
+    """The repo's own Entity when given (its join key must hold strings, as our tables do), else ours."""
+    from feast import Entity, ValueType
+
+    if given is None:
+        return Entity(
+            name=settings_entity.name,
+            join_keys=[settings_entity.join_key],
+            value_type=ValueType.STRING,
+            description=description,
+        )
+    if given.value_type not in (ValueType.STRING, ValueType.UNKNOWN):
+        raise ValueError(
+            f"entity {given.name!r}: join key {given.join_key!r} is {given.value_type.name}, but the plugin's tables "
+            "key users and items by string ids; use a STRING entity (or let the plugin create one)"
+        )
+    return given
+
+
 def _source(settings: FeastSettings, table: str, join_key: str, our_key: str):
     mapping = {our_key: join_key} if join_key != our_key else None
+    name = f"{settings.name_prefix}{table}_source"
     if settings.source == "spark":
         from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
 
         if table in settings.spark_tables:
             return SparkSource(
-                name=f"{table}_source",
+                name=name,
                 table=settings.spark_tables[table],
                 timestamp_field="event_timestamp",
                 field_mapping=mapping,
             )
         return SparkSource(
-            name=f"{table}_source",
+            name=name,
             path=storage.join(settings.data_dir, table),
             file_format="parquet",
             timestamp_field="event_timestamp",
@@ -70,7 +118,7 @@ def _source(settings: FeastSettings, table: str, join_key: str, our_key: str):
     from feast.data_format import ParquetFormat
 
     return FileSource(
-        name=f"{table}_source",
+        name=name,
         path=storage.join(settings.data_dir, table),
         file_format=ParquetFormat(),
         timestamp_field="event_timestamp",
@@ -78,37 +126,35 @@ def _source(settings: FeastSettings, table: str, join_key: str, our_key: str):
     )
 
 
-def build_definitions(settings: FeastSettings) -> Definitions:
-    """Build the Feast objects for `settings` (imports Feast lazily)."""
-    from feast import Entity, FeatureService, FeatureView, Field, ValueType
+def build_definitions(settings: FeastSettings, user_entity=None, item_entity=None) -> Definitions:
+    """Build the Feast objects for `settings` (imports Feast lazily).
+
+    Args:
+        settings: tables, names, groups of views (see `FeastSettings`).
+        user_entity, item_entity: the repo's own Feast `Entity` objects to key our views on (their
+            join keys are mapped onto our `user_id`/`item_id` columns); they are then not part of
+            `objects()`, since the repo already defines them. None: entities from `settings`.
+    """
+    from feast import FeatureService, FeatureView, Field
     from feast.on_demand_feature_view import on_demand_feature_view
     from feast.types import Array, Bool, Float32, Float64, Int64, String
 
     ttl = timedelta(days=settings.ttl_days)
-    user = Entity(
-        name=settings.user.name,
-        join_keys=[settings.user.join_key],
-        value_type=ValueType.STRING,
-        description="A user of the ranking system",
-    )
-    item = Entity(
-        name=settings.item.name,
-        join_keys=[settings.item.join_key],
-        value_type=ValueType.STRING,
-        description="A catalogue item",
-    )
+    prefix = settings.name_prefix
+    user = _entity(user_entity, settings.user, "A user of the ranking system")
+    item = _entity(item_entity, settings.item, "A catalogue item")
+    components = semantic_components(settings)
     provenance = [Field(name=name, dtype=String) for name in PROVENANCE_FIELDS]
     tags = {"plugin": "profile-features"}
 
     def view(name, entity, table, our_key, schema, description):
-        join_key = settings.user.join_key if entity is user else settings.item.join_key
         return FeatureView(
-            name=name,
+            name=prefix + name,
             entities=[entity],
             ttl=ttl,
             schema=schema,
             online=True,
-            source=_source(settings, table, join_key, our_key),
+            source=_source(settings, table, entity.join_key, our_key),
             description=description,
             tags=tags,
             owner=settings.owner,
@@ -135,35 +181,41 @@ def build_definitions(settings: FeastSettings) -> Definitions:
         ],
         "Sentence embedding of the item's title, genres and description",
     )
-    user_stats = view(
-        "user_stats",
-        user,
-        "user_stats",
-        "user_id",
-        [
-            Field(name="user_interaction_count", dtype=Int64),
-            Field(name="user_mean_rating", dtype=Float64),
-            Field(name="user_days_active", dtype=Float64),
-        ],
-        "Plain behavioural user columns (the no-semantics baseline)",
-    )
-    item_stats = view(
-        "item_stats",
-        item,
-        "item_stats",
-        "item_id",
-        [Field(name="item_interaction_count", dtype=Int64), Field(name="item_mean_rating", dtype=Float64)],
-        "Item popularity and mean rating before the snapshot cutoff",
-    )
+    user_stats = item_stats = None
+    if settings.stats:
+        user_stats = view(
+            "user_stats",
+            user,
+            "user_stats",
+            "user_id",
+            [
+                Field(name="user_interaction_count", dtype=Int64),
+                Field(name="user_mean_rating", dtype=Float64),
+                Field(name="user_days_active", dtype=Float64),
+            ],
+            "Plain behavioural user columns (the no-semantics baseline)",
+        )
+        item_stats = view(
+            "item_stats",
+            item,
+            "item_stats",
+            "item_id",
+            [Field(name="item_interaction_count", dtype=Int64), Field(name="item_mean_rating", dtype=Float64)],
+            "Item popularity and mean rating before the snapshot cutoff",
+        )
 
-    def semantic(name, entity, table, key, prefix, what):
-        pcs = [Field(name=f"{prefix}_pc_{i}", dtype=Float32) for i in range(settings.semantic_components)]
+    def semantic(name, entity, table, key, column_prefix, what):
+        pcs = [Field(name=f"{column_prefix}_pc_{i}", dtype=Float32) for i in range(components)]
         return view(
             name,
             entity,
             table,
             key,
-            [*pcs, Field(name=f"{prefix}_cluster", dtype=Int64), Field(name=f"{prefix}_transform_id", dtype=String)],
+            [
+                *pcs,
+                Field(name=f"{column_prefix}_cluster", dtype=Int64),
+                Field(name=f"{column_prefix}_transform_id", dtype=String),
+            ],
             f"PCA components and k-means cluster id of the {what} embedding (one fitted transform, id "
             "served alongside)",
         )
@@ -194,7 +246,7 @@ def build_definitions(settings: FeastSettings) -> Definitions:
         similarity_sources.insert(1, user_student[["student_profile_embedding"]])
         similarity_schema.append(Field(name="student_item_similarity", dtype=Float64))
     similarity = on_demand_feature_view(
-        name="user_item_similarity",
+        name=prefix + "user_item_similarity",
         sources=similarity_sources,
         schema=similarity_schema,
         mode="pandas",
@@ -202,15 +254,16 @@ def build_definitions(settings: FeastSettings) -> Definitions:
         "at request time",
         tags=tags,
     )(_fresh_copy(user_item_similarity))
+    stats = [user_stats, item_stats] if settings.stats else []
     gbdt_ranker = FeatureService(
-        name="gbdt_ranker",
-        features=[user_stats, item_stats, numeric(user_semantic), numeric(item_semantic), similarity]
+        name=prefix + "gbdt_ranker",
+        features=[*stats, numeric(user_semantic), numeric(item_semantic), similarity]
         + ([user_student[["profile_drift", "student_history_len"]]] if user_student else []),
         description="Scalar columns for a GBDT ranker: behaviour plus LLM-profile semantics",
         tags=tags,
     )
     two_tower = FeatureService(
-        name="two_tower",
+        name=prefix + "two_tower",
         features=[user_profile[["profile_embedding"]], item_text[["item_text_embedding"]]]
         + ([user_student[["student_embedding", "student_profile_embedding"]]] if user_student else []),
         description="Dense vectors for a two-tower model's user and item towers",
@@ -229,4 +282,6 @@ def build_definitions(settings: FeastSettings) -> Definitions:
         similarity,
         gbdt_ranker,
         two_tower,
+        prefix,
+        tuple(name for name, given in (("user", user_entity), ("item", item_entity)) if given is not None),
     )

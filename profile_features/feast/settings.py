@@ -37,10 +37,16 @@ class FeastSettings(StrictModel):
     item: EntitySettings = EntitySettings(name="item", join_key="item_id")
     # How long a snapshot's values stay valid for point-in-time joins and online reads.
     ttl_days: int = Field(365, ge=0)
-    # The distilled student's view (user_student) and its similarity column.
+    # Prepended to every view, source and service name, so ours cannot clash with the repo's own
+    # (Feast rejects two objects of one name): "pf_" gives pf_user_profile, pf_gbdt_ranker, ...
+    name_prefix: str = Field("", pattern=r"^[A-Za-z0-9_]*$")
+    # Groups of views: the plain behavioural stats (user_stats, item_stats; the no-semantics baseline,
+    # which a repo may already have) and the distilled student's view with its similarity column.
+    stats: bool = True
     student: bool = True
-    # Must equal the batch job's semantic.components.
-    semantic_components: int = Field(16, gt=0)
+    # PCA components per semantic view. None: read from the newest transform the semantic job saved
+    # under <data_dir>/transforms, so the views always match the columns the job wrote.
+    semantic_components: int | None = Field(None, gt=0)
     owner: str = ""
 
 
