@@ -5,27 +5,33 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-stamp
+PIP := $(PY) -m pip install -q -c constraints.txt
+DEMO_STAMP := $(VENV)/.demo-stamp
+TEST_STAMP := $(VENV)/.test-stamp
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-LLAMA_CPP_VERSION := 0.3.36
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
 	-DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_BF16=OFF
 
 .PHONY: demo test lint install system-deps redis-server bench clean
 
-$(STAMP): setup.cfg pyproject.toml
+# What the demo imports, and nothing else (no LLM, LightGBM or Redis packages).
+$(DEMO_STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip wheel setuptools
-	# torch first and pinned: 2.13.0 is the CPU wheel; anything else pulls CUDA wheels.
-	$(PY) -m pip install -q torch==2.13.0
-	# llama.cpp builds from source (~10 min once, then pip's wheel cache). A build
-	# tuned to the host CPU (the default) enables AMX/AVX-512 paths that segfault
-	# on this VM kind; build for portable AVX2 instead.
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install -q 'llama-cpp-python[server]==$(LLAMA_CPP_VERSION)'
-	$(PY) -m pip install -q -e '.[all,dev]'
+	# torch first, at the constrained CPU build: anything else pulls gigabytes of CUDA wheels.
+	$(PIP) torch
+	$(PIP) -e '.[demo]'
 	touch $@
 
-install: system-deps $(STAMP)
+# Everything, for the tests. llama.cpp builds from source (~10 min once, then pip's wheel
+# cache). A build tuned to the host CPU (the default) enables AMX/AVX-512 paths that
+# segfault on this VM kind; build for portable AVX2 instead.
+$(TEST_STAMP): $(DEMO_STAMP)
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) 'llama-cpp-python[server]'
+	$(PIP) -e '.[all,dev]'
+	touch $@
+
+install: system-deps $(TEST_STAMP)
 
 # Spark needs a Java 17+ runtime.
 system-deps:
@@ -34,7 +40,7 @@ system-deps:
 redis-server:
 	@command -v redis-server >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q redis-server; }
 
-demo: install
+demo: system-deps $(DEMO_STAMP)
 	$(VENV)/bin/profile-features demo
 
 test: install redis-server lint
