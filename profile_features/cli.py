@@ -51,6 +51,40 @@ def evaluation_config(args):
     )
 
 
+def _timestamp(text: str):
+    import pandas as pd
+
+    try:
+        stamp = pd.Timestamp(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO time ({err})") from err
+    return (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")).to_pydatetime()
+
+
+def _materialize(args) -> int:
+    from profile_features.feast.health import OnlineStoreUnavailable, check_online_store
+    from profile_features.feast.materialize import EmptyMaterialization, materialize_repo
+
+    if not (args.repo / "feature_store.yaml").exists() and args.feature_store_yaml is None:
+        print(
+            f"error: {args.repo} has no feature_store.yaml (pass --repo, the folder you ran `feast apply` in)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        check_online_store(args.repo, args.feature_store_yaml)
+        loads = materialize_repo(args.repo, args.end, args.start, args.feature_store_yaml, args.views)
+    except (EmptyMaterialization, OnlineStoreUnavailable) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for load in loads:
+        print(load.describe())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from profile_features import __version__
 
@@ -64,6 +98,20 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--items", type=int, default=SampleConfig().items)
     demo.add_argument("--seed", type=int, default=SampleConfig().seed)
     demo.add_argument("--master", default="local[*]", help="Spark master")
+    materialize = commands.add_parser(
+        "materialize",
+        help="load the online store over the window the snapshots cover; exit 1 when a first load finds no rows",
+    )
+    materialize.add_argument("--repo", type=Path, default=Path("feature_repo"), help="applied Feast repo")
+    materialize.add_argument("-f", "--feature-store-yaml", type=Path, default=None, help="feature_store.yaml to use")
+    materialize.add_argument("--end", type=_timestamp, default=None, help="end (ISO time, UTC; default: now)")
+    materialize.add_argument(
+        "--start",
+        type=_timestamp,
+        default=None,
+        help="start of never-materialized views (default: their source's earliest event_timestamp)",
+    )
+    materialize.add_argument("--view", dest="views", action="append", default=None, help="only this view (repeatable)")
     evaluate = commands.add_parser(
         "evaluate", help="rankers with and without the semantic features on your data; writes report.md and report.json"
     )
@@ -147,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         except FileNotFoundError as err:  # the command line named a folder that cannot be used
             print(f"error: {err}", file=sys.stderr)
             return 2
+    elif args.command == "materialize":
+        return _materialize(args)
     elif args.command == "evaluate":
         from profile_features.evaluation.run import run_evaluation
 

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -198,19 +198,21 @@ def feast_cli(repo: Path, *args: str, store_yaml: Path | None = None) -> str:
 
 
 def apply_and_materialize(repo: Path, end: datetime | None = None, store_yaml: Path | None = None) -> None:
-    """Check the online store, `feast apply`, then `feast materialize-incremental <end>` (default: now).
+    """Check the online store, `feast apply`, then materialize up to `end` (default: now) with
+    `materialize_repo`: first loads start at the data, not at now - ttl.
 
     Raises:
         OnlineStoreUnavailable: before anything runs, when the online store is unreachable.
+        EmptyMaterialization: a view's first load found no rows.
     """
     from profile_features.feast.health import check_online_store
+    from profile_features.feast.materialize import materialize_repo
 
-    end = end or datetime.now(timezone.utc) + timedelta(seconds=1)
     online = check_online_store(repo, store_yaml)
     log(f"feast apply ({repo}, online store {online})")
     feast_cli(repo, "apply", store_yaml=store_yaml)
-    log(f"feast materialize-incremental {end:%Y-%m-%dT%H:%M:%S}")
-    feast_cli(repo, "materialize-incremental", end.strftime("%Y-%m-%dT%H:%M:%S"), store_yaml=store_yaml)
+    for load in materialize_repo(repo, end, store_yaml=store_yaml):
+        log(f"materialized {load.describe()}")
 
 
 def build_feature_repo(
