@@ -19,6 +19,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from student.config import StudentConfig
 from student.data import ItemIndex, pad_left
@@ -274,6 +275,8 @@ def fit(
         valid = _sample_valid(valid, tc.max_valid_users, tc.seed)
         result.popularity_valid = popularity_metrics(counts, valid[1])
     t0 = time.perf_counter()
+    # A bar on a terminal only (disable=None); the per-epoch log line is what schedulers see.
+    bar = tqdm(total=tc.epochs, desc=f"student {cfg.name}", unit="epoch", disable=None)
     for epoch in range(1, tc.epochs + 1):
         model.train()
         active = epoch <= distill_epochs
@@ -321,6 +324,8 @@ def fit(
                 # phase; when distillation spans all epochs it counts from the start.
                 stale += 1
         result.history.append(row)
+        bar.update(1)
+        bar.set_postfix({k: f"{v:.4f}" for k, v in row.items() if k == "rec" or k.startswith("valid_")}, refresh=False)
         if log is not None:
             extra = (
                 f" valid {tc.select_metric} {row['valid_' + tc.select_metric]:.4f}"
@@ -331,6 +336,7 @@ def fit(
             log(f"[{cfg.name}] epoch {epoch}/{tc.epochs} rec {row['rec']:.4f}{dist}{extra} ({row['seconds']:.0f}s)")
         if tc.patience is not None and stale >= tc.patience:
             break
+    bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
     if (

@@ -24,6 +24,7 @@ from profile_features.encoder_backends import choose_backend
 from profile_features.spark.common import ddl, resolve_cutoff, run_date_for, threads_per_task, write_summary
 from profile_features.spark.histories import history_rows
 from profile_features.spark.io import read_input, read_table, write_atomic
+from profile_features.spark.progress import SparkTaskProgress
 from profile_features.spark.stats import item_stats, user_stats
 from profile_features.validation import (
     INTERACTION_OPTIONAL,
@@ -239,10 +240,13 @@ def run_embeddings(spark, config: JobConfig) -> dict:
         profile_partition, schema=ddl(schemas.USER_PROFILE_EMBEDDINGS)
     )
     item_vectors = items.repartition(slots).mapInPandas(item_partition, schema=ddl(schemas.ITEM_TEXT_EMBEDDINGS))
-    out = {
-        "user_profile_embeddings": write_atomic(user_vectors, config.table_path("user_profile_embeddings"), run_date),
-        "item_text_embeddings": write_atomic(item_vectors, config.table_path("item_text_embeddings"), run_date),
-    }
+    with SparkTaskProgress(spark, "embeddings"):
+        out = {
+            "user_profile_embeddings": write_atomic(
+                user_vectors, config.table_path("user_profile_embeddings"), run_date
+            ),
+            "item_text_embeddings": write_atomic(item_vectors, config.table_path("item_text_embeddings"), run_date),
+        }
     summary = {
         "job": "embeddings",
         "run_date": run_date,

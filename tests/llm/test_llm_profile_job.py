@@ -93,10 +93,16 @@ def test_incremental_refresh_regenerates_only_what_changed(spark, snapshot):
     assert json.loads(runs[-1].read_text())["calls"] == users
 
 
-def test_fallbacks_are_recorded_dead_lettered_and_retried(spark, snapshot):
+def test_fallbacks_are_recorded_dead_lettered_and_retried(spark, snapshot, caplog):
+    caplog.set_level("INFO", logger="profile_features.profiles.progress")
     with FakeOpenAIServer(faults=FaultPlan(p500=0.35, seed=5)) as server:
         config = job_config(snapshot, **openai_profile(server))
         first = run_profiles(spark, config)
+        # The driver followed the workers' checkpoints: its last progress line has the run's totals.
+        progress = [r.getMessage() for r in caplog.records if r.name == "profile_features.profiles.progress"]
+        n = first["generated_histories"]
+        assert progress and progress[-1].startswith(f"profiles: {n}/{n} histories (100%), {first['calls']} calls")
+        assert f"{first['fallbacks']} fallbacks" in progress[-1]
         profiles = read_profiles(snapshot)
         fell_back = profiles[profiles.generator == "rule_based_fallback"]
         assert 0 < first["fallbacks"] == len(fell_back) == first["fallbacks_in_output"] < first["users"]
