@@ -8,6 +8,13 @@ Reads the snapshot of `history.cutoff` (default: the newest histories partition)
 LLM generators regenerate only users whose (history hash, prompt version, model) has
 no profile in the cache; the run summary lands in `<data_dir>/runs/profiles-*.json`.
 
+Before an LLM run, see what it would cost (users to generate vs cache hits, calls, prompt tokens
+counted with the model's tokenizer where one answers, expected output tokens, and money when
+`profile.pricing` is set); nothing is generated:
+
+    spark-submit spark_jobs/generate_profiles.py --config configs/llm_openai.yaml --dry-run \
+        --set profile.pricing.input_per_million=0.15 --set profile.pricing.output_per_million=0.60
+
 Regenerate only the users of a refresh list (`profile-features refresh-plan`); everyone
 else keeps their previous profile:
 
@@ -17,12 +24,21 @@ else keeps their previous profile:
 
 import sys
 
-from profile_features.spark.entry import run_job
+from profile_features.spark.entry import job_parser, run_job
+from profile_features.spark.profile_estimate import estimate_profiles
 from profile_features.spark.profile_job import run_profiles
 
 
 def main(argv=None):
-    return run_job(run_profiles, __doc__, argv)
+    parser = job_parser(__doc__)
+    parser.add_argument(
+        "--dry-run", action="store_true", help="estimate users, calls, tokens and cost; generate nothing"
+    )
+    parser.add_argument("--sample", type=int, default=2000, help="dry run: histories whose tokens are counted")
+    args, _ = parser.parse_known_args(argv)
+    if args.dry_run:
+        return run_job(lambda spark, config: estimate_profiles(spark, config, args.sample), __doc__, argv, parser)
+    return run_job(run_profiles, __doc__, argv, parser)
 
 
 if __name__ == "__main__":

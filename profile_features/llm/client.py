@@ -23,6 +23,7 @@ Failure classes:
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import json
 import os
@@ -90,6 +91,7 @@ class Completion:
     tokens_out: int
     attempts: int = 1  # requests sent for this completion (1 + retries)
     usage_reported: bool = True  # False: tokens are estimates (the server sent no usage)
+    model: str | None = None  # the model the server says answered (e.g. a dated snapshot of an alias)
 
 
 class BackendError(Exception):
@@ -161,9 +163,7 @@ class OpenAICompatibleBackend:
             try:
                 with self._slots:
                     completion = self._send(request)
-                return Completion(
-                    completion.text, completion.tokens_in, completion.tokens_out, attempts, completion.usage_reported
-                )
+                return dataclasses.replace(completion, attempts=attempts)
             except _Retry as retry:
                 if retry.malformed:
                     malformed += 1
@@ -268,10 +268,11 @@ class OpenAICompatibleBackend:
             detail = redact(f"{type(err).__name__}: {raw[:4000]!r}", self._api_key)[:160]
             raise _Retry("malformed", detail, malformed=True) from err
         usage = data.get("usage") if isinstance(data, dict) else None
+        model = data.get("model") if isinstance(data.get("model"), str) else None
         try:
-            return Completion(text, int(usage["prompt_tokens"]), int(usage["completion_tokens"]))
+            return Completion(text, int(usage["prompt_tokens"]), int(usage["completion_tokens"]), model=model)
         except (TypeError, KeyError, ValueError):
-            return Completion(text, estimate_tokens(prompt), estimate_tokens(text), usage_reported=False)
+            return Completion(text, estimate_tokens(prompt), estimate_tokens(text), usage_reported=False, model=model)
 
 
 def _seconds(value: str | None) -> float | None:

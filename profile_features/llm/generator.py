@@ -137,6 +137,8 @@ class LLMProfileGenerator:
             outcome.retries += completion.attempts - 1
             outcome.tokens_in += completion.tokens_in
             outcome.tokens_out += completion.tokens_out
+            if completion.model:
+                outcome.reported_models[completion.model] += 1
             result = self.gate.check(completion.text, request.text, self.renderer.instructions)
             if result.ok:
                 return result.text

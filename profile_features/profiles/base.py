@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -81,6 +82,7 @@ class UserOutcome:
     tokens_out: int = 0
     chunks: int = 1
     rejections: list[Rejection] = field(default_factory=list)
+    reported_models: Counter = field(default_factory=Counter)  # model the server named -> completions
 
 
 @runtime_checkable

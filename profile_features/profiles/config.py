@@ -23,6 +23,7 @@ __all__ = [
     "QualityConfig",
     "SanitizeConfig",
     "CacheConfig",
+    "PricingConfig",
 ]
 
 
@@ -120,6 +121,14 @@ class CacheConfig(StrictModel):
     checkpoint_every: int = Field(32, gt=0)  # users per checkpoint file written by a worker
 
 
+class PricingConfig(StrictModel):
+    """The provider's price, for the cost estimate of `generate_profiles --dry-run`."""
+
+    input_per_million: float = Field(ge=0)  # per 1M prompt tokens
+    output_per_million: float = Field(ge=0)  # per 1M generated tokens
+    currency: str = "USD"
+
+
 class ProfileConfig(StrictModel):
     """Which profile generator writes the user profiles, and how."""
 
@@ -135,6 +144,7 @@ class ProfileConfig(StrictModel):
     quality: QualityConfig = QualityConfig()
     sanitize: SanitizeConfig = SanitizeConfig()
     cache: CacheConfig = CacheConfig()
+    pricing: PricingConfig | None = None  # e.g. {input_per_million: 0.15, output_per_million: 0.60}
     # Spark partitions the users to generate are spread over; None = default parallelism.
     partitions: int | None = Field(None, gt=0)
     # Fail the run (after writing its summary) when more users than this fell back.

@@ -12,10 +12,11 @@ from profile_features.profiles.config import ProfileConfig
 from profile_features.profiles.rule_based import RuleBasedProfileWriter
 from profile_features.profiles.sanitize import SanitizedGenerator, sanitizer_version
 
-__all__ = ["make_generator", "generator_key", "generate_profiles"]
+__all__ = ["make_generator", "generator_key", "generate_profiles", "renderer_for"]
 
 
-def _renderer(config: ProfileConfig, count_tokens=None):
+def renderer_for(config: ProfileConfig, count_tokens=None):
+    """The prompt renderer of `config` (`count_tokens`: the backend's tokenizer, else an estimate)."""
     from profile_features.llm.prompts import TEMPLATES, PromptRenderer
 
     return PromptRenderer(TEMPLATES[config.prompt.template], config.prompt, config.generation, count_tokens)
@@ -45,12 +46,12 @@ def _generator(config: ProfileConfig, threads: int | None, common_terms: frozens
         from profile_features.llm.client import OpenAICompatibleBackend
 
         backend = OpenAICompatibleBackend(config.openai)
-        return LLMProfileGenerator(backend, _renderer(config), config.quality, fallback)
+        return LLMProfileGenerator(backend, renderer_for(config), config.quality, fallback)
     if config.generator == "transformers":
         from profile_features.llm.local import TransformersBackend
 
         backend = TransformersBackend(config.transformers, threads=threads)  # cached per process
-        return LLMProfileGenerator(backend, _renderer(config, backend.count_tokens), config.quality, fallback)
+        return LLMProfileGenerator(backend, renderer_for(config, backend.count_tokens), config.quality, fallback)
     raise ValueError(f"profile.generator: unknown generator {config.generator!r}")
 
 
@@ -71,10 +72,10 @@ def _unsanitized_key(config: ProfileConfig, common_terms: frozenset[str]) -> tup
             version += "+terms" + hashlib.sha256("\n".join(sorted(common_terms)).encode()).hexdigest()[:8]
         return writer.name, writer.model, version
     if config.generator == "openai":
-        return "openai", config.openai.model, _renderer(config).version
+        return "openai", config.openai.model, renderer_for(config).version
     from profile_features.llm.local import model_name
 
-    return "transformers", model_name(config.transformers), _renderer(config).version
+    return "transformers", model_name(config.transformers), renderer_for(config).version
 
 
 def generate_profiles(histories: pd.DataFrame, generator: ProfileGenerator) -> pd.DataFrame:

@@ -148,6 +148,7 @@ def stats_row(outcomes: list, seconds: float) -> dict:
         "tokens_out": total("tokens_out"),
         "chunked_users": sum(o.chunks > 1 for o in outcomes),
         "reasons_json": json.dumps(dict(sorted(reasons.items()))),
+        "models_json": json.dumps(dict(sorted(sum((o.reported_models for o in outcomes), Counter()).items()))),
         "seconds": seconds,
     }
 

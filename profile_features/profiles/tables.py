@@ -66,6 +66,7 @@ RUN_STATS = pa.schema(
         ("tokens_out", pa.int64()),
         ("chunked_users", pa.int64()),
         ("reasons_json", pa.string()),  # {"too_short": 2, "fallback:http_500": 1, ...}
+        ("models_json", pa.string()),  # {"<model the server reported>": completions, ...}
         ("seconds", pa.float64()),
     ]
 )

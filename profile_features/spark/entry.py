@@ -29,15 +29,23 @@ def job_parser(description: str) -> argparse.ArgumentParser:
     return parser
 
 
-def parse_job_args(description: str, argv: Sequence[str] | None = None) -> JobConfig:
-    args = job_parser(description).parse_args(argv)
+def parse_job_args(
+    description: str, argv: Sequence[str] | None = None, parser: argparse.ArgumentParser | None = None
+) -> JobConfig:
+    args = (parser or job_parser(description)).parse_args(argv)
     configure_logging(verbosity_level(args.verbose, args.quiet), args.verbose)
     return load_config(args.config, args.overrides)
 
 
-def run_job(stage: Callable[..., dict], description: str, argv: Sequence[str] | None = None) -> dict:
-    """Parse `--config/--set`, build the session, run one stage, print its summary."""
-    config = parse_job_args(description, argv)
+def run_job(
+    stage: Callable[..., dict],
+    description: str,
+    argv: Sequence[str] | None = None,
+    parser: argparse.ArgumentParser | None = None,
+) -> dict:
+    """Parse `--config/--set` (with an entry's own `parser`, built on `job_parser`), build the session,
+    run one stage, print its summary."""
+    config = parse_job_args(description, argv, parser)
     spark = build_spark(config.spark)
     summary = stage(spark, config)
     print(json.dumps(summary, indent=2, default=str))

@@ -28,11 +28,13 @@ import json
 import time
 import uuid
 from collections import Counter
+from dataclasses import dataclass
 
 from profile_features import schemas
 from profile_features.config import JobConfig
 from profile_features.freshness.refresh_plan import check_refresh_list
 from profile_features.profiles.base import FALLBACK_GENERATOR
+from profile_features.profiles.progress import GenerationProgress
 from profile_features.profiles.rule_based import RuleBasedProfileWriter
 from profile_features.profiles.stage import generate_profiles, generator_key, make_generator
 from profile_features.profiles.store import CheckpointWriter, generate_checkpointed, list_parts, remove_tree, store_fs
@@ -41,7 +43,14 @@ from profile_features.profiles.terms import common_threshold, item_term_rows
 from profile_features.spark.common import ddl, run_date_for, threads_per_task, write_summary
 from profile_features.spark.io import path_exists, read_table, spark_schema, write_atomic
 
-__all__ = ["run_profiles", "read_cache", "catalogue_common_terms", "ProfileRunFailed"]
+__all__ = [
+    "run_profiles",
+    "plan_generation",
+    "GenerationPlan",
+    "read_cache",
+    "catalogue_common_terms",
+    "ProfileRunFailed",
+]
 
 
 class ProfileRunFailed(RuntimeError):
@@ -93,16 +102,17 @@ def catalogue_common_terms(spark, config: JobConfig) -> frozenset[str]:
 
 def _sum_stats(rows) -> dict:
     totals = Counter()
-    reasons = Counter()
+    counted = {"reasons_json": Counter(), "models_json": Counter()}
     for row in rows:
         for name in RUN_STATS.names:
-            if name == "reasons_json":
-                reasons.update(json.loads(row[name]))
+            if name in counted:
+                counted[name].update(json.loads(row[name]))
             elif name != "seconds":
                 totals[name] += row[name]
     return {
-        **{n: int(totals[n]) for n in RUN_STATS.names if n not in ("reasons_json", "seconds")},
-        "reasons": dict(sorted(reasons.items())),
+        **{n: int(totals[n]) for n in RUN_STATS.names if n not in (*counted, "seconds")},
+        "reasons": dict(sorted(counted["reasons_json"].items())),
+        "reported_models": dict(sorted(counted["models_json"].items())),
     }
 
 
@@ -118,8 +128,9 @@ def _compact(spark, cache_path: str, parts: list[str]) -> None:
         filesystem.delete_file(part)
 
 
-def _refresh_subset(spark, config: JobConfig, histories, run_date: str) -> dict:
-    """Split the snapshot's histories by the refresh list; write the list's unusable rows aside."""
+def _refresh_subset(spark, config: JobConfig, histories, run_date: str, write_rejects: bool = True) -> dict:
+    """Split the snapshot's histories by the refresh list; write the list's unusable rows aside
+    (unless `write_rejects` is False: a dry run changes nothing)."""
     import pandas as pd
 
     path = config.profile.only_users
@@ -146,11 +157,13 @@ def _refresh_subset(spark, config: JobConfig, histories, run_date: str) -> dict:
     )
     rows = [tuple(r) for r in rejects[schemas.REJECTS.names].itertuples(index=False)]
     # Always written, so a re-run of the snapshot replaces the previous run's rejects.
-    rejects_path = write_atomic(
-        spark.createDataFrame(rows, spark_schema(schemas.REJECTS)).coalesce(1),
-        config.table_path("profile_refresh_rejects"),
-        run_date,
-    )
+    rejects_path = None
+    if write_rejects:
+        rejects_path = write_atomic(
+            spark.createDataFrame(rows, spark_schema(schemas.REJECTS)).coalesce(1),
+            config.table_path("profile_refresh_rejects"),
+            run_date,
+        )
     return {
         "targets": histories.join(wanted, "user_id", "left_semi"),
         "rest": histories.join(wanted, "user_id", "left_anti"),
@@ -209,34 +222,83 @@ def _kept_profiles(spark, config: JobConfig, rest, entries, run_date: str, commo
     return frame, {**counts, "previous_run": previous_run}
 
 
-def run_profiles(spark, config: JobConfig) -> dict:
-    """Write one profile per history of the snapshot with the configured generator."""
-    from pyspark.sql import functions as F
+@dataclass
+class GenerationPlan:
+    """What a profile run will do: the snapshot's histories, the users it may generate for and the
+    distinct histories the cache lacks (`todo`, persisted), with their counts."""
 
-    started = time.monotonic()
+    run_date: str
+    run_id: str
+    key: tuple[str, str, str]
+    common_terms: frozenset[str]
+    cache_path: str
+    histories: object  # Spark DataFrames, persisted
+    targets: object
+    todo: object
+    subset: dict | None
+    users: int
+    target_users: int
+    to_generate: int
+    users_to_generate: int
+
+
+def plan_generation(spark, config: JobConfig, dry_run: bool = False) -> GenerationPlan:
+    """Read the snapshot and the cache, and count what is left to generate (nothing is written
+    when `dry_run`)."""
     run_date = run_date_for(spark, config, "histories")
     histories = read_table(spark, f"{config.table_path('histories')}/run_date={run_date}")
     profile_config = config.profile
     common_terms = catalogue_common_terms(spark, config)
     key = generator_key(profile_config, common_terms)
     run_id = uuid.uuid4().hex[:12]
-    use_cache = profile_config.cache_enabled
     cache_path = (
         (profile_config.cache.path or config.table_path("profile_cache"))
-        if use_cache
+        if profile_config.cache_enabled
         else config.table_path(f"_profile_runs/{run_id}")
     )
-    dead_path = profile_config.dead_letter_path or config.table_path("profile_dead_letters")
-
     histories = histories.persist()
     users = histories.count()
-    subset = _refresh_subset(spark, config, histories, run_date) if profile_config.only_users else None
+    subset = (
+        _refresh_subset(spark, config, histories, run_date, write_rejects=not dry_run)
+        if profile_config.only_users
+        else None
+    )
     targets = subset["targets"] if subset else histories  # the users this run may generate for
     target_users = targets.count() if subset else users
     usable = read_cache(spark, cache_path, key, ok_only=profile_config.cache.retry_fallbacks).select("history_hash")
     todo = targets.join(usable, "history_hash", "left_anti").dropDuplicates(["history_hash"]).persist()
     to_generate = todo.count()
     users_to_generate = targets.join(todo.select("history_hash"), "history_hash", "left_semi").count()
+    return GenerationPlan(
+        run_date=run_date,
+        run_id=run_id,
+        key=key,
+        common_terms=common_terms,
+        cache_path=cache_path,
+        histories=histories,
+        targets=targets,
+        todo=todo,
+        subset=subset,
+        users=users,
+        target_users=target_users,
+        to_generate=to_generate,
+        users_to_generate=users_to_generate,
+    )
+
+
+def run_profiles(spark, config: JobConfig) -> dict:
+    """Write one profile per history of the snapshot with the configured generator."""
+    from pyspark.sql import functions as F
+
+    started = time.monotonic()
+    profile_config = config.profile
+    plan = plan_generation(spark, config)
+    run_date, run_id, key, common_terms = plan.run_date, plan.run_id, plan.key, plan.common_terms
+    cache_path, histories, targets, todo, subset = plan.cache_path, plan.histories, plan.targets, plan.todo, plan.subset
+    users, target_users, to_generate = plan.users, plan.target_users, plan.to_generate
+    users_to_generate = plan.users_to_generate
+    use_cache = profile_config.cache_enabled
+    dead_path = profile_config.dead_letter_path or config.table_path("profile_dead_letters")
 
     totals = _sum_stats([])
     generation_s = 0.0
@@ -252,7 +314,8 @@ def run_profiles(spark, config: JobConfig) -> dict:
             yield from generate_checkpointed(batches, generator, key, writer, every)
 
         t0 = time.monotonic()
-        rows = todo.repartition(partitions).mapInPandas(partition, schema=ddl(RUN_STATS)).collect()
+        with GenerationProgress(cache_path, run_id, to_generate):
+            rows = todo.repartition(partitions).mapInPandas(partition, schema=ddl(RUN_STATS)).collect()
         generation_s = time.monotonic() - t0
         totals = _sum_stats(rows)
     todo.unpersist()
@@ -289,6 +352,7 @@ def run_profiles(spark, config: JobConfig) -> dict:
         "profiles": int(written.rows),
         "generator": profile_config.generator,
         "model": key[1],
+        "reported_models": totals["reported_models"],  # what the server said answered (OpenAI-compatible)
         "prompt_version": key[2],
         "users": users,
         "cache_hits": target_users - users_to_generate,

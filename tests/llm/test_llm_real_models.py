@@ -15,6 +15,7 @@ import pytest
 from llm_support import CUTOFF, job_config
 
 from profile_features import schemas
+from profile_features.spark.profile_estimate import estimate_profiles
 from profile_features.spark.profile_job import run_profiles
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
@@ -64,12 +65,27 @@ def check_profiles(data_dir: Path, summary: dict, generator: str, model: str, vi
     return profiles
 
 
+def check_estimate(estimate: dict, summary: dict) -> None:
+    """The dry run's prompt tokens are the run's first attempts, as the model's tokenizer counts them:
+    equal when no output was regenerated, else below the run's total (regenerations resend a prompt)."""
+    first_attempts_only = summary["regenerations"] == 0 and summary["retries"] == 0
+    if first_attempts_only:
+        assert estimate["prompt_tokens"] == summary["tokens_in"] and estimate["calls"] == summary["calls"]
+    else:
+        assert estimate["prompt_tokens"] < summary["tokens_in"] <= 3 * estimate["prompt_tokens"]
+    # No earlier run of this model: generation.max_tokens (48 here) per call, an upper bound.
+    assert estimate["output_tokens"] == 48 * estimate["calls"] and summary["tokens_out"] <= 48 * summary["calls"]
+
+
 def test_gemma_through_transformers_in_spark(spark, snapshot, gemma_gguf):
     victim = keep_handful(snapshot)
     config = job_config(
         snapshot, generator="transformers", transformers={"batch_size": 3}, generation={"max_tokens": 48}, partitions=1
     )
+    estimate = estimate_profiles(spark, config)  # counted with Gemma's own tokenizer, nothing generated
+    assert estimate["token_counter"] == "tokenizer of gemma-3-270m-q4_k_m.gguf" and estimate["calls"] == 3
     summary = run_profiles(spark, config)
+    check_estimate(estimate, summary)
     profiles = check_profiles(snapshot, summary, "transformers", "gemma-3-270m-q4_k_m.gguf", victim)
     print(profiles[["user_id", "generator", "profile_text"]].to_string())
     again = run_profiles(spark, config)  # nothing changed: all from the cache, bar retried fallbacks
@@ -93,6 +109,11 @@ def test_llama_cpp_server_through_spark(spark, snapshot, llama_server):
         generation={"max_tokens": 48, "temperature": 0.0, "stop": ["\n\n"]},
         partitions=1,
     )
+    estimate = estimate_profiles(spark, config)  # counted by the server's tokenizer endpoint
+    assert estimate["token_counter"].startswith("server http://127.0.0.1:") and estimate["calls"] == 3
+    assert estimate["server_models"] == [llama_server["model"]]
     summary = run_profiles(spark, config)
+    check_estimate(estimate, summary)
+    assert sum(summary["reported_models"].values()) == summary["calls"]  # every response named its model
     profiles = check_profiles(snapshot, summary, "openai", llama_server["model"], victim)
     print(profiles[["user_id", "generator", "profile_text"]].to_string())
