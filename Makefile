@@ -12,7 +12,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
 	-DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_BF16=OFF
 
-.PHONY: demo test lint install system-deps redis-server bench clean
+.PHONY: chromium demo test lint install system-deps redis-server bench clean
 
 # What the demo imports, and nothing else (no LLM, LightGBM or Redis packages).
 $(DEMO_STAMP): setup.cfg pyproject.toml constraints.txt
@@ -43,7 +43,10 @@ redis-server:
 demo: system-deps $(DEMO_STAMP)
 	$(VENV)/bin/profile-features demo
 
-test: install redis-server lint
+chromium:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }
+
+test: install redis-server chromium lint
 	$(PY) -m pytest
 
 # ruff settings live in pyproject.toml (lines <= 120).

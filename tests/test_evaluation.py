@@ -276,3 +276,59 @@ def test_evaluate_config_writes_a_report_whose_numbers_match_a_direct_computatio
     counts = history_counts(interactions, interactions[interactions.timestamp >= test_cutoff].user_id, test_cutoff)
     cold_users = results.query("model == 'lightgbm' and slice == 'cold'").users.max()
     assert cold_users == (counts >= 1).sum() > 0
+
+
+def test_html_report_renders_the_markdown_and_escapes_text(tmp_path):
+    from profile_features.evaluation.html import render_html
+
+    results = _long_results()
+    write_report(tmp_path, results, {"dataset": "<script>alert(1)</script> & co"}, provenance={"model": "m<1>"})
+    page = (tmp_path / "report.html").read_text()
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt; &amp; co" in page
+    assert "<td>m&lt;1&gt;</td>" in page and page.count("data:image/png;base64,") == 2  # lift + ndcg plots
+    lines = ["# t", "", "- **a**: `b`", "", "| x | y |", "|---|---|", "| 1 | 2 |", "", "![p](none.png)", "text"]
+    html = render_html(lines, tmp_path, {"k": "v"})
+    assert "<li><strong>a</strong>: <code>b</code></li>" in html
+    assert "<tr><th>x</th><th>y</th></tr>" in html and "<tr><td>1</td><td>2</td></tr>" in html
+    assert "none.png" not in html and "<p>text</p>" in html  # a missing image is left out, not a broken link
+
+
+def chromium_dom(page, profile) -> str:
+    """The page's DOM after load, as headless Chromium (the Debian package) renders it. The flags keep
+    it off the network this machine does not have; `profile` is a fresh user-data folder."""
+    import shutil
+    import subprocess
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert browser, "chromium is not installed: `make test` installs it (apt-get install chromium)"
+    command = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"]
+    command += ["--disable-background-networking", "--disable-component-update", "--disable-sync"]
+    command += [f"--user-data-dir={profile}", "--virtual-time-budget=5000", "--dump-dom", page.as_uri()]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.spark
+@pytest.mark.feast
+def test_evaluate_html_report_renders_in_chromium_with_provenance(evaluation, tmp_path):
+    import re
+
+    from profile_features import __version__
+    from profile_features.evaluation.run import dataset_hash
+
+    config, _, _ = evaluation
+    dom = chromium_dom(config.report_dir / "report.html", tmp_path / "chromium")
+    images = len(re.findall(r"<img ", dom))
+    decoded = int(re.search(r'data-images-decoded="(\d+)"', dom).group(1))
+    assert images == decoded == 3  # lift per column set, NDCG per slice, latency: every plot decoded
+    assert int(re.search(r'data-tables="(\d+)"', dom).group(1)) >= 8
+    provenance = dict(re.findall(r"<tr><td>([^<]+)</td><td>([^<]*)</td></tr>", dom.split("</table>")[0]))
+    assert provenance["profile-features"] == __version__
+    assert dataset_hash(config.job.inputs) in provenance["dataset"]
+    assert provenance["generator"] == "rule_based" and provenance["prompt version"]
+    assert provenance["encoder"].startswith("all-MiniLM-L6-v2")
+    assert provenance["student checkpoint"].startswith("student-")
+    assert provenance["profile transform"] and provenance["item transform"]
+    assert "Which inputs to give the two-tower" in dom and "Online latency" in dom

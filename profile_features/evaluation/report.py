@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from profile_features.evaluation.gbdt import ALL_SEMANTIC, ITEM_TEXT_ONLY
+from profile_features.evaluation.html import render_html
 
 __all__ = [
     "GOALS",
@@ -330,6 +331,51 @@ def _json_ready(value):
     return value
 
 
+def _lift_plot(summary: pd.DataFrame, path: Path, metric: str = "ndcg@10") -> None:
+    """Lift over the baseline per variant, one panel per ranker and slice; bars: seed std / baseline."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    part = summary[(summary.metric == metric) & summary.lift.notna()]
+    panels = part[["model", "slice"]].drop_duplicates().to_numpy().tolist()
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 4), squeeze=False)
+    for ax, (model, slice_name) in zip(axes[0], panels):
+        rows = part[(part.model == model) & (part.slice == slice_name)]
+        base = rows["mean"].to_numpy() / (1 + rows.lift.to_numpy())
+        colours = ["#55a868" if lift > 0 else "#c44e52" for lift in rows.lift]
+        ax.barh(rows.variant, 100 * rows.lift, xerr=100 * rows["std"] / base, color=colours)
+        ax.axvline(0, color="#444", linewidth=0.8)
+        ax.invert_yaxis()
+        ax.set_title(f"{model}, {slice_name} users")
+        ax.set_xlabel(f"{metric} lift over the baseline, % (+/- seed std)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _latency_plot(latency: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [f"{r['store']}, {r['candidates']}" for r in latency]
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    width = 0.25
+    for k, (key, name) in enumerate([("a", "(a) scalar lookup"), ("b", "(b) + on-demand view"), ("c", "(c) + scorer")]):
+        xs = [i + (k - 1) * width for i in range(len(latency))]
+        ax.bar(xs, [r[f"{key}_p50"] for r in latency], width, label=f"{name} p50")
+        ax.scatter(xs, [r[f"{key}_p99"] for r in latency], color="#222", marker="_", s=200)
+    ax.set_xticks(range(len(latency)), labels)
+    ax.set_ylabel("ms per request (bar p50, dash p99)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def write_report(
     out_dir: Path,
     results: pd.DataFrame,
@@ -341,8 +387,10 @@ def write_report(
     details: dict | None = None,
     min_users: int = 30,
     tower_recommendation: dict | None = None,
+    provenance: dict | None = None,
 ) -> Path:
-    """Write report.md, report.json, ndcg.png, results.csv and summary.csv into `out_dir`; returns report.md.
+    """Write report.md, report.html (self-contained, with provenance), report.json, the plots, results.csv
+    and summary.csv into `out_dir`; returns report.md.
 
     Args:
         results: long frame from the rankers and the student evaluation.
@@ -354,6 +402,8 @@ def write_report(
         details: more machine-readable facts for report.json (tuned settings, training summaries).
         min_users: a slice with fewer users is reported as too small to show a lift.
         tower_recommendation: the same for the two-tower's inputs (`VARIANTS`), on validation Recall@50.
+        provenance: what produced the figures (package version, encoder, generator, model, prompt version,
+            transform and checkpoint ids, dataset hash), key -> value.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -361,8 +411,13 @@ def write_report(
     summary = summarise(results)
     summary.to_csv(out_dir / "summary.csv", index=False)
     rankers = summary[summary.model != "student"]
+    plots = []
     if not rankers.empty:
         _plot(rankers, out_dir / "ndcg.png")
+        _lift_plot(rankers, out_dir / "lift.png")
+        plots.append(("NDCG@10 lift per column set and slice, with seed error bars", "lift.png"))
+    if latency:
+        _latency_plot(latency, out_dir / "latency.png")
     tower = tower_recommendation["variant"] if tower_recommendation else None
     checks = acceptance_checks(results, recommendation["variant"] if recommendation else None, min_users, tower)
 
@@ -423,9 +478,10 @@ def write_report(
             f"| {r['b_p99']:.1f} | {r['c_p50']:.1f} | {r['c_p99']:.1f} | {r['b/a']:.2f} | {r['c/a']:.2f} |"
             for r in latency
         ]
-        lines.append("")
+        lines += ["", "![online latency per store and candidate count](latency.png)", ""]
     path = out_dir / "report.md"
     path.write_text("\n".join(lines))
+    (out_dir / "report.html").write_text(render_html(lines, out_dir, provenance or {}, plots))
     document = {
         "context": context,
         "slices": slices or {},
@@ -439,6 +495,7 @@ def write_report(
         "summary": summary.to_dict(orient="records"),
         "latency": latency or [],
         "details": details or {},
+        "provenance": provenance or {},
     }
     (out_dir / "report.json").write_text(json.dumps(_json_ready(document), indent=1))
     return path

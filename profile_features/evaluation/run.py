@@ -14,6 +14,7 @@ driver's memory: run it on a sample of users that fits one machine.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from datetime import timedelta
@@ -84,6 +85,53 @@ def _build(config: EvaluationConfig, name: str, inputs: InputsConfig, cutoffs, l
     log("feast apply")
     feast_cli(repo, "apply")
     return repo, job, {"validate": validation, "snapshots": snapshots, "cutoffs": cutoffs}
+
+
+def dataset_hash(inputs: InputsConfig) -> str:
+    """sha256 over the input files' names and bytes (directories: every file, sorted), streamed."""
+    from pyarrow import fs
+
+    from profile_features import storage
+
+    digest = hashlib.sha256()
+    for table in (inputs.interactions, inputs.items):
+        filesystem, root = storage.filesystem(table.path)
+        info = filesystem.get_file_info(root)
+        if info.type == fs.FileType.Directory:
+            infos = filesystem.get_file_info(fs.FileSelector(root, recursive=True))
+            files = sorted(i.path for i in infos if i.type == fs.FileType.File)
+        else:
+            files = [root]
+        for path in files:
+            digest.update(path.rsplit("/", 1)[-1].encode())
+            with filesystem.open_input_stream(path) as stream:
+                while chunk := stream.read(1 << 20):
+                    digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def provenance(config: EvaluationConfig, job: JobConfig, snapshots: list[dict]) -> dict:
+    """What produced the report's figures, from the runs' own summaries (the newest snapshot)."""
+    from profile_features import __version__
+
+    last = snapshots[-1]
+    profiles, encoder = last["profiles"], last["embeddings"]["encoder"]
+    facts = {
+        "profile-features": __version__,
+        "dataset": f"{config.dataset} (inputs sha256 {dataset_hash(config.job.inputs)})",
+        "snapshots": ", ".join(s["histories"]["run_date"] for s in snapshots),
+        "encoder": f"{encoder.get('name') or 'torch'} ({encoder.get('backend')} {encoder.get('precision')})",
+        "generator": profiles["generator"],
+        "model": profiles["model"],
+        "prompt version": profiles["prompt_version"],
+    }
+    for kind, info in last["semantic"]["transforms"].items():
+        facts[f"{kind} transform"] = info["transform_id"]
+    student = last.get("train_student")
+    if student:
+        facts["student checkpoint"] = student.get("checkpoint_id")
+    facts["seeds"] = config.seeds
+    return facts
 
 
 def _validated(job: JobConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -300,6 +348,7 @@ def run_evaluation(config: EvaluationConfig, log: Callable[[str], None] | None =
         details,
         config.min_slice_users,
         tower_recommendation.as_dict() if tower_recommendation else None,
+        provenance(config, job, built["snapshots"]),
     )
-    log(f"report: {report}")
+    log(f"report: {report} (and report.html)")
     return report
