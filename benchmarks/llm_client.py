@@ -25,13 +25,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from profile_features.config import JobConfig, SampleConfig, SparkConfig
-from profile_features.datasets import generate_sample
-from profile_features.histories import build_histories, history_events
-from profile_features.llm.testing import FakeOpenAIServer, append_event_to_histories
-from profile_features.profiles.base import UserHistory
-from profile_features.profiles.config import ProfileConfig
-from profile_features.profiles.stage import make_generator
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the tests' helper that simulates new activity lives with the tests
+
+from profile_features.config import JobConfig, SampleConfig, SparkConfig  # noqa: E402
+from profile_features.datasets import generate_sample  # noqa: E402
+from profile_features.histories import build_histories, history_events  # noqa: E402
+from profile_features.llm.testing import FakeOpenAIServer  # noqa: E402
+from profile_features.profiles.base import UserHistory  # noqa: E402
+from profile_features.profiles.config import ProfileConfig  # noqa: E402
+from profile_features.profiles.stage import make_generator  # noqa: E402
+from tests.llm.llm_support import append_event_to_histories  # noqa: E402
 
 CUTOFF = "2030-01-01T00:00:00Z"
 

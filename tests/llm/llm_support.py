@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from profile_features import schemas
 from profile_features.config import JobConfig
+from profile_features.histories import history_hash
 
 CUTOFF = "2030-01-01T00:00:00Z"  # after every sample interaction
 
@@ -18,3 +25,19 @@ def job_config(data_dir: Path, **profile) -> JobConfig:
             "profile": profile,
         }
     )
+
+
+def append_event_to_histories(folder: str | Path, users: list[str]) -> None:
+    """Give these users one new event (new history content and hash), rewriting the
+    HISTORIES Parquet folder in place, as the next histories run would."""
+    folder = Path(folder)
+    frame = pd.read_parquet(folder)
+    for i in frame.index[frame.user_id.isin(list(users))]:
+        events = json.loads(frame.at[i, "history_json"])
+        events.append({**events[-1], "title": "A Brand New Title", "item_id": "new"})
+        frame.at[i, "history_json"] = json.dumps(events, sort_keys=True)
+        frame.at[i, "history_hash"] = history_hash(frame.at[i, "history_json"])
+    for old in folder.glob("*.parquet"):
+        old.unlink()
+    table = pa.Table.from_pandas(frame[schemas.HISTORIES.names], schema=schemas.HISTORIES, preserve_index=False)
+    pq.write_table(table, folder / "part-0.parquet")

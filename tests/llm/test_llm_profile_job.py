@@ -14,9 +14,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from llm_support import CUTOFF, job_config
+from llm_support import CUTOFF, append_event_to_histories, job_config
 
-from profile_features.llm.testing import FakeOpenAIServer, FaultPlan, append_event_to_histories
+from profile_features.llm.testing import FakeOpenAIServer, FaultPlan
 from profile_features.spark.profile_job import read_cache, run_profiles
 
 pytestmark = pytest.mark.spark
