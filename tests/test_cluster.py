@@ -208,6 +208,8 @@ def test_every_stage_on_the_cluster_equals_the_local_run(cluster, shipped, pipel
         "data_dir": data_dir,
         "inputs": local.inputs.model_dump(mode="json"),
         "student": {"overrides": list(local.student.overrides)},
+        # The local run's encoder export, fetched by URI on the executors (exporting is tested elsewhere).
+        "embedding": {"export_dir": local.table_path("encoders")},
     }
     (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
     for stage in STAGES:

@@ -37,7 +37,7 @@ def activated_env() -> dict:
     return {**env, "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}", "VIRTUAL_ENV": str(BIN.parent)}
 
 
-def test_readme_own_data_steps_end_in_online_features(tmp_path):
+def test_readme_own_data_steps_end_in_online_features(tmp_path, pipeline_run):
     from feast import FeatureStore
 
     section = own_data_section()
@@ -50,6 +50,8 @@ def test_readme_own_data_steps_end_in_online_features(tmp_path):
     job["inputs"]["interactions"] = {"path": inputs.interactions.path}
     job["inputs"]["items"] = {"path": inputs.items.path}
     job["student"] = {"overrides": ["train.epochs=2", "body.max_len=20", "train.num_threads=1"]}  # short
+    # The session pipeline's encoder export, so this run does not export the encoder again (tested elsewhere).
+    job["embedding"]["export_dir"] = pipeline_run["config"].table_path("encoders")
     (tmp_path / "my_job.yaml").write_text(yaml.safe_dump(job))
 
     stages = re.findall(r"^spark-submit .*$", section, flags=re.M)

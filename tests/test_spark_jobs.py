@@ -1,8 +1,6 @@
 """The Spark wrappers and entry files, on small generated data, in local mode."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -189,37 +187,6 @@ def test_failed_write_leaves_the_previous_partition(tmp_path, spark):
     assert [p.name for p in Path(table).iterdir()] == ["run_date=2026-01-01"]
     write_atomic(spark.createDataFrame(pd.DataFrame({"x": [7]})), table, "2026-01-01")
     assert read(table).x.tolist() == [7]  # re-running a snapshot replaces it
-
-
-@pytest.mark.slow
-def test_entry_file_runs_under_spark_submit(pipeline_run, tmp_path):
-    """The real spark-submit path: a separate JVM and Python workers from the venv."""
-    config = pipeline_run["config"]
-    job_yaml = tmp_path / "job.yaml"
-    job_yaml.write_text(yaml.safe_dump({"data_dir": str(tmp_path / "data"), "spark": {"master": None}}))
-    # reuse the validated tables of the session's pipeline run
-    import shutil
-
-    shutil.copytree(local_table(config, "validated"), tmp_path / "data" / "validated")
-    spark_submit = Path(sys.executable).with_name("spark-submit")
-    result = subprocess.run(
-        [
-            str(spark_submit),
-            "--master",
-            "local[1]",
-            str(REPO_ROOT / "spark_jobs" / "build_histories.py"),
-            "--config",
-            str(job_yaml),
-            "--set",
-            "history.cutoff=2026-03-01T00:00:00Z",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = read(tmp_path / "data" / "histories" / "run_date=2026-03-01")
-    assert len(out) > 0 and (out.event_timestamp == pd.Timestamp("2026-03-01", tz="UTC")).all()
 
 
 @pytest.mark.slow
