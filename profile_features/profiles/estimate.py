@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import urllib.error
 import urllib.request
@@ -96,8 +95,11 @@ def _local_counter(config: ProfileConfig) -> TokenCounter:
 
 
 def heuristic_counter(config: ProfileConfig) -> TokenCounter:
+    """The estimate the renderer itself plans with when a backend has no tokenizer."""
+    from profile_features.llm.prompts import heuristic_token_counter
+
     per_token = config.prompt.chars_per_token
-    return TokenCounter(lambda text: max(1, math.ceil(len(text) / per_token)), f"estimate ({per_token} chars/token)")
+    return TokenCounter(heuristic_token_counter(per_token), f"estimate ({per_token} chars/token)")
 
 
 def token_counter(config: ProfileConfig) -> TokenCounter:
