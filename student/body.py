@@ -1,4 +1,7 @@
-"""SASRec sequence body: item + position embeddings and causal transformer blocks.
+"""SASRec sequence body: item vectors + position embeddings and causal transformer blocks.
+
+Item vectors come from an `ItemEncoder` (student.items): the ID embedding alone in plain
+SASRec, fused with the text and semantic-ID views when those are on.
 
 Sequences are left-padded with item index 0 (the padding index), newest item last, so the
 user representation for next-item prediction is always the state at position -1.
@@ -13,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from student.config import BodyConfig
+from student.items import ItemEncoder
 
 __all__ = ["CausalSelfAttention", "SasRecBlock", "SasRecBody"]
 
@@ -71,30 +75,28 @@ class SasRecBlock(nn.Module):
 
 
 class SasRecBody(nn.Module):
-    """Embeddings plus a stack of causal blocks.
+    """Item vectors plus a stack of causal blocks.
 
     Args:
-        num_items: Number of real items; embedding rows are 0 (padding) .. num_items.
+        items: The item encoder (rows 0 = padding .. num_items); the next-item head scores with it too.
         cfg: Body hyper-parameters.
     """
 
-    def __init__(self, num_items: int, cfg: BodyConfig) -> None:
+    def __init__(self, items: ItemEncoder, cfg: BodyConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.item_emb = nn.Embedding(num_items + 1, cfg.hidden_size, padding_idx=0)
+        self.items = items
         self.pos_emb = nn.Embedding(cfg.max_len, cfg.hidden_size)
         self.emb_dropout = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(SasRecBlock(cfg) for _ in range(cfg.num_blocks))
         self.final_norm = nn.LayerNorm(cfg.hidden_size, eps=1e-8)
-        nn.init.normal_(self.item_emb.weight, std=cfg.hidden_size**-0.5)
-        with torch.no_grad():
-            self.item_emb.weight[0].zero_()
 
-    def forward(self, items: torch.Tensor) -> list[torch.Tensor]:
+    def forward(self, items: torch.Tensor, id_on: torch.Tensor | None = None) -> list[torch.Tensor]:
         """Encode left-padded item sequences.
 
         Args:
             items: [B, T] long item indices, 0 = padding, T <= max_len, newest last.
+            id_on: [N + 1] bool, which items use their ID view (default: those training saw).
 
         Returns:
             One [B, T, H] tensor per block; the last one passes through the final LayerNorm.
@@ -104,11 +106,11 @@ class SasRecBody(nn.Module):
         if t > self.cfg.max_len:
             items = items[:, -self.cfg.max_len :]
             t = self.cfg.max_len
-        keep = (items != 0).unsqueeze(-1).to(self.item_emb.weight.dtype)
+        keep = (items != 0).unsqueeze(-1).to(self.pos_emb.weight.dtype)
         # Positions count back from the newest item, so padding a batch to any width T
         # gives the same states for the real positions.
         positions = torch.arange(self.cfg.max_len - t, self.cfg.max_len, device=items.device)
-        x = self.item_emb(items) * math.sqrt(self.cfg.hidden_size) + self.pos_emb(positions)
+        x = self.items(items, id_on) * math.sqrt(self.cfg.hidden_size) + self.pos_emb(positions)
         x = self.emb_dropout(x) * keep
         causal = torch.ones(t, t, dtype=torch.bool, device=items.device).tril()
         allowed = causal.unsqueeze(0) & (items != 0).unsqueeze(1)  # [B, T(query), T(key)]

@@ -39,7 +39,8 @@ WEIGHTS_FILE = "model.safetensors"
 MANIFEST_FILE = "student.json"
 CURRENT_FILE = "CURRENT.json"
 VERSIONS_DIR = "versions"
-FORMAT_VERSION = 1
+# 2: item encoder (ID, text and semantic-ID views; the text vectors and codes are saved in the weights).
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -64,13 +65,20 @@ class LoadedStudent:
     stats: DataStats
     checkpoint_id: str
     path: str
+    item_features: dict | None = None  # provenance of the item text vectors and semantic-ID codes
 
 
 def _version_dir(out: str, checkpoint_id: str) -> str:
     return storage.join(out, VERSIONS_DIR, checkpoint_id)
 
 
-def save_checkpoint(out_dir: str | Path, model: StudentModel, item_index: ItemIndex, stats: DataStats) -> str:
+def save_checkpoint(
+    out_dir: str | Path,
+    model: StudentModel,
+    item_index: ItemIndex,
+    stats: DataStats,
+    item_provenance: dict | None = None,
+) -> str:
     """Write the checkpoint under `out_dir` (a path or URI) and point `CURRENT.json` at it.
 
     Layout: `<out_dir>/versions/<checkpoint_id>/{model.safetensors, student.json}` (the manifest
@@ -78,6 +86,9 @@ def save_checkpoint(out_dir: str | Path, model: StudentModel, item_index: ItemIn
     A writer killed at any point leaves the previous CURRENT in force and at most an unreferenced
     version folder; two writers at once each write their own folder, and the last CURRENT wins,
     so a reader never sees one writer's weights with another's manifest.
+
+    `item_provenance` (`ItemFeatures.provenance`): the encoder of the item text vectors and the
+    semantic-ID transform the codes come from.
 
     Returns:
         The checkpoint id ("<config name>-<12 hex of the weights' sha256>").
@@ -96,6 +107,9 @@ def save_checkpoint(out_dir: str | Path, model: StudentModel, item_index: ItemIn
             "config": model.cfg.model_dump(mode="json"),
             "num_items": model.num_items,
             "profile_dim": model.profile_dim,
+            "text_dim": model.items.text_dim,
+            "code_sizes": list(model.items.code_sizes),
+            "item_features": item_provenance or {},
             "item_ids": list(item_index.item_ids),
             "stats": stats.__dict__,
         }
@@ -124,13 +138,18 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> LoadedStudent:
     with storage.local_copy(location) as root:
         manifest = json.loads((root / MANIFEST_FILE).read_text())
         if manifest.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"unsupported student checkpoint format {manifest.get('format_version')!r}")
+            raise ValueError(
+                f"{location}: student checkpoint format {manifest.get('format_version')!r}, this version reads "
+                f"{FORMAT_VERSION}; train the student again (the pipeline's train_student stage)"
+            )
         weights = (root / WEIGHTS_FILE).read_bytes()
         if hashlib.sha256(weights).hexdigest() != manifest["weights_sha256"]:
             raise ValueError(f"{storage.join(location, WEIGHTS_FILE)} does not match its manifest (sha256 differs)")
         state = load_file(str(root / WEIGHTS_FILE), device="cpu")
     cfg = StudentConfig.model_validate(manifest["config"])
-    model = StudentModel(int(manifest["num_items"]), int(manifest["profile_dim"]), cfg)
+    model = StudentModel(
+        int(manifest["num_items"]), int(manifest["profile_dim"]), cfg, manifest["text_dim"], manifest["code_sizes"]
+    )
     dev = resolve_device(device)
     model.load_state_dict(state, strict=True)
     model.to(dev).eval()
@@ -138,4 +157,6 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> LoadedStudent:
     if len(item_index) != model.num_items:
         raise ValueError("item index and model disagree on the number of items")
     stats = DataStats(**manifest["stats"])
-    return LoadedStudent(model, cfg, item_index, stats, manifest["checkpoint_id"], location)
+    return LoadedStudent(
+        model, cfg, item_index, stats, manifest["checkpoint_id"], location, manifest.get("item_features")
+    )

@@ -19,7 +19,9 @@ __all__ = [
     "BodyConfig",
     "PoolingConfig",
     "HeadConfig",
+    "ItemViewsConfig",
     "DistillConfig",
+    "NeighbourDistillConfig",
     "TrainConfig",
     "StudentConfig",
     "apply_overrides",
@@ -77,6 +79,36 @@ class HeadConfig(StrictModel):
     negatives: int | None = Field(2048, ge=1)
 
 
+class ItemViewsConfig(StrictModel):
+    """How an item is represented: its ID embedding, an adapter over its frozen text embedding
+    (the "dual view" of LLM-ESR, Liu et al. 2024), and embeddings of its semantic-ID codes (residual
+    k-means of the text embedding, TIGER-style: items sharing a code share that parameter).
+
+    Items training never saw have no trained ID embedding: they get the semantic views alone, so the
+    student can rank new items. `id_dropout` hides the ID view of that fraction of items in each batch
+    (as inputs and as targets), so the semantic-only path new items take is trained, not extrapolated.
+    """
+
+    id: bool = True
+    text: bool = False  # needs the items' text embeddings (the embedding job's item_text_embeddings)
+    sid: bool = False  # needs the items' semantic-ID codes (the semantic job's item_sid_*)
+    # sum: id + text + sid; gated: a learned per-dimension gate between the ID view and the semantic
+    # views; concat: a linear projection of the views side by side.
+    fusion: Literal["sum", "gated", "concat"] = "sum"
+    adapter_hidden: int | None = Field(None, gt=0)  # None: a linear adapter; else a two-layer MLP
+    id_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+
+    @property
+    def semantic(self) -> bool:
+        return self.text or self.sid
+
+    @model_validator(mode="after")
+    def _some_view(self) -> "ItemViewsConfig":
+        if not (self.id or self.semantic):
+            raise ValueError("items: enable at least one of id, text, sid")
+        return self
+
+
 class DistillConfig(StrictModel):
     """Distillation of the profile embedding into the student.
 
@@ -108,6 +140,22 @@ class DistillConfig(StrictModel):
     readout_ridge: float = Field(1.0, ge=0.0)
 
 
+class NeighbourDistillConfig(StrictModel):
+    """Retrieval-augmented self-distillation (LLM-ESR): a user's representation is pulled toward the
+    mean representation of the users whose LLM profiles are most similar (cosine of centred profile
+    embeddings, found among the users of the same training chunk). The neighbours' representations
+    are the model's own, taken without gradient at the start of each chunk's pass.
+
+    `max_history`: only rows whose (possibly cropped) training input has at most this many items are
+    pulled (None: every row); short histories are where the neighbours know more than the history.
+    """
+
+    enabled: bool = False
+    neighbours: int = Field(10, gt=0)
+    weight: float = Field(0.1, ge=0.0)
+    max_history: int | None = Field(None, gt=0)
+
+
 class TrainConfig(StrictModel):
     """Optimisation and early stopping."""
 
@@ -127,6 +175,10 @@ class TrainConfig(StrictModel):
     select_metric: Literal["ndcg@10", "hr@10", "mrr"] = "ndcg@10"
     # Validation users evaluated per check (a seeded sample when there are more): bounds its cost.
     max_valid_users: int = Field(20_000, gt=0)
+    # Short-history augmentation: each training row is, with this probability, cut to its newest
+    # m + 1 items, m drawn log-uniformly from 1..its length, so short inputs are trained, not only
+    # the prefixes of long ones (whose positions carry their left context).
+    crop_prob: float = Field(0.0, ge=0.0, le=1.0)
 
 
 class StudentConfig(StrictModel):
@@ -136,8 +188,16 @@ class StudentConfig(StrictModel):
     body: BodyConfig = BodyConfig()
     pooling: PoolingConfig = PoolingConfig()
     head: HeadConfig = HeadConfig()
+    items: ItemViewsConfig = ItemViewsConfig()
     distill: DistillConfig = DistillConfig()
+    neighbours: NeighbourDistillConfig = NeighbourDistillConfig()
     train: TrainConfig = TrainConfig()
+
+    @model_validator(mode="after")
+    def _semantic_views_score_items(self) -> "StudentConfig":
+        if self.items.semantic and not self.head.tied:
+            raise ValueError("items.text / items.sid need head.tied=true: new items are scored by their representation")
+        return self
 
 
 def _parse_scalar(text: str) -> Any:

@@ -7,24 +7,28 @@ import torch
 from torch import nn
 
 from student.config import DistillConfig
+from student.items import ItemEncoder
 
 __all__ = ["NextItemHead", "ProfileMoments", "ProfileTargetTransform", "DistillHead", "readout_moments"]
 
 
 class NextItemHead(nn.Module):
-    """Full-softmax next-item scores over all real items.
+    """Next-item scores over all real items: state x item vector + a per-item bias.
 
     Args:
-        item_emb: The body's item embedding (used when `tied`).
+        items: The body's item encoder (scores with it when `tied`, as SASRec does).
         num_items: Number of real items (index 1..num_items).
         hidden_size: H.
-        tied: Score with the input item embeddings (SASRec) instead of a separate matrix.
+        tied: Score with the input item vectors instead of a separate matrix.
+
+    `id_on` ([N + 1] bool, default: the items training saw) says which items use their ID view;
+    the others are scored by their semantic views alone.
     """
 
-    def __init__(self, item_emb: nn.Embedding, num_items: int, hidden_size: int, tied: bool) -> None:
+    def __init__(self, items: ItemEncoder, num_items: int, hidden_size: int, tied: bool) -> None:
         super().__init__()
         self.tied = tied
-        self._item_emb = [item_emb]  # not registered twice: the body owns it
+        self._items = [items]  # not registered twice: the body owns it
         self.weight = None if tied else nn.Parameter(torch.randn(num_items, hidden_size) * hidden_size**-0.5)
         self.bias = nn.Parameter(torch.zeros(num_items))
         # Weight of the personal term (state x item embedding): 1, or 0 once the head falls back
@@ -37,21 +41,26 @@ class NextItemHead(nn.Module):
         self.bias.copy_(torch.log1p(counts.to(self.bias)))
         self.scale.zero_()
 
-    def item_matrix(self) -> torch.Tensor:
-        """[N, H] output embeddings of real items (padding row excluded)."""
-        return self._item_emb[0].weight[1:] if self.tied else self.weight
+    def item_matrix(self, id_on: torch.Tensor | None = None) -> torch.Tensor:
+        """[N, H] output vectors of real items (padding row excluded)."""
+        return self._items[0].table(id_on)[1:] if self.tied else self.weight
 
-    def forward(self, states: torch.Tensor) -> torch.Tensor:
+    def _vectors(self, items: torch.Tensor, id_on: torch.Tensor | None) -> torch.Tensor:
+        return self._items[0](items, id_on) if self.tied else self.weight[items - 1]
+
+    def forward(self, states: torch.Tensor, id_on: torch.Tensor | None = None) -> torch.Tensor:
         """Args: states [..., H]. Returns logits [..., N]; column j is item index j + 1."""
-        return self.scale * (states @ self.item_matrix().T) + self.bias
+        return self.scale * (states @ self.item_matrix(id_on).T) + self.bias
 
-    def candidate_logits(self, states: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    def candidate_logits(
+        self, states: torch.Tensor, items: torch.Tensor, id_on: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Scores of some items only. Args: states [B, H], items [C] in 1..N. Returns [B, C]."""
-        return self.scale * (states @ self.item_matrix()[items - 1].T) + self.bias[items - 1]
+        return self.scale * (states @ self._vectors(items, id_on).T) + self.bias[items - 1]
 
-    def target_logits(self, states: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def target_logits(self, states: torch.Tensor, targets: torch.Tensor, id_on: torch.Tensor | None = None):
         """Each row's score of its own item. Args: states [B, H], targets [B] in 1..N. Returns [B]."""
-        return self.scale * (states * self.item_matrix()[targets - 1]).sum(-1) + self.bias[targets - 1]
+        return self.scale * (states * self._vectors(targets, id_on)).sum(-1) + self.bias[targets - 1]
 
 
 class ProfileMoments:

@@ -10,7 +10,15 @@ import torch.nn.functional as F
 
 from student.config import DistillConfig
 
-__all__ = ["next_item_loss", "sampled_next_item_loss", "distill_loss", "LossWeighting", "CombinedLoss", "combine"]
+__all__ = [
+    "next_item_loss",
+    "sampled_next_item_loss",
+    "neighbour_loss",
+    "distill_loss",
+    "LossWeighting",
+    "CombinedLoss",
+    "combine",
+]
 
 
 def next_item_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -26,26 +34,52 @@ def next_item_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits, targets - 1)
 
 
-def sampled_next_item_loss(head, states: torch.Tensor, targets: torch.Tensor, negatives: int | None) -> torch.Tensor:
+def sampled_next_item_loss(
+    head,
+    states: torch.Tensor,
+    targets: torch.Tensor,
+    negatives: int | None,
+    id_on: torch.Tensor | None = None,
+    candidates: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Next-item CE against the target and `negatives` uniformly sampled items (shared by the batch).
 
-    With the catalogue no larger than `negatives` (or `negatives` None) this is the full softmax.
-    Otherwise each negative's logit gets + log(N / negatives), the log of 1 / (expected draws of an
+    With no more candidate items than `negatives` (or `negatives` None) this is the full softmax.
+    Otherwise each negative's logit gets + log(C / negatives), the log of 1 / (expected draws of an
     item), so the sampled partition function estimates the full one; a sampled item that is the
     row's own target is masked out (an accidental hit is not a negative).
 
     Args:
         head: the `NextItemHead` (scores the candidates).
         states: [B, H] positions' states; targets: [B] item indices in 1..N.
+        id_on: [N + 1] bool, which items use their ID view (see `ItemEncoder`).
+        candidates: [N] bool, the items the softmax runs over (None: all). Training passes the items
+            it has seen: an item no history contains is not evidence of dislike, only of newness.
     """
     num_items = head.bias.shape[0]
-    if negatives is None or num_items <= negatives:
-        return next_item_loss(head(states), targets)
-    sampled = torch.randint(1, num_items + 1, (negatives,), device=states.device)
-    negative_logits = head.candidate_logits(states, sampled) + math.log(num_items / negatives)
+    pool = None if candidates is None or bool(candidates.all()) else torch.nonzero(candidates).squeeze(1) + 1
+    size = num_items if pool is None else len(pool)
+    if negatives is None or size <= negatives:
+        logits = head(states, id_on)
+        if pool is not None:
+            logits = logits.masked_fill(~candidates, float("-inf"))
+        return next_item_loss(logits, targets)
+    draws = torch.randint(0, size, (negatives,), device=states.device)
+    sampled = draws + 1 if pool is None else pool[draws]
+    negative_logits = head.candidate_logits(states, sampled, id_on) + math.log(size / negatives)
     negative_logits = negative_logits.masked_fill(sampled[None, :] == targets[:, None], float("-inf"))
-    logits = torch.cat([head.target_logits(states, targets)[:, None], negative_logits], 1)
+    logits = torch.cat([head.target_logits(states, targets, id_on)[:, None], negative_logits], 1)
     return F.cross_entropy(logits, torch.zeros_like(targets))
+
+
+def neighbour_loss(states: torch.Tensor, teachers: torch.Tensor) -> torch.Tensor:
+    """Retrieval-augmented self-distillation: squared distance of unit vectors (= 2 - 2 cos).
+
+    Args:
+        states: [B, H] user representations (with gradient).
+        teachers: [B, H] mean representation of each user's profile neighbours (no gradient).
+    """
+    return (F.normalize(states, dim=-1) - F.normalize(teachers, dim=-1)).pow(2).sum(-1).mean()
 
 
 def distill_loss(

@@ -1,4 +1,4 @@
-"""The student: SASRec body + pooling + next-item head + distillation head, assembled.
+"""The student: item encoder + SASRec body + pooling + next-item head + distillation head, assembled.
 
 User representation (`student_embedding`): final-layer state at the newest position, the
 vector SASRec scores items with. Predicted profile (`student_profile_embedding`): the
@@ -15,6 +15,7 @@ from torch import nn
 from student.body import SasRecBody
 from student.config import StudentConfig
 from student.heads import DistillHead, NextItemHead, ProfileTargetTransform
+from student.items import ItemEncoder
 from student.pooling import SequencePooling, last_state
 
 __all__ = ["StudentOutput", "StudentModel"]
@@ -35,16 +36,19 @@ class StudentModel(nn.Module):
         num_items: Number of real items (indices 1..num_items; 0 is padding).
         profile_dim: Width P of raw profile embeddings; 0 means no profile head.
         cfg: Full student config.
+        text_dim: Width D of the items' frozen text embeddings (0: no text view).
+        code_sizes: Codes per semantic-ID level (empty: no semantic-ID view).
     """
 
-    def __init__(self, num_items: int, profile_dim: int, cfg: StudentConfig) -> None:
+    def __init__(self, num_items: int, profile_dim: int, cfg: StudentConfig, text_dim: int = 0, code_sizes=()) -> None:
         super().__init__()
         self.cfg = cfg
         self.num_items = num_items
         self.profile_dim = profile_dim
-        self.body = SasRecBody(num_items, cfg.body)
+        items = ItemEncoder(num_items, cfg.body.hidden_size, cfg.items, text_dim, code_sizes)
+        self.body = SasRecBody(items, cfg.body)
         self.pooling = SequencePooling(cfg.pooling)
-        self.head = NextItemHead(self.body.item_emb, num_items, cfg.body.hidden_size, cfg.head.tied)
+        self.head = NextItemHead(items, num_items, cfg.body.hidden_size, cfg.head.tied)
         h = cfg.body.hidden_size
         # Fallback for users with no known item: mean over training users, set by training.
         self.register_buffer("fallback_state", torch.zeros(h))
@@ -61,11 +65,15 @@ class StudentModel(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return self.body.item_emb.weight.device
+        return self.body.pos_emb.weight.device
 
-    def layers(self, items: torch.Tensor) -> list[torch.Tensor]:
-        """Block outputs, each [B, T, H], for left-padded items [B, T]."""
-        return self.body(items)
+    @property
+    def items(self) -> ItemEncoder:
+        return self.body.items
+
+    def layers(self, items: torch.Tensor, id_on: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Block outputs, each [B, T, H], for left-padded items [B, T] (id_on: see `ItemEncoder`)."""
+        return self.body(items, id_on)
 
     def next_item_logits(self, states: torch.Tensor) -> torch.Tensor:
         """Args: states [..., H]. Returns [..., num_items]; column j is item index j + 1."""

@@ -14,6 +14,11 @@ Stated behaviour:
   the input profile is missing, null, empty or all zeros, or the student has no profile head,
   and for fallback rows (the prior says nothing about the user). A profile of the wrong width
   is an error.
+
+`score_items` gives the item side: the vector and bias the student scores each item with, so
+`student_embedding . student_item_embedding + student_item_bias` is the student's next-item
+logit for that user and item (a GBDT column; `student_item_score` in Feast). Items training saw
+use their ID view; items it never saw, and new items with content, their semantic views alone.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import torch
 from student.checkpoint import LoadedStudent, checkpoint_location, load_checkpoint
 from student.data import pad_left
 
-__all__ = ["OUTPUT_COLUMNS", "load_student", "score_users"]
+__all__ = ["OUTPUT_COLUMNS", "ITEM_OUTPUT_COLUMNS", "load_student", "score_users", "score_items"]
 
 OUTPUT_COLUMNS = [
     "user_id",
@@ -37,6 +42,14 @@ OUTPUT_COLUMNS = [
     "profile_drift",
     "student_history_len",
     "student_fallback",
+    "student_checkpoint_id",
+]
+
+ITEM_OUTPUT_COLUMNS = [
+    "item_id",
+    "student_item_embedding",
+    "student_item_bias",
+    "student_item_seen",
     "student_checkpoint_id",
 ]
 
@@ -128,4 +141,82 @@ def score_users(histories: pd.DataFrame, model: LoadedStudent, batch_size: int =
             "student_checkpoint_id": model.checkpoint_id,
         },
         columns=OUTPUT_COLUMNS,
+    )
+
+
+def _content(items: pd.DataFrame, rows: np.ndarray, text_dim: int, levels: int):
+    """(text [M, D] or None, codes [M, L] or None, has content [M]) of `items` rows `rows`."""
+    text = codes = None
+    has = np.zeros(len(rows), dtype=bool)
+    if text_dim and "item_text_embedding" in items.columns:
+        text = np.zeros((len(rows), text_dim), dtype=np.float32)
+        for k, value in enumerate(items["item_text_embedding"].to_numpy()[rows]):
+            if value is not None and len(value) == text_dim:
+                text[k] = np.asarray(value, dtype=np.float32)
+                has[k] = bool(np.any(text[k]))
+    if levels:
+        columns = [f"item_sid_{level}" for level in range(levels)]
+        codes = np.full((len(rows), levels), -1, dtype=np.int64)
+        if all(c in items.columns for c in columns):
+            codes = items[columns].iloc[rows].fillna(-1).to_numpy(dtype=np.int64)
+        has |= (codes >= 0).any(1)
+    return text, codes, has
+
+
+@torch.no_grad()
+def score_items(items: pd.DataFrame, model: LoadedStudent, batch_size: int = 4096) -> pd.DataFrame:
+    """The item side of the student's score.
+
+    Args:
+        items: One row per item: `item_id` and, for items outside the checkpoint's index, their content:
+            `item_text_embedding` (list of float) and/or `item_sid_0..L-1` (int, -1 or null = none).
+        model: A `LoadedStudent`.
+
+    Returns:
+        One row per input row, same order, columns `ITEM_OUTPUT_COLUMNS`: `student_item_embedding`
+        float32 [H] (None when the item cannot be represented: unknown to an ID-only student, or
+        unknown with no content), `student_item_bias` float (NaN likewise), `student_item_seen` bool
+        (training saw the item: its ID view is used).
+    """
+    net = model.model
+    net.eval()
+    encoder = net.items
+    n = len(items)
+    h = net.cfg.body.hidden_size
+    vectors = np.full((n, h), np.nan, dtype=np.float32)
+    bias = np.full(n, np.nan, dtype=np.float64)
+    index = model.item_index.to_index
+    known = np.array([index.get(str(i), 0) for i in items["item_id"]], dtype=np.int64)
+    seen = encoder.seen.cpu().numpy()
+    head_bias = net.head.bias.detach().cpu().numpy().astype(np.float64)
+    scale = float(net.head.scale)
+    rows = np.flatnonzero(known > 0)
+    table = encoder.table() if len(rows) else None
+    if len(rows):
+        vectors[rows] = (scale * table[torch.as_tensor(known[rows], device=net.device)]).cpu().numpy()
+        bias[rows] = head_bias[known[rows] - 1]
+    new = np.flatnonzero(known == 0)
+    if len(new) and encoder.semantic:
+        text, codes, has = _content(items, new, encoder.text_dim, len(encoder.code_sizes))
+        # As `training.finalize` sets it for the index's unseen items; by popularity, a new item has no count.
+        unseen_bias = float(head_bias[seen[1:]].mean()) if scale and seen[1:].any() else 0.0
+        for start in range(0, len(new), batch_size):
+            part = slice(start, start + batch_size)
+            out = encoder.content_vectors(
+                None if text is None else torch.as_tensor(text[part]),
+                None if codes is None else torch.as_tensor(codes[part]),
+            )
+            keep = has[part]
+            vectors[new[part][keep]] = (scale * out[torch.as_tensor(keep)]).cpu().numpy()
+            bias[new[part][keep]] = unseen_bias
+    present = ~np.isnan(bias)
+    return pd.DataFrame(
+        {
+            "item_id": items["item_id"].astype(str).to_numpy(),
+            "student_item_embedding": [vectors[i] if present[i] else None for i in range(n)],
+            "student_item_bias": bias,
+            "student_item_seen": seen[known] & (known > 0),
+            "student_checkpoint_id": model.checkpoint_id,
+        },
+        columns=ITEM_OUTPUT_COLUMNS,
     )

@@ -17,6 +17,7 @@ from typing import Protocol
 import numpy as np
 
 from student.data import ItemIndex
+from student.items import ItemFeatures
 
 __all__ = ["UserChunk", "TrainingUsers", "ParquetUsers", "HeldOutLast"]
 
@@ -39,9 +40,10 @@ class UserChunk:
 
 
 class TrainingUsers(Protocol):
-    """What training reads: every user once per `chunks()` pass."""
+    """What training reads: every user once per `chunks()` pass, and the items' content."""
 
     item_index: ItemIndex
+    item_features: ItemFeatures | None  # text embeddings / semantic-ID codes of item_index's items
 
     @property
     def profile_dim(self) -> int: ...
@@ -71,13 +73,22 @@ class ParquetUsers:
         item_index: the index training uses (items outside it are skipped, as `ItemIndex.encode` does).
         profile_dim: width of `profile_embedding` (0: no profiles).
         batch_rows: users per chunk; memory is one chunk of histories.
+        item_features: the content of `item_index`'s items (text embeddings, semantic-ID codes).
     """
 
-    def __init__(self, uri: str, item_index: ItemIndex, profile_dim: int = 0, batch_rows: int = 4096) -> None:
+    def __init__(
+        self,
+        uri: str,
+        item_index: ItemIndex,
+        profile_dim: int = 0,
+        batch_rows: int = 4096,
+        item_features: ItemFeatures | None = None,
+    ) -> None:
         self.uri = uri
         self.item_index = item_index
         self._profile_dim = profile_dim
         self.batch_rows = batch_rows
+        self.item_features = item_features
 
     @property
     def profile_dim(self) -> int:
@@ -122,6 +133,7 @@ class HeldOutLast:
     def __init__(self, source: TrainingUsers, limit: int = 20_000, seed: int = 0) -> None:
         self.source = source
         self.item_index = source.item_index
+        self.item_features = getattr(source, "item_features", None)
         self.limit = limit
         self.seed = seed
 

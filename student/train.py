@@ -112,7 +112,8 @@ def train_source(cfg, data: TrainingUsers, out: str | Path, validate: bool = Fal
             "train_seconds": result.seconds,
         },
     )
-    ckpt_id = save_checkpoint(out, result.model, data.item_index, stats)
+    features = getattr(data, "item_features", None)
+    ckpt_id = save_checkpoint(out, result.model, data.item_index, stats, features.provenance if features else None)
     if result.ranks_by_popularity:
         log.warning(
             "no epoch of %s beat most-popular on validation (NDCG@10 %.4f); its checkpoint ranks items by popularity",

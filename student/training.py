@@ -25,8 +25,10 @@ from student.config import StudentConfig
 from student.data import ItemIndex, pad_left
 from student.evaluation import RankingMetrics, evaluate, metrics_from_ranks
 from student.heads import ProfileMoments, readout_moments
-from student.losses import LossWeighting, combine, distill_loss, sampled_next_item_loss
+from student.items import ItemFeatures
+from student.losses import LossWeighting, combine, distill_loss, neighbour_loss, sampled_next_item_loss
 from student.model import StudentModel
+from student.neighbours import NeighbourTeacher, profile_neighbours
 from student.sources import TrainingUsers, UserChunk
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "resolve_device",
     "item_counts",
     "popularity_metrics",
+    "build_model",
     "fit",
     "finalize",
 ]
@@ -53,6 +56,7 @@ class TrainingData:
         sequences: U index sequences (oldest -> newest), only what training may see.
         profiles: [U, P] float32 raw profile embeddings (rows of users without one are 0), or None.
         has_profile: [U] bool.
+        item_features: the items' text embeddings and semantic-ID codes (None: IDs only).
     """
 
     item_index: ItemIndex
@@ -60,6 +64,7 @@ class TrainingData:
     sequences: list[list[int]]
     profiles: np.ndarray | None
     has_profile: np.ndarray
+    item_features: ItemFeatures | None = None
 
     @property
     def profile_dim(self) -> int:
@@ -74,13 +79,16 @@ def build_training_data(
     histories: dict[str, list[str]],
     item_index: ItemIndex,
     profiles: dict[str, np.ndarray] | None = None,
+    item_features: ItemFeatures | None = None,
 ) -> TrainingData:
     """Encode histories with `item_index` and align profiles to users.
 
     Args:
         histories: user -> item ids (oldest -> newest), training part only.
-        item_index: Index covering the training items.
+        item_index: Index covering the training items (and, with item features, any catalogue item
+            to be ranked: those no history contains get their semantic views alone).
         profiles: user -> [P] profile embedding written from that same training part.
+        item_features: content of `item_index`'s items (`student.items.item_features_from_frames`).
     """
     users = sorted(histories)
     seqs = [item_index.encode(histories[u]) for u in users]
@@ -94,7 +102,7 @@ def build_training_data(
             if vec is not None:
                 mat[row] = np.asarray(vec, dtype=np.float32)
                 has[row] = True
-    return TrainingData(item_index, users, seqs, mat, has)
+    return TrainingData(item_index, users, seqs, mat, has, item_features)
 
 
 @dataclass
@@ -194,6 +202,10 @@ def finalize(model: StudentModel, data: TrainingUsers, batch_size: int = 256) ->
                 raw = torch.as_tensor(chunk.profiles[idx], device=model.device)[sel]
                 a, b = readout_moments(out["pooled"][sel], model.target_transform(raw))
                 xtx, xty = xtx + a, xty + b
+    seen = model.items.seen[1:]
+    if seen.any() and not seen.all() and float(model.head.scale):
+        # An item training never saw scores as an average item would (by popularity it keeps no count).
+        model.head.bias[~seen] = model.head.bias[seen].mean()
     if not n:
         return
     model.fallback_state.copy_((state_sum / n).float())
@@ -219,6 +231,13 @@ def _length_bucketed_batches(rows: np.ndarray, lengths: np.ndarray, batch_size: 
         yield batches[b]
 
 
+def _crop(sequence: list[int], rng: np.random.Generator) -> list[int]:
+    """The newest m + 1 items (m inputs, m targets), m log-uniform in 1..len - 1."""
+    inputs = len(sequence) - 1
+    m = int(np.clip(np.rint(np.exp(rng.uniform(0.0, np.log(inputs)))), 1, inputs)) if inputs > 1 else inputs
+    return sequence[-(m + 1) :]
+
+
 def _batches(data: TrainingUsers, batch_size: int, max_len: int, rng: np.random.Generator):
     """(chunk, row indices) of one epoch: chunks in the source's order for `rng`, length-bucketed
     batches of the users with 2+ items within each chunk."""
@@ -231,6 +250,84 @@ def _batches(data: TrainingUsers, batch_size: int, max_len: int, rng: np.random.
             yield chunk, idx
 
 
+def build_model(cfg: StudentConfig, data: TrainingUsers, stats: SourceStats) -> StudentModel:
+    """The untrained model for `data`: item views filled with the items' content, seen items marked."""
+    features = getattr(data, "item_features", None)
+    text_dim = features.text_dim if features is not None and cfg.items.text else 0
+    code_sizes = features.code_sizes if features is not None and cfg.items.sid else ()
+    if cfg.items.text and not text_dim:
+        raise ValueError("items.text is on, but the training data has no item text embeddings")
+    if cfg.items.sid and not code_sizes:
+        raise ValueError("items.sid is on, but the training data has no semantic-ID codes")
+    model = StudentModel(len(data.item_index), data.profile_dim, cfg, text_dim, code_sizes)
+    if model.items.semantic:
+        model.items.set_features(features)
+    model.items.set_seen(stats.counts)
+    return model
+
+
+class _Step:
+    """One training batch's loss: next-item CE, profile distillation, neighbour distillation."""
+
+    def __init__(self, cfg: StudentConfig, model: StudentModel, stats: SourceStats, device: torch.device) -> None:
+        self.cfg, self.model, self.device = cfg, model, device
+        self.use_distill = cfg.distill.enabled and stats.users_with_profile > 0
+        self.use_neighbours = cfg.neighbours.enabled and stats.users_with_profile > 1
+        self.candidates = model.items.seen[1:]  # the softmax runs over items training has seen
+        self.weighting = LossWeighting()
+        self.generator = torch.Generator().manual_seed(cfg.train.seed)
+        self._profile_mean = stats.profiles.mean if stats.profiles is not None else None
+        self._teacher_for: UserChunk | None = None
+        self._teacher: NeighbourTeacher | None = None
+
+    def teacher(self, chunk: UserChunk) -> NeighbourTeacher | None:
+        """The chunk's neighbour teacher, made once per chunk pass (the model's states at that time)."""
+        if not self.use_neighbours or chunk.profiles is None:
+            return None
+        if chunk is not self._teacher_for:
+            k = self.cfg.neighbours.neighbours
+            neighbours = profile_neighbours(chunk.profiles, chunk.has_profile, k, self._profile_mean)
+            self._teacher_for, self._teacher = chunk, NeighbourTeacher(self.model, chunk, neighbours)
+        return self._teacher
+
+    def loss(self, chunk: UserChunk, idx: np.ndarray, rng: np.random.Generator, active: bool):
+        """(combined loss, neighbour loss or None) for chunk rows `idx`."""
+        cfg, model, device = self.cfg, self.model, self.device
+        max_len = cfg.body.max_len
+        seqs = [chunk.sequences[i][-(max_len + 1) :] for i in idx]
+        if cfg.train.crop_prob > 0:
+            seqs = [_crop(s, rng) if rng.random() < cfg.train.crop_prob else s for s in seqs]
+        inp = pad_left([s[:-1] for s in seqs], max_len).to(device)
+        tgt = pad_left([s[1:] for s in seqs], max_len).to(device)
+        id_on = model.items.id_mask(cfg.items.id_dropout, self.generator)
+        layers = model.layers(inp, id_on)
+        mask = tgt != 0
+        l_rec = sampled_next_item_loss(
+            model.head, layers[-1][mask], tgt[mask], cfg.head.negatives, id_on, self.candidates
+        )
+        l_distil = None
+        if self.use_distill and active and chunk.profiles is not None:
+            sel = torch.as_tensor(chunk.has_profile[idx], device=device)
+            if int(sel.sum()) > 1:
+                raw = torch.as_tensor(chunk.profiles[idx], device=device)[sel]
+                target = model.target_transform(raw)
+                states, rows_of = model.pooling.for_distillation([x[sel] for x in layers], inp[sel])
+                pred, goal = model.distill_head.pair(states, target)
+                l_distil = distill_loss(pred, goal, cfg.distill.loss, cfg.distill.temperature, rows_of)
+        parts = combine(l_rec, l_distil, cfg.distill, self.weighting, active)
+        total, l_nbr = parts.total, None
+        teacher = self.teacher(chunk)
+        if teacher is not None:
+            goal, has = teacher.teachers(idx)
+            limit = cfg.neighbours.max_history
+            if limit is not None:
+                has &= torch.as_tensor([len(s) - 1 <= limit for s in seqs], device=device)
+            if bool(has.any()):
+                l_nbr = neighbour_loss(layers[-1][:, -1][has], goal[has])
+                total = total + cfg.neighbours.weight * l_nbr
+        return parts, total, l_nbr
+
+
 def fit(
     cfg: StudentConfig,
     data: TrainingUsers,
@@ -240,8 +337,8 @@ def fit(
     """Train a student.
 
     Args:
-        cfg: Student config (seed, schedule, distillation variant).
-        data: Training histories and profiles.
+        cfg: Student config (seed, schedule, item views, distillation variants).
+        data: Training histories and profiles (and, for the semantic item views, `item_features`).
         valid: (inputs, targets) as item indices for early stopping, or None (train all epochs).
         log: Progress sink (None = silent).
 
@@ -254,21 +351,19 @@ def fit(
     torch.manual_seed(tc.seed)
     rng = np.random.default_rng(tc.seed)
     device = resolve_device(tc.device)
-    model = StudentModel(len(data.item_index), data.profile_dim, cfg).to(device)
     stats = source_stats(data)
     counts = stats.counts
+    model = build_model(cfg, data, stats).to(device)
     if log is not None:
         log(
-            f"[{cfg.name}] users {stats.users} items {len(data.item_index)} interactions {stats.interactions} "
-            f"profiles {stats.users_with_profile}"
+            f"[{cfg.name}] users {stats.users} items {len(data.item_index)} (seen {int((counts > 0).sum())}) "
+            f"interactions {stats.interactions} profiles {stats.users_with_profile}"
         )
-    use_distill = dc.enabled and stats.users_with_profile > 0
     if model.target_transform is not None and stats.users_with_profile > 0:
         model.target_transform.fit_moments(stats.profiles)
+    step = _Step(cfg, model, stats, device)
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, betas=(0.9, 0.98))
-    weighting = LossWeighting()
-    distill_epochs = math.ceil(dc.distill_fraction * tc.epochs) if use_distill else 0
-    max_len = cfg.body.max_len
+    distill_epochs = math.ceil(dc.distill_fraction * tc.epochs) if step.use_distill else 0
     result = FitResult(model=model, data=stats)
     best, best_state, stale = -1.0, None, 0
     if valid is not None:
@@ -280,34 +375,20 @@ def fit(
     for epoch in range(1, tc.epochs + 1):
         model.train()
         active = epoch <= distill_epochs
-        sums = {"loss": 0.0, "rec": 0.0, "distil": 0.0, "beta": 0.0}
+        sums = {"loss": 0.0, "rec": 0.0, "distil": 0.0, "beta": 0.0, "neighbour": 0.0}
         batches = 0
-        for chunk, idx in _batches(data, tc.batch_size, max_len, rng):
-            seqs = [chunk.sequences[i][-(max_len + 1) :] for i in idx]
-            inp = pad_left([s[:-1] for s in seqs], max_len).to(device)
-            tgt = pad_left([s[1:] for s in seqs], max_len).to(device)
-            layers = model.layers(inp)
-            mask = tgt != 0
-            l_rec = sampled_next_item_loss(model.head, layers[-1][mask], tgt[mask], cfg.head.negatives)
-            l_distil = None
-            if use_distill and active and chunk.profiles is not None:
-                sel = torch.as_tensor(chunk.has_profile[idx], device=device)
-                if int(sel.sum()) > 1:
-                    raw = torch.as_tensor(chunk.profiles[idx], device=device)[sel]
-                    target = model.target_transform(raw)
-                    states, rows_of = model.pooling.for_distillation([x[sel] for x in layers], inp[sel])
-                    pred, goal = model.distill_head.pair(states, target)
-                    l_distil = distill_loss(pred, goal, dc.loss, dc.temperature, rows_of)
-            parts = combine(l_rec, l_distil, dc, weighting, active)
+        for chunk, idx in _batches(data, tc.batch_size, cfg.body.max_len, rng):
+            parts, total, l_nbr = step.loss(chunk, idx, rng, active)
             opt.zero_grad(set_to_none=True)
-            parts.total.backward()
+            total.backward()
             if tc.grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
             opt.step()
-            sums["loss"] += float(parts.total.detach())
+            sums["loss"] += float(total.detach())
             sums["rec"] += parts.rec
-            sums["distil"] += parts.distil if l_distil is not None else 0.0
+            sums["distil"] += parts.distil if np.isfinite(parts.distil) and active else 0.0
             sums["beta"] += parts.beta
+            sums["neighbour"] += float(l_nbr.detach()) if l_nbr is not None else 0.0
             batches += 1
         row = {k: v / max(batches, 1) for k, v in sums.items()}
         row.update(epoch=epoch, distilling=float(active), seconds=time.perf_counter() - t0)
@@ -332,8 +413,11 @@ def fit(
                 if "valid_" + tc.select_metric in row
                 else ""
             )
-            dist = f" distil {row['distil']:.4f} beta {row['beta']:.3g}" if active and use_distill else ""
-            log(f"[{cfg.name}] epoch {epoch}/{tc.epochs} rec {row['rec']:.4f}{dist}{extra} ({row['seconds']:.0f}s)")
+            dist = f" distil {row['distil']:.4f} beta {row['beta']:.3g}" if active and step.use_distill else ""
+            nbr = f" neighbour {row['neighbour']:.4f}" if step.use_neighbours else ""
+            log(
+                f"[{cfg.name}] epoch {epoch}/{tc.epochs} rec {row['rec']:.4f}{dist}{nbr}{extra} ({row['seconds']:.0f}s)"
+            )
         if tc.patience is not None and stale >= tc.patience:
             break
     bar.close()

@@ -205,12 +205,19 @@ def test_validated_training_keeps_short_users_and_reports_most_popular(tmp_path,
     assert result["best_valid"]["ndcg@10"] >= result["popularity_valid"]["ndcg@10"]
 
 
+def _items(num_items: int, hidden: int):
+    from student.config import ItemViewsConfig
+    from student.items import ItemEncoder
+
+    return ItemEncoder(num_items, hidden, ItemViewsConfig())
+
+
 def test_sampled_softmax_is_the_full_softmax_when_the_catalogue_fits():
     from student.heads import NextItemHead
     from student.losses import next_item_loss, sampled_next_item_loss
 
     torch.manual_seed(0)
-    head = NextItemHead(torch.nn.Embedding(11, 4), 10, 4, tied=True)
+    head = NextItemHead(_items(10, 4), 10, 4, tied=True)
     states, targets = torch.randn(6, 4), torch.randint(1, 11, (6,))
     full = next_item_loss(head(states), targets)
     assert sampled_next_item_loss(head, states, targets, negatives=10) == full
@@ -222,7 +229,7 @@ def test_sampled_softmax_estimates_the_full_loss_and_masks_accidental_hits():
     from student.losses import next_item_loss, sampled_next_item_loss
 
     torch.manual_seed(0)
-    head = NextItemHead(torch.nn.Embedding(2001, 16), 2000, 16, tied=True)
+    head = NextItemHead(_items(2000, 16), 2000, 16, tied=True)
     states, targets = 0.3 * torch.randn(64, 16), torch.randint(1, 2001, (64,))  # logits spread ~1.2
     full = float(next_item_loss(head(states), targets))
     estimates = [float(sampled_next_item_loss(head, states, targets, negatives=200)) for _ in range(50)]
@@ -230,7 +237,7 @@ def test_sampled_softmax_estimates_the_full_loss_and_masks_accidental_hits():
     assert abs(np.mean(estimates) - full) < 0.03 * full
     # A sampled item that is the row's own target is masked: with one negative over two items, the
     # loss is 0 exactly when the draw hit the target, and the corrected two-way CE otherwise.
-    pair = NextItemHead(torch.nn.Embedding(3, 2), 2, 2, tied=True)
+    pair = NextItemHead(_items(2, 2), 2, 2, tied=True)
     state, target = torch.randn(1, 2), torch.tensor([1])
     logits = pair(state)[0]
     corrected = float(-F.log_softmax(torch.stack([logits[0], logits[1] + np.log(2)]), 0)[0])
