@@ -58,6 +58,7 @@ def condensed(report: dict, command: list[str], seconds: float) -> dict:
         "all_checks_passed": report["all_checks_passed"],
         "ndcg@10": summary,
         "two_tower_recall@50": recall,
+        "control_comparisons": report.get("control_comparisons"),
         "lightgbm_params": report["details"].get("lightgbm_params"),
         "student_training": report["details"].get("student_training"),
     }

@@ -1,19 +1,32 @@
-"""Plain SASRec vs SASRec + profile distillation on MovieLens ml-100k.
+"""The student on ml-100k and sparse data: plain SASRec against every variant, on the slices where
+item content should help (short histories, long-tail targets, items training never saw).
 
-    .venv/bin/python benchmarks/student_quality.py --data ../shared/datasets/ml-100k \
-        --variants plain,published,default --seeds 0 1 2 --out student_quality.json
+    .venv/bin/python benchmarks/student_quality.py --dataset ml-100k --variants plain,default,text \
+        --seeds 0 1 2 3 4 --set train.epochs=150 --set train.lr=0.002 --set train.num_threads=1 \
+        --out benchmarks/results/student_quality.json
 
 Protocol (leave-last-out): each user's last item is the test target, the next-to-last the
-validation target (the best validation epoch is kept), the rest is training. Full ranking over all items, seen
-items not removed. Profiles are written by the rule-based writer from the *training part only*
-(`build_profile_texts` receives nothing else), embedded with all-MiniLM-L6-v2.
-`--profile-config configs/llm_openai.yaml` writes them with that config's LLM instead, through the
-profile job's own generator (texts cached in --cache-dir, so an interrupted run resumes); check
-those profiles with benchmarks/profile_fidelity.py first.
-`--protocol temporal` runs the paper's protocol instead: global cutoff at the 0.8 quantile of
-timestamps, profiles and training from interactions before it, target = each test user's last item.
-Same budget for every variant: every epoch runs (patience off unless `--set train.patience=N`),
-the best validation epoch is kept, same seeds.
+validation target (the best validation epoch is kept), the rest is training; users with fewer than
+three interactions train on everything and are not evaluated. A random 5% of the items
+(`--unseen-fraction`, fixed seed) is removed from training, validation and every input: test users
+whose target is one of them form the `unseen` slice. Full ranking over the whole catalogue, seen
+items not removed. Slices (student.slices): `all` (targets training saw), `short` (same users and
+targets, input cut to its newest 5 items), `long_tail` (targets outside the 20% most-trained
+items), `unseen`. Most-popular (training counts) is scored on the same slices.
+
+Profiles are written by the rule-based writer from the *training part only* and embedded with
+all-MiniLM-L6-v2 (`--profile-config` swaps in an LLM through the profile job's generator). Item
+text: the embedding job's `render_item_text` (title, year, genres, description) embedded by the
+same encoder; semantic IDs: residual k-means of those vectors (profile_features.semantic_ids), fitted
+on the catalogue's content alone. Same budget for every variant: every epoch runs (patience off
+unless `--set train.patience=N`), the best validation epoch is kept, same seeds.
+
+Every finished run is appended to `<cache-dir>/runs-<dataset>.jsonl` (keyed by dataset, variant
+config and seed), so runs can be split across processes and resumed; `--out` summarises every
+cached run of the requested variants and seeds: mean +/- std per slice, paired differences with
+plain SASRec, and whether the lift is larger than the seed spread.
+`--protocol temporal` runs the paper's protocol instead (global cutoff at the 0.8 quantile of
+timestamps; slice `all` only).
 """
 
 from __future__ import annotations
@@ -33,17 +46,21 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from profile_features.config import load_config  # noqa: E402
-from profile_features.embeddings import SentenceTransformerEncoder  # noqa: E402
+from profile_features.embeddings import SentenceTransformerEncoder, render_item_text  # noqa: E402
 from profile_features.histories import history_hash  # noqa: E402
 from profile_features.llm.generator import FALLBACK_GENERATOR  # noqa: E402
 from profile_features.profiles.base import UserHistory  # noqa: E402
 from profile_features.profiles.rule_based import RuleBasedProfileWriter  # noqa: E402
 from profile_features.profiles.stage import make_generator  # noqa: E402
+from profile_features.semantic_ids import assign_codes, fit_semantic_ids  # noqa: E402
 from student.config import load_student_config  # noqa: E402
 from student.data import ItemIndex, leave_last_out, temporal_split, user_sequences  # noqa: E402
-from student.evaluation import evaluate, summarise_seeds  # noqa: E402
-from student.training import build_training_data, fit  # noqa: E402
+from student.evaluation import metrics_from_ranks, target_ranks  # noqa: E402
+from student.items import ItemFeatures  # noqa: E402
+from student.slices import SliceSet, evaluation_slices, hold_out_items, without_items  # noqa: E402
+from student.training import build_training_data, fit, popularity_metrics  # noqa: E402
 
+CONTENT = ["items.text=true", "items.id_dropout=0.1"]
 # name -> (config file, overrides). Every variant shares configs/student.yaml's body and training
 # budget; the published one swaps in its distillation block.
 VARIANTS: dict[str, tuple[str, list[str]]] = {
@@ -55,7 +72,31 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
         "configs/student.yaml",
         ["distill.alpha=0.4", "distill.distill_fraction=1.0", "name=centred_infonce"],
     ),
+    # Controls and item-side variants (issue 17): no profile distillation unless named.
+    "plain_crop": ("configs/student.yaml", ["distill.enabled=false", "train.crop_prob=0.3", "name=plain_crop"]),
+    "text": ("configs/student.yaml", ["distill.enabled=false", *CONTENT, "name=text"]),
+    "text_gated": (
+        "configs/student.yaml",
+        ["distill.enabled=false", *CONTENT, "items.fusion=gated", "name=text_gated"],
+    ),
+    "text_concat": (
+        "configs/student.yaml",
+        ["distill.enabled=false", *CONTENT, "items.fusion=concat", "name=text_concat"],
+    ),
+    "sid": ("configs/student.yaml", ["distill.enabled=false", "items.sid=true", "items.id_dropout=0.1", "name=sid"]),
+    "text_sid": ("configs/student.yaml", ["distill.enabled=false", *CONTENT, "items.sid=true", "name=text_sid"]),
+    "neighbours": ("configs/student.yaml", ["distill.enabled=false", "neighbours.enabled=true", "name=neighbours"]),
+    "text_sid_crop": (
+        "configs/student.yaml",
+        ["distill.enabled=false", *CONTENT, "items.sid=true", "train.crop_prob=0.3", "name=text_sid_crop"],
+    ),
+    "full": (
+        "configs/student.yaml",
+        [*CONTENT, "items.sid=true", "train.crop_prob=0.3", "neighbours.enabled=true", "name=full"],
+    ),
 }
+SLICES = ("all", "short", "long_tail", "unseen")
+
 GENRES = [
     "unknown",
     "Action",
@@ -181,11 +222,11 @@ def build_profile_texts(
     return {r["user_id"]: r["text"] for r in used}
 
 
-def embed_texts(texts: dict[str, str], cache_dir: Path) -> dict[str, np.ndarray]:
-    """Encode with all-MiniLM-L6-v2; cached by a hash of encoder name + every (user, text)."""
+def embed_texts(texts: dict[str, str], cache_dir: Path, kind: str = "profiles") -> dict[str, np.ndarray]:
+    """Encode with all-MiniLM-L6-v2; cached by a hash of encoder name + every (key, text)."""
     users = sorted(texts)
     key = hashlib.sha256(json.dumps(["all-MiniLM-L6-v2", [(u, texts[u]) for u in users]]).encode()).hexdigest()[:16]
-    path = cache_dir / f"profiles-{key}.npy"
+    path = cache_dir / f"{kind}-{key}.npy"
     if path.exists():
         mat = np.load(path)
     else:
@@ -202,10 +243,101 @@ def mean_pairwise_cosine(vectors: np.ndarray) -> float:
     return float((sims.sum() - n) / (n * (n - 1)))
 
 
+def load_benchmark_dataset(name: str, data: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(interactions: user_id, item_id, rating, timestamp[int s]; items: item_id, title, genres list,
+    year, description) of ml-100k (from `data`) or a named variant (profile_features.datasets)."""
+    if name == "ml-100k":
+        inter, items = load_ml100k(data)
+        items["description"] = ""
+        return inter, items
+    from profile_features.datasets.variants import load_dataset
+
+    inter, items = load_dataset(name, data)
+    inter = inter.assign(timestamp=pd.to_datetime(inter["timestamp"], utc=True).astype("int64") // 10**9)
+    if "rating" not in inter.columns:
+        inter["rating"] = np.nan
+    items = items.assign(
+        genres=[[g for g in str(v or "").split("|") if g] for v in items["genres"].fillna("")],
+        year=[None if pd.isna(y) else int(y) for y in items["year"]],
+        description=items["description"].fillna("") if "description" in items.columns else "",
+    )
+    return inter[["user_id", "item_id", "rating", "timestamp"]], items
+
+
+def item_features(items: pd.DataFrame, index: ItemIndex, cache_dir: Path, seed: int = 0) -> ItemFeatures:
+    """Text vectors of every catalogue item (the embedding job's text) and their semantic-ID codes."""
+    catalogue = items.set_index("item_id").reindex(list(index.item_ids))
+    texts = {
+        item: render_item_text(
+            str(row.title), "|".join(row.genres) if isinstance(row.genres, list) else None, row.year, row.description
+        )
+        for item, row in catalogue.iterrows()
+    }
+    vectors = embed_texts(texts, cache_dir, "items")
+    text = np.stack([vectors[i] for i in index.item_ids])
+    sid = fit_semantic_ids(
+        list(text), levels=3, codes=None, encoder="all-MiniLM-L6-v2", fitted_on="catalogue", seed=seed
+    )
+    return ItemFeatures(text, assign_codes(list(text), sid), sid.code_sizes, "all-MiniLM-L6-v2", sid.transform_id)
+
+
+def run_key(dataset: str, protocol: str, unseen_fraction: float, cfg_path: str, overrides: list[str], seed: int) -> str:
+    text = json.dumps([dataset, protocol, unseen_fraction, cfg_path, overrides, seed])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def slice_metrics(model, index: ItemIndex, slices: dict[str, SliceSet]) -> dict[str, dict]:
+    """Full-ranking metrics per slice (users whose input has no item the index knows are left out)."""
+    out = {}
+    max_len = model.cfg.body.max_len
+    for name, part in slices.items():
+        inputs = [index.encode(items)[-max_len:] for items in part.inputs]
+        keep = [k for k, seq in enumerate(inputs) if seq]
+        ranks = target_ranks(model, [inputs[k] for k in keep], index.encode([part.targets[k] for k in keep]))
+        out[name] = metrics_from_ranks(ranks).as_dict()
+    return out
+
+
+def popularity_by_slice(counts: np.ndarray, index: ItemIndex, slices: dict[str, SliceSet]) -> dict[str, dict]:
+    return {name: popularity_metrics(counts, index.encode(part.targets)) for name, part in slices.items()}
+
+
+def summarise(runs: list[dict], variants: list[str], seeds: list[int]) -> dict:
+    """Per variant and slice: mean/std over seeds, paired difference with plain, lift beyond the spread."""
+    by = {(r["variant"], r["seed"]): r for r in runs}
+    out: dict = {}
+    for variant in variants:
+        mine = [by[(variant, s)] for s in seeds if (variant, s) in by]
+        if not mine:
+            continue
+        entry = {"seeds": [r["seed"] for r in mine], "best_epochs": [r["best_epoch"] for r in mine], "slices": {}}
+        for name in mine[0]["slices"]:
+            values = np.array([r["slices"][name]["ndcg@10"] for r in mine])
+            row = {
+                "ndcg@10": [float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0],
+                "hr@10": [float(np.mean([r["slices"][name]["hr@10"] for r in mine]))],
+                "users": mine[0]["slices"][name]["users"],
+                "most_popular_ndcg@10": mine[0]["most_popular"][name]["ndcg@10"],
+            }
+            plain = [by.get(("plain", r["seed"])) for r in mine]
+            if variant != "plain" and all(plain):
+                base = np.array([p["slices"][name]["ndcg@10"] for p in plain])
+                diff = values - base
+                spread = max(float(base.std(ddof=1)) if len(base) > 1 else 0.0, row["ndcg@10"][1])
+                row["plain_ndcg@10"] = float(base.mean())
+                row["paired_diff"] = [float(diff.mean()), float(diff.std(ddof=1)) if len(diff) > 1 else 0.0]
+                row["lift_pct"] = float(100 * (values.mean() / base.mean() - 1)) if base.mean() > 0 else None
+                row["beyond_spread"] = bool(diff.mean() > spread)
+            entry["slices"][name] = row
+        out[variant] = entry
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=str(ROOT.parent / "shared/datasets/ml-100k"))
-    ap.add_argument("--variants", default="plain,published,default")
+    ap.add_argument("--dataset", default="ml-100k", help="ml-100k | ml-100k-sparse | sample-noisy | sample")
+    ap.add_argument("--variants", default="plain,default")
     ap.add_argument(
         "--custom",
         nargs=2,
@@ -216,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--protocol", choices=["loo", "temporal"], default="loo")
+    ap.add_argument("--unseen-fraction", type=float, default=0.05, help="items removed from training (loo)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="override for every variant")
     ap.add_argument("--cache-dir", default="/tmp/student_benchmark_cache")
     ap.add_argument(
@@ -224,105 +357,155 @@ def main(argv: list[str] | None = None) -> int:
         help="job config whose profile: section writes the profiles (default: the rule-based writer)",
     )
     ap.add_argument("--profile-set", action="append", default=[], help="override for --profile-config")
-    ap.add_argument("--out", default=None, help="write all runs and summaries as JSON")
+    ap.add_argument("--out", default=None, help="write the summary (and every run) as JSON")
+    ap.add_argument("--summarise-only", action="store_true", help="train nothing; summarise the cached runs")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
 
-    inter, items = load_ml100k(args.data)
+    cache_dir = Path(args.cache_dir)
+    inter, items = load_benchmark_dataset(args.dataset, args.data)
     ratings = {(u, i): float(r) for u, i, r in zip(inter["user_id"], inter["item_id"], inter["rating"])}
     item_index = ItemIndex.from_items(items["item_id"])
+    unseen: set[str] = set()
     if args.protocol == "loo":
-        split = leave_last_out(user_sequences(inter))
-        train_hist = split.train
-        users = sorted(split.test_target)
+        sequences = user_sequences(inter)
+        split = leave_last_out(sequences)
+        unseen = hold_out_items(inter["item_id"], args.unseen_fraction, seed=0)
+        # Users too short to evaluate still train on all they have.
+        short_users = {u: s for u, s in sequences.items() if u not in split.train}
+        train_hist = without_items({**split.train, **short_users}, unseen)
+        users = sorted(u for u in split.test_target if u in train_hist)
+        vusers = [u for u in users if split.valid_target[u] not in unseen]
         valid = (
-            [item_index.encode(train_hist[u]) for u in users],
-            item_index.encode([split.valid_target[u] for u in users]),
+            [item_index.encode(train_hist[u]) for u in vusers],
+            item_index.encode([split.valid_target[u] for u in vusers]),
         )
-        test = (
-            [item_index.encode(split.test_input(u)) for u in users],
-            item_index.encode([split.test_target[u] for u in users]),
-        )
+        test_inputs = {u: train_hist[u] + ([split.valid_target[u]] if u in vusers else []) for u in users}
+        slices = evaluation_slices(test_inputs, {u: split.test_target[u] for u in users}, train_hist, unseen)
     else:
         tsplit = temporal_split(inter, 0.8)
         train_hist = {u: s for u, s in tsplit.train.items() if len(s) >= 3}
-        # Validation for early stopping: last pre-cutoff item of each training user.
         vusers = sorted(train_hist)
         valid = (
             [item_index.encode(train_hist[u][:-1]) for u in vusers],
             item_index.encode([train_hist[u][-1] for u in vusers]),
         )
         tusers = sorted(tsplit.test_target)
-        test = (
-            [item_index.encode(tsplit.test_input[u]) for u in tusers],
-            item_index.encode([tsplit.test_target[u] for u in tusers]),
-        )
+        slices = {
+            "all": SliceSet(tusers, [tsplit.test_input[u] for u in tusers], [tsplit.test_target[u] for u in tusers])
+        }
         train_hist = {u: s[:-1] for u, s in train_hist.items()}
     generator = profile_writer(args.profile_config, args.profile_set)
     writer_name = f"{generator.name}/{generator.model}/{generator.prompt_version}"
-    text_cache = None
-    if args.profile_config:  # LLM runs take hours: resumable, keyed by generator and prompt version
-        slug = hashlib.sha256(writer_name.encode()).hexdigest()[:12]
-        text_cache = Path(args.cache_dir) / f"profile-texts-{args.protocol}-{slug}.jsonl"
-    t0 = time.perf_counter()
-    texts = build_profile_texts(train_hist, ratings, items, generator, text_cache)
-    profiles = embed_texts(texts, Path(args.cache_dir))
-    mat = np.stack([profiles[u] for u in sorted(profiles)])
-    print(
-        f"profiles: {len(profiles)} by {writer_name}, dim {mat.shape[1]}, mean pairwise cosine "
-        f"{mean_pairwise_cosine(mat):.3f} ({time.perf_counter() - t0:.0f}s)",
-        file=sys.stderr,
-    )
-    data = build_training_data(train_hist, item_index, profiles)
 
     variants = {name: VARIANTS[name] for name in args.variants.split(",") if name}
     for name, overrides in args.custom:
         variants[name] = ("configs/student.yaml", [f"name={name}", *overrides.split()])
-    results: dict[str, dict] = {}
-    for name, (cfg_path, var_overrides) in variants.items():
-        runs = []
-        for seed in args.seeds:
-            # Same budget for every variant: all epochs, best validation epoch kept. Early stopping
-            # is unequal here (a distillation phase postpones patience), and cut plain runs short.
-            cfg = load_student_config(
-                ROOT / cfg_path, ["train.patience=null", *var_overrides, *args.overrides, f"train.seed={seed}"]
-            )
+    runs_file = cache_dir / f"runs-{args.dataset}-{args.protocol}.jsonl"
+    cached = {}
+    if runs_file.exists():
+        for line in runs_file.read_text().splitlines():
+            row = json.loads(line)
+            cached[row["key"]] = row
+    todo = [
+        (name, cfg_path, var_overrides, seed)
+        for name, (cfg_path, var_overrides) in variants.items()
+        for seed in args.seeds
+        if run_key(args.dataset, args.protocol, args.unseen_fraction, cfg_path, [*var_overrides, *args.overrides], seed)
+        not in cached
+    ]
+    if todo and not args.summarise_only:
+        text_cache = None
+        if args.profile_config:  # LLM runs take hours: resumable, keyed by generator and prompt version
+            slug = hashlib.sha256(writer_name.encode()).hexdigest()[:12]
+            text_cache = cache_dir / f"profile-texts-{args.dataset}-{args.protocol}-{slug}.jsonl"
+        t0 = time.perf_counter()
+        texts = build_profile_texts(train_hist, ratings, items, generator, text_cache)
+        profiles = embed_texts(texts, cache_dir)
+        mat = np.stack([profiles[u] for u in sorted(profiles)])
+        print(
+            f"profiles: {len(profiles)} by {writer_name}, dim {mat.shape[1]}, mean pairwise cosine "
+            f"{mean_pairwise_cosine(mat):.3f} ({time.perf_counter() - t0:.0f}s)",
+            file=sys.stderr,
+        )
+        features = item_features(items, item_index, cache_dir)
+        data = build_training_data(train_hist, item_index, profiles, features)
+        counts = np.zeros(len(item_index))
+        for seq in data.sequences:
+            np.add.at(counts, np.asarray(seq, dtype=np.int64) - 1, 1.0)
+        popular = popularity_by_slice(counts, item_index, slices)
+        for name, cfg_path, var_overrides, seed in todo:
+            overrides = [*var_overrides, *args.overrides]
+            # Same budget for every variant: all epochs, best validation epoch kept.
+            cfg = load_student_config(ROOT / cfg_path, ["train.patience=null", *overrides, f"train.seed={seed}"])
             log = None if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
             res = fit(cfg, data, valid, log=log)
-            metrics = evaluate(res.model, *test).as_dict()
-            metrics.update(best_epoch=res.best_epoch, seconds=round(res.seconds, 1))
-            runs.append(metrics)
+            row = {
+                "key": run_key(args.dataset, args.protocol, args.unseen_fraction, cfg_path, overrides, seed),
+                "variant": name,
+                "config": cfg_path,
+                "overrides": overrides,
+                "seed": seed,
+                "best_epoch": res.best_epoch,
+                "seconds": round(res.seconds, 1),
+                "slices": slice_metrics(res.model, item_index, slices),
+                "most_popular": popular,
+            }
+            cached[row["key"]] = row
+            runs_file.parent.mkdir(parents=True, exist_ok=True)
+            with runs_file.open("a") as out:
+                out.write(json.dumps(row) + "\n")
             print(
                 f"{name} seed {seed}: "
-                + " ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()),
+                + " ".join(f"{k} {v['ndcg@10']:.4f}" for k, v in row["slices"].items())
+                + f" (best epoch {res.best_epoch}, {res.seconds:.0f}s)",
                 flush=True,
             )
-        summary = summarise_seeds([{k: r[k] for k in ("ndcg@10", "recall@10", "hr@10", "mrr")} for r in runs])
-        results[name] = {"config": cfg_path, "overrides": var_overrides, "runs": runs, "summary": summary}
-    print(f"\nprotocol {args.protocol}, seeds {args.seeds}, users {len(test[0])}, items {len(item_index)}")
-    print("| variant | NDCG@10 | Recall@10 = HR@10 | MRR | best epochs |")
-    print("|---|---|---|---|---|")
-    for name, r in results.items():
-        s = r["summary"]
-        epochs = ",".join(str(x["best_epoch"]) for x in r["runs"])
-        print(
-            f"| {name} | {s['ndcg@10'][0]:.4f} +/- {s['ndcg@10'][1]:.4f} | {s['hr@10'][0]:.4f} +/- {s['hr@10'][1]:.4f} "
-            f"| {s['mrr'][0]:.4f} +/- {s['mrr'][1]:.4f} | {epochs} |"
-        )
-    if "plain" in results:
-        base = results["plain"]["summary"]["ndcg@10"]
-        for name, r in results.items():
-            if name != "plain":
-                m, sd = r["summary"]["ndcg@10"]
-                lift = 100 * (m / base[0] - 1) if base[0] > 0 else float("nan")
-                print(
-                    f"{name}: NDCG@10 lift over plain {lift:+.1f}% (diff {m - base[0]:+.4f}, "
-                    f"plain std {base[1]:.4f}, {name} std {sd:.4f})"
-                )
+    wanted = {
+        run_key(args.dataset, args.protocol, args.unseen_fraction, cfg_path, [*o, *args.overrides], seed): name
+        for name, (cfg_path, o) in variants.items()
+        for seed in args.seeds
+    }
+    runs = [{**cached[k], "variant": name} for k, name in wanted.items() if k in cached]
+    summary = summarise(runs, list(variants), args.seeds)
+    users = {name: len(part.users) for name, part in slices.items()}
+    print(f"\n{args.dataset}, protocol {args.protocol}, seeds {args.seeds}, items {len(item_index)}, users {users}")
+    print("| variant | " + " | ".join(f"{s} NDCG@10" for s in slices) + " |")
+    print("|---|" + "---|" * len(slices))
+    for name, entry in summary.items():
+        cells = []
+        for s in slices:
+            row = entry["slices"].get(s)
+            if row is None:
+                cells.append("")
+                continue
+            mean, std = row["ndcg@10"]
+            lift = (
+                f" ({row['lift_pct']:+.1f}%{'*' if row.get('beyond_spread') else ''})"
+                if row.get("lift_pct") is not None
+                else ""
+            )
+            cells.append(f"{mean:.4f} +/- {std:.4f}{lift}")
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    if runs:
+        first = runs[0]["most_popular"]
+        print("| most popular | " + " | ".join(f"{first[s]['ndcg@10']:.4f}" for s in slices) + " |")
+    print("(* = mean paired difference with plain larger than the seed spread)")
     if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(
             json.dumps(
-                {"protocol": args.protocol, "seeds": args.seeds, "profile_writer": writer_name, "results": results},
+                {
+                    "dataset": args.dataset,
+                    "protocol": args.protocol,
+                    "seeds": args.seeds,
+                    "unseen_fraction": args.unseen_fraction,
+                    "overrides": args.overrides,
+                    "profile_writer": writer_name,
+                    "slice_users": users,
+                    "summary": summary,
+                    "runs": runs,
+                },
                 indent=1,
             )
         )

@@ -169,6 +169,10 @@ class SemanticConfig(StrictModel):
     refit: bool = False
     fit_sample_rows: int = Field(200_000, gt=0)
     seed: int = 0
+    # Semantic IDs of items (residual k-means of their text vectors): `sid_levels` codes per item,
+    # served as item_sid_0..L-1; 0 turns them off. `sid_codes` per level; None: about sqrt(items).
+    sid_levels: int = Field(3, ge=0, le=8)
+    sid_codes: int | None = Field(None, gt=1, le=4096)
 
 
 class StudentJobConfig(StrictModel):

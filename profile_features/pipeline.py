@@ -139,12 +139,19 @@ def run_snapshots(spark, config: JobConfig, cutoffs: Sequence[datetime]) -> list
         log(f"  {counts} ({encoder['name'] or 'torch'})")
         if encoder["fallback_reason"]:
             log(f"  embedding.backend fell back to torch: {encoder['fallback_reason']}")
-        log(f"snapshot {cutoff:%Y-%m-%d}: semantic columns (PCA, clusters)")
+        log(f"snapshot {cutoff:%Y-%m-%d}: semantic columns (PCA, clusters, item semantic IDs)")
         semantic = run_semantic_columns(spark, snapshot_config)
         for kind, info in semantic["transforms"].items():
             log(
                 f"  {kind}: transform {info['transform_id']} ({'fitted now' if info['fitted_now'] else 'reused'}, "
                 f"{info['explained_variance']:.0%} of variance)"
+            )
+        if semantic.get("semantic_ids"):
+            info = semantic["semantic_ids"]
+            how = "fitted now" if info["fitted_now"] else "reused"
+            log(
+                f"  item semantic IDs: transform {info['transform_id']} ({how}, "
+                f"{info['levels']} levels x {info['codes']} codes)"
             )
         snapshot = {"histories": histories, "profiles": profiles, "embeddings": embeddings, "semantic": semantic}
         if config.student.enabled:

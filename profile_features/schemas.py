@@ -20,6 +20,7 @@ __all__ = [
     "USER_PROFILE_EMBEDDINGS",
     "ITEM_TEXT_EMBEDDINGS",
     "USER_STUDENT",
+    "ITEM_STUDENT",
     "USER_STATS",
     "ITEM_STATS",
     "semantic_schema",
@@ -144,13 +145,30 @@ ITEM_STATS = pa.schema(
 )
 
 
-def semantic_schema(key: str, prefix: str, components: int) -> pa.Schema:
-    """user_semantic / item_semantic: `<prefix>_pc_0..k-1`, `<prefix>_cluster`, transform id."""
+def semantic_schema(key: str, prefix: str, components: int, sid_levels: int = 0) -> pa.Schema:
+    """user_semantic / item_semantic: `<prefix>_pc_0..k-1`, `<prefix>_cluster`, transform id, and for
+    items with semantic IDs `item_sid_0..L-1` (-1: no vector) and their transform id."""
+    sid = [(f"item_sid_{level}", pa.int64()) for level in range(sid_levels)]
     return pa.schema(
         [(key, pa.string()), ("event_timestamp", TS)]
         + [(f"{prefix}_pc_{i}", pa.float32()) for i in range(components)]
         + [(f"{prefix}_cluster", pa.int64()), (f"{prefix}_transform_id", pa.string())]
+        + (sid + [("item_sid_transform_id", pa.string())] if sid_levels else [])
     )
+
+
+# The student's item side (see student.scoring.score_items): the vector and bias it scores each item
+# with, for every catalogue item it can represent (new items by their content alone).
+ITEM_STUDENT = pa.schema(
+    [
+        ("item_id", pa.string()),
+        ("event_timestamp", TS),
+        ("student_item_embedding", pa.list_(pa.float32())),
+        ("student_item_bias", pa.float64()),
+        ("student_item_seen", pa.bool_()),
+        ("student_checkpoint_id", pa.string()),
+    ]
+)
 
 
 def to_utc(values: pd.Series) -> pd.Series:

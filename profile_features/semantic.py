@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import io
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from profile_features import storage
+from profile_features.transform_store import load_arrays, save_arrays, saved_folders
 
 __all__ = [
     "SemanticTransform",
@@ -124,35 +122,18 @@ def apply_transform(vectors, transform: SemanticTransform, prefix: str) -> pd.Da
 
 
 def save_transform(transform: SemanticTransform, directory: str | Path) -> str:
-    """Write `<directory>/<transform_id>/{arrays.npz, meta.json}` (any storage URI); returns that folder.
-
-    npz without pickle and JSON metadata: loading never executes stored code. meta.json is
-    written last, so a folder without it is an interrupted write and is never loaded.
-    """
-    folder = storage.join(directory, transform.transform_id)
-    buffer = io.BytesIO()
-    np.savez(
-        buffer,
-        mean=transform.mean,
-        components=transform.components,
-        explained_variance_ratio=transform.explained_variance_ratio,
-        centroids=transform.centroids,
-    )
-    storage.write_bytes(storage.join(folder, "arrays.npz"), buffer.getvalue())
+    """Write `<directory>/<transform_id>/` (any storage URI, see transform_store); returns that folder."""
+    arrays = {k: v for k, v in asdict(transform).items() if isinstance(v, np.ndarray)}
     meta = {k: v for k, v in asdict(transform).items() if not isinstance(v, np.ndarray)}
-    meta["transform_id"] = transform.transform_id
-    meta["created_at"] = datetime.now(timezone.utc).isoformat()
-    storage.write_json(storage.join(folder, "meta.json"), meta)
-    return folder
+    return save_arrays(directory, transform.transform_id, arrays, meta)
 
 
 def load_transform(folder: str | Path) -> SemanticTransform:
-    meta = storage.read_json(storage.join(folder, "meta.json"))
-    with np.load(io.BytesIO(storage.read_bytes(storage.join(folder, "arrays.npz"))), allow_pickle=False) as arrays:
-        fields = {k: v for k, v in meta.items() if k not in ("transform_id", "created_at")}
-        transform = SemanticTransform(**fields, **{k: arrays[k] for k in arrays.files})
-    if transform.transform_id != meta["transform_id"]:
-        raise ValueError(f"{folder}: arrays do not match the recorded transform id {meta['transform_id']}")
+    meta, arrays = load_arrays(folder)
+    recorded = meta.pop("_id")
+    transform = SemanticTransform(**meta, **arrays)
+    if transform.transform_id != recorded:
+        raise ValueError(f"{folder}: arrays do not match the recorded transform id {recorded}")
     return transform
 
 
@@ -163,16 +144,8 @@ def cached_transform(folder: str) -> SemanticTransform:
 
 
 def _saved_transforms(directory: str | Path, kind: str):
-    """Complete saved transforms of `kind` (folders with meta.json), newest first, with their folders."""
-    candidates = []
-    for name in storage.list_dir(directory):
-        if not name.startswith(f"{kind}-"):
-            continue
-        folder = storage.join(directory, name)
-        meta_path = storage.join(folder, "meta.json")
-        if storage.exists(meta_path):  # no meta: an interrupted write
-            candidates.append((storage.read_json(meta_path).get("created_at", ""), folder))
-    for _, folder in sorted(candidates, reverse=True):
+    """Complete saved transforms of `kind`, newest first, with their folders."""
+    for folder in saved_folders(directory, f"{kind}-"):
         yield load_transform(folder), folder
 
 

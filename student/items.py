@@ -25,7 +25,7 @@ from torch import nn
 from student.config import ItemViewsConfig
 from student.data import ItemIndex
 
-__all__ = ["ItemFeatures", "ItemEncoder", "item_features_from_frames"]
+__all__ = ["ItemFeatures", "ItemContent", "ItemEncoder", "item_features_from_frames"]
 
 
 @dataclass(frozen=True)
@@ -104,6 +104,29 @@ def item_features_from_frames(
         if (code_matrix >= np.asarray(code_sizes)[None, :]).any():
             raise ValueError(f"a semantic-ID code is out of range for code sizes {code_sizes}")
     return ItemFeatures(text_matrix, code_matrix, tuple(int(k) for k in code_sizes), text_encoder, sid_transform_id)
+
+
+@dataclass(frozen=True)
+class ItemContent:
+    """The items' content as the pipeline's tables hold it, before it is aligned to an index.
+
+    Attributes:
+        table: `item_id` and `item_text_embedding` and/or `item_sid_0..L-1`.
+        code_sizes: codes per semantic-ID level (the transform's); () without codes.
+        text_encoder, sid_transform_id: provenance.
+    """
+
+    table: pd.DataFrame
+    code_sizes: tuple[int, ...] = ()
+    text_encoder: str | None = None
+    sid_transform_id: str | None = None
+
+    def features(self, item_index: ItemIndex) -> ItemFeatures:
+        text = self.table if "item_text_embedding" in self.table.columns else None
+        codes = self.table if self.code_sizes else None
+        return item_features_from_frames(
+            item_index, text, codes, self.code_sizes, self.text_encoder, self.sid_transform_id
+        )
 
 
 class ItemEncoder(nn.Module):

@@ -7,6 +7,10 @@
 `--interactions`: Parquet or CSV with `user_id`, `item_id`, `timestamp`.
 `--profiles` (optional): Parquet with `user_id`, `profile_embedding` (float list); the profiles
 must have been written from interactions the student trains on (no later ones).
+`--items` (optional; needed by `items.text` / `items.sid`): Parquet with `item_id` and
+`item_text_embedding` (float list) and/or semantic-ID codes `item_sid_0..L-1` (ints, -1 = none; codes
+per level are taken as the largest code + 1), e.g. the pipeline's item_text_embeddings joined with
+item_semantic.
 `--validate` (what the pipeline does): hold out each user's last interaction (users with three or
 more) to pick the epoch by validation NDCG@10, restore that epoch's weights, and compare it with
 most-popular on the same targets; when no epoch beats most-popular, the checkpoint ranks items by
@@ -28,10 +32,19 @@ from profile_features.logs import add_verbosity_arguments, configure_logging, ve
 from student.checkpoint import DataStats, save_checkpoint
 from student.config import load_student_config
 from student.data import ItemIndex, user_sequences
+from student.items import ItemContent
 from student.sources import HeldOutLast, ParquetUsers, TrainingUsers
 from student.training import build_training_data, fit
 
-__all__ = ["read_table", "read_profiles", "train_from_frames", "train_from_parquet", "train_source", "main"]
+__all__ = [
+    "read_table",
+    "read_profiles",
+    "item_content",
+    "train_from_frames",
+    "train_from_parquet",
+    "train_source",
+    "main",
+]
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +70,14 @@ def _profile_dict(frame: pd.DataFrame | None) -> dict[str, np.ndarray] | None:
 
 
 def train_from_frames(
-    cfg, interactions: pd.DataFrame, profiles: pd.DataFrame | None, out: str | Path, validate: bool = False
+    cfg,
+    interactions: pd.DataFrame,
+    profiles: pd.DataFrame | None,
+    out: str | Path,
+    validate: bool = False,
+    content: ItemContent | None = None,
 ) -> dict:
-    """Train on in-memory tables and write a checkpoint to `out` (the CLI and the benchmarks call this).
+    """Train on in-memory tables and write a checkpoint to `out` (the CLI and the evaluation call this).
 
     Args:
         cfg: a `StudentConfig`.
@@ -67,22 +85,42 @@ def train_from_frames(
         profiles: `user_id`, `profile_embedding`, written from those same interactions; None trains plain SASRec.
         validate: hold out the last item of each user with 3+ items for epoch selection (users with
             fewer train on everything they have).
+        content: the items' text vectors / semantic-ID codes (the index then covers the items they describe).
 
     Returns:
         see `train_source`.
     """
-    item_index = ItemIndex.from_items(interactions["item_id"])
-    data = build_training_data(user_sequences(interactions), item_index, _profile_dict(profiles))
+    ids = list(interactions["item_id"].astype(str))
+    item_index = ItemIndex.from_items(ids + ([] if content is None else list(content.table["item_id"].astype(str))))
+    features = None if content is None else content.features(item_index)
+    data = build_training_data(user_sequences(interactions), item_index, _profile_dict(profiles), features)
     return train_source(cfg, data, out, validate)
 
 
 def train_from_parquet(
-    cfg, uri: str, item_ids, profile_dim: int, out: str | Path, validate: bool = False, batch_rows: int = 4096
+    cfg,
+    uri: str,
+    item_ids,
+    profile_dim: int,
+    out: str | Path,
+    validate: bool = False,
+    batch_rows: int = 4096,
+    content: ItemContent | None = None,
 ) -> dict:
     """Train on a Parquet dataset of users (`user_id`, `item_ids` oldest -> newest, optional
     `profile_embedding`) streamed `batch_rows` users at a time: driver memory is the model, the
-    item index and one chunk, however many users there are (the pipeline's Spark job calls this)."""
-    data = ParquetUsers(uri, ItemIndex.from_items(item_ids), profile_dim, batch_rows)
+    item table and one chunk, however many users there are (the pipeline's Spark job calls this).
+
+    With `content` (the items' text vectors and semantic-ID codes) the index also covers the items it
+    describes, so catalogue items no history contains are ranked by their content.
+    """
+    features = None
+    if content is not None:
+        item_index = ItemIndex.from_items([*map(str, item_ids), *map(str, content.table["item_id"])])
+        features = content.features(item_index)
+    else:
+        item_index = ItemIndex.from_items(item_ids)
+    data = ParquetUsers(uri, item_index, profile_dim, batch_rows, features)
     return train_source(cfg, data, out, validate)
 
 
@@ -133,11 +171,23 @@ def train_source(cfg, data: TrainingUsers, out: str | Path, validate: bool = Fal
     }
 
 
+def item_content(table: pd.DataFrame) -> ItemContent:
+    """`ItemContent` of an item table; semantic-ID code counts per level are the largest code + 1."""
+    levels = sorted(int(c.rsplit("_", 1)[1]) for c in table.columns if c.startswith("item_sid_") and c[9:].isdigit())
+    if levels != list(range(len(levels))):
+        raise ValueError(f"item_sid_* columns must be item_sid_0..item_sid_L-1, got levels {levels}")
+    sizes = tuple(int(table[f"item_sid_{level}"].fillna(-1).max()) + 1 for level in levels)
+    if any(size < 1 for size in sizes):
+        raise ValueError("an item_sid_* column holds no code")
+    return ItemContent(table.assign(item_id=table["item_id"].astype(str)), sizes)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m student.train", description=__doc__.split("\n")[0])
     ap.add_argument("--config", default=None, help="student YAML (defaults when omitted)")
     ap.add_argument("--interactions", required=True)
     ap.add_argument("--profiles", default=None)
+    ap.add_argument("--items", default=None, help="item content: item_id, item_text_embedding, item_sid_*")
     ap.add_argument("--out", required=True, help="checkpoint directory (replaced atomically)")
     ap.add_argument("--validate", action="store_true", help="hold out last item per user for early stopping")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
@@ -148,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_student_config(args.config, args.overrides)
     interactions = read_table(args.interactions)
     profiles = read_table(args.profiles) if args.profiles else None
-    result = train_from_frames(cfg, interactions, profiles, args.out, validate=args.validate)
+    content = item_content(read_table(args.items)) if args.items else None
+    result = train_from_frames(cfg, interactions, profiles, args.out, validate=args.validate, content=content)
     print(json.dumps(result))
     return 0
 

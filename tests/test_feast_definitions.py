@@ -34,23 +34,32 @@ def test_custom_entities_map_onto_our_columns(tmp_path):
 
 
 def test_services_hold_numbers_for_gbdt_and_vectors_for_two_tower(tmp_path):
-    definitions = build_definitions(FeastSettings(data_dir=str(tmp_path), semantic_components=16))
+    definitions = build_definitions(FeastSettings(data_dir=str(tmp_path), semantic_components=16, semantic_id_levels=3))
     gbdt = {f.name for p in definitions.gbdt_ranker.feature_view_projections for f in p.features}
     assert {
         "profile_item_similarity",
         "student_item_similarity",
+        "student_item_score",
         "profile_drift",
         "profile_cluster",
         "item_pc_15",
+        "item_sid_0",
+        "item_sid_2",
     } <= gbdt
     assert not any(name.endswith(("embedding", "transform_id", "text", "fallback")) for name in gbdt)
     two_tower = {f.name for p in definitions.two_tower.feature_view_projections for f in p.features}
-    assert two_tower == {"profile_embedding", "item_text_embedding", "student_embedding", "student_profile_embedding"}
+    assert two_tower == {
+        "profile_embedding",
+        "item_text_embedding",
+        "student_embedding",
+        "student_profile_embedding",
+        "student_item_embedding",
+    }
 
 
 def test_student_view_is_optional(tmp_path):
     definitions = build_definitions(FeastSettings(data_dir=str(tmp_path), student=False, semantic_components=2))
-    assert "user_student" not in definitions.objects()
+    assert "user_student" not in definitions.objects() and "item_student" not in definitions.objects()
     assert [f.name for f in definitions.user_item_similarity.features] == ["profile_item_similarity"]
 
 
@@ -98,6 +107,18 @@ def test_components_are_read_from_the_newest_saved_transforms(tmp_path):
     assert len(build_definitions(FeastSettings(data_dir=str(tmp_path))).user_semantic.features) == 5 + 2
 
 
+def test_semantic_id_levels_are_read_from_the_newest_saved_transform(tmp_path):
+    from profile_features.semantic_ids import fit_semantic_ids, save_sid_transform
+
+    settings = FeastSettings(data_dir=str(tmp_path), semantic_components=2)
+    assert not any(f.name.startswith("item_sid") for f in build_definitions(settings).item_semantic.features)
+    vectors = np.random.default_rng(0).normal(size=(40, 8)).astype(np.float32)
+    save_sid_transform(fit_semantic_ids(list(vectors), 2, 4, "enc", "t"), tmp_path / "transforms")
+    names = [f.name for f in build_definitions(settings).item_semantic.features]
+    assert names[-3:] == ["item_sid_0", "item_sid_1", "item_sid_transform_id"]
+    assert {f.name: f.dtype.name for f in build_definitions(settings).item_semantic.features}["item_sid_1"] == "INT64"
+
+
 def test_prefix_and_groups_keep_out_of_the_repos_names(tmp_path):
     settings = FeastSettings(data_dir=str(tmp_path), name_prefix="pf_", stats=False, semantic_components=2)
     definitions = build_definitions(settings)
@@ -110,6 +131,7 @@ def test_prefix_and_groups_keep_out_of_the_repos_names(tmp_path):
         "pf_user_semantic",
         "pf_item_semantic",
         "pf_user_student",
+        "pf_item_student",
         "pf_user_item_similarity",
         "pf_gbdt_ranker",
         "pf_two_tower",

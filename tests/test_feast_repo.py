@@ -64,8 +64,10 @@ def test_online_vectors_and_similarity(materialized, pipeline_run, small_sample)
         "item_pc_0",
         "item_cluster",
         "student_item_similarity",
+        "student_item_score",
         "profile_drift",
         "student_history_len",
+        "item_sid_0",
     } <= set(service.columns)
     student = table(pipeline_run, "user_student", latest)
     expected = cosine(
@@ -73,6 +75,16 @@ def test_online_vectors_and_similarity(materialized, pipeline_run, small_sample)
     )
     assert service.student_item_similarity.iloc[0] == pytest.approx(expected, abs=1e-5)
     assert service.profile_drift.iloc[0] == pytest.approx(student.loc[user_id, "profile_drift"], abs=1e-9)
+    # The student's own score of each candidate: its user vector . item vector + item bias, online.
+    item_side = table(pipeline_run, "item_student", latest)
+    for k, item in enumerate(candidates):
+        logit = float(
+            np.dot(student.loc[user_id, "student_embedding"], item_side.loc[item, "student_item_embedding"])
+        ) + float(item_side.loc[item, "student_item_bias"])
+        assert service.student_item_score.iloc[k] == pytest.approx(logit, rel=1e-5, abs=1e-5)
+    codes = table(pipeline_run, "item_semantic", latest)
+    assert service.item_sid_0.tolist() == codes.loc[candidates, "item_sid_0"].tolist()
+    assert service.item_sid_2.tolist() == codes.loc[candidates, "item_sid_2"].tolist()
     semantic = table(pipeline_run, "user_semantic", latest)
     assert service.profile_pc_3.iloc[0] == pytest.approx(semantic.loc[user_id, "profile_pc_3"], abs=1e-6)
     assert service.profile_cluster.iloc[0] == semantic.loc[user_id, "profile_cluster"]
@@ -83,6 +95,7 @@ def test_online_vectors_and_similarity(materialized, pipeline_run, small_sample)
     ).to_df()
     assert len(two_tower.profile_embedding.iloc[0]) == 384 and len(two_tower.item_text_embedding.iloc[0]) == 384
     assert len(two_tower.student_embedding.iloc[0]) == 64 and len(two_tower.student_profile_embedding.iloc[0]) == 384
+    assert len(two_tower.student_item_embedding.iloc[0]) == 64
 
 
 def test_unknown_user_gets_missing_values_not_an_error(materialized):
@@ -160,6 +173,15 @@ def test_similarity_transformation_survives_proto_round_trip(materialized):
     out = rebuilt.feature_transformation.transform(inputs)
     np.testing.assert_allclose(out.profile_item_similarity.to_numpy()[:2], [0.0, 1.0], atol=1e-9)
     assert np.isnan(out.profile_item_similarity.iloc[2])
+    scored = rebuilt.feature_transformation.transform(
+        inputs.assign(
+            student_embedding=[[1.0, 2.0], [1.0, 2.0], [1.0, 2.0]],
+            student_item_embedding=[[3.0, 4.0], None, [0.5, 0.5]],
+            student_item_bias=[0.25, 1.0, None],
+        )
+    )
+    assert scored.student_item_score.iloc[0] == pytest.approx(11.25)
+    assert scored.student_item_score.iloc[1:].isna().all()  # a missing vector or bias is missing, not 0
 
 
 def test_feast_cli_on_the_shipped_repo_layout(materialized):

@@ -58,9 +58,17 @@ def test_semantic_columns_reuse_one_transform_across_snapshots(pipeline_run, sma
     items = read(partition(config, "item_semantic", late))
     assert sorted(items.item_id) == sorted(small_sample.items.item_id)
     transforms = local_table(config, "transforms")
-    assert sorted(p.name.split("-")[0] for p in transforms.iterdir()) == ["item", "profile"]
+    assert sorted(p.name.split("-")[0] for p in transforms.iterdir()) == ["item", "profile", "sid"]
     summaries = [s["semantic"]["transforms"]["profile"]["fitted_now"] for s in pipeline_run["summaries"]["snapshots"]]
     assert summaries == [True, False]
+    # Semantic IDs: one transform for both snapshots, 3 levels of codes for every item, the same codes.
+    sid = [s["semantic"]["semantic_ids"] for s in pipeline_run["summaries"]["snapshots"]]
+    assert [s["fitted_now"] for s in sid] == [True, False] and sid[0]["transform_id"] == sid[1]["transform_id"]
+    early_items = read(partition(config, "item_semantic", early)).set_index("item_id")
+    codes = items.set_index("item_id")[["item_sid_0", "item_sid_1", "item_sid_2"]]
+    assert (codes >= 0).all().all() and (codes < sid[0]["codes"]).all().all()
+    assert codes.equals(early_items.loc[codes.index, codes.columns])
+    assert set(items.item_sid_transform_id) == {sid[0]["transform_id"]}
 
 
 def test_student_scores_every_user_of_each_snapshot(pipeline_run):

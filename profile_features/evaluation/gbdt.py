@@ -28,6 +28,8 @@ __all__ = [
     "BASELINE",
     "ITEM_TEXT_ONLY",
     "ALL_SEMANTIC",
+    "STUDENT_OVER_ITEM_TEXT",
+    "is_categorical",
     "RankerParams",
     "TUNING_GRID",
     "GbdtResults",
@@ -51,19 +53,22 @@ BASELINE = [
 ITEM_TEXT_ONLY = "+ item text only (control)"
 ALL_SEMANTIC = "+ all semantic columns"
 USER_SIDE = "+ user side only"
+STUDENT_OVER_ITEM_TEXT = "+ item text + student + semantic IDs"
 
 
-def column_sets(components: int = 16) -> dict[str, list[str]]:
+def column_sets(components: int = 16, sid_levels: int = 3) -> dict[str, list[str]]:
     """The ablation: the baseline, each semantic family added alone, both sides, and everything.
 
     "+ item text only" is a control: the item-side columns need no user profile, so
     "all" minus it is what the understanding of users adds over item content alone;
-    "+ user side only" is the other half.
+    "+ user side only" is the other half. "+ item text + student + semantic IDs" is the control
+    plus the student's columns and the items' semantic-ID codes: what the student adds over content.
     """
     similarities = ["profile_item_similarity"]
     profile_dims = [f"profile_pc_{i}" for i in range(components)]
     item_dims = [f"item_pc_{i}" for i in range(components)]
-    student = ["student_item_similarity", "profile_drift", "student_history_len"]
+    item_sids = [f"item_sid_{level}" for level in range(sid_levels)]
+    student = ["student_item_similarity", "student_item_score", "profile_drift", "student_history_len"]
     return {
         "none": BASELINE,
         "+ similarities": BASELINE + similarities,
@@ -76,9 +81,16 @@ def column_sets(components: int = 16) -> dict[str, list[str]]:
         + profile_dims
         + item_dims
         + ["profile_cluster", "item_cluster"]
+        + item_sids
         + student,
         ITEM_TEXT_ONLY: BASELINE + item_dims + ["item_cluster"],
+        STUDENT_OVER_ITEM_TEXT: BASELINE + item_dims + ["item_cluster"] + item_sids + student,
     }
+
+
+def is_categorical(column: str) -> bool:
+    """Cluster ids and semantic-ID codes are labels, not ordered numbers."""
+    return column.endswith("_cluster") or column.startswith("item_sid_")
 
 
 @dataclass(frozen=True)
@@ -158,7 +170,7 @@ def fit_ranker(
         random_state=seed,
         verbose=-1,
     )
-    categorical = [c for c in columns if c.endswith("_cluster")]
+    categorical = [c for c in columns if is_categorical(c)]
     extra = {}
     if valid is not None:
         extra = {

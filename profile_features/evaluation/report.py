@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from profile_features.evaluation.gbdt import ALL_SEMANTIC, ITEM_TEXT_ONLY
+from profile_features.evaluation.gbdt import ALL_SEMANTIC, ITEM_TEXT_ONLY, STUDENT_OVER_ITEM_TEXT
 from profile_features.evaluation.html import render_html
 
 __all__ = [
@@ -158,25 +158,34 @@ def goal_checks(results: pd.DataFrame, metric: str = "ndcg@10") -> list[dict]:
     return checks
 
 
+def control_comparisons(results: pd.DataFrame) -> list[dict]:
+    """`paired_lift` of each set that adds to item content over the item-text-only control, per slice."""
+    out = []
+    for variant in (ALL_SEMANTIC, STUDENT_OVER_ITEM_TEXT):
+        for slice_name in dict.fromkeys(results.slice):
+            found = paired_lift(results, "lightgbm", variant, ITEM_TEXT_ONLY, slice_name)
+            if found is not None:
+                out.append({"variant": variant, **found, "beyond_spread": bool(found["difference"] > found["spread"])})
+    return out
+
+
 def _control_lines(results: pd.DataFrame) -> list[str]:
-    """All semantic columns against the item-text-only control: what the user side adds."""
-    comparisons = [
-        paired_lift(results, "lightgbm", ALL_SEMANTIC, ITEM_TEXT_ONLY, s) for s in dict.fromkeys(results.slice)
-    ]
-    comparisons = [c for c in comparisons if c is not None]
+    """Sets that add to the item-text-only control: what the user side, and the student, add."""
+    comparisons = control_comparisons(results)
     if not comparisons:
         return []
     lines = [
-        "## What the user side adds over item content (LightGBM)",
+        "## What the user side and the student add over item content (LightGBM)",
         "",
-        f"`{ALL_SEMANTIC}` against `{ITEM_TEXT_ONLY}` (the item PCA columns and item cluster, which need no "
-        "user profile), same seeds.",
+        f"Against `{ITEM_TEXT_ONLY}` (the item PCA columns and item cluster, which need no user profile), "
+        f"same seeds: `{ALL_SEMANTIC}` (everything), and `{STUDENT_OVER_ITEM_TEXT}` (the control plus the "
+        "student's columns and the items' semantic-ID codes).",
         "",
-        "| slice | NDCG@10 lift | mean difference | seed spread |",
-        "|---|---|---|---|",
+        "| column set | slice | NDCG@10 lift | mean difference | seed spread |",
+        "|---|---|---|---|---|",
     ]
     lines += [
-        f"| {c['slice']} | {100 * c['lift']:+.1f}% | {c['difference']:+.4f} | {_fmt(c['spread'])} |"
+        f"| {c['variant']} | {c['slice']} | {100 * c['lift']:+.1f}% | {c['difference']:+.4f} | {_fmt(c['spread'])} |"
         for c in comparisons
     ]
     return lines + [""]
@@ -492,6 +501,7 @@ def write_report(
         "all_checks_passed": all(c["passed"] for c in checks),
         "goals": goals,
         "comparisons": comparisons(results, min_users),
+        "control_comparisons": control_comparisons(results),
         "summary": summary.to_dict(orient="records"),
         "latency": latency or [],
         "details": details or {},

@@ -159,7 +159,7 @@ def _rankers(
     """LightGBM, two-tower and the student against its baselines on one built repo."""
     from feast import FeatureStore
 
-    from profile_features.evaluation.gbdt import evaluate_gbdt
+    from profile_features.evaluation.gbdt import column_sets, evaluate_gbdt
     from profile_features.evaluation.student_quality import evaluate_student, train_comparison_students
 
     seeds = range(config.seeds)
@@ -171,6 +171,7 @@ def _rankers(
         seeds,
         config.negatives,
         slices=slices,
+        sets=column_sets(job.semantic.components, job.semantic.sid_levels),
         log=log,
     )
     frames = [gbdt.test]
@@ -256,7 +257,8 @@ def run_evaluation(config: EvaluationConfig, log: Callable[[str], None] | None =
     )
     full_slices = {name: users for name, users in split.slices.items() if mode == "natural" or name != "cold"}
     results, valid, details = _rankers(config, repo, job, interactions, items, split, full_slices, log)
-    recommendation = _recommendation(valid["lightgbm"], split, {k: len(v) for k, v in column_sets().items()})
+    sets = column_sets(job.semantic.components, job.semantic.sid_levels)
+    recommendation = _recommendation(valid["lightgbm"], split, {k: len(v) for k, v in sets.items()})
     tower_recommendation = None
     if "two_tower" in valid:
         from profile_features.evaluation.two_tower import VARIANTS

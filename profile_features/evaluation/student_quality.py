@@ -5,7 +5,8 @@ the test cutoff; the target is the user's first item after the cutoff. Full rank
 seen items not removed, as in benchmarks/student_quality.py. The models:
 - "most popular" (counts before the cutoff): the reference every sequential model must beat;
 - "student": the pipeline's distilled checkpoint (seed 0) and the same config on more seeds;
-- "plain SASRec": the same config without distillation, same schedule and seeds,
+- "plain SASRec": the same config with IDs only (no distillation, no item content, no neighbour
+  term, no crops), same schedule and seeds,
 all trained on the interactions before the cutoff with validated epoch selection.
 """
 
@@ -48,6 +49,7 @@ def train_comparison_students(
 
     Seed 0 of the distilled student is the pipeline's own checkpoint; the other runs go to `out_dir`.
     """
+    from profile_features.item_content import read_item_content
     from student.config import load_student_config
     from student.train import train_from_frames
 
@@ -58,14 +60,28 @@ def train_comparison_students(
     )
     pipeline_checkpoint = Path(data_dir) / "student" / f"run_date={run_date}"
     checkpoints: dict[str, list[Path]] = {STUDENT: [], PLAIN: []}
-    for variant, extra in ((STUDENT, []), (PLAIN, ["distill.enabled=false", "name=plain"])):
+    plain = [
+        "distill.enabled=false",
+        "items.id=true",
+        "items.text=false",
+        "items.sid=false",
+        "neighbours.enabled=false",
+        "train.crop_prob=0",
+        "name=plain",
+    ]
+    # Both read the student's item content, so both index the same items (plain ranks items it never
+    # saw as average ones: it cannot tell them apart).
+    content = read_item_content(str(data_dir), run_date, load_student_config(student_config, list(overrides)).items)
+    for variant, extra in ((STUDENT, []), (PLAIN, plain)):
         for seed in seeds:
             if variant == STUDENT and seed == 0:
                 checkpoints[variant].append(pipeline_checkpoint)
                 continue
             config = load_student_config(student_config, [*overrides, *extra, f"train.seed={seed}"])
             out = Path(out_dir) / f"{config.name}-seed{seed}"
-            result = train_from_frames(config, before, None if variant == PLAIN else profiles, out, validate=True)
+            result = train_from_frames(
+                config, before, None if variant == PLAIN else profiles, out, validate=True, content=content
+            )
             log(
                 f"  {variant} seed {seed}: best epoch {result['best_epoch']}, valid NDCG@10 "
                 f"{result['best_valid']['ndcg@10']:.4f} (most popular {result['popularity_valid']['ndcg@10']:.4f})"

@@ -28,6 +28,7 @@ class Definitions:
     user_semantic: object
     item_semantic: object
     user_student: object | None
+    item_student: object | None
     user_item_similarity: object
     gbdt_ranker: object
     two_tower: object
@@ -72,6 +73,16 @@ def semantic_components(settings: FeastSettings) -> int:
     if len(set(sizes.values())) > 1:
         raise ValueError(f"{directory}: the newest profile and item transforms differ in components: {sizes}")
     return next(iter(sizes.values()))
+
+
+def semantic_id_levels(settings: FeastSettings) -> int:
+    """The configured number of semantic-ID levels, else the newest saved semantic-ID transform's (0: none)."""
+    if settings.semantic_id_levels is not None:
+        return settings.semantic_id_levels
+    from profile_features.semantic_ids import newest_sid_transform
+
+    found = newest_sid_transform(storage.join(settings.data_dir, "transforms"))
+    return found[0].levels if found else 0
 
 
 def _entity(given, settings_entity, description: str):
@@ -204,7 +215,7 @@ def build_definitions(settings: FeastSettings, user_entity=None, item_entity=Non
             "Item popularity and mean rating before the snapshot cutoff",
         )
 
-    def semantic(name, entity, table, key, column_prefix, what):
+    def semantic(name, entity, table, key, column_prefix, what, extra=(), more=""):
         pcs = [Field(name=f"{column_prefix}_pc_{i}", dtype=Float32) for i in range(components)]
         return view(
             name,
@@ -215,15 +226,28 @@ def build_definitions(settings: FeastSettings, user_entity=None, item_entity=Non
                 *pcs,
                 Field(name=f"{column_prefix}_cluster", dtype=Int64),
                 Field(name=f"{column_prefix}_transform_id", dtype=String),
+                *extra,
             ],
-            f"PCA components and k-means cluster id of the {what} embedding (one fitted transform, id "
+            f"PCA components and k-means cluster id of the {what} embedding{more} (one fitted transform, id "
             "served alongside)",
         )
 
+    levels = semantic_id_levels(settings)
+    sid_fields = [Field(name=f"item_sid_{level}", dtype=Int64) for level in range(levels)]
+    sid_fields += [Field(name="item_sid_transform_id", dtype=String)] if levels else []
     user_semantic = semantic("user_semantic", user, "user_semantic", "user_id", "profile", "profile")
-    item_semantic = semantic("item_semantic", item, "item_semantic", "item_id", "item", "item text")
+    item_semantic = semantic(
+        "item_semantic",
+        item,
+        "item_semantic",
+        "item_id",
+        "item",
+        "item text",
+        sid_fields,
+        ", and its semantic ID (coarse-to-fine residual k-means codes, categorical)" if levels else "",
+    )
     numeric = lambda fv: fv[[f.name for f in fv.features if f.dtype not in (String, Bool)]]  # noqa: E731  GBDTs take numbers
-    user_student = None
+    user_student = item_student = None
     similarity_sources = [user_profile[["profile_embedding"]], item_text[["item_text_embedding"]]]
     similarity_schema = [Field(name="profile_item_similarity", dtype=Float64)]
     if settings.student:
@@ -243,15 +267,35 @@ def build_definitions(settings: FeastSettings, user_entity=None, item_entity=Non
             "The distilled SASRec student: user representation, predicted profile vector, drift from the "
             "last LLM profile",
         )
-        similarity_sources.insert(1, user_student[["student_profile_embedding"]])
-        similarity_schema.append(Field(name="student_item_similarity", dtype=Float64))
+        item_student = view(
+            "item_student",
+            item,
+            "item_student",
+            "item_id",
+            [
+                Field(name="student_item_embedding", dtype=Array(Float32)),
+                Field(name="student_item_bias", dtype=Float64),
+                Field(name="student_item_seen", dtype=Bool),
+                Field(name="student_checkpoint_id", dtype=String),
+            ],
+            "The student's item side: the vector and bias it scores the item with (items training never "
+            "saw, and new ones, by their content alone)",
+        )
+        similarity_sources[1:1] = [
+            user_student[["student_profile_embedding", "student_embedding"]],
+            item_student[["student_item_embedding", "student_item_bias"]],
+        ]
+        similarity_schema += [
+            Field(name="student_item_similarity", dtype=Float64),
+            Field(name="student_item_score", dtype=Float64),
+        ]
     similarity = on_demand_feature_view(
         name=prefix + "user_item_similarity",
         sources=similarity_sources,
         schema=similarity_schema,
         mode="pandas",
         description="Cosine of the profile (and student-predicted profile) with the item text embedding, "
-        "at request time",
+        "and the student's next-item score of the item, at request time",
         tags=tags,
     )(_fresh_copy(user_item_similarity))
     stats = [user_stats, item_stats] if settings.stats else []
@@ -265,7 +309,11 @@ def build_definitions(settings: FeastSettings, user_entity=None, item_entity=Non
     two_tower = FeatureService(
         name=prefix + "two_tower",
         features=[user_profile[["profile_embedding"]], item_text[["item_text_embedding"]]]
-        + ([user_student[["student_embedding", "student_profile_embedding"]]] if user_student else []),
+        + (
+            [user_student[["student_embedding", "student_profile_embedding"]], item_student[["student_item_embedding"]]]
+            if user_student
+            else []
+        ),
         description="Dense vectors for a two-tower model's user and item towers",
         tags=tags,
     )
@@ -279,6 +327,7 @@ def build_definitions(settings: FeastSettings, user_entity=None, item_entity=Non
         user_semantic,
         item_semantic,
         user_student,
+        item_student,
         similarity,
         gbdt_ranker,
         two_tower,

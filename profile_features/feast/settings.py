@@ -47,6 +47,9 @@ class FeastSettings(StrictModel):
     # PCA components per semantic view. None: read from the newest transform the semantic job saved
     # under <data_dir>/transforms, so the views always match the columns the job wrote.
     semantic_components: int | None = Field(None, gt=0)
+    # Semantic-ID levels served as item_sid_0..L-1. None: the newest saved semantic-ID transform's
+    # (0 when the semantic job saved none: semantic.sid_levels 0).
+    semantic_id_levels: int | None = Field(None, ge=0)
     owner: str = ""
 
 

@@ -20,9 +20,13 @@ def user_item_similarity(inputs: pd.DataFrame) -> pd.DataFrame:
             student view is part of the repo, `student_profile_embedding` (lists of
             floats, or None when missing).
 
+    With the student's item side (`student_embedding`, `student_item_embedding`,
+    `student_item_bias`) also `student_item_score`: the student's next-item logit for the pair
+    (user vector . item vector + item bias; NaN where a part is missing).
+
     Returns:
-        `profile_item_similarity` and, with the student, `student_item_similarity`
-        (float64, NaN where either vector is missing).
+        `profile_item_similarity` and, with the student, `student_item_similarity` and
+        `student_item_score` (float64, NaN where either vector is missing).
     """
     import numpy as np
     import pandas as pd
@@ -46,4 +50,17 @@ def user_item_similarity(inputs: pd.DataFrame) -> pd.DataFrame:
             with np.errstate(invalid="ignore", divide="ignore"):
                 similarity[present] = np.where(norms > 0, (u * v).sum(axis=1) / norms, np.nan)
         out[output] = similarity
+    if {"student_embedding", "student_item_embedding", "student_item_bias"} <= set(inputs.columns):
+        users, vectors = inputs["student_embedding"].tolist(), inputs["student_item_embedding"].tolist()
+        bias = pd.to_numeric(inputs["student_item_bias"], errors="coerce").to_numpy(dtype=np.float64)
+        ok = np.array(
+            [u is not None and v is not None and len(u) > 0 and len(u) == len(v) for u, v in zip(users, vectors)],
+            dtype=bool,
+        ) & np.isfinite(bias)
+        score = np.full(len(users), np.nan)
+        if ok.any():
+            u = np.stack([np.asarray(users[i], dtype=np.float64) for i in np.flatnonzero(ok)])
+            v = np.stack([np.asarray(vectors[i], dtype=np.float64) for i in np.flatnonzero(ok)])
+            score[ok] = (u * v).sum(axis=1) + bias[ok]
+        out["student_item_score"] = score
     return out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pandas as pd
+
 from profile_features import schemas
 from profile_features.config import JobConfig
 from profile_features.semantic import (
@@ -10,6 +12,13 @@ from profile_features.semantic import (
     fit_transform_model,
     latest_transform,
     save_transform,
+)
+from profile_features.semantic_ids import (
+    cached_sid_transform,
+    fit_semantic_ids,
+    latest_sid_transform,
+    save_sid_transform,
+    sid_columns,
 )
 from profile_features.spark.common import ddl, run_date_for, write_summary
 from profile_features.spark.io import read_table, write_atomic
@@ -23,21 +32,19 @@ _KINDS = (
 )
 
 
-def _transform_for(spark, config: JobConfig, kind: str, frame, vector_column: str, fitted_on: str):
-    """(transform, its folder URI, fitted now?)"""
-    settings = config.semantic
-    directory = config.table_path("transforms")
+def _encoder(config: JobConfig, frame, fitted_on: str) -> str:
     encoders = [row.encoder for row in frame.select("encoder").distinct().limit(3).collect()]
     if len(encoders) != 1:
         raise ValueError(
             f"{config.table_path(fitted_on)}: vectors of {len(encoders)} encoders {encoders} in one snapshot; "
             "one transform cannot serve two models: rerun the embedding stage for this run date"
         )
-    encoder = encoders[0]
-    if not settings.refit:
-        existing = latest_transform(directory, kind, encoder, settings.components, settings.clusters)
-        if existing is not None:
-            return *existing, False
+    return encoders[0]
+
+
+def _fit_sample(config: JobConfig, frame, vector_column: str) -> list:
+    """The vectors a transform is fitted on: at most `fit_sample_rows` (a seeded sample) on the driver."""
+    settings = config.semantic
     frame = frame.where(frame[vector_column].isNotNull())  # profiles with nothing to say have no vector
     total = frame.count()
     sample = (
@@ -45,7 +52,34 @@ def _transform_for(spark, config: JobConfig, kind: str, frame, vector_column: st
         if total <= settings.fit_sample_rows
         else frame.sample(fraction=settings.fit_sample_rows / total, seed=settings.seed)
     )
-    vectors = [row[vector_column] for row in sample.select(vector_column).collect()]
+    return [row[vector_column] for row in sample.select(vector_column).collect()]
+
+
+def _sid_transform_for(config: JobConfig, frame, encoder: str, fitted_on: str):
+    """(semantic-ID transform, its folder, fitted now?) for the item vectors; None when sid_levels is 0."""
+    settings = config.semantic
+    if not settings.sid_levels:
+        return None
+    directory = config.table_path("transforms")
+    if not settings.refit:
+        existing = latest_sid_transform(directory, encoder, settings.sid_levels, settings.sid_codes)
+        if existing is not None:
+            return *existing, False
+    vectors = _fit_sample(config, frame, "item_text_embedding")
+    transform = fit_semantic_ids(vectors, settings.sid_levels, settings.sid_codes, encoder, fitted_on, settings.seed)
+    return transform, save_sid_transform(transform, directory), True
+
+
+def _transform_for(spark, config: JobConfig, kind: str, frame, vector_column: str, fitted_on: str):
+    """(transform, its folder URI, fitted now?)"""
+    settings = config.semantic
+    directory = config.table_path("transforms")
+    encoder = _encoder(config, frame, fitted_on)
+    if not settings.refit:
+        existing = latest_transform(directory, kind, encoder, settings.components, settings.clusters)
+        if existing is not None:
+            return *existing, False
+    vectors = _fit_sample(config, frame, vector_column)
     needed = max(settings.components, settings.clusters)
     if len(vectors) < needed:
         raise ValueError(
@@ -74,15 +108,23 @@ def run_semantic_columns(spark, config: JobConfig) -> dict:
                 f"{summary['encoder']}; rerun the embedding stage for run date {run_date}"
             )
 
-        def partition(batches, folder=folder, key=key, vector_column=vector_column, prefix=prefix):
+        sid = _sid_transform_for(config, frame, transform.encoder, fitted_on) if kind == "item" else None
+        sid_folder = sid[1] if sid else None
+
+        def partition(batches, folder=folder, key=key, vector_column=vector_column, prefix=prefix, sid=sid_folder):
             transform = cached_transform(folder)  # read by URI on the executor, once per process
+            codes = cached_sid_transform(sid) if sid else None
             for batch in batches:
-                columns = apply_transform(batch[vector_column].tolist(), transform, prefix)
+                vectors = batch[vector_column].tolist()
+                columns = apply_transform(vectors, transform, prefix)
+                if codes is not None:
+                    columns = pd.concat([columns, sid_columns(vectors, codes)], axis=1)
                 columns.insert(0, key, batch[key].to_numpy())
                 columns.insert(1, "event_timestamp", batch["event_timestamp"].to_numpy())
                 yield columns
 
-        schema = schemas.semantic_schema(key, prefix, transform.components.shape[0])
+        levels = sid[0].levels if sid else 0
+        schema = schemas.semantic_schema(key, prefix, transform.components.shape[0], levels)
         out = frame.select(key, "event_timestamp", vector_column).mapInPandas(partition, schema=ddl(schema))
         summary["outputs"][output] = write_atomic(out, config.table_path(output), run_date)
         summary["transforms"][kind] = {
@@ -92,4 +134,13 @@ def run_semantic_columns(spark, config: JobConfig) -> dict:
             "folder": folder,
             "explained_variance": float(transform.explained_variance_ratio.sum()),
         }
+        if sid:
+            summary["semantic_ids"] = {
+                "transform_id": sid[0].transform_id,
+                "fitted_now": sid[2],
+                "fitted_on": sid[0].fitted_on,
+                "folder": sid[1],
+                "levels": sid[0].levels,
+                "codes": sid[0].codes,
+            }
     return write_summary(config, "semantic", summary)

@@ -13,10 +13,17 @@ import pandas as pd
 
 from profile_features import schemas
 from profile_features.config import JobConfig
+from profile_features.item_content import read_item_content
 from profile_features.spark.common import ddl, run_date_for, threads_per_task, write_summary
 from profile_features.spark.io import read_table, write_atomic
 
-__all__ = ["checkpoint_dir", "training_users", "write_training_users", "run_train_student", "run_score_student"]
+__all__ = [
+    "checkpoint_dir",
+    "training_users",
+    "write_training_users",
+    "run_train_student",
+    "run_score_student",
+]
 
 
 def checkpoint_dir(config: JobConfig, run_date: str) -> str:
@@ -53,6 +60,22 @@ def write_training_users(users, path: str) -> int:
     return count
 
 
+def _catalogue(spark, config: JobConfig, run_date: str):
+    """The snapshot's items with what the student may read of them: `item_id`, `event_timestamp`,
+    `item_text_embedding` and, where the semantic job wrote them, `item_sid_0..L-1`."""
+    from profile_features import storage
+
+    catalogue = read_table(spark, config.table_path(f"item_text_embeddings/run_date={run_date}")).select(
+        "item_id", "event_timestamp", "item_text_embedding"
+    )
+    semantic_path = config.table_path(f"item_semantic/run_date={run_date}")
+    if not storage.exists(semantic_path):
+        return catalogue
+    semantic = read_table(spark, semantic_path)
+    levels = sorted(c for c in semantic.columns if c.startswith("item_sid_") and c[9:].isdigit())
+    return catalogue.join(semantic.select("item_id", *levels), "item_id", "left") if levels else catalogue
+
+
 def run_train_student(spark, config: JobConfig) -> dict:
     """Train the student on interactions before the snapshot's cutoff and its profiles."""
     from pyspark.sql import functions as F
@@ -75,9 +98,12 @@ def run_train_student(spark, config: JobConfig) -> dict:
     item_ids = [row.item_id for row in interactions.select("item_id").distinct().collect()]
     dims = profiles.select(F.size("profile_embedding").alias("d")).where("d > 0").first()
     student_config = load_student_config(config.student.config, list(config.student.overrides))
+    content = read_item_content(config.data_dir, run_date, student_config.items)
     out = config.table_path(f"student/run_date={run_date}")
     # Epochs picked on each user's held-out last item, best epoch restored: no fixed epoch count.
-    result = train_from_parquet(student_config, users, item_ids, dims.d if dims else 0, out, validate=True)
+    result = train_from_parquet(
+        student_config, users, item_ids, dims.d if dims else 0, out, validate=True, content=content
+    )
     storage.delete(users)
     return write_summary(
         config,
@@ -92,8 +118,32 @@ def run_train_student(spark, config: JobConfig) -> dict:
     )
 
 
+def _score_items(spark, config: JobConfig, run_date: str, path: str, threads: int) -> tuple[str, dict]:
+    """Write `item_student` for the snapshot: the student's vector and bias for every catalogue item."""
+    catalogue = _catalogue(spark, config, run_date)
+
+    def partition(batches):
+        from student.scoring import load_student, score_items
+
+        model = load_student(path, num_threads=threads)  # once per worker process
+        for batch in batches:
+            scored = score_items(batch, model)
+            scored.insert(1, "event_timestamp", pd.Series(batch["event_timestamp"].to_numpy()))
+            yield scored
+
+    scored = catalogue.mapInPandas(partition, schema=ddl(schemas.ITEM_STUDENT))
+    output = write_atomic(scored, config.table_path("item_student"), run_date)
+    written = read_table(spark, output)
+    return output, {
+        "items": written.count(),
+        "represented": written.where("student_item_embedding IS NOT NULL").count(),
+        "seen_in_training": written.where("student_item_seen").count(),
+    }
+
+
 def run_score_student(spark, config: JobConfig) -> dict:
-    """Write `user_student` for the snapshot: every user with a history gets a row."""
+    """Write `user_student` (every user with a history) and `item_student` (every catalogue item the
+    student can represent) for the snapshot."""
     run_date = run_date_for(spark, config, "histories")
     histories = read_table(spark, config.table_path(f"histories/run_date={run_date}")).select(
         "user_id", "event_timestamp", "item_ids"
@@ -130,4 +180,5 @@ def run_score_student(spark, config: JobConfig) -> dict:
         "fallbacks": written.where("student_fallback").count(),
         "with_drift": written.where("profile_drift IS NOT NULL AND NOT isnan(profile_drift)").count(),
     }
+    summary["item_output"], summary["item_scores"] = _score_items(spark, config, run_date, path, threads)
     return write_summary(config, "score_student", summary)
