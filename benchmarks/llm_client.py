@@ -31,10 +31,10 @@ sys.path.insert(0, str(ROOT))  # the tests' helper that simulates new activity l
 from profile_features.config import JobConfig, SampleConfig, SparkConfig  # noqa: E402
 from profile_features.datasets import generate_sample  # noqa: E402
 from profile_features.histories import build_histories, history_events  # noqa: E402
-from profile_features.llm.testing import FakeOpenAIServer  # noqa: E402
 from profile_features.profiles.base import UserHistory  # noqa: E402
 from profile_features.profiles.config import ProfileConfig  # noqa: E402
 from profile_features.profiles.stage import make_generator  # noqa: E402
+from tests.llm.fake_openai import FakeOpenAIServer  # noqa: E402
 from tests.llm.llm_support import append_event_to_histories  # noqa: E402
 
 CUTOFF = "2030-01-01T00:00:00Z"
@@ -59,9 +59,10 @@ class ServerProcess:
 
     def __init__(self, latency: float):
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "profile_features.llm.testing", "--latency", str(latency)],
+            [sys.executable, "-m", "tests.llm.fake_openai", "--latency", str(latency)],
             stdout=subprocess.PIPE,
             text=True,
+            cwd=ROOT,  # the test double lives with the tests, not in the package
         )
         self.base_url = self.process.stdout.readline().strip()
 
@@ -158,7 +159,7 @@ def markdown(results: dict, command: str) -> str:
     return f"""## LLM profile generation (benchmarks/llm_client.py)
 
 Command: `{command}`
-Machine: {results["machine"]}. Server: `profile_features.llm.testing.FakeOpenAIServer` (threaded, keep-alive)
+Machine: {results["machine"]}. Server: `tests.llm.fake_openai.FakeOpenAIServer` (threaded, keep-alive)
 in its own process, fixed latency per request; the client is the real generator path (prompt rendering,
 HTTP client with bounded concurrency, quality gates) in one Python process, as in one Spark worker.
 

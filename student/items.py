@@ -228,8 +228,11 @@ class ItemEncoder(nn.Module):
 
     def forward(self, indices: torch.Tensor, id_on: torch.Tensor | None = None) -> torch.Tensor:
         """Args: indices [...] in 0..N; id_on [N + 1] bool (default: the seen items). Returns [..., H]."""
-        uniq, inverse = torch.unique(indices, return_inverse=True)
-        return self._vectors(uniq, self.seen if id_on is None else id_on)[inverse]
+        id_on = self.seen if id_on is None else id_on
+        if not self.semantic:  # plain SASRec: a lookup (row 0 is zeros; unseen items are off)
+            return self.id_emb(indices) * id_on[indices].unsqueeze(-1).to(self.id_emb.weight.dtype)
+        uniq, inverse = torch.unique(indices, return_inverse=True)  # each item's views computed once
+        return self._vectors(uniq, id_on)[inverse]
 
     def table(self, id_on: torch.Tensor | None = None) -> torch.Tensor:
         """[N + 1, H] vectors of every index (row 0, padding, is zeros)."""

@@ -503,8 +503,8 @@ def test_profile_job_regenerates_only_the_planned_users(tmp_path, spark, capsys)
 def test_llm_refresh_calls_the_llm_only_for_listed_users(tmp_path, spark):
     """With an LLM generator and its cache: one call per listed user; unlisted users take the
     cached profile of their unchanged history, their previous profile, or a labelled stand-in."""
-    from profile_features.llm.testing import FakeOpenAIServer
     from profile_features.spark.profile_job import run_profiles
+    from tests.llm.fake_openai import FakeOpenAIServer
 
     data_dir = tmp_path / "data"
     old, new, first_cut, second_cut = two_snapshots(data_dir, unchanged=2)

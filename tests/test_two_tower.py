@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from profile_features.evaluation.two_tower import (
+from rankers.two_tower import (
     DenseEncoder,
     HeldOutSet,
     TowerInputs,
@@ -91,7 +91,7 @@ def _grouped_training_set(users: int = 48, groups: int = 8, size: int = 10, seed
 
 
 def test_early_stopping_keeps_the_best_validation_epoch():
-    from profile_features.evaluation.two_tower import TwoTowerConfig, score_items
+    from rankers.two_tower import TwoTowerConfig, score_items
 
     train = _grouped_training_set()
     fit, valid = split_validation(train, [f"u{u:02d}" for u in range(32, 48)])
@@ -111,8 +111,8 @@ def two_tower_run(tmp_path_factory, spark):
     from profile_features.config import JobConfig, SampleConfig
     from profile_features.datasets import generate_sample
     from profile_features.evaluation.split import validation_users
-    from profile_features.evaluation.two_tower import evaluate_two_tower
     from profile_features.pipeline import feast_cli, run_pipeline, snapshot_cutoffs, write_inputs
+    from rankers.two_tower import evaluate_two_tower
     from tests.conftest import make_repo
 
     root = tmp_path_factory.mktemp("two_tower")
@@ -219,7 +219,7 @@ def test_validation_values_choose_the_semantic_inputs_on_data_where_they_help(tw
 def test_online_vectors_are_the_test_snapshot_and_training_vectors_the_first(two_tower_run):
     from feast import FeatureStore
 
-    from profile_features.evaluation.two_tower import _catalogue, online_frame, service_features, training_set
+    from rankers.two_tower import _catalogue, online_frame, service_features, training_set
 
     repo, config, interactions = two_tower_run["repo"], two_tower_run["config"], two_tower_run["interactions"]
     train_cutoff, test_cutoff = two_tower_run["cutoffs"]

@@ -121,7 +121,7 @@ def acceptance_checks(
     the ID-only towers (Recall@50, what they are chosen on); the student is not worse than
     most-popular beyond it, nor than plain SASRec (NDCG@10)."""
     from profile_features.evaluation.student_quality import MOST_POPULAR, PLAIN, STUDENT
-    from profile_features.evaluation.two_tower import SELECT_METRIC, VARIANTS
+    from rankers.two_tower import SELECT_METRIC, VARIANTS
 
     tower_baseline = next(iter(VARIANTS))
     wanted = [
@@ -241,7 +241,7 @@ def _guard(candidate: dict) -> str:
 
 def _tower_lines(recommendation: dict) -> list[str]:
     """The two-tower's choice: semantic inputs or ID embeddings only, on validation Recall@50."""
-    from profile_features.evaluation.two_tower import SELECT_METRIC
+    from rankers.two_tower import SELECT_METRIC
 
     lines = ["## Which inputs to give the two-tower", ""]
     if recommendation["helps"]:

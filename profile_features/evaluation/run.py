@@ -177,7 +177,7 @@ def _rankers(
     frames = [gbdt.test]
     valid = {"lightgbm": gbdt.valid}
     if config.two_tower:
-        from profile_features.evaluation.two_tower import evaluate_two_tower
+        from rankers.two_tower import evaluate_two_tower
 
         towers = evaluate_two_tower(
             repo,
@@ -261,7 +261,7 @@ def run_evaluation(config: EvaluationConfig, log: Callable[[str], None] | None =
     recommendation = _recommendation(valid["lightgbm"], split, {k: len(v) for k, v in sets.items()})
     tower_recommendation = None
     if "two_tower" in valid:
-        from profile_features.evaluation.two_tower import VARIANTS
+        from rankers.two_tower import VARIANTS
 
         baseline, semantic = VARIANTS  # a set with the semantic inputs has more columns
         tower_recommendation = _recommendation(

@@ -20,8 +20,8 @@ from llm_support import CUTOFF
 from profile_features.config import JobConfig, SampleConfig
 from profile_features.datasets import generate_sample
 from profile_features.histories import build_histories, history_events
-from profile_features.llm.testing import FakeOpenAIServer
 from profile_features.profiles.base import UserHistory
+from tests.llm.fake_openai import FakeOpenAIServer
 
 
 def _free_port() -> int:

@@ -16,8 +16,8 @@ from profile_features.llm.client import (
     MalformedResponseError,
     OpenAICompatibleBackend,
 )
-from profile_features.llm.testing import FakeOpenAIServer
 from profile_features.profiles.config import OpenAIConfig
+from tests.llm.fake_openai import FakeOpenAIServer
 
 PROMPT = CompletionRequest(
     prompt='<history>\n- "Nebula" | Sci-Fi | rated 5\n</history>\nProfile:', max_tokens=32, stop=("\n\n",)

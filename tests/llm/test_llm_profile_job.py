@@ -16,8 +16,8 @@ import pytest
 import yaml
 from llm_support import CUTOFF, append_event_to_histories, job_config
 
-from profile_features.llm.testing import FakeOpenAIServer, FaultPlan
 from profile_features.spark.profile_job import read_cache, run_profiles
+from tests.llm.fake_openai import FakeOpenAIServer, FaultPlan
 
 pytestmark = pytest.mark.spark
 RUN_DATE = CUTOFF[:10]

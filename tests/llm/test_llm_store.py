@@ -6,12 +6,12 @@ import json
 
 import pandas as pd
 
-from profile_features.llm.testing import FakeOpenAIServer
 from profile_features.profiles import RuleBasedProfileWriter
 from profile_features.profiles.config import ProfileConfig
 from profile_features.profiles.stage import generator_key, make_generator
 from profile_features.profiles.store import CheckpointWriter, generate_checkpointed, list_parts
 from profile_features.profiles.tables import DEAD_LETTERS, PROFILE_CACHE, RUN_STATS
+from tests.llm.fake_openai import FakeOpenAIServer
 
 
 def test_checkpoints_every_n_users_with_dead_letters(tmp_path, histories_frame):

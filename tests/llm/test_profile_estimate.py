@@ -13,11 +13,11 @@ import pytest
 from llm_support import CUTOFF, job_config
 from test_llm_profile_job import change_histories, openai_profile
 
-from profile_features.llm.testing import FakeOpenAIServer
 from profile_features.profiles.config import ProfileConfig
 from profile_features.profiles.estimate import price
 from profile_features.spark.profile_estimate import estimate_profiles
 from profile_features.spark.profile_job import run_profiles
+from tests.llm.fake_openai import FakeOpenAIServer
 
 pytestmark = pytest.mark.spark
 REPO = Path(__file__).resolve().parents[2]

@@ -4,12 +4,12 @@ whoever wrote it; and the gates that reject links, injected phrases and leaked i
 from __future__ import annotations
 
 from profile_features.llm.quality import QualityGate
-from profile_features.llm.testing import fake_profile
 from profile_features.profiles import generate_profiles
 from profile_features.profiles.base import UserHistory
 from profile_features.profiles.config import ProfileConfig, QualityConfig, SanitizeConfig
 from profile_features.profiles.sanitize import clean_text, sanitize_event, scrub_contacts
 from profile_features.profiles.stage import make_generator
+from tests.llm.fake_openai import fake_profile
 from tests.llm.test_llm_generator import openai_config
 
 CONTACTS = "mail jane.doe@example.com, call 555-0199 or +44 20 7946 0958, see https://evil.example/x?id=7"

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from profile_features.llm.testing import FakeOpenAIServer
 from student.data import leave_last_out, temporal_split, user_sequences
 from tests.conftest import load_benchmark
+from tests.llm.fake_openai import FakeOpenAIServer
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def test_benchmark_run_feeds_profiles_the_training_part_only(bench, tmp_path, mo
         seen.update(train_histories)
         return real_build(train_histories, ratings, items, generator, cache)
 
-    def fake_embed(texts, cache_dir):
+    def fake_embed(texts, cache_dir, kind="profiles"):
         return {
             u: np.random.default_rng(abs(hash(t)) % 2**32).normal(size=6).astype(np.float32) for u, t in texts.items()
         }
@@ -88,10 +88,15 @@ def test_benchmark_run_feeds_profiles_the_training_part_only(bench, tmp_path, mo
         "--set",
         "train.num_threads=1",
     ]
-    assert bench.main(common) == 0
+    assert bench.main([*common, "--unseen-fraction", "0", "--cache-dir", str(tmp_path / "c0")]) == 0
     assert seen and all(seen[u] == full[u][:-2] for u in seen)
     seen.clear()
-    assert bench.main([*common, "--protocol", "temporal"]) == 0
+    # Items held out of training (the unseen-items slice) are in no history a profile is written from.
+    assert bench.main([*common, "--cache-dir", str(tmp_path / "c1")]) == 0
+    unseen = bench.hold_out_items(inter["item_id"], 0.05, seed=0)
+    assert unseen and seen and all(seen[u] == [i for i in full[u][:-2] if i not in unseen] for u in seen)
+    seen.clear()
+    assert bench.main([*common, "--protocol", "temporal", "--cache-dir", str(tmp_path / "c2")]) == 0
     cutoff = temporal_split(inter, 0.8).cutoff
     ts = dict(zip(zip(inter["user_id"], inter["item_id"]), inter["timestamp"]))
     assert seen and all(ts[(u, i)] < cutoff for u, hist in seen.items() for i in hist)
@@ -103,7 +108,9 @@ def test_llm_profiles_come_from_the_configured_server_and_resume_from_the_cache(
     _write_ml100k(data)
     embedded: dict[str, str] = {}
 
-    def fake_embed(texts, cache_dir):
+    def fake_embed(texts, cache_dir, kind="profiles"):
+        if kind != "profiles":
+            return {i: np.random.default_rng(len(t)).normal(size=6).astype(np.float32) for i, t in texts.items()}
         embedded.update(texts)
         return {u: np.random.default_rng(int(u)).normal(size=6).astype(np.float32) for u in texts}
 
@@ -145,7 +152,8 @@ def test_llm_profiles_come_from_the_configured_server_and_resume_from_the_cache(
         assert all(text.startswith("Preferences: mostly") for text in embedded.values())
         first = dict(embedded)
         embedded.clear()
-        assert bench.main(args) == 0  # the re-run reads every profile from the cache
+        # A run of another seed (finished runs are cached) reads every profile text from the cache.
+        assert bench.main([a if a != "0" else "1" for a in args]) == 0
         assert server.calls == 12 and embedded == first
 
 

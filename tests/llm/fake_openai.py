@@ -274,7 +274,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def main(argv=None) -> None:
-    """Serve in its own process: `python -m profile_features.llm.testing --latency 0.2`.
+    """Serve in its own process: `python -m tests.llm.fake_openai --latency 0.2`.
     Prints the base URL on the first line of stdout, then serves until killed."""
     import argparse
 
