@@ -75,6 +75,20 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     # Controls and item-side variants (issue 17): no profile distillation unless named.
     "plain_crop": ("configs/student.yaml", ["distill.enabled=false", "train.crop_prob=0.3", "name=plain_crop"]),
     "text": ("configs/student.yaml", ["distill.enabled=false", *CONTENT, "name=text"]),
+    "text_pca": (
+        "configs/student.yaml",
+        ["distill.enabled=false", *CONTENT, "items.adapter_init=pca", "name=text_pca"],
+    ),
+    "text_pca_drop3": (
+        "configs/student.yaml",
+        [
+            "distill.enabled=false",
+            "items.text=true",
+            "items.id_dropout=0.3",
+            "items.adapter_init=pca",
+            "name=text_pca_drop3",
+        ],
+    ),
     "text_gated": (
         "configs/student.yaml",
         ["distill.enabled=false", *CONTENT, "items.fusion=gated", "name=text_gated"],
@@ -96,6 +110,8 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     ),
 }
 SLICES = ("all", "short", "long_tail", "unseen")
+# Part of every run's cache key: bump it when the model code changes what a variant's overrides mean.
+CODE_VERSION = 1
 
 GENRES = [
     "unknown",
@@ -282,7 +298,8 @@ def item_features(items: pd.DataFrame, index: ItemIndex, cache_dir: Path, seed: 
 
 
 def run_key(dataset: str, protocol: str, unseen_fraction: float, cfg_path: str, overrides: list[str], seed: int) -> str:
-    text = json.dumps([dataset, protocol, unseen_fraction, cfg_path, overrides, seed])
+    parts = [dataset, protocol, unseen_fraction, cfg_path, overrides, seed]
+    text = json.dumps(parts if CODE_VERSION == 1 else [*parts, CODE_VERSION])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -96,6 +96,10 @@ class ItemViewsConfig(StrictModel):
     # views; concat: a linear projection of the views side by side.
     fusion: Literal["sum", "gated", "concat"] = "sum"
     adapter_hidden: int | None = Field(None, gt=0)  # None: a linear adapter; else a two-layer MLP
+    # pca: a linear adapter starts as the projection onto the text vectors' top-H principal directions,
+    # so item vectors start out as close as their texts are (and training moves them from there);
+    # random: the usual random start.
+    adapter_init: Literal["pca", "random"] = "random"
     id_dropout: float = Field(0.0, ge=0.0, lt=1.0)
 
     @property

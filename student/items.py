@@ -208,11 +208,24 @@ class ItemEncoder(nn.Module):
             self.text[1:] = centred
             self.text_mean.copy_(mean)
             self.text_scale.copy_(rms.clamp_min(1e-6))
+            if self.cfg.adapter_init == "pca" and isinstance(self.adapter, nn.Linear) and present.sum() > 1:
+                self._pca_init(centred[present] / self.text_scale)
         if self.code_sizes:
             if features is None or features.codes is None or features.codes.shape[1] != len(self.code_sizes):
                 raise ValueError(f"semantic-ID codes must have {len(self.code_sizes)} levels")
             self.codes.zero_()
             self.codes[1:] = torch.as_tensor(features.codes, dtype=torch.long) + 1  # -1 (none) -> row 0
+
+    @torch.no_grad()
+    def _pca_init(self, rows: torch.Tensor) -> None:
+        """Adapter weight = the top-H principal directions of the (centred, unit-RMS) text rows, so an
+        item's text view starts as its coordinates in content space (norm <= 1, like an ID row's)."""
+        _, _, vt = torch.linalg.svd(rows.double(), full_matrices=False)  # vt: [min(n, D), D]
+        k = min(self.hidden_size, vt.shape[0])
+        weight = torch.zeros(self.hidden_size, self.text_dim, dtype=torch.float64)
+        weight[:k] = vt[:k]
+        self.adapter.weight.copy_(weight.float())
+        self.adapter.bias.zero_()
 
     @torch.no_grad()
     def set_seen(self, counts: np.ndarray) -> None:

@@ -186,3 +186,20 @@ def test_crops_keep_the_newest_items_and_span_short_to_full_lengths():
     assert min(lengths) == 1 and max(lengths) == 39
     assert np.median(lengths) < 10  # log-uniform: short inputs are common
     assert _crop([3, 4], rng) == [3, 4]
+
+
+def test_pca_adapter_starts_with_the_texts_geometry(content_world):
+    """Before training, a PCA-initialised text view keeps the centred texts' inner products (H >= D here)."""
+    from student.config import ItemViewsConfig
+    from student.items import ItemEncoder
+
+    _, index, features, _, _, _ = content_world
+    encoder = ItemEncoder(len(index), 32, ItemViewsConfig(id=False, text=True, adapter_init="pca"), DIM)
+    encoder.set_features(features)
+    weight = encoder.adapter.weight.detach()
+    torch.testing.assert_close(weight[:DIM] @ weight[:DIM].T, torch.eye(DIM), atol=1e-5, rtol=0)
+    with torch.no_grad():
+        vectors = encoder.table()[1:]
+    texts = encoder.text[1:] / encoder.text_scale
+    torch.testing.assert_close(vectors @ vectors.T, texts @ texts.T, atol=1e-4, rtol=1e-4)
+    assert float((texts.norm(dim=1) ** 2).mean()) == pytest.approx(1.0, rel=1e-4)  # unit RMS, like an ID row
