@@ -99,6 +99,10 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     ),
     "sid": ("configs/student.yaml", ["distill.enabled=false", "items.sid=true", "items.id_dropout=0.1", "name=sid"]),
     "text_sid": ("configs/student.yaml", ["distill.enabled=false", *CONTENT, "items.sid=true", "name=text_sid"]),
+    "text_sid_concat": (
+        "configs/student.yaml",
+        ["distill.enabled=false", *CONTENT, "items.sid=true", "items.fusion=concat", "name=text_sid_concat"],
+    ),
     "neighbours": ("configs/student.yaml", ["distill.enabled=false", "neighbours.enabled=true", "name=neighbours"]),
     "text_sid_crop": (
         "configs/student.yaml",
@@ -110,8 +114,9 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     ),
 }
 SLICES = ("all", "short", "long_tail", "unseen")
-# Part of every run's cache key: bump it when the model code changes what a variant's overrides mean.
-CODE_VERSION = 1
+# Part of the cache key of runs that read item content: bump it when the model code changes what such a
+# variant's overrides mean (2: the new-item bias for items without an ID view).
+CODE_VERSION = 2
 
 GENRES = [
     "unknown",
@@ -299,7 +304,8 @@ def item_features(items: pd.DataFrame, index: ItemIndex, cache_dir: Path, seed: 
 
 def run_key(dataset: str, protocol: str, unseen_fraction: float, cfg_path: str, overrides: list[str], seed: int) -> str:
     parts = [dataset, protocol, unseen_fraction, cfg_path, overrides, seed]
-    text = json.dumps(parts if CODE_VERSION == 1 else [*parts, CODE_VERSION])
+    content = load_student_config(ROOT / cfg_path, overrides).items.semantic
+    text = json.dumps([*parts, CODE_VERSION] if content else parts)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

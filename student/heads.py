@@ -13,7 +13,7 @@ __all__ = ["NextItemHead", "ProfileMoments", "ProfileTargetTransform", "DistillH
 
 
 class NextItemHead(nn.Module):
-    """Next-item scores over all real items: state x item vector + a per-item bias.
+    """Next-item scores over all real items: state x item vector + an item bias.
 
     Args:
         items: The body's item encoder (scores with it when `tied`, as SASRec does).
@@ -22,7 +22,10 @@ class NextItemHead(nn.Module):
         tied: Score with the input item vectors instead of a separate matrix.
 
     `id_on` ([N + 1] bool, default: the items training saw) says which items use their ID view;
-    the others are scored by their semantic views alone.
+    the others are scored by their semantic views alone. Their bias cannot be their own either (an
+    unseen item has no trained one): with semantic views it is a learned new-item bias plus a learned
+    direction read off the item's vector (content that looks popular), trained on the items whose ID
+    view a batch hides, so new items take a path training has used.
     """
 
     def __init__(self, items: ItemEncoder, num_items: int, hidden_size: int, tied: bool) -> None:
@@ -31,6 +34,10 @@ class NextItemHead(nn.Module):
         self._items = [items]  # not registered twice: the body owns it
         self.weight = None if tied else nn.Parameter(torch.randn(num_items, hidden_size) * hidden_size**-0.5)
         self.bias = nn.Parameter(torch.zeros(num_items))
+        self.content_bias = items.semantic
+        if self.content_bias:
+            self.new_bias = nn.Parameter(torch.zeros(()))
+            self.new_direction = nn.Parameter(torch.zeros(hidden_size))
         # Weight of the personal term (state x item embedding): 1, or 0 once the head falls back
         # to ranking by popularity. A buffer: saved with the checkpoint, never trained.
         self.register_buffer("scale", torch.ones(()))
@@ -39,6 +46,9 @@ class NextItemHead(nn.Module):
     def rank_by_popularity(self, counts: torch.Tensor) -> None:
         """Score every user's items by log(1 + training count) [N] alone: the most-popular ranking."""
         self.bias.copy_(torch.log1p(counts.to(self.bias)))
+        if self.content_bias:  # an item without a count has log(1 + 0) = 0, whatever its content
+            self.new_bias.zero_()
+            self.new_direction.zero_()
         self.scale.zero_()
 
     def item_matrix(self, id_on: torch.Tensor | None = None) -> torch.Tensor:
@@ -48,19 +58,37 @@ class NextItemHead(nn.Module):
     def _vectors(self, items: torch.Tensor, id_on: torch.Tensor | None) -> torch.Tensor:
         return self._items[0](items, id_on) if self.tied else self.weight[items - 1]
 
+    def item_bias(self, items: torch.Tensor, vectors: torch.Tensor, id_on: torch.Tensor | None) -> torch.Tensor:
+        """Bias of `items` ([...] in 1..N) whose vectors are `vectors` ([..., H])."""
+        own = self.bias[items - 1]
+        if not self.content_bias:
+            return own
+        on = (self._items[0].seen if id_on is None else id_on)[items]
+        return torch.where(on, own, self.new_bias + vectors @ self.new_direction)
+
+    def content_item_bias(self, vectors: torch.Tensor) -> torch.Tensor:
+        """Bias of items known by content alone (new since training). Args: vectors [M, H]. Returns [M]."""
+        if not self.content_bias:
+            raise ValueError("an ID-only head has no bias for items outside its index")
+        return self.new_bias + vectors @ self.new_direction
+
     def forward(self, states: torch.Tensor, id_on: torch.Tensor | None = None) -> torch.Tensor:
         """Args: states [..., H]. Returns logits [..., N]; column j is item index j + 1."""
-        return self.scale * (states @ self.item_matrix(id_on).T) + self.bias
+        matrix = self.item_matrix(id_on)
+        items = torch.arange(1, matrix.shape[0] + 1, device=matrix.device)
+        return self.scale * (states @ matrix.T) + self.item_bias(items, matrix, id_on)
 
     def candidate_logits(
         self, states: torch.Tensor, items: torch.Tensor, id_on: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Scores of some items only. Args: states [B, H], items [C] in 1..N. Returns [B, C]."""
-        return self.scale * (states @ self._vectors(items, id_on).T) + self.bias[items - 1]
+        vectors = self._vectors(items, id_on)
+        return self.scale * (states @ vectors.T) + self.item_bias(items, vectors, id_on)
 
     def target_logits(self, states: torch.Tensor, targets: torch.Tensor, id_on: torch.Tensor | None = None):
         """Each row's score of its own item. Args: states [B, H], targets [B] in 1..N. Returns [B]."""
-        return self.scale * (states * self._vectors(targets, id_on)).sum(-1) + self.bias[targets - 1]
+        vectors = self._vectors(targets, id_on)
+        return self.scale * (states * vectors).sum(-1) + self.item_bias(targets, vectors, id_on)
 
 
 class ProfileMoments:

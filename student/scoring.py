@@ -188,27 +188,26 @@ def score_items(items: pd.DataFrame, model: LoadedStudent, batch_size: int = 409
     index = model.item_index.to_index
     known = np.array([index.get(str(i), 0) for i in items["item_id"]], dtype=np.int64)
     seen = encoder.seen.cpu().numpy()
-    head_bias = net.head.bias.detach().cpu().numpy().astype(np.float64)
     scale = float(net.head.scale)
     rows = np.flatnonzero(known > 0)
-    table = encoder.table() if len(rows) else None
     if len(rows):
-        vectors[rows] = (scale * table[torch.as_tensor(known[rows], device=net.device)]).cpu().numpy()
-        bias[rows] = head_bias[known[rows] - 1]
+        table = encoder.table()[1:]
+        all_bias = net.head.item_bias(torch.arange(1, len(table) + 1, device=net.device), table, None)
+        index_rows = torch.as_tensor(known[rows] - 1, device=net.device)
+        vectors[rows] = (scale * table[index_rows]).cpu().numpy()
+        bias[rows] = all_bias[index_rows].double().cpu().numpy()
     new = np.flatnonzero(known == 0)
     if len(new) and encoder.semantic:
         text, codes, has = _content(items, new, encoder.text_dim, len(encoder.code_sizes))
-        # As `training.finalize` sets it for the index's unseen items; by popularity, a new item has no count.
-        unseen_bias = float(head_bias[seen[1:]].mean()) if scale and seen[1:].any() else 0.0
         for start in range(0, len(new), batch_size):
             part = slice(start, start + batch_size)
             out = encoder.content_vectors(
                 None if text is None else torch.as_tensor(text[part]),
                 None if codes is None else torch.as_tensor(codes[part]),
             )
-            keep = has[part]
-            vectors[new[part][keep]] = (scale * out[torch.as_tensor(keep)]).cpu().numpy()
-            bias[new[part][keep]] = unseen_bias
+            keep = torch.as_tensor(has[part])
+            vectors[new[part][has[part]]] = (scale * out[keep]).cpu().numpy()
+            bias[new[part][has[part]]] = net.head.content_item_bias(out[keep]).double().cpu().numpy()
     present = ~np.isnan(bias)
     return pd.DataFrame(
         {

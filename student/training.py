@@ -203,8 +203,9 @@ def finalize(model: StudentModel, data: TrainingUsers, batch_size: int = 256) ->
                 a, b = readout_moments(out["pooled"][sel], model.target_transform(raw))
                 xtx, xty = xtx + a, xty + b
     seen = model.items.seen[1:]
-    if seen.any() and not seen.all() and float(model.head.scale):
-        # An item training never saw scores as an average item would (by popularity it keeps no count).
+    if seen.any() and not seen.all() and float(model.head.scale) and not model.head.content_bias:
+        # Without content, an item training never saw scores as an average item would (by popularity it
+        # keeps no count); with content it takes the new-item bias the head learnt.
         model.head.bias[~seen] = model.head.bias[seen].mean()
     if not n:
         return
