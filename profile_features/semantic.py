@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from profile_features.transform_store import load_arrays, save_arrays, saved_folders
+from profile_features.transform_store import load_transform_object, save_transform_object, saved_folders
 
 __all__ = [
     "SemanticTransform",
@@ -123,18 +123,11 @@ def apply_transform(vectors, transform: SemanticTransform, prefix: str) -> pd.Da
 
 def save_transform(transform: SemanticTransform, directory: str | Path) -> str:
     """Write `<directory>/<transform_id>/` (any storage URI, see transform_store); returns that folder."""
-    arrays = {k: v for k, v in asdict(transform).items() if isinstance(v, np.ndarray)}
-    meta = {k: v for k, v in asdict(transform).items() if not isinstance(v, np.ndarray)}
-    return save_arrays(directory, transform.transform_id, arrays, meta)
+    return save_transform_object(transform, directory)
 
 
 def load_transform(folder: str | Path) -> SemanticTransform:
-    meta, arrays = load_arrays(folder)
-    recorded = meta.pop("_id")
-    transform = SemanticTransform(**meta, **arrays)
-    if transform.transform_id != recorded:
-        raise ValueError(f"{folder}: arrays do not match the recorded transform id {recorded}")
-    return transform
+    return load_transform_object(SemanticTransform, folder)
 
 
 @functools.lru_cache(maxsize=8)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from profile_features.transform_store import load_arrays, save_arrays, saved_folders
+from profile_features.transform_store import load_transform_object, save_transform_object, saved_folders
 
 __all__ = [
     "SemanticIdTransform",
@@ -145,23 +145,12 @@ def sid_columns(vectors, transform: SemanticIdTransform) -> pd.DataFrame:
 
 
 def save_sid_transform(transform: SemanticIdTransform, directory: str | Path) -> str:
-    meta = {
-        "encoder": transform.encoder,
-        "fitted_on": transform.fitted_on,
-        "fitted_rows": transform.fitted_rows,
-        "input_hash": transform.input_hash,
-    }
-    arrays = {"mean": transform.mean, "codebooks": transform.codebooks}
-    return save_arrays(directory, transform.transform_id, arrays, meta)
+    """Write `<directory>/<transform_id>/` (any storage URI, see transform_store); returns that folder."""
+    return save_transform_object(transform, directory)
 
 
 def load_sid_transform(folder: str | Path) -> SemanticIdTransform:
-    meta, arrays = load_arrays(folder)
-    recorded = meta.pop("_id")
-    transform = SemanticIdTransform(**meta, **arrays)
-    if transform.transform_id != recorded:
-        raise ValueError(f"{folder}: arrays do not match the recorded transform id {recorded}")
-    return transform
+    return load_transform_object(SemanticIdTransform, folder)
 
 
 @functools.lru_cache(maxsize=4)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import numpy as np
 
 from profile_features import storage
 
-__all__ = ["save_arrays", "load_arrays", "saved_folders"]
+__all__ = ["save_arrays", "load_arrays", "save_transform_object", "load_transform_object", "saved_folders"]
 
 
 def save_arrays(directory: str | Path, transform_id: str, arrays: dict[str, np.ndarray], meta: dict) -> str:
@@ -40,6 +41,24 @@ def load_arrays(folder: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
     recorded = meta.pop("transform_id")
     meta.pop("created_at", None)
     return {**meta, "_id": recorded}, arrays
+
+
+def save_transform_object(transform, directory: str | Path) -> str:
+    """Save a frozen dataclass with a `transform_id` property: its array fields as arrays, the rest as meta."""
+    fields = asdict(transform)
+    arrays = {k: v for k, v in fields.items() if isinstance(v, np.ndarray)}
+    meta = {k: v for k, v in fields.items() if not isinstance(v, np.ndarray)}
+    return save_arrays(directory, transform.transform_id, arrays, meta)
+
+
+def load_transform_object(cls, folder: str | Path):
+    """The `cls` instance `save_transform_object` wrote; its arrays must still hash to the recorded id."""
+    meta, arrays = load_arrays(folder)
+    recorded = meta.pop("_id")
+    transform = cls(**meta, **arrays)
+    if transform.transform_id != recorded:
+        raise ValueError(f"{folder}: arrays do not match the recorded transform id {recorded}")
+    return transform
 
 
 def saved_folders(directory: str | Path, prefix: str) -> Iterator[str]:
