@@ -339,8 +339,11 @@ def summarise(runs: list[dict], variants: list[str], seeds: list[int]) -> dict:
             row = {
                 "ndcg@10": [float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0],
                 "hr@10": [float(np.mean([r["slices"][name]["hr@10"] for r in mine]))],
+                # Where no model reaches the top 10 (items training never saw), MRR still tells who ranks higher.
+                "mrr": [float(np.mean([r["slices"][name]["mrr"] for r in mine]))],
                 "users": mine[0]["slices"][name]["users"],
                 "most_popular_ndcg@10": mine[0]["most_popular"][name]["ndcg@10"],
+                "most_popular_mrr": mine[0]["most_popular"][name]["mrr"],
             }
             plain = [by.get(("plain", r["seed"])) for r in mine]
             if variant != "plain" and all(plain):
