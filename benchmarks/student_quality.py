@@ -61,6 +61,7 @@ from student.slices import SliceSet, evaluation_slices, hold_out_items, without_
 from student.training import build_training_data, fit, popularity_metrics  # noqa: E402
 
 CONTENT = ["items.text=true", "items.id_dropout=0.1"]
+CONTENT_PCA = [*CONTENT, "items.adapter_init=pca"]
 # name -> (config file, overrides). Every variant shares configs/student.yaml's body and training
 # budget; the published one swaps in its distillation block.
 VARIANTS: dict[str, tuple[str, list[str]]] = {
@@ -108,9 +109,18 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
         "configs/student.yaml",
         ["distill.enabled=false", *CONTENT, "items.sid=true", "train.crop_prob=0.3", "name=text_sid_crop"],
     ),
+    "text_sid_pca": (
+        "configs/student.yaml",
+        ["distill.enabled=false", *CONTENT_PCA, "items.sid=true", "name=text_sid_pca"],
+    ),
+    "text_pca_distill": ("configs/student.yaml", [*CONTENT_PCA, "name=text_pca_distill"]),
+    "text_pca_neighbours": (
+        "configs/student.yaml",
+        ["distill.enabled=false", *CONTENT_PCA, "neighbours.enabled=true", "name=text_pca_neighbours"],
+    ),
     "full": (
         "configs/student.yaml",
-        [*CONTENT, "items.sid=true", "train.crop_prob=0.3", "neighbours.enabled=true", "name=full"],
+        [*CONTENT_PCA, "items.sid=true", "train.crop_prob=0.3", "neighbours.enabled=true", "name=full"],
     ),
 }
 SLICES = ("all", "short", "long_tail", "unseen")
