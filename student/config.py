@@ -90,7 +90,9 @@ class ItemViewsConfig(StrictModel):
     """
 
     id: bool = True
-    text: bool = False  # needs the items' text embeddings (the embedding job's item_text_embeddings)
+    # The items' text embeddings (the embedding job's item_text_embeddings). auto: on when the training data
+    # brings them (the pipeline always does; `python -m student.train` with --items) and the head is tied.
+    text: bool | Literal["auto"] = "auto"
     sid: bool = False  # needs the items' semantic-ID codes (the semantic job's item_sid_*)
     # sum: id + text + sid; gated: a learned per-dimension gate between the ID view and the semantic
     # views; concat: a linear projection of the views side by side.
@@ -99,17 +101,18 @@ class ItemViewsConfig(StrictModel):
     # pca: a linear adapter starts as the projection onto the text vectors' top-H principal directions,
     # so item vectors start out as close as their texts are (and training moves them from there);
     # random: the usual random start.
-    adapter_init: Literal["pca", "random"] = "random"
-    id_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    adapter_init: Literal["pca", "random"] = "pca"
+    id_dropout: float = Field(0.1, ge=0.0, lt=1.0)
 
     @property
     def semantic(self) -> bool:
-        return self.text or self.sid
+        """Whether the student may read item content (text on or auto, or semantic IDs)."""
+        return self.text is not False or self.sid
 
     @model_validator(mode="after")
     def _some_view(self) -> "ItemViewsConfig":
-        if not (self.id or self.semantic):
-            raise ValueError("items: enable at least one of id, text, sid")
+        if not (self.id or self.text is True or self.sid):
+            raise ValueError("items: enable at least one of id, text, sid (text: true, not auto, without id)")
         return self
 
 
@@ -199,7 +202,7 @@ class StudentConfig(StrictModel):
 
     @model_validator(mode="after")
     def _semantic_views_score_items(self) -> "StudentConfig":
-        if self.items.semantic and not self.head.tied:
+        if (self.items.text is True or self.items.sid) and not self.head.tied:
             raise ValueError("items.text / items.sid need head.tied=true: new items are scored by their representation")
         return self
 

@@ -136,7 +136,7 @@ class ItemEncoder(nn.Module):
         num_items: N real items (indices 1..N).
         hidden_size: H.
         cfg: which views and how they are fused.
-        text_dim: D of the frozen text embeddings (0: none).
+        text_dim: D of the frozen text embeddings (0: none; with `text: auto`, 0 turns the text view off).
         code_sizes: codes per semantic-ID level (empty: none).
     """
 
@@ -144,10 +144,12 @@ class ItemEncoder(nn.Module):
         self, num_items: int, hidden_size: int, cfg: ItemViewsConfig, text_dim: int = 0, code_sizes=()
     ) -> None:
         super().__init__()
-        if cfg.text and not text_dim:
+        if cfg.text is True and not text_dim:
             raise ValueError("items.text is on but there are no item text embeddings to read")
         if cfg.sid and not code_sizes:
             raise ValueError("items.sid is on but there are no semantic-ID codes to read")
+        if not (cfg.id or (cfg.text and text_dim) or (cfg.sid and code_sizes)):
+            raise ValueError("items: no view to represent items by (id off and no content)")
         self.cfg = cfg
         self.num_items = num_items
         self.hidden_size = hidden_size

@@ -88,6 +88,28 @@ def test_student_scores_every_user_of_each_snapshot(pipeline_run):
         assert (Path(checkpoint_location(root)) / "student.json").exists()
 
 
+def test_student_reads_item_content_and_scores_every_catalogue_item(pipeline_run, small_sample):
+    """The default student reads the items' text vectors (items.text auto), so the scoring job gives
+    every catalogue item a vector and bias, including items nobody interacted with before the cutoff."""
+    from student.checkpoint import load_checkpoint
+
+    config = pipeline_run["config"]
+    interactions = small_sample.interactions
+    for cutoff in pipeline_run["cutoffs"]:
+        items = read(partition(config, "item_student", cutoff)).set_index("item_id")
+        assert sorted(items.index) == sorted(small_sample.items.item_id)
+        assert items.student_item_embedding.map(len).eq(64).all() and items.student_item_bias.notna().all()
+        before = set(interactions[interactions.timestamp < cutoff].item_id)
+        unseen = sorted(set(items.index) - before)
+        assert not items.loc[unseen, "student_item_seen"].any()
+        loaded = load_checkpoint(local_table(config, "student") / f"run_date={cutoff:%Y-%m-%d}")
+        assert loaded.model.items.text_dim == 384 and loaded.item_features["text_encoder"]
+        seen_by_model = set(np.array(loaded.item_index.item_ids)[loaded.model.items.seen[1:].numpy()])
+        assert set(items.index[items.student_item_seen]) == seen_by_model
+    early = read(partition(config, "item_student", pipeline_run["cutoffs"][0])).set_index("item_id")
+    assert (~early.student_item_seen).any()  # the early snapshot has items nobody had touched yet
+
+
 def test_spark_histories_equal_the_pandas_function(pipeline_run, small_sample):
     config, cutoff = pipeline_run["config"], pipeline_run["cutoffs"][0]
     spark_out = read(partition(config, "histories", cutoff)).sort_values("user_id").reset_index(drop=True)

@@ -96,8 +96,25 @@ def test_content_views_rank_unseen_items_of_the_users_group(content_world, make_
 def test_an_id_only_student_cannot_tell_unseen_items_apart(content_world, make_config):
     histories, index, features, unseen, _, _ = content_world
     data = build_training_data(histories, index, None, features)
-    result = fit(_tiny(make_config), data, None, log=None)
+    result = fit(_tiny(make_config, "items.text=false"), data, None, log=None)
+    assert result.model.items.text_dim == 0
     assert _unseen_auc(result.model, histories, index, unseen) == pytest.approx(0.5)
+
+
+def test_text_auto_reads_content_when_it_is_given(content_world, make_config):
+    histories, index, features, _, _, _ = content_world
+    cfg = _tiny(make_config, "train.epochs=1")
+    assert cfg.items.text == "auto"
+    with_content = fit(cfg, build_training_data(histories, index, None, features), None, log=None)
+    without = fit(cfg, build_training_data(histories, index), None, log=None)
+    assert with_content.model.items.text_dim == DIM and without.model.items.text_dim == 0
+    untied = fit(
+        _tiny(make_config, "train.epochs=1", "head.tied=false"),
+        build_training_data(histories, index, None, features),
+        None,
+        log=None,
+    )
+    assert untied.model.items.text_dim == 0  # an untied head cannot score items by their content
 
 
 def test_semantic_views_need_the_items_content(content_world, make_config):
