@@ -298,7 +298,7 @@ class _Step:
         return self._teacher
 
     def loss(self, chunk: UserChunk, idx: np.ndarray, rng: np.random.Generator, active: bool):
-        """(combined loss, neighbour loss or None) for chunk rows `idx`."""
+        """(the `CombinedLoss` parts, the total to minimise, the neighbour loss or None) for chunk rows `idx`."""
         cfg, model, device = self.cfg, self.model, self.device
         max_len = cfg.body.max_len
         seqs = [chunk.sequences[i][-(max_len + 1) :] for i in idx]
