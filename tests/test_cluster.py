@@ -241,7 +241,9 @@ def test_every_stage_on_the_cluster_equals_the_local_run(cluster, shipped, pipel
     assert ours.profile_cluster.tolist() == theirs.profile_cluster.tolist()
     ours, theirs = both("user_student")
     assert ours.student_checkpoint_id.tolist() == theirs.student_checkpoint_id.tolist()
-    np.testing.assert_allclose(np.stack(ours.student_embedding), np.stack(theirs.student_embedding), atol=1e-5)
+    # The student reads the item text vectors, which agree to ~1e-6 between the runs (the encoder's float sums
+    # depend on thread count); training carries that noise to ~1e-4. A wrong model differs by ~1e-1.
+    np.testing.assert_allclose(np.stack(ours.student_embedding), np.stack(theirs.student_embedding), atol=1e-3)
 
     # The refresh plan joins and scores on the executors; the budget's users are the local run's.
     plan = tmp_path / "plan.parquet"
