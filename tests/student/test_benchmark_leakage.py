@@ -77,7 +77,7 @@ def test_benchmark_run_feeds_profiles_the_training_part_only(bench, tmp_path, mo
         "--data",
         str(tmp_path),
         "--variants",
-        "plain,default",
+        "plain,distill",
         "--seeds",
         "0",
         "--quiet",
