@@ -148,8 +148,6 @@ class ItemEncoder(nn.Module):
             raise ValueError("items.text is on but there are no item text embeddings to read")
         if cfg.sid and not code_sizes:
             raise ValueError("items.sid is on but there are no semantic-ID codes to read")
-        if not (cfg.id or (cfg.text and text_dim) or (cfg.sid and code_sizes)):
-            raise ValueError("items: no view to represent items by (id off and no content)")
         self.cfg = cfg
         self.num_items = num_items
         self.hidden_size = hidden_size
