@@ -206,6 +206,14 @@ class StudentConfig(StrictModel):
             raise ValueError("items.text / items.sid need head.tied=true: new items are scored by their representation")
         return self
 
+    @property
+    def content_views(self) -> ItemViewsConfig:
+        """The item views this run may read: `text: auto` is off when the head is untied (an untied head
+        scores with its own matrix, so new items could not be scored by their text)."""
+        if self.items.text == "auto" and not self.head.tied:
+            return self.items.model_copy(update={"text": False})
+        return self.items
+
 
 def _parse_scalar(text: str) -> Any:
     return yaml.safe_load(text) if text.strip() else ""

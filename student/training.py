@@ -254,17 +254,15 @@ def _batches(data: TrainingUsers, batch_size: int, max_len: int, rng: np.random.
 def build_model(cfg: StudentConfig, data: TrainingUsers, stats: SourceStats) -> StudentModel:
     """The untrained model for `data`: item views filled with the items' content, seen items marked."""
     features = getattr(data, "item_features", None)
-    views = cfg.items
-    # text auto: on when the data brings item text vectors and the head scores with the item vectors.
-    text_on = views.text is True or (views.text == "auto" and cfg.head.tied)
-    text_dim = features.text_dim if features is not None and text_on else 0
+    views = cfg.content_views  # text auto: on when the data brings item text vectors (and the head is tied)
+    text_dim = features.text_dim if features is not None and views.text is not False else 0
     code_sizes = features.code_sizes if features is not None and views.sid else ()
     if views.text is True and not text_dim:
         raise ValueError(
             "items.text is on, but the training data has no item text embeddings (pass them, e.g. "
             "`python -m student.train --items`, or set items.text to auto or false)"
         )
-    if cfg.items.sid and not code_sizes:
+    if views.sid and not code_sizes:
         raise ValueError("items.sid is on, but the training data has no semantic-ID codes")
     model = StudentModel(len(data.item_index), data.profile_dim, cfg, text_dim, code_sizes)
     if model.items.semantic:

@@ -71,7 +71,9 @@ def train_comparison_students(
     ]
     # Both read the student's item content, so both index the same items (plain ranks items it never
     # saw as average ones: it cannot tell them apart).
-    content = read_item_content(str(data_dir), run_date, load_student_config(student_config, list(overrides)).items)
+    content = read_item_content(
+        str(data_dir), run_date, load_student_config(student_config, list(overrides)).content_views
+    )
     for variant, extra in ((STUDENT, []), (PLAIN, plain)):
         for seed in seeds:
             if variant == STUDENT and seed == 0:

@@ -98,7 +98,7 @@ def run_train_student(spark, config: JobConfig) -> dict:
     item_ids = [row.item_id for row in interactions.select("item_id").distinct().collect()]
     dims = profiles.select(F.size("profile_embedding").alias("d")).where("d > 0").first()
     student_config = load_student_config(config.student.config, list(config.student.overrides))
-    content = read_item_content(config.data_dir, run_date, student_config.items)
+    content = read_item_content(config.data_dir, run_date, student_config.content_views)
     out = config.table_path(f"student/run_date={run_date}")
     # Epochs picked on each user's held-out last item, best epoch restored: no fixed epoch count.
     result = train_from_parquet(

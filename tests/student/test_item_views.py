@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
+from profile_features.item_content import read_item_content
 from student.checkpoint import load_checkpoint, save_checkpoint
 from student.data import ItemIndex, pad_left
 from student.items import item_features_from_frames
@@ -115,6 +116,10 @@ def test_text_auto_reads_content_when_it_is_given(content_world, make_config):
         log=None,
     )
     assert untied.model.items.text_dim == 0  # an untied head cannot score items by their content
+    # ... so the pipeline does not read the item tables for it (here: a data folder with none would raise).
+    assert read_item_content("/nonexistent-data-dir", "2024-01-01", untied.model.cfg.content_views) is None
+    with pytest.raises(FileNotFoundError, match="item_text_embeddings"):
+        read_item_content("/nonexistent-data-dir", "2024-01-01", cfg.content_views)
 
 
 def test_semantic_views_need_the_items_content(content_world, make_config):
