@@ -1,7 +1,7 @@
 """The student on ml-100k and sparse data: plain SASRec against every variant, on the slices where
 item content should help (short histories, long-tail targets, items training never saw).
 
-    .venv/bin/python benchmarks/student_quality.py --dataset ml-100k --variants plain,default,text \
+    .venv/bin/python benchmarks/student_quality.py --dataset ml-100k --variants plain,text_pca,text_pca_distill \
         --seeds 0 1 2 3 4 --set train.epochs=150 --set train.lr=0.002 --set train.num_threads=1 \
         --out benchmarks/results/student_quality.json
 
@@ -55,7 +55,7 @@ from profile_features.profiles.stage import make_generator  # noqa: E402
 from profile_features.semantic_ids import assign_codes, fit_semantic_ids  # noqa: E402
 from student.config import load_student_config  # noqa: E402
 from student.data import ItemIndex, leave_last_out, temporal_split, user_sequences  # noqa: E402
-from student.evaluation import metrics_from_ranks, target_ranks  # noqa: E402
+from student.evaluation import metrics_from_ranks, ranks_from_scores, target_ranks  # noqa: E402
 from student.items import ItemFeatures  # noqa: E402
 from student.slices import SliceSet, evaluation_slices, hold_out_items, without_items  # noqa: E402
 from student.training import build_training_data, fit, popularity_metrics  # noqa: E402
@@ -65,6 +65,8 @@ from student.training import build_training_data, fit, popularity_metrics  # noq
 # first runs were made).
 BASE = ["items.text=false", "items.adapter_init=random", "items.id_dropout=0.0"]
 CONTENT = ["items.text=true", "items.id_dropout=0.1"]
+POOL = "unseen_pool"  # the unseen slice ranked among the held-out items only
+BASELINES = ("most_popular", "item_text_knn", "random_order")  # scored on every slice, nothing trained
 CONTENT_PCA = [*CONTENT, "items.adapter_init=pca"]
 # name -> (config file, overrides). Every variant shares configs/student.yaml's body and training
 # budget; the published one swaps in its distillation block.
@@ -324,20 +326,78 @@ def run_key(dataset: str, protocol: str, unseen_fraction: float, cfg_path: str, 
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def slice_metrics(model, index: ItemIndex, slices: dict[str, SliceSet]) -> dict[str, dict]:
-    """Full-ranking metrics per slice (users whose input has no item the index knows are left out)."""
+def slice_metrics(model, index: ItemIndex, slices: dict[str, SliceSet], unseen: set[str]) -> dict[str, dict]:
+    """Full-ranking metrics per slice (users whose input has no item the index knows are left out), and
+    `unseen_pool`: the unseen slice ranked among the held-out items only (a serving stack's new-item pool)."""
     out = {}
     max_len = model.cfg.body.max_len
     for name, part in slices.items():
         inputs = [index.encode(items)[-max_len:] for items in part.inputs]
         keep = [k for k, seq in enumerate(inputs) if seq]
-        ranks = target_ranks(model, [inputs[k] for k in keep], index.encode([part.targets[k] for k in keep]))
-        out[name] = metrics_from_ranks(ranks).as_dict()
+        kept_inputs, targets = [inputs[k] for k in keep], index.encode([part.targets[k] for k in keep])
+        out[name] = metrics_from_ranks(target_ranks(model, kept_inputs, targets)).as_dict()
+        if name == "unseen" and unseen:
+            pool = new_item_pool(index, unseen)
+            out[POOL] = metrics_from_ranks(target_ranks(model, kept_inputs, targets, candidates=pool)).as_dict()
     return out
 
 
-def popularity_by_slice(counts: np.ndarray, index: ItemIndex, slices: dict[str, SliceSet]) -> dict[str, dict]:
-    return {name: popularity_metrics(counts, index.encode(part.targets)) for name, part in slices.items()}
+def new_item_pool(index: ItemIndex, unseen: set[str]) -> np.ndarray:
+    """[N] bool: the held-out items, the candidates of the `unseen_pool` ranking."""
+    return np.isin(np.arange(1, len(index) + 1), index.encode(sorted(unseen)))
+
+
+def popularity_by_slice(
+    counts: np.ndarray, index: ItemIndex, slices: dict[str, SliceSet], unseen: set[str]
+) -> dict[str, dict]:
+    out = {name: popularity_metrics(counts, index.encode(part.targets)) for name, part in slices.items()}
+    if "unseen" in slices and unseen:  # in the pool every item has count 0: a random order, ties counted half
+        targets = np.asarray(index.encode(slices["unseen"].targets))
+        scores = np.broadcast_to(counts, (len(targets), len(counts)))
+        out[POOL] = metrics_from_ranks(ranks_from_scores(scores, targets, new_item_pool(index, unseen))).as_dict()
+    return out
+
+
+def random_order_by_slice(index: ItemIndex, slices: dict[str, SliceSet], unseen: set[str], k: int = 10) -> dict:
+    """Expected metrics of a uniformly random order over each slice's candidates (the whole catalogue;
+    the held-out items for the pool)."""
+
+    def expected(n: int) -> dict:
+        ranks = np.arange(n, dtype=np.float64)
+        top = ranks[:k]
+        return {
+            "ndcg@10": float((1 / np.log2(top + 2)).sum() / n),
+            "hr@10": len(top) / n,
+            "mrr": float((1 / (ranks + 1)).mean()),
+        }
+
+    out = {name: expected(len(index)) for name in slices}
+    if "unseen" in slices and unseen:
+        out[POOL] = expected(int(new_item_pool(index, unseen).sum()))
+    return out
+
+
+def item_text_knn_by_slice(
+    text: np.ndarray, index: ItemIndex, slices: dict[str, SliceSet], unseen: set[str], last: int = 3
+) -> dict[str, dict]:
+    """A baseline that learns nothing: score every item by the cosine of its text vector with the mean
+    text vector of the input's newest `last` items (items described alike are taken alike)."""
+    vectors = text - text.mean(0)
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    out = {}
+    for name, part in slices.items():
+        inputs = [index.encode(items) for items in part.inputs]
+        keep = [k for k, seq in enumerate(inputs) if seq]
+        query = np.zeros((len(keep), vectors.shape[1]))
+        for row, k in enumerate(keep):
+            query[row] = vectors[np.asarray(inputs[k][-last:]) - 1].mean(0)
+        scores = query @ vectors.T
+        targets = np.asarray(index.encode([part.targets[k] for k in keep]))
+        out[name] = metrics_from_ranks(ranks_from_scores(scores, targets)).as_dict()
+        if name == "unseen" and unseen:
+            pool = new_item_pool(index, unseen)
+            out[POOL] = metrics_from_ranks(ranks_from_scores(scores, targets, pool)).as_dict()
+    return out
 
 
 def summarise(runs: list[dict], variants: list[str], seeds: list[int]) -> dict:
@@ -349,19 +409,25 @@ def summarise(runs: list[dict], variants: list[str], seeds: list[int]) -> dict:
         if not mine:
             continue
         entry = {"seeds": [r["seed"] for r in mine], "best_epochs": [r["best_epoch"] for r in mine], "slices": {}}
-        for name in mine[0]["slices"]:
-            values = np.array([r["slices"][name]["ndcg@10"] for r in mine])
+        names = dict.fromkeys(name for r in mine for name in r["slices"])
+        for name in names:
+            having = [r for r in mine if name in r["slices"]]  # runs cached before a slice existed lack it
+            values = np.array([r["slices"][name]["ndcg@10"] for r in having])
             row = {
+                "seeds": [r["seed"] for r in having],
                 "ndcg@10": [float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0],
-                "hr@10": [float(np.mean([r["slices"][name]["hr@10"] for r in mine]))],
+                "hr@10": [float(np.mean([r["slices"][name]["hr@10"] for r in having]))],
                 # Where no model reaches the top 10 (items training never saw), MRR still tells who ranks higher.
-                "mrr": [float(np.mean([r["slices"][name]["mrr"] for r in mine]))],
-                "users": mine[0]["slices"][name]["users"],
-                "most_popular_ndcg@10": mine[0]["most_popular"][name]["ndcg@10"],
-                "most_popular_mrr": mine[0]["most_popular"][name]["mrr"],
+                "mrr": [float(np.mean([r["slices"][name]["mrr"] for r in having]))],
+                "users": having[0]["slices"][name]["users"],
             }
-            plain = [by.get(("plain", r["seed"])) for r in mine]
-            if variant != "plain" and all(plain):
+            for baseline in BASELINES:
+                if name in having[0].get(baseline, {}):
+                    row[f"{baseline}_ndcg@10"] = having[0][baseline][name]["ndcg@10"]
+                    row[f"{baseline}_hr@10"] = having[0][baseline][name]["hr@10"]
+                    row[f"{baseline}_mrr"] = having[0][baseline][name]["mrr"]
+            plain = [by.get(("plain", r["seed"])) for r in having]
+            if variant != "plain" and all(plain) and all(name in p["slices"] for p in plain):
                 base = np.array([p["slices"][name]["ndcg@10"] for p in plain])
                 diff = values - base
                 spread = max(float(base.std(ddof=1)) if len(base) > 1 else 0.0, row["ndcg@10"][1])
@@ -374,11 +440,11 @@ def summarise(runs: list[dict], variants: list[str], seeds: list[int]) -> dict:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=str(ROOT.parent / "shared/datasets/ml-100k"))
     ap.add_argument("--dataset", default="ml-100k", help="ml-100k | ml-100k-sparse | sample-noisy | sample")
-    ap.add_argument("--variants", default="plain,default")
+    ap.add_argument("--variants", default="plain,text_pca_distill", help="names in VARIANTS, comma-separated")
     ap.add_argument(
         "--custom",
         nargs=2,
@@ -402,7 +468,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--summarise-only", action="store_true", help="train nothing; summarise the cached runs")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
+    unknown = [name for name in args.variants.split(",") if name and name not in VARIANTS]
+    if unknown:
+        ap.error(f"--variants: unknown {unknown}; known: {', '.join(VARIANTS)}")
+    return args
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     cache_dir = Path(args.cache_dir)
     inter, items = load_benchmark_dataset(args.dataset, args.data)
     ratings = {(u, i): float(r) for u, i, r in zip(inter["user_id"], inter["item_id"], inter["rating"])}
@@ -474,7 +547,9 @@ def main(argv: list[str] | None = None) -> int:
         counts = np.zeros(len(item_index))
         for seq in data.sequences:
             np.add.at(counts, np.asarray(seq, dtype=np.int64) - 1, 1.0)
-        popular = popularity_by_slice(counts, item_index, slices)
+        popular = popularity_by_slice(counts, item_index, slices, unseen)
+        text_knn = item_text_knn_by_slice(features.text, item_index, slices, unseen)
+        random_order = random_order_by_slice(item_index, slices, unseen)
         for name, cfg_path, var_overrides, seed in todo:
             overrides = [*var_overrides, *args.overrides]
             # Same budget for every variant: all epochs, best validation epoch kept.
@@ -489,8 +564,10 @@ def main(argv: list[str] | None = None) -> int:
                 "seed": seed,
                 "best_epoch": res.best_epoch,
                 "seconds": round(res.seconds, 1),
-                "slices": slice_metrics(res.model, item_index, slices),
+                "slices": slice_metrics(res.model, item_index, slices, unseen),
                 "most_popular": popular,
+                "item_text_knn": text_knn,
+                "random_order": random_order,
             }
             cached[row["key"]] = row
             runs_file.parent.mkdir(parents=True, exist_ok=True)
@@ -510,12 +587,13 @@ def main(argv: list[str] | None = None) -> int:
     runs = [{**cached[k], "variant": name} for k, name in wanted.items() if k in cached]
     summary = summarise(runs, list(variants), args.seeds)
     users = {name: len(part.users) for name, part in slices.items()}
+    columns = list(dict.fromkeys(name for entry in summary.values() for name in entry["slices"]))
     print(f"\n{args.dataset}, protocol {args.protocol}, seeds {args.seeds}, items {len(item_index)}, users {users}")
-    print("| variant | " + " | ".join(f"{s} NDCG@10" for s in slices) + " |")
-    print("|---|" + "---|" * len(slices))
+    print("| variant | " + " | ".join(f"{s} NDCG@10" for s in columns) + " |")
+    print("|---|" + "---|" * len(columns))
     for name, entry in summary.items():
         cells = []
-        for s in slices:
+        for s in columns:
             row = entry["slices"].get(s)
             if row is None:
                 cells.append("")
@@ -526,11 +604,14 @@ def main(argv: list[str] | None = None) -> int:
                 if row.get("lift_pct") is not None
                 else ""
             )
-            cells.append(f"{mean:.4f} +/- {std:.4f}{lift}")
+            seeds = f" [{len(row['seeds'])} seeds]" if len(row["seeds"]) != len(entry["seeds"]) else ""
+            cells.append(f"{mean:.4f} +/- {std:.4f}{lift}{seeds}")
         print(f"| {name} | " + " | ".join(cells) + " |")
-    if runs:
-        first = runs[0]["most_popular"]
-        print("| most popular | " + " | ".join(f"{first[s]['ndcg@10']:.4f}" for s in slices) + " |")
+    for baseline in BASELINES:
+        having = [r for r in runs if baseline in r]
+        if having:
+            cells = [f"{having[-1][baseline][s]['ndcg@10']:.4f}" if s in having[-1][baseline] else "" for s in columns]
+            print(f"| {baseline.replace('_', ' ')} | " + " | ".join(cells) + " |")
     print("(* = mean paired difference with plain larger than the seed spread)")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ import torch
 from student.data import pad_left
 from student.model import StudentModel
 
-__all__ = ["RankingMetrics", "target_ranks", "metrics_from_ranks", "evaluate", "summarise_seeds"]
+__all__ = ["RankingMetrics", "target_ranks", "ranks_from_scores", "metrics_from_ranks", "evaluate", "summarise_seeds"]
 
 
 @dataclass(frozen=True)
@@ -38,14 +38,22 @@ class RankingMetrics:
 
 
 @torch.no_grad()
-def target_ranks(model: StudentModel, inputs: list[list[int]], targets: list[int], batch_size: int = 256) -> np.ndarray:
-    """0-based rank of each target among all items.
+def target_ranks(
+    model: StudentModel,
+    inputs: list[list[int]],
+    targets: list[int],
+    batch_size: int = 256,
+    candidates: np.ndarray | None = None,
+) -> np.ndarray:
+    """0-based rank of each target among all items (or among `candidates`).
 
     Args:
         model: Trained student (put in eval mode here).
         inputs: U histories as item indices (oldest -> newest), each non-empty.
         targets: U target item indices (1..N).
         batch_size: Users per forward pass.
+        candidates: optional [N] bool over items 1..N: rank only among these (a serving stack's separate
+            pool, e.g. items new since training); every target must be one.
 
     Returns:
         [U] float ranks (ties count half).
@@ -55,13 +63,25 @@ def target_ranks(model: StudentModel, inputs: list[list[int]], targets: list[int
     max_len = model.cfg.body.max_len
     for start in range(0, len(inputs), batch_size):
         items = pad_left(inputs[start : start + batch_size], max_len).to(model.device)
-        scores = model.score_items(items)  # [B, N]
-        tgt = torch.as_tensor(targets[start : start + batch_size], device=model.device) - 1
-        t_score = scores.gather(1, tgt[:, None])
-        higher = (scores > t_score).sum(1).double()
-        ties = (scores == t_score).sum(1).double() - 1
-        out.append((higher + ties / 2).cpu().numpy())
+        scores = model.score_items(items).cpu().numpy()  # [B, N]
+        out.append(ranks_from_scores(scores, np.asarray(targets[start : start + batch_size]), candidates))
     return np.concatenate(out) if out else np.zeros(0)
+
+
+def ranks_from_scores(scores: np.ndarray, targets: np.ndarray, candidates: np.ndarray | None = None) -> np.ndarray:
+    """0-based rank of each target item (1..N) in its row of `scores` [U, N], ties counted half; items
+    outside `candidates` ([N] bool, when given) are not ranked."""
+    targets = np.asarray(targets, dtype=np.int64)
+    rows = np.arange(len(targets))
+    target_scores = scores[rows, targets - 1][:, None]
+    if candidates is not None:
+        candidates = np.asarray(candidates, dtype=bool)
+        if not candidates[targets - 1].all():
+            raise ValueError("every target must be one of the candidates")
+        scores = scores[:, candidates]
+    higher = (scores > target_scores).sum(1)
+    ties = (scores == target_scores).sum(1) - 1
+    return higher + ties / 2
 
 
 def metrics_from_ranks(ranks: np.ndarray, k: int = 10) -> RankingMetrics:

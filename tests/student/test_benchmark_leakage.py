@@ -198,3 +198,10 @@ def test_a_damaged_text_cache_names_the_file_and_line(bench, tmp_path):
     cache.write_text('{"user_id": "1", "history_hash": "x", "text": "t", "generator": "g"}\n{"user_id": "2", "hist\n')
     with pytest.raises(ValueError, match=r"texts\.jsonl: line 2 is not a cached profile"):
         bench.build_profile_texts(train, {}, items, bench.profile_writer(), cache)
+
+
+def test_benchmark_variant_names_are_checked(bench):
+    """The default variant list names variants that exist; an unknown name is refused before any data is read."""
+    assert set(bench.parse_args([]).variants.split(",")) <= set(bench.VARIANTS)
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--variants", "plain,no_such_variant"])

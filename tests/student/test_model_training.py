@@ -5,7 +5,7 @@ import torch.nn.functional as F
 
 from student.config import load_student_config
 from student.data import pad_left
-from student.evaluation import evaluate, metrics_from_ranks, target_ranks
+from student.evaluation import evaluate, metrics_from_ranks, ranks_from_scores, target_ranks
 from student.losses import distill_loss
 from student.training import build_training_data, fit
 
@@ -19,6 +19,28 @@ def test_determined_next_item_is_ranked_first(trained, cyclic_data):
     ranks = target_ranks(result.model, inputs, targets)
     assert (ranks == 0).all(), ranks
     assert evaluate(result.model, inputs, targets).ndcg_at_10 == pytest.approx(1.0)
+
+
+def test_ranks_count_higher_items_and_half_the_ties_within_the_candidates(trained, cyclic_data):
+    scores = np.array([[5.0, 3.0, 3.0, 1.0], [0.0, 1.0, 2.0, 3.0]])
+    targets = np.array([2, 1])  # item indices 1..N
+    assert ranks_from_scores(scores, targets).tolist() == [1.5, 3.0]
+    pool = np.array([False, True, True, True])  # item 1 is not ranked; item 1 as a target is refused
+    assert ranks_from_scores(scores, np.array([2, 2]), pool).tolist() == [0.5, 2.0]
+    with pytest.raises(ValueError, match="candidates"):
+        ranks_from_scores(scores, targets, pool)
+    # Through the model: a target's rank in a pool is its rank among all items, less the outscoring non-members.
+    result, _ = trained
+    _, seqs, index, _ = cyclic_data
+    users = sorted(seqs)
+    inputs, targets = [index.encode(seqs[u][:-3]) for u in users], index.encode([seqs[u][-1] for u in users])
+    everything = target_ranks(result.model, inputs, targets)
+    pool = np.zeros(len(index), dtype=bool)
+    pool[np.asarray(targets) - 1] = True
+    pool[::2] = True
+    in_pool = target_ranks(result.model, inputs, targets, candidates=pool)
+    assert (in_pool <= everything).all() and (in_pool < everything).any()
+    assert (in_pool < pool.sum()).all()
 
 
 def test_distillation_loss_falls(trained):
