@@ -108,11 +108,11 @@ def _popular_ranks(
 ) -> np.ndarray:
     popularity = interactions[interactions.timestamp < pd.Timestamp(cutoff)].item_id.astype(str).value_counts()
     counts = popularity.reindex(student.item_index.item_ids, fill_value=0).to_numpy()
+    from student.evaluation import ranks_from_scores
+
     index = student.item_index.to_index
-    target_counts = counts[np.array([index[str(targets[u])] for u in users], dtype=int) - 1]
-    higher = (counts[None, :] > target_counts[:, None]).sum(1)
-    ties = (counts[None, :] == target_counts[:, None]).sum(1) - 1
-    return higher + ties / 2
+    target_ids = np.array([index[str(targets[u])] for u in users], dtype=np.int64)
+    return ranks_from_scores(np.broadcast_to(counts, (len(users), len(counts))), target_ids)
 
 
 def evaluate_student(
