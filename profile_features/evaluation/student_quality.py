@@ -106,10 +106,10 @@ def _ranks(student, histories: pd.DataFrame, targets: pd.Series) -> tuple[np.nda
 def _popular_ranks(
     student, interactions: pd.DataFrame, cutoff: datetime, users: np.ndarray, targets: pd.Series
 ) -> np.ndarray:
-    popularity = interactions[interactions.timestamp < pd.Timestamp(cutoff)].item_id.astype(str).value_counts()
-    counts = popularity.reindex(student.item_index.item_ids, fill_value=0).to_numpy()
     from student.evaluation import ranks_from_scores
 
+    popularity = interactions[interactions.timestamp < pd.Timestamp(cutoff)].item_id.astype(str).value_counts()
+    counts = popularity.reindex(student.item_index.item_ids, fill_value=0).to_numpy()
     index = student.item_index.to_index
     target_ids = np.array([index[str(targets[u])] for u in users], dtype=np.int64)
     return ranks_from_scores(np.broadcast_to(counts, (len(users), len(counts))), target_ids)
