@@ -121,6 +121,11 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
         ["distill.enabled=false", *CONTENT_PCA, "items.sid=true", "name=text_sid_pca"],
     ),
     "text_pca_distill": ("configs/student.yaml", [*CONTENT_PCA, "name=text_pca_distill"]),
+    # The shipped default with distillation four times as strong and on for every epoch.
+    "text_pca_distill_strong": (
+        "configs/student.yaml",
+        [*CONTENT_PCA, "distill.alpha=0.4", "distill.distill_fraction=1.0", "name=text_pca_distill_strong"],
+    ),
     "text_pca_neighbours": (
         "configs/student.yaml",
         ["distill.enabled=false", *CONTENT_PCA, "neighbours.enabled=true", "name=text_pca_neighbours"],
