@@ -58,7 +58,7 @@ from student.data import ItemIndex, leave_last_out, temporal_split, user_sequenc
 from student.evaluation import metrics_from_ranks, ranks_from_scores, target_ranks  # noqa: E402
 from student.items import ItemFeatures  # noqa: E402
 from student.slices import SliceSet, evaluation_slices, hold_out_items, without_items  # noqa: E402
-from student.training import build_training_data, fit, popularity_metrics  # noqa: E402
+from student.training import build_training_data, fit  # noqa: E402
 
 # Every variant starts from configs/student.yaml with IDs only (plain SASRec's item side), then applies its
 # overrides; BASE is not part of a run's cache key (it only pins what the config defaults were when the
@@ -331,36 +331,43 @@ def run_key(dataset: str, protocol: str, unseen_fraction: float, cfg_path: str, 
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def slice_metrics(model, index: ItemIndex, slices: dict[str, SliceSet], unseen: set[str]) -> dict[str, dict]:
-    """Full-ranking metrics per slice (users whose input has no item the index knows are left out), and
-    `unseen_pool`: the unseen slice ranked among the held-out items only (a serving stack's new-item pool)."""
-    out = {}
-    max_len = model.cfg.body.max_len
-    for name, part in slices.items():
-        inputs = [index.encode(items)[-max_len:] for items in part.inputs]
-        keep = [k for k, seq in enumerate(inputs) if seq]
-        kept_inputs, targets = [inputs[k] for k in keep], index.encode([part.targets[k] for k in keep])
-        out[name] = metrics_from_ranks(target_ranks(model, kept_inputs, targets)).as_dict()
-        if name == "unseen" and unseen:
-            pool = new_item_pool(index, unseen)
-            out[POOL] = metrics_from_ranks(target_ranks(model, kept_inputs, targets, candidates=pool)).as_dict()
+def by_slice(index: ItemIndex, slices: dict[str, SliceSet], unseen: set[str], ranks) -> dict[str, dict]:
+    """Metrics per slice from `ranks(part, candidates)` (0-based target ranks; candidates None = every item),
+    plus `unseen_pool`: the unseen slice ranked among the held-out items only (a serving stack's new-item pool)."""
+    out = {name: metrics_from_ranks(ranks(part, None)).as_dict() for name, part in slices.items()}
+    if "unseen" in slices and unseen:
+        pool = np.isin(np.arange(1, len(index) + 1), index.encode(sorted(unseen)))
+        out[POOL] = metrics_from_ranks(ranks(slices["unseen"], pool)).as_dict()
     return out
 
 
-def new_item_pool(index: ItemIndex, unseen: set[str]) -> np.ndarray:
-    """[N] bool: the held-out items, the candidates of the `unseen_pool` ranking."""
-    return np.isin(np.arange(1, len(index) + 1), index.encode(sorted(unseen)))
+def _known_inputs(index: ItemIndex, part: SliceSet, max_len: int | None = None) -> tuple[list[list[int]], list[int]]:
+    """Encoded inputs and targets of the slice's users whose input has an item the index knows."""
+    inputs = [index.encode(items)[-max_len:] if max_len else index.encode(items) for items in part.inputs]
+    keep = [k for k, seq in enumerate(inputs) if seq]
+    return [inputs[k] for k in keep], index.encode([part.targets[k] for k in keep])
+
+
+def slice_metrics(model, index: ItemIndex, slices: dict[str, SliceSet], unseen: set[str]) -> dict[str, dict]:
+    """The trained model's full-ranking metrics per slice (and in the new-item pool)."""
+
+    def ranks(part, candidates):
+        inputs, targets = _known_inputs(index, part, model.cfg.body.max_len)
+        return target_ranks(model, inputs, targets, candidates=candidates)
+
+    return by_slice(index, slices, unseen, ranks)
 
 
 def popularity_by_slice(
     counts: np.ndarray, index: ItemIndex, slices: dict[str, SliceSet], unseen: set[str]
 ) -> dict[str, dict]:
-    out = {name: popularity_metrics(counts, index.encode(part.targets)) for name, part in slices.items()}
-    if "unseen" in slices and unseen:  # in the pool every item has count 0: a random order, ties counted half
-        targets = np.asarray(index.encode(slices["unseen"].targets))
-        scores = np.broadcast_to(counts, (len(targets), len(counts)))
-        out[POOL] = metrics_from_ranks(ranks_from_scores(scores, targets, new_item_pool(index, unseen))).as_dict()
-    return out
+    """Most-popular by training counts (in the pool every item has count 0: all tie, ties counted half)."""
+
+    def ranks(part, candidates):
+        targets = np.asarray(index.encode(part.targets), dtype=np.int64)
+        return ranks_from_scores(np.broadcast_to(counts, (len(targets), len(counts))), targets, candidates)
+
+    return by_slice(index, slices, unseen, ranks)
 
 
 def random_order_by_slice(index: ItemIndex, slices: dict[str, SliceSet], unseen: set[str], k: int = 10) -> dict:
@@ -378,7 +385,7 @@ def random_order_by_slice(index: ItemIndex, slices: dict[str, SliceSet], unseen:
 
     out = {name: expected(len(index)) for name in slices}
     if "unseen" in slices and unseen:
-        out[POOL] = expected(int(new_item_pool(index, unseen).sum()))
+        out[POOL] = expected(len(unseen & set(index.item_ids)))
     return out
 
 
@@ -389,20 +396,15 @@ def item_text_knn_by_slice(
     text vector of the input's newest `last` items (items described alike are taken alike)."""
     vectors = text - text.mean(0)
     vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-    out = {}
-    for name, part in slices.items():
-        inputs = [index.encode(items) for items in part.inputs]
-        keep = [k for k, seq in enumerate(inputs) if seq]
-        query = np.zeros((len(keep), vectors.shape[1]))
-        for row, k in enumerate(keep):
-            query[row] = vectors[np.asarray(inputs[k][-last:]) - 1].mean(0)
-        scores = query @ vectors.T
-        targets = np.asarray(index.encode([part.targets[k] for k in keep]))
-        out[name] = metrics_from_ranks(ranks_from_scores(scores, targets)).as_dict()
-        if name == "unseen" and unseen:
-            pool = new_item_pool(index, unseen)
-            out[POOL] = metrics_from_ranks(ranks_from_scores(scores, targets, pool)).as_dict()
-    return out
+
+    def ranks(part, candidates):
+        inputs, targets = _known_inputs(index, part)
+        query = np.zeros((len(inputs), vectors.shape[1]))
+        for row, seq in enumerate(inputs):
+            query[row] = vectors[np.asarray(seq[-last:]) - 1].mean(0)
+        return ranks_from_scores(query @ vectors.T, np.asarray(targets, dtype=np.int64), candidates)
+
+    return by_slice(index, slices, unseen, ranks)
 
 
 def summarise(runs: list[dict], variants: list[str], seeds: list[int]) -> dict:
