@@ -126,6 +126,16 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
         "configs/student.yaml",
         [*CONTENT_PCA, "distill.alpha=0.4", "distill.distill_fraction=1.0", "name=text_pca_distill_strong"],
     ),
+    # The shipped default with distillation twice as strong (between it and `_strong`).
+    "text_pca_distill_mid": (
+        "configs/student.yaml",
+        [*CONTENT_PCA, "distill.alpha=0.2", "name=text_pca_distill_mid"],
+    ),
+    # The shipped default plus LLM-ESR's self-distillation toward profile neighbours.
+    "text_pca_distill_neighbours": (
+        "configs/student.yaml",
+        [*CONTENT_PCA, "neighbours.enabled=true", "name=text_pca_distill_neighbours"],
+    ),
     "text_pca_neighbours": (
         "configs/student.yaml",
         ["distill.enabled=false", *CONTENT_PCA, "neighbours.enabled=true", "name=text_pca_neighbours"],
