@@ -105,6 +105,10 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
         "configs/student.yaml",
         ["distill.enabled=false", *CONTENT, "items.fusion=concat", "name=text_concat"],
     ),
+    "text_concat_distill": (
+        "configs/student.yaml",
+        [*CONTENT, "items.fusion=concat", "name=text_concat_distill"],
+    ),
     "sid": ("configs/student.yaml", ["distill.enabled=false", "items.sid=true", "items.id_dropout=0.1", "name=sid"]),
     "text_sid": ("configs/student.yaml", ["distill.enabled=false", *CONTENT, "items.sid=true", "name=text_sid"]),
     "text_sid_concat": (
