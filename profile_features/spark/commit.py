@@ -1,237 +1,224 @@
 """Committing a staged directory into place: safe under concurrent writers, recoverable after a kill.
 
-A writer has finished writing its data to a staging directory S beside the table. To put it at the
-target T (the table, or one `run_date=` partition of it):
+A writer has finished writing its data to a staging directory S in `<table parent>/_staging/`. To
+put it at the target T (the table, or one `run_date=` partition of it):
 
-  1. lock:  create `<table>.lock` (in the table's `_staging/`) exclusively; it records the owner
-            (host, pid) and the three paths. Another live writer's lock makes this one wait: commits
-            of a table are serialised, so two jobs can never mix their rows in one partition.
-  2. aside: rename T to A (when T exists)
+  1. lock:  create `_staging/<table>.lock` exclusively; it records the owner (host, pid, process
+            start) and the three paths. Another live writer's lock makes this one wait: commits of
+            a table are serialised, so two jobs can never mix their rows in one partition.
+  2. aside: rename T to A (`_staging/<table>-replaced-<uuid>`), when T exists
   3. move:  rename S to T
   4. clean: delete A
-  5. unlock: delete the lock
+  5. unlock: delete the lock (only if it is still this writer's)
 
-A lock whose owner is gone (its pid is dead on this host, or it is older than the lease) is a
-commit killed part way. The next writer, before its own commit, repairs it from what exists:
-S there and T missing: step 3 is due, finish it; S and T there: step 2 never ran, drop S (that
-job never committed); neither there but A: put A back. Then A and the lock go. Either way T holds
-one writer's complete data, never none and never two writers' rows.
+A lock whose owner is gone (its pid is dead on this host, or the lock is older than the lease) is a
+commit killed part way; `repair` settles it from what exists: S there and T missing: step 3 is due,
+finish it; S and T there: step 2 never ran, drop S; neither there but A: put A back. A is deleted
+only once T is in place, so T always ends up holding one writer's complete data.
 
-The file system is a small Protocol: Hadoop's FileSystem for tables (any scheme Spark reads),
-a local one for tests that kill a writer between steps.
+Who repairs: writers before their own commit, and readers (`recover_table`, called by
+`spark.io.read_table`) whenever a stale lock is there or a live commit is between steps 2 and 3 (T
+missing, A there): a reader waits for that gap to close or repairs it, so no kill leaves a reader
+without the partition. Repairs of one lock are serialised by an exclusively created marker
+(`<lock>.repair-<hash of the lock's bytes>-<n>`, n counting dead repairers), and the repairer
+re-reads the lock under it, so a lock is never settled twice nor a successor's lock deleted.
+
+A lock is untrusted input (spark/commit_lock.py): its paths must be T within its table and S, A
+within the table's `_staging/` (the names a writer uses), else `UnsafeLock` and nothing is touched.
+A lock with no readable entry (empty, truncated, garbage: a writer killed while writing it, when
+nothing had moved yet) is dropped once it is older than GRACE_S.
 """
 
 from __future__ import annotations
 
-import json
+import logging
 import os
 import socket
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
-from typing import Protocol
 
-__all__ = ["CommitFS", "LocalFS", "HadoopFS", "CommitConflict", "commit_directory", "repair"]
+from profile_features.spark.commit_fs import CommitFS, HadoopFS, LocalFS, local_fs_for
+from profile_features.spark.commit_lock import (
+    GRACE_S,
+    LEASE_S,
+    LockEntry,
+    LockState,
+    TablePaths,
+    UnsafeLock,
+    inspect_lock,
+    lock_key,
+    owner_alive,
+    owner_json,
+    parse_owner,
+    process_start,
+    table_paths,
+)
 
-LEASE_S = 900.0  # a commit is a few renames; a lock this old has no live owner
+__all__ = [
+    "CommitFS",
+    "LocalFS",
+    "HadoopFS",
+    "local_fs_for",
+    "STEPS",
+    "REPAIR_STEPS",
+    "LEASE_S",
+    "GRACE_S",
+    "CommitConflict",
+    "UnsafeLock",
+    "LockEntry",
+    "LockState",
+    "TablePaths",
+    "table_paths",
+    "inspect_lock",
+    "commit_directory",
+    "repair",
+    "recover_table",
+]
+
+_LOG = logging.getLogger(__name__)
+
 STEPS = ("locked", "aside", "moved", "cleaned")
+REPAIR_STEPS = ("marked", "dropped-staging", "moved-staging", "restored-aside", "deleted-aside", "settled", "unlocked")
+MAX_REPAIRERS = 64  # dead repairers of one lock before giving up (each left a marker)
+Step = Callable[[str], None]
 
 
 class CommitConflict(RuntimeError):
-    """Another writer kept the table's lock for longer than this writer would wait."""
+    """Another writer kept the table's lock for longer than this caller would wait."""
 
 
-class CommitFS(Protocol):
-    def exists(self, path: str) -> bool: ...
-
-    def rename(self, source: str, target: str) -> bool: ...
-
-    def delete(self, path: str) -> None: ...
-
-    def mkdirs(self, path: str) -> None: ...
-
-    def create_exclusive(self, path: str, data: bytes) -> bool:
-        """Create `path` holding `data`; False (and nothing written) when it already exists."""
-        ...
-
-    def read(self, path: str) -> bytes | None: ...
-
-    def age_s(self, path: str) -> float: ...
-
-
-class LocalFS:
-    """Plain local paths (os calls: exclusive create is O_EXCL)."""
-
-    def exists(self, path: str) -> bool:
-        return os.path.exists(path)
-
-    def rename(self, source: str, target: str) -> bool:
-        try:
-            os.rename(source, target)
-            return True
-        except OSError:
-            return False
-
-    def delete(self, path: str) -> None:
-        import shutil
-
-        if os.path.isdir(path):
-            shutil.rmtree(path, ignore_errors=True)
-        elif os.path.exists(path):
-            os.remove(path)
-
-    def mkdirs(self, path: str) -> None:
-        os.makedirs(path, exist_ok=True)
-
-    def create_exclusive(self, path: str, data: bytes) -> bool:
-        try:
-            handle = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            return False
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        return True
-
-    def read(self, path: str) -> bytes | None:
-        try:
-            return Path(path).read_bytes()
-        except FileNotFoundError:
+def _claim(fs: CommitFS, lock: str, raw: bytes) -> list[str] | None:
+    """Take the right to repair the lock holding `raw`: the markers up to this caller's (its last),
+    or None when a live caller holds it (or the repair finished meanwhile)."""
+    key = lock_key(raw)
+    markers = []
+    for n in range(MAX_REPAIRERS):
+        marker = f"{lock}.repair-{key}-{n}"
+        markers.append(marker)
+        if fs.create_exclusive(marker, owner_json()):
+            return markers
+        raw_marker = fs.read(marker)
+        if raw_marker is None:
+            return None  # its repairer just finished
+        owner, age = parse_owner(raw_marker), fs.age_s(marker)
+        dead = (owner is not None and owner_alive(*owner) is False) or age > (LEASE_S if owner else GRACE_S)
+        if not dead:
             return None
-
-    def age_s(self, path: str) -> float:
-        try:
-            return time.time() - os.path.getmtime(path)
-        except FileNotFoundError:
-            return 0.0
+    raise CommitConflict(f"{lock}: {MAX_REPAIRERS} repairers of this lock died; inspect {lock}.repair-* by hand")
 
 
-class HadoopFS:
-    """Hadoop's FileSystem through the session's JVM: HDFS, s3a, gs, file. Local paths take the
-    `LocalFS` calls (Hadoop's local create-if-absent is a check then a create, not exclusive)."""
-
-    def __init__(self, spark):
-        self._jvm = spark.sparkContext._jvm
-        self._conf = spark.sparkContext._jsc.hadoopConfiguration()
-
-    def _fs(self, path: str):
-        hadoop_path = self._jvm.org.apache.hadoop.fs.Path(path)
-        return hadoop_path.getFileSystem(self._conf), hadoop_path
-
-    def _local(self, path: str) -> str | None:
-        fs, hadoop_path = self._fs(path)
-        if fs.getUri().getScheme() != "file":
-            return None
-        return str(fs.makeQualified(hadoop_path).toUri().getPath())
-
-    def exists(self, path: str) -> bool:
-        fs, hadoop_path = self._fs(path)
-        return bool(fs.exists(hadoop_path))
-
-    def rename(self, source: str, target: str) -> bool:
-        fs, source_path = self._fs(source)
-        return bool(fs.rename(source_path, self._fs(target)[1]))
-
-    def delete(self, path: str) -> None:
-        fs, hadoop_path = self._fs(path)
-        fs.delete(hadoop_path, True)
-
-    def mkdirs(self, path: str) -> None:
-        fs, hadoop_path = self._fs(path)
-        fs.mkdirs(hadoop_path)
-
-    def create_exclusive(self, path: str, data: bytes) -> bool:
-        local = self._local(path)
-        if local is not None:
-            return LocalFS().create_exclusive(local, data)
-        from py4j.protocol import Py4JJavaError
-
-        fs, hadoop_path = self._fs(path)
-        try:
-            stream = fs.create(hadoop_path, False)  # atomic create-if-absent on HDFS
-        except Py4JJavaError as err:
-            if "FileAlreadyExists" in str(err.java_exception):
-                return False
-            raise
-        try:
-            stream.write(bytearray(data))
-        finally:
-            stream.close()
-        return True
-
-    def read(self, path: str) -> bytes | None:
-        fs, hadoop_path = self._fs(path)
-        if not fs.exists(hadoop_path):
-            return None
-        stream = fs.open(hadoop_path)
-        try:
-            return bytes(self._jvm.org.apache.commons.io.IOUtils.toByteArray(stream))
-        finally:
-            stream.close()
-
-    def age_s(self, path: str) -> float:
-        fs, hadoop_path = self._fs(path)
-        try:
-            return time.time() - fs.getFileStatus(hadoop_path).getModificationTime() / 1000.0
-        except Exception:  # gone meanwhile
-            return 0.0
+def _sweep_markers(fs: CommitFS, lock: str, own: bytes) -> None:
+    """Delete repair markers of locks that are gone (left by a repairer killed after its unlock);
+    called while holding the lock, so no repair of another lock can be under way."""
+    keep = f"{lock.rsplit('/', 1)[1]}.repair-{lock_key(own)}-"
+    prefix = f"{lock.rsplit('/', 1)[1]}.repair-"
+    folder = lock.rsplit("/", 1)[0]
+    for name in fs.list_names(folder):
+        if name.startswith(prefix) and not name.startswith(keep):
+            fs.delete(f"{folder}/{name}")
 
 
-def _alive(owner: dict) -> bool:
-    if owner.get("host") != socket.gethostname():
-        return True  # cannot tell from here: the lease decides
-    try:
-        os.kill(int(owner["pid"]), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, KeyError, ValueError):
-        return True
-    return True
-
-
-def repair(fs: CommitFS, lock: str) -> str | None:
-    """Finish or undo the commit a dead writer left under `lock`; returns what was done (None: no lock)."""
-    raw = fs.read(lock)
-    if raw is None:
-        return None
-    try:
-        entry = json.loads(raw)
-        target, staging, aside = entry["target"], entry["staging"], entry.get("aside")
-    except (ValueError, KeyError):  # killed while writing the lock itself: nothing had moved yet
-        fs.delete(lock)
-        return "dropped an empty lock"
-    if fs.exists(staging) and not fs.exists(target):
-        fs.rename(staging, target)
-        done = "completed the commit"
-    elif fs.exists(staging):
+def _settle(fs: CommitFS, entry: LockEntry, step: Step) -> str:
+    """Finish or undo the commit `entry` describes. Idempotent (a repairer killed anywhere in here
+    leaves a state the next one settles the same way), and A goes only once T is in place."""
+    target, staging, aside = entry.target, entry.staging, entry.aside
+    done = "cleaned up a finished commit"
+    if fs.exists(staging) and fs.exists(target):  # step 2 never ran: that job never committed
         fs.delete(staging)
         done = "dropped a commit that had not started"
-    elif not fs.exists(target) and aside and fs.exists(aside):
-        fs.rename(aside, target)
+        step("dropped-staging")
+    elif fs.exists(staging):  # step 3 is due (T was moved aside, or there was none)
+        fs.mkdirs(target.rstrip("/").rsplit("/", 1)[0])
+        if not fs.rename(staging, target):
+            raise OSError(f"could not move {staging} to {target}; the lock stays until this is fixed")
+        done = "completed the commit"
+        step("moved-staging")
+    if not fs.exists(target) and aside and fs.exists(aside):
+        if not fs.rename(aside, target):
+            raise OSError(f"could not restore {aside} to {target}; the lock stays until this is fixed")
         done = "restored the previous data"
-    else:
-        done = "cleaned up a finished commit"
-    if aside and fs.exists(aside):
+        step("restored-aside")
+    if aside and fs.exists(aside) and fs.exists(target):
         fs.delete(aside)
-    fs.delete(lock)
+        step("deleted-aside")
     return done
 
 
-def _acquire(fs: CommitFS, lock: str, entry: dict, wait_s: float, log: Callable[[str], None]) -> None:
-    payload = json.dumps(entry).encode()
-    deadline = time.monotonic() + wait_s
-    while not fs.create_exclusive(lock, payload):
-        raw = fs.read(lock)
-        owner = json.loads(raw) if raw else {}
-        if raw is not None and (not _alive(owner) or fs.age_s(lock) > LEASE_S):
-            log(f"{lock}: a writer died mid-commit; {repair(fs, lock)}")
-            continue
+def repair(fs: CommitFS, lock: str, step: Step | None = None) -> str | None:
+    """Finish or undo the commit whose owner died holding `lock`; returns what was done, or None when
+    there is nothing this caller may repair now (no lock, a live owner, another repairer at work).
+
+    Raises:
+        UnsafeLock: the lock's paths leave its table (nothing is touched).
+    """
+    state = inspect_lock(fs, lock)
+    if state is None or not state.stale:
+        return None
+    markers = _claim(fs, lock, state.raw)
+    if markers is None:
+        return None
+    step = step or (lambda name: None)
+    try:
+        again = inspect_lock(fs, lock)
+        if again is None or again.raw != state.raw or not again.stale:  # settled meanwhile
+            return None
+        step("marked")
+        done = "dropped a lock with no readable entry (nothing had moved)"
+        if state.entry is not None:
+            done = _settle(fs, state.entry, step)
+        step("settled")
+        fs.delete(lock)
+        step("unlocked")
+        return done
+    finally:
+        for marker in reversed(markers):  # dead repairers' markers too: this repair is their work done
+            fs.delete(marker)
+
+
+def _wait_for_lock(
+    fs: CommitFS,
+    lock: str,
+    subject: str,
+    wait_s: float,
+    log: Callable[[str], None],
+    settled: Callable[[LockState], bool],
+    deadline: float | None = None,
+) -> None:
+    """Repair stale locks until `settled(state)` holds for the lock there (or none is there)."""
+    deadline = time.monotonic() + wait_s if deadline is None else deadline
+    while True:
+        state = inspect_lock(fs, lock)
+        if state is None or settled(state):
+            return
+        if state.stale:
+            done = repair(fs, lock)
+            if done:
+                log(f"{lock}: a commit's writer died part way; {done}")
+                continue
         if time.monotonic() > deadline:
-            raise CommitConflict(
-                f"{entry['target']}: another job ({owner.get('host')}, pid {owner.get('pid')}) is committing to "
-                f"this table; waited {wait_s:.0f}s for its lock {lock}"
-            )
+            raise CommitConflict(f"{subject}: {state.describe()} (lock {lock}); waited {wait_s:.0f}s for it")
         time.sleep(0.2)
+
+
+def recover_table(fs: CommitFS, path: str, wait_s: float = LEASE_S + 60, log: Callable[[str], None] = _LOG.warning):
+    """Make `path` (a table or one of its partitions) safe to read: repair a stale lock of its table,
+    and wait while a live commit has moved a partition aside but not yet moved its new data in.
+
+    Raises:
+        CommitConflict: the gap stayed open for `wait_s` (a lease runs out after LEASE_S, then it is repaired).
+        UnsafeLock: the table's lock names paths outside the table.
+    """
+
+    def readable(state: LockState) -> bool:
+        if state.stale:
+            return False  # repair it now rather than leave it to the next writer
+        entry = state.entry
+        if entry is None:  # nothing is ever moved under a lock without an entry
+            return True
+        return not (entry.aside and not fs.exists(entry.target) and fs.exists(entry.aside))
+
+    _wait_for_lock(fs, table_paths(path).lock, path, wait_s, log, readable)
 
 
 def commit_directory(
@@ -240,8 +227,8 @@ def commit_directory(
     target: str,
     lock: str,
     wait_s: float = 600.0,
-    step: Callable[[str], None] | None = None,
-    log: Callable[[str], None] = print,
+    step: Step | None = None,
+    log: Callable[[str], None] = _LOG.warning,
 ) -> None:
     """Move the complete directory `staging` to `target`, replacing what is there (see the module doc).
 
@@ -252,9 +239,14 @@ def commit_directory(
         step: called after each step with its name (STEPS); tests kill the process there.
     """
     aside = f"{lock[: -len('.lock')]}-replaced-{uuid.uuid4().hex}"
-    entry = {"host": socket.gethostname(), "pid": os.getpid(), "target": target, "staging": staging, "aside": aside}
-    _acquire(fs, lock, entry, wait_s, log)
+    entry = LockEntry(socket.gethostname(), os.getpid(), target, staging, aside, process_start(os.getpid()))
+    entry.check(lock)  # the same rules a repair applies, so this writer's lock is always repairable
+    payload = entry.to_json()
+    deadline = time.monotonic() + wait_s
+    while not fs.create_exclusive(lock, payload):
+        _wait_for_lock(fs, lock, target, wait_s, log, lambda state: False, deadline)
     try:
+        _sweep_markers(fs, lock, payload)
         if step:
             step("locked")
         had_old = fs.exists(target)
@@ -274,4 +266,5 @@ def commit_directory(
         if step:
             step("cleaned")
     finally:
-        fs.delete(lock)
+        if fs.read(lock) == payload:  # after a lease ran out, the lock may be a successor's
+            fs.delete(lock)

@@ -3,9 +3,9 @@
 Atomic write: Spark writes into a staging directory beside the table, then the
 staging directory is renamed into place under the table's lock (spark/commit.py).
 A crashed job leaves only staging debris, never a half-written partition that Feast
-or the next stage would read, and two jobs never mix their rows. Works on local disk
-and HDFS (rename is atomic there); on object stores rename is a copy, so use a table
-format there.
+or the next stage would read, and two jobs never mix their rows; `read_table` settles a
+commit killed part way before it reads. Works on local disk and HDFS (rename is atomic
+there); on object stores rename is a copy, so use a table format there (README, Guarantees).
 """
 
 from __future__ import annotations
@@ -161,8 +161,24 @@ def _renamed(frame, table: TableInput):
 
 
 def read_table(spark, path: str):
-    if not path_exists(spark, path):
-        raise FileNotFoundError(f"{path}: table not found (did the previous stage run?)")
+    """Read a table (or one `run_date=` partition) written by `write_atomic`.
+
+    A commit to the table killed part way is settled first (`commit.recover_table`): a stale lock is
+    repaired, and a partition that a live commit has moved aside is waited for, so a killed writer
+    never leaves readers without the partition.
+
+    Raises:
+        FileNotFoundError: naming the path, when nothing is there.
+        commit.UnsafeLock: the table's lock names paths outside the table.
+    """
+    from profile_features.spark.commit import HadoopFS, recover_table
+
+    fs = HadoopFS(spark)
+    recover_table(fs, path)
+    if not fs.exists(path):
+        recover_table(fs, path)  # a live commit may have moved it aside since: wait for its move
+        if not fs.exists(path):
+            raise FileNotFoundError(f"{path}: table not found (did the previous stage run?)")
     return spark.read.parquet(path)
 
 
