@@ -8,7 +8,10 @@ per request, and scores all candidates with one matrix-vector product. It reload
 the item matrix when the item view has been materialized again (its newest
 materialization interval changes), checked at most every `check_every_s` seconds.
 
-Both paths return the same values (tested to 1e-5).
+Both paths return the same values (tested to 1e-5), for any stored vector: one whose components
+are not all finite float32 values (NaN, inf, or beyond float32's range, ~3.4e38) is malformed in
+both and scores NaN; vectors with huge (1e30) or tiny (1e-40) components are scaled by their
+largest component before normalising, so their squares cannot overflow or underflow float32.
 """
 
 from __future__ import annotations
@@ -42,9 +45,11 @@ class ItemMatrix:
 
 
 def _usable(vector, width: int) -> bool:
+    """`width` components, each a finite float32 (the on-demand view applies the same rule)."""
     if vector is None or len(vector) != width:
         return False
-    return bool(np.isfinite(np.asarray(vector, dtype=np.float64)).all())
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(np.asarray(vector, dtype=np.float64).astype(np.float32)).all())
 
 
 def vector_width(rows: Sequence, declared: int | None = None) -> int:
@@ -56,8 +61,13 @@ def vector_width(rows: Sequence, declared: int | None = None) -> int:
 
 
 def _normalise(matrix: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
+    """Unit rows (zero rows stay zero). Each row is divided by its largest |component| first: the
+    direction is the same, and the squares in the norm can neither overflow (components of 1e20 and
+    more) nor underflow (1e-20 and less) float32."""
+    scale = np.abs(matrix).max(axis=1, keepdims=True) if matrix.size else np.zeros((len(matrix), 1), matrix.dtype)
+    scaled = np.divide(matrix, scale, out=np.zeros_like(matrix), where=scale > 0)
+    norms = np.linalg.norm(scaled, axis=1, keepdims=True)
+    return np.divide(scaled, norms, out=np.zeros_like(scaled), where=norms > 0)
 
 
 class SemanticScorer:
@@ -192,10 +202,9 @@ class SemanticScorer:
                 self.malformed_user_vectors += 1
                 log.warning("%s of user %s is not %d finite floats: scored NaN", ref, user_id, items.vectors.shape[1])
             elif vector is not None and len(vector) > 0:
-                u = np.asarray(vector, dtype=np.float32)
-                norm = np.linalg.norm(u)
-                if norm > 0:
-                    scores[item_present] = candidate_vectors[item_present] @ (u / norm)
+                u = _normalise(np.asarray(vector, dtype=np.float32)[None, :])[0]
+                if u.any():
+                    scores[item_present] = candidate_vectors[item_present] @ u
             out[name] = scores
         return out
 

@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from safetensors.torch import load_file, save_file
 
 from profile_features import storage
+from student.checkpoint_checks import check_checkpoint_id, check_manifest, check_weights_match, weights_header
 from student.config import StudentConfig
 from student.data import ItemIndex
 from student.model import StudentModel
@@ -67,6 +69,11 @@ class LoadedStudent:
     path: str
     item_features: dict | None = None  # provenance of the item text vectors and semantic-ID codes
 
+    @property
+    def variant(self) -> str:
+        """What the deployment guard shipped (`stats.extra["variant"]`; "configured" when unguarded)."""
+        return str((self.stats.extra or {}).get("variant") or "configured")
+
 
 def _version_dir(out: str, checkpoint_id: str) -> str:
     return storage.join(out, VERSIONS_DIR, checkpoint_id)
@@ -99,7 +106,7 @@ def save_checkpoint(
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / WEIGHTS_FILE))
         digest = hashlib.sha256((tmp / WEIGHTS_FILE).read_bytes()).hexdigest()
-        ckpt_id = f"{model.cfg.name}-{digest[:12]}"
+        ckpt_id = check_checkpoint_id(f"{model.cfg.name}-{digest[:12]}", f"student config name {model.cfg.name!r}")
         manifest = {
             "format_version": FORMAT_VERSION,
             "checkpoint_id": ckpt_id,
@@ -126,7 +133,9 @@ def checkpoint_location(path: str | Path) -> str:
     root = storage.normalize(path)
     current = storage.join(root, CURRENT_FILE)
     if storage.exists(current):
-        return _version_dir(root, storage.read_json(current)["checkpoint_id"])
+        pointer = storage.read_json(current)
+        checkpoint_id = pointer.get("checkpoint_id") if isinstance(pointer, dict) else None
+        return _version_dir(root, check_checkpoint_id(checkpoint_id, current))  # never a path outside `root`
     if storage.exists(storage.join(root, MANIFEST_FILE)):  # a flat folder (e.g. copied by hand)
         return root
     raise FileNotFoundError(f"{root}: no student checkpoint ({CURRENT_FILE} or {MANIFEST_FILE}) there")
@@ -136,20 +145,33 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> LoadedStudent:
     """Load the checkpoint `save_checkpoint` wrote under `path` (a path or URI; model in eval mode)."""
     location = checkpoint_location(path)
     with storage.local_copy(location) as root:
+        source = storage.join(location, MANIFEST_FILE)
         manifest = json.loads((root / MANIFEST_FILE).read_text())
-        if manifest.get("format_version") != FORMAT_VERSION:
+        if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
+            found = manifest.get("format_version") if isinstance(manifest, dict) else None
             raise ValueError(
-                f"{location}: student checkpoint format {manifest.get('format_version')!r}, this version reads "
+                f"{location}: student checkpoint format {found!r}, this version reads "
                 f"{FORMAT_VERSION}; train the student again (the pipeline's train_student stage)"
             )
-        weights = (root / WEIGHTS_FILE).read_bytes()
-        if hashlib.sha256(weights).hexdigest() != manifest["weights_sha256"]:
+        # Every size and id is checked against the folder and the weights file before anything is built.
+        check_manifest(manifest, source)
+        if location != storage.normalize(path) and location.rstrip("/").rsplit("/", 1)[-1] != manifest["checkpoint_id"]:
+            raise ValueError(f"{source}: checkpoint_id {manifest['checkpoint_id'][:80]!r} is not its folder's name")
+        with (root / WEIGHTS_FILE).open("rb") as file:
+            digest = hashlib.file_digest(file, "sha256").hexdigest()
+        if digest != manifest["weights_sha256"]:
             raise ValueError(f"{storage.join(location, WEIGHTS_FILE)} does not match its manifest (sha256 differs)")
+        header = weights_header(root / WEIGHTS_FILE, storage.join(location, WEIGHTS_FILE))
+        cfg = StudentConfig.model_validate(manifest["config"])
+        sizes = (manifest["num_items"], manifest["profile_dim"], cfg, manifest["text_dim"], manifest["code_sizes"])
+        try:
+            with torch.device("meta"):  # shapes only: nothing is allocated for what the weights do not hold
+                on_meta = StudentModel(*sizes)
+        except (RuntimeError, ValueError, OverflowError) as err:
+            raise ValueError(f"{source}: tensor sizes the manifest asks for build no model ({err})") from None
+        check_weights_match(on_meta, header, source)
         state = load_file(str(root / WEIGHTS_FILE), device="cpu")
-    cfg = StudentConfig.model_validate(manifest["config"])
-    model = StudentModel(
-        int(manifest["num_items"]), int(manifest["profile_dim"]), cfg, manifest["text_dim"], manifest["code_sizes"]
-    )
+    model = StudentModel(*sizes)
     dev = resolve_device(device)
     model.load_state_dict(state, strict=True)
     model.to(dev).eval()

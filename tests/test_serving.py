@@ -122,3 +122,44 @@ def test_an_empty_candidate_list_gives_an_empty_result(store, small_sample):
     assert len(empty) == 0 and list(empty.columns) == ["item_id", "profile_item_similarity"]
     features = scorer.ranking_features(user_id, [], ["item_stats:item_interaction_count"])
     assert len(features) == 0 and "profile_item_similarity" in features.columns
+
+
+def _write_user_vector(store, source_user: str, user_id: str, scale: float) -> None:
+    """A copy of `source_user`'s profile row under `user_id`, its vector scaled by `scale`."""
+    view = store.get_feature_view("user_profile")
+    names = [f.name for f in view.features]
+    row = store.get_online_features([f"user_profile:{n}" for n in names], [{"user_id": source_user}]).to_dict()
+    frame = pd.DataFrame({"user_id": [user_id], **{n: [row[n][0]] for n in names}})
+    frame["profile_embedding"] = [[float(x) * scale for x in row["profile_embedding"][0]]]
+    frame["event_timestamp"] = pd.Timestamp.now(tz="UTC")
+    store.write_to_online_store("user_profile", frame)
+
+
+def test_vectors_at_the_edges_of_float32_score_alike_in_both_paths(store, small_sample):
+    catalogue = small_sample.items.item_id.tolist()
+    real = store.get_online_features(["item_text:item_text_embedding"], [{"item_id": i} for i in catalogue[:2]])
+    first, second = real.to_dict()["item_text_embedding"]
+    width = len(first)
+    # Squares of 1e30 overflow float32, of 1e-30 underflow it; 1e39 is beyond float32 itself.
+    edges = {
+        "edge-huge": [x * 1e30 for x in first],
+        "edge-tiny": [x * 1e-30 for x in second],
+        "edge-beyond": [1e39] * width,
+    }
+    _write_item_vectors(store, edges)
+    user = small_sample.user_tastes.user_id.iloc[2]
+    _write_user_vector(store, user, "edge-user", 1e25)
+    candidates = list(edges) + catalogue[:5]
+    scorer = SemanticScorer(store, candidates)
+    for user_id in (user, "edge-user"):
+        fast = scorer.score(user_id, candidates).profile_item_similarity.to_numpy()
+        odfv = store.get_online_features(
+            features=["user_item_similarity:profile_item_similarity"],
+            entity_rows=[{"user_id": user_id, "item_id": c} for c in candidates],
+        ).to_df()
+        slow = odfv.profile_item_similarity.to_numpy(dtype=float)
+        assert np.isfinite(fast[:2]).all() and np.isfinite(fast[3:]).all(), (user_id, fast)
+        assert np.isnan(fast[2]) and np.isnan(slow[2])  # malformed in both
+        np.testing.assert_allclose(fast, slow, atol=1e-5)
+    reference = scorer.score(user, candidates).profile_item_similarity.to_numpy()
+    np.testing.assert_allclose(scorer.score("edge-user", candidates).profile_item_similarity, reference, atol=1e-5)

@@ -26,7 +26,8 @@ def user_item_similarity(inputs: pd.DataFrame) -> pd.DataFrame:
 
     Returns:
         `profile_item_similarity` and, with the student, `student_item_similarity` and
-        `student_item_score` (float64, NaN where either vector is missing).
+        `student_item_score` (float64, NaN where either vector is missing, or malformed: a component
+        that is not a finite float32, as serving.SemanticScorer rules, so both paths agree).
     """
     import numpy as np
     import pandas as pd
@@ -46,9 +47,11 @@ def user_item_similarity(inputs: pd.DataFrame) -> pd.DataFrame:
         if present.any():
             u = np.stack([np.asarray(users[i], dtype=np.float64) for i in np.flatnonzero(present)])
             v = np.stack([np.asarray(items[i], dtype=np.float64) for i in np.flatnonzero(present)])
-            norms = np.linalg.norm(u, axis=1) * np.linalg.norm(v, axis=1)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                similarity[present] = np.where(norms > 0, (u * v).sum(axis=1) / norms, np.nan)
+            with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+                # Malformed (not finite as float32) scores NaN; float64 cannot overflow within float32's range.
+                fits = np.isfinite(u.astype(np.float32)).all(axis=1) & np.isfinite(v.astype(np.float32)).all(axis=1)
+                norms = np.linalg.norm(u, axis=1) * np.linalg.norm(v, axis=1)
+                similarity[present] = np.where(fits & (norms > 0), (u * v).sum(axis=1) / norms, np.nan)
         out[output] = similarity
     if {"student_embedding", "student_item_embedding", "student_item_bias"} <= set(inputs.columns):
         users, vectors = inputs["student_embedding"].tolist(), inputs["student_item_embedding"].tolist()
@@ -61,6 +64,8 @@ def user_item_similarity(inputs: pd.DataFrame) -> pd.DataFrame:
         if ok.any():
             u = np.stack([np.asarray(users[i], dtype=np.float64) for i in np.flatnonzero(ok)])
             v = np.stack([np.asarray(vectors[i], dtype=np.float64) for i in np.flatnonzero(ok)])
-            score[ok] = (u * v).sum(axis=1) + bias[ok]
+            with np.errstate(invalid="ignore", over="ignore"):
+                fits = np.isfinite(u.astype(np.float32)).all(axis=1) & np.isfinite(v.astype(np.float32)).all(axis=1)
+                score[ok] = np.where(fits, (u * v).sum(axis=1) + bias[ok], np.nan)
         out["student_item_score"] = score
     return out

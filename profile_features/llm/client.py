@@ -4,8 +4,13 @@ concurrency, retries with exponential backoff and jitter, and typed failures.
 Standard library only (http.client, one keep-alive connection per thread), so the
 `llm` extra adds nothing for this backend. The API key is read from the environment
 variable the config names; it is sent as a bearer token and never logged, printed or
-put in an exception message: every error detail is redacted (the key, bearer tokens,
-`sk-...` keys), since a server or proxy may echo the request's headers back.
+put in an exception message or a completion: every string that leaves this module from a
+server (error details, completion text, the model name) is redacted of the key in every form
+a server may echo it (as sent, JSON-, URL-, HTML- or base64-encoded, any case, or a long
+piece of it), of bearer tokens and `sk-...` keys, since a server or proxy may echo the
+request's headers back, in an error body or inside a completion. Token usage a server
+reports is bounded by what the request allows (`max_tokens`, the prompt's bytes); an
+implausible figure is replaced by the estimate.
 
 `timeout_s` bounds the whole request: a watchdog closes the socket at the deadline, so
 a server that trickles a byte at a time cannot hold a worker. Bodies over
@@ -23,7 +28,9 @@ Failure classes:
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import html
 import http.client
 import json
 import os
@@ -34,9 +41,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import quote, quote_plus, urlsplit
 
 from profile_features.profiles.config import OpenAIConfig
+from profile_features.profiles.pii import SECRET, scrub_private
 
 __all__ = [
     "CompletionRequest",
@@ -52,14 +60,60 @@ __all__ = [
 _RETRYABLE = {408, 409, 425, 429}
 _FATAL = {401, 403, 404}
 _SECRETS = re.compile(r"(?i)(bearer\s+)[^\s\"',;}]+|\bsk-[A-Za-z0-9_\-]{8,}")
+# A piece of the key this long is redacted on its own (a server may echo a truncated key).
+_MIN_PIECE = 8
 
 
-def redact(text: str, *secrets: str | None) -> str:
-    """`text` without the given secrets, bearer tokens or `sk-` keys."""
+def _forms(secret: str) -> set[str]:
+    """The shapes a server may echo `secret` in: as sent, JSON-escaped, URL- and HTML-encoded, as a
+    Python bytes literal, base64 (alone or as Basic credentials)."""
+    forms = {
+        secret,
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        json.dumps(secret)[1:-1].replace("/", "\\/"),
+        quote(secret, safe=""),
+        quote_plus(secret),
+        html.escape(secret),
+        repr(secret.encode())[2:-1],
+    }
+    for raw in (secret, f":{secret}"):
+        encoded = base64.b64encode(raw.encode()).decode()
+        forms |= {encoded, encoded.rstrip("=")}
+    return {form for form in forms if form}
+
+
+def _pattern(secrets) -> re.Pattern | None:
+    """One case-insensitive pattern for every form of every secret, and for long pieces of the key
+    as sent (its first and last `_MIN_PIECE`-or-more characters: a truncated or partly masked echo)."""
+    alternatives: set[str] = set()
     for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return _SECRETS.sub(lambda m: (m.group(1) or "") + "***", text)
+        if not secret:
+            continue
+        alternatives |= {re.escape(form) for form in _forms(secret)}
+        if len(secret) >= 2 * _MIN_PIECE:
+            piece = max(_MIN_PIECE, len(secret) // 3)
+            alternatives |= {re.escape(secret[:piece]), re.escape(secret[-piece:])}
+    if not alternatives:
+        return None
+    return re.compile("|".join(sorted(alternatives, key=len, reverse=True)), re.IGNORECASE)
+
+
+def redact(text: str, *secrets: str | None, placeholder: str = "***", pattern: re.Pattern | None = None) -> str:
+    """`text` without the given secrets (in any shape `_pattern` knows), bearer tokens or `sk-` keys.
+    `pattern`: `_pattern(secrets)` compiled once by a caller that redacts often."""
+    pattern = pattern or _pattern(secrets)
+    if pattern is not None:
+        text = pattern.sub(placeholder, text)
+    return _SECRETS.sub(lambda m: (m.group(1) or "") + placeholder, text)
+
+
+def _safe_url(url: str) -> str:
+    """`url` without user:password@ (a credential in a base URL never reaches a message)."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    return parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
 
 
 def estimate_tokens(text: str) -> int:
@@ -140,12 +194,14 @@ class OpenAICompatibleBackend:
         self._https = parts.scheme == "https"
         self._host, self._port, self._prefix = parts.hostname, parts.port, parts.path
         self._api_key = os.environ.get(config.api_key_env) if config.api_key_env else None
+        # What this client may hold as a credential: the key and a password in the base URL.
+        self._secrets = _pattern([self._api_key, parts.password])
         self._slots = threading.BoundedSemaphore(config.max_concurrency)
         self._local = threading.local()
         self._sleep, self._rng = sleep, rng or random.Random()
 
     def __repr__(self) -> str:  # never shows the key
-        return f"OpenAICompatibleBackend(base_url={self.config.base_url!r}, model={self.model!r})"
+        return f"OpenAICompatibleBackend(base_url={_safe_url(self.config.base_url)!r}, model={self.model!r})"
 
     count_tokens = None  # no tokenizer: the renderer estimates
 
@@ -238,12 +294,14 @@ class OpenAICompatibleBackend:
             self.close()  # the rest of the body is still on the wire
             raise _Retry("too_large", f"response over {self.config.max_response_bytes} bytes", malformed=True)
         if status == 200:
-            return self._parse(raw, chat=request.messages is not None, prompt=request.text)
-        detail = redact(raw[:4000].decode("utf-8", "replace"), self._api_key)[:200]  # redact, then cut
+            return self._parse(raw, request)
+        # Redact the whole body, then cut; an error body may quote the prompt, so personal data goes too.
+        detail = scrub_private(self._redact(raw.decode("utf-8", "replace")))[:200]
         if status in _RETRYABLE or status >= 500:
             raise _Retry(f"http_{status}", detail, _seconds(retry_after))
         if status in _FATAL:
-            raise FatalBackendError(f"{self.config.base_url} answered HTTP {status} for model {self.model!r}: {detail}")
+            url = _safe_url(self.config.base_url)
+            raise FatalBackendError(f"{url} answered HTTP {status} for model {self.model!r}: {detail}")
         raise BackendError(f"http_{status}", detail)
 
     @staticmethod
@@ -257,22 +315,49 @@ class OpenAICompatibleBackend:
             except OSError:
                 pass
 
-    def _parse(self, raw: bytes, chat: bool, prompt: str) -> Completion:
+    def _redact(self, text: str, placeholder: str = "***") -> str:
+        return redact(text, placeholder=placeholder, pattern=self._secrets)
+
+    def _parse(self, raw: bytes, request: CompletionRequest) -> Completion:
         try:
             data = json.loads(raw)
             choice = data["choices"][0]
-            text = choice["message"]["content"] if chat else choice["text"]
+            text = choice["message"]["content"] if request.messages is not None else choice["text"]
             if not isinstance(text, str):
                 raise TypeError(f"completion text is {type(text).__name__}")
         except (ValueError, KeyError, IndexError, TypeError) as err:
-            detail = redact(f"{type(err).__name__}: {raw[:4000]!r}", self._api_key)[:160]
+            detail = f"{type(err).__name__}: {self._redact(raw.decode('utf-8', 'replace'))!r}"[:160]
             raise _Retry("malformed", detail, malformed=True) from err
-        usage = data.get("usage") if isinstance(data, dict) else None
-        model = data.get("model") if isinstance(data.get("model"), str) else None
-        try:
-            return Completion(text, int(usage["prompt_tokens"]), int(usage["completion_tokens"]), model=model)
-        except (TypeError, KeyError, ValueError):
+        # A completion that echoes the credential keeps a placeholder the output gate rejects.
+        text = self._redact(text, placeholder=SECRET)
+        model = self._redact(data["model"])[:200] if isinstance(data.get("model"), str) else None
+        usage = _usage(data.get("usage"), request)
+        if usage is None:
+            prompt = request.text
             return Completion(text, estimate_tokens(prompt), estimate_tokens(text), usage_reported=False, model=model)
+        return Completion(text, *usage, model=model)
+
+
+def _count(value) -> int | None:
+    """A token count as a server sent it: a whole non-negative number, else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value < 0:
+        return None
+    return int(value) if float(value).is_integer() else None
+
+
+def _usage(usage, request: CompletionRequest) -> tuple[int, int] | None:
+    """(prompt, completion) tokens the server reported, when plausible: the completion within
+    `max_tokens` (a little slack for a stop token), the prompt within its UTF-8 bytes plus a chat
+    template's overhead (no tokenizer makes more tokens than bytes). Else None: estimate."""
+    if not isinstance(usage, dict):
+        return None
+    tokens_in, tokens_out = _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
+    if tokens_in is None or tokens_out is None:
+        return None
+    messages = len(request.messages or ())
+    if tokens_out > request.max_tokens + 8 or tokens_in > len(request.text.encode()) + 16 * messages + 64:
+        return None
+    return tokens_in, tokens_out
 
 
 def _seconds(value: str | None) -> float | None:

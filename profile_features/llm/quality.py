@@ -1,11 +1,12 @@
 """Quality gates every LLM output passes before it becomes a profile.
 
-`QualityGate.check` scrubs e-mail addresses and phone numbers (they are replaced, not
-rejected: a profile must never carry contact data, whatever the history held), then
+`QualityGate.check` scrubs personal data (contacts, cards, IBANs, addresses: profiles.pii; they
+are replaced, not rejected: a profile must never carry them, whatever the history held), then
 returns the cleaned text and the reason it is rejected, if any. Reasons are stable
 codes (REASONS) that the dead-letter table and the run summary count by: besides
-length, repetition and garbage, an output is rejected for a link (`url`), an injected
-instruction or a model talking about itself (`injection`), or any six words copied from
+length, repetition and garbage, an output is rejected by the output gate every writer passes
+(sanitize.output_problem: a link `url`, an injected instruction or a model talking about itself
+`injection`, tags or script `markup`, a credential `secret`), or for any six words copied from
 the template's instructions (`prompt_leak`; its worked examples count as prompt echo only).
 """
 
@@ -16,21 +17,26 @@ from collections import Counter
 from dataclasses import dataclass
 
 from profile_features.profiles.config import QualityConfig
-from profile_features.profiles.sanitize import scrub_contacts
+from profile_features.profiles.sanitize import output_problem, scrub_contacts
 
 __all__ = ["QualityGate", "GateResult", "scrub_contacts", "REASONS"]
 
-REASONS = ("empty", "too_short", "too_long", "repetition", "prompt_echo", "prompt_leak", "injection", "url", "garbage")
+REASONS = (
+    "empty",
+    "too_short",
+    "too_long",
+    "repetition",
+    "prompt_echo",
+    "prompt_leak",
+    "injection",
+    "url",
+    "markup",
+    "secret",
+    "garbage",
+)
 
 _WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*", re.UNICODE)
 _CUE = re.compile(r"^\s*(?:profile|description)\s*:\s*", re.IGNORECASE)
-_LINK = re.compile(r"\b(?:https?://|ftp://|www\.)\S+|\b[\w-]+\.(?:com|net|org|io|ly|co|ru|info|xyz)/\S*", re.I)
-# What an injected instruction or a model talking about itself leaves in an answer.
-_INJECTED = re.compile(
-    r"\bpwned\b|\bjailbr(?:oken|eak)|ignore (?:all |any )?(?:the )?(?:previous|prior|above|earlier) instructions"
-    r"|\b(?:system|hidden) prompt\b|\bmy instructions\b|\bas an ai\b|\blanguage model\b|<\s*/?\s*script",
-    re.IGNORECASE,
-)
 
 
 def _words(text: str) -> list[str]:
@@ -68,19 +74,16 @@ class QualityGate:
         """Clean `raw` and judge it against the gates; `prompt` is what the model read, `instructions`
         the task text in it (the template's rules, not its data or worked examples).
 
-        Links, injected phrases and six words copied from the instructions reject the output;
-        contact details are scrubbed from what is kept."""
+        The output gate (links, injected phrases, markup, credentials) and six words copied from the
+        instructions reject the output; personal data is scrubbed from what is kept."""
         c = self.config
         unscrubbed = self.clean(raw)
         text = scrub_contacts(unscrubbed)
         if not text:
             return GateResult(text, "empty")
-        link = _LINK.search(unscrubbed)
-        if link:
-            return GateResult(text, "url", link.group(0)[:80])
-        injected = _INJECTED.search(unscrubbed)
-        if injected:
-            return GateResult(text, "injection", injected.group(0))
+        problem = output_problem(unscrubbed)
+        if problem is not None:
+            return GateResult(text, *problem)
         if len(text) > c.max_chars:
             return GateResult(text, "too_long", f"{len(text)} > {c.max_chars} chars")
         words = _words(text)

@@ -5,6 +5,10 @@ Token counters, best first: the local model's tokenizer (`transformers` generato
 `/tokenize` (llama.cpp and vLLM offer one); tiktoken for OpenAI models when it is installed and its
 encoding is available offline; else the prompt config's chars-per-token estimate. The counter used is
 named in the estimate, so a figure from the estimate is never mistaken for a tokenizer's.
+
+Figures a server or an earlier run's summary reports are untrusted: a server's count must lie
+within the text's UTF-8 bytes (plus a few special tokens), or that counter is not used; output
+tokens per call from a summary are used only when they are a number within `max_tokens`.
 """
 
 from __future__ import annotations
@@ -19,7 +23,15 @@ from dataclasses import dataclass
 
 from profile_features.profiles.config import ProfileConfig
 
-__all__ = ["TokenCounter", "token_counter", "history_cost", "server_models", "price"]
+__all__ = [
+    "TokenCounter",
+    "token_counter",
+    "history_cost",
+    "server_models",
+    "price",
+    "plausible_count",
+    "observed_output_per_call",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +56,30 @@ def _post_json(url: str, body: dict, key: str | None, timeout: float) -> dict:
         return json.loads(response.read())
 
 
+def plausible_count(count, text: str, source: str) -> int:
+    """`count` tokens for `text` as a tokenizer reported it, when it can be one: a whole number from 0
+    to the text's UTF-8 bytes plus 16 special tokens (no tokenizer makes more tokens than bytes).
+
+    Raises:
+        ValueError: naming `source`, when it cannot be a token count.
+    """
+    ok = not isinstance(count, bool) and isinstance(count, (int, float)) and count == count
+    if not ok or count < 0 or count > len(text.encode()) + 16 or not float(count).is_integer():
+        raise ValueError(f"{source} counted {count!r} tokens for {len(text)} characters: not a token count")
+    return int(count)
+
+
+def observed_output_per_call(summary: dict, max_tokens: int) -> float | None:
+    """Output tokens per call in an earlier run's summary, when they are numbers and the mean lies
+    within `max_tokens` (no call can generate more); None otherwise."""
+    calls, tokens = summary.get("calls"), summary.get("tokens_out")
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (calls, tokens))
+    if not numbers or not calls or calls < 0 or tokens < 0:
+        return None
+    per_call = tokens / calls
+    return per_call if 0 <= per_call <= max_tokens else None
+
+
 def _server_counter(config: ProfileConfig) -> TokenCounter | None:
     """The server's tokenizer endpoint, the first that answers: llama.cpp's `/tokenize` (`content` ->
     `tokens`), vLLM's `/tokenize` (`prompt` -> `count`), llama-cpp-python's `/extras/tokenize/count`."""
@@ -57,13 +93,13 @@ def _server_counter(config: ProfileConfig) -> TokenCounter | None:
     )
     for path, body, field, read in styles:
         url = root + path
-        try:
-            read(_post_json(url, {**body, field: "probe"}, key, timeout))
+        try:  # a server that miscounts the probe is not used
+            plausible_count(read(_post_json(url, {**body, field: "probe"}, key, timeout)), "probe", url)
         except (OSError, ValueError, KeyError, TypeError):
             continue
 
         def count(text: str, url=url, body=body, field=field, read=read) -> int:
-            return read(_post_json(url, {**body, field: text}, key, timeout))
+            return plausible_count(read(_post_json(url, {**body, field: text}, key, timeout)), text, url)
 
         return TokenCounter(count, f"server {url}")
     return None
@@ -133,7 +169,9 @@ def server_models(config: ProfileConfig) -> list[str] | None:
     request = urllib.request.Request(f"{openai.base_url.rstrip('/')}/models", headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=min(openai.timeout_s, 10.0)) as response:
-            return sorted(str(m["id"]) for m in json.loads(response.read())["data"])
+            from profile_features.llm.client import redact
+
+            return sorted(redact(str(m["id"]), key) for m in json.loads(response.read())["data"])
     except (OSError, ValueError, KeyError, TypeError) as err:
         logger.info("%s/models did not answer (%s)", openai.base_url, err)
         return None
@@ -144,6 +182,9 @@ def price(config: ProfileConfig, tokens_in: float, tokens_out: float) -> dict | 
     pricing = config.pricing
     if pricing is None:
         return None
+    for name, value in (("tokens_in", tokens_in), ("tokens_out", tokens_out)):
+        if not (isinstance(value, (int, float)) and 0 <= value < 1e15):  # NaN fails too
+            raise ValueError(f"price: {name}={value!r} is not a token count")
     cost_in = tokens_in / 1e6 * pricing.input_per_million
     cost_out = tokens_out / 1e6 * pricing.output_per_million
     return {

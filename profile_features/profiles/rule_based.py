@@ -14,6 +14,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 
 from profile_features.profiles.base import GeneratedProfile, UserHistory, UserOutcome, event_year
+from profile_features.profiles.sanitize import output_problem
 from profile_features.profiles.terms import count_terms, item_terms
 
 __all__ = ["NO_PROFILE", "RuleBasedProfileWriter", "genre_shares"]
@@ -135,9 +136,14 @@ class RuleBasedProfileWriter:
 
     def _titles(self, events: Sequence[dict]) -> str:
         # Highest-rated first, most recent among equals; only titles that name something
-        # ("Best amp", not "Nice"), each once.
+        # ("Best amp", not "Nice"), each once, and none the output gate refuses (a title that is
+        # markup, a link or an injected instruction would cost the user the whole profile).
         ranked = sorted(enumerate(events), key=lambda ie: (-(ie[1].get("rating") or 0.0), -ie[0]))
-        titles = [e["title"] for _, e in ranked if e.get("title") and self._describing({"title": e["title"]})]
+        titles = [
+            e["title"]
+            for _, e in ranked
+            if e.get("title") and self._describing({"title": e["title"]}) and output_problem(e["title"]) is None
+        ]
         titles = list(dict.fromkeys(titles))[: self.max_titles]
         return f"Representative titles: {_join(titles)}." if titles else ""
 

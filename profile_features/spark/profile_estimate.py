@@ -31,8 +31,9 @@ def _observed_tokens_per_call(config: JobConfig, key) -> tuple[float, str] | Non
     for name in sorted(names, reverse=True):  # names end in a UTC stamp: newest first
         summary = storage.read_json(storage.join(runs, name))
         same = summary.get("generator") == key[0] and summary.get("model") == key[1]
-        if same and summary.get("calls") and summary.get("tokens_out"):
-            return summary["tokens_out"] / summary["calls"], f"mean per call in run {summary.get('run_id')}"
+        per_call = estimate.observed_output_per_call(summary, config.profile.generation.max_tokens) if same else None
+        if per_call:  # a summary's figures are untrusted: numbers within max_tokens only
+            return per_call, f"mean per call in run {summary.get('run_id')}"
     return None
 
 

@@ -36,6 +36,7 @@ from profile_features.freshness.refresh_plan import check_refresh_list
 from profile_features.profiles.base import FALLBACK_GENERATOR
 from profile_features.profiles.progress import GenerationProgress
 from profile_features.profiles.rule_based import RuleBasedProfileWriter
+from profile_features.profiles.sanitize import SanitizedGenerator
 from profile_features.profiles.stage import generate_profiles, generator_key, make_generator
 from profile_features.profiles.store import CheckpointWriter, generate_checkpointed, list_parts, remove_tree, store_fs
 from profile_features.profiles.tables import KEY_COLUMNS, PROFILE_CACHE, RUN_STATS
@@ -204,10 +205,11 @@ def _kept_profiles(spark, config: JobConfig, rest, entries, run_date: str, commo
         left = left.join(earlier.select("user_id"), "user_id", "left_anti")
         parts.append(kept)
         counts["previous"] = kept.count()
-    max_titles, relabel = config.profile.max_titles, config.profile.is_llm
+    max_titles, relabel, sanitize = config.profile.max_titles, config.profile.is_llm, config.profile.sanitize
 
     def stand_in(batches):
-        writer = RuleBasedProfileWriter(max_titles=max_titles, common_terms=common_terms)
+        # Stand-ins pass the same sanitising step and output gate as every other writer.
+        writer = SanitizedGenerator(RuleBasedProfileWriter(max_titles=max_titles, common_terms=common_terms), sanitize)
         for batch in batches:
             profiles = generate_profiles(batch, writer)
             if relabel:

@@ -189,3 +189,86 @@ def test_a_save_killed_at_any_file_leaves_the_previous_checkpoint_in_force(train
     assert checkpoint_location(out).endswith(ckpt_id)
     newer = save_checkpoint(out, changed, data.item_index, stats)  # the next save succeeds and takes over
     assert newer != ckpt_id and load_checkpoint(out).checkpoint_id == newer
+
+
+def _copy(ckpt, tmp_path):
+    import shutil
+
+    path, ckpt_id = ckpt
+    out = tmp_path / "student"
+    shutil.copytree(path, out)
+    return out, out / "versions" / ckpt_id
+
+
+@pytest.mark.parametrize("pointer", ["../../elsewhere", "/tmp", "..", "a/b", "", 7, None])
+def test_current_json_cannot_point_outside_the_checkpoint_folder(ckpt, tmp_path, pointer):
+    import shutil
+
+    out, version = _copy(ckpt, tmp_path)
+    shutil.copytree(version, tmp_path / "elsewhere")  # a loadable checkpoint outside `out`
+    (out / "CURRENT.json").write_text(json.dumps({"checkpoint_id": pointer}))
+    with pytest.raises(ValueError, match="CURRENT.json: checkpoint_id .* is not a checkpoint version name"):
+        load_checkpoint(out)
+    (out / "CURRENT.json").write_text(json.dumps(["not", "an", "object"]))
+    with pytest.raises(ValueError, match="CURRENT.json"):
+        load_checkpoint(out)
+
+
+def _tamper(version, change) -> None:
+    manifest = json.loads((version / "student.json").read_text())
+    change(manifest)
+    (version / "student.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("text_dim", 48_000_000_000),  # 24 items x 48e9 floats: 4.6 TB asked for before any check, today
+        ("profile_dim", 10**12),
+        ("config", "huge hidden size"),
+    ],
+)
+def test_a_manifest_cannot_ask_for_a_huge_allocation(ckpt, tmp_path, field, value):
+    out, version = _copy(ckpt, tmp_path)
+
+    def change(manifest):
+        if field == "config":
+            manifest["config"]["body"]["hidden_size"] = 2**31
+        else:
+            manifest[field] = value
+
+    _tamper(version, change)
+    with pytest.raises(ValueError, match=r"student\.json: (tensor|weights and manifest)"):
+        load_checkpoint(out)
+
+
+def test_manifest_item_ids_are_distinct_and_match_the_counts(ckpt, tmp_path):
+    out, version = _copy(ckpt, tmp_path)
+    _tamper(version, lambda m: m["item_ids"].__setitem__(1, m["item_ids"][0]))
+    with pytest.raises(ValueError, match="listed more than once"):
+        load_checkpoint(out)
+    out2, version2 = _copy(ckpt, tmp_path / "b")
+    _tamper(version2, lambda m: m.update(num_items=m["num_items"] + 1))
+    with pytest.raises(ValueError, match="24 item_ids for num_items=25"):
+        load_checkpoint(out2)
+    _tamper(version2, lambda m: m.update(num_items=24, item_ids=m["item_ids"] + ["extra"]))
+    with pytest.raises(ValueError, match="25 item_ids for num_items=24"):
+        load_checkpoint(out2)
+
+
+def test_a_weights_header_that_does_not_fit_the_file_is_refused(ckpt, tmp_path):
+    import hashlib
+    import struct
+
+    out, version = _copy(ckpt, tmp_path)
+    raw = (version / "model.safetensors").read_bytes()
+    length = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8 : 8 + length])
+    name = next(k for k in header if k != "__metadata__")
+    header[name]["data_offsets"][1] += 10**12  # claims bytes past the end of the file
+    encoded = json.dumps(header).encode()
+    forged = struct.pack("<Q", len(encoded)) + encoded + raw[8 + length :]
+    (version / "model.safetensors").write_bytes(forged)
+    _tamper(version, lambda m: m.update(weights_sha256=hashlib.sha256(forged).hexdigest()))
+    with pytest.raises(ValueError, match="does not fit the file"):
+        load_checkpoint(out)
