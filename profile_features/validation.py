@@ -3,18 +3,29 @@
 The Spark job casts every input column to string first, so these functions see
 the values exactly as read (CSV text, or Parquet values rendered as text) and one
 code path serves both formats. Rows are never dropped here: `classify_*` returns
-each input row once, with `reject_reason` null for usable rows.
+each input row once, with `reject_reason` null for usable rows. The value rules (ids,
+empty text, null markers, timestamps) live in `validation_rules`, one definition each.
+
+Two steps, so Spark runs Python once per partition, never per group: `check_*_rows` judges each row
+alone (its own values, and for interactions the `_known_item` flag joined on); the duplicate rule then
+keeps, of the rows that passed, the first per key in raw-record order (`later_duplicates` here,
+a window in the Spark stage). A bad value in an optional column (rating, year) nulls that field
+with its reason in `nulled_reason`; it does not cost the row.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 
 import numpy as np
 import pandas as pd
 
-from profile_features.config import InputRules
+from profile_features import storage
+from profile_features.config import InputRules, InputsConfig, TableInput
+from profile_features.validation_rules import is_empty_text, normalize_ids, null_markers, numbers, parse_timestamps
 
 __all__ = [
     "InputSchemaError",
@@ -26,10 +37,18 @@ __all__ = [
     "SOURCE_FILE",
     "MALFORMED",
     "KNOWN_ITEM",
+    "DUPLICATE_INTERACTION",
+    "DUPLICATE_ITEM",
     "require_columns",
     "parse_timestamps",
+    "check_interaction_rows",
+    "check_item_rows",
+    "later_duplicates",
     "classify_interactions",
     "classify_items",
+    "header_names",
+    "local_header",
+    "preflight_inputs",
 ]
 
 INTERACTION_REQUIRED = ("user_id", "item_id", "timestamp")
@@ -40,6 +59,10 @@ SOURCE_FILE = "_source_file"
 MALFORMED = "_malformed"  # the raw text of a CSV row whose field count differs from the header
 MALFORMED_ROW = "malformed CSV row (field count differs from the header)"
 KNOWN_ITEM = "_known_item"  # joined on by the Spark stage: is the row's item in the accepted catalogue
+DUPLICATE_INTERACTION = "duplicate interaction"
+DUPLICATE_ITEM = "duplicate item_id"
+LINE_BREAK = "line break inside {} (an unclosed CSV quote?)"
+REPLACEMENT = "\ufffd"  # what the CSV reader puts in place of bytes that are not UTF-8
 
 
 class InputSchemaError(ValueError):
@@ -67,109 +90,15 @@ def require_columns(columns: Iterable[str], required: Iterable[str], table: str,
         )
 
 
-def _blank(values: pd.Series) -> pd.Series:
-    return values.isna() | (values.astype("string").str.strip() == "")
-
-
-_MICROS = {"s": 1e6, "ms": 1e3, "us": 1.0, "ns": 1e-3}  # microseconds per unit
-_UNIT_NAMES = {"s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds"}
-
-
-def _micros(moment) -> float:
-    return pd.Timestamp(moment).timestamp() * 1e6
-
-
-def _float(value) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return np.nan
-
-
-def _numbers(text: pd.Series) -> pd.Series:
-    """float64 per value ('inf' and '1e400' read as inf), NaN where the text is not a number."""
-    number = pd.to_numeric(text, errors="coerce").astype("float64")
-    retry = number.isna() & text.notna()  # pandas gives NaN on overflow; Python gives inf
-    if retry.any():
-        number[retry] = text[retry].map(_float).astype("float64")
-    return number
-
-
-def _text_times(text: pd.Series) -> pd.Series:
-    """ISO-8601 (or any form pandas reads) per value as Int64 epoch microseconds; NA where unparseable."""
-    try:
-        parsed = pd.to_datetime(text, utc=True, errors="coerce", format="mixed")
-        nanos = pd.Series(parsed.astype("int64"), index=text.index).where(parsed.notna())
-        return (nanos.astype("Int64") // 1000).astype("Int64")
-    except (OverflowError, ValueError):  # one value pandas cannot hold: parse each alone
-        return text.map(_one_text_time).astype("Int64")
-
-
-def _one_text_time(value):
-    if value is None or value is pd.NA:
-        return pd.NA
-    try:
-        parsed = pd.to_datetime(value, utc=True)
-    except (OverflowError, ValueError, TypeError):
-        return pd.NA
-    return pd.NA if pd.isna(parsed) else parsed.value // 1000
-
-
-def parse_timestamps(values: pd.Series, rules: InputRules | None = None) -> tuple[pd.Series, pd.Series]:
-    """Parse each value alone (epoch number or date text) to a UTC microsecond timestamp.
-
-    Numbers are read in `rules.timestamp_unit` (auto: the unit that puts the value in range),
-    text as ISO-8601 (naive text is UTC). Nothing outside [timestamp_min, timestamp_max) is
-    converted, so no value can overflow or land in a wrong year.
-
-    Returns:
-        (timestamps, NaT where rejected; the reason per value, None where accepted).
-    """
-    rules = rules or InputRules()
-    lo, hi = _micros(rules.timestamp_min), _micros(rules.timestamp_max)
-    text = values.astype("string").str.strip()
-    number = _numbers(text)
-    is_number = number.notna()
-    micros = pd.Series(np.nan, index=values.index, dtype="float64")
-    reason = pd.Series(None, index=values.index, dtype="object")
-    inside = lambda m: (m >= lo) & (m < hi)  # noqa: E731
-    finite = is_number & np.isfinite(number)
-    reason[is_number & ~finite] = "timestamp not finite"
-    units = list(_MICROS) if rules.timestamp_unit == "auto" else [rules.timestamp_unit]
-    for unit in units:
-        scaled = number * _MICROS[unit]
-        take = finite & micros.isna() & inside(scaled)
-        micros[take] = scaled[take]
-    missed = finite & micros.isna()
-    reason[missed] = "timestamp out of range"
-    if rules.timestamp_unit != "auto":  # say which unit would have read it
-        for unit in _MICROS:
-            hint = missed & reason.eq("timestamp out of range") & inside(number * _MICROS[unit])
-            reason[hint] = f"timestamp out of range: looks like {_UNIT_NAMES[unit]} (inputs.rules.timestamp_unit)"
-    dated = ~is_number & text.notna() & (text != "")
-    from_text = _text_times(text.where(dated))
-    text_ok = dated & from_text.notna() & inside(from_text.astype("float64"))
-    reason[dated & from_text.isna()] = "unparseable timestamp"
-    reason[dated & from_text.notna() & ~text_ok] = "timestamp out of range"
-    reason[~is_number & ~dated] = "null timestamp"
-    whole = micros.round().astype("Int64")  # in range, so below 2**53: exact
-    whole[text_ok] = from_text[text_ok]
-    instants = np.full(len(whole), np.datetime64("NaT"), dtype="datetime64[us]")
-    ok = whole.notna().to_numpy()
-    instants[ok] = whole[ok].to_numpy(dtype="int64").astype("datetime64[us]")
-    stamps = pd.Series(pd.DatetimeIndex(instants).tz_localize("UTC"), index=values.index)
-    return stamps, reason.astype(object).where(reason.notna(), None)
-
-
 def _as_checks(reasons: pd.Series) -> list[tuple[str, pd.Series]]:
     """A per-row reason column as checks of equal priority (the reasons exclude each other)."""
     return [(name, reasons.eq(name)) for name in reasons.dropna().unique()]
 
 
 def _ranged(values: pd.Series, raw: pd.Series, name: str, low: float, high: float) -> pd.Series:
-    """The reason per row a numeric column is unusable (None when fine or absent)."""
+    """The reason per row a numeric column is unusable (None when fine, absent or a null marker)."""
     reason = pd.Series(None, index=values.index, dtype="object")
-    reason[values.isna() & ~_blank(raw)] = f"unparseable {name}"
+    reason[values.isna() & ~null_markers(raw)] = f"unparseable {name}"
     reason[values.notna() & ~np.isfinite(values)] = f"{name} not finite"
     out = values.notna() & np.isfinite(values) & ((values < low) | (values > high))
     reason[out] = f"{name} out of range [{low:g}, {high:g}] (inputs.rules)"
@@ -184,21 +113,25 @@ def _first_reason(checks: list[tuple[str, pd.Series]], index: pd.Index) -> pd.Se
     return reason
 
 
-def _later_duplicates(keys: pd.DataFrame, records: list[str]) -> pd.Series:
-    """True for every repeat of a key but the first in raw-record order.
-
-    Spark does not order rows within a group, so "first" is defined by the raw
-    record text: the same input always keeps the same row.
-    """
-    order = sorted(range(len(records)), key=records.__getitem__)
-    repeated = keys.iloc[order].duplicated(keep="first")
-    return repeated.reindex(keys.index)
+def later_duplicates(classified: pd.DataFrame, key: list[str], reason: str) -> pd.DataFrame:
+    """`classified` with `reason` set on every repeat of a key but the first among the rows otherwise
+    accepted, "first" in raw-record order (Spark does not order rows, so the same input always keeps the
+    same row; a rejected row never displaces a usable one)."""
+    usable = classified[classified.reject_reason.isna()]
+    ordered = usable.assign(_file=usable.source_file.fillna("")).sort_values(["record", "_file"], kind="stable")
+    repeated = ordered.index[ordered[key].astype(object).duplicated(keep="first")]
+    out = classified.copy()
+    out.loc[repeated, "reject_reason"] = reason
+    return out
 
 
 def _records(batch: pd.DataFrame, columns: list[str]) -> list[str]:
     """Each row as read, as JSON; a malformed CSV row as its raw text (its fields mean nothing)."""
+    if batch.empty:
+        return []
     raw = batch[columns].astype("object").where(batch[columns].notna(), None)
-    records = [json.dumps(dict(zip(columns, row)), default=str) for row in raw.itertuples(index=False)]
+    # One vectorised encoder call; JSON escapes line breaks inside values, so the lines are the rows.
+    records = raw.to_json(orient="records", lines=True, force_ascii=False).rstrip("\n").split("\n")
     if MALFORMED in batch.columns:
         for i, text in enumerate(batch[MALFORMED].tolist()):
             if isinstance(text, str):
@@ -216,61 +149,29 @@ def _malformed(batch: pd.DataFrame) -> pd.Series:
     return batch[MALFORMED].notna()
 
 
-def classify_interactions(
-    batch: pd.DataFrame, known_item_ids: Collection[str] | None = None, rules: InputRules | None = None
-) -> pd.DataFrame:
-    """Parse and check interaction rows.
+def _line_break(batch: pd.DataFrame, names: Iterable[str]) -> pd.Series:
+    """True where a one-line field (an id, a timestamp) holds a line break: the mark of a quote left open,
+    which makes the CSV reader swallow the following lines into this row."""
+    broken = pd.Series(False, index=batch.index)
+    for name in names:
+        broken |= normalize_ids(batch[name]).str.contains("\n|\r", regex=True).fillna(False).astype(bool)
+    return broken
 
-    Args:
-        batch: raw rows (string values) holding whole users, so duplicates are
-            found within the batch. Columns: INTERACTION_REQUIRED, any of
-            INTERACTION_OPTIONAL, optionally `_source_file`, and `_known_item`
-            (True where the item is in the accepted catalogue: Spark joins it on,
-            so no worker ever holds the catalogue).
-        known_item_ids: accepted catalogue item ids, when `batch` has no `_known_item`.
-        rules: what counts as a usable timestamp and rating (default `InputRules()`).
 
-    Returns:
-        One row per input row: user_id, item_id, timestamp, rating, event_type (parsed),
-        reject_reason (None if usable), source_file, record (raw row as JSON).
-    """
-    raw_columns = [c for c in (*INTERACTION_REQUIRED, *INTERACTION_OPTIONAL) if c in batch.columns]
-    user = batch["user_id"].astype("string").str.strip()
-    item = batch["item_id"].astype("string").str.strip()
-    rules = rules or InputRules()
-    timestamp, timestamp_reason = parse_timestamps(batch["timestamp"], rules)
-    rating_raw = batch["rating"] if "rating" in batch.columns else pd.Series(np.nan, index=batch.index)
-    rating = _numbers(rating_raw.astype("string").str.strip())
-    event_type = (
-        batch["event_type"].astype("string")
-        if "event_type" in batch.columns
-        else pd.Series(pd.NA, index=batch.index, dtype="string")
-    )
+def _replaced(batch: pd.DataFrame, columns: list[str]) -> pd.Series:
+    """True where a value holds U+FFFD (bytes that were not UTF-8, replaced by the reader)."""
+    hit = pd.Series(False, index=batch.index)
+    for name in columns:
+        hit |= batch[name].astype("string").str.contains(REPLACEMENT, regex=False).fillna(False).astype(bool)
+    return hit
 
-    key = pd.DataFrame({"u": user, "i": item, "t": timestamp})
-    records = _records(batch, raw_columns)
-    checks = [
-        (MALFORMED_ROW, _malformed(batch)),
-        ("null user_id", _blank(batch["user_id"])),
-        ("null item_id", _blank(batch["item_id"])),
-        (f"id longer than {rules.max_id_chars} characters", _too_long(user, rules) | _too_long(item, rules)),
-        *_as_checks(timestamp_reason),
-        *_as_checks(_ranged(rating, rating_raw, "rating", rules.rating_min, rules.rating_max)),
-        ("unknown item_id", ~_known(batch, item, known_item_ids)),
-        ("duplicate interaction", _later_duplicates(key, records)),
-    ]
-    return pd.DataFrame(
-        {
-            "user_id": user,
-            "item_id": item,
-            "timestamp": timestamp,
-            "rating": rating.astype("float64"),
-            "event_type": event_type.fillna("interaction").astype(object),
-            "reject_reason": _first_reason(checks, batch.index),
-            "source_file": batch[SOURCE_FILE] if SOURCE_FILE in batch.columns else None,
-            "record": records,
-        }
-    ).astype({"user_id": object, "item_id": object})
+
+def _optional_text(batch: pd.DataFrame, name: str) -> pd.Series:
+    """An optional text column, stripped; null markers and invisible-only values are empty."""
+    if name not in batch.columns:
+        return pd.Series("", index=batch.index, dtype="string")
+    text = normalize_ids(batch[name])
+    return text.where(~null_markers(text) & ~is_empty_text(text), "").fillna("")
 
 
 def _known(batch: pd.DataFrame, item: pd.Series, known_item_ids: Collection[str] | None) -> pd.Series:
@@ -278,46 +179,212 @@ def _known(batch: pd.DataFrame, item: pd.Series, known_item_ids: Collection[str]
         return batch[KNOWN_ITEM].astype("boolean").fillna(False).astype(bool)
     if known_item_ids is None:
         raise ValueError(f"classify_interactions needs a {KNOWN_ITEM} column or known_item_ids")
-    return item.isin(known_item_ids if isinstance(known_item_ids, (set, frozenset)) else set(known_item_ids))
+    known = set(normalize_ids(pd.Series(list(known_item_ids), dtype="object")).dropna())
+    return item.isin(known).fillna(False).astype(bool)
 
 
-def classify_items(batch: pd.DataFrame, rules: InputRules | None = None) -> pd.DataFrame:
-    """Parse and check catalogue rows; `batch` holds every row of an item id.
+def check_interaction_rows(
+    batch: pd.DataFrame, known_item_ids: Collection[str] | None = None, rules: InputRules | None = None
+) -> pd.DataFrame:
+    """Parse and check each interaction row alone (every rule but the duplicate one).
+
+    Args:
+        batch: raw rows (string values). Columns: INTERACTION_REQUIRED, any of INTERACTION_OPTIONAL,
+            optionally `_source_file`, `_malformed`, and `_known_item` (True where the item is in the
+            accepted catalogue: Spark joins it on, so no worker ever holds the catalogue).
+        known_item_ids: accepted catalogue item ids, when `batch` has no `_known_item`.
+        rules: what counts as a usable timestamp and rating (default `InputRules()`).
 
     Returns:
-        item_id, title, genres, year (Int64), description, reject_reason, source_file, record.
+        One row per input row: user_id, item_id (normalised), timestamp, rating, event_type (parsed),
+        reject_reason (None if usable), source_file, record (raw row as JSON), nulled_reason (why an
+        optional value was nulled), replaced_bytes (a value held U+FFFD).
     """
-    raw_columns = [c for c in (*ITEM_REQUIRED, *ITEM_OPTIONAL) if c in batch.columns]
-
-    def text(name: str) -> pd.Series:
-        if name not in batch.columns:
-            return pd.Series("", index=batch.index, dtype="string")
-        return batch[name].astype("string").str.strip().fillna("")
-
-    year_raw = batch["year"] if "year" in batch.columns else pd.Series(pd.NA, index=batch.index)
+    raw_columns = [c for c in (*INTERACTION_REQUIRED, *INTERACTION_OPTIONAL) if c in batch.columns]
+    user = normalize_ids(batch["user_id"])
+    item = normalize_ids(batch["item_id"])
     rules = rules or InputRules()
-    year = _numbers(year_raw.astype("string").str.strip())
-    year_reason = _ranged(year, year_raw, "year", rules.year_min, rules.year_max)
-    year_reason[year_reason.isna() & year.notna() & (year % 1 != 0)] = "unparseable year"
-    item = text("item_id")
+    timestamp, timestamp_reason = parse_timestamps(batch["timestamp"], rules)
+    rating_raw = batch["rating"] if "rating" in batch.columns else pd.Series(pd.NA, index=batch.index)
+    rating = numbers(rating_raw)
+    rating_reason = _ranged(rating, rating_raw, "rating", rules.rating_min, rules.rating_max)
+    event_type = _optional_text(batch, "event_type")
     records = _records(batch, raw_columns)
     checks = [
+        # before the field count: an open quote makes the row malformed too, and this says why
+        (LINE_BREAK.format("user_id, item_id or timestamp"), _line_break(batch, INTERACTION_REQUIRED)),
         (MALFORMED_ROW, _malformed(batch)),
-        ("null item_id", _blank(batch["item_id"])),
+        ("null user_id", is_empty_text(user)),
+        ("null item_id", is_empty_text(item)),
+        (f"id longer than {rules.max_id_chars} characters", _too_long(user, rules) | _too_long(item, rules)),
+        *_as_checks(timestamp_reason),
+        ("unknown item_id", ~_known(batch, item, known_item_ids)),
+    ]
+    return pd.DataFrame(
+        {
+            "user_id": user.astype(object),
+            "item_id": item.astype(object),
+            "timestamp": timestamp,
+            "rating": rating.where(rating_reason.isna()).astype("float64"),
+            "event_type": event_type.where(event_type != "", "interaction").astype(object),
+            "reject_reason": _first_reason(checks, batch.index),
+            "source_file": batch[SOURCE_FILE] if SOURCE_FILE in batch.columns else None,
+            "record": records,
+            "nulled_reason": rating_reason,
+            "replaced_bytes": _replaced(batch, raw_columns),
+        }
+    )
+
+
+def classify_interactions(
+    batch: pd.DataFrame, known_item_ids: Collection[str] | None = None, rules: InputRules | None = None
+) -> pd.DataFrame:
+    """`check_interaction_rows`, then the duplicate rule: `batch` holds every row of its users."""
+    checked = check_interaction_rows(batch, known_item_ids, rules)
+    return later_duplicates(checked, ["user_id", "item_id", "timestamp"], DUPLICATE_INTERACTION)
+
+
+def check_item_rows(batch: pd.DataFrame, rules: InputRules | None = None) -> pd.DataFrame:
+    """Parse and check each catalogue row alone (every rule but the duplicate one).
+
+    Returns:
+        item_id, title, genres, year (Int64), description, reject_reason, source_file, record,
+        nulled_reason, replaced_bytes.
+    """
+    raw_columns = [c for c in (*ITEM_REQUIRED, *ITEM_OPTIONAL) if c in batch.columns]
+    year_raw = batch["year"] if "year" in batch.columns else pd.Series(pd.NA, index=batch.index)
+    rules = rules or InputRules()
+    year = numbers(year_raw)
+    year_reason = _ranged(year, year_raw, "year", rules.year_min, rules.year_max)
+    year_reason[year_reason.isna() & year.notna() & (year % 1 != 0)] = "unparseable year"
+    item = normalize_ids(batch["item_id"])
+    title = normalize_ids(batch["title"])
+    checks = [
+        (LINE_BREAK.format("item_id"), _line_break(batch, ["item_id"])),
+        (MALFORMED_ROW, _malformed(batch)),
+        ("null item_id", is_empty_text(item)),
         (f"id longer than {rules.max_id_chars} characters", _too_long(item, rules)),
-        ("empty title", _blank(batch["title"])),
-        *_as_checks(year_reason),
-        ("duplicate item_id", _later_duplicates(item.to_frame(), records)),
+        ("empty title", is_empty_text(title)),
     ]
     return pd.DataFrame(
         {
             "item_id": item.astype(object),
-            "title": text("title").astype(object),
-            "genres": text("genres").astype(object),
+            "title": title.fillna("").astype(object),
+            "genres": _optional_text(batch, "genres").astype(object),
             "year": year.where(year_reason.isna()).round().astype("Int64"),  # only in-range values convert
-            "description": text("description").astype(object),
+            "description": _optional_text(batch, "description").astype(object),
             "reject_reason": _first_reason(checks, batch.index),
             "source_file": batch[SOURCE_FILE] if SOURCE_FILE in batch.columns else None,
-            "record": records,
+            "record": _records(batch, raw_columns),
+            "nulled_reason": year_reason,
+            "replaced_bytes": _replaced(batch, raw_columns),
         }
     )
+
+
+def classify_items(batch: pd.DataFrame, rules: InputRules | None = None) -> pd.DataFrame:
+    """`check_item_rows`, then the duplicate rule: `batch` holds every row of its item ids."""
+    return later_duplicates(check_item_rows(batch, rules), ["item_id"], DUPLICATE_ITEM)
+
+
+# --- Preflight: the checks of the inputs' files, headers and column mappings that run in seconds, before Spark
+# reads a row. The Spark stage makes the same checks again with the same messages (it is the authority).
+
+
+def header_names(header: Iterable[str]) -> list[str]:
+    """Column names as the stage reads them: stripped, without an Excel byte-order mark."""
+    return [name.strip().lstrip("\ufeff").strip() for name in header]
+
+
+def _is_local(path: str) -> bool:
+    return not storage.is_uri(path) or path.lower().startswith("file://")
+
+
+def _data_files(path: str) -> list[str]:
+    """The files Spark would read at `path` (a file, or a folder's files but hidden and _-prefixed ones)."""
+    from pyarrow import fs
+
+    filesystem, local = storage.filesystem(path)
+    info = filesystem.get_file_info(local)
+    if info.type == fs.FileType.NotFound:
+        raise FileNotFoundError(path)
+    if info.type == fs.FileType.File:
+        return [local]
+    entries = filesystem.get_file_info(fs.FileSelector(local, recursive=True))
+    visible = lambda entry: not any(p.startswith(("_", ".")) for p in entry.path[len(local) :].split("/") if p)  # noqa: E731
+    return sorted(e.path for e in entries if e.type == fs.FileType.File and visible(e))
+
+
+def local_header(table: TableInput) -> list[str] | None:
+    """The column names of a local input (a CSV's first line, a Parquet dataset's schema), or None
+    when they cannot be read here (the Spark stage then reports why).
+
+    Raises:
+        FileNotFoundError: when nothing is at the path.
+    """
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    files = _data_files(table.path)
+    if not files:
+        return []
+    filesystem, local = storage.filesystem(table.path)
+    try:
+        if table.resolved_format == "parquet":
+            return list(ds.dataset(local, filesystem=filesystem, format="parquet", partitioning="hive").schema.names)
+        with filesystem.open_input_stream(files[0], compression="detect") as stream:
+            first = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="").readline()
+    except (pa.ArrowException, OSError, ValueError):
+        return None
+    return next(csv.reader([first], delimiter=table.delimiter), [])
+
+
+def preflight_inputs(
+    inputs: InputsConfig,
+    read_header: Callable[[TableInput], list[str] | None],
+    only_local: bool = False,
+    only_remote: bool = False,
+) -> None:
+    """Every input's path, header and column mapping, both tables, before any row is read.
+
+    Raises:
+        FileNotFoundError: an input path has nothing (all such paths, one line).
+        InputSchemaError: a header is empty, a mapped column is absent or a required one is missing
+            (all of them, one line, each naming its file).
+    """
+    missing: list[str] = []
+    problems: list[str] = []
+    for name, table, required in (
+        ("items", inputs.items, ITEM_REQUIRED),
+        ("interactions", inputs.interactions, INTERACTION_REQUIRED),
+    ):
+        if (only_local and not _is_local(table.path)) or (only_remote and _is_local(table.path)):
+            continue
+        try:
+            header = read_header(table)
+        except FileNotFoundError:
+            missing.append(f"{table.path}: {name} input not found")
+            continue
+        if header is None:
+            continue
+        present = header_names(header)
+        if not any(present):
+            problems.append(f"{table.path}: {name} input has no header row (an empty file or folder?)")
+            continue
+        absent = [theirs for theirs in table.columns.values() if theirs not in present]
+        if absent:
+            problems.append(
+                f"{table.path}: columns {absent} named in the input's `columns` mapping are not in the file; "
+                f"found {present}"
+            )
+            continue
+        renamed = {theirs: ours for ours, theirs in table.columns.items()}
+        mapped = [renamed.get(c, c) for c in present if c not in table.columns or c in renamed]
+        try:
+            require_columns(mapped, required, name, table.path)
+        except InputSchemaError as err:
+            problems.append(str(err))
+    if missing:
+        raise FileNotFoundError("; ".join(missing + problems))
+    if problems:
+        raise InputSchemaError("; ".join(problems))

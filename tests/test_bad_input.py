@@ -81,14 +81,13 @@ def test_epochs_in_any_unit_and_implausible_values_never_crash_the_job(tmp_path,
     events.write_text("user_id,item_id,timestamp,rating\n" + "\n".join(rows) + "\n")
     summary = validate(tmp_path, events, items)
     counts = summary["tables"]["interactions"]
-    assert counts["accepted"] == 2 and counts["read"] == 5
-    assert counts["rejected_by_reason"] == {
-        "timestamp not finite": 1,
-        "timestamp out of range": 1,
-        "rating out of range [0, 100] (inputs.rules)": 1,
-    }
+    assert counts["accepted"] == 3 and counts["read"] == 5
+    assert counts["rejected_by_reason"] == {"timestamp not finite": 1, "timestamp out of range": 1}
+    # an optional value out of range nulls that field, counted; the interaction is kept
+    assert counts["nulled_by_reason"] == {"rating out of range [0, 100] (inputs.rules)": 1}
     kept = accepted(tmp_path, "interactions")
     assert (kept.timestamp == pd.Timestamp("2023-11-14T22:15:00Z")).all()  # ms and s: the same moment
+    assert kept.rating.isna().sum() == 1
 
     strict = validate(tmp_path, events, items, timestamp_unit="s")["tables"]["interactions"]["rejected_by_reason"]
     assert strict["timestamp out of range: looks like milliseconds (inputs.rules.timestamp_unit)"] == 1

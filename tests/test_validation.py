@@ -25,7 +25,7 @@ def test_each_bad_row_gets_its_reason_and_nothing_is_lost():
             [None, "i1", "1700000001", "4"],  # null user
             ["u1", "", "1700000002", "4"],  # null item
             ["u1", "i2", "not a time", "4"],  # bad timestamp
-            ["u1", "i2", "2026-01-01T10:00:00Z", "great"],  # bad rating
+            ["u1", "i2", "2026-01-01T10:00:00Z", "great"],  # bad rating: nulled, the row kept
             ["u1", "i9", "2026-01-01T10:00:00Z", "3"],  # unknown item
             ["u2", "i2", "2026-01-01 10:00:00", None],  # fine, rating optional
         ]
@@ -38,10 +38,11 @@ def test_each_bad_row_gets_its_reason_and_nothing_is_lost():
         "null user_id",
         "null item_id",
         "unparseable timestamp",
-        "unparseable rating",
+        None,
         "unknown item_id",
         None,
     ]
+    assert out["nulled_reason"].iloc[5] == "unparseable rating" and pd.isna(out["rating"].iloc[5])
     # the raw row is kept as read
     assert json.loads(out["record"].iloc[4])["timestamp"] == "not a time"
     # The Spark stage joins a known-item flag on instead of passing the catalogue: same verdicts,
@@ -53,6 +54,7 @@ def test_each_bad_row_gets_its_reason_and_nothing_is_lost():
     accepted = out[out.reject_reason.isna()]
     assert accepted.timestamp.tolist() == [
         pd.Timestamp(1700000000, unit="s", tz="UTC"),
+        pd.Timestamp("2026-01-01T10:00:00Z"),
         pd.Timestamp("2026-01-01T10:00:00Z"),
     ]
 
@@ -76,8 +78,9 @@ def test_items_rules():
         columns=["item_id", "title", "genres", "year", "description"],
     )
     out = classify_items(batch)
-    assert out.reject_reason.tolist() == [None, "duplicate item_id", "empty title", "unparseable year"]
-    assert out.year.iloc[0] == 1999
+    assert out.reject_reason.tolist() == [None, "duplicate item_id", "empty title", None]
+    assert out.nulled_reason.tolist() == [None, None, None, "unparseable year"]
+    assert out.year.iloc[0] == 1999 and pd.isna(out.year.iloc[3])
 
 
 def test_missing_column_names_file_and_column():
@@ -127,7 +130,7 @@ def test_a_configured_unit_rejects_other_units_and_says_which_unit_they_look_lik
         ("1850-01-01", "timestamp out of range"),
         ("2150-01-01T00:00:00Z", "timestamp out of range"),
         ("99999-01-01", "unparseable timestamp"),
-        ("nan", "unparseable timestamp"),
+        ("nan", "null timestamp"),  # a null marker, like NA and null
         ("", "null timestamp"),
     ],
 )
@@ -144,12 +147,13 @@ def test_a_value_gets_the_same_verdict_whatever_else_is_in_its_batch():
     assert [t.iloc[0] for t, _ in alone] == together[0].tolist()
 
 
-def test_ratings_and_years_outside_their_stated_ranges_are_rejected():
+def test_ratings_and_years_outside_their_stated_ranges_are_nulled_with_their_reason():
     batch = raw_interactions(
         [["u1", "i1", "1700000000", r] for r in ("4.5", "inf", "1e300", "-99", "1e400", "NaN text", None)]
     ).assign(timestamp=[str(1700000000 + i) for i in range(7)])
     out = classify_interactions(batch, {"i1"})
-    assert out.reject_reason.tolist() == [
+    assert out.reject_reason.isna().all()  # an optional value never costs the row
+    assert out.nulled_reason.tolist() == [
         None,
         "rating not finite",
         "rating out of range [0, 100] (inputs.rules)",
@@ -158,15 +162,17 @@ def test_ratings_and_years_outside_their_stated_ranges_are_rejected():
         "unparseable rating",
         None,
     ]
+    assert out.rating.iloc[0] == 4.5 and out.rating.iloc[1:].isna().all()
     wider = classify_interactions(batch, {"i1"}, InputRules(rating_min=-100, rating_max=1e301))
-    assert wider.reject_reason.iloc[2:4].isna().all()
+    assert wider.nulled_reason.iloc[2:4].isna().all()
 
     items = pd.DataFrame(
         [["i1", "A", "1999"], ["i2", "B", "99999"], ["i3", "C", "-5"], ["i4", "D", "1999.5"], ["i5", "E", "inf"]],
         columns=["item_id", "title", "year"],
     )
     checked = classify_items(items)
-    assert checked.reject_reason.tolist() == [
+    assert checked.reject_reason.isna().all()
+    assert checked.nulled_reason.tolist() == [
         None,
         "year out of range [1000, 2100] (inputs.rules)",
         "year out of range [1000, 2100] (inputs.rules)",

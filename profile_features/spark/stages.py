@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import uuid
 
 import pandas as pd
 
@@ -21,20 +22,20 @@ from profile_features import schemas
 from profile_features.config import JobConfig
 from profile_features.embeddings import cached_encoder, default_model_path, embed_items, embed_profiles, encoder_name
 from profile_features.encoder_backends import choose_backend
+from profile_features.spark.commit_fs import HadoopFS
 from profile_features.spark.common import ddl, resolve_cutoff, run_date_for, threads_per_task, write_summary
 from profile_features.spark.histories import history_rows
 from profile_features.spark.io import read_input, read_table, write_atomic
 from profile_features.spark.progress import SparkTaskProgress
 from profile_features.spark.stats import item_stats, user_stats
+from profile_features.spark.validate_rules import StagedOutputs, classified_interactions, classified_items, split_counts
 from profile_features.validation import (
     INTERACTION_OPTIONAL,
     INTERACTION_REQUIRED,
     ITEM_OPTIONAL,
     ITEM_REQUIRED,
-    KNOWN_ITEM,
     InputDataError,
-    classify_interactions,
-    classify_items,
+    InputSchemaError,
     require_columns,
 )
 
@@ -42,7 +43,7 @@ __all__ = ["run_validate", "run_histories", "run_embeddings"]
 
 log = logging.getLogger(__name__)
 
-_CLASSIFIED_TAIL = [("reject_reason", "string"), ("source_file", "string"), ("record", "string")]
+_BROADCAST_ITEMS = 2_000_000  # accepted catalogue ids up to this many are broadcast to the interaction join
 
 
 def _with_optional(frame, optional):
@@ -52,20 +53,6 @@ def _with_optional(frame, optional):
         if name not in frame.columns:
             frame = frame.withColumn(name, F.lit(None).cast("string"))
     return frame
-
-
-def _split(classified, table: str, schema):
-    """(accepted rows in `schema`, rejects in REJECTS, counts by reason)."""
-    classified = classified.persist()
-    accepted = classified.where("reject_reason IS NULL").select(*schema.names)
-    rejects = classified.where("reject_reason IS NOT NULL").selectExpr(
-        f"'{table}' AS table", "source_file", "reject_reason AS reason", "record"
-    )
-    counts = {
-        r["reason"] or "accepted": r["count"]
-        for r in classified.groupBy(classified.reject_reason.alias("reason")).count().collect()
-    }
-    return accepted, rejects, counts
 
 
 def input_warnings(tables: dict) -> list[str]:
@@ -94,67 +81,92 @@ def input_warnings(tables: dict) -> list[str]:
     return warnings
 
 
+def _read_raw(spark, table_input, name: str, required, optional):
+    """The raw table with the optional columns added and unknown ones dropped; (table, dropped names).
+
+    Raises:
+        InputSchemaError: naming the file, for a missing column, or column names equal up to case (Spark
+            resolves names without case, so it could not tell them apart).
+    """
+    from pyspark.errors import AnalysisException
+
+    try:
+        raw = read_input(spark, table_input, name)
+    except AnalysisException as err:
+        raise InputSchemaError(f"{table_input.path}: {name} input cannot be read: {err}") from err
+    present = [c for c in raw.columns if not c.startswith("_")]
+    folded = [c.lower() for c in present]
+    clashing = sorted({c for c in present if folded.count(c.lower()) > 1})
+    if clashing:
+        raise InputSchemaError(f"{table_input.path}: {name} input has columns equal up to case: {clashing}")
+    require_columns(present, required, name, table_input.path)
+    ignored = [c for c in present if c not in (*required, *optional)]
+    return _with_optional(raw, optional).drop(*ignored), ignored
+
+
 def run_validate(spark, config: JobConfig) -> dict:
-    """Validate the raw items and interactions; write accepted rows and rejects.
+    """Validate the raw items and interactions; write accepted rows and rejects, as one commit.
+
+    Every output (validated/items, validated/interactions, rejects) is written to staging and committed
+    only after every table's counts are in and the accounting guard (read = accepted + rejected) holds;
+    the summary is written last. So a failing guard or write leaves the previous run's outputs whole.
 
     Raises:
         InputSchemaError: when a required column is missing (names file and column).
-        InputDataError: when no row of a table is usable (after writing the rejects and the summary).
+        InputDataError: when no row of a table is usable (after committing the rejects and the summary).
     """
-    from pyspark.sql import functions as F
-
     if config.inputs is None:
         raise ValueError("config.inputs is not set: point inputs.interactions and inputs.items at your data")
     rules = config.inputs.rules
     summary: dict = {"job": "validate", "tables": {}, "rules": rules.model_dump(mode="json")}
-    rejects_all = None
-    for name, table_input, required, optional in (
-        ("items", config.inputs.items, ITEM_REQUIRED, ITEM_OPTIONAL),
-        ("interactions", config.inputs.interactions, INTERACTION_REQUIRED, INTERACTION_OPTIONAL),
-    ):
-        raw = read_input(spark, table_input, name)
-        present = [c for c in raw.columns if not c.startswith("_")]
-        require_columns(present, required, name, table_input.path)
-        ignored = [c for c in present if c not in (*required, *optional)]
-        raw = _with_optional(raw, optional).drop(*ignored)
-        if name == "items":
-            classified = raw.groupBy("item_id").applyInPandas(
-                lambda batch: classify_items(batch, rules), schema=ddl(schemas.ITEMS, _CLASSIFIED_TAIL)
-            )
-            accepted, rejects, counts = _split(classified, name, schemas.ITEMS)
-            write_atomic(accepted, config.table_path("validated/items"))
-        else:
-            # Known items by a join, not a catalogue collected to the driver and shipped to every task.
-            catalogue = (
-                read_table(spark, config.table_path("validated/items"))
-                .select(F.col("item_id").alias("_catalogue_item_id"))
-                .withColumn(KNOWN_ITEM, F.lit(True))
-            )
-            flagged = raw.join(catalogue, F.trim(raw["item_id"]) == catalogue["_catalogue_item_id"], "left")
-            classified = (
-                flagged.drop("_catalogue_item_id")
-                .groupBy("user_id")
-                .applyInPandas(  # a one-argument function: Spark would pass (key, batch) to two
-                    lambda batch: classify_interactions(batch, rules=rules),
-                    schema=ddl(schemas.INTERACTIONS, _CLASSIFIED_TAIL),
+    raw_items, ignored_items = _read_raw(spark, config.inputs.items, "items", ITEM_REQUIRED, ITEM_OPTIONAL)
+    raw_events, ignored_events = _read_raw(
+        spark, config.inputs.interactions, "interactions", INTERACTION_REQUIRED, INTERACTION_OPTIONAL
+    )
+    fs, scratch = HadoopFS(spark), f"{config.table_path('_staging')}/validate-{uuid.uuid4().hex}"
+    try:
+        items, item_rejects, item_counts = split_counts(
+            classified_items(raw_items, rules), "items", schemas.ITEMS, f"{scratch}-items"
+        )
+        events, event_rejects, event_counts = split_counts(
+            classified_interactions(raw_events, items, rules, item_counts["accepted"] <= _BROADCAST_ITEMS),
+            "interactions",
+            schemas.INTERACTIONS,
+            f"{scratch}-interactions",
+        )
+        for name, table_input, raw, counts, ignored in (
+            ("items", config.inputs.items, raw_items, item_counts, ignored_items),
+            ("interactions", config.inputs.interactions, raw_events, event_counts, ignored_events),
+        ):
+            read, rejected = raw.count(), sum(counts["rejected_by_reason"].values())
+            summary["tables"][name] = {
+                "source": table_input.path,
+                "read": read,
+                "accepted": counts["accepted"],
+                "rejected": rejected,
+                "rejected_by_reason": counts["rejected_by_reason"],
+                "nulled_by_reason": counts["nulled_by_reason"],  # optional values nulled, their rows kept
+                "rows_with_replaced_bytes": counts["replaced_bytes"],  # invalid UTF-8 read as U+FFFD
+                "ignored_columns": ignored,
+            }
+            if read != counts["accepted"] + rejected:  # would mean rows vanished or were doubled: commit nothing
+                raise RuntimeError(
+                    f"{name} ({table_input.path}): read {read} rows but accounted for {counts['accepted'] + rejected}"
                 )
+        staged = StagedOutputs(spark)
+        try:
+            staged.stage(items, config.table_path("validated/items"))
+            staged.stage(events, config.table_path("validated/interactions"))
+            summary["rejects_path"] = staged.stage(
+                item_rejects.unionByName(event_rejects), config.table_path("rejects")
             )
-            accepted, rejects, counts = _split(classified, name, schemas.INTERACTIONS)
-            write_atomic(accepted, config.table_path("validated/interactions"))
-        rejects_all = rejects if rejects_all is None else rejects_all.unionByName(rejects)
-        read = raw.count()
-        accepted_n = counts.pop("accepted", 0)
-        summary["tables"][name] = {
-            "source": table_input.path,
-            "read": read,
-            "accepted": accepted_n,
-            "rejected": sum(counts.values()),
-            "rejected_by_reason": counts,
-            "ignored_columns": ignored,
-        }
-        if read != accepted_n + sum(counts.values()):  # would mean rows vanished
-            raise RuntimeError(f"{name}: read {read} rows but accounted for {accepted_n + sum(counts.values())}")
-    summary["rejects_path"] = write_atomic(rejects_all, config.table_path("rejects"))
+            staged.commit()
+        finally:
+            staged.discard()
+    finally:
+        for part in ("items", "interactions"):
+            if fs.exists(f"{scratch}-{part}"):
+                fs.delete(f"{scratch}-{part}")
     summary["warnings"] = input_warnings(summary["tables"])
     for warning in summary["warnings"]:
         log.warning("%s", warning)

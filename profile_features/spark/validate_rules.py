@@ -1,0 +1,273 @@
+"""The validation stage's Spark plan: Python once per partition, every cross-row rule native.
+
+- Ids are normalised natively (`normalized_id`, the same INVISIBLE_CHARS pandas strips) before the
+  catalogue join, so the join key and the duplicate key are one identity.
+- Each row is judged alone by `check_*_rows` in `mapInPandas` (per partition, no shuffle).
+- The duplicate rule is a window over the key among the rows otherwise accepted, first in raw-record order
+  (then source file): the validated tables never hold two rows for one key.
+- `StagedOutputs` writes every output to its staging directory first and commits them only once all are
+  written, with the existing `commit_directory`: a failing guard or write leaves the previous run whole.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+
+from profile_features import schemas
+from profile_features.config import InputRules
+from profile_features.spark.common import ddl
+from profile_features.validation import (
+    DUPLICATE_INTERACTION,
+    DUPLICATE_ITEM,
+    INTERACTION_OPTIONAL,
+    INTERACTION_REQUIRED,
+    KNOWN_ITEM,
+    MALFORMED,
+    REPLACEMENT,
+    SOURCE_FILE,
+    check_interaction_rows,
+    check_item_rows,
+)
+from profile_features.validation_rules import INVISIBLE_CHARS, NULL_MARKERS
+
+__all__ = [
+    "CLASSIFIED_TAIL",
+    "normalized_id",
+    "classified_items",
+    "classified_interactions",
+    "split_counts",
+    "StagedOutputs",
+]
+
+CLASSIFIED_TAIL = [
+    ("reject_reason", "string"),
+    ("source_file", "string"),
+    ("record", "string"),
+    ("nulled_reason", "string"),
+    ("replaced_bytes", "boolean"),
+]
+
+
+def normalized_id(column):
+    """The Spark form of `validation_rules.normalize_ids`: `btrim` strips any of the same characters from both
+    ends, as Python's `str.strip(chars)` does (and several times faster than the equivalent regex)."""
+    from pyspark.sql import functions as F
+
+    return F.btrim(column, F.lit(INVISIBLE_CHARS))
+
+
+def _each_batch(check, batches):
+    for batch in batches:
+        yield check(batch)
+
+
+def _items_check(rules: InputRules, batch):
+    return check_item_rows(batch, rules)
+
+
+def _interactions_check(rules: InputRules, batch):
+    return check_interaction_rows(batch, rules=rules)
+
+
+def _mark_duplicates(classified, key: list[str], reason: str):
+    """Set `reason` on every repeat of `key` but the first among the rows otherwise accepted."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    usable = F.col("reject_reason").isNull()
+    order = Window.partitionBy(*key, usable).orderBy("record", "source_file")
+    return classified.withColumn(
+        "reject_reason",
+        F.when(usable & (F.row_number().over(order) > 1), F.lit(reason)).otherwise(F.col("reject_reason")),
+    )
+
+
+def _spread(raw):
+    """`raw` over every task slot at least: one small file is one partition, and Python runs per partition."""
+    slots = raw.sparkSession.sparkContext.defaultParallelism
+    return raw.repartition(slots) if raw.rdd.getNumPartitions() < slots else raw
+
+
+def classified_items(raw, rules: InputRules):
+    """Every raw catalogue row once, with its verdict (schema ITEMS + CLASSIFIED_TAIL)."""
+    checked = _spread(raw).mapInPandas(
+        functools.partial(_each_batch, functools.partial(_items_check, rules)),
+        schema=ddl(schemas.ITEMS, CLASSIFIED_TAIL),
+    )
+    return _mark_duplicates(checked, ["item_id"], DUPLICATE_ITEM)
+
+
+def _micros_bound(moment) -> int:
+    import pandas as pd
+
+    return int(pd.Timestamp(moment).value // 1000)
+
+
+def _fast_interactions(raw, rules: InputRules):
+    """(rows the native path judges, in the classified schema; the condition that picks them).
+
+    The common row, judged with Spark expressions that give exactly what `check_interaction_rows` gives:
+    not malformed, no U+FFFD, ids non-empty, within max_id_chars and on one line, an integer epoch of at most
+    18 digits in range in the first unit that reads it (exact integer arithmetic), a rating that is null, a
+    null marker or a plain decimal in range. Every other row goes to Python.
+    """
+    from pyspark.sql import functions as F
+
+    def norm(name):
+        return normalized_id(F.col(name))
+
+    def marker(column):
+        return F.lower(column).isin(*NULL_MARKERS)
+
+    lo, hi = _micros_bound(rules.timestamp_min), _micros_bound(rules.timestamp_max)
+    ceil_div = lambda a, b: -(-a // b)  # noqa: E731
+    n = F.col("_epoch")
+    units = ["s", "ms", "us", "ns"] if rules.timestamp_unit == "auto" else [rules.timestamp_unit]
+    micros = None
+    for unit in units:
+        if unit == "ns":
+            cond, value = (n >= lo * 1000) & (n < hi * 1000), F.expr("_epoch div 1000")
+        else:
+            scale = {"s": 1_000_000, "ms": 1_000, "us": 1}[unit]
+            cond, value = (n >= ceil_div(lo, scale)) & (n < ceil_div(hi, scale)), n * F.lit(scale)
+        micros = F.when(cond, value) if micros is None else micros.when(cond, value)
+    user, item, stamp, rating = norm("user_id"), norm("item_id"), norm("timestamp"), norm("rating")
+    plain_rating = rating.rlike(r"^-?[0-9]{1,15}(\.[0-9]{1,15})?$")
+    rating_value = F.when(plain_rating, rating.cast("double"))
+    columns = [c for c in (*INTERACTION_REQUIRED, *INTERACTION_OPTIONAL) if c in raw.columns]
+    fast = (
+        user.isNotNull()
+        & (F.length(user) > 0)
+        & (F.length(user) <= rules.max_id_chars)
+        & ~user.rlike("[\r\n]")
+        & item.isNotNull()
+        & (F.length(item) > 0)
+        & (F.length(item) <= rules.max_id_chars)
+        & ~item.rlike("[\r\n]")
+        & F.coalesce(~F.concat_ws("", *[F.col(c) for c in columns]).contains(REPLACEMENT), F.lit(True))
+        & F.col("_micros").isNotNull()
+        & (
+            F.col("rating").isNull()
+            | marker(rating)
+            | (plain_rating & (rating_value >= rules.rating_min) & (rating_value <= rules.rating_max))
+        )
+    )
+    if MALFORMED in raw.columns:
+        fast &= F.col(MALFORMED).isNull()
+    event = norm("event_type")
+    with_micros = raw.withColumn("_epoch", F.when(stamp.rlike("^[0-9]{1,18}$"), stamp.cast("long"))).withColumn(
+        "_micros", micros
+    )
+    record = F.to_json(F.struct(*[F.col(c) for c in columns]), {"ignoreNullFields": "false"})
+    judged = with_micros.where(fast).select(
+        user.alias("user_id"),
+        item.alias("item_id"),
+        F.expr("timestamp_micros(_micros)").alias("timestamp"),
+        rating_value.alias("rating"),
+        F.when(event.isNull() | marker(event), F.lit("interaction")).otherwise(event).alias("event_type"),
+        F.lit(None).cast("string").alias("reject_reason"),
+        F.col(SOURCE_FILE).alias("source_file"),
+        record.alias("record"),
+        F.lit(None).cast("string").alias("nulled_reason"),
+        F.lit(False).alias("replaced_bytes"),
+    )
+    rest = with_micros.where(~fast).drop("_epoch", "_micros")
+    return judged, rest
+
+
+def classified_interactions(raw, accepted_items, rules: InputRules, broadcast_items: bool = False):
+    """Every raw interaction once, with its verdict.
+
+    Rows are judged alone first (natively for the common row, else Python per partition), then the
+    catalogue's accepted ids (unique, already normalised) are joined on the normalised item id: a usable row
+    whose item is not there is "unknown item_id", the last row rule before the duplicate one (as in
+    `check_interaction_rows`).
+    """
+    from pyspark.sql import functions as F
+
+    judged, rest = _fast_interactions(raw, rules)
+    checked = _spread(rest.withColumn(KNOWN_ITEM, F.lit(True))).mapInPandas(
+        functools.partial(_each_batch, functools.partial(_interactions_check, rules)),
+        schema=ddl(schemas.INTERACTIONS, CLASSIFIED_TAIL),
+    )
+    checked = judged.unionByName(checked)
+    catalogue = accepted_items.select(F.col("item_id").alias("_catalogue_item_id"), F.lit(True).alias("_known"))
+    if broadcast_items:
+        catalogue = F.broadcast(catalogue)
+    flagged = checked.join(catalogue, checked["item_id"] == catalogue["_catalogue_item_id"], "left")
+    unknown = F.col("reject_reason").isNull() & F.col("_known").isNull()
+    judged = flagged.withColumn(
+        "reject_reason", F.when(unknown, F.lit("unknown item_id")).otherwise(F.col("reject_reason"))
+    ).drop("_catalogue_item_id", "_known")
+    return _mark_duplicates(judged, ["user_id", "item_id", "timestamp"], DUPLICATE_INTERACTION)
+
+
+def split_counts(classified, table: str, schema, scratch: str) -> tuple:
+    """(accepted rows in `schema`, rejects in REJECTS, counts), `classified` computed once.
+
+    `classified` is written once to the Parquet folder `scratch` and read back from there (the caller
+    deletes it when the run ends): cheaper than an in-memory cache, which spills and slows down
+    superlinearly at millions of rows, and never stale (Spark matches cached plans by their shape).
+    counts: {"accepted": n, "rejected_by_reason": {...}, "nulled_by_reason": {...}, "replaced_bytes": n}.
+    """
+    from pyspark.sql import functions as F
+
+    classified.write.mode("error").parquet(scratch)
+    classified = classified.sparkSession.read.parquet(scratch)
+    accepted = classified.where("reject_reason IS NULL").select(*schema.names)
+    rejects = classified.where("reject_reason IS NOT NULL").selectExpr(
+        f"'{table}' AS table", "source_file", "reject_reason AS reason", "record"
+    )
+    counts = {"accepted": 0, "rejected_by_reason": {}, "nulled_by_reason": {}, "replaced_bytes": 0}
+    grouped = classified.groupBy("reject_reason", "nulled_reason", "replaced_bytes").agg(F.count(F.lit(1)).alias("n"))
+    for row in grouped.collect():
+        if row.reject_reason is None:
+            counts["accepted"] += row.n
+            if row.nulled_reason is not None:
+                nulled = counts["nulled_by_reason"]
+                nulled[row.nulled_reason] = nulled.get(row.nulled_reason, 0) + row.n
+        else:
+            by_reason = counts["rejected_by_reason"]
+            by_reason[row.reject_reason] = by_reason.get(row.reject_reason, 0) + row.n
+        counts["replaced_bytes"] += row.n if row.replaced_bytes else 0
+    return accepted, rejects, counts
+
+
+class StagedOutputs:
+    """Tables written to staging first, committed together once every one is written.
+
+    The staging and lock paths are the ones `io.write_atomic` uses, so `commit_directory` (and its repair of
+    a killed commit) treats them as it treats any write. Between the first and the last rename a crash can
+    still leave some tables new and some old; every failure before that (a guard, a failed write) leaves
+    all of them as the previous run left them.
+    """
+
+    def __init__(self, spark):
+        from profile_features.spark.commit import HadoopFS
+
+        self._fs = HadoopFS(spark)
+        self._staged: list[tuple[str, str, str]] = []  # (staging, target, lock)
+
+    def stage(self, frame, path: str) -> str:
+        path = path.rstrip("/")
+        parent, name = path.rsplit("/", 1)
+        staging = f"{parent}/_staging/{name}-{uuid.uuid4().hex}"
+        self._staged.append((staging, path, f"{parent}/_staging/{name}.lock"))
+        frame.write.mode("error").parquet(staging)
+        return path
+
+    def commit(self) -> None:
+        from profile_features.spark.commit import commit_directory
+
+        while self._staged:
+            staging, target, lock = self._staged[0]
+            commit_directory(self._fs, staging, target, lock=lock)
+            self._staged.pop(0)
+
+    def discard(self) -> None:
+        """Delete what was staged but not committed (after a failure)."""
+        for staging, _, _ in self._staged:
+            if self._fs.exists(staging):
+                self._fs.delete(staging)
+        self._staged.clear()

@@ -1,0 +1,262 @@
+"""Regression tests of issue 33 through the real Spark validation stage (and the pandas functions it wraps):
+one identity per id, one reading per timestamp, text that is not what it seems, and one commit per run."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from profile_features.config import InputRules
+from profile_features.validation import check_item_rows, classify_interactions, classify_items
+from profile_features.validation_rules import is_empty_text, normalize_ids, parse_timestamps
+
+# Every one of these is one id "i1" (no-break, em, ideographic spaces, zero-width space, BOM, tab, bidi mark).
+SAME_ID = ["i1", " i1", "i1\u00a0", "\u2003i1", "i1\u3000", "\u200bi1", "\ufeffi1", "i1\t", "\u200ei1"]
+
+
+def test_one_normalisation_of_ids_strips_invisible_edges_and_keeps_case_and_inside():
+    assert normalize_ids(pd.Series(SAME_ID)).unique().tolist() == ["i1"]
+    assert normalize_ids(pd.Series(["I1", "i 1", "i\u00a01"])).tolist() == ["I1", "i 1", "i\u00a01"]
+
+
+def test_ids_equal_after_normalisation_are_duplicates_before_any_other_decision():
+    items = pd.DataFrame({"item_id": SAME_ID, "title": [f"t{n}" for n in range(len(SAME_ID))]})
+    out = classify_items(items)
+    assert out.reject_reason.isna().sum() == 1 and set(out.reject_reason.dropna()) == {"duplicate item_id"}
+    events = pd.DataFrame(
+        {
+            "user_id": ["u1", "u1\u2003", "\u00a0u1"],
+            "item_id": ["i1", "\u200bi1", "i1 "],
+            "timestamp": ["1700000000"] * 3,
+        }
+    )
+    verdicts = classify_interactions(events, {"i1 "}).reject_reason.tolist()
+    assert verdicts.count(None) == 1 and verdicts.count("duplicate interaction") == 2
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "now",
+        "today",
+        "yesterday",
+        "tomorrow",
+        "12/01/2023",
+        "01/12/2023",
+        "2023-11-14 22:15 PST",
+        "Nov 14 2023",
+        "2023-11-14T22:15:00 EST",
+        "1_700_000_000",
+        "2023-02-30",
+        "2023-11-14T24:00:00",
+    ],
+)
+def test_only_the_documented_time_forms_are_read(value):
+    parsed, reasons = parse_timestamps(pd.Series([value]))
+    assert reasons.tolist() == ["unparseable timestamp"] and parsed.isna().all()
+
+
+def test_iso_forms_with_offsets_and_epoch_forms_read_one_instant():
+    forms = [
+        "2023-11-14T22:15:00Z",
+        "2023-11-14 23:15:00+01:00",
+        "2023-11-14T17:15-0500",
+        "2023-11-14T22:15:00",
+        "1700000100",
+        "1700000100000",
+        "1700000100000000",
+        "1700000100000000999",
+    ]
+    parsed, reasons = parse_timestamps(pd.Series(forms))
+    assert reasons.isna().all() and set(parsed) == {pd.Timestamp("2023-11-14T22:15:00Z")}
+
+
+def test_a_sub_microsecond_value_reads_the_same_alone_and_in_any_batch():
+    values = ["1700000100123456789", "2023-11-14T22:15:00.123456789Z", "1700000100.1234567"]
+    together, _ = parse_timestamps(pd.Series(values + ["1.5", "junk"]))
+    for i, value in enumerate(values):
+        alone, _ = parse_timestamps(pd.Series([value]))
+        assert alone.iloc[0] == together.iloc[i]
+    assert together.iloc[0] == together.iloc[1] == pd.Timestamp("2023-11-14T22:15:00.123456Z")
+
+
+def test_an_out_of_range_instant_gets_one_reason_in_every_form():
+    forms = ["1850-01-01", "1850-01-01T00:00:00Z", "0001-01-01", "9999-12-31T23:59:59Z", "-3786825600", "4102444800"]
+    _, reasons = parse_timestamps(pd.Series(forms), InputRules(timestamp_unit="s"))
+    assert set(reasons) == {"timestamp out of range"}
+    _, auto = parse_timestamps(pd.Series(["1850-01-01", "-3786825600"]))
+    assert set(auto) == {"timestamp out of range"}
+
+
+def test_null_markers_and_bad_optional_values_null_the_field_and_keep_the_item():
+    items = pd.DataFrame(
+        {
+            "item_id": ["a", "b", "c", "d", "e"],
+            "title": ["A", "B", "C", "\u200b\u00a0 ", "E"],
+            "year": ["NA", "abc", "1999", "2000", "N/A"],
+            "genres": ["null", "-", "Rock", "", "None"],
+        }
+    )
+    out = check_item_rows(items)
+    assert out.reject_reason.tolist() == [None, None, None, "empty title", None]
+    assert out.nulled_reason.tolist() == [None, "unparseable year", None, None, None]
+    assert out.year.tolist()[:3] == [pd.NA, pd.NA, 1999] and out.genres.tolist()[:3] == ["", "", "Rock"]
+    assert is_empty_text(pd.Series(["\u200b", "\u202e", " a "])).tolist() == [True, True, False]
+
+
+# ---------------------------------------------------------------- real Spark
+
+
+def _validate(tmp_path, events_text: str, items_text: str, **rules):
+    from pyspark.sql import SparkSession
+
+    from profile_features.config import JobConfig
+    from profile_features.spark.stages import run_validate
+
+    (tmp_path / "events.csv").write_bytes(events_text.encode("utf-8", "surrogateescape"))
+    (tmp_path / "items.csv").write_bytes(items_text.encode("utf-8", "surrogateescape"))
+    config = JobConfig.model_validate(
+        {
+            "data_dir": str(tmp_path / "data"),
+            "inputs": {
+                "interactions": {"path": str(tmp_path / "events.csv")},
+                "items": {"path": str(tmp_path / "items.csv")},
+                "rules": rules,
+            },
+        }
+    )
+    return run_validate(SparkSession.getActiveSession(), config)
+
+
+def _table(tmp_path, name):
+    return pd.read_parquet(tmp_path / "data" / name)
+
+
+@pytest.mark.spark
+def test_spark_ids_are_one_identity_and_tables_hold_one_row_per_key(tmp_path, spark):
+    items = "item_id,title\n" + "".join(f'"{i}",T{n}\n' for n, i in enumerate(SAME_ID)) + "i2,Beta\n"
+    events = (
+        "user_id,item_id,timestamp\n"
+        'u1,i1,1700000000\n"u1\u2003",\u200bi1,1700000000\n"\u00a0u1","i1 ",1700000000\nu2,"i2\u00a0",1700000001\n'
+    )
+    summary = _validate(tmp_path, events, items)
+    tables = summary["tables"]
+    assert tables["items"]["accepted"] == 2 and tables["items"]["rejected_by_reason"] == {
+        "duplicate item_id": len(SAME_ID) - 1
+    }
+    assert tables["interactions"]["accepted"] == 2
+    assert tables["interactions"]["rejected_by_reason"] == {"duplicate interaction": 2}
+    kept_items, kept_events = _table(tmp_path, "validated/items"), _table(tmp_path, "validated/interactions")
+    assert sorted(kept_items.item_id) == ["i1", "i2"]
+    assert not kept_events.duplicated(["user_id", "item_id", "timestamp"]).any()
+    assert sorted(kept_events.user_id) == ["u1", "u2"]
+    for table in tables.values():
+        assert table["read"] == table["accepted"] + table["rejected"]
+    # Spark and pandas keep the same row
+    pandas_kept = classify_items(pd.read_csv(tmp_path / "items.csv", dtype=str, keep_default_na=False))
+    assert set(pandas_kept.loc[pandas_kept.reject_reason.isna(), "title"]) == set(kept_items.title)
+
+
+@pytest.mark.spark
+def test_spark_time_text_and_optional_values(tmp_path, spark):
+    items = 'item_id,title,year\ni1,Alpha,NA\ni2,Beta,abc\ni3,"\u200b\u00a0",1999\ni4,Caf\udce9,2001\n'
+    events = (
+        "user_id,item_id,timestamp,rating\n"
+        "u1,i1,now,4\nu1,i1,yesterday,4\nu1,i2,12/01/2023,4\nu1,i2,2023-11-14 22:15 PST,4\n"
+        "u2,i1,2023-11-14T23:15:00+01:00,NA\nu2,i2,1700000100000,great\nu3,i1,1850-01-01,4\nu3,i2,-3786825600,4\n"
+    )
+    summary = _validate(tmp_path, events, items)
+    items_t, events_t = summary["tables"]["items"], summary["tables"]["interactions"]
+    assert items_t["rejected_by_reason"] == {"empty title": 1}
+    assert items_t["nulled_by_reason"] == {"unparseable year": 1}  # "NA" is a null, "abc" is counted
+    assert items_t["rows_with_replaced_bytes"] == 1
+    assert events_t["rejected_by_reason"] == {"unparseable timestamp": 4, "timestamp out of range": 2}
+    assert events_t["nulled_by_reason"] == {"unparseable rating": 1} and events_t["accepted"] == 2
+    kept = _table(tmp_path, "validated/interactions")
+    assert set(kept.timestamp) == {pd.Timestamp("2023-11-14T22:15:00Z")}
+
+
+@pytest.mark.spark
+def test_spark_an_unclosed_quote_is_a_reject_not_lost_rows(tmp_path, spark):
+    items = "item_id,title\ni1,Alpha\ni2,Beta\n"
+    events = 'user_id,item_id,timestamp\nu1,i1,1700000000\nu2,"i2,1700000001\nu3,i1,1700000002\nu4,i1,1700000003\n'
+    summary = _validate(tmp_path, events, items)
+    reasons = summary["tables"]["interactions"]["rejected_by_reason"]
+    assert reasons == {"line break inside user_id, item_id or timestamp (an unclosed CSV quote?)": 1}
+    assert summary["tables"]["interactions"]["accepted"] == 1
+    record = _table(tmp_path, "rejects").query("table == 'interactions'").record.iloc[0]
+    assert "u4" in json.dumps(json.loads(record))  # the swallowed rows are in the reject, not gone
+
+
+@pytest.mark.spark
+def test_spark_a_failing_guard_leaves_the_previous_run_whole(tmp_path, spark, monkeypatch):
+    from profile_features.spark import stages
+
+    good = "user_id,item_id,timestamp\nu1,i1,1700000000\n"
+    _validate(tmp_path, good, "item_id,title\ni1,Alpha\n")
+    before = {name: _table(tmp_path, name) for name in ("validated/items", "validated/interactions", "rejects")}
+    runs = sorted((tmp_path / "data" / "runs").iterdir())
+    real = stages.split_counts
+
+    def doubled(classified, table, schema, scratch):  # fault injection: a doubled row trips the guard
+        accepted, rejects, counts = real(classified, table, schema, scratch)
+        if table == "interactions":
+            counts["accepted"] += 1
+        return accepted, rejects, counts
+
+    monkeypatch.setattr(stages, "split_counts", doubled)
+    bad_items = "item_id,title\ni1,Other\ni9,New\n"
+    with pytest.raises(RuntimeError, match=r"events\.csv.*read 2 rows but accounted for 3"):
+        _validate(tmp_path, good + "u2,i9,1700000001\n", bad_items)
+    for name, frame in before.items():
+        pd.testing.assert_frame_equal(_table(tmp_path, name), frame)
+    assert sorted((tmp_path / "data" / "runs").iterdir()) == runs
+    assert not any((tmp_path / "data" / "validated" / "_staging").glob("*-*"))
+    assert not any((tmp_path / "data" / "_staging").glob("validate-*"))  # the scratch tables are gone
+
+
+def test_the_strip_set_and_the_regex_spark_uses_name_the_same_characters():
+    import re
+
+    from profile_features.validation_rules import ID_EDGES, INVISIBLE_CHARS
+
+    bmp = [chr(c) for c in range(0x10000) if not 0xD800 <= c <= 0xDFFF]
+    by_regex = {c for c in bmp if re.sub(ID_EDGES, "", f"{c}x{c}") == "x"}
+    assert by_regex == set(INVISIBLE_CHARS)
+    assert set(" \t\n\r\u00a0\u2003\u3000\u200b\u200e\u202e\ufeff") <= by_regex and "x" not in by_regex
+
+
+@pytest.mark.spark
+def test_spark_native_and_python_paths_give_the_pandas_verdicts(tmp_path, spark):
+    """The common row is judged with Spark expressions, the rest in Python: both must equal the pandas rules."""
+    rows = [
+        ["u1", "i1", "1700000000", "4"], ["u1", "i1", "1700000000", "4"], [" u2", "i1\u00a0", "1700000000123", ""],
+        ["u3", "i2", "1700000000123456", "NA"], ["u4", "i2", "1700000000123456789", "-1"],
+        ["u5", "i1", "2023-11-14", "5"],
+        ["u6", "i9", "1700000001", "3"], ["u7", "i1", "0", "3"], ["u8", "i1", "99999999999999999999", "3"],
+        ["u9", "", "1700000002", "3"], ["u10", "i2", "1700000003", "4.25"], ["u11", "i2", "+1700000003", "1e2"],
+        ["u12", "i1", "1700000004", "abc"], ["u13", "i1", "1700000004.5", "4"], ["u\u200b", "i2", "1700000005", "2"],
+    ]  # fmt: skip
+    events = "user_id,item_id,timestamp,rating\n" + "".join(",".join(f'"{v}"' for v in row) + "\n" for row in rows)
+    summary = _validate(tmp_path, events, "item_id,title\ni1,Alpha\ni2,Beta\n")
+    batch = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp", "rating"]).replace("", None)
+    expected = classify_interactions(batch, {"i1", "i2"})
+    table = summary["tables"]["interactions"]
+    assert table["rejected_by_reason"] == expected.reject_reason.value_counts().to_dict()
+    assert (
+        table["nulled_by_reason"] == expected.loc[expected.reject_reason.isna()].nulled_reason.value_counts().to_dict()
+    )
+    kept = _table(tmp_path, "validated/interactions").sort_values(["user_id", "timestamp"]).reset_index(drop=True)
+    want = expected.loc[expected.reject_reason.isna(), kept.columns].sort_values(["user_id", "timestamp"])
+    want = want.reset_index(drop=True).astype({"timestamp": kept.timestamp.dtype})
+    pd.testing.assert_frame_equal(kept, want, check_dtype=False)
+
+
+@pytest.mark.spark
+def test_spark_header_names_equal_up_to_case_name_the_file(tmp_path, spark):
+    from profile_features.validation import InputSchemaError
+
+    with pytest.raises(InputSchemaError, match=r"items\.csv: items input .*title"):
+        _validate(tmp_path, "user_id,item_id,timestamp\nu1,i1,1700000000\n", "item_id,title,Title\ni1,A,B\n")
