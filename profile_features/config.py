@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 import yaml
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from profile_features import storage
 from profile_features.profiles.config import ProfileConfig
+from profile_features.safe_yaml import load_yaml
 from profile_features.strict_model import StrictModel
 
 __all__ = [
@@ -34,6 +35,8 @@ __all__ = [
     "JobConfig",
     "load_config",
     "apply_overrides",
+    "ConfigError",
+    "describe_validation_error",
 ]
 
 
@@ -195,6 +198,15 @@ class SparkConfig(StrictModel):
     conf: dict[str, str] = Field(default_factory=dict)
     log_level: str | None = None  # None: leave Spark's own (log4j2 config); e.g. "WARN" for the demo
 
+    @field_validator("conf", mode="before")
+    @classmethod
+    def _as_text(cls, value):
+        """Spark options are strings; YAML reads `8` and `true` as a number and a bool."""
+        if not isinstance(value, dict):
+            return value
+        text = lambda v: str(v).lower() if isinstance(v, bool) else str(v)  # noqa: E731
+        return {str(k): text(v) for k, v in value.items()}
+
 
 class JobConfig(StrictModel):
     """Root config shared by all batch jobs."""
@@ -213,20 +225,63 @@ class JobConfig(StrictModel):
         return storage.join(self.data_dir, name)
 
 
-def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply `dotted.key=value` overrides; values are parsed as YAML scalars."""
+class ConfigError(ValueError):
+    """The config (file or `--set`) is not valid; the message is one line naming the file and the field."""
+
+
+def _dict_field_at(model: type[BaseModel] | None, parts: list[str]) -> int | None:
+    """How many leading `parts` lead to a dict-valued field (`spark.conf`, `inputs.items.columns`),
+    or None. The rest of a dotted key after such a field is one key: `spark.conf.spark.driver.memory`
+    sets the Spark option `spark.driver.memory`, not a nested `spark: {driver: ...}`."""
+    for depth, part in enumerate(parts):
+        field = model.model_fields.get(part) if model is not None else None
+        if field is None:
+            return None
+        kinds = [field.annotation, *get_args(field.annotation)]
+        if any(get_origin(kind) is dict or kind is dict for kind in kinds):
+            return depth + 1
+        model = next((k for k in kinds if isinstance(k, type) and issubclass(k, BaseModel)), None)
+    return None
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str], model: type[BaseModel] | None = None) -> dict[str, Any]:
+    """Apply `dotted.key=value` overrides; values are parsed as YAML scalars.
+
+    With `model` (the config class), a key that reaches a dict-valued field keeps the rest of its
+    path whole as one key, and its value as written (Spark options are strings: `4` stays "4").
+    """
     for item in overrides:
         if "=" not in item:
-            raise ValueError(f"override {item!r} is not of the form dotted.key=value")
+            raise ConfigError(f"--set {item!r} is not of the form dotted.key=value")
         key, value = item.split("=", 1)
+        parts = key.strip().split(".")
+        if not all(parts):
+            raise ConfigError(f"--set {item!r}: empty part in the key {key!r}")
+        whole = _dict_field_at(model, parts)
+        into_dict = whole is not None and whole < len(parts)
+        if into_dict:
+            parts = [*parts[:whole], ".".join(parts[whole:])]
         node = raw
-        parts = key.split(".")
         for part in parts[:-1]:
-            node = node.setdefault(part, {})
+            if node.get(part) is None:  # absent, or left empty in the YAML (`inputs:`)
+                node[part] = {}
+            node = node[part]
             if not isinstance(node, dict):
-                raise ValueError(f"override {item!r}: {part!r} is not a mapping")
-        node[parts[-1]] = yaml.safe_load(value)
+                raise ConfigError(f"--set {item!r}: {part!r} is not a mapping")
+        node[parts[-1]] = value if into_dict else yaml.safe_load(value)
     return raw
+
+
+def describe_validation_error(err: ValidationError) -> str:
+    """pydantic's errors as one line: `history.max_lenght: unknown key; embedding.batch_size: ...`."""
+    messages = []
+    for error in err.errors():
+        where = ".".join(str(part) for part in error["loc"]) or "<top level>"
+        text = "unknown key (not a setting here)" if error["type"] == "extra_forbidden" else error["msg"]
+        if error["type"] not in ("extra_forbidden", "missing") and "input" in error:
+            text += f" (got {error['input']!r})"
+        messages.append(f"{where}: {text}")
+    return "; ".join(messages)
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> JobConfig:
@@ -234,11 +289,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     raw: dict[str, Any] = {}
     if path is not None:
         text = Path(path).read_text()
-        raw = yaml.safe_load(text) or {}
+        raw = load_yaml(text, str(path)) or {}  # refuses alias bombs before pydantic walks them
         if not isinstance(raw, dict):
-            raise ValueError(f"{path}: expected a YAML mapping at the top level")
-    raw = apply_overrides(raw, overrides or [])
+            raise ConfigError(f"{path}: expected a YAML mapping at the top level")
+    raw = apply_overrides(raw, overrides or [], JobConfig)
     try:
         return JobConfig.model_validate(raw)
-    except Exception as err:  # pydantic's message names the field; add the file
-        raise ValueError(f"invalid config {path or '<defaults>'}: {err}") from err
+    except ValidationError as err:  # pydantic's message names the field; add the file, keep it one line
+        raise ConfigError(f"invalid config {path or '<defaults>'}: {describe_validation_error(err)}") from err

@@ -40,6 +40,8 @@ __all__ = [
     "delete",
     "upload_dir",
     "local_copy",
+    "StorageUnreachable",
+    "check_reachable",
 ]
 
 _S3_SCHEMES = {"s3", "s3a", "s3n"}
@@ -191,3 +193,60 @@ def local_copy(uri: str | os.PathLike) -> Iterator[Path]:
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+class StorageUnreachable(ValueError):
+    """A path's host does not resolve, or a local folder cannot be written; found in seconds."""
+
+
+# Schemes whose URI authority is a bucket or container, not a host name.
+_BUCKET_SCHEMES = {"s3", "s3a", "s3n", "gs", "gcs"}
+
+
+def _resolves(host: str, timeout_s: float) -> bool:
+    """Whether DNS knows `host`, within `timeout_s` (getaddrinfo itself has no timeout)."""
+    import socket
+    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import TimeoutError as Timeout
+
+    pool = ThreadPoolExecutor(max_workers=1)
+    try:
+        pool.submit(socket.getaddrinfo, host, None).result(timeout=timeout_s)
+        return True
+    except (OSError, Timeout):
+        return False
+    finally:
+        pool.shutdown(wait=False)
+
+
+def check_reachable(uri: str | os.PathLike, what: str = "path", timeout_s: float = 5.0) -> None:
+    """Fail fast where a job would otherwise fail after minutes of work: a host that does not
+    resolve (hdfs://namenode/..., an S3 endpoint in AWS_ENDPOINT_URL), or a local folder that
+    cannot be created or written. Whether the path exists is the caller's question.
+
+    Raises:
+        StorageUnreachable: naming the path, the host and what to change.
+    """
+    text = str(uri)
+    if not is_uri(text) or text.lower().startswith("file://"):
+        local = Path(urlparse(text).path if is_uri(text) else normalize(text))
+        parent = next((p for p in (local, *local.parents) if p.exists()), None)
+        if parent is not None and not (parent.is_dir() and os.access(parent, os.W_OK | os.X_OK)):
+            if what == "data_dir":  # inputs are only read
+                raise StorageUnreachable(f"{what} {text}: cannot write under {parent} (permissions, or not a folder)")
+        return
+    parsed = urlparse(text)
+    scheme = parsed.scheme.lower()
+    hosts = []
+    if scheme in _S3_SCHEMES:
+        endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3")
+        if endpoint:
+            hosts.append((urlparse(endpoint).hostname or endpoint, "AWS_ENDPOINT_URL"))
+    elif scheme not in _BUCKET_SCHEMES and parsed.hostname:
+        hosts.append((parsed.hostname, "the URI"))
+    for host, source in hosts:
+        if not _resolves(host, timeout_s):
+            raise StorageUnreachable(
+                f"{what} {text}: the host {host!r} (from {source}) does not resolve; check the name "
+                f"(hdfs://<namenode>:<port>/..., or the S3 endpoint) or this machine's DNS"
+            )

@@ -9,13 +9,13 @@ partition of histories/, user_stats/ and item_stats/.
 
 import sys
 
-from profile_features.spark.entry import run_job
+from profile_features.spark.entry import Needs, run_job, run_main
 from profile_features.spark.stages import run_histories
 
 
 def main(argv=None):
-    return run_job(run_histories, __doc__, argv)
+    return run_job(run_histories, __doc__, argv, needs=Needs())
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(run_main(main))

@@ -8,13 +8,13 @@ a local model folder (default: the packaged all-MiniLM-L6-v2).
 
 import sys
 
-from profile_features.spark.entry import run_job
+from profile_features.spark.entry import Needs, run_job, run_main
 from profile_features.spark.stages import run_embeddings
 
 
 def main(argv=None):
-    return run_job(run_embeddings, __doc__, argv)
+    return run_job(run_embeddings, __doc__, argv, needs=Needs(embed=True))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(run_main(main))

@@ -24,7 +24,7 @@ else keeps their previous profile:
 
 import sys
 
-from profile_features.spark.entry import job_parser, run_job
+from profile_features.spark.entry import Needs, job_parser, run_job, run_main
 from profile_features.spark.profile_estimate import estimate_profiles
 from profile_features.spark.profile_job import run_profiles
 
@@ -37,9 +37,11 @@ def main(argv=None):
     parser.add_argument("--sample", type=int, default=2000, help="dry run: histories whose tokens are counted")
     args, _ = parser.parse_known_args(argv)
     if args.dry_run:
-        return run_job(lambda spark, config: estimate_profiles(spark, config, args.sample), __doc__, argv, parser)
-    return run_job(run_profiles, __doc__, argv, parser)
+        return run_job(
+            lambda spark, config: estimate_profiles(spark, config, args.sample), __doc__, argv, parser, Needs()
+        )
+    return run_job(run_profiles, __doc__, argv, parser, Needs(profiles=True))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(run_main(main))

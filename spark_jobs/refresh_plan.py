@@ -10,29 +10,27 @@ or .csv and pass it to the profile job as `profile.only_users`. Same as
 `profile-features refresh-plan`, under spark-submit's master and settings.
 """
 
-import json
 import sys
 
-from profile_features.config import load_config
 from profile_features.freshness.commands import add_plan_arguments
 from profile_features.freshness.refresh_plan import build_refresh_plan, write_plan
-from profile_features.spark.entry import job_parser
-from profile_features.spark.session import build_spark
+from profile_features.spark.entry import job_parser, run_job, run_main
 
 
 def main(argv=None):
     parser = job_parser(__doc__)
     add_plan_arguments(parser)
-    args = parser.parse_args(argv)
-    config = load_config(args.config, args.overrides)
-    spark = build_spark(config.spark)
-    selected, summary = build_refresh_plan(
-        config.data_dir, args.budget, args.budget_fraction, args.run_date, args.min_drift, spark=spark
-    )
-    summary["output"] = str(write_plan(selected, args.out))
-    print(json.dumps(summary, indent=2))
-    return summary
+    args, _ = parser.parse_known_args(argv)
+
+    def plan(spark, config):
+        selected, summary = build_refresh_plan(
+            config.data_dir, args.budget, args.budget_fraction, args.run_date, args.min_drift, spark=spark
+        )
+        summary["output"] = str(write_plan(selected, args.out))
+        return summary
+
+    return run_job(plan, __doc__, argv, parser)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(run_main(main))

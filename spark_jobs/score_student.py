@@ -12,13 +12,13 @@ checkpoint loads once per executor Python worker. Train one with
 
 import sys
 
-from profile_features.spark.entry import run_job
+from profile_features.spark.entry import Needs, run_job, run_main
 from profile_features.spark.student_job import run_score_student
 
 
 def main(argv=None):
-    return run_job(run_score_student, __doc__, argv)
+    return run_job(run_score_student, __doc__, argv, needs=Needs(torch=True))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(run_main(main))

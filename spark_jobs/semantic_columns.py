@@ -9,13 +9,13 @@ provenance) and reuses them for later snapshots unless `semantic.refit` is set.
 
 import sys
 
-from profile_features.spark.entry import run_job
+from profile_features.spark.entry import Needs, run_job, run_main
 from profile_features.spark.semantic_job import run_semantic_columns
 
 
 def main(argv=None):
-    return run_job(run_semantic_columns, __doc__, argv)
+    return run_job(run_semantic_columns, __doc__, argv, needs=Needs(semantic=True))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(run_main(main))

@@ -9,13 +9,13 @@ profile vectors (no leakage); writes <data_dir>/student/run_date=<date>/.
 
 import sys
 
-from profile_features.spark.entry import run_job
+from profile_features.spark.entry import Needs, run_job, run_main
 from profile_features.spark.student_job import run_train_student
 
 
 def main(argv=None):
-    return run_job(run_train_student, __doc__, argv)
+    return run_job(run_train_student, __doc__, argv, needs=Needs(torch=True))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(run_main(main))

@@ -8,13 +8,13 @@ is either accepted or written to `<data_dir>/rejects` with its reason.
 
 import sys
 
-from profile_features.spark.entry import run_job
+from profile_features.spark.entry import Needs, run_job, run_main
 from profile_features.spark.stages import run_validate
 
 
 def main(argv=None):
-    return run_job(run_validate, __doc__, argv)
+    return run_job(run_validate, __doc__, argv, needs=Needs(inputs=True))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(run_main(main))

@@ -68,3 +68,44 @@ def test_the_shipped_job_config_loads_with_the_defaults_it_shows():
     defaults = JobConfig(data_dir=config.data_dir, inputs=config.inputs)
     assert config.history == defaults.history and config.semantic == defaults.semantic
     assert config.embedding == defaults.embedding and config.spark == defaults.spark
+
+
+def test_set_under_a_mapping_keeps_the_rest_of_the_key_whole(tmp_path):
+    """`--set spark.conf.spark.driver.memory=1g` is the Spark option `spark.driver.memory`, not a nested key."""
+    path = tmp_path / "job.yaml"
+    path.write_text("inputs:\n  interactions: {path: e.csv}\n  items: {path: i.csv}\nspark:\n  conf: {spark.a.b: x}\n")
+    config = load_config(
+        path,
+        [
+            "spark.conf.spark.driver.memory=1g",
+            "spark.conf.spark.sql.shuffle.partitions=4",  # stays the text "4": Spark options are strings
+            "inputs.items.columns.description=blurb.text",
+            "spark.master=local[2]",
+        ],
+    )
+    assert config.spark.conf == {"spark.a.b": "x", "spark.driver.memory": "1g", "spark.sql.shuffle.partitions": "4"}
+    assert config.inputs.items.columns == {"description": "blurb.text"}
+    assert config.spark.master == "local[2]"
+    assert load_config(None, ["spark.conf={spark.x: 1, spark.y: true}"]).spark.conf == {
+        "spark.x": "1",
+        "spark.y": "true",
+    }
+
+
+def test_config_errors_are_one_line_naming_the_file_and_every_field(tmp_path):
+    from profile_features.config import ConfigError
+
+    path = tmp_path / "job.yaml"
+    path.write_text("history:\n  max_lenght: 20\nembedding:\n  batch_size: -1\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert "\n" not in message and str(path) in message
+    assert (
+        "history.max_lenght: unknown key" in message
+        and "embedding.batch_size: Input should be greater than 0" in message
+    )
+    with pytest.raises(ConfigError, match="not of the form dotted.key=value"):
+        load_config(None, ["history.max_length"])
+    with pytest.raises(ConfigError, match="'max_length' is not a mapping"):
+        load_config(None, ["history.max_length=3", "history.max_length.x=1"])
