@@ -1,5 +1,8 @@
 """Train a LightGBM lambdarank ranker with and without the semantic columns.
 
+This is the evaluation (column sets, seeds, metrics); examples/rank_with_lightgbm.py is the short
+loop to copy into your own code.
+
     python examples/lightgbm_ranker.py                       # generated sample data
     python examples/lightgbm_ranker.py --dataset ml-100k     # ../shared/datasets/ml-100k
 

@@ -1,5 +1,8 @@
 """Train a PyTorch two-tower retrieval model with and without the semantic inputs.
 
+This is the evaluation (column sets, seeds, metrics); examples/retrieve_with_two_tower.py is the short
+loop to copy into your own code.
+
     python examples/two_tower.py                       # generated sample data
     python examples/two_tower.py --dataset ml-100k     # ../shared/datasets/ml-100k
 

@@ -121,6 +121,7 @@ USER_STUDENT = pa.schema(
         ("student_history_len", pa.int64()),
         ("student_fallback", pa.bool_()),
         ("student_checkpoint_id", pa.string()),
+        ("student_variant", pa.string()),
     ]
 )
 

@@ -426,3 +426,13 @@ def test_two_spark_jobs_writing_one_partition_at_once_leave_one_jobs_rows(tmp_pa
     rows = pd.read_parquet(Path(table) / "run_date=2026-01-01")
     assert len(rows) == 50 and rows.job.nunique() == 1
     assert not list((tmp_path / "_staging").glob("t.lock")) and not list((tmp_path / "_staging").glob("*replaced*"))
+
+
+@pytest.mark.parametrize("at", STEPS)
+def test_materialize_settles_a_killed_commit_before_feast_reads_the_source(tmp_path, at):
+    from profile_features.feast.materialize import settle_source
+
+    target, staging_dir, _ = _killed_commit(tmp_path, at)
+    settle_source(str(target.parent))  # a FileSource names the table folder
+    assert _content(target) == SETTLED[at]
+    assert list(staging_dir.iterdir()) == []

@@ -153,3 +153,83 @@ def test_the_repos_own_entities(tmp_path):
     driver = Entity(name="driver", join_keys=["driver_id"], value_type=ValueType.INT64)
     with pytest.raises(ValueError, match="'driver'.*INT64.*string ids"):
         build_definitions(FeastSettings(data_dir=str(tmp_path), semantic_components=2), user_entity=driver)
+
+
+GBDT_ORDER = [
+    "user_interaction_count",
+    "user_mean_rating",
+    "user_days_active",
+    "item_interaction_count",
+    "item_mean_rating",
+    "profile_pc_0",
+    "profile_pc_1",
+    "profile_cluster",
+    "item_pc_0",
+    "item_pc_1",
+    "item_cluster",
+    "item_sid_0",
+    "profile_item_similarity",
+    "student_item_similarity",
+    "student_item_score",
+    "profile_drift",
+    "student_history_len",
+]
+
+
+def test_gbdt_ranker_has_the_documented_column_order(tmp_path):
+    from profile_features.feast import service_columns
+
+    settings = FeastSettings(data_dir=str(tmp_path), semantic_components=2, semantic_id_levels=1)
+    assert service_columns(build_definitions(settings).gbdt_ranker) == GBDT_ORDER
+    no_student = build_definitions(settings.model_copy(update={"student": False, "stats": False}))
+    assert service_columns(no_student.gbdt_ranker) == [
+        c for c in GBDT_ORDER if not c.startswith(("user_", "item_i", "item_m", "student_", "profile_drift"))
+    ]
+    assert service_columns(build_definitions(settings).two_tower, full_feature_names=True)[:2] == [
+        "user_profile__profile_embedding",
+        "item_text__item_text_embedding",
+    ]
+
+
+def test_column_order_does_not_depend_on_the_process(tmp_path):
+    """Feast's own online frames follow set order, which string hashing changes per process; ours must not."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "from profile_features.feast import FeastSettings, build_definitions, service_columns\n"
+        f"settings = FeastSettings(data_dir={str(tmp_path)!r}, semantic_components=2, semantic_id_levels=1)\n"
+        "d = build_definitions(settings)\n"
+        "print(','.join(service_columns(d.gbdt_ranker)))"
+    )
+    orders = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout.strip()
+        for seed in ("1", "2")
+    }
+    assert orders == {",".join(GBDT_ORDER)}
+
+
+def test_sources_serialise_the_same_whenever_they_are_built(tmp_path):
+    """`feast apply` compares each view's spec, source meta included: sources built a second later (and
+    stamped by the registry on apply) must give the same proto, or every re-apply lists every view."""
+    from datetime import datetime, timezone
+
+    settings = FeastSettings(data_dir=str(tmp_path), semantic_components=2)
+    first = build_definitions(settings)
+    time.sleep(1.1)
+    second = build_definitions(settings)
+    second.user_profile.batch_source.last_updated_timestamp = datetime.now(timezone.utc)  # what apply does
+    assert first.user_profile.to_proto().spec == second.user_profile.to_proto().spec
+    assert second.user_profile.batch_source.to_proto().meta.HasField("created_timestamp")
+    spark = build_definitions(settings.model_copy(update={"source": "spark"}))
+    assert (
+        spark.item_stats.batch_source.to_proto()
+        == build_definitions(settings.model_copy(update={"source": "spark"})).item_stats.batch_source.to_proto()
+    )

@@ -90,3 +90,16 @@ def test_online_reads_serve_both(dropped_in, pipeline_run):
     k = sum(c.startswith("item_pc_") for c in items.columns)
     assert k > 0 and {f"item_pc_{i}" for i in range(k)} == {c for c in ranker.columns if c.startswith("item_pc_")}
     assert ranker.profile_item_similarity.between(-1, 1).all() and "user_interaction_count" not in ranker
+
+
+def test_our_materialize_checks_the_templates_views_too(dropped_in, capsys):
+    """`profile-features materialize` in the `feast init` repo: the template's int-keyed driver views and
+    our prefixed, remapped ones are continued and read back (their online rows are the sources' newest)."""
+    from profile_features.cli import main
+
+    repo, _ = dropped_in
+    assert main(["materialize", "--repo", str(repo)]) == 0
+    printed = capsys.readouterr().out
+    for view in ("driver_hourly_stats", "pf_user_profile", "pf_item_semantic"):
+        line = next(line for line in printed.splitlines() if line.startswith(f"{view}: "))
+        assert "incremental" in line and "online store holds the newest row of all" in line, line

@@ -136,7 +136,12 @@ def test_redis_outage_fails_clearly_and_recovers(tmp_path, monkeypatch, pipeline
 
     process = start_redis(port, tmp_path)  # back, and empty: nothing survived the restart
     try:
-        apply_and_materialize(repo, store_yaml=store_yaml, end=pd.Timestamp.now(tz="UTC").to_pydatetime())
+        from profile_features.feast.materialize import OnlineStoreBehind, materialize_repo
+
+        # The registry says everything is loaded; reading entities back says otherwise, and --reload fixes it.
+        with pytest.raises(OnlineStoreBehind, match="have no online row"):
+            apply_and_materialize(repo, store_yaml=store_yaml, end=pd.Timestamp.now(tz="UTC").to_pydatetime())
+        materialize_repo(repo, store_yaml=store_yaml, reload=True)
         feast_cli(
             repo,
             "materialize",

@@ -7,7 +7,14 @@
 The shipped `feature_repo/` does exactly this.
 """
 
-from profile_features.feast.definitions import Definitions, build_definitions
+from profile_features.feast.definitions import Definitions, build_definitions, service_columns
 from profile_features.feast.settings import EntitySettings, FeastSettings, load_feast_settings
 
-__all__ = ["Definitions", "EntitySettings", "FeastSettings", "build_definitions", "load_feast_settings"]
+__all__ = [
+    "Definitions",
+    "EntitySettings",
+    "FeastSettings",
+    "build_definitions",
+    "load_feast_settings",
+    "service_columns",
+]

@@ -9,8 +9,9 @@ from datetime import timedelta
 from profile_features import storage
 from profile_features.feast.settings import FeastSettings
 from profile_features.feast.similarity import user_item_similarity
+from profile_features.feast.sources import source_for
 
-__all__ = ["Definitions", "build_definitions", "PROVENANCE_FIELDS"]
+__all__ = ["Definitions", "build_definitions", "service_columns", "PROVENANCE_FIELDS"]
 
 PROVENANCE_FIELDS = ("generator", "model", "prompt_version", "history_hash", "encoder")
 
@@ -44,6 +45,30 @@ class Definitions:
             for f in fields(self)
             if f.name not in skip and getattr(self, f.name) is not None
         }
+
+
+def service_columns(service, full_feature_names: bool = False) -> list[str]:
+    """The feature columns of a Feast `FeatureService`, in its declared order.
+
+    Feast returns a view's columns in set order (`feast.utils._group_feature_refs`), which changes from
+    one process to the next; select `frame[keys + service_columns(service)]` for a fixed order, e.g. for
+    a model's feature matrix. `gbdt_ranker`'s order: user_stats (user_interaction_count, user_mean_rating,
+    user_days_active), item_stats (item_interaction_count, item_mean_rating), user_semantic
+    (profile_pc_0..k-1, profile_cluster), item_semantic (item_pc_0..k-1, item_cluster, item_sid_0..L-1),
+    user_item_similarity (profile_item_similarity[, student_item_similarity, student_item_score]), then
+    user_student (profile_drift, student_history_len); groups that are switched off are left out.
+    `two_tower`'s: profile_embedding, item_text_embedding[, student_embedding, student_profile_embedding,
+    student_item_embedding]. A service read back from the registry keeps the order.
+
+    Args:
+        service: the `FeatureService` (ours, or `store.get_feature_service(name)`).
+        full_feature_names: names as `view__feature`, as Feast returns them with `full_feature_names=True`.
+    """
+    return [
+        f"{projection.name_to_use()}__{feature.name}" if full_feature_names else feature.name
+        for projection in service.feature_view_projections
+        for feature in projection.features
+    ]
 
 
 def _fresh_copy(function):
@@ -104,39 +129,6 @@ def _entity(given, settings_entity, description: str):
     return given
 
 
-def _source(settings: FeastSettings, table: str, join_key: str, our_key: str):
-    mapping = {our_key: join_key} if join_key != our_key else None
-    name = f"{settings.name_prefix}{table}_source"
-    if settings.source == "spark":
-        from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
-
-        if table in settings.spark_tables:
-            return SparkSource(
-                name=name,
-                table=settings.spark_tables[table],
-                timestamp_field="event_timestamp",
-                field_mapping=mapping,
-            )
-        return SparkSource(
-            name=name,
-            path=storage.join(settings.data_dir, table),
-            file_format="parquet",
-            timestamp_field="event_timestamp",
-            date_partition_column="run_date",
-            field_mapping=mapping,
-        )
-    from feast import FileSource
-    from feast.data_format import ParquetFormat
-
-    return FileSource(
-        name=name,
-        path=storage.join(settings.data_dir, table),
-        file_format=ParquetFormat(),
-        timestamp_field="event_timestamp",
-        field_mapping=mapping,
-    )
-
-
 def build_definitions(settings: FeastSettings, user_entity=None, item_entity=None) -> Definitions:
     """Build the Feast objects for `settings` (imports Feast lazily).
 
@@ -165,7 +157,7 @@ def build_definitions(settings: FeastSettings, user_entity=None, item_entity=Non
             ttl=ttl,
             schema=schema,
             online=True,
-            source=_source(settings, table, entity.join_key, our_key),
+            source=source_for(settings, table, entity.join_key, our_key),
             description=description,
             tags=tags,
             owner=settings.owner,
@@ -263,6 +255,7 @@ def build_definitions(settings: FeastSettings, user_entity=None, item_entity=Non
                 Field(name="student_history_len", dtype=Int64),
                 Field(name="student_fallback", dtype=Bool),
                 Field(name="student_checkpoint_id", dtype=String),
+                Field(name="student_variant", dtype=String),
             ],
             "The distilled SASRec student: user representation, predicted profile vector, drift from the "
             "last LLM profile",
@@ -303,7 +296,8 @@ def build_definitions(settings: FeastSettings, user_entity=None, item_entity=Non
         name=prefix + "gbdt_ranker",
         features=[*stats, numeric(user_semantic), numeric(item_semantic), similarity]
         + ([user_student[["profile_drift", "student_history_len"]]] if user_student else []),
-        description="Scalar columns for a GBDT ranker: behaviour plus LLM-profile semantics",
+        description="Scalar columns for a GBDT ranker: behaviour plus LLM-profile semantics "
+        "(profile_features.feast.service_columns gives their order)",
         tags=tags,
     )
     two_tower = FeatureService(
