@@ -27,6 +27,22 @@ cached run of the requested variants and seeds: mean +/- std per slice, paired d
 plain SASRec, and whether the lift is larger than the seed spread.
 `--protocol temporal` runs the paper's protocol instead (global cutoff at the 0.8 quantile of
 timestamps; slice `all` only).
+
+`--protocol post_cutoff` asks the deployment question (issue 31): a global cutoff at the 0.8 quantile
+of timestamps; everything before it trains; each user with a history and an item after it is a test
+user, whose first item after the cutoff is ranked over the whole catalogue from the history before it
+(as evaluate's test). Models, per seed: `shipped` (configs/student.yaml through the deployment guard,
+student/guard.py: whatever variant the pipeline would ship), `configured` (the same config with the
+guard off: the configured student always) and `plain` (plain SASRec, guard off); all pick their epochs
+on the guard's validation and are refitted on everything before the cutoff. Most-popular (counts
+before the cutoff) is the other baseline. Differences are paired over users and seeds (per-user
+means over seeds, so the interval counts users, not user x seed rows). Datasets: ml-100k, the
+profile_features.datasets variants, and any CSV pair folder of ../shared/datasets
+(`--dataset amazon-digital-music --data ../shared/datasets/amazon-digital-music`).
+
+    .venv/bin/python benchmarks/student_quality.py --protocol post_cutoff --dataset amazon-digital-music \
+        --data ../shared/datasets/amazon-digital-music --seeds 0 1 2 \
+        --out benchmarks/results/student_post_cutoff-amazon-digital-music.json
 """
 
 from __future__ import annotations
@@ -300,9 +316,36 @@ def mean_pairwise_cosine(vectors: np.ndarray) -> float:
     return float((sims.sum() - n) / (n * (n - 1)))
 
 
+def load_csv_pair(folder: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A ../shared/datasets CSV pair folder (interactions.csv: user_id, item_id, timestamp in epoch
+    seconds, optional rating; items.csv: item_id, title, optional description / genres / year)."""
+    folder = Path(folder)
+    inter = pd.read_csv(folder / "interactions.csv", dtype={"user_id": str, "item_id": str})
+    items = pd.read_csv(folder / "items.csv", dtype={"item_id": str})
+    missing = {"user_id", "item_id", "timestamp"} - set(inter.columns)
+    if missing:
+        raise ValueError(f"{folder / 'interactions.csv'}: missing columns {sorted(missing)}")
+    if "rating" not in inter.columns:
+        inter["rating"] = np.nan
+    inter["timestamp"] = pd.to_numeric(inter["timestamp"]).astype("int64")
+    items = items.assign(
+        title=items["title"].fillna("").astype(str) if "title" in items.columns else items["item_id"],
+        genres=[
+            [g for g in str(v).split("|") if g]
+            for v in items.get("genres", pd.Series("", index=items.index)).fillna("")
+        ],
+        year=[None if pd.isna(y) else int(y) for y in items.get("year", pd.Series(np.nan, index=items.index))],
+        description=items["description"].fillna("") if "description" in items.columns else "",
+    )
+    return inter[["user_id", "item_id", "rating", "timestamp"]], items
+
+
 def load_benchmark_dataset(name: str, data: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(interactions: user_id, item_id, rating, timestamp[int s]; items: item_id, title, genres list,
-    year, description) of ml-100k (from `data`) or a named variant (profile_features.datasets)."""
+    year, description) of ml-100k (from `data`), a CSV pair folder (`data` holds interactions.csv) or a
+    named variant (profile_features.datasets)."""
+    if (Path(data) / "interactions.csv").exists():
+        return load_csv_pair(data)
     if name == "ml-100k":
         inter, items = load_ml100k(data)
         items["description"] = ""
@@ -461,6 +504,168 @@ def summarise(runs: list[dict], variants: list[str], seeds: list[int]) -> dict:
     return out
 
 
+# post_cutoff models: overrides on configs/student.yaml (see the module docstring).
+POST_CUTOFF_MODELS = {
+    "shipped": [],
+    "configured": ["guard.enabled=false"],
+    "plain": [
+        "guard.enabled=false",
+        "distill.enabled=false",
+        "items.text=false",
+        "items.sid=false",
+        "neighbours.enabled=false",
+        "train.crop_prob=0",
+    ],
+}
+
+
+def paired_interval(candidate: np.ndarray, baseline: np.ndarray, z: float = 1.96) -> dict:
+    """Mean paired difference of [S, U] per-seed, per-user scores, with a z-interval over users (each
+    user's mean over seeds is one observation, so seeds do not count as independent users)."""
+    per_user = (np.asarray(candidate) - np.asarray(baseline)).mean(0)
+    mean = float(per_user.mean())
+    se = float(per_user.std(ddof=1) / np.sqrt(len(per_user))) if len(per_user) > 1 else float("inf")
+    base = float(np.mean(baseline))
+    return {
+        "difference": mean,
+        "interval": [mean - z * se, mean + z * se],
+        "lift_pct": 100 * mean / base if base > 0 else None,
+        "harm_excluded": bool(mean - z * se >= 0),
+        "beyond_noise": "better" if mean - z * se > 0 else "worse" if mean + z * se < 0 else "within",
+    }
+
+
+def run_post_cutoff(args: argparse.Namespace) -> int:
+    """The deployment protocol (module docstring): train before a global cutoff, test on the first item after."""
+    from student.data import user_timelines
+    from student.guard import guarded_fit, per_user_ndcg
+    from student.sources import Cached
+
+    cache_dir = Path(args.cache_dir)
+    inter, items = load_benchmark_dataset(args.dataset, args.data)
+    cutoff = inter["timestamp"].quantile(0.8)
+    before = inter[inter["timestamp"] < cutoff]
+    after = inter[inter["timestamp"] >= cutoff].sort_values("timestamp", kind="stable")
+    timelines = user_timelines(before)
+    history = {u: s for u, (s, _) in timelines.items()}
+    targets = after.groupby("user_id")["item_id"].first()
+    users = sorted(set(targets.index) & set(history))
+    index = ItemIndex.from_items([*items["item_id"], *inter["item_id"]])
+    ratings = {(u, i): float(r) for u, i, r in zip(before["user_id"], before["item_id"], before["rating"])}
+    texts = build_profile_texts(history, ratings, items, profile_writer(args.profile_config, args.profile_set))
+    profiles = embed_texts({u: t for u, t in texts.items() if t}, cache_dir)
+    features = item_features(items, index, cache_dir)
+    data = build_training_data(history, index, profiles, features, {u: when for u, (_, when) in timelines.items()})
+    counts = np.zeros(len(index))
+    for seq in data.sequences:
+        np.add.at(counts, np.asarray(seq, dtype=np.int64) - 1, 1.0)
+    inputs = [index.encode(history[u]) for u in users]
+    wanted = np.asarray(index.encode([targets[u] for u in users]), dtype=np.int64)
+    owner = np.arange(len(users))
+    popular = per_user_ndcg(
+        ranks_from_scores(np.broadcast_to(counts, (len(users), len(counts))), wanted), owner, len(users)
+    )
+    print(
+        f"{args.dataset}: {len(inter)} interactions, {len(before)} before the cutoff, {len(users)} test users, "
+        f"most popular NDCG@10 {popular.mean():.4f}",
+        file=sys.stderr,
+    )
+    runs_file = cache_dir / f"runs-{args.dataset}-post_cutoff.jsonl"
+    cached = {}
+    if runs_file.exists():
+        cached = {row["key"]: row for row in map(json.loads, runs_file.read_text().splitlines())}
+    log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    scores: dict[str, list[np.ndarray]] = {}
+    runs = []
+    models = [m for m in args.models.split(",") if m]
+    unknown = sorted(set(models) - set(POST_CUTOFF_MODELS))
+    if unknown:
+        raise SystemExit(f"--models: unknown {unknown}; known: {', '.join(POST_CUTOFF_MODELS)}")
+    for model in models:
+        for seed in args.seeds:
+            overrides = [*POST_CUTOFF_MODELS[model], *args.overrides, f"train.seed={seed}"]
+            key = hashlib.sha256(json.dumps([args.dataset, "post_cutoff", model, overrides, CODE_VERSION]).encode())
+            key = key.hexdigest()[:16]
+            if key not in cached:
+                if args.summarise_only:
+                    continue
+                cfg = load_student_config(ROOT / "configs/student.yaml", overrides)
+                started = time.perf_counter()
+                result, decision = guarded_fit(cfg, Cached(data, cfg.guard.cache_interactions), log=log)
+                ranks = target_ranks(result.model, inputs, list(wanted))
+                row = {
+                    "key": key,
+                    "model": model,
+                    "seed": seed,
+                    "overrides": overrides,
+                    "shipped": decision.variant,
+                    "guard": decision.as_dict(),
+                    "seconds": round(time.perf_counter() - started, 1),
+                    "per_user_ndcg@10": per_user_ndcg(ranks, owner, len(users)).round(6).tolist(),
+                }
+                cached[key] = row
+                runs_file.parent.mkdir(parents=True, exist_ok=True)
+                with runs_file.open("a") as out:
+                    out.write(json.dumps(row) + "\n")
+            row = cached[key]
+            scores.setdefault(model, []).append(np.asarray(row["per_user_ndcg@10"]))
+            runs.append(
+                {k: v for k, v in row.items() if k != "per_user_ndcg@10"}
+                | {"ndcg@10": float(np.mean(row["per_user_ndcg@10"]))}
+            )
+            print(
+                f"{model} seed {seed}: shipped {row['shipped']}, test NDCG@10 {runs[-1]['ndcg@10']:.4f} "
+                f"({row['seconds']}s)",
+                flush=True,
+            )
+    summary = {}
+    for model, per_seed in scores.items():
+        matrix = np.stack(per_seed)
+        entry = {
+            "seeds": len(per_seed),
+            "ndcg@10": [float(matrix.mean()), float(matrix.mean(1).std(ddof=1)) if len(per_seed) > 1 else 0.0],
+            "shipped": [r["shipped"] for r in runs if r["model"] == model],
+            "seconds": [r["seconds"] for r in runs if r["model"] == model],
+            "vs_most_popular": paired_interval(matrix, np.broadcast_to(popular, matrix.shape)),
+        }
+        if model != "plain" and "plain" in scores and len(scores["plain"]) == len(per_seed):
+            entry["vs_plain"] = paired_interval(matrix, np.stack(scores["plain"]))
+        summary[model] = entry
+    print(f"\n{args.dataset}, post_cutoff, seeds {args.seeds}, {len(users)} test users")
+    print("| model | shipped | NDCG@10 | vs plain | vs most popular | seconds |")
+    print("|---|---|---|---|---|---|")
+    for model, entry in summary.items():
+        cells = []
+        for name in ("vs_plain", "vs_most_popular"):
+            c = entry.get(name)
+            cells.append(
+                "" if c is None else f"{c['difference']:+.4f} [{c['interval'][0]:+.4f}, {c['interval'][1]:+.4f}]"
+            )
+        print(
+            f"| {model} | {', '.join(entry['shipped'])} | {entry['ndcg@10'][0]:.4f} +/- {entry['ndcg@10'][1]:.4f} | "
+            f"{cells[0]} | {cells[1]} | {np.mean(entry['seconds']):.0f} |"
+        )
+    print(f"| most popular | | {popular.mean():.4f} | | | |")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(
+            json.dumps(
+                {
+                    "dataset": args.dataset,
+                    "protocol": "post_cutoff",
+                    "seeds": args.seeds,
+                    "overrides": args.overrides,
+                    "test_users": len(users),
+                    "most_popular_ndcg@10": float(popular.mean()),
+                    "summary": summary,
+                    "runs": runs,
+                },
+                indent=1,
+            )
+        )
+    return 0
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=str(ROOT.parent / "shared/datasets/ml-100k"))
@@ -475,7 +680,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="extra variant on configs/student.yaml: NAME 'k=v k=v'",
     )
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--protocol", choices=["loo", "temporal"], default="loo")
+    ap.add_argument("--protocol", choices=["loo", "temporal", "post_cutoff"], default="loo")
+    ap.add_argument(
+        "--models",
+        default=",".join(POST_CUTOFF_MODELS),
+        help="post_cutoff: which of shipped, configured, plain to train (comma-separated)",
+    )
     ap.add_argument("--unseen-fraction", type=float, default=0.05, help="items removed from training (loo)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="override for every variant")
     ap.add_argument("--cache-dir", default="/tmp/student_benchmark_cache")
@@ -497,6 +707,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.protocol == "post_cutoff":
+        return run_post_cutoff(args)
     cache_dir = Path(args.cache_dir)
     inter, items = load_benchmark_dataset(args.dataset, args.data)
     ratings = {(u, i): float(r) for u, i, r in zip(inter["user_id"], inter["item_id"], inter["rating"])}

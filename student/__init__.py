@@ -2,7 +2,8 @@
 
 Parts: `student.body` (embeddings + causal blocks), `student.pooling`, `student.heads`
 (next-item head, profile target transform, distillation head), `student.losses`,
-`student.model` (assembly), `student.training`, `student.evaluation`, `student.checkpoint`,
+`student.model` (assembly), `student.training`, `student.guard` (what ships: validated like
+deployment, with a fallback chain), `student.evaluation`, `student.checkpoint`,
 `student.scoring` (pure pandas scoring for Spark), `student.train` (CLI).
 Needs torch and safetensors (the `torch` extra).
 """

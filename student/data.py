@@ -15,6 +15,8 @@ import torch
 __all__ = [
     "ItemIndex",
     "user_sequences",
+    "user_timelines",
+    "time_values",
     "LeaveLastOutSplit",
     "leave_last_out",
     "TemporalSplit",
@@ -49,6 +51,12 @@ class ItemIndex:
         lookup = self.to_index
         return [lookup[s] for s in map(str, items) if s in lookup]
 
+    def encode_timed(self, items, times) -> tuple[list[int], np.ndarray]:
+        """`encode` with each kept item's time: (indices, [n] int64 times of those items)."""
+        lookup = self.to_index
+        keep = [(lookup[s], t) for s, t in zip(map(str, items), times) if s in lookup]
+        return [i for i, _ in keep], np.array([t for _, t in keep], dtype=np.int64)
+
 
 def user_sequences(interactions: pd.DataFrame) -> dict[str, list[str]]:
     """user_id -> item ids ordered oldest -> newest."""
@@ -59,6 +67,24 @@ def user_sequences(interactions: pd.DataFrame) -> dict[str, list[str]]:
     df["_row"] = np.arange(len(df))
     df = df.sort_values(["user_id", "timestamp", "_row"], kind="stable")
     return {u: list(g["item_id"]) for u, g in df.groupby("user_id", sort=True)}
+
+
+def time_values(timestamps: pd.Series) -> np.ndarray:
+    """[n] int64 times that order like `timestamps`: epoch microseconds for datetimes, the numbers
+    themselves (e.g. epoch seconds) otherwise. Only order and quantiles are read from them."""
+    if pd.api.types.is_datetime64_any_dtype(timestamps):
+        values = pd.to_datetime(timestamps, utc=True).dt.tz_convert(None).astype("datetime64[us]")
+        return values.to_numpy().astype(np.int64)
+    return pd.to_numeric(timestamps).to_numpy().astype(np.int64)
+
+
+def user_timelines(interactions: pd.DataFrame) -> dict[str, tuple[list[str], np.ndarray]]:
+    """user_id -> (item ids oldest -> newest, [n] int64 `time_values` of those interactions)."""
+    df = interactions[["user_id", "item_id"]].astype(str).reset_index(drop=True)
+    df["_time"] = time_values(interactions["timestamp"].reset_index(drop=True))
+    df["_row"] = np.arange(len(df))
+    df = df.sort_values(["user_id", "_time", "_row"], kind="stable")
+    return {u: (list(g["item_id"]), g["_time"].to_numpy()) for u, g in df.groupby("user_id", sort=True)}
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,9 @@ Stated behaviour:
 - A user (known or not at training time: the student has no user embeddings) with no known
   item gets the fallback: the mean training-user representation and mean predicted profile,
   with `student_fallback = True`.
+- `student_variant` names what the deployment guard shipped (student/guard.py): `configured`,
+  `without_item_content`, `plain_sasrec` or `popularity` (the item ranking is most-popular's; the
+  user vectors still come from the trained model). Same for every row of a checkpoint.
 - `profile_drift` = 1 - cosine(student_profile_embedding, profile_embedding); null (NaN) when
   the input profile is missing, null, empty or all zeros, or the student has no profile head,
   and for fallback rows (the prior says nothing about the user). A profile of the wrong width
@@ -43,6 +46,7 @@ OUTPUT_COLUMNS = [
     "student_history_len",
     "student_fallback",
     "student_checkpoint_id",
+    "student_variant",
 ]
 
 ITEM_OUTPUT_COLUMNS = [
@@ -97,7 +101,7 @@ def score_users(histories: pd.DataFrame, model: LoadedStudent, batch_size: int =
         One row per input row, same order, columns `OUTPUT_COLUMNS`:
         `student_embedding` float32 [H] list, `student_profile_embedding` float32 [P] list (None
         without a profile head), `profile_drift` float (NaN = null), `student_history_len` int
-        (known items used), `student_fallback` bool, `student_checkpoint_id` str.
+        (known items used), `student_fallback` bool, `student_checkpoint_id` str, `student_variant` str.
     """
     net = model.model
     net.eval()
@@ -139,6 +143,7 @@ def score_users(histories: pd.DataFrame, model: LoadedStudent, batch_size: int =
             "student_history_len": lengths,
             "student_fallback": fallback,
             "student_checkpoint_id": model.checkpoint_id,
+            "student_variant": model.variant,
         },
         columns=OUTPUT_COLUMNS,
     )

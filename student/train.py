@@ -11,11 +11,12 @@ must have been written from interactions the student trains on (no later ones).
 `item_text_embedding` (float list) and/or semantic-ID codes `item_sid_0..L-1` (ints, -1 = none; codes
 per level are taken as the largest code + 1), e.g. the pipeline's item_text_embeddings joined with
 item_semantic.
-`--validate` (what the pipeline does): hold out each user's last interaction (users with three or
-more) to pick the epoch by validation NDCG@10, restore that epoch's weights, and compare it with
-most-popular on the same targets; when no epoch beats most-popular, the checkpoint ranks items by
-popularity (flagged `ranks_by_popularity`). Without it the student trains on everything for
-`train.epochs` epochs.
+`--validate` (what the pipeline does): the deployment guard (student/guard.py, `guard` in the
+config): validate on the items after a cutoff inside the training period, ship the richest variant
+(configured, without item content, plain SASRec) not worse than plain SASRec and most-popular there,
+else the popularity prior (flagged `ranks_by_popularity`), refitted on everything for its validated
+epochs; the decision is in the output, the checkpoint manifest and the served `student_variant`.
+Without it the student trains on everything for `train.epochs` epochs.
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ import pandas as pd
 from profile_features.logs import add_verbosity_arguments, configure_logging, verbosity_level
 from student.checkpoint import DataStats, save_checkpoint
 from student.config import load_student_config
-from student.data import ItemIndex, user_sequences
+from student.data import ItemIndex, user_timelines
+from student.guard import guarded_fit
 from student.items import ItemContent
-from student.sources import HeldOutLast, ParquetUsers, TrainingUsers
+from student.sources import Cached, ParquetUsers, TrainingUsers
 from student.training import build_training_data, fit
 
 __all__ = [
@@ -83,8 +85,8 @@ def train_from_frames(
         cfg: a `StudentConfig`.
         interactions: `user_id`, `item_id`, `timestamp` (only what the student may see).
         profiles: `user_id`, `profile_embedding`, written from those same interactions; None trains plain SASRec.
-        validate: hold out the last item of each user with 3+ items for epoch selection (users with
-            fewer train on everything they have).
+        validate: run the deployment guard (validation after a cutoff inside the training period; see
+            student/guard.py) to pick the epochs and the variant that ships.
         content: the items' text vectors / semantic-ID codes (the index then covers the items they describe).
 
     Returns:
@@ -93,7 +95,10 @@ def train_from_frames(
     ids = list(interactions["item_id"].astype(str))
     item_index = ItemIndex.from_items(ids + ([] if content is None else list(content.table["item_id"].astype(str))))
     features = None if content is None else content.features(item_index)
-    data = build_training_data(user_sequences(interactions), item_index, _profile_dict(profiles), features)
+    timelines = user_timelines(interactions)
+    histories = {user: items for user, (items, _) in timelines.items()}
+    times = {user: when for user, (_, when) in timelines.items()}
+    data = build_training_data(histories, item_index, _profile_dict(profiles), features, times)
     return train_source(cfg, data, out, validate)
 
 
@@ -107,9 +112,10 @@ def train_from_parquet(
     batch_rows: int = 4096,
     content: ItemContent | None = None,
 ) -> dict:
-    """Train on a Parquet dataset of users (`user_id`, `item_ids` oldest -> newest, optional
-    `profile_embedding`) streamed `batch_rows` users at a time: driver memory is the model, the
-    item table and one chunk, however many users there are (the pipeline's Spark job calls this).
+    """Train on a Parquet dataset of users (`user_id`, `item_ids` oldest -> newest, `item_times` aligned
+    with them (validation needs them), optional `profile_embedding`) streamed `batch_rows` users at a
+    time: driver memory is the model, the item table and one chunk, however many users there are (the
+    pipeline's Spark job calls this); data up to `guard.cache_interactions` is read once and held.
 
     With `content` (the items' text vectors and semantic-ID codes) the index also covers the items it
     describes, so catalogue items no history contains are ranked by their content.
@@ -125,47 +131,57 @@ def train_from_parquet(
 
 
 def train_source(cfg, data: TrainingUsers, out: str | Path, validate: bool = False) -> dict:
-    """Fit on `data` (optionally holding out each user's last item for epoch selection) and save.
+    """Fit on `data` (with `validate`, through the deployment guard) and save.
 
     Returns:
-        checkpoint_id, out, best_epoch, best_valid, popularity_valid, ranks_by_popularity and the data sizes.
+        checkpoint_id, out, variant (what shipped), guard (the decision and its figures, or None),
+        best_epoch, epochs_run, best_valid, popularity_valid, ranks_by_popularity, train_seconds and
+        the data sizes.
     """
-    valid = None
+    decision = None
     if validate:
-        data = HeldOutLast(data, cfg.train.max_valid_users, cfg.train.seed)
-        valid = data.validation()
-    result = fit(cfg, data, valid, log=log.info)
+        data = Cached(data, cfg.guard.cache_interactions)
+        result, decision = guarded_fit(cfg, data, log=log.info)
+    else:
+        result = fit(cfg, data, None, log=log.info)
     seen = result.data
-    held_out = len(valid[1]) if valid else 0
+    variant = decision.variant if decision is not None else "configured"
+    guard = decision.as_dict() if decision is not None else None
+    seconds = decision.seconds if decision is not None else result.seconds
     stats = DataStats(
         num_users=seen.users,
         num_items=len(data.item_index),
-        num_interactions=seen.interactions + held_out,
+        num_interactions=seen.interactions,
         profile_dim=data.profile_dim,
         users_with_profile=seen.users_with_profile,
         extra={
+            "variant": variant,
+            "guard": guard,
             "best_epoch": result.best_epoch,
             "best_valid": result.best_valid,
             "popularity_valid": result.popularity_valid,
-            "train_seconds": result.seconds,
+            "train_seconds": seconds,
         },
     )
     features = getattr(data, "item_features", None)
     ckpt_id = save_checkpoint(out, result.model, data.item_index, stats, features.provenance if features else None)
+    if decision is not None:
+        log.info("student guard: %s", decision.describe())
     if result.ranks_by_popularity:
         log.warning(
-            "no epoch of %s beat most-popular on validation (NDCG@10 %.4f); its checkpoint ranks items by popularity",
-            cfg.name,
-            result.popularity_valid["ndcg@10"],
+            "%s: no trained variant was shown not worse than most-popular; the checkpoint ranks by popularity", cfg.name
         )
     return {
         "checkpoint_id": ckpt_id,
         "out": str(out),
+        "variant": variant,
+        "guard": guard,
         "best_epoch": result.best_epoch,
         "epochs_run": len(result.history),
         "best_valid": result.best_valid,
         "popularity_valid": result.popularity_valid,
         "ranks_by_popularity": result.ranks_by_popularity,
+        "train_seconds": seconds,
         "users": seen.users,
         "users_with_profile": seen.users_with_profile,
     }
@@ -189,7 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profiles", default=None)
     ap.add_argument("--items", default=None, help="item content: item_id, item_text_embedding, item_sid_*")
     ap.add_argument("--out", required=True, help="checkpoint directory (replaced atomically)")
-    ap.add_argument("--validate", action="store_true", help="hold out last item per user for early stopping")
+    ap.add_argument(
+        "--validate", action="store_true", help="the deployment guard: validate after a cutoff, pick the variant"
+    )
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     add_verbosity_arguments(ap)
     args = ap.parse_args(argv)

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from student.config import StudentConfig
 from student.data import ItemIndex, pad_left
-from student.evaluation import RankingMetrics, evaluate, metrics_from_ranks
+from student.evaluation import metrics_from_ranks, target_ranks
 from student.heads import ProfileMoments, readout_moments
 from student.items import ItemFeatures
 from student.losses import LossWeighting, combine, distill_loss, neighbour_loss, sampled_next_item_loss
@@ -40,6 +40,7 @@ __all__ = [
     "resolve_device",
     "item_counts",
     "popularity_metrics",
+    "popularity_ranks",
     "build_model",
     "fit",
     "finalize",
@@ -57,6 +58,7 @@ class TrainingData:
         profiles: [U, P] float32 raw profile embeddings (rows of users without one are 0), or None.
         has_profile: [U] bool.
         item_features: the items' text embeddings and semantic-ID codes (None: IDs only).
+        times: U [len(sequence)] int64 interaction times aligned with `sequences`, or None.
     """
 
     item_index: ItemIndex
@@ -65,6 +67,7 @@ class TrainingData:
     profiles: np.ndarray | None
     has_profile: np.ndarray
     item_features: ItemFeatures | None = None
+    times: list[np.ndarray] | None = None
 
     @property
     def profile_dim(self) -> int:
@@ -72,7 +75,7 @@ class TrainingData:
 
     def chunks(self, rng: np.random.Generator | None = None):
         """Everything as one chunk (a `TrainingUsers` source)."""
-        yield UserChunk(self.users, self.sequences, self.profiles, self.has_profile)
+        yield UserChunk(self.users, self.sequences, self.profiles, self.has_profile, self.times)
 
 
 def build_training_data(
@@ -80,6 +83,7 @@ def build_training_data(
     item_index: ItemIndex,
     profiles: dict[str, np.ndarray] | None = None,
     item_features: ItemFeatures | None = None,
+    times: dict[str, np.ndarray] | None = None,
 ) -> TrainingData:
     """Encode histories with `item_index` and align profiles to users.
 
@@ -89,9 +93,16 @@ def build_training_data(
             to be ranked: those no history contains get their semantic views alone).
         profiles: user -> [P] profile embedding written from that same training part.
         item_features: content of `item_index`'s items (`student.items.item_features_from_frames`).
+        times: user -> [len(history)] int64 interaction times (`student.data.user_timelines`), which
+            temporal validation needs; None: no times.
     """
     users = sorted(histories)
-    seqs = [item_index.encode(histories[u]) for u in users]
+    seq_times = None
+    if times is None:
+        seqs = [item_index.encode(histories[u]) for u in users]
+    else:
+        encoded = [item_index.encode_timed(histories[u], times[u]) for u in users]
+        seqs, seq_times = [e[0] for e in encoded], [e[1] for e in encoded]
     has = np.zeros(len(users), dtype=bool)
     mat = None
     if profiles:
@@ -102,7 +113,7 @@ def build_training_data(
             if vec is not None:
                 mat[row] = np.asarray(vec, dtype=np.float32)
                 has[row] = True
-    return TrainingData(item_index, users, seqs, mat, has, item_features)
+    return TrainingData(item_index, users, seqs, mat, has, item_features, seq_times)
 
 
 @dataclass
@@ -148,6 +159,9 @@ class FitResult:
     ranks_by_popularity: bool = False
     seconds: float = 0.0
     data: SourceStats | None = None  # the training users' statistics
+    best_ranks: np.ndarray | None = None  # [R] 0-based ranks of the validation targets at the best epoch
+    distill_until: int = 0  # the last epoch that distilled (what a refit replays)
+    valid_seconds: float = 0.0  # of `seconds`, spent validating
 
 
 def resolve_device(name: str) -> torch.device:
@@ -161,13 +175,18 @@ def item_counts(data: TrainingUsers) -> np.ndarray:
     return source_stats(data).counts
 
 
-def popularity_metrics(counts: np.ndarray, targets: list[int]) -> dict[str, float]:
-    """Most-popular's full-ranking metrics on `targets` (item indices), ties counted half."""
+def popularity_ranks(counts: np.ndarray, targets: list[int]) -> np.ndarray:
+    """[R] most-popular's 0-based full-ranking ranks of `targets` (item indices), ties counted half."""
     target_counts = counts[np.asarray(targets, dtype=np.int64) - 1]
     order = np.sort(counts)
     higher = len(counts) - np.searchsorted(order, target_counts, side="right")
     ties = np.searchsorted(order, target_counts, side="right") - np.searchsorted(order, target_counts, side="left") - 1
-    return metrics_from_ranks(higher + ties / 2).as_dict()
+    return higher + ties / 2
+
+
+def popularity_metrics(counts: np.ndarray, targets: list[int]) -> dict[str, float]:
+    """Most-popular's full-ranking metrics on `targets` (item indices), ties counted half."""
+    return metrics_from_ranks(popularity_ranks(counts, targets)).as_dict()
 
 
 def _sample_valid(valid, limit: int, seed: int):
@@ -338,6 +357,9 @@ def fit(
     data: TrainingUsers,
     valid: tuple[list[list[int]], list[int]] | None = None,
     log: Callable[[str], None] | None = logging.getLogger(__name__).info,
+    stop_after: int | None = None,
+    popularity_fallback: bool = True,
+    distill_until: int | None = None,
 ) -> FitResult:
     """Train a student.
 
@@ -346,6 +368,18 @@ def fit(
         data: Training histories and profiles (and, for the semantic item views, `item_features`).
         valid: (inputs, targets) as item indices for early stopping, or None (train all epochs).
         log: Progress sink (None = silent).
+        stop_after: stop after this many epochs, the schedule (distillation phase) still laid out
+            for `train.epochs`: how a refit repeats a validated run's first epochs.
+        popularity_fallback: when no epoch beats most-popular on `valid`, rank by popularity (the
+            deployment guard makes that call itself, with a confidence bound, and turns this off).
+        distill_until: the last distillation epoch (default: `distill_fraction` x `train.epochs`); a
+            refit passes the validated run's `FitResult.distill_until`.
+
+    Schedule: distillation for the first epochs, then L_rec alone (two phases), each ended by
+    patience: when validation stalls during distillation (no gain above `min_delta` for `patience`
+    evaluations) the run moves on to L_rec alone; a stall there ends it. So a phase lasts as long as
+    it helps, not a fixed share of an epoch cap (on small data the cap's 30% was most of a run).
+    With distillation over every epoch (distill_fraction 1) a stall ends the run.
 
     Returns:
         `FitResult` with the best-validation weights loaded (last weights without `valid`).
@@ -369,15 +403,19 @@ def fit(
     step = _Step(cfg, model, stats, device)
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, betas=(0.9, 0.98))
     distill_epochs = math.ceil(dc.distill_fraction * tc.epochs) if step.use_distill else 0
-    result = FitResult(model=model, data=stats)
+    two_phase = 0 < distill_epochs < tc.epochs
+    if distill_until is not None and step.use_distill:
+        distill_epochs = distill_until
+    result = FitResult(model=model, data=stats, distill_until=distill_epochs)
     best, best_state, stale = -1.0, None, 0
     if valid is not None:
         valid = _sample_valid(valid, tc.max_valid_users, tc.seed)
         result.popularity_valid = popularity_metrics(counts, valid[1])
     t0 = time.perf_counter()
+    last = min(tc.epochs, stop_after or tc.epochs)
     # A bar on a terminal only (disable=None); the per-epoch log line is what schedulers see.
-    bar = tqdm(total=tc.epochs, desc=f"student {cfg.name}", unit="epoch", disable=None)
-    for epoch in range(1, tc.epochs + 1):
+    bar = tqdm(total=last, desc=f"student {cfg.name}", unit="epoch", disable=None)
+    for epoch in range(1, last + 1):
         model.train()
         active = epoch <= distill_epochs
         sums = {"loss": 0.0, "rec": 0.0, "distil": 0.0, "beta": 0.0, "neighbour": 0.0}
@@ -397,18 +435,21 @@ def fit(
             batches += 1
         row = {k: v / max(batches, 1) for k, v in sums.items()}
         row.update(epoch=epoch, distilling=float(active), seconds=time.perf_counter() - t0)
-        if valid is not None and (epoch % tc.eval_every == 0 or epoch == tc.epochs):
-            metrics: RankingMetrics = evaluate(model, valid[0], valid[1])
-            score = metrics.as_dict()[tc.select_metric]
+        if valid is not None and (epoch % tc.eval_every == 0 or epoch == last):
+            started = time.perf_counter()
+            ranks = target_ranks(model, valid[0], valid[1])
+            metrics = metrics_from_ranks(ranks).as_dict()
+            result.valid_seconds += time.perf_counter() - started
+            score = metrics[tc.select_metric]
             row["valid_" + tc.select_metric] = score
+            # Patience restarts only on a gain above `min_delta` (relative): a run that creeps up by
+            # noise-sized steps stops; the best weights are kept whatever the size of the gain.
+            enough = score > best * (1.0 + tc.min_delta) if best > 0 else score > best
             if score > best:
-                best, stale, result.best_epoch = score, 0, epoch
+                best, result.best_epoch, result.best_ranks = score, epoch, ranks
                 best_state = _copy_state(model)
-                result.best_valid = metrics.as_dict()
-            elif epoch > distill_epochs or distill_epochs >= tc.epochs:
-                # With a two-phase schedule, patience counts only in the final (L_rec-only)
-                # phase; when distillation spans all epochs it counts from the start.
-                stale += 1
+                result.best_valid = metrics
+            stale = 0 if enough else stale + 1
         result.history.append(row)
         bar.update(1)
         bar.set_postfix({k: f"{v:.4f}" for k, v in row.items() if k == "rec" or k.startswith("valid_")}, refresh=False)
@@ -420,16 +461,19 @@ def fit(
             )
             dist = f" distil {row['distil']:.4f} beta {row['beta']:.3g}" if active and step.use_distill else ""
             nbr = f" neighbour {row['neighbour']:.4f}" if step.use_neighbours else ""
-            log(
-                f"[{cfg.name}] epoch {epoch}/{tc.epochs} rec {row['rec']:.4f}{dist}{nbr}{extra} ({row['seconds']:.0f}s)"
-            )
-        if tc.patience is not None and stale >= tc.patience:
-            break
+            log(f"[{cfg.name}] epoch {epoch}/{last} rec {row['rec']:.4f}{dist}{nbr}{extra} ({row['seconds']:.0f}s)")
+        if tc.patience is not None and stale >= tc.patience and epoch >= tc.min_epochs:
+            if not (two_phase and active and epoch < distill_epochs):
+                break
+            # Distillation stopped helping: L_rec alone from the next epoch, patience afresh.
+            distill_epochs, stale = epoch, 0
+            result.distill_until = epoch
     bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
     if (
-        result.best_valid is not None
+        popularity_fallback
+        and result.best_valid is not None
         and result.best_valid[tc.select_metric] < result.popularity_valid[tc.select_metric]
     ):
         # No epoch beat most-popular on validation: serve popularity's ranking (the user representation,

@@ -83,14 +83,20 @@ def test_student_scores_every_user_of_each_snapshot(pipeline_run):
         assert (scored.event_timestamp == cutoff).all()
         assert scored.student_checkpoint_id.nunique() == 1
         assert scored.student_checkpoint_id.iloc[0] == summary["train_student"]["checkpoint_id"]
+        # The deployment guard's choice is served, and the job summary says why.
+        assert set(scored.student_variant) == {summary["train_student"]["variant"]}
+        assert summary["train_student"]["guard"]["reason"] and summary["score_student"]["variants"] == [
+            summary["train_student"]["variant"]
+        ]
         root = local_table(config, "student") / f"run_date={cutoff:%Y-%m-%d}"
         assert checkpoint_location(root) == str(root / "versions" / summary["train_student"]["checkpoint_id"])
         assert (Path(checkpoint_location(root)) / "student.json").exists()
 
 
 def test_student_reads_item_content_and_scores_every_catalogue_item(pipeline_run, small_sample):
-    """The default student reads the items' text vectors (items.text auto), so the scoring job gives
-    every catalogue item a vector and bias, including items nobody interacted with before the cutoff."""
+    """The default student reads the items' text vectors (items.text auto) and its index covers the
+    catalogue, so the scoring job gives every catalogue item a vector and bias, including items nobody
+    interacted with before the cutoff, whichever variant the guard shipped."""
     from student.checkpoint import load_checkpoint
 
     config = pipeline_run["config"]
@@ -103,7 +109,9 @@ def test_student_reads_item_content_and_scores_every_catalogue_item(pipeline_run
         unseen = sorted(set(items.index) - before)
         assert not items.loc[unseen, "student_item_seen"].any()
         loaded = load_checkpoint(local_table(config, "student") / f"run_date={cutoff:%Y-%m-%d}")
-        assert loaded.model.items.text_dim == 384 and loaded.item_features["text_encoder"]
+        # The configured student reads the text vectors; a fallback the guard shipped reads none.
+        configured = loaded.variant == "configured"
+        assert loaded.model.items.text_dim == (384 if configured else 0) and loaded.item_features["text_encoder"]
         seen_by_model = set(np.array(loaded.item_index.item_ids)[loaded.model.items.seen[1:].numpy()])
         assert set(items.index[items.student_item_seen]) == seen_by_model
     early = read(partition(config, "item_student", pipeline_run["cutoffs"][0])).set_index("item_id")
@@ -170,6 +178,8 @@ def test_validate_entry_writes_rejects_and_accounts_for_every_row(tmp_path, spar
         "accepted": 2,
         "rejected": 2,
         "rejected_by_reason": {"duplicate item_id": 1, "null item_id": 1},
+        "nulled_by_reason": {},
+        "rows_with_replaced_bytes": 0,
         "ignored_columns": [],
     }
     assert tables["interactions"]["read"] == 6 and tables["interactions"]["accepted"] == 2

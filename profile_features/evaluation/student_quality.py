@@ -4,10 +4,13 @@ Every model ranks all items for each test user from the history the histories jo
 the test cutoff; the target is the user's first item after the cutoff. Full ranking,
 seen items not removed, as in benchmarks/student_quality.py. The models:
 - "most popular" (counts before the cutoff): the reference every sequential model must beat;
-- "student": the pipeline's distilled checkpoint (seed 0) and the same config on more seeds;
+- "student": the pipeline's checkpoint (seed 0) and the same config on more seeds, each through the
+  deployment guard (student/guard.py), so what is measured is what the pipeline would ship
+  (possibly a fallback variant; the log names it);
 - "plain SASRec": the same config with IDs only (no distillation, no item content, no neighbour
-  term, no crops), same schedule and seeds,
-all trained on the interactions before the cutoff with validated epoch selection.
+  term, no crops), same schedule and seeds, the guard off (plain SASRec itself, never a fallback),
+all trained on the interactions before the cutoff, epochs picked on the guard's validation (the items
+after a validation cutoff inside the training period).
 """
 
 from __future__ import annotations
@@ -19,7 +22,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["MOST_POPULAR", "STUDENT", "PLAIN", "train_comparison_students", "evaluate_student"]
+__all__ = [
+    "MOST_POPULAR",
+    "STUDENT",
+    "PLAIN",
+    "train_comparison_students",
+    "student_ranks",
+    "ranks_per_user",
+    "evaluate_student",
+]
 
 MOST_POPULAR, STUDENT, PLAIN = "most popular", "student", "plain SASRec"
 
@@ -67,6 +78,7 @@ def train_comparison_students(
         "items.sid=false",
         "neighbours.enabled=false",
         "train.crop_prob=0",
+        "guard.enabled=false",
         "name=plain",
     ]
     # Both read the student's item content, so both index the same items (plain ranks items it never
@@ -85,7 +97,8 @@ def train_comparison_students(
                 config, before, None if variant == PLAIN else profiles, out, validate=True, content=content
             )
             log(
-                f"  {variant} seed {seed}: best epoch {result['best_epoch']}, valid NDCG@10 "
+                f"  {variant} seed {seed}: shipped {result['variant']}, best epoch {result['best_epoch']}, "
+                f"valid NDCG@10 "
                 f"{result['best_valid']['ndcg@10']:.4f} (most popular {result['popularity_valid']['ndcg@10']:.4f})"
             )
             checkpoints[variant].append(out)
@@ -115,24 +128,18 @@ def _popular_ranks(
     return ranks_from_scores(np.broadcast_to(counts, (len(users), len(counts))), target_ids)
 
 
-def evaluate_student(
+def student_ranks(
     data_dir: Path,
     interactions: pd.DataFrame,
     test_cutoff: datetime,
     end: datetime,
     checkpoints: dict[str, list[Path]] | None = None,
-    slices: dict[str, Collection[str]] | None = None,
-) -> pd.DataFrame:
-    """Long-format metrics (model "student"; variants "most popular", then each checkpoint variant).
+) -> tuple[np.ndarray, dict[str, list[np.ndarray]]]:
+    """The users ranked and, per variant ("most popular" first, then each checkpoint variant), one array of
+    0-based target ranks per seed (most popular, deterministic, repeated for every seed).
 
-    Args:
-        checkpoints: variant -> one checkpoint per seed (default: the pipeline's student alone).
-        slices: name -> test users (default "all": every test user with a history).
-
-    Users without a history at the cutoff, or whose target item the checkpoints do not know,
-    are left out (`users` counts who is in).
+    Users without a history at the cutoff, or whose target item the checkpoints do not know, are left out.
     """
-    from student.evaluation import metrics_from_ranks
     from student.scoring import load_student
 
     run_date = _run_date(test_cutoff)
@@ -157,6 +164,41 @@ def evaluate_student(
             ranks.setdefault(variant, []).append(these_ranks)
     seeds = max(len(r) for r in ranks.values())
     ranks[MOST_POPULAR] = ranks[MOST_POPULAR] * seeds  # deterministic: the same figure paired with every seed
+    return users, ranks
+
+
+def ranks_per_user(users: np.ndarray, ranks: dict[str, list[np.ndarray]], k: int = 10) -> pd.DataFrame:
+    """variant, seed, user_id, value: each user's NDCG@k of the target rank (the paired statistics read these)."""
+    frames = []
+    for variant, per_seed in ranks.items():
+        for seed, variant_ranks in enumerate(per_seed):
+            ndcg = np.where(variant_ranks < k, 1.0 / np.log2(np.asarray(variant_ranks, dtype=float) + 2.0), 0.0)
+            frames.append(pd.DataFrame({"variant": variant, "seed": seed, "user_id": users, "value": ndcg}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def evaluate_student(
+    data_dir: Path,
+    interactions: pd.DataFrame,
+    test_cutoff: datetime,
+    end: datetime,
+    checkpoints: dict[str, list[Path]] | None = None,
+    slices: dict[str, Collection[str]] | None = None,
+    ranked: tuple[np.ndarray, dict[str, list[np.ndarray]]] | None = None,
+) -> pd.DataFrame:
+    """Long-format metrics (model "student"; variants "most popular", then each checkpoint variant).
+
+    Args:
+        checkpoints: variant -> one checkpoint per seed (default: the pipeline's student alone).
+        slices: name -> test users (default "all": every test user with a history).
+        ranked: `student_ranks`' result when the caller has it already.
+
+    Users without a history at the cutoff, or whose target item the checkpoints do not know,
+    are left out (`users` counts who is in).
+    """
+    from student.evaluation import metrics_from_ranks
+
+    users, ranks = ranked or student_ranks(data_dir, interactions, test_cutoff, end, checkpoints)
     slices = slices or {"all": users}
     records = []
     for variant, per_seed in ranks.items():

@@ -34,16 +34,19 @@ USERS_PER_FILE = 4096  # one training chunk; the file count grows with the users
 
 
 def training_users(interactions, profiles):
-    """One row per user: `item_ids` before the cutoff, oldest -> newest (ties by item id), and the
-    profile vector when the user has one."""
+    """One row per user: `item_ids` before the cutoff, oldest -> newest (ties by item id), their
+    `item_times` (epoch microseconds, aligned: the student's guard validates on a cutoff in time),
+    and the profile vector when the user has one."""
     from pyspark.sql import functions as F
 
     histories = interactions.groupBy("user_id").agg(
         F.sort_array(F.collect_list(F.struct("timestamp", "item_id"))).alias("events")
     )
-    return histories.select("user_id", F.col("events.item_id").alias("item_ids")).join(
-        profiles.select("user_id", "profile_embedding"), "user_id", "left"
-    )
+    return histories.select(
+        "user_id",
+        F.col("events.item_id").alias("item_ids"),
+        F.transform("events", lambda e: F.unix_micros(e["timestamp"])).alias("item_times"),
+    ).join(profiles.select("user_id", "profile_embedding"), "user_id", "left")
 
 
 def write_training_users(users, path: str) -> int:
@@ -100,7 +103,8 @@ def run_train_student(spark, config: JobConfig) -> dict:
     student_config = load_student_config(config.student.config, list(config.student.overrides))
     content = read_item_content(config.data_dir, run_date, student_config.content_views)
     out = config.table_path(f"student/run_date={run_date}")
-    # Epochs picked on each user's held-out last item, best epoch restored: no fixed epoch count.
+    # The deployment guard (student/guard.py): epochs and the variant that ships are picked on the items
+    # after a validation cutoff inside the training period; the decision is in this job's summary.
     result = train_from_parquet(
         student_config, users, item_ids, dims.d if dims else 0, out, validate=True, content=content
     )
@@ -178,6 +182,7 @@ def run_score_student(spark, config: JobConfig) -> dict:
         "users": histories.count(),
         "scored": written.count(),
         "fallbacks": written.where("student_fallback").count(),
+        "variants": sorted(r.student_variant for r in written.select("student_variant").distinct().collect()),
         "with_drift": written.where("profile_drift IS NOT NULL AND NOT isnan(profile_drift)").count(),
     }
     summary["item_output"], summary["item_scores"] = _score_items(spark, config, run_date, path, threads)

@@ -205,3 +205,24 @@ def test_benchmark_variant_names_are_checked(bench):
     assert set(bench.parse_args([]).variants.split(",")) <= set(bench.VARIANTS)
     with pytest.raises(SystemExit):
         bench.parse_args(["--variants", "plain,no_such_variant"])
+
+
+def test_post_cutoff_reads_a_csv_pair_and_pairs_differences_over_users(bench, tmp_path):
+    pd.DataFrame({"user_id": ["a", "a", "b"], "item_id": ["1", "2", "1"], "timestamp": [30, 10, 20]}).to_csv(
+        tmp_path / "interactions.csv", index=False
+    )
+    pd.DataFrame({"item_id": ["1", "2"], "title": ["One", None], "genres": ["Rock|Pop", None]}).to_csv(
+        tmp_path / "items.csv", index=False
+    )
+    inter, items = bench.load_benchmark_dataset("any-name", tmp_path)
+    assert list(inter.columns) == ["user_id", "item_id", "rating", "timestamp"] and inter.rating.isna().all()
+    assert items.genres.tolist() == [["Rock", "Pop"], []] and items.title.tolist() == ["One", ""]
+    # Two seeds x three users: each user's mean over seeds is one observation.
+    candidate = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    baseline = np.zeros((2, 3))
+    result = bench.paired_interval(candidate, baseline)
+    per_user = np.array([0.5, 0.0, 0.0])
+    se = per_user.std(ddof=1) / np.sqrt(3)
+    assert result["difference"] == pytest.approx(per_user.mean())
+    assert result["interval"] == pytest.approx([per_user.mean() - 1.96 * se, per_user.mean() + 1.96 * se])
+    assert result["beyond_noise"] == "within" and not result["harm_excluded"]

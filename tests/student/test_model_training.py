@@ -165,6 +165,29 @@ def test_patience_counts_when_distillation_spans_all_epochs(cyclic_data, make_co
     assert len(result.history) < 30
 
 
+def test_a_stalled_distillation_phase_hands_over_to_next_item_loss_then_stops(cyclic_data, make_config):
+    """Two phases, each as long as it helps: validation that never improves ends the distillation
+    phase after `patience` evaluations (not at 50% of 30 epochs), then L_rec alone for `patience` more."""
+    _, seqs, index, profiles = cyclic_data
+    data = build_training_data({u: s[:-2] for u, s in seqs.items()}, index, profiles)
+    users = sorted(seqs)
+    valid = ([index.encode(seqs[u][:-2]) for u in users], index.encode([seqs[u][-1] for u in users]))
+    cfg = make_config(
+        "train.epochs=30",
+        "train.eval_every=1",
+        "train.patience=2",
+        "train.min_epochs=1",
+        "distill.distill_fraction=0.5",
+    )
+    result = fit(cfg, data, valid, log=None)
+    phases = [row["distilling"] for row in result.history]
+    switch = result.distill_until
+    assert 1 < switch < 15 and phases == [1.0] * switch + [0.0] * (len(phases) - switch)
+    assert switch < len(phases) <= switch + 2 + 1  # patience afresh in the second phase, then it stops
+    replay = fit(cfg, data, None, log=None, stop_after=len(phases), distill_until=switch)
+    assert [row["distilling"] for row in replay.history] == phases
+
+
 def _popularity_only_data(make_config, seed: int = 0):
     """Users draw items from a skewed popularity, independent of their history: nothing to learn
     beyond popularity, so the untrained start is the best model."""
@@ -214,7 +237,7 @@ def test_validated_training_keeps_short_users_and_reports_most_popular(tmp_path,
     from student.train import train_from_frames
 
     rows = [(f"u{u}", f"i{(u + t) % 12}", t) for u in range(40) for t in range(6)]
-    rows += [("short", "i1", 0), ("short", "i2", 1)]  # two interactions: trains, holds nothing out
+    rows += [("short", "i1", 0), ("short", "i2", 1)]  # nothing after the validation cutoff: trains only
     result = train_from_frames(
         make_config("distill.enabled=false", "train.epochs=3"),
         pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]),
@@ -222,9 +245,9 @@ def test_validated_training_keeps_short_users_and_reports_most_popular(tmp_path,
         tmp_path / "ckpt",
         validate=True,
     )
-    assert result["users"] == 41 and result["best_valid"]["users"] == 40
-    assert set(result) >= {"best_epoch", "popularity_valid", "ranks_by_popularity"}
-    assert result["best_valid"]["ndcg@10"] >= result["popularity_valid"]["ndcg@10"]
+    assert result["users"] == 41 and result["guard"]["validation_users"] == 40
+    assert result["best_valid"]["users"] == result["popularity_valid"]["users"] == 40
+    assert set(result) >= {"variant", "guard", "best_epoch", "popularity_valid", "ranks_by_popularity"}
 
 
 def _items(num_items: int, hidden: int):

@@ -18,11 +18,13 @@ from student.training import build_training_data, source_stats
 
 
 def _users_table(seqs: dict[str, list[str]], profiles: dict[str, np.ndarray], without: set[str] = frozenset()):
+    """As the Spark job writes it; the times are cyclic_interactions' (1000, 1001, ... per user)."""
     users = sorted(seqs)
     return pa.table(
         {
             "user_id": users,
             "item_ids": [seqs[u] for u in users],
+            "item_times": [list(range(1000, 1000 + len(seqs[u]))) for u in users],
             "profile_embedding": [None if u in without else profiles[u].tolist() for u in users],
         }
     )
@@ -106,8 +108,12 @@ def test_parquet_training_in_one_chunk_is_the_in_memory_training(cyclic_data, ma
     streamed = train_from_parquet(
         cfg, str(tmp_path / "users.parquet"), interactions.item_id, 8, tmp_path / "streamed", validate=True
     )
-    for key in ("best_epoch", "epochs_run", "best_valid", "popularity_valid", "users", "users_with_profile"):
+    for key in ("variant", "best_epoch", "epochs_run", "best_valid", "popularity_valid", "users", "users_with_profile"):
         assert streamed[key] == memory[key], key
+    untimed = [
+        [{k: v for k, v in c.items() if k != "seconds"} for c in r["guard"]["candidates"]] for r in (streamed, memory)
+    ]
+    assert untimed[0] == untimed[1]
 
 
 def test_parquet_training_over_many_small_chunks_learns_the_sequences(make_config, tmp_path):
@@ -127,7 +133,7 @@ def test_parquet_training_over_many_small_chunks_learns_the_sequences(make_confi
     )
     assert result["users"] == 60 and result["users_with_profile"] == 60
     assert result["best_valid"]["ndcg@10"] > 0.9 > result["popularity_valid"]["ndcg@10"] + 0.5
-    assert not result["ranks_by_popularity"]
+    assert not result["ranks_by_popularity"] and result["variant"] != "popularity"
 
 
 @pytest.mark.spark
@@ -149,6 +155,8 @@ def test_spark_writes_one_time_ordered_row_per_user_with_its_profile(spark):
     rows = training_users(events, profiles).toPandas().set_index("user_id").sort_index()
     assert list(rows.index) == ["a", "b", "c"]  # a profile without interactions trains nothing
     assert [list(v) for v in rows.item_ids] == [["y", "z", "x"], ["x"], ["y"]]
+    day = 86_400 * 10**6  # item_times: epoch microseconds, aligned with item_ids
+    assert [list(v) for v in rows.item_times] == [[day, 2 * day, 3 * day], [5 * day], [4 * day]]
     assert list(rows.profile_embedding["a"]) == [1.0, 2.0] and rows.profile_embedding["b"] is None
 
 

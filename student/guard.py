@@ -1,0 +1,319 @@
+"""The deployment guard: ship the richest student that is not worse than its baselines where it is used.
+
+The served student ranks, for each user, the items after the snapshot's cutoff from the history
+before it. The guard asks the same question inside the training period (`GuardConfig`): a
+validation cutoff leaves the newest `valid_fraction` of the training interactions after it; each
+candidate trains on what lies before it (its epochs picked there) and is scored on the first item(s)
+each user touched after it, ranked over the whole catalogue. Candidates, richest first: the configured
+student, the same without item content, plain SASRec; then the popularity prior. The first candidate
+that is non-inferior to plain SASRec and to most-popular (paired per-user NDCG@10 differences, a
+one-sided lower confidence bound above -margin x the baseline) ships, refitted on every interaction
+before the training cutoff for its validated number of epochs. The decision and its figures are kept
+(`GuardDecision`) for the job summary, the checkpoint manifest and the served `student_variant`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from statistics import NormalDist
+
+import numpy as np
+import torch
+
+from student.config import GuardConfig, StudentConfig
+from student.evaluation import metrics_from_ranks
+from student.sources import (
+    BeforeCutoff,
+    TrainingUsers,
+    ValidationTargets,
+    after_cutoff_targets,
+    interaction_time_quantile,
+)
+from student.training import FitResult, finalize, fit, popularity_ranks, source_stats
+
+__all__ = [
+    "CONFIGURED",
+    "WITHOUT_CONTENT",
+    "PLAIN",
+    "POPULARITY",
+    "Check",
+    "Candidate",
+    "GuardDecision",
+    "per_user_ndcg",
+    "non_inferiority",
+    "variant_chain",
+    "guarded_fit",
+]
+
+CONFIGURED, WITHOUT_CONTENT, PLAIN, POPULARITY = "configured", "without_item_content", "plain_sasrec", "popularity"
+# Plain SASRec as evaluate's comparison trains it: IDs only, no distillation, no crops.
+PLAIN_OVERRIDES = {
+    "items": {"id": True, "text": False, "sid": False},
+    "distill": {"enabled": False},
+    "neighbours": {"enabled": False},
+    "train": {"crop_prob": 0.0},
+}
+WITHOUT_CONTENT_OVERRIDES = {"items": {"id": True, "text": False, "sid": False}}
+
+
+@dataclass(frozen=True)
+class Check:
+    """One non-inferiority test: candidate against a baseline on the same validation users."""
+
+    baseline: str
+    users: int
+    candidate_ndcg: float
+    baseline_ndcg: float
+    difference: float  # mean paired difference (candidate - baseline)
+    lower_bound: float  # one-sided lower confidence bound of `difference`
+    threshold: float  # -margin x baseline_ndcg: the harm tolerated
+    passed: bool
+
+    def describe(self) -> str:
+        verdict = "not worse" if self.passed else "harm not excluded"
+        return (
+            f"vs {self.baseline}: {self.candidate_ndcg:.4f} vs {self.baseline_ndcg:.4f}, difference "
+            f"{self.difference:+.4f}, lower bound {self.lower_bound:+.4f} (needs >= {self.threshold:+.4f}, "
+            f"{self.users} users): {verdict}"
+        )
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A variant trained before the validation cutoff."""
+
+    variant: str
+    best_epoch: int
+    epochs_run: int
+    seconds: float
+    valid_ndcg: float
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.checks) and all(c.passed for c in self.checks)
+
+
+@dataclass(frozen=True)
+class GuardDecision:
+    """Which variant ships and why (serialised into the job summary and the checkpoint manifest)."""
+
+    variant: str
+    reason: str
+    validation_cutoff: int | None  # in the training users' time units (epoch microseconds from Spark)
+    valid_fraction: float
+    validation_users: int
+    eligible_users: int
+    popularity_ndcg: float | None
+    confidence: float
+    margin: float
+    candidates: list[Candidate]
+    refit_epochs: int
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        out = asdict(self)
+        for cand, raw in zip(self.candidates, out["candidates"]):
+            raw["passed"] = cand.passed
+        return out
+
+    def describe(self) -> str:
+        lines = [f"shipped {self.variant}: {self.reason}"]
+        for cand in self.candidates:
+            lines.append(f"  {cand.variant} (best epoch {cand.best_epoch}, valid NDCG@10 {cand.valid_ndcg:.4f})")
+            lines += [f"    {check.describe()}" for check in cand.checks]
+        return "\n".join(lines)
+
+
+def per_user_ndcg(ranks: np.ndarray, owner: np.ndarray, users: int, k: int = 10) -> np.ndarray:
+    """[users] mean NDCG@k over each user's targets, from 0-based ranks [R] and owner rows [R]."""
+    gains = np.where(ranks < k, 1.0 / np.log2(np.asarray(ranks, dtype=np.float64) + 2.0), 0.0)
+    totals = np.bincount(owner, weights=gains, minlength=users)
+    return totals / np.maximum(np.bincount(owner, minlength=users), 1)
+
+
+def non_inferiority(candidate: np.ndarray, baseline: np.ndarray, name: str, guard: GuardConfig) -> Check:
+    """Whether `candidate` [U] is not worse than `baseline` [U] (per-user scores, paired).
+
+    Passes when the one-sided `guard.confidence` lower bound of the mean paired difference (normal
+    approximation, standard error from the differences) is at least -`guard.margin` x the baseline's
+    mean, over at least `guard.min_users` users. Too few users, or differences too noisy to bound the
+    harm, fail: the check has to be able to fail, so no power means no evidence, and the simpler model.
+    """
+    diff = np.asarray(candidate, dtype=np.float64) - np.asarray(baseline, dtype=np.float64)
+    n = len(diff)
+    mean = float(diff.mean()) if n else 0.0
+    se = float(diff.std(ddof=1) / np.sqrt(n)) if n > 1 else float("inf")
+    lower = mean - NormalDist().inv_cdf(guard.confidence) * se if np.isfinite(se) else float("-inf")
+    base = float(np.mean(baseline)) if n else 0.0
+    threshold = -guard.margin * base
+    return Check(
+        baseline=name,
+        users=n,
+        candidate_ndcg=float(np.mean(candidate)) if n else 0.0,
+        baseline_ndcg=base,
+        difference=mean,
+        lower_bound=lower,
+        threshold=threshold,
+        passed=n >= guard.min_users and lower >= threshold,
+    )
+
+
+def _with(cfg: StudentConfig, overrides: dict) -> StudentConfig:
+    raw = cfg.model_dump()
+    for section, values in overrides.items():
+        raw[section].update(values)
+    return StudentConfig.model_validate(raw)
+
+
+def variant_chain(cfg: StudentConfig, has_content: bool, has_profiles: bool) -> list[tuple[str, StudentConfig]]:
+    """The candidates, richest first, each differing from the next by one component; plain SASRec last.
+
+    Args:
+        has_content: the training data brings item text vectors or semantic-ID codes the config reads.
+        has_profiles: the training data brings profile vectors (distillation has a target).
+    """
+
+    def effective(c: StudentConfig) -> dict:  # what changes the model trained on this data
+        raw = c.model_dump(exclude={"name", "guard"})
+        if not has_content:
+            raw["items"].update(text=False, sid=False, id_dropout=0.0, adapter_init="pca", fusion="sum")
+        if not has_profiles:
+            raw["distill"] = raw["neighbours"] = None
+        return raw
+
+    chain = [
+        (CONFIGURED, cfg),
+        (WITHOUT_CONTENT, _with(cfg, WITHOUT_CONTENT_OVERRIDES)),
+        (PLAIN, _with(cfg, PLAIN_OVERRIDES)),
+    ]
+    out: list[tuple[str, StudentConfig]] = []
+    for name, c in chain:
+        if out and effective(out[-1][1]) == effective(c):
+            out[-1] = (name if name == PLAIN else out[-1][0], c if name == PLAIN else out[-1][1])
+            continue
+        out.append((name, c))
+    return out
+
+
+def guarded_fit(
+    cfg: StudentConfig, data: TrainingUsers, log: Callable[[str], None] | None = logging.getLogger(__name__).info
+) -> tuple[FitResult, GuardDecision]:
+    """Pick the variant to ship on post-cutoff validation and train it on all of `data`.
+
+    Args:
+        cfg: the configured student (`cfg.guard` says how to validate and decide).
+        data: every training user, with interaction times (`UserChunk.times`).
+
+    Returns:
+        (the shipped model's `FitResult`, with best_valid / popularity_valid from validation; the decision).
+    """
+    guard = cfg.guard
+    started = time.perf_counter()
+    cutoff = interaction_time_quantile(data, 1.0 - guard.valid_fraction, seed=cfg.train.seed)
+    early = BeforeCutoff(data, cutoff)
+    limit = max(1, cfg.train.max_valid_users // guard.targets_per_user)
+    targets: ValidationTargets = after_cutoff_targets(data, cutoff, guard.targets_per_user, limit, cfg.train.seed)
+    features = getattr(data, "item_features", None)
+    has_content = features is not None and (
+        (features.text_dim > 0 and cfg.content_views.text is not False) or (bool(features.code_sizes) and cfg.items.sid)
+    )
+    has_profiles = data.profile_dim > 0
+    chain = variant_chain(cfg, has_content, has_profiles) if guard.enabled else [(CONFIGURED, cfg)]
+    say = log or (lambda _: None)
+
+    def decision(variant, reason, candidates, pop, epochs) -> GuardDecision:
+        return GuardDecision(
+            variant, reason, cutoff, guard.valid_fraction, len(targets.users), targets.eligible, pop,
+            guard.confidence, guard.margin, candidates, epochs, time.perf_counter() - started,
+        )  # fmt: skip
+
+    if not targets.users:
+        # Nobody is active on both sides: nothing can select epochs or show a model beats most-popular.
+        plain_cfg = chain[-1][1]
+        result = fit(plain_cfg, data, None, log=log, stop_after=guard.unvalidated_epochs, popularity_fallback=False)
+        if guard.enabled:
+            _rank_by_popularity(result, data)
+            reason = "no user has interactions on both sides of the validation cutoff: nothing to validate on"
+            return result, decision(POPULARITY, reason, [], None, guard.unvalidated_epochs)
+        return result, decision(CONFIGURED, "guard disabled; nothing to validate on", [], None, result.best_epoch)
+
+    inputs, flat_targets, owner = targets.pairs()
+    valid = (inputs, flat_targets)
+    users = len(targets.users)
+    pop_ranks = popularity_ranks(source_stats(early).counts, flat_targets)
+    popular = per_user_ndcg(pop_ranks, owner, users)
+    say(
+        f"[guard] validation cutoff {cutoff}: {users} users with items after it (of {targets.eligible} "
+        f"eligible); most-popular NDCG@10 {popular.mean():.4f}"
+    )
+    fitted: dict[str, tuple[FitResult, np.ndarray]] = {}
+
+    def train(name: str, c: StudentConfig) -> tuple[FitResult, np.ndarray]:
+        if name not in fitted:
+            res = fit(c, early, valid, log=log, popularity_fallback=False)
+            fitted[name] = (res, per_user_ndcg(res.best_ranks, owner, users))
+        return fitted[name]
+
+    def candidate(name: str, checks: list[Check]) -> Candidate:
+        res, scores = fitted[name]
+        return Candidate(name, res.best_epoch, len(res.history), res.seconds, float(scores.mean()), checks)
+
+    candidates: list[Candidate] = []
+    shipped, reason = None, ""
+    if not guard.enabled:
+        train(CONFIGURED, cfg)
+        candidates.append(candidate(CONFIGURED, []))
+        shipped, reason = CONFIGURED, "guard disabled: the configured student ships, its epochs validated"
+    else:
+        plain_name, plain_cfg = chain[-1]
+        _, plain_scores = train(plain_name, plain_cfg)
+        for name, c in chain:
+            _, scores = train(name, c)
+            checks = [] if name == plain_name else [non_inferiority(scores, plain_scores, PLAIN, guard)]
+            checks.append(non_inferiority(scores, popular, POPULARITY, guard))
+            candidates.append(candidate(name, checks))
+            say(f"[guard] {name}: " + "; ".join(check.describe() for check in checks))
+            if candidates[-1].passed:
+                shipped = name
+                against = "plain SASRec and most-popular" if name != plain_name else "most-popular"
+                reason = f"not worse than {against} on {users} validation users"
+                if len(candidates) > 1:
+                    reason += "; richer variants were not: " + ", ".join(c.variant for c in candidates[:-1])
+                break
+    if shipped is None:
+        res, _ = fitted[chain[-1][0]]
+        _rank_by_popularity(res, data)
+        res.best_valid = res.popularity_valid = metrics_from_ranks(pop_ranks).as_dict()
+        reason = "no trained variant was shown not worse than most-popular (and plain SASRec) on validation"
+        say(f"[guard] shipping the popularity prior: {reason}")
+        return res, decision(POPULARITY, reason, candidates, float(popular.mean()), res.best_epoch)
+    validated, _ = fitted[shipped]
+    epochs = max(validated.best_epoch, 1)
+    say(f"[guard] shipping {shipped}: refit on every training interaction for {epochs} epochs")
+    final = fit(
+        dict(chain)[shipped],
+        data,
+        None,
+        log=log,
+        stop_after=epochs,
+        popularity_fallback=False,
+        distill_until=validated.distill_until,  # the validated run's switch to L_rec alone, replayed
+    )
+    final.best_epoch = validated.best_epoch
+    final.best_valid = validated.best_valid
+    final.popularity_valid = metrics_from_ranks(pop_ranks).as_dict()
+    return final, decision(shipped, reason, candidates, float(popular.mean()), epochs)
+
+
+def _rank_by_popularity(result: FitResult, data: TrainingUsers) -> None:
+    """Turn `result.model` into the popularity prior over every training interaction, finalized on `data`."""
+    model = result.model
+    counts = source_stats(data).counts
+    model.head.rank_by_popularity(torch.as_tensor(counts, device=model.device))
+    finalize(model, data)
+    result.ranks_by_popularity = True
+    result.data = source_stats(data)
