@@ -1,9 +1,20 @@
-"""The `profile-features` command."""
+"""profile-features: LLM user profiles, embeddings and a distilled student, served as Feast features.
+
+Commands (each has --help):
+  demo          run every stage on generated sample data and read the result back from Feast
+  materialize   load a Feast repo's online store and check it holds the sources' newest rows
+  evaluate      rank with and without the semantic features on your data; writes a report
+  drift-report  distribution shift of the semantic columns between two runs
+  refresh-plan  the users whose LLM profiles to regenerate first, within a budget
+
+The batch stages themselves run with spark-submit (spark_jobs/*.py --config job.yaml); see README.md.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from pathlib import Path
 
 from profile_features.config import SampleConfig, SparkConfig
@@ -39,6 +50,9 @@ def evaluation_config(args):
         seeds=args.seeds,
         quantiles=tuple(args.quantiles),
         valid_fraction=args.valid_fraction,
+        cv_folds=args.cv_folds,
+        tuning_settings=args.tuning_settings,
+        harm_margin=args.harm_margin,
         cold_slice=args.cold_slice,
         cold_max_history=args.cold_max_history,
         min_slice_users=args.min_slice_users,
@@ -63,7 +77,7 @@ def _timestamp(text: str):
 
 def _materialize(args) -> int:
     from profile_features.feast.health import OnlineStoreUnavailable, check_online_store
-    from profile_features.feast.materialize import EmptyMaterialization, materialize_repo
+    from profile_features.feast.materialize import MaterializationError, materialize_repo
 
     if not (args.repo / "feature_store.yaml").exists() and args.feature_store_yaml is None:
         print(
@@ -73,8 +87,10 @@ def _materialize(args) -> int:
         return 2
     try:
         check_online_store(args.repo, args.feature_store_yaml)
-        loads = materialize_repo(args.repo, args.end, args.start, args.feature_store_yaml, args.views)
-    except (EmptyMaterialization, OnlineStoreUnavailable) as err:
+        loads = materialize_repo(
+            args.repo, args.end, args.start, args.feature_store_yaml, args.views, reload=args.reload
+        )
+    except (MaterializationError, OnlineStoreUnavailable) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except ValueError as err:
@@ -85,41 +101,113 @@ def _materialize(args) -> int:
     return 0
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Descriptions as written (wrap them with `_paragraph`); every option's help ends with its default:
+    as its help text says it, else "(default: X)", "(default: none)" for None or an empty list; flags and
+    required options have none."""
+
+    def _get_help_string(self, action):
+        help_text = action.help or ""
+        if action.nargs == 0 or action.required or any(word in help_text for word in ("default", "required")):
+            return help_text
+        if action.default is None or action.default == []:
+            return f"{help_text} (default: none)"
+        return super()._get_help_string(action)
+
+
+def _paragraph(text: str) -> str:
+    return textwrap.fill(text, width=100)
+
+
+def _mark_required_groups(parser: argparse.ArgumentParser) -> None:
+    """Say in each option's help that one of its required mutually exclusive group must be given."""
+    for group in parser._mutually_exclusive_groups:
+        if group.required:
+            names = [action.option_strings[-1] for action in group._group_actions]
+            for action in group._group_actions:
+                action.help = f"{action.help} (one of {' or '.join(names)} is required)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     from profile_features import __version__
 
-    parser = argparse.ArgumentParser(prog="profile-features", description=__doc__)
+    parser = argparse.ArgumentParser(prog="profile-features", description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"profile-features {__version__}")
     add_verbosity_arguments(parser)
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="run every stage on generated sample data, then read from Feast")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sample = SampleConfig()
+    demo = commands.add_parser(
+        "demo",
+        help="run every stage on generated sample data, then read from Feast",
+        description=_paragraph(
+            "Generate sample users and items (plus a few broken rows), run every stage at two "
+            "snapshots, apply and materialize the Feast repo, and print one user's online features and ranking."
+        ),
+    )
     demo.add_argument("--repo", type=Path, default=Path("feature_repo"), help="Feast repo to apply and materialize")
-    demo.add_argument("--users", type=int, default=SampleConfig().users)
-    demo.add_argument("--items", type=int, default=SampleConfig().items)
-    demo.add_argument("--seed", type=int, default=SampleConfig().seed)
-    demo.add_argument("--master", default="local[*]", help="Spark master")
+    demo.add_argument("--users", type=int, default=sample.users, help="number of generated users")
+    demo.add_argument("--items", type=int, default=sample.items, help="number of generated items")
+    demo.add_argument("--seed", type=int, default=sample.seed, help="seed of the generated data")
+    demo.add_argument("--master", default="local[*]", help="Spark master URL")
     materialize = commands.add_parser(
         "materialize",
-        help="load the online store over the window the snapshots cover; exit 1 when a first load finds no rows",
+        help="load the online store over the window the snapshots cover and check it; exit 1 when it is not loaded",
+        description=_paragraph(
+            "Load each applied feature view into the online store: a never-materialized view from its "
+            "source's first event_timestamp (not now - ttl), the others from their last materialization end. Then "
+            "read a sample of entities back: a view whose online rows are not its source's newest (e.g. the registry "
+            "remembers an earlier data set's intervals) fails with exit 1 and names the fix, --reload. Exit 2: "
+            "no repo, or a view that cannot be planned."
+        ),
     )
-    materialize.add_argument("--repo", type=Path, default=Path("feature_repo"), help="applied Feast repo")
-    materialize.add_argument("-f", "--feature-store-yaml", type=Path, default=None, help="feature_store.yaml to use")
-    materialize.add_argument("--end", type=_timestamp, default=None, help="end (ISO time, UTC; default: now)")
     materialize.add_argument(
+        "--repo", type=Path, default=Path("feature_repo"), help="the applied Feast repo (the folder of `feast apply`)"
+    )
+    materialize.add_argument(
+        "-f",
+        "--feature-store-yaml",
+        type=Path,
+        default=None,
+        help="another feature_store.yaml, e.g. the Redis one (default: <repo>/feature_store.yaml)",
+    )
+    materialize.add_argument("--end", type=_timestamp, default=None, help="window end, ISO time, UTC (default: now)")
+    window = materialize.add_mutually_exclusive_group()
+    window.add_argument(
         "--start",
         type=_timestamp,
         default=None,
-        help="start of never-materialized views (default: their source's earliest event_timestamp)",
+        help="load every chosen view from this ISO time (UTC), whatever the registry remembers (default: a new "
+        "view from its source's first row, the others from their last materialization)",
     )
-    materialize.add_argument("--view", dest="views", action="append", default=None, help="only this view (repeatable)")
+    window.add_argument(
+        "--reload",
+        action="store_true",
+        help="load every chosen view again from its source's first row, whatever the registry remembers "
+        "(after pointing the repo at new data)",
+    )
+    materialize.add_argument(
+        "--view",
+        dest="views",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="only this feature view; repeatable (default: every applied view)",
+    )
     evaluate = commands.add_parser(
-        "evaluate", help="rankers with and without the semantic features on your data; writes report.md and report.json"
+        "evaluate",
+        help="rankers with and without the semantic features on your data; writes report.md and report.json",
+        description=_paragraph(
+            "Run the pipeline at two snapshot cutoffs on your data (or a named dataset), then compare "
+            "LightGBM and two-tower rankers with and without the semantic columns over seeds, tuned on validation "
+            "users; writes report.md, report.json, plots and CSVs."
+        ),
     )
     evaluate.add_argument(
         "--config",
         type=Path,
         default=None,
-        help="job YAML whose inputs (and profile, embedding, student settings) to evaluate",
+        help="job YAML whose inputs (and profile, embedding, student settings) to evaluate (default: none; "
+        "then --dataset is required)",
     )
     evaluate.add_argument(
         "--set",
@@ -127,18 +215,28 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="job config override, e.g. profile.generator=openai",
+        help="job config override, e.g. profile.generator=openai; repeatable (default: none)",
     )
     evaluate.add_argument(
         "--dataset",
         choices=DATASETS,
         default=None,
-        help="a named dataset instead of the config's inputs (written as a CSV pair first)",
+        help="a named dataset instead of the config's inputs, written as a CSV pair first (default: the config's)",
     )
-    evaluate.add_argument("--ml100k-path", type=Path, default=None, help="default: ../shared/datasets/ml-100k")
-    evaluate.add_argument("--workdir", type=Path, default=None, help="default: work/evaluate-<dataset or config name>")
+    evaluate.add_argument(
+        "--ml100k-path",
+        type=Path,
+        default=None,
+        help="MovieLens 100k folder for --dataset ml-100k* (default: ../shared/datasets/ml-100k)",
+    )
+    evaluate.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="folder for the pipeline tables and the report (default: work/evaluate-<dataset or config name>)",
+    )
     evaluate.add_argument("--out", type=Path, default=None, help="report folder (default: <workdir>/report)")
-    evaluate.add_argument("--seeds", type=int, default=3)
+    evaluate.add_argument("--seeds", type=int, default=3, help="training seeds per model and column set")
     evaluate.add_argument(
         "--quantiles",
         type=float,
@@ -153,27 +251,58 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.2,
         help="share of training-window users held out for validation (the last to arrive, among returning and new)",
     )
-    evaluate.add_argument("--cold-slice", choices=["auto", "natural", "truncated"], default="auto")
-    evaluate.add_argument("--cold-max-history", type=int, default=5)
-    evaluate.add_argument("--min-slice-users", type=int, default=30)
-    evaluate.add_argument("--student-seeds", type=int, default=None, help="default: --seeds")
+    evaluate.add_argument(
+        "--cv-folds", type=int, default=5, help="LightGBM validates every training-window user out of fold, in k folds"
+    )
+    evaluate.add_argument("--tuning-settings", type=int, default=8, help="LightGBM settings searched per column set")
+    evaluate.add_argument(
+        "--harm-margin",
+        type=float,
+        default=0.02,
+        help="a slice is harmed when a column set's interval reaches below -margin x the baseline",
+    )
+    evaluate.add_argument(
+        "--cold-slice",
+        choices=["auto", "natural", "truncated"],
+        default="auto",
+        help="cold-start slice: users with a short history (natural), histories cut short (truncated), or "
+        "natural when enough such users exist (auto)",
+    )
+    evaluate.add_argument(
+        "--cold-max-history", type=int, default=5, help="interactions before the cutoff that count as cold"
+    )
+    evaluate.add_argument(
+        "--min-slice-users", type=int, default=30, help="smaller slices are reported as too small to show a lift"
+    )
+    evaluate.add_argument(
+        "--student-seeds", type=int, default=None, help="seeds of the student comparison (default: --seeds)"
+    )
     evaluate.add_argument(
         "--student-set",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="student config override, e.g. train.epochs=50",
+        help="student config override, e.g. train.epochs=50; repeatable (default: none)",
     )
-    evaluate.add_argument("--two-tower-epochs", type=int, default=50, help="at most; early-stopped on validation")
-    evaluate.add_argument("--no-two-tower", action="store_true")
-    evaluate.add_argument("--latency-requests", type=int, default=30, help="0 skips the latency table")
+    evaluate.add_argument(
+        "--two-tower-epochs", type=int, default=50, help="two-tower epochs at most; early-stopped on validation"
+    )
+    evaluate.add_argument("--no-two-tower", action="store_true", help="skip the two-tower model (LightGBM only)")
+    evaluate.add_argument(
+        "--latency-requests", type=int, default=30, help="online requests timed for the latency table; 0 skips it"
+    )
     evaluate.add_argument(
         "--student-benchmark",
         type=Path,
         default=None,
-        help="JSON written by benchmarks/student_quality.py --out, shown in the report",
+        help="JSON written by benchmarks/student_quality.py --out, shown in the report (default: none)",
     )
     add_freshness_commands(commands)
+    summaries = {choice.dest: choice.help for choice in commands._choices_actions}
+    for name, subparser in commands.choices.items():
+        subparser.formatter_class = HelpFormatter  # add_parser does not pass the parent's on
+        subparser.description = subparser.description or _paragraph(summaries[name].capitalize() + ".")
+        _mark_required_groups(subparser)
     return parser
 
 
@@ -185,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "demo":
         from profile_features.demo import run_demo
+        from profile_features.feast.health import OnlineStoreUnavailable
+        from profile_features.feast.materialize import MaterializationError
 
         try:
             run_demo(
@@ -195,12 +326,31 @@ def main(argv: list[str] | None = None) -> int:
         except FileNotFoundError as err:  # the command line named a folder that cannot be used
             print(f"error: {err}", file=sys.stderr)
             return 2
+        except (MaterializationError, OnlineStoreUnavailable) as err:  # e.g. a registry from other data
+            print(f"error: {err}", file=sys.stderr)
+            return 1
     elif args.command == "materialize":
         return _materialize(args)
     elif args.command == "evaluate":
-        from profile_features.evaluation.run import run_evaluation
+        return _evaluate(args)
+    return 0
 
-        run_evaluation(evaluation_config(args))
+
+def _evaluate(args) -> int:
+    """`evaluate`: a user error (config, missing input or extra) is one line and exit 2; `-v` shows the traceback."""
+    from pydantic import ValidationError
+
+    from profile_features.config import ConfigError
+    from profile_features.evaluation.run import MissingExtras, run_evaluation
+
+    try:
+        config = evaluation_config(args)
+        run_evaluation(config)
+    except (ConfigError, ValidationError, FileNotFoundError, MissingExtras) as err:
+        if args.verbose:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

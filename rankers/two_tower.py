@@ -67,6 +67,7 @@ SELECT_METRIC = "recall@50"  # what early stopping and the choice of inputs look
 class TwoTowerResults:
     test: pd.DataFrame  # long format, as the other rankers (model, variant, seed, slice, metric, value, users)
     valid: pd.DataFrame  # variant, seed, user_id, value: SELECT_METRIC per validation user at the kept epoch
+    test_per_user: pd.DataFrame | None = None  # variant, seed, user_id, value: SELECT_METRIC per test user
 
 
 @dataclass(frozen=True)
@@ -511,6 +512,12 @@ def _records(
     ]
 
 
+def _select_metric_rows(per_user: pd.DataFrame, users: np.ndarray, variant: str, seed: int) -> pd.DataFrame:
+    """variant, seed, user_id, value: each scored user's SELECT_METRIC (the paired statistics read these)."""
+    values = per_user[SELECT_METRIC].to_numpy()
+    return pd.DataFrame({"variant": variant, "seed": seed, "user_id": users[per_user.index], "value": values})
+
+
 def evaluate_two_tower(
     repo: Path,
     interactions: pd.DataFrame,
@@ -560,25 +567,17 @@ def evaluate_two_tower(
         f"users, test {len(test.inputs.users)} users, {len(catalogue)} items"
     )
     config = TwoTowerConfig(epochs=epochs)
-    records, valid_rows = [], []
+    records, valid_rows, test_rows = [], [], []
     for seed in seeds:
         for variant, semantic in VARIANTS.items():
             model = fit_two_tower(train, semantic, seed, config, valid=valid)
             per_user = retrieval_metrics(score_items(model, test.inputs, semantic), test.seen, test.targets, k)
             records += _records(per_user, test.inputs.users, variant, seed, slices)
+            test_rows.append(_select_metric_rows(per_user, test.inputs.users, variant, seed))
             log(f"  two-tower seed {seed}, {variant}: " + ", ".join(f"{m} {v:.4f}" for m, v in per_user.mean().items()))
             if valid is not None:
                 scored = retrieval_metrics(score_items(model, valid.inputs, semantic), valid.seen, valid.targets, k)
-                valid_rows.append(
-                    pd.DataFrame(
-                        {
-                            "variant": variant,
-                            "seed": seed,
-                            "user_id": valid.inputs.users[scored.index],
-                            "value": scored[SELECT_METRIC].to_numpy(),
-                        }
-                    )
-                )
+                valid_rows.append(_select_metric_rows(scored, valid.inputs.users, variant, seed))
     columns = ["variant", "seed", "user_id", "value"]
     valid_frame = pd.concat(valid_rows, ignore_index=True) if valid_rows else pd.DataFrame(columns=columns)
-    return TwoTowerResults(pd.DataFrame(records), valid_frame)
+    return TwoTowerResults(pd.DataFrame(records), valid_frame, pd.concat(test_rows, ignore_index=True))

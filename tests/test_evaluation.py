@@ -19,7 +19,7 @@ from profile_features.evaluation.metrics import (
     recall_at_k,
     reciprocal_rank,
 )
-from profile_features.evaluation.report import goal_checks, paired_lift, summarise, write_report
+from profile_features.evaluation.report import goal_checks, summarise, write_report
 
 
 def test_metrics_match_hand_computed_values():
@@ -130,6 +130,31 @@ def _long_results():
     return pd.DataFrame(rows)
 
 
+def _per_user(effects: dict[tuple[str, str], float], users: int = 200, seeds: int = 3, noise: float = 0.05):
+    """Per-user NDCG@10 of the baseline ("none") and variants, per slice: effects[(variant, slice)] is the true
+    difference; each user has a base level, each (variant, seed, user) noise."""
+    rng = np.random.default_rng(11)
+    base = rng.uniform(0.1, 0.4, size=users)
+    rows = []
+    for (variant, slice_name), effect in effects.items():
+        for seed in range(seeds):
+            value = base + effect + (0 if variant == "none" else rng.normal(0, noise, size=users))
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "model": "lightgbm",
+                        "variant": variant,
+                        "seed": seed,
+                        "slice": slice_name,
+                        "metric": "ndcg@10",
+                        "user_id": [f"u{i}" for i in range(users)],
+                        "value": value,
+                    }
+                )
+            )
+    return pd.concat(rows, ignore_index=True)
+
+
 def test_report_numbers_and_goal_checks(tmp_path):
     results = _long_results()
     summary = summarise(results)
@@ -137,9 +162,15 @@ def test_report_numbers_and_goal_checks(tmp_path):
     assert row["mean"] == pytest.approx(np.mean([0.24, 0.25, 0.245]))
     assert row["std"] == pytest.approx(np.std([0.24, 0.25, 0.245], ddof=1))
     assert row["lift"] == pytest.approx(np.mean([0.24, 0.25, 0.245]) / np.mean([0.20, 0.22, 0.21]) - 1)
-    checks = {c["slice"]: c for c in goal_checks(results)}
-    assert checks["all"]["met"] and not checks["cold"]["met"]  # cold lift +5% < +10%
-    path = write_report(tmp_path, results, {"dataset": "hand-made"})
+    per_user = _per_user(
+        {("none", "all"): 0.0, ("+ all semantic columns", "all"): 0.04, ("none", "cold"): 0.0}
+        | {("+ all semantic columns", "cold"): 0.01}
+    )
+    checks = {c["slice"]: c for c in goal_checks(per_user)}
+    assert checks["all"]["met"] and checks["all"]["outcome"] == "passed"
+    assert not checks["cold"]["met"]  # a lift below +10%
+    assert checks["all"]["difference"] == pytest.approx(0.04, abs=0.005)
+    path = write_report(tmp_path, results, {"dataset": "hand-made"}, per_user=per_user)
     text = path.read_text()
     assert f"{row['mean']:.4f} +/- {row['std']:.4f}" in text
     assert f"{100 * row['lift']:+.1f}%" in text
@@ -147,20 +178,104 @@ def test_report_numbers_and_goal_checks(tmp_path):
     assert pd.read_csv(tmp_path / "results.csv").shape == results.shape
 
 
+def test_a_check_without_the_power_to_fail_is_inconclusive_never_passed(tmp_path):
+    """The student at -12% on 40 noisy users: the interval holds zero, so the check is inconclusive (it used
+    to pass as "no measurable difference"); at -30% on 400 users it fails; at +30% it passes."""
+    from profile_features.evaluation.report import acceptance_checks, check_counts
+
+    def student(effect: float, users: int, noise: float = 0.15) -> pd.DataFrame:
+        frame = _per_user({("most popular", "all"): 0.0, ("student", "all"): effect}, users=users, noise=noise)
+        return frame.assign(model="student")
+
+    weak = acceptance_checks(student(-0.12 * 0.25, 40, noise=0.4), None)
+    assert [c["outcome"] for c in weak] == ["inconclusive"] and not weak[0]["passed"]
+    assert weak[0]["low"] < 0 < weak[0]["high"] and weak[0]["detectable_lift"] > 0.12
+    assert acceptance_checks(student(-0.3 * 0.25, 400), None)[0]["outcome"] == "failed"
+    assert acceptance_checks(student(0.3 * 0.25, 400), None)[0]["outcome"] == "passed"
+    counts = check_counts(weak + acceptance_checks(student(0.3 * 0.25, 400), None))
+    assert counts == {"passed": 1, "failed": 0, "inconclusive": 1}
+    document_dir = tmp_path / "report"
+    text = write_report(document_dir, _long_results(), {"dataset": "d"}, per_user=student(-0.03, 40, 0.4)).read_text()
+    assert "0 passed, 0 failed, 1 inconclusive" in text and "**INCONCLUSIVE**" in text
+    document = __import__("json").loads((document_dir / "report.json").read_text())
+    assert document["check_counts"]["inconclusive"] == 1 and document["all_checks_passed"] is False
+
+
 def test_control_comparison_isolates_what_the_user_side_adds(tmp_path):
-    results = _long_results()
-    control = results[results.variant == "none"].assign(
-        variant="+ item text only (control)", value=lambda f: f.value + 0.02
+    from profile_features.evaluation.report import control_comparisons
+
+    per_user = _per_user(
+        {
+            ("none", "all"): 0.0,
+            ("+ item text only (control)", "all"): 0.02,
+            ("+ all semantic columns", "all"): 0.05,
+        }
     )
-    results = pd.concat([results, control], ignore_index=True)
-    check = paired_lift(results, "lightgbm", "+ all semantic columns", "+ item text only (control)", "all")
-    control_mean, plugin_mean = np.mean([0.22, 0.24, 0.23]), np.mean([0.24, 0.25, 0.245])
-    assert check["lift"] == pytest.approx(plugin_mean / control_mean - 1)
-    assert check["difference"] == pytest.approx(plugin_mean - control_mean)
-    text = write_report(tmp_path, results, {"dataset": "hand-made"}).read_text()
+    check = {c["variant"]: c for c in control_comparisons(per_user)}["+ all semantic columns"]
+    assert check["baseline"] == "+ item text only (control)"
+    assert check["difference"] == pytest.approx(0.03, abs=0.005) and check["outcome"] == "passed"
+    text = write_report(tmp_path, _long_results(), {"dataset": "hand-made"}, per_user=per_user).read_text()
     assert "What the user side and the student add over item content" in text
-    row = f"| + all semantic columns | all | {100 * check['lift']:+.1f}% | {check['difference']:+.4f} |"
-    assert row in text
+    assert (
+        f"| + all semantic columns | all | 200 x 3 | {100 * check['lift']:+.1f}% | {check['difference']:+.4f} |" in text
+    )
+
+
+def test_evaluate_repo_never_points_at_the_users_data_dir(tmp_path):
+    """The README tells users to set data_dir in feature_repo/profile_features.yaml to their jobs' folder;
+    evaluate's copy must keep its own tables, registry and online store whatever that file says."""
+    import shutil
+
+    import yaml
+
+    from profile_features.evaluation.run import SHIPPED_REPO, isolated_repo
+    from profile_features.feast.settings import load_feast_settings
+
+    users_repo = tmp_path / "users_repo"
+    shutil.copytree(SHIPPED_REPO, users_repo, ignore=shutil.ignore_patterns("data"))
+    real_data = tmp_path / "production" / "data"
+    (users_repo / "profile_features.yaml").write_text(yaml.safe_dump({"data_dir": str(real_data)}))
+    store = yaml.safe_load((users_repo / "feature_store.yaml").read_text())
+    store["online_store"] = {"type": "sqlite", "path": str(tmp_path / "production" / "online.db")}
+    (users_repo / "feature_store.yaml").write_text(yaml.safe_dump(store))
+
+    repo = isolated_repo(tmp_path / "evaluate" / "repo", users_repo)
+    assert load_feast_settings(repo / "profile_features.yaml").data_dir == str((repo / "data").resolve())
+    text = (repo / "feature_store.yaml").read_text()
+    assert "production" not in text and "data/online_store.db" in text and "data/registry.db" in text
+    assert not (repo / "feature_store.redis.yaml").exists()
+
+
+def test_evaluate_preflight_fails_in_seconds_naming_the_install_line(tmp_path, monkeypatch):
+    import sys
+    import time
+
+    from profile_features.config import JobConfig
+    from profile_features.evaluation.run import EvaluationConfig, MissingExtras, preflight
+
+    inputs = {"interactions": {"path": str(tmp_path / "missing.csv")}, "items": {"path": str(tmp_path / "i.csv")}}
+    config = EvaluationConfig(job=JobConfig.model_validate({"inputs": inputs}))
+    monkeypatch.setitem(sys.modules, "lightgbm", None)  # how Python reports a package that cannot be imported
+    start = time.monotonic()
+    with pytest.raises(MissingExtras, match=r"lightgbm.*pip install 'profile-features\[evaluation"):
+        preflight(config)
+    monkeypatch.undo()
+    with pytest.raises(FileNotFoundError, match="inputs.interactions.path"):
+        preflight(config)
+    assert time.monotonic() - start < 60
+
+
+def test_evaluate_user_errors_are_one_line_and_exit_2(tmp_path, capsys):
+    from profile_features.cli import main
+
+    (tmp_path / "job.yaml").write_text("inputs: {interactions: {path: nowhere.csv}, items: {path: no.csv}}\nbogus: 1\n")
+    assert main(["evaluate", "--config", str(tmp_path / "job.yaml"), "--workdir", str(tmp_path / "w")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "bogus" in err[0]
+    (tmp_path / "job.yaml").write_text("inputs: {interactions: {path: nowhere.csv}, items: {path: no.csv}}\n")
+    assert main(["evaluate", "--config", str(tmp_path / "job.yaml"), "--workdir", str(tmp_path / "w")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error:") and "nowhere.csv" in err[-1]
 
 
 @pytest.fixture(scope="module")
@@ -234,12 +349,14 @@ def test_evaluate_config_writes_a_report_whose_numbers_match_a_direct_computatio
     assert "## Which inputs to give the two-tower" in text
     tower_checks = [c for c in document["checks"] if c["check"] == "recommended two-tower inputs vs ID only"]
     assert bool(tower_checks) == towers["helps"] and all(c["metric"] == "recall@50" for c in tower_checks)
+    assert sum(document["check_counts"].values()) == len(document["checks"])
+    assert all(c["passed"] == (c["outcome"] == "passed") for c in document["checks"])
     verdicts = {(c["model"], c["variant"], c["slice"], c["metric"]): c for c in document["comparisons"]}
     summary = pd.read_csv(config.report_dir / "summary.csv")
     for (model, variant, slice_name, metric), c in verdicts.items():
         row = summary.query("model == @model and variant == @variant and slice == @slice_name and metric == @metric")
-        assert c["mean"] == pytest.approx(row["mean"].item(), nan_ok=True)
-        assert c["verdict"] in ("better", "worse", "no measurable difference")
+        assert c["outcome"] in ("passed", "failed", "inconclusive") and c["low"] <= c["difference"] <= c["high"]
+        assert c["users"] <= row["users"].item()
     assert document["slices"]["all"] == results.query("model == 'lightgbm' and slice == 'all'").users.max()
 
     # LightGBM without semantic columns, seed 0, recomputed from Feast with an independent NDCG, using the
@@ -256,7 +373,7 @@ def test_evaluate_config_writes_a_report_whose_numbers_match_a_direct_computatio
     )
     train = historical_rows(store, interactions, items, train_cutoff, test_cutoff, config.negatives, 0)
     test = historical_rows(store, interactions, items, test_cutoff, end, config.negatives, 1000)
-    model = fit_ranker(train, BASELINE, 0, params, trees=chosen["trees_on_first_seed"])
+    model = fit_ranker(train, BASELINE, 0, params, trees=chosen["final_trees_per_seed"][0])
     scored = test.assign(score=model.predict(test[BASELINE]))
     ndcgs = []
     for user, group in scored.groupby("user_id"):

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from profile_features.evaluation.report import slice_rows
 from rankers.two_tower import (
     DenseEncoder,
     HeldOutSet,
@@ -149,6 +150,7 @@ def two_tower_run(tmp_path_factory, spark):
         "end": end,
         "interactions": interactions,
         "results": results.test,
+        "per_user": slice_rows(results.test_per_user, "two_tower", "recall@50", {"all": test_users, "cold": cold}),
         "valid": results.valid,
         "valid_users": valid_users,
         "cold": cold,
@@ -203,14 +205,20 @@ def test_validation_values_choose_the_semantic_inputs_on_data_where_they_help(tw
     assert list(valid.columns) == ["variant", "seed", "user_id", "value"]
     assert set(valid.user_id) <= set(two_tower_run["valid_users"]) and valid.value.between(0, 1).all()
     assert valid.groupby("variant").user_id.nunique().nunique() == 1  # both variants on the same users
-    choice = recommend(valid, {"without semantic inputs": 0, "with semantic inputs": 1}, "without semantic inputs")
+    counts = {"without semantic inputs": 0, "with semantic inputs": 1}
+    choice = recommend(valid, counts, baseline="without semantic inputs", min_users=1)
     means = valid.groupby("variant").value.mean()
     assert means["with semantic inputs"] > means["without semantic inputs"]  # the known answer, on validation too
     assert choice.variant == ("with semantic inputs" if choice.helps else "without semantic inputs")
     assert [c.variant for c in choice.candidates] == ["with semantic inputs"]
-    checks = acceptance_checks(two_tower_run["results"], None, tower="with semantic inputs")
+    checks = acceptance_checks(two_tower_run["per_user"], None, min_users=1, tower="with semantic inputs")
     assert {c["slice"] for c in checks} == {"all", "cold"} and all(c["metric"] == "recall@50" for c in checks)
-    assert checks[0]["passed"] and checks[0]["difference"] > 0
+    assert checks[0]["slice"] == "all" and checks[0]["difference"] > 0
+    assert checks[0]["passed"] == (checks[0]["outcome"] == "passed") and checks[0]["low"] < checks[0]["difference"]
+    per_user = two_tower_run["per_user"]
+    means = per_user[per_user.slice == "all"].groupby("variant").value.mean()
+    table = two_tower_run["results"].query("slice == 'all' and metric == 'recall@50'").set_index("variant").value
+    assert means.to_dict() == pytest.approx(table.to_dict())  # per-user values average to the reported means
 
 
 @pytest.mark.slow

@@ -21,9 +21,9 @@ import pandas as pd
 
 from profile_features.config import InputsConfig, SampleConfig, TableInput
 
-__all__ = ["DATASETS", "NOISY_SAMPLE", "sparsify", "load_dataset", "write_csv_pair"]
+__all__ = ["DATASETS", "NOISY_SAMPLE", "SMALL_SHOP", "sparsify", "load_dataset", "write_csv_pair"]
 
-DATASETS = ("sample", "sample-noisy", "ml-100k", "ml-100k-sparse")
+DATASETS = ("sample", "sample-noisy", "sample-small-shop", "ml-100k", "ml-100k-sparse")
 NOISY_SAMPLE = SampleConfig(
     users=2500,
     items=1500,
@@ -34,6 +34,19 @@ NOISY_SAMPLE = SampleConfig(
     history_lengths="geometric",
     arrival_days=900,
     gap_days=60,
+)
+
+# A 300-user shop: ~15 purchases a user (most fewer), weaker tastes, users arriving over a year; the size at
+# which the old evaluate split left 4 validation users.
+SMALL_SHOP = SampleConfig(
+    users=300,
+    items=400,
+    mean_interactions=15,
+    seed=23,
+    taste_strength=0.6,
+    history_lengths="geometric",
+    arrival_days=365,
+    gap_days=20,
 )
 
 
@@ -75,8 +88,9 @@ def load_dataset(
     from profile_features.datasets.movielens import load_ml100k
     from profile_features.datasets.sample import generate_sample
 
-    if name in ("sample", "sample-noisy"):
-        data = generate_sample(sample or (NOISY_SAMPLE if name == "sample-noisy" else SampleConfig()))
+    named = {"sample": SampleConfig(), "sample-noisy": NOISY_SAMPLE, "sample-small-shop": SMALL_SHOP}
+    if name in named:
+        data = generate_sample(sample or named[name])
         return data.interactions, data.items
     if name in ("ml-100k", "ml-100k-sparse"):
         if ml100k_path is None:

@@ -5,14 +5,17 @@ the `gbdt_ranker` service's features from `get_historical_features` as of each u
 first interaction there (see split.py for who trains, validates and is tested).
 
 Every column set gets the same budget: a small search over the usual regularisation
-knobs, each fit early-stopped on the validation users' NDCG@10, the best one chosen on
-validation (on the first seed; later seeds reuse its settings and early-stop anew),
-then refitted on training + validation users with the chosen number of trees. Column
-sets are compared only after that, on test users they never saw.
+knobs (first seed), then cross-validation by user over every training user: each fold
+is scored by a model fitted on the other folds and early-stopped on one of them, so every
+training user has an out-of-fold validation figure (what the recommendation reads; a
+held-out tail of late arrivals left a few dozen users on typical data). The final model
+refits on all training rows with the folds' median tree count. Column sets are compared
+on test users only after that.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -37,6 +40,7 @@ __all__ = [
     "historical_rows",
     "fit_ranker",
     "tune_ranker",
+    "user_folds",
     "compare_column_sets",
     "evaluate_gbdt",
 ]
@@ -116,7 +120,10 @@ TUNING_GRID = (
 )
 MAX_TREES = 1000
 EARLY_STOPPING_ROUNDS = 30
-UNTUNED_TREES = 200  # when there are no validation users to stop on
+# Below this many training rows LightGBM runs on one thread: its OpenMP threads spin-wait between the
+# many tiny per-tree steps, and on a busy 2-core machine 8 fits took 23.4 s with two threads against
+# 0.6 s with one (the same models). Larger data gets every core.
+ONE_THREAD_BELOW_ROWS = 200_000
 
 
 def historical_rows(
@@ -159,7 +166,7 @@ def fit_ranker(
 
     model = lgb.LGBMRanker(
         objective="lambdarank",
-        n_estimators=trees or (MAX_TREES if valid is not None else UNTUNED_TREES),
+        n_estimators=trees or MAX_TREES,
         learning_rate=0.05,
         num_leaves=params.num_leaves,
         min_child_samples=params.min_data_in_leaf,
@@ -169,6 +176,7 @@ def fit_ranker(
         subsample_freq=1,
         random_state=seed,
         verbose=-1,
+        n_jobs=1 if len(train) < ONE_THREAD_BELOW_ROWS else None,
     )
     categorical = [c for c in columns if is_categorical(c)]
     extra = {}
@@ -210,19 +218,21 @@ def tune_ranker(
 
 @dataclass(frozen=True)
 class GbdtResults:
-    """test: long frame (model, variant, seed, slice, metric, value, users); valid: per-user
-    validation NDCG@10 (variant, seed, user_id, value); params: variant -> chosen settings."""
+    """test: long frame (model, variant, seed, slice, metric, value, users) of slice means; test_per_user and
+    valid: per-user NDCG@10 (variant, seed, user_id, value) on test users and, out of fold, on every training
+    user; params: variant -> chosen settings."""
 
     test: pd.DataFrame
     valid: pd.DataFrame
     params: dict[str, dict]
+    test_per_user: pd.DataFrame | None = None
 
 
-def _test_records(scored: pd.DataFrame, variant: str, seed: int, slices: dict[str, list[str]]) -> list[dict]:
+def _test_records(per_user: pd.DataFrame, variant: str, seed: int, slices: dict[str, Collection[str]]) -> list[dict]:
     records = []
     for slice_name, users in slices.items():
-        per_user = per_user_metrics(scored, "score", users=users)
-        for metric in per_user.columns:
+        rows = per_user[per_user.index.isin(set(users))]
+        for metric in rows.columns:
             records.append(
                 {
                     "model": "lightgbm",
@@ -230,52 +240,78 @@ def _test_records(scored: pd.DataFrame, variant: str, seed: int, slices: dict[st
                     "seed": seed,
                     "slice": slice_name,
                     "metric": metric,
-                    "value": float(per_user[metric].mean()) if len(per_user) else float("nan"),
-                    "users": len(per_user),
+                    "value": float(rows[metric].mean()) if len(rows) else float("nan"),
+                    "users": len(rows),
                 }
             )
     return records
 
 
+def user_folds(users: Iterable[str], folds: int) -> dict[str, int]:
+    """user -> fold in 0..folds-1, from a hash of the id alone: the same user is in the same fold for
+    every seed and column set, whatever order the rows come in."""
+    return {user: zlib.crc32(str(user).encode()) % folds for user in users}
+
+
+def _per_user_frame(variant: str, seed: int, per_user: pd.Series) -> pd.DataFrame:
+    return pd.DataFrame({"variant": variant, "seed": seed, "user_id": per_user.index, "value": per_user.to_numpy()})
+
+
+def _cross_validate(
+    train: pd.DataFrame, columns: list[str], seed: int, params: RankerParams, fold_of: pd.Series, folds: int
+) -> tuple[pd.Series, list[int]]:
+    """Out-of-fold NDCG@10 of every training user, and each fold's early-stopped tree count.
+
+    Fold k is scored by a model fitted on the other folds but one; fold k + 1 stops it early, so no
+    user's figure comes from a model that saw, or was stopped on, that user.
+    """
+    scores, trees = [], []
+    for k in range(folds):
+        scored, stopper = fold_of == k, fold_of == (k + 1) % folds
+        fit, stop, held = train[~scored & ~stopper], train[stopper], train[scored]
+        if fit.empty or stop.empty or held.empty:
+            continue
+        model = fit_ranker(fit, columns, seed, params, stop)
+        trees.append(max(1, int(model.best_iteration_ or MAX_TREES)))
+        scores.append(_valid_scores(model, held, columns)["ndcg@10"])
+    return (pd.concat(scores) if scores else pd.Series(dtype=float)), trees
+
+
 def compare_column_sets(
     frames: Iterable[tuple[int, pd.DataFrame, pd.DataFrame]],
-    valid_users: Collection[str],
     sets: dict[str, list[str]],
     slices: dict[str, Collection[str]],
+    folds: int = 5,
     grid: Sequence[RankerParams] = TUNING_GRID,
     log: Callable[[str], None] = print,
 ) -> GbdtResults:
-    """Tune, fit and test every column set on each seed's (seed, training rows, test rows).
+    """Tune, cross-validate, fit and test every column set on each seed's (seed, training rows, test rows).
 
-    Training rows of `valid_users` validate (early stopping, the settings search, the per-user
-    validation figures the recommendation reads); the final model of each set refits on all
-    training rows with the validated number of trees.
+    Every training user is validated, out of fold (`_cross_validate`, folds by user): these per-user
+    figures are what the recommendation reads. The settings are searched once per set (first seed,
+    fold 0's split); the final model of each set refits on all training rows with the folds' median
+    tree count and ranks the test rows.
     """
-    valid_users = set(valid_users)
-    tests, valids, chosen = [], [], {}
+    if folds < 3:
+        raise ValueError(f"folds must be at least 3 (fit, early stopping and scoring need one each), got {folds}")
+    tests, test_users, valids, chosen, final_trees = [], [], [], {}, {}
     for seed, train, test in frames:
-        in_valid = train.user_id.isin(valid_users)
-        fit, valid = train[~in_valid], train[in_valid]
+        fold_of = train.user_id.map(user_folds(train.user_id.unique(), folds))
         log(
-            f"  lightgbm seed {seed}: fit {len(fit)} rows / {fit.user_id.nunique()} users, valid {len(valid)} rows / "
-            f"{valid.user_id.nunique()} users, test {len(test)} rows / {test.user_id.nunique()} users"
+            f"  lightgbm seed {seed}: train {len(train)} rows / {train.user_id.nunique()} users ({folds} folds by "
+            f"user), test {len(test)} rows / {test.user_id.nunique()} users"
         )
         for variant, columns in sets.items():
-            if valid.empty:
-                model = fit_ranker(train, columns, seed)
-            else:
-                if variant not in chosen:  # tuned on the first seed, reused (same budget for every set)
-                    chosen[variant] = tune_ranker(fit, valid, columns, seed, grid)
-                stopped = fit_ranker(fit, columns, seed, chosen[variant].params, valid)
-                per_user = _valid_scores(stopped, valid, columns)["ndcg@10"]
-                valids.append(
-                    pd.DataFrame(
-                        {"variant": variant, "seed": seed, "user_id": per_user.index, "value": per_user.to_numpy()}
-                    )
-                )
-                trees = max(1, int(stopped.best_iteration_ or MAX_TREES))
-                model = fit_ranker(train, columns, seed, chosen[variant].params, trees=trees)
-            tests += _test_records(test.assign(score=model.predict(test[columns])), variant, seed, slices)
+            if variant not in chosen:  # tuned on the first seed, reused (same budget for every set)
+                fit, stop = train[(fold_of != 0) & (fold_of != 1)], train[fold_of == 1]
+                chosen[variant] = tune_ranker(fit, stop, columns, seed, grid)
+            per_user, trees = _cross_validate(train, columns, seed, chosen[variant].params, fold_of, folds)
+            valids.append(_per_user_frame(variant, seed, per_user))
+            final_trees.setdefault(variant, []).append(int(np.median(trees or [1])))
+            model = fit_ranker(train, columns, seed, chosen[variant].params, trees=final_trees[variant][-1])
+            scored = per_user_metrics(test.assign(score=model.predict(test[columns])), "score")
+            tests += _test_records(scored, variant, seed, slices)
+            test_users.append(_per_user_frame(variant, seed, scored["ndcg@10"]))
         first = next(iter(slices), None)
         log(
             f"  lightgbm seed {seed}, {first} users: "
@@ -285,16 +321,22 @@ def compare_column_sets(
                 if r["seed"] == seed and r["slice"] == first and r["metric"] == "ndcg@10"
             )
         )
-    valid_frame = (
-        pd.concat(valids, ignore_index=True)
-        if valids
-        else pd.DataFrame(columns=["variant", "seed", "user_id", "value"])
-    )
+    empty = pd.DataFrame(columns=["variant", "seed", "user_id", "value"])
     params = {
-        variant: {**asdict(t.params), "trees_on_first_seed": t.trees, "valid_ndcg@10": t.valid_ndcg}
+        variant: {
+            **asdict(t.params),
+            "trees_on_first_seed": t.trees,
+            "valid_ndcg@10": t.valid_ndcg,
+            "final_trees_per_seed": final_trees[variant],
+        }
         for variant, t in chosen.items()
     }
-    return GbdtResults(pd.DataFrame(tests), valid_frame, params)
+    return GbdtResults(
+        pd.DataFrame(tests),
+        pd.concat(valids, ignore_index=True) if valids else empty,
+        params,
+        pd.concat(test_users, ignore_index=True) if test_users else empty,
+    )
 
 
 def evaluate_gbdt(
@@ -306,6 +348,7 @@ def evaluate_gbdt(
     negatives: int = 50,
     slices: dict[str, Collection[str]] | None = None,
     sets: dict[str, list[str]] | None = None,
+    folds: int = 5,
     grid: Sequence[RankerParams] = TUNING_GRID,
     log: Callable[[str], None] = print,
 ) -> GbdtResults:
@@ -326,5 +369,5 @@ def evaluate_gbdt(
             )
 
     return compare_column_sets(
-        frames(), split.valid_users, sets or column_sets(), slices if slices is not None else split.slices, grid, log
+        frames(), sets or column_sets(), slices if slices is not None else split.slices, folds, grid, log
     )

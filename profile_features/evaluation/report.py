@@ -1,13 +1,17 @@
 """The evaluation report: Markdown tables, PNG plots, and the raw results as CSV.
 
-Input is one long frame (model, variant, seed, slice, metric, value, users) from
-every ranker, so adding a ranker adds rows, not code. Each model's first variant
-is its baseline (the ranker without the plugin's inputs); lifts are relative to it.
+Input is two long frames from every ranker, so adding a ranker adds rows, not code: slice
+means (model, variant, seed, slice, metric, value, users) for the tables and plots, and
+per-user values (model, variant, seed, slice, metric, user_id, value) for every check,
+goal and comparison, which are paired over users and seeds with 95% intervals and say
+passed, failed or inconclusive (statistics.py). Each model's first variant is its
+baseline (the ranker without the plugin's inputs); lifts are relative to it.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
@@ -15,15 +19,18 @@ import pandas as pd
 
 from profile_features.evaluation.gbdt import ALL_SEMANTIC, ITEM_TEXT_ONLY, STUDENT_OVER_ITEM_TEXT
 from profile_features.evaluation.html import render_html
+from profile_features.evaluation.statistics import paired_difference
 
 __all__ = [
     "GOALS",
     "summarise",
-    "paired_lift",
-    "verdict",
+    "slice_rows",
+    "estimate",
     "comparisons",
     "acceptance_checks",
+    "check_counts",
     "goal_checks",
+    "control_comparisons",
     "write_report",
 ]
 
@@ -46,80 +53,62 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def paired_lift(
-    results: pd.DataFrame, model: str, variant: str, baseline: str, slice_name: str, metric: str = "ndcg@10"
+def slice_rows(frame: pd.DataFrame, model: str, metric: str, slices: dict[str, Collection[str]]) -> pd.DataFrame:
+    """Per-user values (variant, seed, user_id, value) of one model and metric, one row per slice a user is in:
+    the long per-user frame the checks read (model, variant, seed, slice, metric, user_id, value)."""
+    parts = [
+        frame[frame.user_id.isin(set(users))].assign(model=model, slice=name, metric=metric)
+        for name, users in slices.items()
+    ]
+    columns = ["model", "variant", "seed", "slice", "metric", "user_id", "value"]
+    return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
+
+
+def estimate(
+    per_user: pd.DataFrame, model: str, variant: str, baseline: str, slice_name: str, metric: str, min_users: int = 30
 ) -> dict | None:
-    """Lift of `variant`'s mean over `baseline`'s, the mean paired (same seed) difference and its
-    std, and the larger of the two seed spreads (std); None when either is missing."""
-    rows = results[(results.model == model) & (results.slice == slice_name) & (results.metric == metric)]
-    with_plugin = rows[rows.variant == variant].set_index("seed").value
-    without = rows[rows.variant == baseline].set_index("seed").value
-    if with_plugin.empty or without.empty:
+    """`statistics.paired_difference` of `variant` over `baseline` for one model, slice and metric, as a dict
+    with those keys; None when the two share no user."""
+    rows = per_user[(per_user.model == model) & (per_user.slice == slice_name) & (per_user.metric == metric)]
+    found = paired_difference(rows, variant, baseline, min_users=min_users)
+    if found is None:
         return None
-    difference = (with_plugin - without).dropna()
-    many = len(difference) > 1
-    spread = max(with_plugin.std(ddof=1), without.std(ddof=1)) if many else float("nan")
-    users = int(rows[rows.variant.isin([variant, baseline])].users.min())
     return {
         "model": model,
         "variant": variant,
         "baseline": baseline,
         "slice": slice_name,
         "metric": metric,
-        "mean": float(with_plugin.mean()),
-        "baseline_mean": float(without.mean()),
-        "lift": float(with_plugin.mean() / without.mean() - 1) if without.mean() else float("nan"),
-        "difference": float(difference.mean()),
-        "difference_std": float(difference.std(ddof=1)) if many else float("nan"),
-        "spread": float(spread),
-        "seeds": int(len(difference)),
-        "users": users,
+        **found.as_dict(),
     }
 
 
-def verdict(check: dict, min_users: int = 30) -> dict:
-    """`check` (from paired_lift) with a verdict: "better" / "worse" when the mean paired
-    difference is beyond the seed spread, else "no measurable difference"; `too_small` when the
-    slice has fewer than `min_users` users, and the smallest lift the spread can show."""
-    difference, spread = check["difference"], check["spread"]
-    if np.isnan(spread):
-        word = "one seed: no spread"
-    elif difference > spread:
-        word = "better"
-    elif difference < -spread:
-        word = "worse"
-    else:
-        word = "no measurable difference"
-    detectable = spread / check["baseline_mean"] if check["baseline_mean"] and not np.isnan(spread) else float("nan")
-    return check | {
-        "verdict": word,
-        "too_small": bool(check["users"] < min_users),
-        "detectable_lift": float(detectable),
-    }
+def _baselines(per_user: pd.DataFrame) -> dict[str, str]:
+    return per_user.groupby("model", sort=False).variant.first().to_dict()
 
 
-def comparisons(results: pd.DataFrame, min_users: int = 30) -> list[dict]:
-    """Every variant against its model's baseline (first variant), per slice and metric, with verdicts."""
+def comparisons(per_user: pd.DataFrame, min_users: int = 30) -> list[dict]:
+    """Every variant against its model's baseline (first variant), per slice, on the model's decision metric."""
     out = []
-    for model, rows in results.groupby("model", sort=False):
-        baseline = rows.variant.iloc[0]
+    for model, baseline in _baselines(per_user).items():
+        rows = per_user[per_user.model == model]
         for slice_name in dict.fromkeys(rows.slice):
             for metric in dict.fromkeys(rows.metric):
                 for variant in dict.fromkeys(rows.variant):
                     if variant != baseline:
-                        check = paired_lift(results, model, variant, baseline, slice_name, metric)
-                        if check is not None:
-                            out.append(verdict(check, min_users))
+                        found = estimate(per_user, model, variant, baseline, slice_name, metric, min_users)
+                        if found is not None:
+                            out.append(found)
     return out
 
 
 def acceptance_checks(
-    results: pd.DataFrame, recommended: str | None, min_users: int = 30, tower: str | None = None
+    per_user: pd.DataFrame, recommended: str | None, min_users: int = 30, tower: str | None = None
 ) -> list[dict]:
-    """What must hold on any data, per slice: the recommended LightGBM column set is not worse than
-    behaviour-only beyond the spread (NDCG@10); the recommended two-tower inputs are not worse than
-    the ID-only towers (Recall@50, what they are chosen on); the student is not worse than
-    most-popular beyond it, nor than plain SASRec (NDCG@10)."""
+    """What must hold on any data, per slice: the recommended LightGBM column set against behaviour only
+    (NDCG@10); the recommended two-tower inputs against ID-only towers (Recall@50, what they are chosen on);
+    the student against most-popular and plain SASRec (NDCG@10). Each is passed (95% interval above zero),
+    failed (below) or inconclusive; only passed counts."""
     from profile_features.evaluation.student_quality import MOST_POPULAR, PLAIN, STUDENT
     from rankers.two_tower import SELECT_METRIC, VARIANTS
 
@@ -134,61 +123,68 @@ def acceptance_checks(
     for model, variant, baseline, name, metric in wanted:
         if variant is None or variant == baseline:
             continue
-        for slice_name in dict.fromkeys(results[results.model == model].slice):
-            check = paired_lift(results, model, variant, baseline, slice_name, metric)
-            if check is not None:
-                judged = verdict(check, min_users)
-                out.append(judged | {"check": name, "passed": judged["verdict"] != "worse"})
+        for slice_name in dict.fromkeys(per_user[per_user.model == model].slice):
+            found = estimate(per_user, model, variant, baseline, slice_name, metric, min_users)
+            if found is not None:
+                out.append(found | {"check": name, "passed": found["outcome"] == "passed"})
     return out
 
 
-def goal_checks(results: pd.DataFrame, metric: str = "ndcg@10") -> list[dict]:
-    """Each goal: met when the mean lift reaches it AND the mean paired difference over
-    seeds exceeds the larger of the two variants' seed spreads (std)."""
+def check_counts(checks: list[dict]) -> dict[str, int]:
+    """How many checks passed, failed and were inconclusive."""
+    return {word: sum(c["outcome"] == word for c in checks) for word in ("passed", "failed", "inconclusive")}
+
+
+def goal_checks(per_user: pd.DataFrame, metric: str = "ndcg@10", min_users: int = 30) -> list[dict]:
+    """Each goal: met when the mean lift reaches it AND the paired difference's 95% interval is above zero."""
     checks = []
-    baseline_variant = results.groupby("model", sort=False).variant.first()
+    baselines = _baselines(per_user)
     for (model, variant, slice_name), goal in GOALS.items():
-        if model not in baseline_variant:
+        if model not in baselines:
             continue
-        check = paired_lift(results, model, variant, baseline_variant[model], slice_name, metric)
-        if check is not None:
-            checks.append(
-                check | {"goal": goal, "met": bool(check["lift"] >= goal and check["difference"] > check["spread"])}
-            )
+        found = estimate(per_user, model, variant, baselines[model], slice_name, metric, min_users)
+        if found is not None:
+            checks.append(found | {"goal": goal, "met": bool(found["lift"] >= goal and found["outcome"] == "passed")})
     return checks
 
 
-def control_comparisons(results: pd.DataFrame) -> list[dict]:
-    """`paired_lift` of each set that adds to item content over the item-text-only control, per slice."""
+def control_comparisons(per_user: pd.DataFrame, min_users: int = 30) -> list[dict]:
+    """Each set that adds to item content against the item-text-only control, per slice."""
     out = []
+    rows = per_user[per_user.model == "lightgbm"]
     for variant in (ALL_SEMANTIC, STUDENT_OVER_ITEM_TEXT):
-        for slice_name in dict.fromkeys(results.slice):
-            found = paired_lift(results, "lightgbm", variant, ITEM_TEXT_ONLY, slice_name)
+        for slice_name in dict.fromkeys(rows.slice):
+            found = estimate(per_user, "lightgbm", variant, ITEM_TEXT_ONLY, slice_name, "ndcg@10", min_users)
             if found is not None:
-                out.append({"variant": variant, **found, "beyond_spread": bool(found["difference"] > found["spread"])})
+                out.append(found)
     return out
 
 
-def _control_lines(results: pd.DataFrame) -> list[str]:
+def _control_lines(per_user: pd.DataFrame, min_users: int) -> list[str]:
     """Sets that add to the item-text-only control: what the user side, and the student, add."""
-    comparisons = control_comparisons(results)
-    if not comparisons:
+    found = control_comparisons(per_user, min_users)
+    if not found:
         return []
     lines = [
         "## What the user side and the student add over item content (LightGBM)",
         "",
         f"Against `{ITEM_TEXT_ONLY}` (the item PCA columns and item cluster, which need no user profile), "
-        f"same seeds: `{ALL_SEMANTIC}` (everything), and `{STUDENT_OVER_ITEM_TEXT}` (the control plus the "
-        "student's columns and the items' semantic-ID codes).",
+        f"paired over users and seeds: `{ALL_SEMANTIC}` (everything), and `{STUDENT_OVER_ITEM_TEXT}` (the control "
+        "plus the student's columns and the items' semantic-ID codes).",
         "",
-        "| column set | slice | NDCG@10 lift | mean difference | seed spread |",
-        "|---|---|---|---|---|",
+        "| column set | slice | users x seeds | NDCG@10 lift | difference | 95% interval | outcome |",
+        "|---|---|---|---|---|---|---|",
     ]
     lines += [
-        f"| {c['variant']} | {c['slice']} | {100 * c['lift']:+.1f}% | {c['difference']:+.4f} | {_fmt(c['spread'])} |"
-        for c in comparisons
+        f"| {c['variant']} | {c['slice']} | {c['users']} x {c['seeds']} | {_pct(c['lift'], signed=True)} | "
+        f"{c['difference']:+.4f} | {_interval(c)} | {c['outcome']} |"
+        for c in found
     ]
     return lines + [""]
+
+
+def _interval(c: dict) -> str:
+    return f"{c['low']:+.4f} .. {c['high']:+.4f}"
 
 
 def _fmt(value: float) -> str:
@@ -233,10 +229,28 @@ def _plot(summary: pd.DataFrame, path: Path, metric: str = "ndcg@10") -> None:
     plt.close(fig)
 
 
-def _guard(candidate: dict) -> str:
-    if candidate.get("guard_difference") is None:
-        return "too few to judge"
-    return f"{candidate['guard_difference']:+.4f} ({_fmt(candidate['guard_standard_error'])})"
+def _candidate_table(recommendation: dict, metric: str, baseline_name: str) -> list[str]:
+    """Each candidate's validation figures: overall and per slice (the lower end of the 95% interval)."""
+    slice_names = list(dict.fromkeys(n for c in recommendation["candidates"] for n in c["slices"]))
+    lines = [
+        f"| variant | validation {metric} | difference over {baseline_name} | 95% interval | users x seeds | "
+        + "".join(f"{name}: interval low (users) | " for name in slice_names)
+        + "qualifies | why not |",
+        "|---|---|---|---|---|" + "---|" * len(slice_names) + "---|---|",
+    ]
+    for c in recommendation["candidates"]:
+        overall = c["overall"]
+        cells = [
+            f"{c['slices'][n]['low']:+.4f} ({c['slices'][n]['users']})" if n in c["slices"] else "n/a"
+            for n in slice_names
+        ]
+        lines.append(
+            f"| {c['variant']} | {overall['mean']:.4f} | {overall['difference']:+.4f} | {_interval(overall)} | "
+            f"{overall['users']} x {overall['seeds']} | "
+            + "".join(f"{cell} | " for cell in cells)
+            + f"{'yes' if c['helps'] else 'no'} | {c['blocked_by']} |"
+        )
+    return lines
 
 
 def _tower_lines(recommendation: dict) -> list[str]:
@@ -248,17 +262,9 @@ def _tower_lines(recommendation: dict) -> list[str]:
         lines.append(f"**Give it `{recommendation['variant']}`.** {recommendation['reason']}.")
     else:
         lines.append(f"**Train the two-tower on ID embeddings only**: {recommendation['reason']}.")
-    lines += [
-        "",
-        f"| variant | validation {SELECT_METRIC} | paired difference | combined standard error "
-        "| new users: difference (SE) | beats ID only |",
-        "|---|---|---|---|---|---|",
-    ]
-    lines += [
-        f"| {c['variant']} | {c['mean']:.4f} | {c['difference']:+.4f} | {_fmt(c.get('noise', float('nan')))} | "
-        f"{_guard(c)} | {'yes' if c['helps'] else 'no'} |"
-        for c in recommendation["candidates"]
-    ]
+        if recommendation.get("more_data"):
+            lines += ["", f"More data: {recommendation['more_data']}."]
+    lines += [""] + _candidate_table(recommendation, SELECT_METRIC, "ID only")
     return lines + [""]
 
 
@@ -270,32 +276,28 @@ def _recommendation_lines(recommendation: dict, checks: list[dict]) -> list[str]
         )
     else:
         lines.append(f"**Serve none of the plugin's columns to this ranker**: {recommendation['reason']}.")
+        if recommendation.get("more_data"):
+            lines += ["", f"More data: {recommendation['more_data']}."]
     lines += [
         "",
-        "Validation (the choice; tuned per set, same budget):",
+        "Validation (every training-window user, out of fold; tuned per set, same budget). A set qualifies when "
+        "its gain is beyond the noise for all validation users and, on every slice with enough users, the 95% "
+        "interval excludes harm:",
         "",
-        "| column set | validation NDCG@10 | paired difference | standard error (users) | seed spread "
-        "| combined standard error | new users: difference (SE) | beats baseline |",
-        "|---|---|---|---|---|---|---|---|",
     ]
-    lines += [
-        f"| {c['variant']} | {c['mean']:.4f} | {c['difference']:+.4f} | {_fmt(c['standard_error'])} | "
-        f"{_fmt(c['seed_spread'])} | {_fmt(c.get('noise', float('nan')))} | {_guard(c)} | "
-        f"{'yes' if c['helps'] else 'no'} |"
-        for c in recommendation["candidates"]
-    ]
+    lines += _candidate_table(recommendation, "NDCG@10", "behaviour only")
     ours = [c for c in checks if c["model"] == "lightgbm"]
     if ours:
         lines += [
             "",
             "Test users, the recommended set against behaviour only:",
             "",
-            "| slice | users | NDCG@10 lift | paired difference | seed spread | verdict |",
+            "| slice | users x seeds | NDCG@10 lift | difference | 95% interval | outcome |",
             "|---|---|---|---|---|---|",
         ]
         lines += [
-            f"| {c['slice']} | {c['users']} | {100 * c['lift']:+.1f}% | {c['difference']:+.4f} | "
-            f"{_fmt(c['spread'])} | {c['verdict']}{' (too few users to tell)' if c['too_small'] else ''} |"
+            f"| {c['slice']} | {c['users']} x {c['seeds']} | {_pct(c['lift'], signed=True)} | "
+            f"{c['difference']:+.4f} | {_interval(c)} | {c['outcome']} ({c['reason']}) |"
             for c in ours
         ]
     return lines + [""]
@@ -304,25 +306,42 @@ def _recommendation_lines(recommendation: dict, checks: list[dict]) -> list[str]
 def _check_lines(checks: list[dict]) -> list[str]:
     if not checks:
         return []
+    counts = check_counts(checks)
     lines = [
-        "## Checks (must never be worse beyond the seed spread)",
+        "## Checks (95% intervals, paired over users and seeds)",
         "",
-        "| check | metric | slice | users | lift | paired difference | seed spread | smallest visible lift | passed |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "Passed: the whole interval is above zero. Failed: below zero. Inconclusive: the interval holds zero "
+        "(or too few users), with the smallest lift the comparison could have detected (80% power) and the "
+        "users that would show the observed difference. Only passed counts as passed.",
+        "",
+        f"**{counts['passed']} passed, {counts['failed']} failed, {counts['inconclusive']} inconclusive** "
+        f"of {len(checks)}.",
+        "",
+        "| check | metric | slice | users x seeds | lift | difference | 95% interval | detectable lift "
+        "| users to decide | outcome |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in checks:
-        small = " (slice too small to show a lift at this spread)" if c["too_small"] else ""
+        outcome = c["outcome"] if c["outcome"] == "passed" else f"**{c['outcome'].upper()}**"
         lines.append(
-            f"| {c['check']} | {c['metric']} | {c['slice']} | {c['users']} | {100 * c['lift']:+.1f}% | "
-            f"{c['difference']:+.4f} "
-            f"| {_fmt(c['spread'])} | {_pct(c['detectable_lift'])} | "
-            f"{'yes' if c['passed'] else '**NO**'}{small} |"
+            f"| {c['check']} | {c['metric']} | {c['slice']} | {c['users']} x {c['seeds']} | "
+            f"{_pct(c['lift'], signed=True)} | {c['difference']:+.4f} | {_interval(c)} | "
+            f"{_pct(c['detectable_lift'])} | {_users_to_decide(c)} | {outcome} ({c['reason']}) |"
         )
     return lines + [""]
 
 
-def _pct(value: float) -> str:
-    return "n/a" if value is None or np.isnan(value) else f"{100 * value:.1f}%"
+def _users_to_decide(check: dict) -> str:
+    """Users that would show an inconclusive check's difference, if real; nothing for a decided one."""
+    if check["outcome"] != "inconclusive" or not check.get("users_needed"):
+        return "n/a"
+    return f"{check['users_needed']} ({check['users_needed'] / max(check['users'], 1):.1f}x)"
+
+
+def _pct(value: float | None, signed: bool = False) -> str:
+    if value is None or np.isnan(value):
+        return "n/a"
+    return f"{100 * value:+.1f}%" if signed else f"{100 * value:.1f}%"
 
 
 def _json_ready(value):
@@ -389,6 +408,7 @@ def write_report(
     out_dir: Path,
     results: pd.DataFrame,
     context: dict,
+    per_user: pd.DataFrame | None = None,
     latency: list[dict] | None = None,
     student_benchmark: dict | None = None,
     recommendation: dict | None = None,
@@ -402,7 +422,9 @@ def write_report(
     and summary.csv into `out_dir`; returns report.md.
 
     Args:
-        results: long frame from the rankers and the student evaluation.
+        results: long frame of slice means from the rankers and the student evaluation (the tables).
+        per_user: model, variant, seed, slice, metric, user_id, value (`slice_rows`): what every check,
+            goal and comparison is computed from (paired over users and seeds).
         context: shown at the top (dataset, cutoffs, slice definition, counts), key -> text.
         latency: rows from `profile_features.evaluation.latency.latency_rows`.
         student_benchmark: the JSON of benchmarks/student_quality.py, when given.
@@ -428,14 +450,16 @@ def write_report(
     if latency:
         _latency_plot(latency, out_dir / "latency.png")
     tower = tower_recommendation["variant"] if tower_recommendation else None
-    checks = acceptance_checks(results, recommendation["variant"] if recommendation else None, min_users, tower)
+    if per_user is None:
+        per_user = pd.DataFrame(columns=["model", "variant", "seed", "slice", "metric", "user_id", "value"])
+    checks = acceptance_checks(per_user, recommendation["variant"] if recommendation else None, min_users, tower)
 
     lines = ["# profile-features evaluation report", ""]
     lines += [f"- **{key}**: {value}" for key, value in context.items()] + [""]
     if slices:
         lines += ["| slice | test users | |", "|---|---|---|"]
         lines += [
-            f"| {name} | {count} | {'too few to show a lift at the seed spread' if count < min_users else ''} |"
+            f"| {name} | {count} | {'too few users to judge: checks on it are inconclusive' * (count < min_users)} |"
             for name, count in slices.items()
         ] + [""]
     if recommendation:
@@ -443,26 +467,21 @@ def write_report(
     if tower_recommendation:
         lines += _tower_lines(tower_recommendation)
     lines += _check_lines(checks)
-    goals = goal_checks(results)
+    goals = goal_checks(per_user, min_users=min_users)
     if goals:
         lines += [
             "## Goals",
             "",
-            "| model | variant | slice | NDCG@10 lift | goal | mean difference | seed spread | met |",
+            "| model | variant | slice | NDCG@10 lift | goal | difference | 95% interval | met |",
             "|---|---|---|---|---|---|---|---|",
         ]
         lines += [
-            f"| {c['model']} | {c['variant']} | {c['slice']} | {100 * c['lift']:+.1f}% | +{100 * c['goal']:.0f}% "
-            f"| {c['difference']:+.4f} | {_fmt(c['spread'])} | {'yes' if c['met'] else '**no**'} |"
+            f"| {c['model']} | {c['variant']} | {c['slice']} | {_pct(c['lift'], signed=True)} | "
+            f"+{100 * c['goal']:.0f}% | {c['difference']:+.4f} | {_interval(c)} | {'yes' if c['met'] else '**no**'} |"
             for c in goals
         ]
-        lines += [
-            "",
-            "Met = the mean lift reaches the goal and the mean paired difference over seeds is larger "
-            "than the larger seed std of the two variants.",
-            "",
-        ]
-    lines += _control_lines(results)
+        lines += ["", "Met = the mean lift reaches the goal and the 95% interval of the difference is above zero.", ""]
+    lines += _control_lines(per_user, min_users)
     for model in dict.fromkeys(summary.model):
         lines += [f"## {model}", ""]
         for slice_name in dict.fromkeys(summary[summary.model == model].slice):
@@ -498,10 +517,11 @@ def write_report(
         "recommendation": recommendation,
         "two_tower_recommendation": tower_recommendation,
         "checks": checks,
-        "all_checks_passed": all(c["passed"] for c in checks),
+        "check_counts": check_counts(checks),
+        "all_checks_passed": bool(checks) and all(c["passed"] for c in checks),
         "goals": goals,
-        "comparisons": comparisons(results, min_users),
-        "control_comparisons": control_comparisons(results),
+        "comparisons": comparisons(per_user, min_users),
+        "control_comparisons": control_comparisons(per_user, min_users),
         "summary": summary.to_dict(orient="records"),
         "latency": latency or [],
         "details": details or {},

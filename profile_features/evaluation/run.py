@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal
@@ -27,7 +29,7 @@ from pydantic import Field, model_validator
 from profile_features.config import InputsConfig, JobConfig, TableInput
 from profile_features.strict_model import StrictModel
 
-__all__ = ["EvaluationConfig", "run_evaluation"]
+__all__ = ["EvaluationConfig", "MissingExtras", "isolated_repo", "preflight", "run_evaluation"]
 
 ML100K_DEFAULT = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "ml-100k"
 
@@ -40,7 +42,16 @@ class EvaluationConfig(StrictModel):
     seeds: int = Field(3, gt=0)
     negatives: int = Field(50, gt=0, description="popularity-sampled negatives per user for LightGBM")
     quantiles: tuple[float, float] = (0.6, 0.8)
-    valid_fraction: float = Field(0.2, gt=0, lt=1, description="training-window users held out for validation")
+    valid_fraction: float = Field(
+        0.2, gt=0, lt=1, description="training-window users the two-tower holds out for early stopping"
+    )
+    cv_folds: int = Field(5, ge=3, description="LightGBM validates every training-window user out of fold")
+    tuning_settings: int = Field(
+        8, gt=0, description="LightGBM settings searched per column set (the first n of gbdt.TUNING_GRID)"
+    )
+    harm_margin: float = Field(
+        0.02, ge=0, lt=1, description="a slice is harmed when a set's interval reaches below -margin x baseline"
+    )
     cold_max_history: int = Field(5, gt=0)
     # auto: natural when at least `cold_min_users` test users are naturally cold, else truncated.
     cold_slice: Literal["auto", "natural", "truncated"] = "auto"
@@ -68,12 +79,39 @@ class EvaluationConfig(StrictModel):
         return self.out or self.workdir / "report"
 
 
+# evaluate's own Feast settings, whatever the user's copy of the repo says: it must never read or write the
+# user's data_dir, registry or online store.
+_STORE_YAML = """project: profile_features_evaluation
+provider: local
+registry: {path: data/registry.db}
+online_store: {type: sqlite, path: data/online_store.db}
+offline_store: {type: duckdb}
+entity_key_serialization_version: 3
+"""
+_SETTINGS_YAML = "data_dir: data\n"
+
+
+SHIPPED_REPO = Path(__file__).resolve().parents[2] / "feature_repo"
+
+
+def isolated_repo(target: Path, source: Path = SHIPPED_REPO) -> Path:
+    """`source`'s definitions at `target` with evaluate's own settings: its tables, registry and online
+    store all live under `target/data`, whatever `source`'s yaml files say."""
+    from profile_features.pipeline import prepare_repo
+
+    repo = prepare_repo(source, target)
+    (repo / "feature_store.yaml").write_text(_STORE_YAML)
+    (repo / "profile_features.yaml").write_text(_SETTINGS_YAML)
+    (repo / "feature_store.redis.yaml").unlink(missing_ok=True)
+    return repo
+
+
 def _build(config: EvaluationConfig, name: str, inputs: InputsConfig, cutoffs, log) -> tuple[Path, JobConfig, dict]:
-    """Copy the shipped repo to <workdir>/<name>, run validation and both snapshots into it, feast apply."""
-    from profile_features.pipeline import feast_cli, prepare_repo, run_snapshots, run_validation
+    """An isolated repo at <workdir>/<name>, validation and both snapshots run into it, feast apply."""
+    from profile_features.pipeline import feast_cli, run_snapshots, run_validation
     from profile_features.spark.session import build_spark
 
-    repo = prepare_repo(Path(__file__).resolve().parents[2] / "feature_repo", config.workdir.resolve() / name / "repo")
+    repo = isolated_repo(config.workdir.resolve() / name / "repo")
     student = config.job.student.model_copy(
         update={"overrides": [*config.job.student.overrides, *config.student_overrides]}
     )
@@ -153,16 +191,33 @@ def _cutoffs(job: JobConfig, quantiles):
     return cutoffs
 
 
+@dataclass(frozen=True)
+class RankerRuns:
+    """What `_rankers` measured on one built repo."""
+
+    results: pd.DataFrame  # slice means: model, variant, seed, slice, metric, value, users
+    per_user: pd.DataFrame  # model, variant, seed, slice, metric, user_id, value (report.slice_rows)
+    valid: dict[str, pd.DataFrame]  # ranker -> per-user validation values (variant, seed, user_id, value)
+    details: dict
+
+
 def _rankers(
     config: EvaluationConfig, repo: Path, job: JobConfig, interactions, items, split, slices, log
-) -> tuple[pd.DataFrame, object, dict]:
+) -> RankerRuns:
     """LightGBM, two-tower and the student against its baselines on one built repo."""
     from feast import FeatureStore
 
-    from profile_features.evaluation.gbdt import column_sets, evaluate_gbdt
-    from profile_features.evaluation.student_quality import evaluate_student, train_comparison_students
+    from profile_features.evaluation.gbdt import TUNING_GRID, column_sets, evaluate_gbdt
+    from profile_features.evaluation.report import slice_rows
+    from profile_features.evaluation.student_quality import (
+        evaluate_student,
+        ranks_per_user,
+        student_ranks,
+        train_comparison_students,
+    )
 
     seeds = range(config.seeds)
+    seconds, started = {}, time.monotonic()
     gbdt = evaluate_gbdt(
         FeatureStore(repo_path=str(repo)),
         interactions,
@@ -172,12 +227,16 @@ def _rankers(
         config.negatives,
         slices=slices,
         sets=column_sets(job.semantic.components, job.semantic.sid_levels),
+        folds=config.cv_folds,
+        grid=TUNING_GRID[: config.tuning_settings],
         log=log,
     )
+    seconds["lightgbm"], started = time.monotonic() - started, time.monotonic()
     frames = [gbdt.test]
+    per_user = [slice_rows(gbdt.test_per_user, "lightgbm", "ndcg@10", slices)]
     valid = {"lightgbm": gbdt.valid}
     if config.two_tower:
-        from rankers.two_tower import evaluate_two_tower
+        from rankers.two_tower import SELECT_METRIC, evaluate_two_tower
 
         towers = evaluate_two_tower(
             repo,
@@ -192,7 +251,9 @@ def _rankers(
             log=log,
         )
         frames.append(towers.test)
+        per_user.append(slice_rows(towers.test_per_user, "two_tower", SELECT_METRIC, slices))
         valid["two_tower"] = towers.valid
+        seconds["two_tower"], started = time.monotonic() - started, time.monotonic()
     data_dir = Path(job.data_dir)
     student_slices = {name: users for name, users in slices.items() if name != "new"}  # students need a history
     if job.student.enabled:
@@ -207,23 +268,62 @@ def _rankers(
             repo.parent / "students",
             log=log,
         )
+        ranked = student_ranks(data_dir, interactions, split.test_cutoff, split.end, checkpoints)
         frames.append(
-            evaluate_student(data_dir, interactions, split.test_cutoff, split.end, checkpoints, student_slices)
+            evaluate_student(data_dir, interactions, split.test_cutoff, split.end, slices=student_slices, ranked=ranked)
         )
-    return pd.concat(frames, ignore_index=True), valid, {"lightgbm_params": gbdt.params}
+        per_user.append(slice_rows(ranks_per_user(*ranked), "student", "ndcg@10", student_slices))
+        seconds["student comparison"] = time.monotonic() - started
+    return RankerRuns(
+        pd.concat(frames, ignore_index=True),
+        pd.concat(per_user, ignore_index=True),
+        valid,
+        {"lightgbm_params": gbdt.params, "phase_seconds": seconds},
+    )
 
 
-def _recommendation(valid: pd.DataFrame, split, counts: dict[str, int], baseline: str = "none", **advice):
-    """The variant to serve, chosen on the returning validation users (the population of the "all"
-    test slice) with the new ones as the guard; on all validation users when none return."""
+def _recommendation(valid: pd.DataFrame, slices: dict[str, list[str]], counts: dict[str, int], min_users: int, **kw):
+    """The variant to serve, chosen on the per-user validation values; `slices` must not be harmed."""
     from profile_features.evaluation.selection import recommend
 
     if valid.empty:
         return None
-    returning = valid.user_id.isin(split.valid_slices.get("all", []))
-    if not returning.any():
-        return recommend(valid, counts, baseline, **advice)
-    return recommend(valid[returning], counts, baseline, guard=valid[~returning], **advice)
+    return recommend(valid, counts, slices, min_users=min_users, **kw)
+
+
+class MissingExtras(RuntimeError):
+    """A package evaluate imports is not installed (the message names the install line)."""
+
+
+def preflight(config: EvaluationConfig) -> None:
+    """Fail in the first seconds, before any Spark work: the extras evaluate imports, and the inputs.
+
+    Raises:
+        MissingExtras: naming the missing modules and the install line.
+        FileNotFoundError: naming the missing input.
+    """
+    import importlib
+
+    needed = ["pyspark", "feast", "lightgbm", "matplotlib", "sklearn"]
+    if config.two_tower or config.job.student.enabled:
+        needed.append("torch")
+    missing = []
+    for name in needed:
+        try:
+            importlib.import_module(name)  # seconds, and the run imports them anyway
+        except ImportError:
+            missing.append(name)
+    if missing:
+        raise MissingExtras(
+            f"evaluate needs {', '.join(missing)}, which this environment lacks: "
+            "pip install 'profile-features[evaluation,demo]' (or `make install` in a clone)"
+        )
+    from profile_features import storage
+
+    for name in ("interactions", "items"):
+        path = getattr(config.job.inputs, name).path
+        if not storage.exists(path):
+            raise FileNotFoundError(f"evaluate: inputs.{name}.path {path!r} does not exist")
 
 
 def run_evaluation(config: EvaluationConfig, log: Callable[[str], None] | None = None) -> Path:
@@ -239,7 +339,11 @@ def run_evaluation(config: EvaluationConfig, log: Callable[[str], None] | None =
     from profile_features.pipeline import log as pipeline_log
 
     log = log or pipeline_log
+    phases, started = {}, time.monotonic()
+    preflight(config)
+    phases["preflight"], started = time.monotonic() - started, time.monotonic()
     repo, job, built = _build(config, "full", config.job.inputs, None, log)
+    phases["pipeline (validate, 2 snapshots, feast apply)"] = time.monotonic() - started
     cutoffs = built["cutoffs"]
     interactions, items = _validated(job)
     end = interactions.timestamp.max() + timedelta(seconds=1)
@@ -252,23 +356,35 @@ def run_evaluation(config: EvaluationConfig, log: Callable[[str], None] | None =
     log(
         f"evaluation on {config.dataset}: {len(interactions)} interactions, {interactions.user_id.nunique()} users; "
         f"test users {len(split.test_users)}: {sizes['all']} with a history, {sizes['new']} new; "
-        f"validation users {len(split.valid_users)}: {len(split.valid_slices['all'])} returning, "
-        f"{len(split.valid_slices['new'])} new; cold slice: {mode}"
+        f"LightGBM validation (out of fold): {len(split.fit_users) + len(split.valid_users)} training-window users "
+        f"({', '.join(f'{len(v)} {k}' for k, v in split.train_slices.items())}); cold slice: {mode}"
     )
     full_slices = {name: users for name, users in split.slices.items() if mode == "natural" or name != "cold"}
-    results, valid, details = _rankers(config, repo, job, interactions, items, split, full_slices, log)
+    runs = _rankers(config, repo, job, interactions, items, split, full_slices, log)
+    results, per_user, details = runs.results, runs.per_user, runs.details
+    phases |= details.pop("phase_seconds")
+    started = time.monotonic()
     sets = column_sets(job.semantic.components, job.semantic.sid_levels)
-    recommendation = _recommendation(valid["lightgbm"], split, {k: len(v) for k, v in sets.items()})
+    min_users = config.min_slice_users
+    recommendation = _recommendation(
+        runs.valid["lightgbm"],
+        split.train_slices,
+        {k: len(v) for k, v in sets.items()},
+        min_users,
+        harm_margin=config.harm_margin,
+    )
     tower_recommendation = None
-    if "two_tower" in valid:
+    if "two_tower" in runs.valid:
         from rankers.two_tower import VARIANTS
 
         baseline, semantic = VARIANTS  # a set with the semantic inputs has more columns
         tower_recommendation = _recommendation(
-            valid["two_tower"],
-            split,
+            runs.valid["two_tower"],
+            {"returning": split.valid_slices["all"], "new": split.valid_slices["new"]},
             {baseline: 0, semantic: 1},
-            baseline,
+            min_users,
+            harm_margin=config.harm_margin,
+            baseline=baseline,
             otherwise="keep the two-tower's ID-only inputs",
         )
     cold_users = natural
@@ -291,11 +407,13 @@ def run_evaluation(config: EvaluationConfig, log: Callable[[str], None] | None =
         cold_repo, cold_job, _ = _build(config, "cold", cold_inputs, cutoffs, log)
         cold_users = sorted(set(natural) | set(long_history))
         cold_split = build_split(cut, tuple(cutoffs), end, config.valid_fraction, config.cold_max_history)
-        cold, _, _ = _rankers(config, cold_repo, cold_job, cut, items, cold_split, {"cold": cold_users}, log)
-        results = pd.concat([results, cold], ignore_index=True)
+        cold = _rankers(config, cold_repo, cold_job, cut, items, cold_split, {"cold": cold_users}, log)
+        results = pd.concat([results, cold.results], ignore_index=True)
+        per_user = pd.concat([per_user, cold.per_user], ignore_index=True)
+        phases["cold run (pipeline and rankers)"] = time.monotonic() - started
     sizes["cold"] = len(cold_users)
 
-    latency = None
+    latency, started = None, time.monotonic()
     if config.latency_requests:
         apply_and_materialize(repo, end=split.test_cutoff + timedelta(seconds=1))
         latency = latency_rows(
@@ -306,6 +424,7 @@ def run_evaluation(config: EvaluationConfig, log: Callable[[str], None] | None =
             [100, 1000],
             config.latency_requests,
         )
+        phases["latency"] = time.monotonic() - started
     validate = built["validate"]["tables"]
     rejected = ", ".join(f"{table} {counts['rejected']} of {counts['read']}" for table, counts in validate.items())
     context = {
@@ -313,11 +432,13 @@ def run_evaluation(config: EvaluationConfig, log: Callable[[str], None] | None =
         f"{len(items)} items after validation; rejected: {rejected})",
         "profiles": f"{job.profile.generator} generator",
         "split": f"snapshots at {', '.join(f'{c:%Y-%m-%d}' for c in cutoffs)} (quantiles {config.quantiles}); rankers "
-        f"train on users active between them with the first snapshot's features; the last "
-        f"{config.valid_fraction:.0%} of those users to arrive, among returning users and among new ones, validate "
-        f"({len(split.valid_slices['all'])} returning, {len(split.valid_slices['new'])} new; the column set is "
-        "chosen on the returning ones and must not make the new ones worse); rankers are tested on users active "
-        "after the second snapshot",
+        f"train on users active between them with the first snapshot's features. LightGBM validates every one of "
+        f"them out of fold ({config.cv_folds} folds by user: each fold scored by a model fitted on the others and "
+        "early-stopped on one of them); its column set is chosen on all of them and must not risk harm to the "
+        f"returning, new or cold ones ({', '.join(f'{len(v)} {k}' for k, v in split.train_slices.items())}). The "
+        f"two-tower early-stops on the last {config.valid_fraction:.0%} of them to arrive. Rankers are tested on "
+        "users active after the second snapshot; every comparison is paired over users and seeds, with a 95% "
+        "interval",
         "slices": "all: test users with at least one interaction before the test cutoff; new: test users without "
         "(no profile can exist, only item-side columns apply); cold: "
         + (
@@ -337,20 +458,22 @@ def run_evaluation(config: EvaluationConfig, log: Callable[[str], None] | None =
         "cutoffs": [c.isoformat() for c in cutoffs],
         "validation": validate,
         "student_training": [s.get("train_student") for s in built["snapshots"]],
+        "phase_seconds": {name: round(value, 1) for name, value in phases.items()},
     }
     student_benchmark = json.loads(config.student_benchmark.read_text()) if config.student_benchmark else None
     report = write_report(
         config.report_dir,
         results,
         context,
-        latency,
-        student_benchmark,
-        recommendation.as_dict() if recommendation else None,
-        sizes,
-        details,
-        config.min_slice_users,
-        tower_recommendation.as_dict() if tower_recommendation else None,
-        provenance(config, job, built["snapshots"]),
+        per_user=per_user,
+        latency=latency,
+        student_benchmark=student_benchmark,
+        recommendation=recommendation.as_dict() if recommendation else None,
+        slices=sizes,
+        details=details,
+        min_users=min_users,
+        tower_recommendation=tower_recommendation.as_dict() if tower_recommendation else None,
+        provenance=provenance(config, job, built["snapshots"]),
     )
     log(f"report: {report} (and report.html)")
     return report

@@ -1,27 +1,26 @@
 """Which column set to serve: chosen on validation users, never on the test users.
 
-A column set is recommended only when it beats the baseline on validation by more than
-the noise. Two kinds of noise add up: which users happen to validate (the standard error
-of the mean per-user paired difference) and which seed trained the models (the seed
-spread of the validation means; the mean over `k` seeds has `spread / sqrt(k)` of it).
-The paired difference must exceed `z` times their combined standard error; the question
-is one-sided (does the set beat the baseline?), so `z` = 1.645 is a 5% test, conservative
-because per-user seed noise enters both terms (tests/test_selection.py measures it). Among
-the sets that pass, the one-standard-error rule picks the smallest set whose validation
-mean is within one standard error of the best, so a set that adds columns without a
-clear gain is not preferred. A `guard` population (the new users of validation, who
-have no profile) must not get worse: a set whose paired difference there is below
-`-z` standard errors fails, when the guard has enough users to tell. When none passes,
-the baseline is the recommendation and the report says that no group of the plugin's
-columns helped on this data.
+A set is served only when its validation gain over the baseline is beyond the noise for the
+validation users as a whole (the 95% interval of the paired difference above zero; statistics.py:
+users and seeds, paired) AND no slice of them (returning, new, cold users) may be harmed: on every
+slice large enough to judge, the interval's lower end must be above -`harm_margin` of the
+baseline's mean there. The margin (default 2%) is what "no harm" means for a slice the set cannot
+help: a set of user-side columns leaves new users where they were, and a zero difference can never
+have an interval wholly above zero, however many users there are. Among the sets that qualify,
+the one-standard-error rule picks the smallest set whose gain is within one standard error of the
+best, so a set that adds columns without a clear gain is not preferred. When none qualifies, the
+baseline is the recommendation, and the reason says which set came closest and how many users
+would decide it.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Collection
+from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
+
+from profile_features.evaluation.statistics import Z_INTERVAL, Z_POWER, PairedDifference, paired_difference
 
 __all__ = ["Candidate", "Recommendation", "recommend"]
 
@@ -32,134 +31,152 @@ class Candidate:
 
     variant: str
     columns: int
-    mean: float  # validation metric, mean over seeds
-    difference: float  # mean per-user paired difference over the baseline
-    standard_error: float  # of `difference`, over users
-    seed_spread: float  # larger seed std of the two variants' validation means
+    overall: PairedDifference
+    slices: dict[str, PairedDifference]  # slice -> its estimate (slices without paired users left out)
     helps: bool
-    guard_difference: float | None = None  # paired difference on the guard population (None: too few users)
-    guard_standard_error: float | None = None
-    noise: float = float("nan")  # combined standard error of `difference`: users and seeds
+    blocked_by: str = ""  # why the set does not qualify ("" when it does)
+
+    @property
+    def difference(self) -> float:
+        return self.overall.difference
+
+    @property
+    def mean(self) -> float:
+        return self.overall.mean
+
+    @property
+    def standard_error(self) -> float:
+        return self.overall.standard_error
+
+    def as_dict(self) -> dict:
+        return {
+            "variant": self.variant,
+            "columns": self.columns,
+            "helps": self.helps,
+            "blocked_by": self.blocked_by,
+            "mean": self.mean,
+            "difference": self.difference,
+            "standard_error": self.standard_error,
+            "overall": self.overall.as_dict(),
+            "slices": {name: estimate.as_dict() for name, estimate in self.slices.items()},
+        }
 
 
 @dataclass(frozen=True)
 class Recommendation:
     variant: str
-    helps: bool  # False: no set beat the baseline beyond the noise
+    helps: bool  # False: no set beat the baseline beyond the noise without harming a slice
     reason: str
     candidates: list[Candidate] = field(default_factory=list)
+    more_data: str = ""  # how much more data would decide, when nothing qualified
 
     def as_dict(self) -> dict:
         return {
             "variant": self.variant,
             "helps": self.helps,
             "reason": self.reason,
-            "candidates": [asdict(c) for c in self.candidates],
+            "more_data": self.more_data,
+            "candidates": [c.as_dict() for c in self.candidates],
         }
 
 
-def _per_user(valid: pd.DataFrame, variant: str) -> pd.Series:
-    """(seed, user_id) -> value for one variant."""
-    rows = valid[valid.variant == variant]
-    return rows.set_index(["seed", "user_id"]).value
+def _harm_floor(estimate: PairedDifference, harm_margin: float) -> float:
+    return -harm_margin * estimate.baseline_mean
 
 
-def _paired(valid: pd.DataFrame, variant: str, baseline: str) -> tuple[int, float, float]:
-    """Users, mean per-user paired difference of `variant` over `baseline` and its standard error.
-    Seeds are averaged per user first: users are the sample."""
-    values, base = _per_user(valid, variant), _per_user(valid, baseline)
-    per_user = (values - base.reindex(values.index)).dropna().groupby(level="user_id").mean()
-    n = len(per_user)
-    difference = float(per_user.mean()) if n else float("nan")
-    se = float(per_user.std(ddof=1) / np.sqrt(n)) if n > 1 else float("inf")
-    return n, difference, se
+def _judge(overall: PairedDifference, slices: dict[str, PairedDifference], min_users: int, harm_margin: float) -> str:
+    """ "" when the set qualifies, else why not."""
+    if overall.outcome != "passed":
+        return f"all validation users: {overall.reason}"
+    for name, estimate in slices.items():
+        floor = _harm_floor(estimate, harm_margin)
+        if estimate.users >= min_users and estimate.low <= floor:
+            return f"{name} users: 95% interval reaches {estimate.low:+.4f}, below the harm floor {floor:+.4f}"
+    return ""
+
+
+def _more_data(candidates: list[Candidate], min_users: int, harm_margin: float) -> str:
+    """The closest candidate, and the users that would decide it if its difference is real."""
+    hopeful = [c for c in candidates if c.difference > 0]
+    if not hopeful:
+        return "no column set was ahead of the baseline on validation; more data is unlikely to change that"
+    best = max(hopeful, key=lambda c: c.difference / c.standard_error if c.standard_error else 0.0)
+    blocking = best.overall
+    where = "validation users"
+    if best.overall.outcome == "passed":  # blocked by a slice: that slice needs the users
+        name, blocking = min(
+            ((n, e) for n, e in best.slices.items() if e.users >= min_users),
+            key=lambda item: item[1].low - _harm_floor(item[1], harm_margin),
+        )
+        where = f"{name} validation users"
+    needed = blocking.users_needed
+    if best.overall.outcome == "passed" and blocking.difference > _harm_floor(blocking, harm_margin):
+        # the interval must shrink above the harm floor: users for (z + z_power) SE < difference - floor
+        gap = blocking.difference - _harm_floor(blocking, harm_margin)
+        needed = int(blocking.users * ((Z_INTERVAL + Z_POWER) * blocking.standard_error / gap) ** 2) + 1
+    elif blocking.difference <= 0:
+        needed = None
+    if needed is None:
+        return (
+            f"`{best.variant}` helps overall ({best.overall.describe()}), but not the {where} "
+            f"({blocking.describe()}); more data is unlikely to change that"
+        )
+    return (
+        f"closest: `{best.variant}`, {blocking.describe()}; if that difference is real, about {needed} {where} "
+        f"({needed / max(blocking.users, 1):.1f}x today's {blocking.users}) would decide it"
+    )
 
 
 def recommend(
     valid: pd.DataFrame,
     column_counts: dict[str, int],
+    slices: dict[str, Collection[str]] | None = None,
     baseline: str = "none",
-    z: float = 1.645,
     min_users: int = 20,
-    guard: pd.DataFrame | None = None,
+    harm_margin: float = 0.02,
     otherwise: str = "serve none of the plugin's columns for this data",
 ) -> Recommendation:
     """Pick the column set to serve from per-user validation values.
 
     Args:
-        valid: variant, seed, user_id, value (one validation metric per user, e.g. NDCG@10).
+        valid: variant, seed, user_id, value (one validation metric per user and seed, e.g. NDCG@10).
         column_counts: variant -> number of columns (smaller wins near-ties).
+        slices: name -> validation users of a population that must not be harmed (e.g. returning, new).
         baseline: the variant without the plugin's columns.
-        z: combined standard errors the paired gain must exceed (one-sided; 1.645 is a 5% test); the
-            guard fails a set whose difference there is below -z of its standard errors.
-        min_users: with fewer validation users nothing is recommended (their standard error is not
-            to be trusted); a smaller guard is not judged.
-        guard: the same columns for a second population the chosen set must not make worse.
-        otherwise: the advice when no set helps.
+        min_users: fewer paired users than this cannot qualify a set; a smaller slice is not judged.
+        harm_margin: a slice is harmed when its interval reaches below -harm_margin x the baseline's mean there.
+        otherwise: the advice when no set qualifies.
     """
-    base = _per_user(valid, baseline)
-    if base.empty:
+    if valid[valid.variant == baseline].empty:
         raise ValueError(f"no validation values for the baseline {baseline!r}")
-    base_seed_means = base.groupby(level="seed").mean()
-    guard_users = 0 if guard is None or guard.empty else guard.user_id.nunique()
     candidates = []
     for variant in dict.fromkeys(valid.variant):
         if variant == baseline:
             continue
-        n, difference, se = _paired(valid, variant, baseline)
-        seed_means = _per_user(valid, variant).groupby(level="seed").mean()
-        spread = max(_std(seed_means), _std(base_seed_means))
-        noise = float(np.hypot(se, spread / np.sqrt(len(seed_means))))
-        helps = bool(n >= min_users and difference > z * noise)
-        guard_difference = guard_se = None
-        if guard_users >= min_users:
-            _, guard_difference, guard_se = _paired(guard, variant, baseline)
-            helps = helps and not guard_difference < -z * guard_se
-        candidates.append(
-            Candidate(
-                variant,
-                column_counts.get(variant, 0),
-                float(seed_means.mean()),
-                difference,
-                se,
-                spread,
-                helps,
-                guard_difference,
-                guard_se,
-                noise,
-            )
-        )
+        overall = paired_difference(valid, variant, baseline, min_users=min_users)
+        if overall is None:
+            continue
+        judged = {}
+        for name, users in (slices or {}).items():
+            estimate = paired_difference(valid, variant, baseline, users, min_users=min_users)
+            if estimate is not None:
+                judged[name] = estimate
+        blocked = _judge(overall, judged, min_users, harm_margin)
+        candidates.append(Candidate(variant, column_counts.get(variant, 0), overall, judged, not blocked, blocked))
     passing = [c for c in candidates if c.helps]
-    users = base.index.get_level_values("user_id").nunique()
-    if users < min_users:
-        return Recommendation(
-            baseline,
-            False,
-            f"only {users} validation users (fewer than {min_users}): too few to "
-            "tell any column set from the baseline; evaluate on more users",
-            candidates,
-        )
     if not passing:
         return Recommendation(
             baseline,
             False,
-            "no column set beat the baseline on validation users beyond the noise "
-            f"({z:g} standard errors of the paired difference, users and seeds combined)"
-            + (" without making new users worse" if guard_users >= min_users else "")
-            + f": {otherwise}",
+            "no column set beat the baseline on validation beyond the noise without risking harm to a slice "
+            f"(paired over users and seeds, 95% intervals, harm = a loss beyond {harm_margin:.0%}): {otherwise}",
             candidates,
+            _more_data(candidates, min_users, harm_margin),
         )
-    best = max(passing, key=lambda c: c.mean)
-    near = [c for c in passing if c.mean >= best.mean - best.standard_error]
-    chosen = min(near, key=lambda c: (c.columns, -c.mean))
-    reason = (
-        f"validation {chosen.difference:+.4f} over {baseline} (standard error {chosen.standard_error:.4f}, "
-        f"seed spread {chosen.seed_spread:.4f})"
-    )
+    best = max(passing, key=lambda c: c.difference)
+    near = [c for c in passing if c.difference >= best.difference - best.standard_error]
+    chosen = min(near, key=lambda c: (c.columns, -c.difference))
+    reason = f"validation over {baseline}: {chosen.overall.describe()}"
     if chosen is not best:
         reason += f"; the smallest set within one standard error of the best ({best.variant})"
     return Recommendation(chosen.variant, True, reason, candidates)
-
-
-def _std(values: pd.Series) -> float:
-    return float(values.std(ddof=1)) if len(values) > 1 else 0.0

@@ -6,8 +6,11 @@ active in [train_cutoff, test_cutoff) with the training snapshot's features, and
 tested on users active after `test_cutoff` with the test snapshot's features, as a
 ranker retrained daily would be.
 
-- Validation users are the last `valid_fraction` of the training-window users by the
-  time they first show up in the window: split by user (no user is in both) and in time
+- LightGBM validates every training-window user out of fold (gbdt.py); its column set is
+  chosen on them, with `train_slices` (returning, new and cold users of the window) as the
+  populations that must not be harmed.
+- The two-tower's validation users are the last `valid_fraction` of the training-window
+  users by the time they first show up in the window: split by user (no user is in both) and in time
   order (validation users come after the users the model is fitted on). The cut is made
   separately among returning users (a history before `train_cutoff`) and new ones: the
   last users to arrive are mostly new, and a validation set of new users would choose
@@ -41,6 +44,7 @@ class EvaluationSplit:
     test_users: list[str]  # every user active after the test cutoff
     slices: dict[str, list[str]] = field(default_factory=dict)  # slice name -> test users in it
     valid_slices: dict[str, list[str]] = field(default_factory=dict)  # "all" (returning) and "new" validation users
+    train_slices: dict[str, list[str]] = field(default_factory=dict)  # returning / new / cold training-window users
     history_counts: pd.Series | None = None  # test user -> interactions before the test cutoff
 
 
@@ -88,6 +92,7 @@ def build_split(
     returning = returning_users(interactions, train_cutoff)
     test_users = active_users(interactions, test_cutoff, end)
     counts = history_counts(interactions, test_users, test_cutoff)
+    train_counts = history_counts(interactions, train_users, train_cutoff)
     slices = {
         "all": sorted(counts[counts >= 1].index),
         "cold": sorted(counts[(counts >= 1) & (counts <= cold_max_history)].index),
@@ -102,6 +107,11 @@ def build_split(
         test_users,
         slices,
         {"all": [u for u in valid if u in returning], "new": [u for u in valid if u not in returning]},
+        {
+            "returning": sorted(train_counts[train_counts >= 1].index),
+            "new": sorted(train_counts[train_counts == 0].index),
+            "cold": sorted(train_counts[(train_counts >= 1) & (train_counts <= cold_max_history)].index),
+        },
         counts,
     )
 
