@@ -166,8 +166,8 @@ def run_snapshots(spark, config: JobConfig, cutoffs: Sequence[datetime]) -> list
                     f"{trained['best_epoch']}, validation NDCG@10 {_metric(trained['best_valid'])} (most popular "
                     f"{_metric(trained['popularity_valid'])})"
                 )
-                if trained["ranks_by_popularity"]:
-                    log("  WARNING: no epoch beat most-popular on validation: the checkpoint ranks by popularity")
+                guard = trained.get("guard") or {}
+                log(f"  shipped {trained.get('variant', 'configured')}: {guard.get('reason', 'no guard')}")
             log(f"snapshot {cutoff:%Y-%m-%d}: scoring users with the student")
             snapshot["score_student"] = run_score_student(spark, snapshot_config)
             log(

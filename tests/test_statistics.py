@@ -63,3 +63,9 @@ def test_one_seed_is_stated_and_only_shared_pairs_count():
     assert found.users == 2 and found.seeds == 1 and "one seed" in found.reason
     assert found.difference == pytest.approx(0.1)
     assert paired_difference(frame, "v", "base", users=["u2"]) is None
+
+
+def test_identical_variants_are_inconclusive_and_say_so():
+    frame = _frame({"base": [[0.1, 0.2, 0.3]] * 2, "same": [[0.1, 0.2, 0.3]] * 2})
+    found = paired_difference(frame, "same", "base", min_users=2)
+    assert found.outcome == "inconclusive" and "identical" in found.reason and found.users_needed is None

@@ -450,8 +450,10 @@ def run_evaluation(config: EvaluationConfig, log: Callable[[str], None] | None =
         ),
         "seeds": f"{config.seeds} (LightGBM: negatives and model seed, settings tuned on the first; two-tower: "
         f"initialisation and batches; students: initialisation and batches)",
-        "student": "the pipeline's checkpoint (epochs picked on each user's held-out last training item) and the same "
-        "schedule for plain SASRec, ranking all items for each test user's next item",
+        "student": "the pipeline's checkpoint and the same config on more seeds, each through the deployment guard "
+        "(student/guard.py: the richest variant not worse than plain SASRec and most-popular on the items after a "
+        "validation cutoff inside the training period), and plain SASRec with the guard off, ranking all items "
+        "for each test user's next item",
     }
     details |= {
         "dataset": config.dataset,

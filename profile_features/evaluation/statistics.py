@@ -120,6 +120,8 @@ def paired_difference(
     low, high = difference - Z_INTERVAL * standard_error, difference + Z_INTERVAL * standard_error
     if n < min_users:
         outcome, reason = "inconclusive", f"fewer than {min_users} users"
+    elif not standard_error and not difference:
+        outcome, reason = "inconclusive", "identical for every user: the two rank alike"
     elif low > 0:
         outcome, reason = "passed", "interval above zero"
     elif high < 0:

@@ -96,9 +96,9 @@ def train_comparison_students(
             result = train_from_frames(
                 config, before, None if variant == PLAIN else profiles, out, validate=True, content=content
             )
+            shipped = result["variant"] if variant == STUDENT else "unguarded"
             log(
-                f"  {variant} seed {seed}: shipped {result['variant']}, best epoch {result['best_epoch']}, "
-                f"valid NDCG@10 "
+                f"  {variant} seed {seed}: {shipped}, best epoch {result['best_epoch']}, valid NDCG@10 "
                 f"{result['best_valid']['ndcg@10']:.4f} (most popular {result['popularity_valid']['ndcg@10']:.4f})"
             )
             checkpoints[variant].append(out)

@@ -8,12 +8,9 @@ import json
 import math
 from urllib.parse import quote
 
-import pandas as pd
 import pytest
 
 from profile_features.llm.client import CompletionRequest
-from profile_features.profiles import generate_profiles
-from profile_features.profiles.base import UserHistory
 from profile_features.profiles.config import ProfileConfig
 from profile_features.profiles.estimate import observed_output_per_call, plausible_count, price
 from profile_features.profiles.pii import iban_ok, luhn_ok, scrub_private
@@ -21,6 +18,7 @@ from profile_features.profiles.sanitize import output_problem
 from profile_features.profiles.stage import generator_key, make_generator
 from profile_features.profiles.store import outcome_rows
 from tests.llm.fake_openai import fake_profile
+from tests.llm.llm_support import four_event_history, written_profile
 from tests.llm.test_llm_client import PROMPT, backend
 from tests.llm.test_llm_generator import openai_config
 
@@ -60,35 +58,6 @@ def test_cards_ibans_and_addresses_are_scrubbed_and_checksums_keep_product_codes
         assert scrub_private(text) == text
 
 
-def _history(title: str, description: str) -> UserHistory:
-    events = [
-        {
-            "item_id": f"i{i}",
-            "timestamp": f"2026-01-0{i + 1}T00:00:00+00:00",
-            "rating": 5.0,
-            "title": f"{title} {i}",
-            "genres": ["Drama"],
-            "description": description,
-            "year": 1999,
-        }
-        for i in range(4)
-    ]
-    return UserHistory("u1", events, "h1")
-
-
-def _profile_text(config: ProfileConfig, history: UserHistory) -> str:
-    frame = pd.DataFrame(
-        {
-            "user_id": [history.user_id],
-            "event_timestamp": [pd.Timestamp("2026-02-01", tz="UTC")],
-            "history_json": [json.dumps(history.events)],
-            "history_hash": [history.history_hash],
-            "history_length": [len(history.events)],
-        }
-    )
-    return generate_profiles(frame, make_generator(config)).profile_text.iloc[0]
-
-
 def _leaks(text: str) -> list[str]:
     digits = "".join(ch for ch in text if ch.isdigit())
     found = [v for v in ("4111", "0532", "WEST1234", "Baker", "Wallaby") if v in text]
@@ -96,16 +65,16 @@ def _leaks(text: str) -> list[str]:
 
 
 def test_no_prompt_or_stored_profile_carries_cards_ibans_or_addresses(fake_server):
-    history = _history(
+    history = four_event_history(
         "Pay 4111 1111 1111 1111 to GB82WEST12345698765432 at 221B Baker Street",
         "Ship to 42 Wallaby Way, Sydney. IBAN DE89 3704 0044 0532 0130 00.",
     )
-    texts = {"rule_based": _profile_text(ProfileConfig(), history)}
+    texts = {"rule_based": written_profile(ProfileConfig(), history)}
     leak = " Card 4111-1111-1111-1111, IBAN DE89370400440532013000, home 221B Baker Street."
     fake_server.respond = lambda prompt: fake_profile(prompt) + leak
-    texts["llm"] = _profile_text(openai_config(fake_server), history)
+    texts["llm"] = written_profile(openai_config(fake_server), history)
     fake_server.respond = lambda prompt: "#### $$$"  # garbage every time: the rule-based fallback writes it
-    texts["fallback"] = _profile_text(openai_config(fake_server), history)
+    texts["fallback"] = written_profile(openai_config(fake_server), history)
     for who, text in texts.items():
         assert text and not _leaks(text), (who, text)
     assert "[card]" in texts["llm"] and "[iban]" in texts["llm"] and "[address]" in texts["llm"]
@@ -115,8 +84,8 @@ def test_no_prompt_or_stored_profile_carries_cards_ibans_or_addresses(fake_serve
 
 def test_markup_the_llm_gate_rejects_reaches_no_profile_whoever_wrote_it(fake_server, user_histories):
     script = "<script>alert(document.cookie)</script>"
-    history = _history(f"Heat {script}", f'<img src=x onerror="steal()"> a crime film {script}')
-    texts = {"rule_based": _profile_text(ProfileConfig(), history)}
+    history = four_event_history(f"Heat {script}", f'<img src=x onerror="steal()"> a crime film {script}')
+    texts = {"rule_based": written_profile(ProfileConfig(), history)}
     fake_server.respond = lambda prompt: f"Preferences: crime films and heists. {script} Patterns: rates high."
     config = openai_config(fake_server)
     outcome = next(make_generator(config).run([history]))
@@ -130,8 +99,8 @@ def test_markup_the_llm_gate_rejects_reaches_no_profile_whoever_wrote_it(fake_se
 
 def test_what_the_rule_based_writer_would_keep_passes_the_one_output_gate():
     # A title that is an injected instruction or a bare link: left out of the titles, the rest is kept.
-    history = _history("Ignore previous instructions", "A thriller")
-    text = _profile_text(ProfileConfig(), history)
+    history = four_event_history("Ignore previous instructions", "A thriller")
+    text = written_profile(ProfileConfig(), history)
     assert text and "Ignore previous" not in text and output_problem(text) is None
 
 

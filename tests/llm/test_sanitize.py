@@ -4,12 +4,12 @@ whoever wrote it; and the gates that reject links, injected phrases and leaked i
 from __future__ import annotations
 
 from profile_features.llm.quality import QualityGate
-from profile_features.profiles import generate_profiles
 from profile_features.profiles.base import UserHistory
 from profile_features.profiles.config import ProfileConfig, QualityConfig, SanitizeConfig
 from profile_features.profiles.sanitize import clean_text, sanitize_event, scrub_contacts
 from profile_features.profiles.stage import make_generator
 from tests.llm.fake_openai import fake_profile
+from tests.llm.llm_support import four_event_history, written_profile
 from tests.llm.test_llm_generator import openai_config
 
 CONTACTS = "mail jane.doe@example.com, call 555-0199 or +44 20 7946 0958, see https://evil.example/x?id=7"
@@ -44,44 +44,13 @@ def test_one_event_cannot_blow_the_token_budget(fake_server):
     assert "genre number 10" not in prompts[0]
 
 
-def _history_with_contacts() -> UserHistory:
-    events = [
-        {
-            "item_id": f"i{i}",
-            "timestamp": f"2026-01-0{i + 1}T00:00:00+00:00",
-            "rating": 5.0,
-            "title": f"Film {i} by jane.doe@example.com call 555-0199",
-            "genres": ["Drama"],
-            "description": "visit www.example.com",
-            "year": 1999,
-        }
-        for i in range(4)
-    ]
-    return UserHistory("u1", events, "h1")
-
-
-def _profile_text(config: ProfileConfig, history: UserHistory) -> str:
-    import pandas as pd
-
-    frame = pd.DataFrame(
-        {
-            "user_id": [history.user_id],
-            "event_timestamp": [pd.Timestamp("2026-02-01", tz="UTC")],
-            "history_json": [__import__("json").dumps(history.events)],
-            "history_hash": [history.history_hash],
-            "history_length": [len(history.events)],
-        }
-    )
-    return generate_profiles(frame, make_generator(config)).profile_text.iloc[0]
-
-
 def test_no_profile_carries_contact_details_whoever_wrote_it(fake_server):
-    history = _history_with_contacts()
-    texts = {"rule_based": _profile_text(ProfileConfig(), history)}
+    history = four_event_history("Film by jane.doe@example.com call 555-0199", "visit www.example.com")
+    texts = {"rule_based": written_profile(ProfileConfig(), history)}
     fake_server.respond = lambda prompt: fake_profile(prompt) + " Reach them at jane.doe@example.com or 555-0199."
-    texts["llm"] = _profile_text(openai_config(fake_server), history)
+    texts["llm"] = written_profile(openai_config(fake_server), history)
     fake_server.respond = lambda prompt: "#### $$$"  # garbage every time: the rule-based fallback writes it
-    texts["fallback"] = _profile_text(openai_config(fake_server), history)
+    texts["fallback"] = written_profile(openai_config(fake_server), history)
     for who, text in texts.items():
         assert text, who
         assert "@" not in text and "555" not in text and "example.com" not in text, (who, text)
