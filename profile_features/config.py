@@ -12,7 +12,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from profile_features import storage
@@ -268,7 +267,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str], model: type[BaseM
             node = node[part]
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {item!r}: {part!r} is not a mapping")
-        node[parts[-1]] = value if into_dict else yaml.safe_load(value)
+        node[parts[-1]] = value if into_dict else load_yaml(value, f"--set {key}")
     return raw
 
 

@@ -48,3 +48,21 @@ def test_ordinary_anchors_and_merge_keys_still_load():
     assert load_yaml("") is None and load_yaml("a: 1") == {"a": 1}
     wide = "items: [" + ", ".join(str(i) for i in range(5000)) + "]"  # a large plain list is no bomb
     assert len(load_yaml(wide)["items"]) == 5000
+
+
+def test_every_other_yaml_door_refuses_a_bomb_too(tmp_path):
+    """The Feast settings file, a job `--set` value and a drift `--threshold` value read YAML as well."""
+    from profile_features.feast.settings import load_feast_settings
+    from profile_features.freshness.commands import _settings
+
+    settings = tmp_path / "profile_features.yaml"
+    settings.write_text(_bomb())
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match=r"profile_features\.yaml.*alias"):
+        load_feast_settings(settings)
+    flow = "{" + _bomb().strip().replace("\n", ", ") + "}"  # the same bomb as one flow mapping
+    with pytest.raises(ValueError, match=r"--set history\.max_length.*alias"):
+        load_config(None, [f"history.max_length={flow}"])
+    with pytest.raises(ValueError, match=r"--threshold psi.*alias"):
+        _settings([f"psi={flow}"])
+    assert time.perf_counter() - started < 1.5

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import Field
 
 from profile_features import storage
 from profile_features.config import StrictModel
+from profile_features.safe_yaml import load_yaml
 
 __all__ = ["EntitySettings", "FeastSettings", "load_feast_settings"]
 
@@ -55,7 +55,7 @@ class FeastSettings(StrictModel):
 
 def load_feast_settings(path: str | Path) -> FeastSettings:
     path = Path(path)
-    raw = yaml.safe_load(path.read_text()) or {}
+    raw = load_yaml(path.read_text(), str(path)) or {}  # refuses alias bombs
     data_dir = str(raw.get("data_dir", "data"))
     if not storage.is_uri(data_dir) and not Path(data_dir).is_absolute():
         # Absolute paths: DuckDB reads a FileSource path relative to the process's

@@ -59,16 +59,15 @@ def add_plan_arguments(parser) -> None:
 
 
 def _settings(pairs: list[str]):
-    import yaml
-
     from profile_features.freshness.drift import DriftSettings
+    from profile_features.safe_yaml import load_yaml
 
     raw = {}
     for pair in pairs:
         if "=" not in pair:
             raise ValueError(f"--threshold {pair!r} is not of the form KEY=VALUE")
         key, value = pair.split("=", 1)
-        raw[key.strip()] = yaml.safe_load(value)
+        raw[key.strip()] = load_yaml(value, f"--threshold {key.strip()}")
     return DriftSettings.model_validate(raw)
 
 
