@@ -258,8 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--harm-margin",
         type=float,
-        default=0.02,
-        help="a slice is harmed when a column set's interval reaches below -margin x the baseline",
+        default=0.05,
+        help="a column set must exclude, on every slice, a loss beyond margin x the baseline (one-sided 95%%)",
     )
     evaluate.add_argument(
         "--cold-slice",

@@ -234,14 +234,14 @@ def _candidate_table(recommendation: dict, metric: str, baseline_name: str) -> l
     slice_names = list(dict.fromkeys(n for c in recommendation["candidates"] for n in c["slices"]))
     lines = [
         f"| variant | validation {metric} | difference over {baseline_name} | 95% interval | users x seeds | "
-        + "".join(f"{name}: interval low (users) | " for name in slice_names)
+        + "".join(f"{name}: lower bound (users) | " for name in slice_names)
         + "qualifies | why not |",
         "|---|---|---|---|---|" + "---|" * len(slice_names) + "---|---|",
     ]
     for c in recommendation["candidates"]:
         overall = c["overall"]
         cells = [
-            f"{c['slices'][n]['low']:+.4f} ({c['slices'][n]['users']})" if n in c["slices"] else "n/a"
+            f"{c['slices'][n]['lower_bound']:+.4f} ({c['slices'][n]['users']})" if n in c["slices"] else "n/a"
             for n in slice_names
         ]
         lines.append(
@@ -281,8 +281,8 @@ def _recommendation_lines(recommendation: dict, checks: list[dict]) -> list[str]
     lines += [
         "",
         "Validation (every training-window user, out of fold; tuned per set, same budget). A set qualifies when "
-        "its gain is beyond the noise for all validation users and, on every slice with enough users, the 95% "
-        "interval excludes harm:",
+        "its gain is beyond the noise for all validation users (95% interval above zero) and, on every slice with "
+        "enough users, a loss beyond the harm margin is excluded (the one-sided 95% lower bound shown per slice):",
         "",
     ]
     lines += _candidate_table(recommendation, "NDCG@10", "behaviour only")

@@ -50,7 +50,7 @@ class EvaluationConfig(StrictModel):
         8, gt=0, description="LightGBM settings searched per column set (the first n of gbdt.TUNING_GRID)"
     )
     harm_margin: float = Field(
-        0.02, ge=0, lt=1, description="a slice is harmed when a set's interval reaches below -margin x baseline"
+        0.05, ge=0, lt=1, description="a loss beyond margin x baseline must be excluded on every slice"
     )
     cold_max_history: int = Field(5, gt=0)
     # auto: natural when at least `cold_min_users` test users are naturally cold, else truncated.

@@ -3,10 +3,11 @@
 A set is served only when its validation gain over the baseline is beyond the noise for the
 validation users as a whole (the 95% interval of the paired difference above zero; statistics.py:
 users and seeds, paired) AND no slice of them (returning, new, cold users) may be harmed: on every
-slice large enough to judge, the interval's lower end must be above -`harm_margin` of the
-baseline's mean there. The margin (default 2%) is what "no harm" means for a slice the set cannot
-help: a set of user-side columns leaves new users where they were, and a zero difference can never
-have an interval wholly above zero, however many users there are. Among the sets that qualify,
+slice large enough to judge, a non-inferiority test must exclude a loss larger than `harm_margin`
+of the baseline's mean there (the one-sided 95% lower bound above -margin x baseline; default 5%,
+the margin the student's deployment guard uses too). The margin is what "no harm" means for a
+slice the set cannot help: a set of user-side columns leaves new users where they were, and a zero
+difference can never have an interval wholly above zero, however many users there are. Among the sets that qualify,
 the one-standard-error rule picks the smallest set whose gain is within one standard error of the
 best, so a set that adds columns without a clear gain is not preferred. When none qualifies, the
 baseline is the recommendation, and the reason says which set came closest and how many users
@@ -20,9 +21,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from profile_features.evaluation.statistics import Z_INTERVAL, Z_POWER, PairedDifference, paired_difference
+from profile_features.evaluation.statistics import Z_POWER, PairedDifference, paired_difference
 
-__all__ = ["Candidate", "Recommendation", "recommend"]
+__all__ = ["Candidate", "Recommendation", "recommend", "slice_lower_bound"]
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,10 @@ class Candidate:
             "difference": self.difference,
             "standard_error": self.standard_error,
             "overall": self.overall.as_dict(),
-            "slices": {name: estimate.as_dict() for name, estimate in self.slices.items()},
+            "slices": {
+                name: estimate.as_dict() | {"lower_bound": slice_lower_bound(estimate)}
+                for name, estimate in self.slices.items()
+            },
         }
 
 
@@ -80,8 +84,16 @@ class Recommendation:
         }
 
 
+Z_ONE_SIDED = 1.645  # the slices' non-inferiority test: one-sided 95%
+
+
 def _harm_floor(estimate: PairedDifference, harm_margin: float) -> float:
     return -harm_margin * estimate.baseline_mean
+
+
+def slice_lower_bound(estimate: PairedDifference) -> float:
+    """The one-sided 95% lower bound of a slice's difference, which must clear the harm floor."""
+    return estimate.difference - Z_ONE_SIDED * estimate.standard_error
 
 
 def _judge(overall: PairedDifference, slices: dict[str, PairedDifference], min_users: int, harm_margin: float) -> str:
@@ -90,8 +102,9 @@ def _judge(overall: PairedDifference, slices: dict[str, PairedDifference], min_u
         return f"all validation users: {overall.reason}"
     for name, estimate in slices.items():
         floor = _harm_floor(estimate, harm_margin)
-        if estimate.users >= min_users and estimate.low <= floor:
-            return f"{name} users: 95% interval reaches {estimate.low:+.4f}, below the harm floor {floor:+.4f}"
+        low = slice_lower_bound(estimate)
+        if estimate.users >= min_users and low <= floor:
+            return f"{name} users: one-sided 95% lower bound {low:+.4f} is below the harm floor {floor:+.4f}"
     return ""
 
 
@@ -106,14 +119,14 @@ def _more_data(candidates: list[Candidate], min_users: int, harm_margin: float) 
     if best.overall.outcome == "passed":  # blocked by a slice: that slice needs the users
         name, blocking = min(
             ((n, e) for n, e in best.slices.items() if e.users >= min_users),
-            key=lambda item: item[1].low - _harm_floor(item[1], harm_margin),
+            key=lambda item: slice_lower_bound(item[1]) - _harm_floor(item[1], harm_margin),
         )
         where = f"{name} validation users"
     needed = blocking.users_needed
     if best.overall.outcome == "passed" and blocking.difference > _harm_floor(blocking, harm_margin):
         # the interval must shrink above the harm floor: users for (z + z_power) SE < difference - floor
         gap = blocking.difference - _harm_floor(blocking, harm_margin)
-        needed = int(blocking.users * ((Z_INTERVAL + Z_POWER) * blocking.standard_error / gap) ** 2) + 1
+        needed = int(blocking.users * ((Z_ONE_SIDED + Z_POWER) * blocking.standard_error / gap) ** 2) + 1
     elif blocking.difference <= 0:
         needed = None
     if needed is None:
@@ -133,7 +146,7 @@ def recommend(
     slices: dict[str, Collection[str]] | None = None,
     baseline: str = "none",
     min_users: int = 20,
-    harm_margin: float = 0.02,
+    harm_margin: float = 0.05,
     otherwise: str = "serve none of the plugin's columns for this data",
 ) -> Recommendation:
     """Pick the column set to serve from per-user validation values.
@@ -144,7 +157,8 @@ def recommend(
         slices: name -> validation users of a population that must not be harmed (e.g. returning, new).
         baseline: the variant without the plugin's columns.
         min_users: fewer paired users than this cannot qualify a set; a smaller slice is not judged.
-        harm_margin: a slice is harmed when its interval reaches below -harm_margin x the baseline's mean there.
+        harm_margin: a slice may be harmed when its one-sided 95% lower bound is below -harm_margin x the
+            baseline's mean there.
         otherwise: the advice when no set qualifies.
     """
     if valid[valid.variant == baseline].empty:
@@ -169,7 +183,7 @@ def recommend(
             baseline,
             False,
             "no column set beat the baseline on validation beyond the noise without risking harm to a slice "
-            f"(paired over users and seeds, 95% intervals, harm = a loss beyond {harm_margin:.0%}): {otherwise}",
+            f"(paired over users and seeds; harm = a loss beyond {harm_margin:.0%} not excluded): {otherwise}",
             candidates,
             _more_data(candidates, min_users, harm_margin),
         )
