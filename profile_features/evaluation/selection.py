@@ -131,8 +131,9 @@ def _more_data(candidates: list[Candidate], min_users: int, harm_margin: float) 
         needed = None
     if needed is None:
         return (
-            f"`{best.variant}` helps overall ({best.overall.describe()}), but not the {where} "
-            f"({blocking.describe()}); more data is unlikely to change that"
+            f"`{best.variant}` helps overall ({best.overall.describe()}), but the {where} are behind by more than "
+            f"the {harm_margin:.0%} harm margin so far ({blocking.describe()}): as measured that is harm, and only "
+            "more of them could show it is noise"
         )
     return (
         f"closest: `{best.variant}`, {blocking.describe()}; if that difference is real, about {needed} {where} "
