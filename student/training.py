@@ -42,6 +42,7 @@ __all__ = [
     "popularity_metrics",
     "popularity_ranks",
     "build_model",
+    "epoch_batch_size",
     "fit",
     "finalize",
 ]
@@ -352,6 +353,12 @@ class _Step:
         return parts, total, l_nbr
 
 
+def epoch_batch_size(tc, users: int) -> int:
+    """Users per optimiser step: `tc.batch_size`, smaller on small data so that an epoch has at least
+    `tc.min_steps_per_epoch` steps (never below 8 users)."""
+    return max(1, min(tc.batch_size, max(8, -(-users // tc.min_steps_per_epoch))))
+
+
 def fit(
     cfg: StudentConfig,
     data: TrainingUsers,
@@ -393,10 +400,11 @@ def fit(
     stats = source_stats(data)
     counts = stats.counts
     model = build_model(cfg, data, stats).to(device)
+    batch_size = epoch_batch_size(tc, stats.users)
     if log is not None:
         log(
             f"[{cfg.name}] users {stats.users} items {len(data.item_index)} (seen {int((counts > 0).sum())}) "
-            f"interactions {stats.interactions} profiles {stats.users_with_profile}"
+            f"interactions {stats.interactions} profiles {stats.users_with_profile} batch {batch_size}"
         )
     if model.target_transform is not None and stats.users_with_profile > 0:
         model.target_transform.fit_moments(stats.profiles)
@@ -420,7 +428,7 @@ def fit(
         active = epoch <= distill_epochs
         sums = {"loss": 0.0, "rec": 0.0, "distil": 0.0, "beta": 0.0, "neighbour": 0.0}
         batches = 0
-        for chunk, idx in _batches(data, tc.batch_size, cfg.body.max_len, rng):
+        for chunk, idx in _batches(data, batch_size, cfg.body.max_len, rng):
             parts, total, l_nbr = step.loss(chunk, idx, rng, active)
             opt.zero_grad(set_to_none=True)
             total.backward()

@@ -144,6 +144,7 @@ def test_a_useless_text_view_and_a_drowning_distillation_fall_back_to_plain_sasr
         "distill.distill_fraction=1.0",
         "train.epochs=30",
         "train.eval_every=3",
+        "guard.targets_per_user=1",  # only the first item after the cutoff follows from the history
     )
     result = train_from_frames(cfg, inter, profiles, tmp_path / "ckpt", validate=True, content=content)
     guard = result["guard"]

@@ -7,7 +7,7 @@ from student.config import load_student_config
 from student.data import pad_left
 from student.evaluation import evaluate, metrics_from_ranks, ranks_from_scores, target_ranks
 from student.losses import distill_loss
-from student.training import build_training_data, fit
+from student.training import build_training_data, epoch_batch_size, fit
 
 
 def test_determined_next_item_is_ranked_first(trained, cyclic_data):
@@ -320,3 +320,13 @@ def test_sampled_softmax_training_ranks_the_determined_next_item_first(make_conf
         result.model, [index.encode(seqs[u][:-1]) for u in users], index.encode([seqs[u][-1] for u in users])
     )
     assert (ranks == 0).mean() >= 0.7 and (ranks < 10).mean() >= 0.9, ranks
+
+
+def test_small_data_gets_enough_optimiser_steps_per_epoch():
+    """An epoch has at least `min_steps_per_epoch` steps on small data; large data keeps its batch size."""
+    tc = load_student_config(None).train
+    assert (tc.batch_size, tc.min_steps_per_epoch) == (128, 20)
+    assert epoch_batch_size(tc, 657) == 33  # ml-100k's training users: 20 steps, not 5
+    assert epoch_batch_size(tc, 1_000_000) == 128
+    assert epoch_batch_size(tc, 30) == 8  # never below 8 users a step
+    assert epoch_batch_size(tc.model_copy(update={"batch_size": 4}), 10_000) == 4
