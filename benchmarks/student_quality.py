@@ -64,8 +64,8 @@ if str(ROOT) not in sys.path:
 from profile_features.config import load_config  # noqa: E402
 from profile_features.embeddings import SentenceTransformerEncoder, render_item_text  # noqa: E402
 from profile_features.histories import history_hash  # noqa: E402
-from profile_features.llm.generator import FALLBACK_GENERATOR  # noqa: E402
 from profile_features.profiles.base import UserHistory  # noqa: E402
+from profile_features.profiles.llm.generator import FALLBACK_GENERATOR  # noqa: E402
 from profile_features.profiles.rule_based import RuleBasedProfileWriter  # noqa: E402
 from profile_features.profiles.stage import make_generator  # noqa: E402
 from profile_features.semantic_ids import assign_codes, fit_semantic_ids  # noqa: E402

@@ -26,9 +26,9 @@ from pathlib import Path
 import pandas as pd
 
 from profile_features.datasets import generate_sample, load_ml100k
+from profile_features.evaluation.rankers.two_tower import VARIANTS, evaluate_two_tower
 from profile_features.evaluation.split import build_split
 from profile_features.pipeline import build_feature_repo, feast_cli, log, prepare_repo, snapshot_cutoffs
-from rankers.two_tower import VARIANTS, evaluate_two_tower
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 QUANTILES = [0.6, 0.8]

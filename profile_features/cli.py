@@ -19,9 +19,9 @@ from pathlib import Path
 
 from profile_features.config import SampleConfig, SparkConfig
 from profile_features.datasets.variants import DATASETS
-from profile_features.freshness.commands import COMMANDS as FRESHNESS_COMMANDS
-from profile_features.freshness.commands import add_commands as add_freshness_commands
-from profile_features.freshness.commands import run_command as run_freshness_command
+from profile_features.freshness_commands import COMMANDS as FRESHNESS_COMMANDS
+from profile_features.freshness_commands import add_commands as add_freshness_commands
+from profile_features.freshness_commands import run_command as run_freshness_command
 from profile_features.logs import add_verbosity_arguments, configure_logging, verbosity_level
 
 __all__ = ["main", "build_parser", "evaluation_config"]

@@ -14,7 +14,6 @@ from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
-from profile_features import storage
 from profile_features.profiles.config import ProfileConfig
 from profile_features.safe_yaml import load_yaml
 from profile_features.strict_model import StrictModel
@@ -220,8 +219,13 @@ class JobConfig(StrictModel):
     spark: SparkConfig = SparkConfig()
 
     def table_path(self, name: str) -> str:
-        """`<data_dir>/<name>`: a URI when `data_dir` is one (hdfs://, s3a://, file://), else an absolute path."""
-        return storage.join(self.data_dir, name)
+        """The folder of the catalogue table named `name` (a URI when `data_dir` is one, else an absolute path).
+
+        Kept for callers not yet on the catalogue; new code asks `catalogue.DataDir(data_dir).root(TABLE)`.
+        """
+        from profile_features.catalogue import DataDir, table_named  # the catalogue imports the schemas
+
+        return DataDir(self.data_dir).root(table_named(name))
 
 
 class ConfigError(ValueError):

@@ -8,9 +8,9 @@ import pandas as pd
 
 from profile_features.config import JobConfig, SampleConfig, SparkConfig
 from profile_features.datasets import generate_sample
+from profile_features.datasets.sample import SampleData
 from profile_features.feast.settings import load_feast_settings
 from profile_features.pipeline import (
-    add_demo_bad_rows,
     apply_and_materialize,
     log,
     prepare_repo,
@@ -19,7 +19,36 @@ from profile_features.pipeline import (
     write_inputs,
 )
 
-__all__ = ["ensure_repo", "run_demo", "rank_for_user"]
+__all__ = ["ensure_repo", "run_demo", "rank_for_user", "add_demo_bad_rows"]
+
+
+def add_demo_bad_rows(sample: SampleData) -> SampleData:
+    """Append one row of each kind the validator rejects, so the demo shows the path."""
+    first = sample.interactions.iloc[0]
+    bad = pd.DataFrame(
+        [
+            {**first, "user_id": None},
+            {**first, "item_id": "no-such-item"},
+            {**first},  # exact duplicate
+        ]
+    )
+    interactions = pd.concat([sample.interactions, bad], ignore_index=True)
+    # An unparseable timestamp cannot live in a timestamp column: write it as text.
+    interactions["timestamp"] = interactions["timestamp"].map(lambda t: t.isoformat())
+    interactions.loc[len(interactions)] = {**first, "timestamp": "yesterday-ish"}
+    items = pd.concat(
+        [
+            sample.items,
+            pd.DataFrame(
+                [
+                    {**sample.items.iloc[0], "title": "A duplicate id"},
+                    {**sample.items.iloc[1], "item_id": "i-empty", "title": ""},
+                ]
+            ),
+        ],
+        ignore_index=True,
+    )
+    return SampleData(items=items, interactions=interactions, user_tastes=sample.user_tastes)
 
 
 def rank_for_user(repo: Path, user_id: str, item_ids: list[str], k: int = 10) -> tuple[dict, pd.DataFrame]:

@@ -7,9 +7,13 @@ driver, as the student holds a row per item anyway. Paths are URIs (pyarrow file
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pandas as pd
 
 from profile_features import storage
+from profile_features.catalogue import ITEM_SEMANTIC, ITEM_TEXT_EMBEDDINGS, TRANSFORMS, Snapshot
+from profile_features.schemas import SID_TRANSFORM_ID, sid_columns_in
 
 __all__ = ["read_item_content"]
 
@@ -23,15 +27,17 @@ def _read(uri: str, columns: list[str] | None = None) -> pd.DataFrame:
     return dataset.to_table(columns=names).to_pandas()
 
 
-def read_item_content(data_dir: str, run_date: str, views):
-    """`student.items.ItemContent` for the views `views` (an `ItemViewsConfig`) enables; None when it
-    enables none. Raises when a view's table is missing, naming the table and the stage that writes it."""
+def read_item_content(data_dir: str, run_date: str | datetime, views):
+    """`student.items.ItemContent` of the snapshot `run_date` (a run date or its cutoff) for the views `views`
+    (an `ItemViewsConfig`) enables; None when it enables none. Raises when a view's table is missing, naming
+    the table and the stage that writes it."""
     from profile_features.semantic_ids import load_sid_transform
     from student.items import ItemContent
 
     if not views.semantic:
         return None
-    texts_uri = storage.join(data_dir, "item_text_embeddings", f"run_date={run_date}")
+    snapshot = Snapshot(data_dir, run_date)
+    texts_uri = snapshot.path(ITEM_TEXT_EMBEDDINGS)
     if not storage.exists(texts_uri):
         raise FileNotFoundError(f"{texts_uri}: no item text embeddings for the student; run the embedding stage")
     texts = _read(texts_uri, ["item_id", "encoder", *(["item_text_embedding"] if views.text else [])])
@@ -39,18 +45,18 @@ def read_item_content(data_dir: str, run_date: str, views):
     encoder = str(texts["encoder"].iloc[0]) if views.text and len(texts) else None
     code_sizes, sid_id = (), None
     if views.sid:
-        semantic_uri = storage.join(data_dir, "item_semantic", f"run_date={run_date}")
+        semantic_uri = snapshot.path(ITEM_SEMANTIC)
         semantic = _read(semantic_uri) if storage.exists(semantic_uri) else pd.DataFrame()
-        levels = sorted(c for c in semantic.columns if c.startswith("item_sid_") and c[9:].isdigit())
+        levels = sid_columns_in(semantic.columns)
         if not levels:
             raise ValueError(
                 f"the student reads semantic IDs (items.sid) but {semantic_uri} has none: set semantic.sid_levels > 0 "
                 "and rerun the semantic columns stage"
             )
-        ids = semantic["item_sid_transform_id"].dropna().unique()
+        ids = semantic[SID_TRANSFORM_ID].dropna().unique()
         if len(ids) != 1:
             raise ValueError(f"{semantic_uri}: {len(ids)} semantic-ID transforms {list(ids)} in one snapshot")
         sid_id = str(ids[0])
-        code_sizes = load_sid_transform(storage.join(data_dir, "transforms", sid_id)).code_sizes
+        code_sizes = load_sid_transform(storage.join(snapshot.root(TRANSFORMS), sid_id)).code_sizes
         table = table.merge(semantic[["item_id", *levels]], on="item_id", how="left")
     return ItemContent(table.assign(item_id=table["item_id"].astype(str)), code_sizes, encoder, sid_id)

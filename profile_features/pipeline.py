@@ -1,7 +1,8 @@
 """End-to-end orchestration: inputs -> snapshots -> Feast, as the demo and examples run it.
 
-Each step is the same stage function a `spark_jobs/` entry file calls; here they
-share one SparkSession so the whole run takes minutes, not a session start per stage.
+The stages and their order are `spark.registry`'s, the same ones a `spark_jobs/` entry file runs;
+here they share one SparkSession so the whole run takes minutes, not a session start per stage.
+Each stage returns a typed result: the log shows its `describe()`, the caller gets its `summary()`.
 """
 
 from __future__ import annotations
@@ -17,14 +18,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from profile_features.catalogue import Snapshot
 from profile_features.config import InputsConfig, JobConfig, TableInput
-from profile_features.datasets.sample import SampleData
 
 __all__ = [
     "REPO_FILES",
     "log",
     "write_inputs",
-    "add_demo_bad_rows",
     "snapshot_cutoffs",
     "run_pipeline",
     "run_validation",
@@ -43,35 +43,6 @@ _T0 = time.monotonic()
 
 def log(message: str) -> None:
     logger.info("[%6.1fs] %s", time.monotonic() - _T0, message)
-
-
-def add_demo_bad_rows(sample: SampleData) -> SampleData:
-    """Append one row of each kind the validator rejects, so the demo shows the path."""
-    first = sample.interactions.iloc[0]
-    bad = pd.DataFrame(
-        [
-            {**first, "user_id": None},
-            {**first, "item_id": "no-such-item"},
-            {**first},  # exact duplicate
-        ]
-    )
-    interactions = pd.concat([sample.interactions, bad], ignore_index=True)
-    # An unparseable timestamp cannot live in a timestamp column: write it as text.
-    interactions["timestamp"] = interactions["timestamp"].map(lambda t: t.isoformat())
-    interactions.loc[len(interactions)] = {**first, "timestamp": "yesterday-ish"}
-    items = pd.concat(
-        [
-            sample.items,
-            pd.DataFrame(
-                [
-                    {**sample.items.iloc[0], "title": "A duplicate id"},
-                    {**sample.items.iloc[1], "item_id": "i-empty", "title": ""},
-                ]
-            ),
-        ],
-        ignore_index=True,
-    )
-    return SampleData(items=items, interactions=interactions, user_tastes=sample.user_tastes)
 
 
 def write_inputs(interactions: pd.DataFrame, items: pd.DataFrame, raw_dir: Path) -> InputsConfig:
@@ -104,82 +75,35 @@ def run_pipeline(spark, config: JobConfig, cutoffs: Sequence[datetime]) -> dict:
     return {"validate": validate, "snapshots": run_snapshots(spark, config, cutoffs)}
 
 
+def _logged(stage, spark, config: JobConfig, snapshot: Snapshot | None = None) -> dict:
+    """Run one registry stage, log what it did, return its JSON summary."""
+    where = f"snapshot {snapshot.run_date}: " if snapshot is not None else ""
+    log(f"{where}{stage.heading(config)}")
+    result = stage.run(spark, config, snapshot)
+    for line in result.describe():
+        log(f"  {line}")
+    return result.summary()
+
+
 def run_validation(spark, config: JobConfig) -> dict:
     """The validation stage, logged: read = accepted + rejected per table."""
-    from profile_features.spark import stages
+    from profile_features.spark.registry import VALIDATE
 
-    log("validating inputs")
-    summary = stages.run_validate(spark, config)
-    for table, counts in summary["tables"].items():
-        log(
-            f"  {table}: read {counts['read']} = accepted {counts['accepted']} + rejected {counts['rejected']} "
-            f"{counts['rejected_by_reason'] or ''}"
-        )
-    return summary
+    return _logged(VALIDATE, spark, config)
 
 
 def run_snapshots(spark, config: JobConfig, cutoffs: Sequence[datetime]) -> list[dict]:
-    """One snapshot per cutoff from the validated tables: every stage after validation."""
-    from profile_features.spark import stages
-    from profile_features.spark.profile_job import run_profiles
-    from profile_features.spark.semantic_job import run_semantic_columns
+    """One snapshot per cutoff from the validated tables: every enabled registry stage after validation,
+    each given the snapshot (the config is not changed); a summary dict per stage, by its key."""
+    from profile_features.spark.registry import SNAPSHOT_STAGES
 
     snapshots = []
     for cutoff in cutoffs:
-        snapshot_config = config.model_copy(update={"history": config.history.model_copy(update={"cutoff": cutoff})})
-        log(f"snapshot {cutoff:%Y-%m-%d}: histories")
-        histories = stages.run_histories(spark, snapshot_config)
-        log(f"  {histories['users']} users, {histories['interactions_before_cutoff']} interactions before the cutoff")
-        log(f"snapshot {cutoff:%Y-%m-%d}: profiles ({config.profile.generator})")
-        profiles = run_profiles(spark, snapshot_config)
-        log(f"snapshot {cutoff:%Y-%m-%d}: embeddings (profiles and item texts)")
-        embeddings = stages.run_embeddings(spark, snapshot_config)
-        encoder = embeddings["encoder"]
-        counts = f"{embeddings['profiles']} profile vectors, {embeddings['items']} item vectors"
-        log(f"  {counts} ({encoder['name'] or 'torch'})")
-        if encoder["fallback_reason"]:
-            log(f"  embedding.backend fell back to torch: {encoder['fallback_reason']}")
-        log(f"snapshot {cutoff:%Y-%m-%d}: semantic columns (PCA, clusters, item semantic IDs)")
-        semantic = run_semantic_columns(spark, snapshot_config)
-        for kind, info in semantic["transforms"].items():
-            log(
-                f"  {kind}: transform {info['transform_id']} ({'fitted now' if info['fitted_now'] else 'reused'}, "
-                f"{info['explained_variance']:.0%} of variance)"
-            )
-        if semantic.get("semantic_ids"):
-            info = semantic["semantic_ids"]
-            how = "fitted now" if info["fitted_now"] else "reused"
-            log(
-                f"  item semantic IDs: transform {info['transform_id']} ({how}, "
-                f"{info['levels']} levels x {info['codes']} codes)"
-            )
-        snapshot = {"histories": histories, "profiles": profiles, "embeddings": embeddings, "semantic": semantic}
-        if config.student.enabled:
-            from profile_features.spark.student_job import run_score_student, run_train_student
-
-            if config.student.checkpoint is None:
-                log(f"snapshot {cutoff:%Y-%m-%d}: training the distilled student")
-                snapshot["train_student"] = run_train_student(spark, snapshot_config)
-                trained = snapshot["train_student"]
-                log(
-                    f"  checkpoint {trained['checkpoint_id']} on {trained['users']} users: best epoch "
-                    f"{trained['best_epoch']}, validation NDCG@10 {_metric(trained['best_valid'])} (most popular "
-                    f"{_metric(trained['popularity_valid'])})"
-                )
-                guard = trained.get("guard") or {}
-                log(f"  shipped {trained.get('variant', 'configured')}: {guard.get('reason', 'no guard')}")
-            log(f"snapshot {cutoff:%Y-%m-%d}: scoring users with the student")
-            snapshot["score_student"] = run_score_student(spark, snapshot_config)
-            log(
-                f"  {snapshot['score_student']['scored']} users scored, "
-                f"{snapshot['score_student']['with_drift']} with a profile drift"
-            )
-        snapshots.append(snapshot)
+        snapshot = Snapshot(config.data_dir, cutoff)
+        snapshots.append(
+            {stage.key: _logged(stage, spark, config, snapshot) for stage in SNAPSHOT_STAGES if stage.enabled(config)}
+        )
     return snapshots
-
-
-def _metric(values: dict | None, name: str = "ndcg@10") -> str:
-    return "n/a" if not values else f"{values[name]:.4f}"
 
 
 def prepare_repo(source: Path, target: Path) -> Path:

@@ -24,6 +24,10 @@ __all__ = [
     "USER_STATS",
     "ITEM_STATS",
     "semantic_schema",
+    "SID_TRANSFORM_ID",
+    "sid_column_names",
+    "is_sid_column",
+    "sid_columns_in",
     "to_utc",
 ]
 
@@ -146,15 +150,35 @@ ITEM_STATS = pa.schema(
 )
 
 
+# The items' semantic-ID codes, one column per level (coarse to fine), and the transform that assigned them.
+_SID_PREFIX = "item_sid_"
+SID_TRANSFORM_ID = f"{_SID_PREFIX}transform_id"
+
+
+def sid_column_names(levels: int) -> list[str]:
+    """`item_sid_0..L-1`: the code columns of `levels` semantic-ID levels."""
+    return [f"{_SID_PREFIX}{level}" for level in range(levels)]
+
+
+def is_sid_column(name: str) -> bool:
+    """Whether `name` is a semantic-ID code column (not the transform id)."""
+    return name.startswith(_SID_PREFIX) and name[len(_SID_PREFIX) :].isdigit()
+
+
+def sid_columns_in(columns) -> list[str]:
+    """The semantic-ID code columns among `columns`, by level."""
+    return sorted((c for c in columns if is_sid_column(c)), key=lambda c: int(c[len(_SID_PREFIX) :]))
+
+
 def semantic_schema(key: str, prefix: str, components: int, sid_levels: int = 0) -> pa.Schema:
     """user_semantic / item_semantic: `<prefix>_pc_0..k-1`, `<prefix>_cluster`, transform id, and for
     items with semantic IDs `item_sid_0..L-1` (-1: no vector) and their transform id."""
-    sid = [(f"item_sid_{level}", pa.int64()) for level in range(sid_levels)]
+    sid = [(name, pa.int64()) for name in sid_column_names(sid_levels)]
     return pa.schema(
         [(key, pa.string()), ("event_timestamp", TS)]
         + [(f"{prefix}_pc_{i}", pa.float32()) for i in range(components)]
         + [(f"{prefix}_cluster", pa.int64()), (f"{prefix}_transform_id", pa.string())]
-        + (sid + [("item_sid_transform_id", pa.string())] if sid_levels else [])
+        + (sid + [(SID_TRANSFORM_ID, pa.string())] if sid_levels else [])
     )
 
 

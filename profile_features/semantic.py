@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -31,7 +33,11 @@ __all__ = [
     "load_transform",
     "latest_transform",
     "newest_transform",
+    "vector_matrix",
+    "newest_saved",
 ]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -57,7 +63,8 @@ class SemanticTransform:
         return f"{self.kind}-{digest.hexdigest()[:16]}"
 
 
-def _matrix(vectors) -> np.ndarray:
+def vector_matrix(vectors) -> np.ndarray:
+    """[n, d] float64 of n vectors (lists or arrays), each read as float32 first, as the tables store them."""
     return np.stack([np.asarray(v, dtype=np.float32) for v in vectors]).astype(np.float64)
 
 
@@ -71,7 +78,7 @@ def fit_transform_model(
     """
     from sklearn.cluster import KMeans
 
-    matrix = _matrix(vectors)
+    matrix = vector_matrix(vectors)
     n, d = matrix.shape
     if n < max(components, clusters):
         raise ValueError(f"{kind}: {n} vectors cannot fit {components} components and {clusters} clusters")
@@ -110,7 +117,7 @@ def apply_transform(vectors, transform: SemanticTransform, prefix: str) -> pd.Da
     pcs = np.full((len(present), k), np.nan, dtype=np.float32)
     cluster = np.full(len(present), -1, dtype=np.int64)
     if present.any():
-        matrix = _matrix([v for v, ok in zip(vectors, present) if ok])
+        matrix = vector_matrix([v for v, ok in zip(vectors, present) if ok])
         projected = (matrix - transform.mean) @ transform.components.T.astype(np.float64)
         pcs[present] = projected.astype(np.float32)
         distances = ((projected[:, None, :] - transform.centroids[None, :, :].astype(np.float64)) ** 2).sum(axis=2)
@@ -136,26 +143,32 @@ def cached_transform(folder: str) -> SemanticTransform:
     return load_transform(folder)
 
 
-def _saved_transforms(directory: str | Path, kind: str):
-    """Complete saved transforms of `kind`, newest first, with their folders."""
-    for folder in saved_folders(directory, f"{kind}-"):
-        yield load_transform(folder), folder
+def newest_saved(
+    directory: str | Path, prefix: str, load: Callable[[str], T], accept: Callable[[T], bool] = lambda _: True
+) -> tuple[T, str] | None:
+    """The most recently saved transform whose id starts with `prefix` and that `accept`s, and its folder.
+
+    Shared by the PCA + k-means and the semantic-ID transforms (both stored by transform_store)."""
+    for folder in saved_folders(directory, prefix):
+        transform = load(folder)
+        if accept(transform):
+            return transform, folder
+    return None
 
 
-def newest_transform(directory: str | Path, kind: str) -> SemanticTransform | None:
-    """The most recently saved transform of `kind` (what the latest semantic columns were made with)."""
-    return next((transform for transform, _ in _saved_transforms(directory, kind)), None)
+def newest_transform(directory: str | Path, kind: str) -> tuple[SemanticTransform, str] | None:
+    """The most recently saved transform of `kind` (what the latest semantic columns were made with), and its
+    folder."""
+    return newest_saved(directory, f"{kind}-", load_transform)
 
 
 def latest_transform(
     directory: str | Path, kind: str, encoder: str, components: int, clusters: int
 ) -> tuple[SemanticTransform, str] | None:
     """The most recently saved transform of `kind` that fits the encoder and sizes, and its folder."""
-    for transform, folder in _saved_transforms(directory, kind):
-        if (
-            transform.encoder == encoder
-            and transform.components.shape[0] == components
-            and transform.centroids.shape[0] == clusters
-        ):
-            return transform, folder
-    return None
+    return newest_saved(
+        directory,
+        f"{kind}-",
+        load_transform,
+        lambda t: t.encoder == encoder and t.components.shape[0] == components and t.centroids.shape[0] == clusters,
+    )

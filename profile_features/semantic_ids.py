@@ -21,7 +21,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from profile_features.transform_store import load_transform_object, save_transform_object, saved_folders
+from profile_features.schemas import SID_TRANSFORM_ID, sid_column_names
+from profile_features.semantic import newest_saved, vector_matrix
+from profile_features.transform_store import load_transform_object, save_transform_object
 
 __all__ = [
     "SemanticIdTransform",
@@ -76,10 +78,6 @@ def default_codes(items: int) -> int:
     return int(np.clip(round(np.sqrt(max(items, 1))), 2, 256))
 
 
-def _matrix(vectors) -> np.ndarray:
-    return np.stack([np.asarray(v, dtype=np.float32) for v in vectors]).astype(np.float64)
-
-
 def _nearest(residual: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     """Index of the nearest centroid per row (squared Euclidean), in chunks to bound memory."""
     out = np.empty(len(residual), dtype=np.int64)
@@ -96,7 +94,7 @@ def fit_semantic_ids(
     """Fit `levels` levels of `codes` centroids (None: `default_codes`) on item vectors [n, d]."""
     from sklearn.cluster import KMeans
 
-    matrix = _matrix(vectors)
+    matrix = vector_matrix(vectors)
     n = len(matrix)
     codes = codes or default_codes(n)
     if n < codes:
@@ -127,7 +125,7 @@ def assign_codes(vectors, transform: SemanticIdTransform) -> np.ndarray:
     present = np.array([v is not None and len(v) == width for v in vectors], dtype=bool)
     out = np.full((len(present), transform.levels), -1, dtype=np.int64)
     if present.any():
-        residual = _matrix([v for v, ok in zip(vectors, present) if ok]) - transform.mean
+        residual = vector_matrix([v for v, ok in zip(vectors, present) if ok]) - transform.mean
         codes = np.empty((len(residual), transform.levels), dtype=np.int64)
         for level, book in enumerate(transform.codebooks.astype(np.float64)):
             codes[:, level] = _nearest(residual, book)
@@ -139,8 +137,8 @@ def assign_codes(vectors, transform: SemanticIdTransform) -> np.ndarray:
 def sid_columns(vectors, transform: SemanticIdTransform) -> pd.DataFrame:
     """`item_sid_0..L-1` (int64, -1 = no vector) and `item_sid_transform_id`."""
     codes = assign_codes(vectors, transform)
-    frame = pd.DataFrame({f"item_sid_{level}": codes[:, level] for level in range(transform.levels)})
-    frame["item_sid_transform_id"] = transform.transform_id
+    frame = pd.DataFrame({name: codes[:, level] for level, name in enumerate(sid_column_names(transform.levels))})
+    frame[SID_TRANSFORM_ID] = transform.transform_id
     return frame
 
 
@@ -161,17 +159,16 @@ def cached_sid_transform(folder: str) -> SemanticIdTransform:
 
 def newest_sid_transform(directory: str | Path) -> tuple[SemanticIdTransform, str] | None:
     """The most recently saved semantic-ID transform and its folder."""
-    for folder in saved_folders(directory, f"{KIND}-"):
-        return load_sid_transform(folder), folder
-    return None
+    return newest_saved(directory, f"{KIND}-", load_sid_transform)
 
 
 def latest_sid_transform(
     directory: str | Path, encoder: str, levels: int, codes: int | None
 ) -> tuple[SemanticIdTransform, str] | None:
     """The newest saved transform for this encoder and shape (`codes` None: any count)."""
-    for folder in saved_folders(directory, f"{KIND}-"):
-        transform = load_sid_transform(folder)
-        if transform.encoder == encoder and transform.levels == levels and codes in (None, transform.codes):
-            return transform, folder
-    return None
+    return newest_saved(
+        directory,
+        f"{KIND}-",
+        load_sid_transform,
+        lambda t: t.encoder == encoder and t.levels == levels and codes in (None, t.codes),
+    )

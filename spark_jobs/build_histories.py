@@ -9,12 +9,12 @@ partition of histories/, user_stats/ and item_stats/.
 
 import sys
 
-from profile_features.spark.entry import Needs, run_job, run_main
-from profile_features.spark.stages import run_histories
+from profile_features.spark.entry import run_job, run_main
+from profile_features.spark.registry import STAGES
 
 
 def main(argv=None):
-    return run_job(run_histories, __doc__, argv, needs=Needs())
+    return run_job(STAGES["build_histories"], __doc__, argv)
 
 
 if __name__ == "__main__":

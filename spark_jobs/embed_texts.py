@@ -8,12 +8,12 @@ a local model folder (default: the packaged all-MiniLM-L6-v2).
 
 import sys
 
-from profile_features.spark.entry import Needs, run_job, run_main
-from profile_features.spark.stages import run_embeddings
+from profile_features.spark.entry import run_job, run_main
+from profile_features.spark.registry import STAGES
 
 
 def main(argv=None):
-    return run_job(run_embeddings, __doc__, argv, needs=Needs(embed=True))
+    return run_job(STAGES["embed_texts"], __doc__, argv)
 
 
 if __name__ == "__main__":

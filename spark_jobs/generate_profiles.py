@@ -22,11 +22,12 @@ else keeps their previous profile:
         --set profile.only_users=/data/refresh/plan.parquet
 """
 
+import dataclasses
 import sys
+from functools import partial
 
 from profile_features.spark.entry import Needs, job_parser, run_job, run_main
-from profile_features.spark.profile_estimate import estimate_profiles
-from profile_features.spark.profile_job import run_profiles
+from profile_features.spark.registry import STAGES
 
 
 def main(argv=None):
@@ -36,11 +37,13 @@ def main(argv=None):
     )
     parser.add_argument("--sample", type=int, default=2000, help="dry run: histories whose tokens are counted")
     args, _ = parser.parse_known_args(argv)
-    if args.dry_run:
-        return run_job(
-            lambda spark, config: estimate_profiles(spark, config, args.sample), __doc__, argv, parser, Needs()
-        )
-    return run_job(run_profiles, __doc__, argv, parser, Needs(profiles=True))
+    stage = STAGES["generate_profiles"]
+    if args.dry_run:  # the same snapshot and plan, estimated instead of generated
+        from profile_features.spark.profile_estimate import estimate_profiles
+
+        estimate = partial(estimate_profiles, sample=args.sample)
+        stage = dataclasses.replace(stage, runner=estimate, needs=Needs())
+    return run_job(stage, __doc__, argv, parser)
 
 
 if __name__ == "__main__":

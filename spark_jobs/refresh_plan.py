@@ -12,9 +12,10 @@ or .csv and pass it to the profile job as `profile.only_users`. Same as
 
 import sys
 
-from profile_features.freshness.commands import add_plan_arguments
-from profile_features.freshness.refresh_plan import build_refresh_plan, write_plan
+from profile_features.freshness.refresh_plan import write_plan
+from profile_features.freshness_commands import add_plan_arguments
 from profile_features.spark.entry import job_parser, run_job, run_main
+from profile_features.spark.refresh_plan_job import build_refresh_plan
 
 
 def main(argv=None):

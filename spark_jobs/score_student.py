@@ -12,12 +12,12 @@ checkpoint loads once per executor Python worker. Train one with
 
 import sys
 
-from profile_features.spark.entry import Needs, run_job, run_main
-from profile_features.spark.student_job import run_score_student
+from profile_features.spark.entry import run_job, run_main
+from profile_features.spark.registry import STAGES
 
 
 def main(argv=None):
-    return run_job(run_score_student, __doc__, argv, needs=Needs(torch=True))
+    return run_job(STAGES["score_student"], __doc__, argv)
 
 
 if __name__ == "__main__":

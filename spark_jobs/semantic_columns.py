@@ -9,12 +9,12 @@ provenance) and reuses them for later snapshots unless `semantic.refit` is set.
 
 import sys
 
-from profile_features.spark.entry import Needs, run_job, run_main
-from profile_features.spark.semantic_job import run_semantic_columns
+from profile_features.spark.entry import run_job, run_main
+from profile_features.spark.registry import STAGES
 
 
 def main(argv=None):
-    return run_job(run_semantic_columns, __doc__, argv, needs=Needs(semantic=True))
+    return run_job(STAGES["semantic_columns"], __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -9,12 +9,12 @@ profile vectors (no leakage); writes <data_dir>/student/run_date=<date>/.
 
 import sys
 
-from profile_features.spark.entry import Needs, run_job, run_main
-from profile_features.spark.student_job import run_train_student
+from profile_features.spark.entry import run_job, run_main
+from profile_features.spark.registry import STAGES
 
 
 def main(argv=None):
-    return run_job(run_train_student, __doc__, argv, needs=Needs(torch=True))
+    return run_job(STAGES["train_student"], __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -8,12 +8,12 @@ is either accepted or written to `<data_dir>/rejects` with its reason.
 
 import sys
 
-from profile_features.spark.entry import Needs, run_job, run_main
-from profile_features.spark.stages import run_validate
+from profile_features.spark.entry import run_job, run_main
+from profile_features.spark.registry import STAGES
 
 
 def main(argv=None):
-    return run_job(run_validate, __doc__, argv, needs=Needs(inputs=True))
+    return run_job(STAGES["validate_inputs"], __doc__, argv)
 
 
 if __name__ == "__main__":

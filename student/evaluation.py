@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from profile_features.metrics import ndcg_of_ranks
 from student.data import pad_left
 from student.model import StudentModel
 
@@ -88,7 +89,7 @@ def metrics_from_ranks(ranks: np.ndarray, k: int = 10) -> RankingMetrics:
     """NDCG@k, Recall@k, HR@k and MRR from 0-based ranks [U]."""
     ranks = np.asarray(ranks, dtype=np.float64)
     hit = ranks < k
-    ndcg = np.where(hit, 1.0 / np.log2(ranks + 2.0), 0.0)
+    ndcg = ndcg_of_ranks(ranks, k)
     return RankingMetrics(
         ndcg_at_10=float(ndcg.mean()) if len(ranks) else 0.0,
         recall_at_10=float(hit.mean()) if len(ranks) else 0.0,

@@ -23,6 +23,7 @@ from statistics import NormalDist
 import numpy as np
 import torch
 
+from profile_features.metrics import ndcg_of_ranks
 from student.config import GuardConfig, StudentConfig
 from student.evaluation import metrics_from_ranks
 from student.sources import (
@@ -130,7 +131,7 @@ class GuardDecision:
 
 def per_user_ndcg(ranks: np.ndarray, owner: np.ndarray, users: int, k: int = 10) -> np.ndarray:
     """[users] mean NDCG@k over each user's targets, from 0-based ranks [R] and owner rows [R]."""
-    gains = np.where(ranks < k, 1.0 / np.log2(np.asarray(ranks, dtype=np.float64) + 2.0), 0.0)
+    gains = ndcg_of_ranks(ranks, k)
     totals = np.bincount(owner, weights=gains, minlength=users)
     return totals / np.maximum(np.bincount(owner, minlength=users), 1)
 

@@ -25,6 +25,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from profile_features.catalogue import ENCODERS, DataDir
+from profile_features.spark.registry import STAGES as REGISTRY
 from tests.conftest import REPO_ROOT, free_port, local_table
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark, pytest.mark.cluster]
@@ -38,15 +40,7 @@ def _editable(obj):
 sys.meta_path[:] = [f for f in sys.meta_path if not _editable(f)]
 sys.path_hooks[:] = [h for h in sys.path_hooks if not _editable(h)]
 """
-STAGES = [
-    "validate_inputs",
-    "build_histories",
-    "generate_profiles",
-    "embed_texts",
-    "semantic_columns",
-    "train_student",
-    "score_student",
-]
+STAGES = list(REGISTRY)  # every registry stage, in pipeline order: one spark_jobs/ entry each
 
 
 def _wait_for(predicate, what: str, processes, timeout: float = 120) -> None:
@@ -215,7 +209,7 @@ def test_every_stage_on_the_cluster_equals_the_local_run(cluster, shipped, pipel
         "inputs": local.inputs.model_dump(mode="json"),
         "student": {"overrides": list(local.student.overrides)},
         # The local run's encoder export, fetched by URI on the executors (exporting is tested elsewhere).
-        "embedding": {"export_dir": local.table_path("encoders")},
+        "embedding": {"export_dir": DataDir(local.data_dir).root(ENCODERS)},
     }
     (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
     for stage in STAGES:
@@ -263,7 +257,7 @@ def test_every_stage_on_the_cluster_equals_the_local_run(cluster, shipped, pipel
         cluster, shipped, REPO_ROOT / "spark_jobs" / "refresh_plan.py",
         "--config", str(tmp_path / "job.yaml"), "--budget", "7", "--run-date", run_date, "--out", str(plan),
     )  # fmt: skip
-    from profile_features.freshness.refresh_plan import build_refresh_plan
+    from profile_features.spark.refresh_plan_job import build_refresh_plan
 
     expected, _ = build_refresh_plan(local.data_dir, budget=7, run_date=run_date)
     planned = pd.read_parquet(plan)

@@ -390,7 +390,7 @@ def test_read_table_settles_a_writer_killed_between_aside_and_move(tmp_path, spa
     from profile_features.spark.io import read_table, write_atomic
 
     table = tmp_path / "t"
-    write_atomic(spark.createDataFrame(pd.DataFrame({"job": ["old"] * 5})), str(table), "2026-01-01")
+    write_atomic(spark.createDataFrame(pd.DataFrame({"job": ["old"] * 5})), str(table / "run_date=2026-01-01"))
     killed = tmp_path / "_staging" / "t-killed"
     killed.mkdir()
     pd.DataFrame({"job": ["killed"] * 7}).to_parquet(killed / "part-0.parquet")
@@ -413,7 +413,7 @@ def test_two_spark_jobs_writing_one_partition_at_once_leave_one_jobs_rows(tmp_pa
 
     def write(name):
         try:
-            write_atomic(frames[name], table, "2026-01-01")
+            write_atomic(frames[name], f"{table}/run_date=2026-01-01")
         except Exception as err:  # surfaced below
             errors.append(err)
 

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from profile_features.evaluation.cold_start import history_counts, natural_cold_users, truncate_histories
-from profile_features.evaluation.metrics import (
+from profile_features.evaluation.report import goal_checks, summarise, write_report
+from profile_features.metrics import (
     auc,
     hit_rate_at_k,
     list_metrics,
@@ -19,7 +20,6 @@ from profile_features.evaluation.metrics import (
     recall_at_k,
     reciprocal_rank,
 )
-from profile_features.evaluation.report import goal_checks, summarise, write_report
 
 
 def test_metrics_match_hand_computed_values():

@@ -22,7 +22,6 @@ from profile_features.freshness import (
     DriftSettings,
     RunNotFound,
     TransformMismatch,
-    build_refresh_plan,
     check_refresh_list,
     compare_batches,
     compare_runs,
@@ -41,6 +40,7 @@ from profile_features.freshness.refresh_plan import (
     select_budget,
 )
 from profile_features.freshness.sketch import ColumnSketch
+from profile_features.spark.refresh_plan_job import build_refresh_plan
 
 # ---------------------------------------------------------------- metrics
 
@@ -257,6 +257,20 @@ def test_drift_report_names_the_folder_of_a_missing_run_or_a_changed_transform(t
     assert main(["drift-report", "--data-dir", str(tmp_path), "--threshold", "nope=1"]) == 2
 
 
+def test_run_dates_and_the_newest_at_or_before_a_date_come_from_the_catalogue(tmp_path):
+    from profile_features.catalogue import ITEM_SEMANTIC, USER_SEMANTIC, DataDir
+
+    for run in ("2026-02-01", "2026-01-01"):
+        (tmp_path / "user_semantic" / f"run_date={run}").mkdir(parents=True)
+    (tmp_path / "user_semantic" / "_tmp").mkdir()  # not a partition
+    data = DataDir(str(tmp_path))
+    assert data.run_dates(USER_SEMANTIC) == ["2026-01-01", "2026-02-01"] and data.run_dates(ITEM_SEMANTIC) == []
+    assert data.newest_run_date(USER_SEMANTIC, "2026-01-15") == "2026-01-01"
+    assert data.newest_run_date(USER_SEMANTIC, "2026-02-01") == "2026-02-01"
+    assert data.newest_run_date(USER_SEMANTIC, "2026-02-01", inclusive=False) == "2026-01-01"
+    assert data.newest_run_date(USER_SEMANTIC, "2025-12-31") is None
+
+
 # ---------------------------------------------------------------- refresh plan
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -385,7 +399,7 @@ def test_refresh_list_rejects_empty_and_repeated_ids():
 
 
 def test_fallback_label_is_the_llm_generators():
-    from profile_features.llm.generator import FALLBACK_GENERATOR as LLM_FALLBACK
+    from profile_features.profiles.llm.generator import FALLBACK_GENERATOR as LLM_FALLBACK
 
     assert FALLBACK_GENERATOR == LLM_FALLBACK
 

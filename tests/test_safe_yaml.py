@@ -53,7 +53,7 @@ def test_ordinary_anchors_and_merge_keys_still_load():
 def test_every_other_yaml_door_refuses_a_bomb_too(tmp_path):
     """The Feast settings file, a job `--set` value and a drift `--threshold` value read YAML as well."""
     from profile_features.feast.settings import load_feast_settings
-    from profile_features.freshness.commands import _settings
+    from profile_features.freshness_commands import _settings
 
     settings = tmp_path / "profile_features.yaml"
     settings.write_text(_bomb())

@@ -213,7 +213,8 @@ def test_failed_write_leaves_the_previous_partition(tmp_path, spark):
     from profile_features.spark.io import write_atomic
 
     table = str(tmp_path / "t")
-    write_atomic(spark.createDataFrame(pd.DataFrame({"x": [1, 2]})), table, "2026-01-01")
+    partition = f"{table}/run_date=2026-01-01"
+    write_atomic(spark.createDataFrame(pd.DataFrame({"x": [1, 2]})), partition)
 
     def explode(batches):
         for batch in batches:
@@ -222,10 +223,10 @@ def test_failed_write_leaves_the_previous_partition(tmp_path, spark):
 
     broken = spark.createDataFrame(pd.DataFrame({"x": [3]})).mapInPandas(explode, schema="x long")
     with pytest.raises(Exception, match="worker died"):
-        write_atomic(broken, table, "2026-01-01")
+        write_atomic(broken, partition)
     assert sorted(read(table).x) == [1, 2]
     assert [p.name for p in Path(table).iterdir()] == ["run_date=2026-01-01"]
-    write_atomic(spark.createDataFrame(pd.DataFrame({"x": [7]})), table, "2026-01-01")
+    write_atomic(spark.createDataFrame(pd.DataFrame({"x": [7]})), partition)
     assert read(table).x.tolist() == [7]  # re-running a snapshot replaces it
 
 
@@ -276,3 +277,65 @@ def test_catalogue_without_genres_profiles_from_item_text_and_marks_empty_profil
     assert semantic.loc[said, "profile_pc_0"].notna().all()
     train_summary = sorted(local_table(config, "runs").glob("train_student-*.json"))[-1]
     assert json.loads(train_summary.read_text())["users_with_profile"] == len(said)
+
+
+def test_every_entry_file_runs_its_registry_stage_and_every_stage_has_an_entry():
+    """One registry drives both the pipeline and spark_jobs/: an entry is `run_job(STAGES[<its name>])`."""
+    from profile_features.spark.registry import SNAPSHOT_STAGES, STAGES
+
+    entries = {p.stem for p in (REPO_ROOT / "spark_jobs").glob("*.py") if p.stem != "__init__"}
+    assert set(STAGES) == entries - {"refresh_plan"}  # a planning tool, not a stage with a snapshot
+    for name in STAGES:
+        assert f'STAGES["{name}"]' in (REPO_ROOT / "spark_jobs" / f"{name}.py").read_text()
+    written = set(STAGES["validate_inputs"].writes)
+    for stage in SNAPSHOT_STAGES:  # in pipeline order: a stage's snapshot comes from what ran before it
+        assert stage.per_snapshot and callable(stage.function)
+        assert stage.upstream is None or (stage.upstream in stage.reads and stage.upstream in written), stage.name
+        written |= set(stage.writes)
+
+
+def test_student_stages_run_only_when_enabled_and_training_only_without_a_checkpoint():
+    from profile_features.config import JobConfig
+    from profile_features.spark.registry import STAGES
+
+    train, score = STAGES["train_student"], STAGES["score_student"]
+    assert train.enabled(JobConfig()) and score.enabled(JobConfig())
+    given = JobConfig(student={"checkpoint": "/models/student"})
+    assert not train.enabled(given) and score.enabled(given)
+    off = JobConfig(student={"enabled": False})
+    assert not train.enabled(off) and not score.enabled(off)
+
+
+def test_a_given_cutoff_names_the_snapshot_before_spark_is_asked():
+    from datetime import datetime, timezone
+
+    from profile_features.catalogue import HISTORIES
+    from profile_features.config import JobConfig
+    from profile_features.spark.common import resolve_snapshot
+
+    config = JobConfig(data_dir="/d", history={"cutoff": "2026-05-01T12:30:00Z"})
+    snapshot = resolve_snapshot(None, config, HISTORIES)  # no Spark needed: the cutoff decides
+    assert snapshot.run_date == "2026-05-01" and snapshot.cutoff == datetime(2026, 5, 1, 12, 30, tzinfo=timezone.utc)
+    now = resolve_snapshot(None, JobConfig(data_dir="/d"), None)  # build_histories without a cutoff: now
+    assert now.cutoff.microsecond == 0 and now.run_date == now.cutoff.date().isoformat()
+
+
+def test_results_describe_themselves_and_keep_the_summary_keys():
+    from datetime import datetime, timezone
+
+    from profile_features.spark.results import HistoriesResult, SemanticResult, TransformInfo
+
+    histories = HistoriesResult(datetime(2026, 5, 1, tzinfo=timezone.utc), "2026-05-01", {"histories": "/h"}, 3, 9)
+    assert histories.summary() == {
+        "job": "histories",
+        "cutoff": "2026-05-01T00:00:00+00:00",
+        "run_date": "2026-05-01",
+        "outputs": {"histories": "/h"},
+        "users": 3,
+        "interactions_before_cutoff": 9,
+    }
+    assert histories["users"] == 3 and histories.describe() == ["3 users, 9 interactions before the cutoff"]
+    info = TransformInfo("t1", True, "user_profile_embeddings/run_date=2026-05-01", "/t/t1", 0.5)
+    semantic = SemanticResult("2026-05-01", {"user_semantic": "/u"}, {"profile": info}, "enc")
+    assert list(semantic.summary()) == ["job", "run_date", "outputs", "transforms", "encoder"]
+    assert semantic.describe() == ["profile: transform t1 (fitted now, 50% of variance)"]

@@ -1,14 +1,12 @@
 """The two-tower evaluation: metrics by hand, the dense-input encoding, and one real run
 on a small pipeline (Spark + Feast) whose hidden tastes the semantic inputs must find."""
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
-from profile_features.evaluation.report import slice_rows
-from rankers.two_tower import (
+from profile_features.catalogue import Snapshot, table_named
+from profile_features.evaluation.rankers.two_tower import (
     DenseEncoder,
     HeldOutSet,
     TowerInputs,
@@ -17,6 +15,7 @@ from rankers.two_tower import (
     retrieval_metrics,
     split_validation,
 )
+from profile_features.evaluation.report import slice_rows
 
 COLUMNS = ["model", "variant", "seed", "slice", "metric", "value", "users"]
 
@@ -92,7 +91,7 @@ def _grouped_training_set(users: int = 48, groups: int = 8, size: int = 10, seed
 
 
 def test_early_stopping_keeps_the_best_validation_epoch():
-    from rankers.two_tower import TwoTowerConfig, score_items
+    from profile_features.evaluation.rankers.two_tower import TwoTowerConfig, score_items
 
     train = _grouped_training_set()
     fit, valid = split_validation(train, [f"u{u:02d}" for u in range(32, 48)])
@@ -111,9 +110,9 @@ def two_tower_run(tmp_path_factory, spark):
     Feast repo, then `evaluate_two_tower` with one seed and a cold slice."""
     from profile_features.config import JobConfig, SampleConfig
     from profile_features.datasets import generate_sample
+    from profile_features.evaluation.rankers.two_tower import evaluate_two_tower
     from profile_features.evaluation.split import validation_users
     from profile_features.pipeline import feast_cli, run_pipeline, snapshot_cutoffs, write_inputs
-    from rankers.two_tower import evaluate_two_tower
     from tests.conftest import make_repo
 
     root = tmp_path_factory.mktemp("two_tower")
@@ -227,7 +226,7 @@ def test_validation_values_choose_the_semantic_inputs_on_data_where_they_help(tw
 def test_online_vectors_are_the_test_snapshot_and_training_vectors_the_first(two_tower_run):
     from feast import FeatureStore
 
-    from rankers.two_tower import _catalogue, online_frame, service_features, training_set
+    from profile_features.evaluation.rankers.two_tower import _catalogue, online_frame, service_features, training_set
 
     repo, config, interactions = two_tower_run["repo"], two_tower_run["config"], two_tower_run["interactions"]
     train_cutoff, test_cutoff = two_tower_run["cutoffs"]
@@ -236,7 +235,7 @@ def test_online_vectors_are_the_test_snapshot_and_training_vectors_the_first(two
     assert set(refs) == {"user_id", "item_id"} and "item_text:item_text_embedding" in refs["item_id"]
 
     def offline(table, cutoff):
-        frame = pd.read_parquet(Path(config.table_path(table)) / f"run_date={cutoff:%Y-%m-%d}")
+        frame = pd.read_parquet(Snapshot(config.data_dir, cutoff).path(table_named(table)))
         return frame.set_index(frame.columns[0])
 
     student = offline("user_student", test_cutoff)

@@ -24,8 +24,9 @@ import numpy as np
 import pandas as pd
 
 from profile_features.evaluation.candidates import candidate_rows
-from profile_features.evaluation.metrics import per_user_metrics
 from profile_features.evaluation.split import EvaluationSplit
+from profile_features.metrics import per_user_metrics
+from profile_features.schemas import is_sid_column, sid_column_names
 
 __all__ = [
     "BASELINE",
@@ -71,7 +72,7 @@ def column_sets(components: int = 16, sid_levels: int = 3) -> dict[str, list[str
     similarities = ["profile_item_similarity"]
     profile_dims = [f"profile_pc_{i}" for i in range(components)]
     item_dims = [f"item_pc_{i}" for i in range(components)]
-    item_sids = [f"item_sid_{level}" for level in range(sid_levels)]
+    item_sids = sid_column_names(sid_levels)
     student = ["student_item_similarity", "student_item_score", "profile_drift", "student_history_len"]
     return {
         "none": BASELINE,
@@ -94,7 +95,7 @@ def column_sets(components: int = 16, sid_levels: int = 3) -> dict[str, list[str
 
 def is_categorical(column: str) -> bool:
     """Cluster ids and semantic-ID codes are labels, not ordered numbers."""
-    return column.endswith("_cluster") or column.startswith("item_sid_")
+    return column.endswith("_cluster") or is_sid_column(column)
 
 
 @dataclass(frozen=True)

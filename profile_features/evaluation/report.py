@@ -109,8 +109,8 @@ def acceptance_checks(
     (NDCG@10); the recommended two-tower inputs against ID-only towers (Recall@50, what they are chosen on);
     the student against most-popular and plain SASRec (NDCG@10). Each is passed (95% interval above zero),
     failed (below) or inconclusive; only passed counts."""
+    from profile_features.evaluation.rankers.two_tower import SELECT_METRIC, VARIANTS
     from profile_features.evaluation.student_quality import MOST_POPULAR, PLAIN, STUDENT
-    from rankers.two_tower import SELECT_METRIC, VARIANTS
 
     tower_baseline = next(iter(VARIANTS))
     wanted = [
@@ -255,7 +255,7 @@ def _candidate_table(recommendation: dict, metric: str, baseline_name: str) -> l
 
 def _tower_lines(recommendation: dict) -> list[str]:
     """The two-tower's choice: semantic inputs or ID embeddings only, on validation Recall@50."""
-    from rankers.two_tower import SELECT_METRIC
+    from profile_features.evaluation.rankers.two_tower import SELECT_METRIC
 
     lines = ["## Which inputs to give the two-tower", ""]
     if recommendation["helps"]:

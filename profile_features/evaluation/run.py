@@ -173,12 +173,13 @@ def provenance(config: EvaluationConfig, job: JobConfig, snapshots: list[dict]) 
 
 
 def _validated(job: JobConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from profile_features.catalogue import INTERACTIONS, ITEMS, DataDir
     from profile_features.schemas import to_utc
 
-    data = Path(job.data_dir)
-    interactions = pd.read_parquet(data / "validated" / "interactions")
+    data = DataDir(job.data_dir)
+    interactions = pd.read_parquet(data.root(INTERACTIONS))
     interactions["timestamp"] = to_utc(interactions["timestamp"])
-    return interactions, pd.read_parquet(data / "validated" / "items")
+    return interactions, pd.read_parquet(data.root(ITEMS))
 
 
 def _cutoffs(job: JobConfig, quantiles):
@@ -236,7 +237,7 @@ def _rankers(
     per_user = [slice_rows(gbdt.test_per_user, "lightgbm", "ndcg@10", slices)]
     valid = {"lightgbm": gbdt.valid}
     if config.two_tower:
-        from rankers.two_tower import SELECT_METRIC, evaluate_two_tower
+        from profile_features.evaluation.rankers.two_tower import SELECT_METRIC, evaluate_two_tower
 
         towers = evaluate_two_tower(
             repo,
@@ -375,7 +376,7 @@ def run_evaluation(config: EvaluationConfig, log: Callable[[str], None] | None =
     )
     tower_recommendation = None
     if "two_tower" in runs.valid:
-        from rankers.two_tower import VARIANTS
+        from profile_features.evaluation.rankers.two_tower import VARIANTS
 
         baseline, semantic = VARIANTS  # a set with the semantic inputs has more columns
         tower_recommendation = _recommendation(

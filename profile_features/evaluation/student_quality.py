@@ -22,6 +22,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from profile_features.catalogue import HISTORIES, USER_PROFILE_EMBEDDINGS, Snapshot, Table
+from profile_features.catalogue import STUDENT as STUDENT_CHECKPOINT
+from profile_features.metrics import ndcg_of_ranks
+
 __all__ = [
     "MOST_POPULAR",
     "STUDENT",
@@ -42,8 +46,10 @@ def _next_items(interactions: pd.DataFrame, start: datetime, end: datetime) -> p
     return window.sort_values("timestamp", kind="stable").groupby("user_id").item_id.first()
 
 
-def _run_date(cutoff: datetime) -> str:
-    return pd.Timestamp(cutoff).date().isoformat()
+def _read(snapshot: Snapshot, table: Table, columns: list[str]) -> pd.DataFrame:
+    from profile_features.freshness.runs import read_run
+
+    return read_run(snapshot, table, snapshot.run_date, columns)
 
 
 def train_comparison_students(
@@ -55,7 +61,7 @@ def train_comparison_students(
     seeds: Sequence[int],
     out_dir: Path,
     log: Callable[[str], None] = print,
-) -> dict[str, list[Path]]:
+) -> dict[str, list[str | Path]]:
     """Checkpoints per variant and seed, trained as the pipeline trains its student at `test_cutoff`.
 
     Seed 0 of the distilled student is the pipeline's own checkpoint; the other runs go to `out_dir`.
@@ -64,13 +70,11 @@ def train_comparison_students(
     from student.config import load_student_config
     from student.train import train_from_frames
 
-    run_date = _run_date(test_cutoff)
+    snapshot = Snapshot(str(data_dir), test_cutoff)
     before = interactions[interactions.timestamp < pd.Timestamp(test_cutoff)][["user_id", "item_id", "timestamp"]]
-    profiles = pd.read_parquet(
-        Path(data_dir) / "user_profile_embeddings" / f"run_date={run_date}", columns=["user_id", "profile_embedding"]
-    )
-    pipeline_checkpoint = Path(data_dir) / "student" / f"run_date={run_date}"
-    checkpoints: dict[str, list[Path]] = {STUDENT: [], PLAIN: []}
+    profiles = _read(snapshot, USER_PROFILE_EMBEDDINGS, ["user_id", "profile_embedding"])
+    pipeline_checkpoint = snapshot.path(STUDENT_CHECKPOINT)
+    checkpoints: dict[str, list[str | Path]] = {STUDENT: [], PLAIN: []}
     plain = [
         "distill.enabled=false",
         "items.id=true",
@@ -84,7 +88,7 @@ def train_comparison_students(
     # Both read the student's item content, so both index the same items (plain ranks items it never
     # saw as average ones: it cannot tell them apart).
     content = read_item_content(
-        str(data_dir), run_date, load_student_config(student_config, list(overrides)).content_views
+        snapshot.data_dir, snapshot.run_date, load_student_config(student_config, list(overrides)).content_views
     )
     for variant, extra in ((STUDENT, []), (PLAIN, plain)):
         for seed in seeds:
@@ -133,7 +137,7 @@ def student_ranks(
     interactions: pd.DataFrame,
     test_cutoff: datetime,
     end: datetime,
-    checkpoints: dict[str, list[Path]] | None = None,
+    checkpoints: dict[str, list[str | Path]] | None = None,
 ) -> tuple[np.ndarray, dict[str, list[np.ndarray]]]:
     """The users ranked and, per variant ("most popular" first, then each checkpoint variant), one array of
     0-based target ranks per seed (most popular, deterministic, repeated for every seed).
@@ -142,9 +146,9 @@ def student_ranks(
     """
     from student.scoring import load_student
 
-    run_date = _run_date(test_cutoff)
-    checkpoints = checkpoints or {STUDENT: [Path(data_dir) / "student" / f"run_date={run_date}"]}
-    histories = pd.read_parquet(Path(data_dir) / "histories" / f"run_date={run_date}", columns=["user_id", "item_ids"])
+    snapshot = Snapshot(str(data_dir), test_cutoff)
+    checkpoints = checkpoints or {STUDENT: [snapshot.path(STUDENT_CHECKPOINT)]}
+    histories = _read(snapshot, HISTORIES, ["user_id", "item_ids"])
     targets = _next_items(interactions, test_cutoff, end)
     histories = histories[histories.user_id.isin(targets.index)].reset_index(drop=True)
     ranks: dict[str, list[np.ndarray]] = {}
@@ -172,7 +176,7 @@ def ranks_per_user(users: np.ndarray, ranks: dict[str, list[np.ndarray]], k: int
     frames = []
     for variant, per_seed in ranks.items():
         for seed, variant_ranks in enumerate(per_seed):
-            ndcg = np.where(variant_ranks < k, 1.0 / np.log2(np.asarray(variant_ranks, dtype=float) + 2.0), 0.0)
+            ndcg = ndcg_of_ranks(variant_ranks, k)
             frames.append(pd.DataFrame({"variant": variant, "seed": seed, "user_id": users, "value": ndcg}))
     return pd.concat(frames, ignore_index=True)
 
@@ -182,7 +186,7 @@ def evaluate_student(
     interactions: pd.DataFrame,
     test_cutoff: datetime,
     end: datetime,
-    checkpoints: dict[str, list[Path]] | None = None,
+    checkpoints: dict[str, list[str | Path]] | None = None,
     slices: dict[str, Collection[str]] | None = None,
     ranked: tuple[np.ndarray, dict[str, list[np.ndarray]]] | None = None,
 ) -> pd.DataFrame:

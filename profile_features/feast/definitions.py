@@ -1,4 +1,7 @@
-"""Entities, sources, feature views, the similarity view and the ranker service."""
+"""Entities, sources, feature views, the similarity view and the ranker service.
+
+A view's fields are its table's columns, read from the catalogue's Arrow schema (the semantic views' from
+`schemas.semantic_schema`), so a view cannot drift from what the jobs write."""
 
 from __future__ import annotations
 
@@ -6,14 +9,32 @@ import types
 from dataclasses import dataclass, fields
 from datetime import timedelta
 
-from profile_features import storage
+import pyarrow as pa
+
+from profile_features import schemas
+from profile_features.catalogue import (
+    ITEM_SEMANTIC,
+    ITEM_STATS,
+    ITEM_STUDENT,
+    ITEM_TEXT_EMBEDDINGS,
+    TRANSFORMS,
+    USER_PROFILE_EMBEDDINGS,
+    USER_SEMANTIC,
+    USER_STATS,
+    USER_STUDENT,
+    DataDir,
+    Table,
+)
 from profile_features.feast.settings import FeastSettings
 from profile_features.feast.similarity import user_item_similarity
 from profile_features.feast.sources import source_for
 
-__all__ = ["Definitions", "build_definitions", "service_columns", "PROVENANCE_FIELDS"]
+__all__ = ["Definitions", "build_definitions", "service_columns", "feast_type", "schema_fields", "PROVENANCE_FIELDS"]
 
-PROVENANCE_FIELDS = ("generator", "model", "prompt_version", "history_hash", "encoder")
+# What generated a profile and encoded its vector, served beside the vector.
+PROVENANCE_FIELDS = (*(name for name, _ in schemas.PROVENANCE), "encoder")
+# Not features: the event time is the source's timestamp field (the entity key, mapped by the source, is skipped too).
+_NOT_FEATURES = ("event_timestamp",)
 
 
 @dataclass(frozen=True)
@@ -87,9 +108,9 @@ def semantic_components(settings: FeastSettings) -> int:
         return settings.semantic_components
     from profile_features.semantic import newest_transform
 
-    directory = storage.join(settings.data_dir, "transforms")
+    directory = DataDir(settings.data_dir).root(TRANSFORMS)
     found = {kind: newest_transform(directory, kind) for kind in ("profile", "item")}
-    sizes = {kind: int(t.components.shape[0]) for kind, t in found.items() if t is not None}
+    sizes = {kind: int(saved[0].components.shape[0]) for kind, saved in found.items() if saved is not None}
     if not sizes:
         raise ValueError(
             f"{directory}: no saved semantic transform to read the number of PCA components from; run the "
@@ -106,8 +127,28 @@ def semantic_id_levels(settings: FeastSettings) -> int:
         return settings.semantic_id_levels
     from profile_features.semantic_ids import newest_sid_transform
 
-    found = newest_sid_transform(storage.join(settings.data_dir, "transforms"))
+    found = newest_sid_transform(DataDir(settings.data_dir).root(TRANSFORMS))
     return found[0].levels if found else 0
+
+
+def feast_type(arrow_type: pa.DataType):
+    """The Feast type of a column of Arrow type `arrow_type` (the only place the two type systems meet)."""
+    from feast.types import Array, Bool, Float32, Float64, Int64, String
+
+    if pa.types.is_list(arrow_type):
+        return Array(feast_type(arrow_type.value_type))
+    scalars = {pa.string(): String, pa.float32(): Float32, pa.float64(): Float64, pa.int64(): Int64, pa.bool_(): Bool}
+    if arrow_type not in scalars:
+        raise TypeError(f"no Feast type for the Arrow type {arrow_type}")
+    return scalars[arrow_type]
+
+
+def schema_fields(schema: pa.Schema, key: str | None) -> list:
+    """Feast `Field`s of a table's feature columns: every column but the entity key and the event time, in order."""
+    from feast import Field
+
+    skip = {key, *_NOT_FEATURES}
+    return [Field(name=column.name, dtype=feast_type(column.type)) for column in schema if column.name not in skip]
 
 
 def _entity(given, settings_entity, description: str):
@@ -140,24 +181,24 @@ def build_definitions(settings: FeastSettings, user_entity=None, item_entity=Non
     """
     from feast import FeatureService, FeatureView, Field
     from feast.on_demand_feature_view import on_demand_feature_view
-    from feast.types import Array, Bool, Float32, Float64, Int64, String
+    from feast.types import Bool, Float64, String
 
     ttl = timedelta(days=settings.ttl_days)
     prefix = settings.name_prefix
     user = _entity(user_entity, settings.user, "A user of the ranking system")
     item = _entity(item_entity, settings.item, "A catalogue item")
     components = semantic_components(settings)
-    provenance = [Field(name=name, dtype=String) for name in PROVENANCE_FIELDS]
     tags = {"plugin": "profile-features"}
 
-    def view(name, entity, table, our_key, schema, description):
+    def view(name: str, entity, table: Table, description: str, schema: pa.Schema | None = None):
+        """The view `name` of `table`'s feature columns (`schema`: for tables whose columns depend on the config)."""
         return FeatureView(
             name=prefix + name,
             entities=[entity],
             ttl=ttl,
-            schema=schema,
+            schema=schema_fields(schema or table.schema, table.key),
             online=True,
-            source=source_for(settings, table, entity.join_key, our_key),
+            source=source_for(settings, table, entity.join_key),
             description=description,
             tags=tags,
             owner=settings.owner,
@@ -166,76 +207,36 @@ def build_definitions(settings: FeastSettings, user_entity=None, item_entity=Non
     user_profile = view(
         "user_profile",
         user,
-        "user_profile_embeddings",
-        "user_id",
-        [Field(name="profile_embedding", dtype=Array(Float32)), Field(name="profile_text", dtype=String), *provenance],
+        USER_PROFILE_EMBEDDINGS,
         "Sentence embedding of the user's generated profile, with what generated it",
     )
     item_text = view(
-        "item_text",
-        item,
-        "item_text_embeddings",
-        "item_id",
-        [
-            Field(name="item_text_embedding", dtype=Array(Float32)),
-            Field(name="item_text", dtype=String),
-            Field(name="text_hash", dtype=String),
-            Field(name="encoder", dtype=String),
-        ],
-        "Sentence embedding of the item's title, genres and description",
+        "item_text", item, ITEM_TEXT_EMBEDDINGS, "Sentence embedding of the item's title, genres and description"
     )
     user_stats = item_stats = None
     if settings.stats:
-        user_stats = view(
-            "user_stats",
-            user,
-            "user_stats",
-            "user_id",
-            [
-                Field(name="user_interaction_count", dtype=Int64),
-                Field(name="user_mean_rating", dtype=Float64),
-                Field(name="user_days_active", dtype=Float64),
-            ],
-            "Plain behavioural user columns (the no-semantics baseline)",
-        )
-        item_stats = view(
-            "item_stats",
-            item,
-            "item_stats",
-            "item_id",
-            [Field(name="item_interaction_count", dtype=Int64), Field(name="item_mean_rating", dtype=Float64)],
-            "Item popularity and mean rating before the snapshot cutoff",
-        )
+        user_stats = view("user_stats", user, USER_STATS, "Plain behavioural user columns (the no-semantics baseline)")
+        item_stats = view("item_stats", item, ITEM_STATS, "Item popularity and mean rating before the snapshot cutoff")
 
-    def semantic(name, entity, table, key, column_prefix, what, extra=(), more=""):
-        pcs = [Field(name=f"{column_prefix}_pc_{i}", dtype=Float32) for i in range(components)]
+    def semantic(name, entity, table: Table, column_prefix, what, levels=0, more=""):
         return view(
             name,
             entity,
             table,
-            key,
-            [
-                *pcs,
-                Field(name=f"{column_prefix}_cluster", dtype=Int64),
-                Field(name=f"{column_prefix}_transform_id", dtype=String),
-                *extra,
-            ],
             f"PCA components and k-means cluster id of the {what} embedding{more} (one fitted transform, id "
             "served alongside)",
+            schemas.semantic_schema(table.key, column_prefix, components, levels),
         )
 
     levels = semantic_id_levels(settings)
-    sid_fields = [Field(name=f"item_sid_{level}", dtype=Int64) for level in range(levels)]
-    sid_fields += [Field(name="item_sid_transform_id", dtype=String)] if levels else []
-    user_semantic = semantic("user_semantic", user, "user_semantic", "user_id", "profile", "profile")
+    user_semantic = semantic("user_semantic", user, USER_SEMANTIC, "profile", "profile")
     item_semantic = semantic(
         "item_semantic",
         item,
-        "item_semantic",
-        "item_id",
+        ITEM_SEMANTIC,
         "item",
         "item text",
-        sid_fields,
+        levels,
         ", and its semantic ID (coarse-to-fine residual k-means codes, categorical)" if levels else "",
     )
     numeric = lambda fv: fv[[f.name for f in fv.features if f.dtype not in (String, Bool)]]  # noqa: E731  GBDTs take numbers
@@ -246,31 +247,14 @@ def build_definitions(settings: FeastSettings, user_entity=None, item_entity=Non
         user_student = view(
             "user_student",
             user,
-            "user_student",
-            "user_id",
-            [
-                Field(name="student_embedding", dtype=Array(Float32)),
-                Field(name="student_profile_embedding", dtype=Array(Float32)),
-                Field(name="profile_drift", dtype=Float64),
-                Field(name="student_history_len", dtype=Int64),
-                Field(name="student_fallback", dtype=Bool),
-                Field(name="student_checkpoint_id", dtype=String),
-                Field(name="student_variant", dtype=String),
-            ],
+            USER_STUDENT,
             "The distilled SASRec student: user representation, predicted profile vector, drift from the "
             "last LLM profile",
         )
         item_student = view(
             "item_student",
             item,
-            "item_student",
-            "item_id",
-            [
-                Field(name="student_item_embedding", dtype=Array(Float32)),
-                Field(name="student_item_bias", dtype=Float64),
-                Field(name="student_item_seen", dtype=Bool),
-                Field(name="student_checkpoint_id", dtype=String),
-            ],
+            ITEM_STUDENT,
             "The student's item side: the vector and bias it scores the item with (items training never "
             "saw, and new ones, by their content alone)",
         )

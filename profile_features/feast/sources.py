@@ -1,10 +1,13 @@
-"""The batch sources of our feature views: FileSource or SparkSource from settings, with a fixed `meta`."""
+"""The batch sources of our feature views: FileSource or SparkSource from settings, with a fixed `meta`.
+
+A source reads a catalogue table's root (every snapshot's partition), so the Feast repo sees the layout the
+jobs write."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from profile_features import storage
+from profile_features.catalogue import RUN_DATE, DataDir, Table
 from profile_features.feast.settings import FeastSettings
 
 __all__ = ["SOURCE_META_TIMESTAMP", "source_for"]
@@ -39,18 +42,20 @@ def _stable(source):
     return source
 
 
-def source_for(settings: FeastSettings, table: str, join_key: str, our_key: str):
-    """The batch source of `table` under `data_dir` (or its Spark table), keyed on `join_key`, with a stable meta."""
-    mapping = {our_key: join_key} if join_key != our_key else None
-    name = f"{settings.name_prefix}{table}_source"
+def source_for(settings: FeastSettings, table: Table, join_key: str):
+    """The batch source of `table` under `data_dir` (or its Spark table), its key column mapped onto the entity's
+    `join_key`, with a stable meta."""
+    mapping = {table.key: join_key} if join_key != table.key else None
+    name = f"{settings.name_prefix}{table.name}_source"
+    path = DataDir(settings.data_dir).root(table)
     if settings.source == "spark":
         from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
 
-        if table in settings.spark_tables:
+        if table.name in settings.spark_tables:
             return _stable(
                 SparkSource(
                     name=name,
-                    table=settings.spark_tables[table],
+                    table=settings.spark_tables[table.name],
                     timestamp_field="event_timestamp",
                     field_mapping=mapping,
                 )
@@ -58,10 +63,10 @@ def source_for(settings: FeastSettings, table: str, join_key: str, our_key: str)
         return _stable(
             SparkSource(
                 name=name,
-                path=storage.join(settings.data_dir, table),
+                path=path,
                 file_format="parquet",
                 timestamp_field="event_timestamp",
-                date_partition_column="run_date",
+                date_partition_column=RUN_DATE,
                 field_mapping=mapping,
             )
         )
@@ -71,7 +76,7 @@ def source_for(settings: FeastSettings, table: str, join_key: str, our_key: str)
     return _stable(
         FileSource(
             name=name,
-            path=storage.join(settings.data_dir, table),
+            path=path,
             file_format=ParquetFormat(),
             timestamp_field="event_timestamp",
             field_mapping=mapping,

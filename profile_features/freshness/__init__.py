@@ -12,7 +12,7 @@ from profile_features.freshness.drift import (
     psi,
     total_variation,
 )
-from profile_features.freshness.refresh_plan import build_refresh_plan, check_refresh_list, plan_refresh
+from profile_features.freshness.refresh_plan import check_refresh_list, plan_refresh
 from profile_features.freshness.report import TransformMismatch, drift_report, render_markdown, write_report
 from profile_features.freshness.runs import RunNotFound
 
@@ -20,7 +20,6 @@ __all__ = [
     "DriftSettings",
     "RunNotFound",
     "TransformMismatch",
-    "build_refresh_plan",
     "check_refresh_list",
     "compare_batches",
     "compare_runs",

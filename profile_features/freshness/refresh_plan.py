@@ -26,7 +26,7 @@ histories run). When that run is gone it falls back to the length difference (at
 reaches at most that.
 
 Shape: `join_inputs` (one row per user), `score_candidates` (pure, per row: tier and score)
-and `rank_plan` (the order). `plan_refresh` runs them in pandas; `build_refresh_plan` runs the
+and `rank_plan` (the order). `plan_refresh` runs them in pandas; `spark.refresh_plan_job.build_refresh_plan` runs the
 join and the scoring in Spark (`spark.refresh_plan_job`) so the driver holds only the budget.
 """
 
@@ -54,7 +54,6 @@ __all__ = [
     "plan_refresh",
     "budget_size",
     "select_budget",
-    "build_refresh_plan",
     "write_plan",
     "check_refresh_list",
 ]
@@ -235,34 +234,6 @@ def budget_size(users: int, budget: int | None = None, fraction: float | None = 
 def select_budget(plan: pd.DataFrame, size: int) -> pd.DataFrame:
     """The first `size` users of the plan (fewer when there are fewer candidates)."""
     return plan.head(size).reset_index(drop=True)
-
-
-def build_refresh_plan(
-    data_dir: str | Path,
-    budget: int | None = None,
-    fraction: float | None = None,
-    run_date: str | None = None,
-    min_drift: float = 0.0,
-    spark=None,
-) -> tuple[pd.DataFrame, dict]:
-    """Plan the refresh of the histories run `run_date` (default: the newest) from `data_dir`, in Spark.
-
-    Joins that histories run with the newest profiles and user_student runs at or before it and
-    with earlier histories runs (three columns, to count unseen interactions); only the selected
-    users (at most the budget) reach the driver. `spark`: a session (default: get or create one,
-    local outside spark-submit).
-
-    Returns:
-        (the selected users, a summary with the runs read and counts per reason).
-    """
-    from profile_features.spark.refresh_plan_job import refresh_plan
-
-    if spark is None:
-        from profile_features.config import SparkConfig
-        from profile_features.spark.session import build_spark
-
-        spark = build_spark(SparkConfig(app_name="profile-features refresh-plan"))
-    return refresh_plan(spark, data_dir, budget, fraction, run_date, min_drift)
 
 
 def write_plan(plan: pd.DataFrame, path: str | Path) -> str:

@@ -9,16 +9,24 @@ import math
 from pathlib import Path
 
 from profile_features import storage
+from profile_features.catalogue import (
+    ITEM_SEMANTIC,
+    ITEM_TEXT_EMBEDDINGS,
+    USER_PROFILE_EMBEDDINGS,
+    USER_SEMANTIC,
+    DataDir,
+    Table,
+)
 from profile_features.freshness.drift import DriftSettings, VectorMean, compare_batches, vector_cosine
-from profile_features.freshness.runs import iter_run, list_runs, partition_path, pick_runs, table_root
+from profile_features.freshness.runs import iter_run, pick_runs
 from profile_features.freshness.sketch import DEFAULT_CAPACITY
 
 __all__ = ["KINDS", "TransformMismatch", "drift_report", "render_markdown", "write_report"]
 
 # kind -> (semantic table, embeddings table, vector column, column prefix)
 KINDS = {
-    "profile": ("user_semantic", "user_profile_embeddings", "profile_embedding", "profile"),
-    "item": ("item_semantic", "item_text_embeddings", "item_text_embedding", "item"),
+    "profile": (USER_SEMANTIC, USER_PROFILE_EMBEDDINGS, "profile_embedding", "profile"),
+    "item": (ITEM_SEMANTIC, ITEM_TEXT_EMBEDDINGS, "item_text_embedding", "item"),
 }
 
 
@@ -26,16 +34,16 @@ class TransformMismatch(ValueError):
     """The two runs were written by different PCA + k-means transforms: their columns are different axes."""
 
 
-def _transform_id(table: str, run: str, column: str) -> str | None:
+def _transform_id(data: DataDir, table: Table, run: str, column: str) -> str | None:
     """The one transform id of a run (None without the column), read batch by batch."""
     found, present = set(), False
-    for batch in iter_run(table, run, [column]):
+    for batch in iter_run(data, table, run, [column]):
         present = present or column in batch
         if column in batch:
             found.update(batch[column].dropna().unique())
     if not present:
         return None
-    folder = partition_path(table, run)
+    folder = data.partition(table, run)
     ids = sorted(found)
     if len(ids) > 1:
         raise TransformMismatch(f"{folder}: one run holds rows of {len(ids)} transforms {ids}")
@@ -64,36 +72,35 @@ def drift_report(
         TransformMismatch: the runs come from different transforms; names both folders.
     """
     settings = settings or DriftSettings()
-    semantic_table, vector_table, vector_column, prefix = KINDS[kind]
-    table = table_root(data_dir, semantic_table)
-    ref_run, cur_run = pick_runs(table, reference, current)
+    table, vector_table, vector_column, prefix = KINDS[kind]
+    data = DataDir(str(data_dir))
+    ref_run, cur_run = pick_runs(data, table, reference, current)
     id_column = f"{prefix}_transform_id"
-    ids = {run: _transform_id(table, run, id_column) for run in (ref_run, cur_run)}
+    ids = {run: _transform_id(data, table, run, id_column) for run in (ref_run, cur_run)}
     if ids[ref_run] is not None and ids[cur_run] is not None and ids[ref_run] != ids[cur_run]:
         raise TransformMismatch(
-            f"{partition_path(table, ref_run)} was written by transform {ids[ref_run]} but "
-            f"{partition_path(table, cur_run)} by {ids[cur_run]}: their columns are different axes "
+            f"{data.partition(table, ref_run)} was written by transform {ids[ref_run]} but "
+            f"{data.partition(table, cur_run)} by {ids[cur_run]}: their columns are different axes "
             "(semantic.refit or a new encoder); compare runs of one transform"
         )
     comparison = compare_batches(
-        lambda: iter_run(table, ref_run), lambda: iter_run(table, cur_run), prefix, settings, capacity
+        lambda: iter_run(data, table, ref_run), lambda: iter_run(data, table, cur_run), prefix, settings, capacity
     )
 
     cosine = None
-    vectors_root = table_root(data_dir, vector_table)
-    if mean_cosine and {ref_run, cur_run} <= set(list_runs(vectors_root)):
+    if mean_cosine and {ref_run, cur_run} <= set(data.run_dates(vector_table)):
         means = VectorMean(), VectorMean()
         for mean, run in zip(means, (ref_run, cur_run)):
-            for batch in iter_run(vectors_root, run, [vector_column]):
+            for batch in iter_run(data, vector_table, run, [vector_column]):
                 mean.update(batch[vector_column])
         cosine = vector_cosine(*means)
         if settings.min_mean_cosine is not None and math.isfinite(cosine) and cosine < settings.min_mean_cosine:
             comparison["flagged"].append(f"mean {vector_column} cosine {cosine:.4f} < {settings.min_mean_cosine}")
     return {
         "kind": kind,
-        "table": table,
-        "reference": {"run": ref_run, "path": partition_path(table, ref_run), "transform_id": ids[ref_run]},
-        "current": {"run": cur_run, "path": partition_path(table, cur_run), "transform_id": ids[cur_run]},
+        "table": data.root(table),
+        "reference": {"run": ref_run, "path": data.partition(table, ref_run), "transform_id": ids[ref_run]},
+        "current": {"run": cur_run, "path": data.partition(table, cur_run), "transform_id": ids[cur_run]},
         "settings": settings.model_dump(),
         **comparison,
         "mean_vector_cosine": cosine,

@@ -1,6 +1,6 @@
 """Profile generators (behind the `ProfileGenerator` Protocol) and the profile stage.
 
-LLM backends live in `profile_features.llm`; `make_generator` picks one from the config."""
+LLM backends live in `profile_features.profiles.llm`; `make_generator` picks one from the config."""
 
 from profile_features.profiles.base import GeneratedProfile, ProfileGenerator, UserHistory
 from profile_features.profiles.rule_based import RuleBasedProfileWriter

@@ -30,7 +30,7 @@ __all__ = [
 class PromptConfig(StrictModel):
     """Which versioned template renders a history, and within what budget."""
 
-    # A registered template id (profile_features.llm.prompts.TEMPLATES): the short
+    # A registered template id (profile_features.profiles.llm.prompts.TEMPLATES): the short
     # structured profile or the long free-text description.
     template: Literal["short-v1", "long-v1"] = "short-v1"
     # `completion`: a few-shot text prompt for base models (/v1/completions);

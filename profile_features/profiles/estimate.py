@@ -119,7 +119,7 @@ def _tiktoken_counter(model: str) -> TokenCounter | None:
 def _local_counter(config: ProfileConfig) -> TokenCounter:
     from transformers import AutoTokenizer
 
-    from profile_features.llm.local import model_name, resolve_model
+    from profile_features.profiles.llm.local import model_name, resolve_model
 
     path, gguf_file = resolve_model(config.transformers)
     tokenizer = (
@@ -132,7 +132,7 @@ def _local_counter(config: ProfileConfig) -> TokenCounter:
 
 def heuristic_counter(config: ProfileConfig) -> TokenCounter:
     """The estimate the renderer itself plans with when a backend has no tokenizer."""
-    from profile_features.llm.prompts import heuristic_token_counter
+    from profile_features.profiles.llm.prompts import heuristic_token_counter
 
     per_token = config.prompt.chars_per_token
     return TokenCounter(heuristic_token_counter(per_token), f"estimate ({per_token} chars/token)")
@@ -169,7 +169,7 @@ def server_models(config: ProfileConfig) -> list[str] | None:
     request = urllib.request.Request(f"{openai.base_url.rstrip('/')}/models", headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=min(openai.timeout_s, 10.0)) as response:
-            from profile_features.llm.client import redact
+            from profile_features.profiles.llm.client import redact
 
             return sorted(redact(str(m["id"]), key) for m in json.loads(response.read())["data"])
     except (OSError, ValueError, KeyError, TypeError) as err:

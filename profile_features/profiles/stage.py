@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import pandas as pd
 
 from profile_features.histories import history_events
+from profile_features.profiles.backends import BACKENDS, Backend, renderer_for
 from profile_features.profiles.base import ProfileGenerator, UserHistory
 from profile_features.profiles.config import ProfileConfig
-from profile_features.profiles.rule_based import RuleBasedProfileWriter
 from profile_features.profiles.sanitize import SanitizedGenerator, sanitizer_version
 
 __all__ = ["make_generator", "generator_key", "generate_profiles", "renderer_for"]
-
-
-def renderer_for(config: ProfileConfig, count_tokens=None):
-    """The prompt renderer of `config` (`count_tokens`: the backend's tokenizer, else an estimate)."""
-    from profile_features.llm.prompts import TEMPLATES, PromptRenderer
-
-    return PromptRenderer(TEMPLATES[config.prompt.template], config.prompt, config.generation, count_tokens)
 
 
 def make_generator(
@@ -33,49 +24,20 @@ def make_generator(
         threads: torch threads for a local model (None: torch's default).
         common_terms: the catalogue's too-common words, for the rule-based writer (terms.common_terms).
     """
-    return SanitizedGenerator(_generator(config, threads, common_terms), config.sanitize)
-
-
-def _generator(config: ProfileConfig, threads: int | None, common_terms: frozenset[str]) -> ProfileGenerator:
-    fallback = RuleBasedProfileWriter(max_titles=config.max_titles, common_terms=common_terms)
-    if config.generator == "rule_based":
-        return fallback
-    from profile_features.llm.generator import LLMProfileGenerator
-
-    if config.generator == "openai":
-        from profile_features.llm.client import OpenAICompatibleBackend
-
-        backend = OpenAICompatibleBackend(config.openai)
-        return LLMProfileGenerator(backend, renderer_for(config), config.quality, fallback)
-    if config.generator == "transformers":
-        from profile_features.llm.local import TransformersBackend
-
-        backend = TransformersBackend(config.transformers, threads=threads)  # cached per process
-        return LLMProfileGenerator(backend, renderer_for(config, backend.count_tokens), config.quality, fallback)
-    raise ValueError(f"profile.generator: unknown generator {config.generator!r}")
+    return SanitizedGenerator(_backend(config).build(config, threads, common_terms), config.sanitize)
 
 
 def generator_key(config: ProfileConfig, common_terms: frozenset[str] = frozenset()) -> tuple[str, str, str]:
     """(generator, model, prompt_version) of the configured generator, without loading
-    a model: the profile cache key besides the history hash. The rule-based writer's
-    texts depend on the catalogue's common terms, so their hash is part of its key; the
-    sanitising rules are part of every key."""
-    generator, model, version = _unsanitized_key(config, common_terms)
+    a model: the profile cache key besides the history hash. The sanitising rules are part of every key."""
+    generator, model, version = _backend(config).key(config, common_terms)
     return generator, model, f"{version}+{sanitizer_version(config.sanitize)}"
 
 
-def _unsanitized_key(config: ProfileConfig, common_terms: frozenset[str]) -> tuple[str, str, str]:
-    if config.generator == "rule_based":
-        writer = RuleBasedProfileWriter(max_titles=config.max_titles)
-        version = f"{writer.prompt_version}+titles{config.max_titles}"
-        if common_terms:
-            version += "+terms" + hashlib.sha256("\n".join(sorted(common_terms)).encode()).hexdigest()[:8]
-        return writer.name, writer.model, version
-    if config.generator == "openai":
-        return "openai", config.openai.model, renderer_for(config).version
-    from profile_features.llm.local import model_name
-
-    return "transformers", model_name(config.transformers), renderer_for(config).version
+def _backend(config: ProfileConfig) -> Backend:
+    if config.generator not in BACKENDS:
+        raise ValueError(f"profile.generator: unknown generator {config.generator!r} (known: {', '.join(BACKENDS)})")
+    return BACKENDS[config.generator]
 
 
 def generate_profiles(histories: pd.DataFrame, generator: ProfileGenerator) -> pd.DataFrame:

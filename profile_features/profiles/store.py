@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from profile_features import storage
+from profile_features.catalogue import partition_folder
 from profile_features.histories import history_events
 from profile_features.profiles.base import UserHistory
 from profile_features.profiles.tables import DEAD_LETTERS, PROFILE_CACHE, RUN_STATS
@@ -87,7 +88,8 @@ class CheckpointWriter:
 
     def write(self, cache_rows: list[dict], dead_rows: list[dict]) -> None:
         if dead_rows:  # first: a profile is never cached without its dead letters
-            self._write(self._dead, f"run_date={self.run_date}", pa.Table.from_pylist(dead_rows, schema=DEAD_LETTERS))
+            dead = pa.Table.from_pylist(dead_rows, schema=DEAD_LETTERS)
+            self._write(self._dead, partition_folder(self.run_date), dead)
         if cache_rows:
             self._write(self._cache, "parts", pa.Table.from_pylist(cache_rows, schema=PROFILE_CACHE))
 

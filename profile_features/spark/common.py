@@ -1,4 +1,4 @@
-"""What every Spark stage shares: DDL of our schemas, run summaries, snapshot dates, threads per task."""
+"""What every Spark stage shares: DDL of our schemas, run summaries, the snapshot a run is for, threads per task."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ import os
 from datetime import datetime, timezone
 
 from profile_features import storage
+from profile_features.catalogue import RUN_DATE, RUNS, DataDir, Snapshot, Table
 from profile_features.config import JobConfig
 from profile_features.spark.io import read_table, spark_schema
 
-__all__ = ["ddl", "write_summary", "resolve_cutoff", "latest_run_date", "run_date_for", "threads_per_task"]
+__all__ = ["ddl", "write_summary", "newest_run_date", "resolve_snapshot", "threads_per_task"]
 
 
 def ddl(schema, tail=()) -> str:
@@ -20,29 +21,32 @@ def ddl(schema, tail=()) -> str:
 def write_summary(config: JobConfig, job: str, summary: dict) -> dict:
     """`<data_dir>/runs/<job>-<UTC stamp>.json` (any storage URI); returns `summary`."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-    storage.write_json(storage.join(config.table_path("runs"), f"{job}-{stamp}.json"), summary)
+    storage.write_json(storage.join(DataDir(config.data_dir).root(RUNS), f"{job}-{stamp}.json"), summary)
     return summary
 
 
-def resolve_cutoff(config: JobConfig) -> datetime:
-    """The snapshot cutoff: the configured one, else now (UTC, whole seconds)."""
-    return config.history.cutoff or datetime.now(timezone.utc).replace(microsecond=0)
-
-
-def latest_run_date(spark, path: str) -> str:
-    """The newest `run_date=` partition of a table."""
+def newest_run_date(spark, table_root: str) -> str:
+    """The newest snapshot partition of a table (read through Spark, so any storage URI works)."""
     from pyspark.sql import functions as F
 
-    row = read_table(spark, path).select(F.max("run_date").cast("string").alias("d")).first()
+    row = read_table(spark, table_root).select(F.max(RUN_DATE).cast("string").alias("d")).first()
     if row is None or row.d is None:
-        raise FileNotFoundError(f"{path}: no run_date partitions")
+        raise FileNotFoundError(f"{table_root}: no {RUN_DATE} partitions")
     return row.d
 
 
-def run_date_for(spark, config: JobConfig, upstream: str) -> str:
+def resolve_snapshot(spark, config: JobConfig, upstream: Table | None) -> Snapshot:
+    """The snapshot a stage run by hand is for, decided once, before the stage starts.
+
+    `history.cutoff` when the config (or `--set`) gives one; else, for a stage that cuts a new snapshot
+    (`upstream` None: build_histories), now (UTC, whole seconds); else the newest partition of the
+    stage's upstream table (what the previous stage wrote last).
+    """
     if config.history.cutoff is not None:
-        return config.history.cutoff.date().isoformat()
-    return latest_run_date(spark, config.table_path(upstream))
+        return Snapshot(config.data_dir, config.history.cutoff)
+    if upstream is None:
+        return Snapshot(config.data_dir, datetime.now(timezone.utc).replace(microsecond=0))
+    return Snapshot(config.data_dir, newest_run_date(spark, DataDir(config.data_dir).root(upstream)))
 
 
 def threads_per_task(spark, configured: int | None = None, concurrent_tasks: int | None = None) -> int:

@@ -1,4 +1,8 @@
-"""The shared body of every `spark_jobs/*.py` entry file.
+"""The shared body of every `spark_jobs/*.py` entry file: `run_job(STAGES["<name>"], __doc__, argv)`.
+
+A per-snapshot stage's snapshot is decided once, before the stage runs (`common.resolve_snapshot`):
+`history.cutoff` when given (`--set history.cutoff=...`), else now for build_histories, else the
+newest partition of the stage's upstream table.
 
 Output contract: logs go to stderr, the stage's summary goes to stdout as one JSON document and
 nothing else goes there (also under spark-submit, which merges the driver's stderr into its stdout:
@@ -19,6 +23,7 @@ from collections.abc import Callable, Sequence
 from profile_features import storage
 from profile_features.config import ConfigError, JobConfig, load_config
 from profile_features.logs import add_verbosity_arguments, configure_logging, stdout_to_stderr, verbosity_level
+from profile_features.spark.common import resolve_snapshot
 from profile_features.spark.preflight import (
     Needs,
     PreflightError,
@@ -26,10 +31,11 @@ from profile_features.spark.preflight import (
     check_submitted_jvm,
     check_with_spark,
 )
+from profile_features.spark.registry import Stage
 from profile_features.spark.session import build_spark
 from profile_features.spark.streams import driver_streams, under_spark_submit
 
-__all__ = ["job_parser", "parse_job_args", "run_job", "run_main", "USER_ERRORS", "Needs"]
+__all__ = ["job_parser", "parse_job_args", "run_job", "run_main", "USER_ERRORS", "Needs", "Stage"]
 
 log = logging.getLogger(__name__)
 
@@ -69,19 +75,27 @@ def parse_job_args(
 
 
 def run_job(
-    stage: Callable[..., dict],
+    stage: Stage | Callable[..., object],
     description: str,
     argv: Sequence[str] | None = None,
     parser: argparse.ArgumentParser | None = None,
-    needs: Needs = Needs(),
+    needs: Needs | None = None,
 ) -> dict:
     """Parse `--config/--set` (with an entry's own `parser`, built on `job_parser`), check what can be
-    checked in seconds, build the session, run one stage, print its summary.
+    checked in seconds, build the session, resolve the snapshot, run one stage, print its summary.
+
+    `stage` is a registry `Stage` (its own `needs` unless `needs` is given), or a plain
+    `(spark, config)` function (a tool that is no stage: refresh_plan) returning a result or a dict.
 
     Raises what the stage raises (an entry's `__main__` turns user errors into one line: `run_main`).
     The session is stopped at the end only when this call started it.
     """
     from pyspark import SparkContext
+
+    if not isinstance(stage, Stage):
+        name = getattr(stage, "__name__", "job")
+        stage = Stage(name, name, stage, "", (), (), Needs(), per_snapshot=False)
+    needs = stage.needs if needs is None else needs
 
     args = (parser or job_parser(description)).parse_args(argv)
     configure_logging(verbosity_level(args.verbose, args.quiet), args.verbose)
@@ -95,8 +109,12 @@ def run_job(
         if args.verbose > 1 and not config.spark.log_level:
             spark.sparkContext.setLogLevel("INFO")  # -vv: Spark's own INFO too
         check_with_spark(spark, config, needs)
+        snapshot = resolve_snapshot(spark, config, stage.upstream) if stage.per_snapshot else None
+        if snapshot is not None:
+            log.info("%s: snapshot %s", stage.name, snapshot.run_date)
         with stdout_to_stderr():  # a library's print() must not land in front of the JSON
-            summary = stage(spark, config)
+            result = stage.run(spark, config, snapshot)
+        summary = result if isinstance(result, dict) else result.summary()
     finally:
         if owned:
             spark.stop()

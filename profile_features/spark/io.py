@@ -182,25 +182,23 @@ def read_table(spark, path: str):
     return spark.read.parquet(path)
 
 
-def write_atomic(frame, path: str, run_date: str | None = None) -> str:
-    """Write `frame` as Parquet to `path` (or its `run_date=` partition), atomically.
+def write_atomic(frame, target: str) -> str:
+    """Write `frame` as Parquet to `target` (a table, or one snapshot partition of it: `Snapshot.path`), atomically.
 
     Spark writes to a staging directory beside the table; `commit.commit_directory` then moves it
     into place under the table's lock: concurrent jobs are serialised (the last to commit wins,
-    whole), and a job killed mid-commit is repaired by the next writer. Re-running with the same
-    `run_date` replaces that partition only.
+    whole), and a job killed mid-commit is repaired by the next writer. Re-writing a partition
+    replaces that partition only.
 
     Returns:
         The directory that now holds the data.
     """
-    from profile_features.spark.commit import HadoopFS, commit_directory
+    from profile_features.spark.commit import HadoopFS, commit_directory, table_paths
 
-    path = path.rstrip("/")
-    target = f"{path}/run_date={run_date}" if run_date else path
+    target = target.rstrip("/")
     # Staging lives beside the table, not in it, so readers of the table directory never see it.
-    table_parent, table_name = path.rsplit("/", 1)
-    staging_dir = f"{table_parent}/_staging"
-    staging = f"{staging_dir}/{table_name}-{uuid.uuid4().hex}"
+    table = table_paths(target)
+    staging = f"{table.staging_dir}/{table.name}-{uuid.uuid4().hex}"
     frame.write.mode("error").parquet(staging)
-    commit_directory(HadoopFS(frame.sparkSession), staging, target, lock=f"{staging_dir}/{table_name}.lock")
+    commit_directory(HadoopFS(frame.sparkSession), staging, target, lock=table.lock)
     return target

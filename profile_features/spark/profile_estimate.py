@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 from profile_features import storage
+from profile_features.catalogue import RUNS, DataDir, Snapshot
 from profile_features.config import JobConfig
 from profile_features.histories import history_events
 from profile_features.profiles import estimate
@@ -26,7 +27,7 @@ __all__ = ["estimate_profiles"]
 
 def _observed_tokens_per_call(config: JobConfig, key) -> tuple[float, str] | None:
     """Output tokens per call in the newest earlier run of this generator and model."""
-    runs = config.table_path("runs")
+    runs = DataDir(config.data_dir).root(RUNS)
     names = [n for n in storage.list_dir(runs) if n.startswith("profiles-") and not n.startswith("profiles-estimate-")]
     for name in sorted(names, reverse=True):  # names end in a UTC stamp: newest first
         summary = storage.read_json(storage.join(runs, name))
@@ -43,10 +44,11 @@ def _sample(plan, size: int):
     return plan.todo.select("history_json").sample(False, fraction, seed=17).limit(size).toPandas()
 
 
-def estimate_profiles(spark, config: JobConfig, sample: int = 2000) -> dict:
-    """The dry run's estimate (also written to `<data_dir>/runs/profiles-estimate-*.json`)."""
+def estimate_profiles(spark, config: JobConfig, snapshot: Snapshot | None = None, sample: int = 2000) -> dict:
+    """The dry run's estimate for the snapshot (None: the newest histories run), also written to
+    `<data_dir>/runs/profiles-estimate-*.json`."""
     profile = config.profile
-    plan = plan_generation(spark, config, dry_run=True)
+    plan = plan_generation(spark, config, snapshot, dry_run=True)
     observed = _observed_tokens_per_call(config, plan.key)
     per_call_out, out_source = observed or (float(profile.generation.max_tokens), "generation.max_tokens (upper bound)")
     counter = estimate.token_counter(profile) if profile.is_llm and plan.to_generate else None

@@ -11,7 +11,7 @@
      fallbacks, rejects, tokens in/out).
 
 With the cache off (the rule_based default), the same path runs against a scratch
-store that is removed afterwards.
+store (`<data_dir>/_staging/profile-run-<id>`) that is removed afterwards.
 
 With `profile.only_users` (a refresh list) only the listed users go through steps 1-3;
 every other user keeps a profile without an LLM call, first found of: the cache entry of
@@ -31,6 +31,18 @@ from collections import Counter
 from dataclasses import dataclass
 
 from profile_features import schemas
+from profile_features.catalogue import (
+    HISTORIES,
+    ITEMS,
+    PROFILE_CACHE,
+    PROFILE_DEAD_LETTERS,
+    PROFILE_REFRESH_REJECTS,
+    PROFILES,
+    RUN_DATE,
+    STAGING,
+    DataDir,
+    Snapshot,
+)
 from profile_features.config import JobConfig
 from profile_features.freshness.refresh_plan import check_refresh_list
 from profile_features.profiles.base import FALLBACK_GENERATOR
@@ -39,10 +51,12 @@ from profile_features.profiles.rule_based import RuleBasedProfileWriter
 from profile_features.profiles.sanitize import SanitizedGenerator
 from profile_features.profiles.stage import generate_profiles, generator_key, make_generator
 from profile_features.profiles.store import CheckpointWriter, generate_checkpointed, list_parts, remove_tree, store_fs
-from profile_features.profiles.tables import KEY_COLUMNS, PROFILE_CACHE, RUN_STATS
+from profile_features.profiles.tables import KEY_COLUMNS, RUN_STATS
+from profile_features.profiles.tables import PROFILE_CACHE as CACHE_SCHEMA
 from profile_features.profiles.terms import common_threshold, item_term_rows
-from profile_features.spark.common import ddl, run_date_for, threads_per_task, write_summary
+from profile_features.spark.common import ddl, resolve_snapshot, threads_per_task, write_summary
 from profile_features.spark.io import path_exists, read_table, spark_schema, write_atomic
+from profile_features.spark.results import ProfilesResult
 
 __all__ = [
     "run_profiles",
@@ -66,8 +80,8 @@ def read_cache(spark, cache_path: str, key: tuple[str, str, str] | None = None, 
 
     sources = [p for p in (f"{cache_path}/parts", f"{cache_path}/compacted") if path_exists(spark, p)]
     if not sources:
-        return spark.createDataFrame([], spark_schema(PROFILE_CACHE))
-    frame = spark.read.schema(spark_schema(PROFILE_CACHE)).parquet(*sources)
+        return spark.createDataFrame([], spark_schema(CACHE_SCHEMA))
+    frame = spark.read.schema(spark_schema(CACHE_SCHEMA)).parquet(*sources)
     if key is not None:
         generator, model, prompt_version = key
         frame = frame.where(
@@ -89,7 +103,7 @@ def catalogue_common_terms(spark, config: JobConfig) -> frozenset[str]:
     """
     from pyspark.sql import functions as F
 
-    items = read_table(spark, config.table_path("validated/items")).select("title", "description")
+    items = read_table(spark, DataDir(config.data_dir).root(ITEMS)).select("title", "description")
     total = items.count()
 
     def terms(batches):
@@ -129,7 +143,7 @@ def _compact(spark, cache_path: str, parts: list[str]) -> None:
         filesystem.delete_file(part)
 
 
-def _refresh_subset(spark, config: JobConfig, histories, run_date: str, write_rejects: bool = True) -> dict:
+def _refresh_subset(spark, config: JobConfig, histories, snapshot: Snapshot, write_rejects: bool = True) -> dict:
     """Split the snapshot's histories by the refresh list; write the list's unusable rows aside
     (unless `write_rejects` is False: a dry run changes nothing)."""
     import pandas as pd
@@ -162,8 +176,7 @@ def _refresh_subset(spark, config: JobConfig, histories, run_date: str, write_re
     if write_rejects:
         rejects_path = write_atomic(
             spark.createDataFrame(rows, spark_schema(schemas.REJECTS)).coalesce(1),
-            config.table_path("profile_refresh_rejects"),
-            run_date,
+            snapshot.path(PROFILE_REFRESH_REJECTS),
         )
     return {
         "targets": histories.join(wanted, "user_id", "left_semi"),
@@ -178,7 +191,7 @@ def _refresh_subset(spark, config: JobConfig, histories, run_date: str, write_re
     }
 
 
-def _kept_profiles(spark, config: JobConfig, rest, entries, run_date: str, common_terms: frozenset[str]):
+def _kept_profiles(spark, config: JobConfig, rest, entries, snapshot: Snapshot, common_terms: frozenset[str]):
     """Profiles of the users not on the refresh list, with no LLM call: (frame, counts by source)."""
     from pyspark.sql import functions as F
 
@@ -187,20 +200,20 @@ def _kept_profiles(spark, config: JobConfig, rest, entries, run_date: str, commo
     cached = rest.join(entries.drop("status"), "history_hash", "inner").select(*columns)
     left = rest.join(entries.select("history_hash"), "history_hash", "left_anti")
     parts, counts = [cached], {"from_cache": cached.count()}
-    profiles_path = config.table_path("profiles")
+    profiles_path = snapshot.root(PROFILES)
     previous_run = None
     if path_exists(spark, profiles_path):
         previous_run = (
             read_table(spark, profiles_path)
-            .where(F.col("run_date").cast("string") < run_date)
-            .select(F.max("run_date").cast("string").alias("d"))
+            .where(F.col(RUN_DATE).cast("string") < snapshot.run_date)
+            .select(F.max(RUN_DATE).cast("string").alias("d"))
             .first()
             .d
         )
     counts["previous"] = 0
     if previous_run is not None:
         # Old text and old history hash (so the next plan sees the change), this snapshot's timestamp.
-        earlier = read_table(spark, f"{profiles_path}/run_date={previous_run}").drop("event_timestamp")
+        earlier = read_table(spark, snapshot.partition(PROFILES, previous_run)).drop("event_timestamp")
         kept = left.select("user_id", "event_timestamp").join(earlier, "user_id", "inner").select(*columns)
         left = left.join(earlier.select("user_id"), "user_id", "left_anti")
         parts.append(kept)
@@ -229,7 +242,7 @@ class GenerationPlan:
     """What a profile run will do: the snapshot's histories, the users it may generate for and the
     distinct histories the cache lacks (`todo`, persisted), with their counts."""
 
-    run_date: str
+    snapshot: Snapshot
     run_id: str
     key: tuple[str, str, str]
     common_terms: frozenset[str]
@@ -243,25 +256,31 @@ class GenerationPlan:
     to_generate: int
     users_to_generate: int
 
+    @property
+    def run_date(self) -> str:
+        return self.snapshot.run_date
 
-def plan_generation(spark, config: JobConfig, dry_run: bool = False) -> GenerationPlan:
-    """Read the snapshot and the cache, and count what is left to generate (nothing is written
-    when `dry_run`)."""
-    run_date = run_date_for(spark, config, "histories")
-    histories = read_table(spark, f"{config.table_path('histories')}/run_date={run_date}")
+
+def plan_generation(
+    spark, config: JobConfig, snapshot: Snapshot | None = None, dry_run: bool = False
+) -> GenerationPlan:
+    """Read the snapshot (None: the newest histories run) and the cache, and count what is left to
+    generate (nothing is written when `dry_run`)."""
+    snapshot = snapshot or resolve_snapshot(spark, config, HISTORIES)
+    histories = read_table(spark, snapshot.path(HISTORIES))
     profile_config = config.profile
     common_terms = catalogue_common_terms(spark, config)
     key = generator_key(profile_config, common_terms)
     run_id = uuid.uuid4().hex[:12]
     cache_path = (
-        (profile_config.cache.path or config.table_path("profile_cache"))
+        (profile_config.cache.path or snapshot.root(PROFILE_CACHE))
         if profile_config.cache_enabled
-        else config.table_path(f"_profile_runs/{run_id}")
+        else f"{snapshot.root(STAGING)}/profile-run-{run_id}"  # scratch store, removed at the end of the run
     )
     histories = histories.persist()
     users = histories.count()
     subset = (
-        _refresh_subset(spark, config, histories, run_date, write_rejects=not dry_run)
+        _refresh_subset(spark, config, histories, snapshot, write_rejects=not dry_run)
         if profile_config.only_users
         else None
     )
@@ -272,7 +291,7 @@ def plan_generation(spark, config: JobConfig, dry_run: bool = False) -> Generati
     to_generate = todo.count()
     users_to_generate = targets.join(todo.select("history_hash"), "history_hash", "left_semi").count()
     return GenerationPlan(
-        run_date=run_date,
+        snapshot=snapshot,
         run_id=run_id,
         key=key,
         common_terms=common_terms,
@@ -288,19 +307,25 @@ def plan_generation(spark, config: JobConfig, dry_run: bool = False) -> Generati
     )
 
 
-def run_profiles(spark, config: JobConfig) -> dict:
-    """Write one profile per history of the snapshot with the configured generator."""
+def run_profiles(spark, config: JobConfig, snapshot: Snapshot | None = None) -> ProfilesResult:
+    """Write one profile per history of the snapshot (None: the newest histories run) with the configured generator."""
     from pyspark.sql import functions as F
 
     started = time.monotonic()
     profile_config = config.profile
-    plan = plan_generation(spark, config)
-    run_date, run_id, key, common_terms = plan.run_date, plan.run_id, plan.key, plan.common_terms
+    plan = plan_generation(spark, config, snapshot)
+    snapshot, run_date, run_id, key, common_terms = (
+        plan.snapshot,
+        plan.run_date,
+        plan.run_id,
+        plan.key,
+        plan.common_terms,
+    )
     cache_path, histories, targets, todo, subset = plan.cache_path, plan.histories, plan.targets, plan.todo, plan.subset
     users, target_users, to_generate = plan.users, plan.target_users, plan.to_generate
     users_to_generate = plan.users_to_generate
     use_cache = profile_config.cache_enabled
-    dead_path = profile_config.dead_letter_path or config.table_path("profile_dead_letters")
+    dead_path = profile_config.dead_letter_path or snapshot.root(PROFILE_DEAD_LETTERS)
 
     totals = _sum_stats([])
     generation_s = 0.0
@@ -331,9 +356,9 @@ def run_profiles(spark, config: JobConfig) -> dict:
         raise ProfileRunFailed(f"{missing} of {target_users} users got no profile (cache {cache_path})")
     profiles = joined.select(*schemas.PROFILES.names)
     if subset:
-        kept, subset["summary"]["kept"] = _kept_profiles(spark, config, subset["rest"], entries, run_date, common_terms)
+        kept, subset["summary"]["kept"] = _kept_profiles(spark, config, subset["rest"], entries, snapshot, common_terms)
         profiles = profiles.unionByName(kept)
-    path = write_atomic(profiles, config.table_path("profiles"), run_date)
+    path = write_atomic(profiles, snapshot.path(PROFILES))
     written = read_table(spark, path).agg(F.count("*").alias("rows"), F.countDistinct("user_id").alias("users")).first()
     if written.rows != users or written.users != users:
         raise ProfileRunFailed(f"profiles table has {written.rows} rows for {written.users} users; expected {users}")
@@ -345,14 +370,7 @@ def run_profiles(spark, config: JobConfig) -> dict:
     else:
         remove_tree(cache_path)
 
-    summary = {
-        "job": "profiles",
-        "run_id": run_id,
-        "run_date": run_date,
-        "output": path,
-        "histories": users,
-        "profiles": int(written.rows),
-        "generator": profile_config.generator,
+    counts = {
         "model": key[1],
         "reported_models": totals["reported_models"],  # what the server said answered (OpenAI-compatible)
         "prompt_version": key[2],
@@ -376,10 +394,11 @@ def run_profiles(spark, config: JobConfig) -> dict:
         "dead_letters": dead_path,
         "refresh": subset["summary"] if subset else None,
     }
-    write_summary(config, "profiles", summary)
+    result = ProfilesResult(run_id, run_date, path, users, int(written.rows), profile_config.generator, counts)
+    write_summary(config, "profiles", result.summary())
     limit = profile_config.max_fallback_fraction
     if limit is not None and to_generate and totals["fallbacks"] / max(1, totals["users"]) > limit:
         raise ProfileRunFailed(
             f"{totals['fallbacks']} of {totals['users']} generated users fell back (limit {limit:.0%}): see {dead_path}"
         )
-    return summary
+    return result

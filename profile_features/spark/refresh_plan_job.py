@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from profile_features.catalogue import HISTORIES, PROFILES, USER_STUDENT, DataDir, Table
 from profile_features.freshness.refresh_plan import (
     JOINED_COLUMNS,
     PLAN_COLUMNS,
@@ -16,9 +17,9 @@ from profile_features.freshness.refresh_plan import (
     budget_size,
     score_candidates,
 )
-from profile_features.freshness.runs import RunNotFound, list_runs, newest_run_before, partition_path, table_root
+from profile_features.freshness.runs import RunNotFound
 
-__all__ = ["refresh_plan", "SCORED_DDL"]
+__all__ = ["refresh_plan", "build_refresh_plan", "SCORED_DDL"]
 
 SCORED_DDL = (
     "user_id string, reason string, tier bigint, score double, profile_drift double, history_changed boolean, "
@@ -28,26 +29,26 @@ SCORED_DDL = (
 SCORED_COLUMNS = [c.strip().split()[0] for c in SCORED_DDL.split(",")]
 
 
-def _newest(spark, data_dir, table: str, run_date: str, columns: list[str]):
+def _newest(spark, data_dir, table: Table, run_date: str, columns: list[str]):
     """(the newest run of `table` at or before `run_date`, its `columns`) or (None, None)."""
-    root = table_root(data_dir, table)
-    found = newest_run_before(root, run_date)
-    return (found, spark.read.parquet(partition_path(root, found)).select(*columns)) if found else (None, None)
+    data = DataDir(str(data_dir))
+    found = data.newest_run_date(table, run_date)
+    return (found, spark.read.parquet(data.partition(table, found)).select(*columns)) if found else (None, None)
 
 
 def _joined(spark, data_dir, run_date: str, runs: list[str]):
     from pyspark.sql import functions as F
 
-    histories_root = table_root(data_dir, "histories")
+    data = DataDir(str(data_dir))
     frame = (
-        spark.read.parquet(partition_path(histories_root, run_date))
+        spark.read.parquet(data.partition(HISTORIES, run_date))
         .select("user_id", "history_hash", "history_length", "history_json")
         .dropDuplicates(["user_id"])
     )
-    sources = {"histories": run_date}
+    sources = {HISTORIES.name: run_date}
     profile_columns = ["user_id", "history_hash", "history_length", "generator"]
-    found, profiles = _newest(spark, data_dir, "profiles", run_date, profile_columns)
-    sources["profiles"] = found
+    found, profiles = _newest(spark, data_dir, PROFILES, run_date, profile_columns)
+    sources[PROFILES.name] = found
     if profiles is None:
         frame = frame.withColumns(
             {
@@ -64,13 +65,13 @@ def _joined(spark, data_dir, run_date: str, runs: list[str]):
             F.col("generator").alias("profile_generator"),
         )
         frame = frame.join(profiles, "user_id", "left")
-    found, student = _newest(spark, data_dir, "user_student", run_date, ["user_id", "profile_drift"])
-    sources["user_student"] = found
+    found, student = _newest(spark, data_dir, USER_STUDENT, run_date, ["user_id", "profile_drift"])
+    sources[USER_STUDENT.name] = found
     if student is None:
         frame = frame.withColumn("profile_drift", F.lit(None).cast("double"))
     else:
         frame = frame.join(student.dropDuplicates(["user_id"]), "user_id", "left")
-    earlier = [partition_path(histories_root, r) for r in runs if r < run_date]
+    earlier = [data.partition(HISTORIES, r) for r in runs if r < run_date]
     if earlier:
         seen = (
             spark.read.parquet(*earlier)
@@ -98,13 +99,13 @@ def refresh_plan(
     """The selected users (PLAN_COLUMNS, rank 1 first) and a summary; see `build_refresh_plan`."""
     from pyspark.sql import functions as F
 
-    histories_root = table_root(data_dir, "histories")
-    runs = list_runs(histories_root)
+    data = DataDir(str(data_dir))
+    runs = data.run_dates(HISTORIES)
     if not runs:
-        raise RunNotFound(f"{histories_root}: no histories runs (run build_histories first)")
+        raise RunNotFound(f"{data.root(HISTORIES)}: no histories runs (run build_histories first)")
     run_date = run_date or runs[-1]
     if run_date not in runs:
-        raise RunNotFound(f"{partition_path(histories_root, run_date)}: no such run (runs there: {runs})")
+        raise RunNotFound(f"{data.partition(HISTORIES, run_date)}: no such run (runs there: {runs})")
     joined, sources = _joined(spark, data_dir, run_date, runs)
     joined = joined.persist()  # counted, then scored: the joins run once
     scored = joined.mapInPandas(
@@ -132,3 +133,29 @@ def refresh_plan(
         "selected_total": len(selected),
     }
     return selected, summary
+
+
+def build_refresh_plan(
+    data_dir: str | Path,
+    budget: int | None = None,
+    fraction: float | None = None,
+    run_date: str | None = None,
+    min_drift: float = 0.0,
+    spark=None,
+) -> tuple[pd.DataFrame, dict]:
+    """Plan the refresh of the histories run `run_date` (default: the newest) from `data_dir`, in Spark.
+
+    Joins that histories run with the newest profiles and user_student runs at or before it and
+    with earlier histories runs (three columns, to count unseen interactions); only the selected
+    users (at most the budget) reach the driver. `spark`: a session (default: get or create one,
+    local outside spark-submit).
+
+    Returns:
+        (the selected users, a summary with the runs read and counts per reason).
+    """
+    if spark is None:
+        from profile_features.config import SparkConfig
+        from profile_features.spark.session import build_spark
+
+        spark = build_spark(SparkConfig(app_name="profile-features refresh-plan"))
+    return refresh_plan(spark, data_dir, budget, fraction, run_date, min_drift)

@@ -5,6 +5,16 @@ from __future__ import annotations
 import pandas as pd
 
 from profile_features import schemas
+from profile_features.catalogue import (
+    ITEM_SEMANTIC,
+    ITEM_TEXT_EMBEDDINGS,
+    TRANSFORMS,
+    USER_PROFILE_EMBEDDINGS,
+    USER_SEMANTIC,
+    DataDir,
+    Snapshot,
+    Table,
+)
 from profile_features.config import JobConfig
 from profile_features.semantic import (
     apply_transform,
@@ -20,23 +30,30 @@ from profile_features.semantic_ids import (
     save_sid_transform,
     sid_columns,
 )
-from profile_features.spark.common import ddl, run_date_for, write_summary
+from profile_features.spark.common import ddl, resolve_snapshot, write_summary
 from profile_features.spark.io import read_table, write_atomic
+from profile_features.spark.results import SemanticIdInfo, SemanticResult, TransformInfo
 
 __all__ = ["run_semantic_columns"]
 
 # (kind, embeddings table, vector column, key, column prefix, output table)
 _KINDS = (
-    ("profile", "user_profile_embeddings", "profile_embedding", "user_id", "profile", "user_semantic"),
-    ("item", "item_text_embeddings", "item_text_embedding", "item_id", "item", "item_semantic"),
+    ("profile", USER_PROFILE_EMBEDDINGS, "profile_embedding", "user_id", "profile", USER_SEMANTIC),
+    ("item", ITEM_TEXT_EMBEDDINGS, "item_text_embedding", "item_id", "item", ITEM_SEMANTIC),
 )
 
 
-def _encoder(config: JobConfig, frame, fitted_on: str) -> str:
+def fitted_on_name(snapshot: Snapshot, table: Table) -> str:
+    """A transform's provenance: the partition it was fitted on, relative to `data_dir`
+    (`user_profile_embeddings/run_date=2026-05-01`), so it stays true when the data moves."""
+    return table.name + snapshot.path(table).removeprefix(snapshot.root(table))
+
+
+def _encoder(frame, where: str) -> str:
     encoders = [row.encoder for row in frame.select("encoder").distinct().limit(3).collect()]
     if len(encoders) != 1:
         raise ValueError(
-            f"{config.table_path(fitted_on)}: vectors of {len(encoders)} encoders {encoders} in one snapshot; "
+            f"{where}: vectors of {len(encoders)} encoders {encoders} in one snapshot; "
             "one transform cannot serve two models: rerun the embedding stage for this run date"
         )
     return encoders[0]
@@ -60,7 +77,7 @@ def _sid_transform_for(config: JobConfig, frame, encoder: str, fitted_on: str):
     settings = config.semantic
     if not settings.sid_levels:
         return None
-    directory = config.table_path("transforms")
+    directory = DataDir(config.data_dir).root(TRANSFORMS)
     if not settings.refit:
         existing = latest_sid_transform(directory, encoder, settings.sid_levels, settings.sid_codes)
         if existing is not None:
@@ -70,11 +87,11 @@ def _sid_transform_for(config: JobConfig, frame, encoder: str, fitted_on: str):
     return transform, save_sid_transform(transform, directory), True
 
 
-def _transform_for(spark, config: JobConfig, kind: str, frame, vector_column: str, fitted_on: str):
-    """(transform, its folder URI, fitted now?)"""
+def _transform_for(config: JobConfig, kind: str, frame, vector_column: str, fitted_on: str, where: str):
+    """(transform, its folder URI, fitted now?); `where` is the partition `frame` was read from."""
     settings = config.semantic
-    directory = config.table_path("transforms")
-    encoder = _encoder(config, frame, fitted_on)
+    directory = DataDir(config.data_dir).root(TRANSFORMS)
+    encoder = _encoder(frame, where)
     if not settings.refit:
         existing = latest_transform(directory, kind, encoder, settings.components, settings.clusters)
         if existing is not None:
@@ -83,7 +100,7 @@ def _transform_for(spark, config: JobConfig, kind: str, frame, vector_column: st
     needed = max(settings.components, settings.clusters)
     if len(vectors) < needed:
         raise ValueError(
-            f"{config.table_path(fitted_on)}: {len(vectors)} rows have a {vector_column} (profiles with "
+            f"{where}: {len(vectors)} rows have a {vector_column} (profiles with "
             f"nothing to describe have none); fitting {settings.components} components and "
             f"{settings.clusters} clusters needs {needed}: lower semantic.components / semantic.clusters"
         )
@@ -93,19 +110,21 @@ def _transform_for(spark, config: JobConfig, kind: str, frame, vector_column: st
     return transform, save_transform(transform, directory), True
 
 
-def run_semantic_columns(spark, config: JobConfig) -> dict:
-    """Write `user_semantic` and `item_semantic` partitions for the snapshot."""
-    run_date = run_date_for(spark, config, "user_profile_embeddings")
-    summary: dict = {"job": "semantic", "run_date": run_date, "outputs": {}, "transforms": {}}
+def run_semantic_columns(spark, config: JobConfig, snapshot: Snapshot | None = None) -> SemanticResult:
+    """Write `user_semantic` and `item_semantic` partitions for the snapshot (None: the newest embeddings run)."""
+    snapshot = snapshot or resolve_snapshot(spark, config, USER_PROFILE_EMBEDDINGS)
+    outputs: dict[str, str] = {}
+    transforms: dict[str, TransformInfo] = {}
+    encoder, semantic_ids = None, None
     for kind, table, vector_column, key, prefix, output in _KINDS:
-        fitted_on = f"{table}/run_date={run_date}"
-        frame = read_table(spark, config.table_path(fitted_on))
-        transform, folder, fitted = _transform_for(spark, config, kind, frame, vector_column, fitted_on)
-        summary.setdefault("encoder", transform.encoder)
-        if transform.encoder != summary["encoder"]:  # user-item similarity compares the two spaces
+        where, fitted_on = snapshot.path(table), fitted_on_name(snapshot, table)
+        frame = read_table(spark, where)
+        transform, folder, fitted = _transform_for(config, kind, frame, vector_column, fitted_on, where)
+        encoder = encoder or transform.encoder
+        if transform.encoder != encoder:  # user-item similarity compares the two spaces
             raise ValueError(
-                f"{config.table_path(fitted_on)}: encoder {transform.encoder} differs from the profiles' "
-                f"{summary['encoder']}; rerun the embedding stage for run date {run_date}"
+                f"{where}: encoder {transform.encoder} differs from the profiles' "
+                f"{encoder}; rerun the embedding stage for run date {snapshot.run_date}"
             )
 
         sid = _sid_transform_for(config, frame, transform.encoder, fitted_on) if kind == "item" else None
@@ -126,21 +145,23 @@ def run_semantic_columns(spark, config: JobConfig) -> dict:
         levels = sid[0].levels if sid else 0
         schema = schemas.semantic_schema(key, prefix, transform.components.shape[0], levels)
         out = frame.select(key, "event_timestamp", vector_column).mapInPandas(partition, schema=ddl(schema))
-        summary["outputs"][output] = write_atomic(out, config.table_path(output), run_date)
-        summary["transforms"][kind] = {
-            "transform_id": transform.transform_id,
-            "fitted_now": fitted,
-            "fitted_on": transform.fitted_on,
-            "folder": folder,
-            "explained_variance": float(transform.explained_variance_ratio.sum()),
-        }
+        outputs[output.name] = write_atomic(out, snapshot.path(output))
+        transforms[kind] = TransformInfo(
+            transform_id=transform.transform_id,
+            fitted_now=fitted,
+            fitted_on=transform.fitted_on,
+            folder=folder,
+            explained_variance=float(transform.explained_variance_ratio.sum()),
+        )
         if sid:
-            summary["semantic_ids"] = {
-                "transform_id": sid[0].transform_id,
-                "fitted_now": sid[2],
-                "fitted_on": sid[0].fitted_on,
-                "folder": sid[1],
-                "levels": sid[0].levels,
-                "codes": sid[0].codes,
-            }
-    return write_summary(config, "semantic", summary)
+            semantic_ids = SemanticIdInfo(
+                transform_id=sid[0].transform_id,
+                fitted_now=sid[2],
+                fitted_on=sid[0].fitted_on,
+                folder=sid[1],
+                levels=sid[0].levels,
+                codes=sid[0].codes,
+            )
+    result = SemanticResult(snapshot.run_date, outputs, transforms, encoder, semantic_ids)
+    write_summary(config, "semantic", result.summary())
+    return result

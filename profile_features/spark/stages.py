@@ -1,32 +1,43 @@
-"""Stage runners: each wraps one pure pandas stage in Spark and writes its table.
+"""Stage runners for validation, histories and embeddings (the others: profile_job.py, semantic_job.py,
+student_job.py; `spark.registry` lists them all).
 
-Table layout under `data_dir` (all Parquet):
-  validated/items, validated/interactions   cleaned inputs, replaced per run
-  rejects/                                  unusable rows with reason and source file
-  histories/, user_stats/, item_stats/,
-  profiles/ (profile_job.py), user_profile_embeddings/,
-  item_text_embeddings/                     one `run_date=` partition per snapshot
-  runs/                                     JSON summary of each job run
-A snapshot is identified by its cutoff's date; re-running a snapshot replaces it.
+Every table they read and write is declared in `profile_features.catalogue`; a per-snapshot runner
+takes the `Snapshot` it writes (re-running a snapshot replaces its partitions) and returns a typed
+result (`spark.results`) whose `summary()` also lands in `<data_dir>/runs/`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import uuid
 
 import pandas as pd
 
 from profile_features import schemas
+from profile_features.catalogue import (
+    ENCODERS,
+    HISTORIES,
+    INTERACTIONS,
+    ITEM_STATS,
+    ITEM_TEXT_EMBEDDINGS,
+    ITEMS,
+    PROFILES,
+    REJECTS,
+    STAGING,
+    USER_PROFILE_EMBEDDINGS,
+    USER_STATS,
+    DataDir,
+    Snapshot,
+)
 from profile_features.config import JobConfig
 from profile_features.embeddings import cached_encoder, default_model_path, embed_items, embed_profiles, encoder_name
 from profile_features.encoder_backends import choose_backend
 from profile_features.spark.commit_fs import HadoopFS
-from profile_features.spark.common import ddl, resolve_cutoff, run_date_for, threads_per_task, write_summary
+from profile_features.spark.common import ddl, resolve_snapshot, threads_per_task, write_summary
 from profile_features.spark.histories import history_rows
 from profile_features.spark.io import read_input, read_table, write_atomic
 from profile_features.spark.progress import SparkTaskProgress
+from profile_features.spark.results import EmbeddingsResult, HistoriesResult, ValidateResult
 from profile_features.spark.stats import item_stats, user_stats
 from profile_features.spark.validate_rules import StagedOutputs, classified_interactions, classified_items, split_counts
 from profile_features.validation import (
@@ -104,7 +115,7 @@ def _read_raw(spark, table_input, name: str, required, optional):
     return _with_optional(raw, optional).drop(*ignored), ignored
 
 
-def run_validate(spark, config: JobConfig) -> dict:
+def run_validate(spark, config: JobConfig) -> ValidateResult:
     """Validate the raw items and interactions; write accepted rows and rejects, as one commit.
 
     Every output (validated/items, validated/interactions, rejects) is written to staging and committed
@@ -123,7 +134,8 @@ def run_validate(spark, config: JobConfig) -> dict:
     raw_events, ignored_events = _read_raw(
         spark, config.inputs.interactions, "interactions", INTERACTION_REQUIRED, INTERACTION_OPTIONAL
     )
-    fs, scratch = HadoopFS(spark), f"{config.table_path('_staging')}/validate-{uuid.uuid4().hex}"
+    data = DataDir(config.data_dir)
+    fs, scratch = HadoopFS(spark), f"{data.root(STAGING)}/validate-{uuid.uuid4().hex}"
     try:
         items, item_rejects, item_counts = split_counts(
             classified_items(raw_items, rules), "items", schemas.ITEMS, f"{scratch}-items"
@@ -155,11 +167,9 @@ def run_validate(spark, config: JobConfig) -> dict:
                 )
         staged = StagedOutputs(spark)
         try:
-            staged.stage(items, config.table_path("validated/items"))
-            staged.stage(events, config.table_path("validated/interactions"))
-            summary["rejects_path"] = staged.stage(
-                item_rejects.unionByName(event_rejects), config.table_path("rejects")
-            )
+            staged.stage(items, data.root(ITEMS))
+            staged.stage(events, data.root(INTERACTIONS))
+            summary["rejects_path"] = staged.stage(item_rejects.unionByName(event_rejects), data.root(REJECTS))
             staged.commit()
         finally:
             staged.discard()
@@ -170,22 +180,29 @@ def run_validate(spark, config: JobConfig) -> dict:
     summary["warnings"] = input_warnings(summary["tables"])
     for warning in summary["warnings"]:
         log.warning("%s", warning)
-    write_summary(config, "validate", summary)
+    result = ValidateResult(summary["tables"], summary["rules"], summary["rejects_path"], tuple(summary["warnings"]))
+    write_summary(config, "validate", result.summary())
     unusable = [name for name, table in summary["tables"].items() if not table["accepted"]]
     if unusable:  # every later stage would fail on an empty table, far from the cause
         raise InputDataError("; ".join(w for w in summary["warnings"] if w.split(":", 1)[0] in unusable))
-    return summary
+    return result
 
 
-def run_histories(spark, config: JobConfig) -> dict:
-    """Cut histories and user/item stats at the cutoff, all native aggregations (no Python workers)."""
+def run_histories(spark, config: JobConfig, snapshot: Snapshot | None = None) -> HistoriesResult:
+    """Cut histories and user/item stats at the snapshot's cutoff, all native aggregations (no Python workers).
+
+    `snapshot` must carry its cutoff (`Snapshot(data_dir, cutoff)`); None resolves it as an entry
+    file does (`history.cutoff`, else now).
+    """
     from pyspark.sql import functions as F
 
-    cutoff = resolve_cutoff(config)
-    run_date = cutoff.date().isoformat()
+    snapshot = snapshot or resolve_snapshot(spark, config, None)
+    cutoff = snapshot.cutoff
+    if cutoff is None:
+        raise ValueError(f"build_histories needs a cutoff, not only the run date {snapshot.run_date}")
     max_length = config.history.max_length
-    interactions = read_table(spark, config.table_path("validated/interactions"))
-    items = read_table(spark, config.table_path("validated/items"))
+    interactions = read_table(spark, snapshot.root(INTERACTIONS))
+    items = read_table(spark, snapshot.root(ITEMS))
     # Not cached: each of the three outputs re-reads Parquet, cheaper than materialising the join in memory.
     events = interactions.join(F.broadcast(items), "item_id", "inner")
 
@@ -204,34 +221,27 @@ def run_histories(spark, config: JobConfig) -> dict:
         )
     )
     out = {
-        "histories": write_atomic(histories, config.table_path("histories"), run_date),
-        "user_stats": write_atomic(users, config.table_path("user_stats"), run_date),
-        "item_stats": write_atomic(item_rows, config.table_path("item_stats"), run_date),
+        table.name: write_atomic(frame, snapshot.path(table))
+        for table, frame in ((HISTORIES, histories), (USER_STATS, users), (ITEM_STATS, item_rows))
     }
     # Counted from the written user stats (one row per user): no second pass over the events.
-    totals = read_table(spark, out["user_stats"]).agg(F.count(F.lit(1)), F.sum("user_interaction_count")).first()
-    summary = {
-        "job": "histories",
-        "cutoff": cutoff.isoformat(),
-        "run_date": run_date,
-        "outputs": out,
-        "users": totals[0],
-        "interactions_before_cutoff": totals[1] or 0,
-    }
-    return write_summary(config, "histories", summary)
+    totals = read_table(spark, out[USER_STATS.name]).agg(F.count(F.lit(1)), F.sum("user_interaction_count")).first()
+    result = HistoriesResult(cutoff, snapshot.run_date, out, totals[0], totals[1] or 0)
+    write_summary(config, "histories", result.summary())
+    return result
 
 
-def run_embeddings(spark, config: JobConfig) -> dict:
-    """Embed the snapshot's profiles and the catalogue's item texts."""
-    run_date = run_date_for(spark, config, "profiles")
-    profiles = read_table(spark, f"{config.table_path('profiles')}/run_date={run_date}")
-    items = read_table(spark, config.table_path("validated/items"))
+def run_embeddings(spark, config: JobConfig, snapshot: Snapshot | None = None) -> EmbeddingsResult:
+    """Embed the snapshot's profiles and the catalogue's item texts (None: the newest profiles run)."""
+    snapshot = snapshot or resolve_snapshot(spark, config, PROFILES)
+    profiles = read_table(spark, snapshot.path(PROFILES))
+    items = read_table(spark, snapshot.root(ITEMS))
     as_of = pd.Timestamp(profiles.selectExpr("max(event_timestamp) AS t").first().t, tz="UTC")
     embedding_config = config.embedding
     threads = threads_per_task(spark, config.embedding.threads_per_worker)
     choice = choose_backend(
         embedding_config,
-        embedding_config.export_dir or config.table_path("encoders"),
+        embedding_config.export_dir or snapshot.root(ENCODERS),
         embedding_config.model_path or default_model_path(),
         encoder_name(embedding_config.model_path),
     )
@@ -254,17 +264,15 @@ def run_embeddings(spark, config: JobConfig) -> dict:
     item_vectors = items.repartition(slots).mapInPandas(item_partition, schema=ddl(schemas.ITEM_TEXT_EMBEDDINGS))
     with SparkTaskProgress(spark, "embeddings"):
         out = {
-            "user_profile_embeddings": write_atomic(
-                user_vectors, config.table_path("user_profile_embeddings"), run_date
-            ),
-            "item_text_embeddings": write_atomic(item_vectors, config.table_path("item_text_embeddings"), run_date),
+            table.name: write_atomic(frame, snapshot.path(table))
+            for table, frame in ((USER_PROFILE_EMBEDDINGS, user_vectors), (ITEM_TEXT_EMBEDDINGS, item_vectors))
         }
-    summary = {
-        "job": "embeddings",
-        "run_date": run_date,
-        "outputs": out,
-        "profiles": read_table(spark, out["user_profile_embeddings"]).count(),
-        "items": read_table(spark, out["item_text_embeddings"]).count(),
-        "encoder": dataclasses.asdict(choice),
-    }
-    return write_summary(config, "embeddings", summary)
+    result = EmbeddingsResult(
+        run_date=snapshot.run_date,
+        outputs=out,
+        profiles=read_table(spark, out[USER_PROFILE_EMBEDDINGS.name]).count(),
+        items=read_table(spark, out[ITEM_TEXT_EMBEDDINGS.name]).count(),
+        encoder=choice,
+    )
+    write_summary(config, "embeddings", result.summary())
+    return result

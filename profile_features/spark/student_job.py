@@ -12,10 +12,23 @@ from __future__ import annotations
 import pandas as pd
 
 from profile_features import schemas
+from profile_features.catalogue import (
+    HISTORIES,
+    INTERACTIONS,
+    ITEM_SEMANTIC,
+    ITEM_STUDENT,
+    ITEM_TEXT_EMBEDDINGS,
+    STUDENT,
+    STUDENT_TRAINING,
+    USER_PROFILE_EMBEDDINGS,
+    USER_STUDENT,
+    Snapshot,
+)
 from profile_features.config import JobConfig
 from profile_features.item_content import read_item_content
-from profile_features.spark.common import ddl, run_date_for, threads_per_task, write_summary
+from profile_features.spark.common import ddl, resolve_snapshot, threads_per_task, write_summary
 from profile_features.spark.io import read_table, write_atomic
+from profile_features.spark.results import StudentScoreResult, StudentTrainResult
 
 __all__ = [
     "checkpoint_dir",
@@ -26,8 +39,9 @@ __all__ = [
 ]
 
 
-def checkpoint_dir(config: JobConfig, run_date: str) -> str:
-    return config.student.checkpoint or config.table_path(f"student/run_date={run_date}")
+def checkpoint_dir(config: JobConfig, snapshot: Snapshot) -> str:
+    """The checkpoint that scores the snapshot: `student.checkpoint` if given, else the one trained on it."""
+    return config.student.checkpoint or snapshot.path(STUDENT)
 
 
 USERS_PER_FILE = 4096  # one training chunk; the file count grows with the users, each file stays this size
@@ -63,15 +77,15 @@ def write_training_users(users, path: str) -> int:
     return count
 
 
-def _catalogue(spark, config: JobConfig, run_date: str):
+def _catalogue(spark, snapshot: Snapshot):
     """The snapshot's items with what the student may read of them: `item_id`, `event_timestamp`,
     `item_text_embedding` and, where the semantic job wrote them, `item_sid_0..L-1`."""
     from profile_features import storage
 
-    catalogue = read_table(spark, config.table_path(f"item_text_embeddings/run_date={run_date}")).select(
+    catalogue = read_table(spark, snapshot.path(ITEM_TEXT_EMBEDDINGS)).select(
         "item_id", "event_timestamp", "item_text_embedding"
     )
-    semantic_path = config.table_path(f"item_semantic/run_date={run_date}")
+    semantic_path = snapshot.path(ITEM_SEMANTIC)
     if not storage.exists(semantic_path):
         return catalogue
     semantic = read_table(spark, semantic_path)
@@ -79,52 +93,46 @@ def _catalogue(spark, config: JobConfig, run_date: str):
     return catalogue.join(semantic.select("item_id", *levels), "item_id", "left") if levels else catalogue
 
 
-def run_train_student(spark, config: JobConfig) -> dict:
-    """Train the student on interactions before the snapshot's cutoff and its profiles."""
+def run_train_student(spark, config: JobConfig, snapshot: Snapshot | None = None) -> StudentTrainResult:
+    """Train the student on interactions before the snapshot's cutoff and its profiles (None: the
+    newest embeddings run)."""
     from pyspark.sql import functions as F
 
     from profile_features import storage
     from student.config import load_student_config
     from student.train import train_from_parquet
 
-    run_date = run_date_for(spark, config, "user_profile_embeddings")
-    profiles = read_table(spark, config.table_path(f"user_profile_embeddings/run_date={run_date}"))
+    snapshot = snapshot or resolve_snapshot(spark, config, USER_PROFILE_EMBEDDINGS)
+    run_date = snapshot.run_date
+    profiles = read_table(spark, snapshot.path(USER_PROFILE_EMBEDDINGS))
     cutoff = profiles.select(F.max("event_timestamp").alias("t")).first().t
     interactions = (
-        read_table(spark, config.table_path("validated/interactions"))
+        read_table(spark, snapshot.root(INTERACTIONS))
         .where(F.col("timestamp") < F.lit(cutoff))  # the profiles saw nothing later either
         .select("user_id", "item_id", "timestamp")
     )
-    users = config.table_path(f"_staging/student_training/run_date={run_date}")  # scratch, removed after
+    users = snapshot.path(STUDENT_TRAINING)  # scratch, removed after
     write_training_users(training_users(interactions, profiles), users)
     # The item vocabulary is the catalogue the model embeds: it lives on the driver with the model.
     item_ids = [row.item_id for row in interactions.select("item_id").distinct().collect()]
     dims = profiles.select(F.size("profile_embedding").alias("d")).where("d > 0").first()
     student_config = load_student_config(config.student.config, list(config.student.overrides))
     content = read_item_content(config.data_dir, run_date, student_config.content_views)
-    out = config.table_path(f"student/run_date={run_date}")
+    out = snapshot.path(STUDENT)
     # The deployment guard (student/guard.py): epochs and the variant that ships are picked on the items
     # after a validation cutoff inside the training period; the decision is in this job's summary.
     result = train_from_parquet(
         student_config, users, item_ids, dims.d if dims else 0, out, validate=True, content=content
     )
     storage.delete(users)
-    return write_summary(
-        config,
-        "train_student",
-        {
-            "job": "train_student",
-            "run_date": run_date,
-            "cutoff": str(cutoff),
-            "interactions": interactions.count(),
-            **result,
-        },
-    )
+    trained = StudentTrainResult(run_date, str(cutoff), interactions.count(), result)
+    write_summary(config, "train_student", trained.summary())
+    return trained
 
 
-def _score_items(spark, config: JobConfig, run_date: str, path: str, threads: int) -> tuple[str, dict]:
+def _score_items(spark, snapshot: Snapshot, path: str, threads: int) -> tuple[str, dict]:
     """Write `item_student` for the snapshot: the student's vector and bias for every catalogue item."""
-    catalogue = _catalogue(spark, config, run_date)
+    catalogue = _catalogue(spark, snapshot)
 
     def partition(batches):
         from student.scoring import load_student, score_items
@@ -136,7 +144,7 @@ def _score_items(spark, config: JobConfig, run_date: str, path: str, threads: in
             yield scored
 
     scored = catalogue.mapInPandas(partition, schema=ddl(schemas.ITEM_STUDENT))
-    output = write_atomic(scored, config.table_path("item_student"), run_date)
+    output = write_atomic(scored, snapshot.path(ITEM_STUDENT))
     written = read_table(spark, output)
     return output, {
         "items": written.count(),
@@ -145,18 +153,14 @@ def _score_items(spark, config: JobConfig, run_date: str, path: str, threads: in
     }
 
 
-def run_score_student(spark, config: JobConfig) -> dict:
+def run_score_student(spark, config: JobConfig, snapshot: Snapshot | None = None) -> StudentScoreResult:
     """Write `user_student` (every user with a history) and `item_student` (every catalogue item the
-    student can represent) for the snapshot."""
-    run_date = run_date_for(spark, config, "histories")
-    histories = read_table(spark, config.table_path(f"histories/run_date={run_date}")).select(
-        "user_id", "event_timestamp", "item_ids"
-    )
-    profiles = read_table(spark, config.table_path(f"user_profile_embeddings/run_date={run_date}")).select(
-        "user_id", "profile_embedding"
-    )
+    student can represent) for the snapshot (None: the newest histories run)."""
+    snapshot = snapshot or resolve_snapshot(spark, config, HISTORIES)
+    histories = read_table(spark, snapshot.path(HISTORIES)).select("user_id", "event_timestamp", "item_ids")
+    profiles = read_table(spark, snapshot.path(USER_PROFILE_EMBEDDINGS)).select("user_id", "profile_embedding")
     users = histories.join(profiles, "user_id", "left")  # a user without a profile still gets a student vector
-    path = checkpoint_dir(config, run_date)
+    path = checkpoint_dir(config, snapshot)
     batch_size = config.student.batch_size
     threads = threads_per_task(spark)
 
@@ -172,18 +176,18 @@ def run_score_student(spark, config: JobConfig) -> dict:
     scored = users.repartition(spark.sparkContext.defaultParallelism).mapInPandas(
         partition, schema=ddl(schemas.USER_STUDENT)
     )
-    output = write_atomic(scored, config.table_path("user_student"), run_date)
+    output = write_atomic(scored, snapshot.path(USER_STUDENT))
     written = read_table(spark, output)
-    summary = {
-        "job": "score_student",
-        "run_date": run_date,
-        "checkpoint": path,
-        "output": output,
-        "users": histories.count(),
-        "scored": written.count(),
-        "fallbacks": written.where("student_fallback").count(),
-        "variants": sorted(r.student_variant for r in written.select("student_variant").distinct().collect()),
-        "with_drift": written.where("profile_drift IS NOT NULL AND NOT isnan(profile_drift)").count(),
-    }
-    summary["item_output"], summary["item_scores"] = _score_items(spark, config, run_date, path, threads)
-    return write_summary(config, "score_student", summary)
+    user_counts = dict(
+        users=histories.count(),
+        scored=written.count(),
+        fallbacks=written.where("student_fallback").count(),
+        variants=tuple(sorted(r.student_variant for r in written.select("student_variant").distinct().collect())),
+        with_drift=written.where("profile_drift IS NOT NULL AND NOT isnan(profile_drift)").count(),
+    )
+    item_output, item_scores = _score_items(spark, snapshot, path, threads)
+    result = StudentScoreResult(
+        snapshot.run_date, path, output, **user_counts, item_output=item_output, item_scores=item_scores
+    )
+    write_summary(config, "score_student", result.summary())
+    return result

@@ -250,10 +250,12 @@ class StagedOutputs:
         self._staged: list[tuple[str, str, str]] = []  # (staging, target, lock)
 
     def stage(self, frame, path: str) -> str:
+        from profile_features.spark.commit import table_paths
+
         path = path.rstrip("/")
-        parent, name = path.rsplit("/", 1)
-        staging = f"{parent}/_staging/{name}-{uuid.uuid4().hex}"
-        self._staged.append((staging, path, f"{parent}/_staging/{name}.lock"))
+        table = table_paths(path)
+        staging = f"{table.staging_dir}/{table.name}-{uuid.uuid4().hex}"
+        self._staged.append((staging, path, table.lock))
         frame.write.mode("error").parquet(staging)
         return path
 

@@ -9,14 +9,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from profile_features.llm.client import (
+from profile_features.profiles.config import OpenAIConfig
+from profile_features.profiles.llm.client import (
     BackendError,
     CompletionRequest,
     FatalBackendError,
     MalformedResponseError,
     OpenAICompatibleBackend,
 )
-from profile_features.profiles.config import OpenAIConfig
 from tests.llm.fake_openai import FakeOpenAIServer
 
 PROMPT = CompletionRequest(
@@ -199,6 +199,6 @@ def test_an_error_body_that_echoes_the_authorization_header_never_shows_the_key(
         client.complete(PROMPT)
     assert "Authorization" in err.value.detail and "***" in err.value.detail  # the echo is there, redacted
     assert secret not in str(err.value) and secret not in err.value.detail
-    from profile_features.llm.client import redact
+    from profile_features.profiles.llm.client import redact
 
     assert redact("key=sk-abcdefgh12345 and Bearer xyz.123") == "key=*** and Bearer ***"

@@ -6,11 +6,11 @@ import dataclasses
 
 import pytest
 
-from profile_features.llm.client import BackendError, Completion, FatalBackendError
-from profile_features.llm.generator import FALLBACK_GENERATOR, LLMProfileGenerator
 from profile_features.profiles import ProfileGenerator, RuleBasedProfileWriter, generate_profiles
 from profile_features.profiles.base import UserHistory
 from profile_features.profiles.config import ProfileConfig
+from profile_features.profiles.llm.client import BackendError, Completion, FatalBackendError
+from profile_features.profiles.llm.generator import FALLBACK_GENERATOR, LLMProfileGenerator
 from profile_features.profiles.stage import generator_key, make_generator, renderer_for
 from tests.llm.fake_openai import FakeOpenAIServer, fake_profile
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from profile_features.llm.quality import QualityGate, scrub_contacts
 from profile_features.profiles.config import QualityConfig
+from profile_features.profiles.llm.quality import QualityGate, scrub_contacts
 
 GOOD = (
     "Preferences: mostly science fiction and action from the 1990s. Patterns: rates space stories highest. "

@@ -10,9 +10,9 @@ from urllib.parse import quote
 
 import pytest
 
-from profile_features.llm.client import CompletionRequest
 from profile_features.profiles.config import ProfileConfig
 from profile_features.profiles.estimate import observed_output_per_call, plausible_count, price
+from profile_features.profiles.llm.client import CompletionRequest
 from profile_features.profiles.pii import iban_ok, luhn_ok, scrub_private
 from profile_features.profiles.sanitize import output_problem
 from profile_features.profiles.stage import generator_key, make_generator

@@ -18,8 +18,8 @@ import uuid
 from collections import defaultdict
 from pathlib import Path
 
-from profile_features.llm.client import BackendError, Completion, CompletionRequest
 from profile_features.profiles.config import TransformersConfig
+from profile_features.profiles.llm.client import BackendError, Completion, CompletionRequest
 
 __all__ = ["TransformersBackend", "PACKAGED_MODEL", "model_name", "resolve_model", "load_model"]
 

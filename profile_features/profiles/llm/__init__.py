@@ -5,7 +5,7 @@ Importing this package needs only the base dependencies; the transformers backen
 imports torch/transformers when it is built.
 """
 
-from profile_features.llm.client import (
+from profile_features.profiles.llm.client import (
     BackendError,
     Completion,
     CompletionRequest,
@@ -13,9 +13,9 @@ from profile_features.llm.client import (
     MalformedResponseError,
     OpenAICompatibleBackend,
 )
-from profile_features.llm.generator import LLMProfileGenerator, UserOutcome
-from profile_features.llm.prompts import TEMPLATES, PromptRenderer, PromptTemplate, escape_text
-from profile_features.llm.quality import QualityGate, scrub_contacts
+from profile_features.profiles.llm.generator import LLMProfileGenerator, UserOutcome
+from profile_features.profiles.llm.prompts import TEMPLATES, PromptRenderer, PromptTemplate, escape_text
+from profile_features.profiles.llm.quality import QualityGate, scrub_contacts
 
 __all__ = [
     "BackendError",

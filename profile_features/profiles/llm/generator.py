@@ -22,11 +22,11 @@ import threading
 from collections.abc import Generator, Iterator, Sequence
 from typing import Protocol
 
-from profile_features.llm.client import BackendError, Completion, CompletionRequest
-from profile_features.llm.prompts import PromptRenderer
-from profile_features.llm.quality import QualityGate
 from profile_features.profiles.base import FALLBACK_GENERATOR, GeneratedProfile, Rejection, UserHistory, UserOutcome
 from profile_features.profiles.config import QualityConfig
+from profile_features.profiles.llm.client import BackendError, Completion, CompletionRequest
+from profile_features.profiles.llm.prompts import PromptRenderer
+from profile_features.profiles.llm.quality import QualityGate
 from profile_features.profiles.rule_based import RuleBasedProfileWriter
 
 __all__ = ["Backend", "LLMProfileGenerator", "UserOutcome", "Rejection", "FALLBACK_GENERATOR"]

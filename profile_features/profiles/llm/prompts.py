@@ -22,9 +22,9 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from profile_features.llm.client import CompletionRequest
 from profile_features.profiles.base import event_year
 from profile_features.profiles.config import GenerationConfig, PromptConfig
+from profile_features.profiles.llm.client import CompletionRequest
 
 __all__ = ["PromptTemplate", "TEMPLATES", "PromptRenderer", "escape_text", "DATA_OPEN", "DATA_CLOSE"]
 

@@ -100,7 +100,8 @@ def _drift_report(args) -> int:
 
 
 def _refresh_plan(args) -> int:
-    from profile_features.freshness.refresh_plan import build_refresh_plan, write_plan
+    from profile_features.freshness.refresh_plan import write_plan
+    from profile_features.spark.refresh_plan_job import build_refresh_plan
 
     selected, summary = build_refresh_plan(
         args.data_dir, args.budget, args.budget_fraction, args.run_date, args.min_drift

@@ -31,8 +31,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from profile_features.catalogue import HISTORIES, ITEM_TEXT_EMBEDDINGS, Snapshot, Table
 from profile_features.evaluation.candidates import candidate_rows
-from profile_features.evaluation.metrics import hit_rate_at_k, ndcg_at_k, recall_at_k, reciprocal_rank
+from profile_features.metrics import hit_rate_at_k, ndcg_at_k, recall_at_k, reciprocal_rank
 
 __all__ = [
     "SERVICE",
@@ -191,15 +192,17 @@ def _names(refs: Sequence[str]) -> list[str]:
     return [ref.split(":", 1)[1] for ref in refs]
 
 
-def snapshot_table(repo: Path, table: str, cutoff: datetime) -> pd.DataFrame:
-    """One snapshot (run_date partition) of a pipeline table under the repo's data_dir."""
+def snapshot_table(repo: Path, table: Table, cutoff: datetime) -> pd.DataFrame:
+    """One snapshot (the cutoff's partition) of a pipeline table under the repo's data_dir (a path or URI)."""
+    from profile_features import storage
     from profile_features.feast import load_feast_settings
+    from profile_features.freshness.runs import read_run
 
-    data_dir = Path(load_feast_settings(Path(repo) / "profile_features.yaml").data_dir)
-    path = data_dir / table / f"run_date={pd.Timestamp(cutoff):%Y-%m-%d}"
-    if not path.exists():
-        raise FileNotFoundError(f"no {table} snapshot at {path}: was the repo built with this cutoff?")
-    frame = pd.read_parquet(path)
+    snapshot = Snapshot(load_feast_settings(Path(repo) / "profile_features.yaml").data_dir, cutoff)
+    path = snapshot.path(table)
+    if not storage.exists(path):
+        raise FileNotFoundError(f"no {table.name} snapshot at {path}: was the repo built with this cutoff?")
+    frame = read_run(snapshot, table, snapshot.run_date)
     if not (frame.event_timestamp == pd.Timestamp(cutoff)).all():
         raise ValueError(f"{path} holds another cutoff than {cutoff}: pass the snapshot cutoffs themselves")
     return frame
@@ -207,7 +210,7 @@ def snapshot_table(repo: Path, table: str, cutoff: datetime) -> pd.DataFrame:
 
 def _histories(repo: Path, cutoff: datetime, users: np.ndarray, positions: dict[str, int]) -> list[np.ndarray]:
     """Each user's history items at the snapshot as catalogue positions (empty when the user has none)."""
-    table = snapshot_table(repo, "histories", cutoff).set_index("user_id").item_ids
+    table = snapshot_table(repo, HISTORIES, cutoff).set_index("user_id").item_ids
     return [np.array([positions[i] for i in table.get(u, []) if i in positions], dtype=np.int64) for u in users]
 
 
@@ -237,7 +240,7 @@ def online_frame(store, key: str, ids: Sequence[str], refs: Sequence[str], snaps
 
 
 def _catalogue(repo: Path, interactions: pd.DataFrame, cutoff: datetime) -> np.ndarray:
-    items = snapshot_table(repo, "item_text_embeddings", cutoff).item_id
+    items = snapshot_table(repo, ITEM_TEXT_EMBEDDINGS, cutoff).item_id
     return np.array(sorted(set(items) | set(interactions.item_id)))
 
 

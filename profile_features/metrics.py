@@ -9,6 +9,9 @@ Conventions (the same for every ranker in the report):
   ties count half), averaged over users that have both kinds: the "GAUC" usual in
   recommendation, since a global AUC mostly rewards ranking users, not items.
 Users without any relevant item are skipped (no metric is defined for them).
+
+`ndcg_of_ranks` is the one NDCG of a single held-out target from its 0-based rank, shared by the
+evaluation and the student's training and guard (torch-free, so the plugin can import it).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import pandas as pd
 __all__ = [
     "METRICS",
     "ndcg_at_k",
+    "ndcg_of_ranks",
     "recall_at_k",
     "hit_rate_at_k",
     "reciprocal_rank",
@@ -42,6 +46,13 @@ def ndcg_at_k(labels: np.ndarray, scores: np.ndarray, k: int = 10) -> float:
     gains = (2.0 ** _ranked(labels, scores)[:k] - 1) @ discounts[: min(k, len(labels))]
     ideal = (2.0 ** np.sort(labels)[::-1][:k] - 1) @ discounts[: min(k, len(labels))]
     return float(gains / ideal) if ideal > 0 else 0.0
+
+
+def ndcg_of_ranks(ranks, k: int = 10) -> np.ndarray:
+    """NDCG@k of one relevant target per row from its 0-based rank (fractional for ties): 1 / log2(rank + 2)
+    inside the top k, else 0 (the ideal list puts the target first, so the ideal DCG is 1)."""
+    ranks = np.asarray(ranks, dtype=np.float64)
+    return np.where(ranks < k, 1.0 / np.log2(ranks + 2.0), 0.0)
 
 
 def recall_at_k(labels: np.ndarray, scores: np.ndarray, k: int = 10) -> float:
