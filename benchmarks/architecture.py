@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PROJECT = ("profile_features", "student", "spark_jobs")
+PROJECT = ("profile_features", "student", "spark_jobs", "rankers")  # rankers: older checkouts
 CATALOGUE = "profile_features/catalogue.py"
 
 

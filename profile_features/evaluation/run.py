@@ -26,7 +26,32 @@ from typing import Literal
 import pandas as pd
 from pydantic import Field, model_validator
 
+from profile_features import __version__, storage
+from profile_features.catalogue import INTERACTIONS, ITEMS, DataDir
 from profile_features.config import InputsConfig, JobConfig, TableInput
+from profile_features.evaluation.cold_start import truncate_histories
+from profile_features.evaluation.gbdt import TUNING_GRID, column_sets, evaluate_gbdt
+from profile_features.evaluation.latency import latency_rows
+from profile_features.evaluation.report import slice_rows, write_report
+from profile_features.evaluation.selection import recommend
+from profile_features.evaluation.split import build_split, slice_sizes
+from profile_features.evaluation.student_quality import (
+    evaluate_student,
+    ranks_per_user,
+    student_ranks,
+    train_comparison_students,
+)
+from profile_features.pipeline import (
+    apply_and_materialize,
+    feast_cli,
+    prepare_repo,
+    run_snapshots,
+    run_validation,
+    snapshot_cutoffs,
+)
+from profile_features.pipeline import log as pipeline_log
+from profile_features.schemas import to_utc
+from profile_features.spark.session import build_spark
 from profile_features.strict_model import StrictModel
 
 __all__ = ["EvaluationConfig", "MissingExtras", "isolated_repo", "preflight", "run_evaluation"]
@@ -97,7 +122,6 @@ SHIPPED_REPO = Path(__file__).resolve().parents[2] / "feature_repo"
 def isolated_repo(target: Path, source: Path = SHIPPED_REPO) -> Path:
     """`source`'s definitions at `target` with evaluate's own settings: its tables, registry and online
     store all live under `target/data`, whatever `source`'s yaml files say."""
-    from profile_features.pipeline import prepare_repo
 
     repo = prepare_repo(source, target)
     (repo / "feature_store.yaml").write_text(_STORE_YAML)
@@ -108,8 +132,6 @@ def isolated_repo(target: Path, source: Path = SHIPPED_REPO) -> Path:
 
 def _build(config: EvaluationConfig, name: str, inputs: InputsConfig, cutoffs, log) -> tuple[Path, JobConfig, dict]:
     """An isolated repo at <workdir>/<name>, validation and both snapshots run into it, feast apply."""
-    from profile_features.pipeline import feast_cli, run_snapshots, run_validation
-    from profile_features.spark.session import build_spark
 
     repo = isolated_repo(config.workdir.resolve() / name / "repo")
     student = config.job.student.model_copy(
@@ -128,8 +150,6 @@ def _build(config: EvaluationConfig, name: str, inputs: InputsConfig, cutoffs, l
 def dataset_hash(inputs: InputsConfig) -> str:
     """sha256 over the input files' names and bytes (directories: every file, sorted), streamed."""
     from pyarrow import fs
-
-    from profile_features import storage
 
     digest = hashlib.sha256()
     for table in (inputs.interactions, inputs.items):
@@ -150,7 +170,6 @@ def dataset_hash(inputs: InputsConfig) -> str:
 
 def provenance(config: EvaluationConfig, job: JobConfig, snapshots: list[dict]) -> dict:
     """What produced the report's figures, from the runs' own summaries (the newest snapshot)."""
-    from profile_features import __version__
 
     last = snapshots[-1]
     profiles, encoder = last["profiles"], last["embeddings"]["encoder"]
@@ -173,8 +192,6 @@ def provenance(config: EvaluationConfig, job: JobConfig, snapshots: list[dict]) 
 
 
 def _validated(job: JobConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from profile_features.catalogue import INTERACTIONS, ITEMS, DataDir
-    from profile_features.schemas import to_utc
 
     data = DataDir(job.data_dir)
     interactions = pd.read_parquet(data.root(INTERACTIONS))
@@ -183,7 +200,6 @@ def _validated(job: JobConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def _cutoffs(job: JobConfig, quantiles):
-    from profile_features.pipeline import snapshot_cutoffs
 
     interactions, _ = _validated(job)
     cutoffs = snapshot_cutoffs(interactions.timestamp, quantiles)
@@ -207,15 +223,6 @@ def _rankers(
 ) -> RankerRuns:
     """LightGBM, two-tower and the student against its baselines on one built repo."""
     from feast import FeatureStore
-
-    from profile_features.evaluation.gbdt import TUNING_GRID, column_sets, evaluate_gbdt
-    from profile_features.evaluation.report import slice_rows
-    from profile_features.evaluation.student_quality import (
-        evaluate_student,
-        ranks_per_user,
-        student_ranks,
-        train_comparison_students,
-    )
 
     seeds = range(config.seeds)
     seconds, started = {}, time.monotonic()
@@ -285,7 +292,6 @@ def _rankers(
 
 def _recommendation(valid: pd.DataFrame, slices: dict[str, list[str]], counts: dict[str, int], min_users: int, **kw):
     """The variant to serve, chosen on the per-user validation values; `slices` must not be harmed."""
-    from profile_features.evaluation.selection import recommend
 
     if valid.empty:
         return None
@@ -319,7 +325,6 @@ def preflight(config: EvaluationConfig) -> None:
             f"evaluate needs {', '.join(missing)}, which this environment lacks: "
             "pip install 'profile-features[evaluation,demo]' (or `make install` in a clone)"
         )
-    from profile_features import storage
 
     for name in ("interactions", "items"):
         path = getattr(config.job.inputs, name).path
@@ -330,14 +335,6 @@ def preflight(config: EvaluationConfig) -> None:
 def run_evaluation(config: EvaluationConfig, log: Callable[[str], None] | None = None) -> Path:
     """Run the evaluation and write the report; returns the path of report.md."""
     from feast import FeatureStore
-
-    from profile_features.evaluation.cold_start import truncate_histories
-    from profile_features.evaluation.gbdt import column_sets
-    from profile_features.evaluation.latency import latency_rows
-    from profile_features.evaluation.report import write_report
-    from profile_features.evaluation.split import build_split, slice_sizes
-    from profile_features.pipeline import apply_and_materialize
-    from profile_features.pipeline import log as pipeline_log
 
     log = log or pipeline_log
     phases, started = {}, time.monotonic()
