@@ -25,7 +25,14 @@ import pandas as pd
 
 from profile_features import storage
 from profile_features.config import InputRules, InputsConfig, TableInput
-from profile_features.validation_rules import is_empty_text, normalize_ids, null_markers, numbers, parse_timestamps
+from profile_features.validation_rules import (
+    clean_text,
+    is_empty_text,
+    normalize_ids,
+    null_markers,
+    numbers,
+    parse_timestamps,
+)
 
 __all__ = [
     "InputSchemaError",
@@ -170,7 +177,7 @@ def _optional_text(batch: pd.DataFrame, name: str) -> pd.Series:
     """An optional text column, stripped; null markers and invisible-only values are empty."""
     if name not in batch.columns:
         return pd.Series("", index=batch.index, dtype="string")
-    text = normalize_ids(batch[name])
+    text = clean_text(batch[name])
     return text.where(~null_markers(text) & ~is_empty_text(text), "").fillna("")
 
 
@@ -258,7 +265,7 @@ def check_item_rows(batch: pd.DataFrame, rules: InputRules | None = None) -> pd.
     year_reason = _ranged(year, year_raw, "year", rules.year_min, rules.year_max)
     year_reason[year_reason.isna() & year.notna() & (year % 1 != 0)] = "unparseable year"
     item = normalize_ids(batch["item_id"])
-    title = normalize_ids(batch["title"])
+    title = clean_text(batch["title"])
     checks = [
         (LINE_BREAK.format("item_id"), _line_break(batch, ["item_id"])),
         (MALFORMED_ROW, _malformed(batch)),

@@ -59,6 +59,12 @@ def normalize_ids(values: pd.Series) -> pd.Series:
     return values.astype("string").str.strip(INVISIBLE_CHARS)
 
 
+def clean_text(values: pd.Series) -> pd.Series:
+    """Text values as kept: stripped like ids, and every line ending inside one (`\\r\\n`, a lone `\\r`)
+    read as `\\n`, so a quoted multi-line field holds the same value whatever the file's line endings."""
+    return normalize_ids(values).str.replace("\r\n", "\n", regex=False).str.replace("\r", "\n", regex=False)
+
+
 def is_empty_text(values: pd.Series) -> pd.Series:
     """True where a value is null or holds nothing but INVISIBLE characters."""
     return (normalize_ids(values) == "").fillna(True).astype(bool)

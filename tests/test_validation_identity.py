@@ -260,3 +260,21 @@ def test_spark_header_names_equal_up_to_case_name_the_file(tmp_path, spark):
 
     with pytest.raises(InputSchemaError, match=r"items\.csv: items input .*title"):
         _validate(tmp_path, "user_id,item_id,timestamp\nu1,i1,1700000000\n", "item_id,title,Title\ni1,A,B\n")
+
+
+@pytest.mark.spark
+def test_spark_a_quoted_line_break_reads_the_same_whatever_the_files_line_endings(tmp_path, spark):
+    """One catalogue, saved with LF and with CRLF line endings: a quoted multi-line description (and a
+    lone CR inside a title) is kept as the same text, with `\\n` inside."""
+    rows = ["item_id,title,description", 'i1,"Alpha\rOmega","first line', 'second line"', "i2,Beta,plain"]
+    events = "user_id,item_id,timestamp\nu1,i1,1700000000\nu1,i2,1700000001\n"
+    kept = {}
+    for ending in ("\n", "\r\n"):
+        where = tmp_path / repr(ending).strip("'").replace("\\", "")
+        where.mkdir()
+        summary = _validate(where, events, ending.join(rows) + ending)
+        assert summary["tables"]["items"]["accepted"] == 2, summary["tables"]["items"]
+        kept[ending] = _table(where, "validated/items").sort_values("item_id").reset_index(drop=True)
+    assert kept["\n"].equals(kept["\r\n"])
+    assert kept["\n"].description.tolist() == ["first line\nsecond line", "plain"]
+    assert kept["\n"].title.tolist() == ["Alpha\nOmega", "Beta"]
