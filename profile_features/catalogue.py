@@ -50,6 +50,8 @@ __all__ = [
     "ITEM_STUDENT",
     "RUNS",
     "STAGING",
+    "TOMBSTONES",
+    "ERASURE_AUDIT",
 ]
 
 RUN_DATE = "run_date"
@@ -114,6 +116,9 @@ USER_STUDENT = Table("user_student", "student user vectors and drift", schemas.U
 ITEM_STUDENT = Table("item_student", "student item vectors and biases", schemas.ITEM_STUDENT, True, "item_id")
 RUNS = Table("runs", "JSON summary of each job run", None, False)
 STAGING = Table("_staging", "scratch of the commit protocol", None, False, personal=True)
+# Erasure (profile_features/erasure): salted hashes of forgotten ids, never the ids, so not personal.
+TOMBSTONES = Table("tombstones", "salted hashes of forgotten user ids, honoured by validation", None, False)
+ERASURE_AUDIT = Table("erasure_audit", "one JSON record per erasure request: counts, no ids", None, False)
 
 TABLES: tuple[Table, ...] = (
     INTERACTIONS,
@@ -138,6 +143,8 @@ TABLES: tuple[Table, ...] = (
     ITEM_STUDENT,
     RUNS,
     STAGING,
+    TOMBSTONES,
+    ERASURE_AUDIT,
 )
 
 

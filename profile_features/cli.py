@@ -6,6 +6,7 @@ Commands (each has --help):
   evaluate      rank with and without the semantic features on your data; writes a report
   drift-report  distribution shift of the semantic columns between two runs
   refresh-plan  the users whose LLM profiles to regenerate first, within a budget
+  forget        erase users from every table, snapshot and the online store (erasure requests)
 
 The batch stages themselves run with spark-submit (spark_jobs/*.py --config job.yaml); see README.md.
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from profile_features.config import SampleConfig, SparkConfig
 from profile_features.datasets.variants import DATASETS
+from profile_features.erasure.command import add_forget_command, run_forget
 from profile_features.freshness_commands import COMMANDS as FRESHNESS_COMMANDS
 from profile_features.freshness_commands import add_commands as add_freshness_commands
 from profile_features.freshness_commands import run_command as run_freshness_command
@@ -298,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="JSON written by benchmarks/student_quality.py --out, shown in the report (default: none)",
     )
     add_freshness_commands(commands)
+    add_forget_command(commands)
     summaries = {choice.dest: choice.help for choice in commands._choices_actions}
     for name, subparser in commands.choices.items():
         subparser.formatter_class = HelpFormatter  # add_parser does not pass the parent's on
@@ -333,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
         return _materialize(args)
     elif args.command == "evaluate":
         return _evaluate(args)
+    elif args.command == "forget":
+        return run_forget(args)
     return 0
 
 

@@ -40,6 +40,7 @@ from profile_features.spark.progress import SparkTaskProgress
 from profile_features.spark.results import EmbeddingsResult, HistoriesResult, ValidateResult
 from profile_features.spark.stats import item_stats, user_stats
 from profile_features.spark.validate_rules import StagedOutputs, classified_interactions, classified_items, split_counts
+from profile_features.tombstones import reject_forgotten
 from profile_features.validation import (
     INTERACTION_OPTIONAL,
     INTERACTION_REQUIRED,
@@ -141,7 +142,10 @@ def run_validate(spark, config: JobConfig) -> ValidateResult:
             classified_items(raw_items, rules), "items", schemas.ITEMS, f"{scratch}-items"
         )
         events, event_rejects, event_counts = split_counts(
-            classified_interactions(raw_events, items, rules, item_counts["accepted"] <= _BROADCAST_ITEMS),
+            reject_forgotten(  # erasure: a forgotten user's rows are rejects ("forgotten user"), id hashed
+                classified_interactions(raw_events, items, rules, item_counts["accepted"] <= _BROADCAST_ITEMS),
+                config.data_dir,
+            ),
             "interactions",
             schemas.INTERACTIONS,
             f"{scratch}-interactions",
