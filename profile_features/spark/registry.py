@@ -35,6 +35,7 @@ from profile_features.catalogue import (
     RUNS,
     STUDENT,
     STUDENT_TRAINING,
+    TOMBSTONES,
     TRANSFORMS,
     USER_PROFILE_EMBEDDINGS,
     USER_SEMANTIC,
@@ -107,7 +108,7 @@ VALIDATE = Stage(
     key="validate",
     runner="profile_features.spark.stages:run_validate",
     title="validating inputs",
-    reads=(),  # the raw inputs: `config.inputs`, outside data_dir
+    reads=(TOMBSTONES,),  # and the raw inputs (`config.inputs`, outside data_dir); tombstones: forgotten users
     writes=(ITEMS, INTERACTIONS, REJECTS, RUNS),
     needs=Needs(inputs=True),
     per_snapshot=False,
