@@ -27,6 +27,8 @@ __all__ = [
     "run_date_of",
     "partition_folder",
     "run_dates_under",
+    "partitions_under",
+    "STREAM_PARTITION",
     "table_named",
     "INTERACTIONS",
     "ITEMS",
@@ -50,11 +52,18 @@ __all__ = [
     "ITEM_STUDENT",
     "RUNS",
     "STAGING",
+    "STREAM_EVENTS",
+    "STREAM_REJECTS",
+    "PROFILE_REFRESH_QUEUE",
+    "STREAM_CHECKPOINT",
     "TOMBSTONES",
     "ERASURE_AUDIT",
 ]
 
 RUN_DATE = "run_date"
+# The partition of a per-snapshot table that holds what the stream wrote between snapshots (USER_STUDENT):
+# read with the table by Feast and Spark, never taken for a snapshot (`run_dates_under` lists dates only).
+STREAM_PARTITION = "stream"
 
 
 @dataclass(frozen=True)
@@ -116,6 +125,28 @@ USER_STUDENT = Table("user_student", "student user vectors and drift", schemas.U
 ITEM_STUDENT = Table("item_student", "student item vectors and biases", schemas.ITEM_STUDENT, True, "item_id")
 RUNS = Table("runs", "JSON summary of each job run", None, False)
 STAGING = Table("_staging", "scratch of the commit protocol", None, False, personal=True)
+# The stream (profile_features/streaming): one file per micro-batch in each; its `user_student` rows go to the
+# STREAM_PARTITION of USER_STUDENT, beside the snapshots, so Feast's source serves and joins them too.
+STREAM_EVENTS = Table(
+    "stream/events", "accepted stream events, one file per micro-batch", schemas.STREAM_EVENTS, False, "user_id", True
+)
+STREAM_REJECTS = Table(
+    "stream/rejects",
+    "unusable stream events with reason, one file per micro-batch",
+    schemas.STREAM_REJECTS,
+    False,
+    None,
+    True,
+)
+PROFILE_REFRESH_QUEUE = Table(
+    "stream/profile_refresh_queue",
+    "users the stream found drifting from their LLM profile (profile.only_users)",
+    schemas.PROFILE_REFRESH_QUEUE,
+    False,
+    "user_id",
+    True,
+)
+STREAM_CHECKPOINT = Table("stream/checkpoint", "Spark's offsets and commits of the stream", None, False)
 # Erasure (profile_features/erasure): salted hashes of forgotten ids, never the ids, so not personal.
 TOMBSTONES = Table("tombstones", "salted hashes of forgotten user ids, honoured by validation", None, False)
 ERASURE_AUDIT = Table("erasure_audit", "one JSON record per erasure request: counts, no ids", None, False)
@@ -143,6 +174,10 @@ TABLES: tuple[Table, ...] = (
     ITEM_STUDENT,
     RUNS,
     STAGING,
+    STREAM_EVENTS,
+    STREAM_REJECTS,
+    PROFILE_REFRESH_QUEUE,
+    STREAM_CHECKPOINT,
     TOMBSTONES,
     ERASURE_AUDIT,
 )
@@ -169,16 +204,24 @@ def partition_folder(run_date: str) -> str:
     return f"{RUN_DATE}={run_date}"
 
 
-def run_dates_under(root: str) -> list[str]:
-    """Run dates of the partitions in the folder `root` (a path or URI), oldest first; empty when it is absent."""
+def partitions_under(root: str) -> list[str]:
+    """Every `run_date=` partition in the folder `root` (a path or URI): snapshots, oldest first, then the
+    stream's; empty when it is absent."""
     from pyarrow import fs
 
     filesystem, path = storage.filesystem(root)
     infos = filesystem.get_file_info(fs.FileSelector(path.rstrip("/"), allow_not_found=True))
     prefix = partition_folder("")
-    return sorted(
+    names = [
         i.base_name[len(prefix) :] for i in infos if i.type == fs.FileType.Directory and i.base_name.startswith(prefix)
-    )
+    ]
+    return sorted(n for n in names if n != STREAM_PARTITION) + [n for n in names if n == STREAM_PARTITION]
+
+
+def run_dates_under(root: str) -> list[str]:
+    """Run dates of the snapshot partitions in the folder `root` (a path or URI), oldest first; empty when it is
+    absent. The stream's partition is no snapshot and is not listed."""
+    return [p for p in partitions_under(root) if p != STREAM_PARTITION]
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,8 @@ __all__ = [
     "SemanticConfig",
     "StudentJobConfig",
     "SparkConfig",
+    "StreamSource",
+    "StreamConfig",
     "JobConfig",
     "load_config",
     "apply_overrides",
@@ -206,6 +208,46 @@ class SparkConfig(StrictModel):
         return {str(k): text(v) for k, v in value.items()}
 
 
+class StreamSource(StrictModel):
+    """Where new interaction events arrive: a folder files land in (csv, parquet, json), or Kafka.
+
+    Rows have the interactions' columns (user_id, item_id, timestamp, optional rating, event_type), under
+    these names or mapped by `columns`; Kafka's `value` is one JSON object per event with those keys.
+    `options` go to Spark's `readStream` as they are: `maxFilesPerTrigger`, or for Kafka
+    `kafka.bootstrap.servers`, `subscribe`, `startingOffsets`, `maxOffsetsPerTrigger`.
+    """
+
+    path: str | None = None  # the folder (path or URI) for file formats
+    format: Literal["csv", "parquet", "json", "kafka"] = "csv"
+    delimiter: str = Field(",", min_length=1, max_length=1)  # CSV only
+    columns: dict[str, str] = {}  # ours -> theirs, as TableInput.columns
+    options: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _path_for_files(self):
+        if self.format != "kafka" and not self.path:
+            raise ValueError(f"stream.source.path is required for format {self.format!r}")
+        return self
+
+
+class StreamConfig(StrictModel):
+    """The streaming student refresh (`spark_jobs/stream_student.py`): new events -> fresh `user_student` rows
+    in the Feast online store (and appended offline), within seconds; no LLM is called from the stream."""
+
+    source: StreamSource | None = None
+    checkpoint: str | None = None  # Spark's checkpoint (offsets, commits); None: <data_dir>/stream_checkpoint
+    trigger_seconds: float = Field(1.0, ge=0)  # a micro-batch at most this often (0: as soon as one ends)
+    available_now: bool = False  # process what has arrived, then stop (tests, catch-up runs, a cron schedule)
+    feature_repo: str = "feature_repo"  # the applied Feast repo the online rows are written through
+    feature_store_yaml: str | None = None  # another feature_store.yaml (e.g. the Redis one)
+    user_view: str = "user_student"  # the Feast view the rows are written to (with the repo's name prefix)
+    online: bool = True  # False: offline rows and the refresh queue only
+    # Disagreement-triggered LLM refresh: a touched user whose predicted profile is this far (1 - cosine) from
+    # their last LLM profile is queued for `generate_profiles` (`profile.only_users`), at most this many per hour.
+    drift_threshold: float = Field(0.5, gt=0, le=2)
+    refresh_budget_per_hour: int = Field(100, ge=0)
+
+
 class JobConfig(StrictModel):
     """Root config shared by all batch jobs."""
 
@@ -217,6 +259,7 @@ class JobConfig(StrictModel):
     semantic: SemanticConfig = SemanticConfig()
     student: StudentJobConfig = StudentJobConfig()
     spark: SparkConfig = SparkConfig()
+    stream: StreamConfig = StreamConfig()
 
     def table_path(self, name: str) -> str:
         """The folder of the catalogue table named `name` (a URI when `data_dir` is one, else an absolute path).

@@ -63,6 +63,18 @@ REJECTS = pa.schema(
     ]
 )
 
+# The stream (profile_features/streaming): every accepted event and every reject, tagged with its micro-batch.
+STREAM_EVENTS = pa.schema([*INTERACTIONS, ("stream_batch", pa.int64())])
+STREAM_REJECTS = pa.schema([*REJECTS, ("stream_batch", pa.int64())])
+PROFILE_REFRESH_QUEUE = pa.schema(
+    [
+        ("user_id", pa.string()),
+        ("queued_at", TS),  # the event time of the user's newest event when queued
+        ("profile_drift", pa.float64()),
+        ("stream_batch", pa.int64()),
+    ]
+)
+
 PROVENANCE = [
     ("generator", pa.string()),
     ("model", pa.string()),

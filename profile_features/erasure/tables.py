@@ -27,7 +27,7 @@ from profile_features.catalogue import (
     DataDir,
     Table,
     partition_folder,
-    run_dates_under,
+    partitions_under,
 )
 from profile_features.spark.commit import HadoopFS, recover_table
 from profile_features.spark.io import read_table, write_atomic
@@ -79,7 +79,7 @@ def partitions_of(data: DataDir, table: Table, root: str | None = None) -> list[
     if table is PROFILE_CACHE:
         return [(f, storage.join(root, f)) for f in CACHE_FOLDERS if storage.exists(storage.join(root, f))]
     if table.per_snapshot:
-        return [(d, storage.join(root, partition_folder(d))) for d in run_dates_under(root)]
+        return [(d, storage.join(root, partition_folder(d))) for d in partitions_under(root)]
     return [("", root)]
 
 

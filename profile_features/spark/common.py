@@ -6,7 +6,7 @@ import os
 from datetime import datetime, timezone
 
 from profile_features import storage
-from profile_features.catalogue import RUN_DATE, RUNS, DataDir, Snapshot, Table
+from profile_features.catalogue import RUN_DATE, RUNS, STREAM_PARTITION, DataDir, Snapshot, Table
 from profile_features.config import JobConfig
 from profile_features.spark.io import read_table, spark_schema
 
@@ -29,7 +29,8 @@ def newest_run_date(spark, table_root: str) -> str:
     """The newest snapshot partition of a table (read through Spark, so any storage URI works)."""
     from pyspark.sql import functions as F
 
-    row = read_table(spark, table_root).select(F.max(RUN_DATE).cast("string").alias("d")).first()
+    run_date = F.col(RUN_DATE).cast("string")
+    row = read_table(spark, table_root).where(run_date != STREAM_PARTITION).select(F.max(run_date).alias("d")).first()
     if row is None or row.d is None:
         raise FileNotFoundError(f"{table_root}: no {RUN_DATE} partitions")
     return row.d

@@ -17,7 +17,7 @@ import pyarrow as pa
 from profile_features.config import TableInput
 from profile_features.validation import MALFORMED, SOURCE_FILE, InputSchemaError
 
-__all__ = ["read_input", "write_atomic", "read_table", "spark_schema", "path_exists"]
+__all__ = ["read_input", "as_text_columns", "write_atomic", "read_table", "spark_schema", "path_exists"]
 
 
 def spark_schema(schema: pa.Schema):
@@ -105,10 +105,17 @@ def _read_parquet(spark, path: str):
 def _parquet(spark, path: str):
     """Parquet with ids as strings or integers (a double id would read as '1.0E7'), timestamps as
     text with their offset (so the session time zone cannot shift them), everything else as text."""
+
+    frame, nanos = _read_parquet(spark, path)
+    return as_text_columns(frame, path, nanos)
+
+
+def as_text_columns(frame, path: str, nanos: frozenset[str] | set[str] = frozenset()):
+    """`frame` (a Parquet dataset, batch or stream) with every column as text the validation rules read; `nanos`:
+    columns read as epoch nanoseconds. Raises InputSchemaError naming `path` for a floating id column."""
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
-    frame, nanos = _read_parquet(spark, path)
     columns = []
     for field in frame.schema.fields:
         name, kind, col = field.name.strip(), field.dataType, F.col(f"`{field.name}`")

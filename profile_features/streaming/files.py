@@ -1,0 +1,36 @@
+"""One Parquet file per micro-batch and table, named after the micro-batch, so a replay rewrites it whole."""
+
+from __future__ import annotations
+
+import uuid
+
+from profile_features import storage
+from profile_features.catalogue import STAGING, DataDir
+from profile_features.spark.commit import HadoopFS
+
+__all__ = ["batch_file_name", "write_batch_file"]
+
+
+def batch_file_name(batch_id: int) -> str:
+    return f"batch-{batch_id:012d}.parquet"
+
+
+def write_batch_file(frame, data_dir: str, folder: str, batch_id: int) -> str:
+    """Write `frame` as the single file `folder/batch-<id>.parquet` (replacing it); returns its path.
+
+    Spark writes one part file to staging under `data_dir`; it is renamed into place, so a reader lists
+    either no file for the batch or the whole one (on HDFS and local disks: rename is atomic there; an
+    object store copies). A single file, not a folder, so the table's root stays flat for every reader.
+    """
+    fs = HadoopFS(frame.sparkSession)
+    scratch = storage.join(DataDir(data_dir).root(STAGING), f"stream-{uuid.uuid4().hex}")
+    frame.coalesce(1).write.mode("overwrite").parquet(scratch)
+    parts = [n for n in fs.list_names(scratch) if n.startswith("part-") and n.endswith(".parquet")]
+    target = storage.join(folder, batch_file_name(batch_id))
+    fs.mkdirs(folder)
+    if fs.exists(target):
+        fs.delete(target)
+    if parts:  # Spark writes a schema-only part for an empty frame too
+        fs.rename(storage.join(scratch, parts[0]), target)
+    fs.delete(scratch)
+    return target

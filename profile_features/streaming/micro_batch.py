@@ -1,0 +1,206 @@
+"""One micro-batch of the stream, start to end (Spark's `foreachBatch` calls `MicroBatch.__call__`).
+
+validate (the batch rules, tombstones) -> events and rejects files -> touched users' histories ->
+student scores -> `user_student` file in the table's stream partition -> Feast online store -> refresh queue.
+Every write is the file of this micro-batch, so Spark's replay of a batch after a crash rewrites it whole.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import pandas as pd
+
+from profile_features import schemas
+from profile_features.catalogue import (
+    HISTORIES,
+    ITEMS,
+    PROFILE_REFRESH_QUEUE,
+    STREAM_EVENTS,
+    STREAM_PARTITION,
+    STREAM_REJECTS,
+    USER_PROFILE_EMBEDDINGS,
+    USER_STUDENT,
+    DataDir,
+    Snapshot,
+)
+from profile_features.config import JobConfig
+from profile_features.spark.common import ddl, threads_per_task
+from profile_features.spark.io import read_table
+from profile_features.spark.student_job import checkpoint_dir
+from profile_features.spark.validate_rules import classified_interactions
+from profile_features.streaming.files import write_batch_file
+from profile_features.streaming.histories import touched_histories
+from profile_features.streaming.online import online_writer
+from profile_features.streaming.refresh_queue import to_queue
+from profile_features.tombstones import reject_forgotten
+
+__all__ = ["BatchCounts", "MicroBatch", "newest_snapshot"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BatchCounts:
+    batch_id: int
+    run_date: str
+    read: int
+    accepted: int
+    rejected_by_reason: dict[str, int]
+    users_touched: int
+    users_scored: int
+    online_written: int
+    online_stale: int  # rows older than the value already online: not written
+    queued_for_refresh: int
+    seconds: float
+
+    def summary(self) -> dict:
+        return dict(self.__dict__)
+
+
+def newest_snapshot(data_dir: str) -> tuple[Snapshot, datetime] | None:
+    """The newest snapshot with histories, and its cutoff (the histories' event time); None before any."""
+    run_dates = DataDir(data_dir).run_dates(HISTORIES)
+    if not run_dates:
+        return None
+    import pyarrow.dataset as ds
+
+    from profile_features import storage
+
+    snapshot = Snapshot(data_dir, run_dates[-1])
+    filesystem, path = storage.filesystem(snapshot.path(HISTORIES))
+    table = ds.dataset(path, filesystem=filesystem, format="parquet").head(1, columns=["event_timestamp"])
+    cutoff = table.column(0)[0].as_py() if table.num_rows else None
+    return snapshot, cutoff
+
+
+@dataclass
+class MicroBatch:
+    """The `foreachBatch` function of the stream; keeps each batch's counts for the job's summary."""
+
+    config: JobConfig
+    batches: list[BatchCounts] = field(default_factory=list)
+
+    def __call__(self, raw, batch_id: int) -> None:
+        started = time.monotonic()
+        counts = self.process(raw, int(batch_id), started)
+        self.batches.append(counts)
+        log.info(
+            "stream batch %d: %d events, %d accepted, %d users scored, %d online (%d stale), %d queued, %.1fs",
+            counts.batch_id, counts.read, counts.accepted, counts.users_scored, counts.online_written,
+            counts.online_stale, counts.queued_for_refresh, counts.seconds,
+        )  # fmt: skip
+
+    def process(self, raw, batch_id: int, started: float) -> BatchCounts:
+        from pyspark.sql import functions as F
+
+        spark, config, data = raw.sparkSession, self.config, DataDir(self.config.data_dir)
+        found = newest_snapshot(config.data_dir)
+        if found is None:
+            raise FileNotFoundError(f"{data.root(HISTORIES)}: no snapshot yet; run the batch pipeline first")
+        snapshot, cutoff = found
+        raw = raw.persist()
+        read = raw.count()
+        items = read_table(spark, data.root(ITEMS)).select("item_id")
+        classified = reject_forgotten(
+            classified_interactions(raw, items, config.inputs.rules if config.inputs else _default_rules()),
+            config.data_dir,
+        ).persist()
+        by_reason = {
+            r.reject_reason: r.n
+            for r in classified.groupBy("reject_reason").agg(F.count(F.lit(1)).alias("n")).collect()
+        }
+        accepted_count = by_reason.pop(None, 0)
+        if read != accepted_count + sum(by_reason.values()):  # rows vanished or were doubled: write nothing
+            raise RuntimeError(f"stream batch {batch_id}: read {read} events but accounted for {accepted_count}")
+        batch = F.lit(batch_id).cast("long").alias("stream_batch")
+        accepted = classified.where("reject_reason IS NULL").select(*schemas.INTERACTIONS.names, batch)
+        rejects = (
+            classified.where("reject_reason IS NOT NULL")
+            .selectExpr("'stream' AS table", "source_file", "reject_reason AS reason", "record")
+            .select("*", batch)
+        )
+        write_batch_file(rejects, config.data_dir, data.root(STREAM_REJECTS), batch_id)
+        write_batch_file(accepted, config.data_dir, data.root(STREAM_EVENTS), batch_id)
+        classified.unpersist()
+        raw.unpersist()
+
+        touched = spark.read.parquet(data.root(STREAM_EVENTS)).where(F.col("stream_batch") == batch_id)
+        touched = touched.select("user_id").distinct()
+        events = read_table(spark, data.root(STREAM_EVENTS)).where(F.col("stream_batch") <= batch_id)
+        histories = touched_histories(
+            touched, read_table(spark, snapshot.path(HISTORIES)), events, cutoff, config.history.max_length
+        )
+        scored_path = write_batch_file(
+            self._scored(spark, histories, snapshot),
+            config.data_dir,
+            data.partition(USER_STUDENT, STREAM_PARTITION),
+            batch_id,
+        )
+        scored = spark.read.parquet(scored_path)
+        written = stale = 0
+        if config.stream.online:
+            stream = config.stream
+            counts = scored.repartition(max(1, min(spark.sparkContext.defaultParallelism, 4))).mapInPandas(
+                online_writer(stream.feature_repo, stream.feature_store_yaml, stream.user_view),
+                "written long, stale long",
+            )
+            for row in counts.collect():
+                written, stale = written + row.written, stale + row.stale
+        queue_root = data.root(PROFILE_REFRESH_QUEUE)
+        queued_before = read_table(spark, queue_root) if _has_files(spark, queue_root) else None
+        queue = to_queue(
+            scored,
+            queued_before,
+            cutoff,
+            config.stream.drift_threshold,
+            config.stream.refresh_budget_per_hour,
+            batch_id,
+        )
+        queue_path = write_batch_file(queue, config.data_dir, queue_root, batch_id)
+        return BatchCounts(
+            batch_id=batch_id,
+            run_date=snapshot.run_date,
+            read=read,
+            accepted=accepted_count,
+            rejected_by_reason=by_reason,
+            users_touched=touched.count(),
+            users_scored=scored.count(),
+            online_written=written,
+            online_stale=stale,
+            queued_for_refresh=spark.read.parquet(queue_path).count(),
+            seconds=round(time.monotonic() - started, 3),
+        )
+
+    def _scored(self, spark, histories, snapshot: Snapshot):
+        """USER_STUDENT rows for `histories`, scored with the snapshot's checkpoint (loaded once per worker)."""
+        profiles = read_table(spark, snapshot.path(USER_PROFILE_EMBEDDINGS)).select("user_id", "profile_embedding")
+        users = histories.join(profiles, "user_id", "left")
+        path, batch_size = checkpoint_dir(self.config, snapshot), self.config.student.batch_size
+        threads = threads_per_task(spark)
+
+        def partition(batches):
+            from student.scoring import load_student, score_users
+
+            model = load_student(path, num_threads=threads)
+            for frame in batches:
+                out = score_users(frame, model, batch_size=batch_size)
+                out.insert(1, "event_timestamp", pd.Series(frame["event_timestamp"].to_numpy()))
+                yield out
+
+        return users.mapInPandas(partition, schema=ddl(schemas.USER_STUDENT))
+
+
+def _has_files(spark, root: str) -> bool:
+    from profile_features.spark.commit import HadoopFS
+
+    return any(n.endswith(".parquet") for n in HadoopFS(spark).list_names(root))
+
+
+def _default_rules():
+    from profile_features.config import InputRules
+
+    return InputRules()

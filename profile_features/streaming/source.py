@@ -1,0 +1,115 @@
+"""The raw event stream: every column as text plus `_source_file` (and `_malformed`), as validation reads it."""
+
+from __future__ import annotations
+
+from profile_features.config import StreamSource
+from profile_features.spark.io import _renamed, as_text_columns
+from profile_features.validation import (
+    INTERACTION_OPTIONAL,
+    INTERACTION_REQUIRED,
+    MALFORMED,
+    SOURCE_FILE,
+    InputSchemaError,
+)
+
+__all__ = ["read_event_stream", "file_columns"]
+
+
+def file_columns(source: StreamSource) -> list[str]:
+    """The columns events carry, under the source's names (`columns` maps ours to theirs)."""
+    return [source.columns.get(c, c) for c in (*INTERACTION_REQUIRED, *INTERACTION_OPTIONAL)]
+
+
+def _string_schema(names, malformed: bool):
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    fields = [StructField(n, StringType()) for n in names]
+    return StructType(fields + ([StructField(MALFORMED, StringType())] if malformed else []))
+
+
+def read_event_stream(spark, source: StreamSource):
+    """A streaming DataFrame of raw events with our column names (missing optional ones as null).
+
+    CSV files need a header row; their columns are matched by name, in any order, as in the batch job, so the
+    header of the first file decides the order (a file with another header is rejected row by row as malformed).
+    JSON lines and Kafka values are objects keyed by column name; Parquet is read with the schema of the files
+    already there (at least one must be).
+    """
+    from pyspark.sql import functions as F
+
+    names = file_columns(source)
+    if source.format == "kafka":
+        raw = spark.readStream.format("kafka").options(**source.options).load()
+        value = F.col("value").cast("string")
+        parsed = F.from_json(value, _string_schema(names, False))
+        frame = raw.select(
+            parsed.alias("_event"),
+            value.alias("_value"),
+            F.concat_ws(":", "topic", F.col("partition").cast("string"), F.col("offset").cast("string")).alias(
+                SOURCE_FILE
+            ),
+        )
+        frame = frame.select(
+            *[F.col(f"_event.`{n}`").alias(n) for n in names],
+            F.when(F.col("_event").isNull(), F.col("_value")).alias(MALFORMED),
+            SOURCE_FILE,
+        )
+    else:
+        reader = spark.readStream.options(**source.options)
+        if source.format == "csv":
+            header = _csv_header(spark, source) or names
+            frame = (
+                reader.schema(_string_schema(header, True))
+                .option("header", True)
+                .option("enforceSchema", False)  # a file whose header differs fails loudly, never shifts columns
+                .option("sep", source.delimiter)
+                .option("quote", '"')
+                .option("escape", '"')
+                .option("mode", "PERMISSIVE")
+                .option("columnNameOfCorruptRecord", MALFORMED)
+                .csv(source.path)
+            )
+        elif source.format == "json":
+            frame = (
+                reader.schema(_string_schema(names, True))
+                .option("mode", "PERMISSIVE")
+                .option("columnNameOfCorruptRecord", MALFORMED)
+                .json(source.path)
+            )
+        else:
+            try:
+                schema = spark.read.parquet(source.path).schema
+            except Exception as err:  # noqa: BLE001 - Spark's AnalysisException: nothing to infer from
+                raise InputSchemaError(
+                    f"{source.path}: a Parquet event stream needs one file there to read its schema from ({err})"
+                ) from err
+            frame = as_text_columns(reader.schema(schema).parquet(source.path), source.path)
+        frame = frame.withColumn(SOURCE_FILE, F.col("_metadata.file_path"))
+    frame = _renamed(frame, source)
+    missing = [c for c in INTERACTION_REQUIRED if c not in frame.columns]
+    if missing:
+        raise InputSchemaError(f"{source.path or 'kafka'}: the event stream has no column(s) {missing}")
+    for name in INTERACTION_OPTIONAL:
+        if name not in frame.columns:
+            frame = frame.withColumn(name, F.lit(None).cast("string"))
+    if MALFORMED not in frame.columns:
+        frame = frame.withColumn(MALFORMED, F.lit(None).cast("string"))
+    return frame.select(*INTERACTION_REQUIRED, *INTERACTION_OPTIONAL, SOURCE_FILE, MALFORMED)
+
+
+def _csv_header(spark, source: StreamSource) -> list[str] | None:
+    """The header of a CSV file already in the folder (None when none is): the stream's column order."""
+    import csv
+
+    from profile_features.spark.io import path_exists
+
+    if not path_exists(spark, source.path):
+        return None
+    try:
+        first = spark.read.text(source.path).first()
+    except Exception:  # noqa: BLE001 - an empty folder: Spark cannot list a text file in it
+        return None
+    if first is None:
+        return None
+    header = next(csv.reader([first.value], delimiter=source.delimiter), [])
+    return [c.strip().lstrip("\ufeff").strip() for c in header] or None
