@@ -73,10 +73,10 @@ def top10_overlap(users: np.ndarray, items: np.ndarray, ref_users: np.ndarray, r
 
 
 def time_spark(spark, config: JobConfig, rows: int) -> float:
-    from profile_features.spark.stages import run_embeddings
+    from profile_features.spark.registry import run_stage
 
     start = time.perf_counter()
-    summary = run_embeddings(spark, config)
+    summary = run_stage(spark, config, "embed_texts")
     elapsed = time.perf_counter() - start
     assert summary["profiles"] == rows, summary
     print(f"  spark job ({summary['encoder']['name'] or 'torch'}): {rows / elapsed:7.1f} texts/s", flush=True)

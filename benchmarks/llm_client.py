@@ -109,9 +109,9 @@ def change_histories(folder: Path, fraction: float) -> int:
 
 def incremental(n_users: int, fraction: float) -> dict:
     from profile_features.pipeline import write_inputs
-    from profile_features.spark.profile_job import run_profiles
+    from profile_features.spark.registry import run_stage
     from profile_features.spark.session import build_spark
-    from profile_features.spark.stages import run_histories, run_validate
+    from profile_features.spark.stages import run_validate
 
     spark = build_spark(SparkConfig(master="local[2]", conf={"spark.sql.shuffle.partitions": "4"}))
     sample = generate_sample(SampleConfig(users=n_users, items=300, mean_interactions=40, seed=1))
@@ -127,12 +127,12 @@ def incremental(n_users: int, fraction: float) -> dict:
             }
         )
         run_validate(spark, config)
-        run_histories(spark, config)
-        full = run_profiles(spark, config)
+        run_stage(spark, config, "build_histories")
+        full = run_stage(spark, config, "generate_profiles")
         full_calls = server.calls
         changed = change_histories(Path(config.table_path("histories")) / f"run_date={CUTOFF[:10]}", fraction)
         server.reset()
-        again = run_profiles(spark, config)
+        again = run_stage(spark, config, "generate_profiles")
         rerun_calls = server.calls
     spark.stop()
     return {

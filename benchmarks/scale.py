@@ -84,9 +84,7 @@ def run_size(spark, users: int, items: int, root: Path, epochs: int, export_dir:
 
     from profile_features.spark import stages
     from profile_features.spark.io import read_table
-    from profile_features.spark.profile_job import run_profiles
-    from profile_features.spark.semantic_job import run_semantic_columns
-    from profile_features.spark.student_job import run_score_student, run_train_student
+    from profile_features.spark.registry import run_stage
 
     sample = generate_sample(SampleConfig(users=users, items=items, seed=7))
     inputs = write_inputs(sample.interactions, sample.items, root / "raw")
@@ -108,7 +106,7 @@ def run_size(spark, users: int, items: int, root: Path, epochs: int, export_dir:
         return out
 
     timed("validate", lambda: stages.run_validate(spark, config))
-    timed("histories", lambda: stages.run_histories(spark, config))
+    timed("histories", lambda: run_stage(spark, config, "build_histories"))
 
     def baseline():  # the plain Spark way to gather each user's events with their item text, written once
         events = read_table(spark, config.table_path("validated/interactions")).where(F.col("timestamp") < cutoff)
@@ -117,11 +115,11 @@ def run_size(spark, users: int, items: int, root: Path, epochs: int, export_dir:
         grouped.write.mode("overwrite").parquet(str(root / "baseline_histories"))
 
     timed("histories_baseline", baseline)
-    timed("profiles", lambda: run_profiles(spark, config))
-    timed("embeddings", lambda: stages.run_embeddings(spark, config))
-    timed("semantic", lambda: run_semantic_columns(spark, config))
-    train = timed("train_student", lambda: run_train_student(spark, config))
-    timed("score_student", lambda: run_score_student(spark, config))
+    timed("profiles", lambda: run_stage(spark, config, "generate_profiles"))
+    timed("embeddings", lambda: run_stage(spark, config, "embed_texts"))
+    timed("semantic", lambda: run_stage(spark, config, "semantic_columns"))
+    train = timed("train_student", lambda: run_stage(spark, config, "train_student"))
+    timed("score_student", lambda: run_stage(spark, config, "score_student"))
     stage_rows = {
         "validate": rows["interactions"] + items,
         "histories": rows["interactions"],

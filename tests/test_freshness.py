@@ -454,14 +454,14 @@ def job_config(data_dir: Path, cutoff: datetime, **profile) -> JobConfig:
 
 @pytest.mark.spark
 def test_profile_job_regenerates_only_the_planned_users(tmp_path, spark, capsys):
-    from profile_features.spark.profile_job import run_profiles
+    from profile_features.spark.registry import run_stage
 
     data_dir = tmp_path / "data"
     old, new, first_cut, second_cut = two_snapshots(data_dir)
     newcomers = set(new.user_id) - set(old.user_id)  # also users whose first event is later
     config = lambda cutoff, **profile: job_config(data_dir, cutoff, **profile)  # noqa: E731
 
-    first = run_profiles(spark, config(first_cut))
+    first = run_stage(spark, config(first_cut), "generate_profiles")
     assert first["users"] == len(old) and first["refresh"] is None
     before = pd.read_parquet(data_dir / "profiles" / f"run_date={first_cut.date()}").set_index("user_id")
 
@@ -481,7 +481,7 @@ def test_profile_job_regenerates_only_the_planned_users(tmp_path, spark, capsys)
     # Keep one newcomer off the list (it gets a stand-in); add an unknown id and a repeat.
     listed = plan.user_id[1:].tolist()
     pd.DataFrame({"user_id": listed + ["nobody", listed[0]]}).to_csv(plan_path, index=False)
-    second = run_profiles(spark, config(second_cut, only_users=str(plan_path)))
+    second = run_stage(spark, config(second_cut, only_users=str(plan_path)), "generate_profiles")
 
     after = pd.read_parquet(data_dir / "profiles" / f"run_date={second_cut.date()}")
     assert len(after) == after.user_id.nunique() == len(new) == second["profiles"]
@@ -517,7 +517,7 @@ def test_profile_job_regenerates_only_the_planned_users(tmp_path, spark, capsys)
 def test_llm_refresh_calls_the_llm_only_for_listed_users(tmp_path, spark):
     """With an LLM generator and its cache: one call per listed user; unlisted users take the
     cached profile of their unchanged history, their previous profile, or a labelled stand-in."""
-    from profile_features.spark.profile_job import run_profiles
+    from profile_features.spark.registry import run_stage
     from tests.llm.fake_openai import FakeOpenAIServer
 
     data_dir = tmp_path / "data"
@@ -528,13 +528,15 @@ def test_llm_refresh_calls_the_llm_only_for_listed_users(tmp_path, spark):
             "partitions": 2,
             "openai": {"base_url": server.base_url, "model": "fake-llm", "timeout_s": 2, "max_retries": 0},
         }
-        run_profiles(spark, job_config(data_dir, first_cut, **llm))
+        run_stage(spark, job_config(data_dir, first_cut, **llm), "generate_profiles")
         assert server.calls == len(old)
         changed = new.merge(old, on="user_id").query("history_hash_x != history_hash_y").user_id.tolist()
         listed = changed[:1]
         pd.DataFrame({"user_id": listed}).to_parquet(tmp_path / "plan.parquet")
-        summary = run_profiles(
-            spark, job_config(data_dir, second_cut, only_users=str(tmp_path / "plan.parquet"), **llm)
+        summary = run_stage(
+            spark,
+            job_config(data_dir, second_cut, only_users=str(tmp_path / "plan.parquet"), **llm),
+            "generate_profiles",
         )
         assert server.calls == len(old) + 1 and summary["calls"] == 1 and summary["generated_users"] == 1
     newcomers = set(new.user_id) - set(old.user_id)

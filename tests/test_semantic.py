@@ -75,7 +75,7 @@ def test_semantic_job_refuses_vectors_of_two_encoders_in_one_snapshot(tmp_path, 
     """Two backends' vectors in one snapshot (a rerun with another embedding.backend over part of it)
     cannot share a transform: the job stops naming the table and both encoders."""
     from profile_features.config import JobConfig
-    from profile_features.spark.semantic_job import run_semantic_columns
+    from profile_features.spark.registry import run_stage
 
     rng = np.random.default_rng(0)
     folder = tmp_path / "data" / "user_profile_embeddings" / "run_date=2026-01-01"
@@ -90,4 +90,4 @@ def test_semantic_job_refuses_vectors_of_two_encoders_in_one_snapshot(tmp_path, 
     ).to_parquet(folder / "part-0.parquet", index=False)
     config = JobConfig(data_dir=str(tmp_path / "data"), history={"cutoff": "2026-01-01T00:00:00Z"})
     with pytest.raises(ValueError, match=r"user_profile_embeddings/run_date=2026-01-01: vectors of 2 encoders"):
-        run_semantic_columns(spark, config)
+        run_stage(spark, config, "semantic_columns")

@@ -307,8 +307,8 @@ def plan_generation(
     )
 
 
-def run_profiles(spark, config: JobConfig, snapshot: Snapshot | None = None) -> ProfilesResult:
-    """Write one profile per history of the snapshot (None: the newest histories run) with the configured generator."""
+def run_profiles(spark, config: JobConfig, snapshot: Snapshot) -> ProfilesResult:
+    """Write one profile per history of the snapshot with the configured generator."""
     from pyspark.sql import functions as F
 
     started = time.monotonic()

@@ -47,7 +47,7 @@ from profile_features.catalogue import (
 from profile_features.config import JobConfig
 from profile_features.spark.preflight import Needs
 
-__all__ = ["Stage", "STAGES", "SNAPSHOT_STAGES", "VALIDATE"]
+__all__ = ["Stage", "STAGES", "SNAPSHOT_STAGES", "VALIDATE", "run_stage"]
 
 
 def _always(config: JobConfig) -> bool:
@@ -180,3 +180,14 @@ SNAPSHOT_STAGES: tuple[Stage, ...] = (
 )
 
 STAGES: dict[str, Stage] = {stage.name: stage for stage in (VALIDATE, *SNAPSHOT_STAGES)}
+
+
+def run_stage(spark, config: JobConfig, name: str, snapshot: Snapshot | None = None):
+    """Run the stage `name` as its entry file does: on `snapshot`, or (a per-snapshot stage run by hand) the one
+    `spark.common.resolve_snapshot` decides from the config (`history.cutoff`, else the upstream's newest)."""
+    stage = STAGES[name]
+    if stage.per_snapshot and snapshot is None:
+        from profile_features.spark.common import resolve_snapshot
+
+        snapshot = resolve_snapshot(spark, config, stage.upstream)
+    return stage.run(spark, config, snapshot)

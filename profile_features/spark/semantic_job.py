@@ -30,7 +30,7 @@ from profile_features.semantic_ids import (
     save_sid_transform,
     sid_columns,
 )
-from profile_features.spark.common import ddl, resolve_snapshot, write_summary
+from profile_features.spark.common import ddl, write_summary
 from profile_features.spark.io import read_table, write_atomic
 from profile_features.spark.results import SemanticIdInfo, SemanticResult, TransformInfo
 
@@ -110,9 +110,8 @@ def _transform_for(config: JobConfig, kind: str, frame, vector_column: str, fitt
     return transform, save_transform(transform, directory), True
 
 
-def run_semantic_columns(spark, config: JobConfig, snapshot: Snapshot | None = None) -> SemanticResult:
-    """Write `user_semantic` and `item_semantic` partitions for the snapshot (None: the newest embeddings run)."""
-    snapshot = snapshot or resolve_snapshot(spark, config, USER_PROFILE_EMBEDDINGS)
+def run_semantic_columns(spark, config: JobConfig, snapshot: Snapshot) -> SemanticResult:
+    """Write `user_semantic` and `item_semantic` partitions for the snapshot."""
     outputs: dict[str, str] = {}
     transforms: dict[str, TransformInfo] = {}
     encoder, semantic_ids = None, None

@@ -33,7 +33,7 @@ from profile_features.config import JobConfig
 from profile_features.embeddings import cached_encoder, default_model_path, embed_items, embed_profiles, encoder_name
 from profile_features.encoder_backends import choose_backend
 from profile_features.spark.commit_fs import HadoopFS
-from profile_features.spark.common import ddl, resolve_snapshot, threads_per_task, write_summary
+from profile_features.spark.common import ddl, threads_per_task, write_summary
 from profile_features.spark.histories import history_rows
 from profile_features.spark.io import read_input, read_table, write_atomic
 from profile_features.spark.progress import SparkTaskProgress
@@ -192,15 +192,14 @@ def run_validate(spark, config: JobConfig) -> ValidateResult:
     return result
 
 
-def run_histories(spark, config: JobConfig, snapshot: Snapshot | None = None) -> HistoriesResult:
+def run_histories(spark, config: JobConfig, snapshot: Snapshot) -> HistoriesResult:
     """Cut histories and user/item stats at the snapshot's cutoff, all native aggregations (no Python workers).
 
-    `snapshot` must carry its cutoff (`Snapshot(data_dir, cutoff)`); None resolves it as an entry
-    file does (`history.cutoff`, else now).
+    `snapshot` must carry its cutoff (`Snapshot(data_dir, cutoff)`; `registry.run_stage` resolves one as an
+    entry file does: `history.cutoff`, else now).
     """
     from pyspark.sql import functions as F
 
-    snapshot = snapshot or resolve_snapshot(spark, config, None)
     cutoff = snapshot.cutoff
     if cutoff is None:
         raise ValueError(f"build_histories needs a cutoff, not only the run date {snapshot.run_date}")
@@ -235,9 +234,8 @@ def run_histories(spark, config: JobConfig, snapshot: Snapshot | None = None) ->
     return result
 
 
-def run_embeddings(spark, config: JobConfig, snapshot: Snapshot | None = None) -> EmbeddingsResult:
-    """Embed the snapshot's profiles and the catalogue's item texts (None: the newest profiles run)."""
-    snapshot = snapshot or resolve_snapshot(spark, config, PROFILES)
+def run_embeddings(spark, config: JobConfig, snapshot: Snapshot) -> EmbeddingsResult:
+    """Embed the snapshot's profiles and the catalogue's item texts."""
     profiles = read_table(spark, snapshot.path(PROFILES))
     items = read_table(spark, snapshot.root(ITEMS))
     as_of = pd.Timestamp(profiles.selectExpr("max(event_timestamp) AS t").first().t, tz="UTC")

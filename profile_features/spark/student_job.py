@@ -26,7 +26,7 @@ from profile_features.catalogue import (
 )
 from profile_features.config import JobConfig
 from profile_features.item_content import read_item_content
-from profile_features.spark.common import ddl, resolve_snapshot, threads_per_task, write_summary
+from profile_features.spark.common import ddl, threads_per_task, write_summary
 from profile_features.spark.io import read_table, write_atomic
 from profile_features.spark.results import StudentScoreResult, StudentTrainResult
 
@@ -93,16 +93,14 @@ def _catalogue(spark, snapshot: Snapshot):
     return catalogue.join(semantic.select("item_id", *levels), "item_id", "left") if levels else catalogue
 
 
-def run_train_student(spark, config: JobConfig, snapshot: Snapshot | None = None) -> StudentTrainResult:
-    """Train the student on interactions before the snapshot's cutoff and its profiles (None: the
-    newest embeddings run)."""
+def run_train_student(spark, config: JobConfig, snapshot: Snapshot) -> StudentTrainResult:
+    """Train the student on interactions before the snapshot's cutoff and its profiles."""
     from pyspark.sql import functions as F
 
     from profile_features import storage
     from student.config import load_student_config
     from student.train import train_from_parquet
 
-    snapshot = snapshot or resolve_snapshot(spark, config, USER_PROFILE_EMBEDDINGS)
     run_date = snapshot.run_date
     profiles = read_table(spark, snapshot.path(USER_PROFILE_EMBEDDINGS))
     cutoff = profiles.select(F.max("event_timestamp").alias("t")).first().t
@@ -153,10 +151,9 @@ def _score_items(spark, snapshot: Snapshot, path: str, threads: int) -> tuple[st
     }
 
 
-def run_score_student(spark, config: JobConfig, snapshot: Snapshot | None = None) -> StudentScoreResult:
+def run_score_student(spark, config: JobConfig, snapshot: Snapshot) -> StudentScoreResult:
     """Write `user_student` (every user with a history) and `item_student` (every catalogue item the
-    student can represent) for the snapshot (None: the newest histories run)."""
-    snapshot = snapshot or resolve_snapshot(spark, config, HISTORIES)
+    student can represent) for the snapshot."""
     histories = read_table(spark, snapshot.path(HISTORIES)).select("user_id", "event_timestamp", "item_ids")
     profiles = read_table(spark, snapshot.path(USER_PROFILE_EMBEDDINGS)).select("user_id", "profile_embedding")
     users = histories.join(profiles, "user_id", "left")  # a user without a profile still gets a student vector

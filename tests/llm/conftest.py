@@ -58,7 +58,8 @@ def user_histories(histories_frame) -> list[UserHistory]:
 def snapshot_template(tmp_path_factory, spark, llm_sample):
     """A data_dir with validated inputs and one histories snapshot (built once)."""
     from profile_features.pipeline import write_inputs
-    from profile_features.spark.stages import run_histories, run_validate
+    from profile_features.spark.registry import run_stage
+    from profile_features.spark.stages import run_validate
 
     root = tmp_path_factory.mktemp("llm-snapshot")
     inputs = write_inputs(llm_sample.interactions, llm_sample.items, root / "raw")
@@ -71,7 +72,7 @@ def snapshot_template(tmp_path_factory, spark, llm_sample):
         }
     )
     run_validate(spark, config)
-    run_histories(spark, config)
+    run_stage(spark, config, "build_histories")
     return root
 
 

@@ -16,7 +16,7 @@ from llm_support import CUTOFF, job_config
 
 from profile_features import schemas
 from profile_features.spark.profile_estimate import estimate_profiles
-from profile_features.spark.profile_job import run_profiles
+from profile_features.spark.registry import run_stage
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
 RUN_DATE = CUTOFF[:10]
@@ -84,11 +84,11 @@ def test_gemma_through_transformers_in_spark(spark, snapshot, gemma_gguf):
     )
     estimate = estimate_profiles(spark, config)  # counted with Gemma's own tokenizer, nothing generated
     assert estimate["token_counter"] == "tokenizer of gemma-3-270m-q4_k_m.gguf" and estimate["calls"] == 3
-    summary = run_profiles(spark, config)
+    summary = run_stage(spark, config, "generate_profiles")
     check_estimate(estimate, summary)
     profiles = check_profiles(snapshot, summary, "transformers", "gemma-3-270m-q4_k_m.gguf", victim)
     print(profiles[["user_id", "generator", "profile_text"]].to_string())
-    again = run_profiles(spark, config)  # nothing changed: all from the cache, bar retried fallbacks
+    again = run_stage(spark, config, "generate_profiles")  # nothing changed: all from the cache, bar retried fallbacks
     assert again["generated_users"] == summary["fallbacks"] and again["cache_hits"] == 3 - summary["fallbacks"]
 
 
@@ -112,7 +112,7 @@ def test_llama_cpp_server_through_spark(spark, snapshot, llama_server):
     estimate = estimate_profiles(spark, config)  # counted by the server's tokenizer endpoint
     assert estimate["token_counter"].startswith("server http://127.0.0.1:") and estimate["calls"] == 3
     assert estimate["server_models"] == [llama_server["model"]]
-    summary = run_profiles(spark, config)
+    summary = run_stage(spark, config, "generate_profiles")
     check_estimate(estimate, summary)
     assert sum(summary["reported_models"].values()) == summary["calls"]  # every response named its model
     profiles = check_profiles(snapshot, summary, "openai", llama_server["model"], victim)

@@ -16,7 +16,7 @@ from test_llm_profile_job import change_histories, openai_profile
 from profile_features.profiles.config import ProfileConfig
 from profile_features.profiles.estimate import price
 from profile_features.spark.profile_estimate import estimate_profiles
-from profile_features.spark.profile_job import run_profiles
+from profile_features.spark.registry import run_stage
 from tests.llm.fake_openai import FakeOpenAIServer
 
 pytestmark = pytest.mark.spark
@@ -48,7 +48,7 @@ def test_dry_run_counts_the_plan_and_writes_nothing_but_its_summary(spark, snaps
         assert estimate["cost"]["total"] == pytest.approx(expected["total"], abs=1e-3) and expected["total"] > 0
         assert estimate["server_models"] == ["fake-llm"]
 
-        first = run_profiles(spark, config)
+        first = run_stage(spark, config, "generate_profiles")
         assert first["calls"] == estimate["calls"] and first["fallbacks"] == 0
         assert first["reported_models"] == {"fake-llm": first["calls"]}  # what the server said answered
 
