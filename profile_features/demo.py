@@ -19,7 +19,7 @@ from profile_features.pipeline import (
     write_inputs,
 )
 
-__all__ = ["ensure_repo", "run_demo", "rank_for_user", "add_demo_bad_rows"]
+__all__ = ["ensure_repo", "run_demo", "rank_for_user", "add_demo_bad_rows", "stream_new_user"]
 
 
 def add_demo_bad_rows(sample: SampleData) -> SampleData:
@@ -76,6 +76,29 @@ def rank_for_user(repo: Path, user_id: str, item_ids: list[str], k: int = 10) ->
     ).to_df()
     ranked = candidates.sort_values("profile_item_similarity", ascending=False).head(k)
     return {key: values[0] for key, values in user.items()}, ranked
+
+
+def stream_new_user(spark, config: JobConfig, repo: Path, items: list[str], end) -> tuple[str, dict]:
+    """A user who signs up after the last snapshot and clicks three items: their events land in a folder, the
+    streaming job (caught up once) re-scores them, and their student features are online. Returns them."""
+    from feast import FeatureStore
+
+    from profile_features.streaming.job import run_stream
+
+    user_id, events = "new-user-demo", Path(config.data_dir) / "raw" / "events"
+    events.mkdir(parents=True, exist_ok=True)
+    start = pd.Timestamp(end)
+    start = start.tz_localize("UTC") if start.tzinfo is None else start  # cutoffs are UTC
+    times = [int((start + pd.Timedelta(minutes=m)).timestamp()) for m in (1, 2, 3)]
+    rows = "".join(f"{user_id},{item},{t},5\n" for item, t in zip(items[:3], times))
+    (events / "signup.csv").write_text("user_id,item_id,timestamp,rating\n" + rows)
+    stream = {"source": {"path": str(events)}, "available_now": True, "feature_repo": str(repo)}
+    run_stream(spark, JobConfig.model_validate({**config.model_dump(), "stream": stream}))
+    online = FeatureStore(repo_path=str(repo)).get_online_features(
+        features=["user_student:student_history_len", "user_student:student_variant"],
+        entity_rows=[{"user_id": user_id}],
+    )
+    return user_id, {k: v[0] for k, v in online.to_dict(include_event_timestamps=True).items()}
 
 
 SHIPPED_REPO = Path(__file__).resolve().parents[1] / "feature_repo"
@@ -147,4 +170,9 @@ def run_demo(repo: Path, sample: SampleConfig, spark_config: SparkConfig) -> Non
             f"{row.student_item_similarity:.3f})  "
             f"{item.title} ({item.year}) [{item.genres}]"
         )
+    log("streaming three events of a user who signed up after the last snapshot")
+    new_user, streamed = stream_new_user(spark, config, repo, ranked.item_id.tolist(), cutoffs[-1])
+    print(f"\n=== {new_user}, three events later (spark_jobs/stream_student.py, no batch run) ===")
+    for key, value in streamed.items():
+        print(f"  {key}: {value}")
     spark.stop()

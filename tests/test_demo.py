@@ -33,6 +33,8 @@ def test_demo_runs_every_stage_and_reads_online(tmp_path):
     assert "profile_text: Mostly interested in" in out
     ranked = [line for line in out.splitlines() if line.strip().startswith(("1. ", "10. "))]
     assert len(ranked) == 2
+    assert "=== new-user-demo, three events later" in out
+    assert "student_history_len: 3" in out  # the stream scored their three events; nothing was online before
     for table in (
         "histories",
         "profiles",
