@@ -19,7 +19,9 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -34,6 +36,12 @@ from profile_features.config import JobConfig, SampleConfig, SparkConfig  # noqa
 from profile_features.datasets import generate_sample  # noqa: E402
 
 TICK = 0.5
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def prepare(root: Path, store: str):
@@ -62,10 +70,12 @@ def prepare(root: Path, store: str):
     store_yaml["registry"]["path"] = str(root / "registry.db")
     redis = None
     if store == "redis":
-        from tests.conftest import free_port, start_redis
-
-        port = free_port()
-        redis = start_redis(port, root)
+        port = _free_port()
+        redis = subprocess.Popen(
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(root)],
+            stdout=subprocess.DEVNULL,
+        )
+        time.sleep(1.0)
         store_yaml["online_store"] = {"type": "redis", "connection_string": f"127.0.0.1:{port}"}
     else:
         store_yaml["online_store"] = {"type": "sqlite", "path": str(root / "online.db")}
