@@ -221,6 +221,9 @@ class StreamSource(StrictModel):
     format: Literal["csv", "parquet", "json", "kafka"] = "csv"
     delimiter: str = Field(",", min_length=1, max_length=1)  # CSV only
     columns: dict[str, str] = {}  # ours -> theirs, as TableInput.columns
+    # CSV only: the files' header, in order (their names). None: the header of a file already in the folder
+    # when the stream starts. Every file must carry this header: one that differs stops the stream, naming it.
+    header: list[str] | None = None
     options: dict[str, str] = {}
 
     @model_validator(mode="after")

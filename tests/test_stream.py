@@ -304,3 +304,17 @@ def test_a_forgotten_user_leaves_the_stream_and_stays_out(tmp_path, pipeline_run
     assert result.summary()["rejected_by_reason"] == {"forgotten user": 1}
     assert _id_hits(data, s["new"]) == []
     assert _online(repo, [s["new"]])["student_embedding"][0] is None
+
+
+def test_an_empty_csv_folder_needs_the_header_named(streamed, spark, tmp_path):
+    """Columns are matched by the header: with no file to read it from and none configured, the stream refuses to
+    start (rather than guess an order and shift columns), naming the folder and the setting."""
+    from profile_features.streaming.job import start_stream
+    from profile_features.validation import InputSchemaError
+
+    empty = tmp_path / "incoming"
+    empty.mkdir()
+    stream = {**streamed["config"].stream.model_dump(), "source": {"path": str(empty)}}
+    config = type(streamed["config"]).model_validate({**streamed["config"].model_dump(), "stream": stream})
+    with pytest.raises(InputSchemaError, match=r"incoming: no CSV file there .* stream.source.header"):
+        start_stream(spark, config)

@@ -30,8 +30,9 @@ def _string_schema(names, malformed: bool):
 def read_event_stream(spark, source: StreamSource):
     """A streaming DataFrame of raw events with our column names (missing optional ones as null).
 
-    CSV files need a header row; their columns are matched by name, in any order, as in the batch job, so the
-    header of the first file decides the order (a file with another header is rejected row by row as malformed).
+    CSV files need a header row, the same in every file: `source.header`, else the header of a file already in
+    the folder (a file with another header stops the stream with Spark's error naming it, rather than shifting
+    columns).
     JSON lines and Kafka values are objects keyed by column name; Parquet is read with the schema of the files
     already there (at least one must be).
     """
@@ -57,7 +58,12 @@ def read_event_stream(spark, source: StreamSource):
     else:
         reader = spark.readStream.options(**source.options)
         if source.format == "csv":
-            header = _csv_header(spark, source) or names
+            header = source.header or _csv_header(spark, source)
+            if not header:
+                raise InputSchemaError(
+                    f"{source.path}: no CSV file there to read the events' header from; set stream.source.header "
+                    f"to the files' columns in order, e.g. {names[:4]}"
+                )
             frame = (
                 reader.schema(_string_schema(header, True))
                 .option("header", True)
