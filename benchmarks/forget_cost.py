@@ -35,12 +35,10 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "forget_cost.json")
     args = parser.parse_args(argv)
 
-    import yaml
-
     from profile_features.erasure import forget_users
     from profile_features.pipeline import (
         apply_and_materialize,
-        prepare_repo,
+        private_repo,
         run_pipeline,
         snapshot_cutoffs,
         write_inputs,
@@ -62,14 +60,7 @@ def main(argv=None) -> int:
         started = time.perf_counter()
         run_pipeline(spark, config, cutoffs)
         pipeline_s = time.perf_counter() - started
-        repo = prepare_repo(ROOT / "feature_repo", root / "repo")
-        settings = yaml.safe_load((repo / "profile_features.yaml").read_text())
-        settings["data_dir"] = str(root / "data")
-        (repo / "profile_features.yaml").write_text(yaml.safe_dump(settings))
-        store = yaml.safe_load((repo / "feature_store.yaml").read_text())
-        store["registry"]["path"] = str(root / "registry.db")
-        store["online_store"] = {"type": "sqlite", "path": str(root / "online.db")}
-        (repo / "feature_store.yaml").write_text(yaml.safe_dump(store))
+        repo = private_repo(ROOT / "feature_repo", root / "repo", root / "data")
         started = time.perf_counter()
         apply_and_materialize(repo)
         materialize_s = time.perf_counter() - started

@@ -47,9 +47,7 @@ def _free_port() -> int:
 
 def prepare(root: Path, store: str):
     """(config, repo, users, items, redis process or None): one snapshot of the sample, applied and materialized."""
-    import yaml
-
-    from profile_features.pipeline import apply_and_materialize, prepare_repo, run_pipeline, write_inputs
+    from profile_features.pipeline import apply_and_materialize, private_repo, run_pipeline, write_inputs
     from profile_features.spark.session import build_spark
 
     sample = generate_sample(SampleConfig(users=300, items=400, seed=5))
@@ -63,13 +61,7 @@ def prepare(root: Path, store: str):
     spark = build_spark(config.spark)
     end = sample.interactions.timestamp.max().to_pydatetime().replace(tzinfo=timezone.utc)
     run_pipeline(spark, config, [end])
-    repo = prepare_repo(ROOT / "feature_repo", root / "repo")
-    settings = yaml.safe_load((repo / "profile_features.yaml").read_text())
-    settings["data_dir"] = str(root / "data")
-    (repo / "profile_features.yaml").write_text(yaml.safe_dump(settings))
-    store_yaml = yaml.safe_load((repo / "feature_store.yaml").read_text())
-    store_yaml["registry"]["path"] = str(root / "registry.db")
-    redis = None
+    online_store, redis = None, None
     if store == "redis":
         port = _free_port()
         redis = subprocess.Popen(
@@ -77,10 +69,8 @@ def prepare(root: Path, store: str):
             stdout=subprocess.DEVNULL,
         )
         time.sleep(1.0)
-        store_yaml["online_store"] = {"type": "redis", "connection_string": f"127.0.0.1:{port}"}
-    else:
-        store_yaml["online_store"] = {"type": "sqlite", "path": str(root / "online.db")}
-    (repo / "feature_store.yaml").write_text(yaml.safe_dump(store_yaml))
+        online_store = {"type": "redis", "connection_string": f"127.0.0.1:{port}"}
+    repo = private_repo(ROOT / "feature_repo", root / "repo", root / "data", online_store)
     apply_and_materialize(repo)
     users = sorted(sample.interactions.user_id.astype(str).unique())
     items = sorted(sample.items.item_id.astype(str).unique())

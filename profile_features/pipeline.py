@@ -114,6 +114,21 @@ def prepare_repo(source: Path, target: Path) -> Path:
     return target
 
 
+def private_repo(source: Path, target: Path, data_dir: str | Path, online_store: dict | None = None) -> Path:
+    """A copy of the repo at `source` in `target` that reads `data_dir`, with its own registry and online store
+    (SQLite in `target` unless `online_store` is given): a repo to apply and materialize beside a user's own."""
+    import yaml
+
+    repo = prepare_repo(source, target)
+    settings = yaml.safe_load((repo / "profile_features.yaml").read_text()) or {}
+    (repo / "profile_features.yaml").write_text(yaml.safe_dump({**settings, "data_dir": str(data_dir)}))
+    store = yaml.safe_load((repo / "feature_store.yaml").read_text()) or {}
+    store["registry"] = {**(store.get("registry") or {}), "path": str(target / "registry.db")}
+    store["online_store"] = online_store or {"type": "sqlite", "path": str(target / "online.db")}
+    (repo / "feature_store.yaml").write_text(yaml.safe_dump(store))
+    return repo
+
+
 def feast_cli(repo: Path, *args: str, store_yaml: Path | None = None) -> str:
     """Run the real `feast` CLI on `repo` (optionally another feature_store.yaml);
     raise with its output if it fails."""
