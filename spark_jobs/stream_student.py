@@ -19,12 +19,11 @@ Kafka: `stream.source.format: kafka` with the options `kafka.bootstrap.servers` 
 import sys
 
 from profile_features.spark.entry import run_job, run_main
-from profile_features.spark.preflight import Needs
-from profile_features.streaming.job import run_stream
+from profile_features.spark.registry import STAGES
 
 
 def main(argv=None):
-    return run_job(run_stream, __doc__, argv, needs=Needs(torch=True))
+    return run_job(STAGES["stream_student"], __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ It lives beside the runners in `spark/` because every stage is a Spark stage and
 only its own stage's dependencies (torch, sentence-transformers, ...).
 
 `refresh_plan` is not here: it is a planning tool with its own arguments (budget, output file),
-not a stage with a snapshot, and the pipeline never runs it.
+not a stage with a snapshot, and the pipeline never runs it. `stream_student` is (STREAM, not per snapshot):
+the pipeline never runs it either, but it reads and writes catalogue tables like every stage.
 """
 
 from __future__ import annotations
@@ -29,10 +30,14 @@ from profile_features.catalogue import (
     ITEMS,
     PROFILE_CACHE,
     PROFILE_DEAD_LETTERS,
+    PROFILE_REFRESH_QUEUE,
     PROFILE_REFRESH_REJECTS,
     PROFILES,
     REJECTS,
     RUNS,
+    STREAM_CHECKPOINT,
+    STREAM_EVENTS,
+    STREAM_REJECTS,
     STUDENT,
     STUDENT_TRAINING,
     TOMBSTONES,
@@ -47,7 +52,7 @@ from profile_features.catalogue import (
 from profile_features.config import JobConfig
 from profile_features.spark.preflight import Needs
 
-__all__ = ["Stage", "STAGES", "SNAPSHOT_STAGES", "VALIDATE", "run_stage"]
+__all__ = ["Stage", "STAGES", "SNAPSHOT_STAGES", "VALIDATE", "STREAM", "run_stage"]
 
 
 def _always(config: JobConfig) -> bool:
@@ -179,7 +184,19 @@ SNAPSHOT_STAGES: tuple[Stage, ...] = (
     ),
 )
 
-STAGES: dict[str, Stage] = {stage.name: stage for stage in (VALIDATE, *SNAPSHOT_STAGES)}
+# The streaming student refresh: runs until stopped, between snapshots, on the newest one's histories and student.
+STREAM = Stage(
+    name="stream_student",
+    key="stream",
+    runner="profile_features.streaming.job:run_stream",
+    title="streaming student refresh",
+    reads=(HISTORIES, USER_PROFILE_EMBEDDINGS, STUDENT, ITEMS, TOMBSTONES, STREAM_EVENTS, PROFILE_REFRESH_QUEUE),
+    writes=(STREAM_EVENTS, STREAM_REJECTS, USER_STUDENT, PROFILE_REFRESH_QUEUE, STREAM_CHECKPOINT, RUNS),
+    needs=Needs(torch=True),
+    per_snapshot=False,
+)
+
+STAGES: dict[str, Stage] = {stage.name: stage for stage in (VALIDATE, *SNAPSHOT_STAGES, STREAM)}
 
 
 def run_stage(spark, config: JobConfig, name: str, snapshot: Snapshot | None = None):
