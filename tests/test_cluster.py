@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from profile_features.catalogue import ENCODERS, DataDir
-from profile_features.spark.registry import STAGES as REGISTRY
+from profile_features.spark.registry import SNAPSHOT_STAGES, VALIDATE
 from tests.conftest import REPO_ROOT, free_port, local_table
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark, pytest.mark.cluster]
@@ -40,7 +40,7 @@ def _editable(obj):
 sys.meta_path[:] = [f for f in sys.meta_path if not _editable(f)]
 sys.path_hooks[:] = [h for h in sys.path_hooks if not _editable(h)]
 """
-STAGES = list(REGISTRY)  # every registry stage, in pipeline order: one spark_jobs/ entry each
+STAGES = [s.name for s in (VALIDATE, *SNAPSHOT_STAGES)]  # the pipeline's stages in order: a spark_jobs/ entry each
 
 
 def _wait_for(predicate, what: str, processes, timeout: float = 120) -> None:
