@@ -124,12 +124,11 @@ class MicroBatch:
             .select("*", batch)
         )
         write_batch_file(rejects, config.data_dir, data.root(STREAM_REJECTS), batch_id)
-        write_batch_file(accepted, config.data_dir, data.root(STREAM_EVENTS), batch_id)
+        events_file = write_batch_file(accepted, config.data_dir, data.root(STREAM_EVENTS), batch_id)
         classified.unpersist()
         raw.unpersist()
 
-        touched = spark.read.parquet(data.root(STREAM_EVENTS)).where(F.col("stream_batch") == batch_id)
-        touched = touched.select("user_id").distinct()
+        touched = spark.read.parquet(events_file).select("user_id").distinct()  # this batch's file, not the table
         events = read_table(spark, data.root(STREAM_EVENTS)).where(F.col("stream_batch") <= batch_id)
         histories = touched_histories(
             touched, read_table(spark, snapshot.path(HISTORIES)), events, cutoff, config.history.max_length
