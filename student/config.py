@@ -214,8 +214,9 @@ class GuardConfig(StrictModel):
     mean over its targets), like evaluate's test. Candidates, richest first: the configured student,
     the same without item content (text / semantic-ID views), plain SASRec (no content, no
     distillation); then most-popular.
-    The first candidate that is not worse than plain SASRec and than most-popular ships, refitted on
-    everything before the training cutoff for its validated number of epochs.
+    The first candidate that is not worse than most-popular, and than plain SASRec when plain SASRec is
+    itself not worse than most-popular, ships, refitted on everything before the training cutoff for its
+    validated number of epochs.
 
     "Not worse": a non-inferiority test on the paired per-user differences: the one-sided
     `confidence` lower bound of the mean difference must be at least -`margin` x the baseline's mean,

@@ -6,9 +6,10 @@ validation cutoff leaves the newest `valid_fraction` of the training interaction
 candidate trains on what lies before it (its epochs picked there) and is scored on the first item(s)
 each user touched after it, ranked over the whole catalogue. Candidates, richest first: the configured
 student, the same without item content, plain SASRec; then the popularity prior. The first candidate
-that is non-inferior to plain SASRec and to most-popular (paired per-user NDCG@10 differences, a
-one-sided lower confidence bound above -margin x the baseline) ships, refitted on every interaction
-before the training cutoff for its validated number of epochs. The decision and its figures are kept
+that is non-inferior to what would ship instead (paired per-user NDCG@10 differences, a one-sided
+lower confidence bound above -margin x the baseline) ships: to most-popular, and to plain SASRec when
+plain SASRec is itself non-inferior to most-popular (`choose_variant`). It is refitted on every
+interaction before the training cutoff for its validated number of epochs. The decision and its figures are kept
 (`GuardDecision`) for the job summary, the checkpoint manifest and the served `student_variant`.
 """
 
@@ -46,6 +47,7 @@ __all__ = [
     "per_user_ndcg",
     "non_inferiority",
     "variant_chain",
+    "choose_variant",
     "guarded_fit",
 ]
 
@@ -200,6 +202,53 @@ def variant_chain(cfg: StudentConfig, has_content: bool, has_profiles: bool) -> 
     return out
 
 
+def choose_variant(
+    names: list[str],
+    scores_of: Callable[[str], np.ndarray],
+    popular: np.ndarray,
+    guard: GuardConfig,
+    judged: Callable[[str, list[Check]], None] = lambda name, checks: None,
+) -> tuple[str | None, str]:
+    """The variant to ship among `names` (richest first, plain SASRec last), or None for most-popular.
+
+    Plain SASRec is judged first, against most-popular. A richer candidate ships when it is not worse than
+    most-popular and, if plain SASRec itself would ship, than plain SASRec: the comparison is with what
+    would ship instead. When plain SASRec cannot be shown not worse than most-popular, most-popular is the
+    fallback a richer candidate must not be worse than. `scores_of` trains lazily: the chain stops at the
+    first candidate that ships. `judged(name, checks)` is told each candidate's checks in order.
+
+    Returns:
+        (the shipped name or None, the reason in words).
+    """
+    users = len(popular)
+    plain = names[-1]
+    plain_scores = scores_of(plain)
+    plain_check = non_inferiority(plain_scores, popular, POPULARITY, guard)
+    judged_names = []
+    for name in names:
+        if name == plain:
+            checks = [plain_check]
+        else:
+            checks = [non_inferiority(scores_of(name), plain_scores, PLAIN, guard)] if plain_check.passed else []
+            checks.append(non_inferiority(scores_of(name), popular, POPULARITY, guard))
+        judged(name, checks)
+        if all(check.passed for check in checks):
+            if name == plain:
+                reason = f"not worse than most-popular on {users} validation users"
+            elif plain_check.passed:
+                reason = f"not worse than plain SASRec and most-popular on {users} validation users"
+            else:
+                reason = (
+                    f"not worse than most-popular on {users} validation users, the fallback: plain SASRec was "
+                    "not shown not worse than it"
+                )
+            if judged_names:
+                reason += "; richer variants were not: " + ", ".join(judged_names)
+            return name, reason
+        judged_names.append(name)
+    return None, "no trained variant was shown not worse than most-popular (and plain SASRec) on validation"
+
+
 def guarded_fit(
     cfg: StudentConfig, data: TrainingUsers, log: Callable[[str], None] | None = logging.getLogger(__name__).info
 ) -> tuple[FitResult, GuardDecision]:
@@ -270,26 +319,19 @@ def guarded_fit(
         candidates.append(candidate(CONFIGURED, []))
         shipped, reason = CONFIGURED, "guard disabled: the configured student ships, its epochs validated"
     else:
-        plain_name, plain_cfg = chain[-1]
-        _, plain_scores = train(plain_name, plain_cfg)
-        for name, c in chain:
-            _, scores = train(name, c)
-            checks = [] if name == plain_name else [non_inferiority(scores, plain_scores, PLAIN, guard)]
-            checks.append(non_inferiority(scores, popular, POPULARITY, guard))
+
+        def scores_of(name: str) -> np.ndarray:
+            return train(name, dict(chain)[name])[1]
+
+        def judged(name: str, checks: list[Check]) -> None:
             candidates.append(candidate(name, checks))
             say(f"[guard] {name}: " + "; ".join(check.describe() for check in checks))
-            if candidates[-1].passed:
-                shipped = name
-                against = "plain SASRec and most-popular" if name != plain_name else "most-popular"
-                reason = f"not worse than {against} on {users} validation users"
-                if len(candidates) > 1:
-                    reason += "; richer variants were not: " + ", ".join(c.variant for c in candidates[:-1])
-                break
+
+        shipped, reason = choose_variant([name for name, _ in chain], scores_of, popular, guard, judged)
     if shipped is None:
         res, _ = fitted[chain[-1][0]]
         _rank_by_popularity(res, data)
         res.best_valid = res.popularity_valid = metrics_from_ranks(pop_ranks).as_dict()
-        reason = "no trained variant was shown not worse than most-popular (and plain SASRec) on validation"
         say(f"[guard] shipping the popularity prior: {reason}")
         return res, decision(POPULARITY, reason, candidates, float(popular.mean()), res.best_epoch)
     validated, _ = fitted[shipped]

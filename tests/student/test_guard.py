@@ -15,6 +15,7 @@ from student.guard import (
     PLAIN,
     POPULARITY,
     WITHOUT_CONTENT,
+    choose_variant,
     non_inferiority,
     per_user_ndcg,
     variant_chain,
@@ -95,6 +96,41 @@ def test_non_inferiority_passes_ties_and_fails_harm_and_no_power():
     assert non_inferiority(big + rng.normal(0, 0.5, size=40_000) * 0.1, big, "b", guard).passed
     better = non_inferiority(base + 0.1, base, "b", guard)
     assert better.passed and better.difference == pytest.approx(0.1)
+
+
+def _choose(scores: dict[str, np.ndarray], popular: np.ndarray):
+    asked, judged = [], []
+
+    def scores_of(name):
+        asked.append(name)
+        return scores[name]
+
+    names = [CONFIGURED, WITHOUT_CONTENT, PLAIN]
+    shipped, reason = choose_variant(names, scores_of, popular, GuardConfig(), lambda n, c: judged.append((n, c)))
+    return shipped, reason, asked, dict(judged)
+
+
+def test_a_candidate_is_judged_against_what_would_ship_instead():
+    """Known answers on 200 validation users: plain SASRec clearly below most-popular does not ship, so
+    a richer candidate clearly above most-popular ships though it is far from plain (the guard used to ship
+    most-popular there); when plain SASRec would ship, a richer one must not be worse than it."""
+    rng = np.random.default_rng(0)
+    popular = rng.uniform(0.1, 0.3, size=200)
+    weak_plain = popular - 0.08 + rng.normal(0, 0.01, size=200)
+    good = popular + 0.05 + rng.normal(0, 0.01, size=200)
+    shipped, reason, asked, judged = _choose({CONFIGURED: good, PLAIN: weak_plain}, popular)
+    assert shipped == CONFIGURED and "plain SASRec was not shown not worse" in reason
+    assert WITHOUT_CONTENT not in asked  # the chain stops at the first candidate that ships
+    assert [c.baseline for c in judged[CONFIGURED]] == [POPULARITY]
+
+    strong_plain = popular + 0.10 + rng.normal(0, 0.01, size=200)
+    shipped, reason, asked, judged = _choose({CONFIGURED: good, WITHOUT_CONTENT: good, PLAIN: strong_plain}, popular)
+    assert shipped == PLAIN and "richer variants were not: configured, without_item_content" in reason
+    assert [c.baseline for c in judged[CONFIGURED]] == [PLAIN, POPULARITY]
+    assert not judged[CONFIGURED][0].passed and judged[CONFIGURED][1].passed
+
+    shipped, reason, _, _ = _choose({CONFIGURED: weak_plain, WITHOUT_CONTENT: weak_plain, PLAIN: weak_plain}, popular)
+    assert shipped is None and "no trained variant" in reason
 
 
 def test_per_user_ndcg_averages_each_users_targets():
