@@ -395,6 +395,17 @@ def test_evaluate_config_writes_a_report_whose_numbers_match_a_direct_computatio
     cold_users = results.query("model == 'lightgbm' and slice == 'cold'").users.max()
     assert cold_users == (counts >= 1).sum() > 0
 
+    # The cold run measures with the full run's models: each snapshot's student scores the cut histories
+    # (nothing trained there); LightGBM's reuse of the settings is test_selection's.
+    full_data, cold_data = config.workdir / "full" / "repo" / "data", config.workdir / "cold" / "repo" / "data"
+    assert not (cold_data / "student").exists() and (full_data / "student").exists()
+    for run_date in (f"{train_cutoff:%Y-%m-%d}", f"{test_cutoff:%Y-%m-%d}"):
+        cold_ids = set(pd.read_parquet(cold_data / "user_student" / f"run_date={run_date}").student_checkpoint_id)
+        full_ids = set(pd.read_parquet(full_data / "user_student" / f"run_date={run_date}").student_checkpoint_id)
+        assert cold_ids == full_ids and len(full_ids) == 1
+    phases = document["details"]["phase_seconds"]
+    assert {"cold run: features from the cut histories", "cold run: lightgbm"} <= set(phases)
+
 
 def test_html_report_renders_the_markdown_and_escapes_text(tmp_path):
     from profile_features.evaluation.html import render_html

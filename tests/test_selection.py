@@ -164,6 +164,23 @@ def test_lightgbm_selection_recommends_the_label_column_and_not_the_noise(known_
     assert all(len(p["final_trees_per_seed"]) == 2 for p in results.params.values())
 
 
+def test_settled_settings_refit_the_same_final_models_without_tuning(known_answer_comparison):
+    """The cold run reuses the full run's settings and tree counts: on the same rows it must reproduce the
+    full run's test figures exactly, and validate nobody (nothing is tuned or cross-validated)."""
+    results, sets = known_answer_comparison
+    frames = [(seed, _candidate_frame(200, seed), _candidate_frame(150, 100 + seed)) for seed in range(2)]
+    fits = []
+    again = compare_column_sets(
+        frames, sets, {"all": [f"u{i:04d}" for i in range(150)]}, 5, log=fits.append, settled=results.params
+    )
+    assert again.valid.empty
+    pd.testing.assert_frame_equal(again.test, results.test)
+    assert {v: p["final_trees_per_seed"] for v, p in again.params.items()} == {
+        v: p["final_trees_per_seed"] for v, p in results.params.items()
+    }
+    assert fits and all("settled earlier" in line for line in fits if "lightgbm seed" in line and "train" in line)
+
+
 def test_user_folds_depend_on_the_id_alone_and_are_balanced():
     users = [f"user-{i}" for i in range(5000)]
     folds = user_folds(users, 5)

@@ -285,6 +285,7 @@ def compare_column_sets(
     folds: int = 5,
     grid: Sequence[RankerParams] = TUNING_GRID,
     log: Callable[[str], None] = print,
+    settled: dict[str, dict] | None = None,
 ) -> GbdtResults:
     """Tune, cross-validate, fit and test every column set on each seed's (seed, training rows, test rows).
 
@@ -292,23 +293,38 @@ def compare_column_sets(
     figures are what the recommendation reads. The settings are searched once per set (first seed,
     fold 0's split); the final model of each set refits on all training rows with the folds' median
     tree count and ranks the test rows.
+
+    Args:
+        settled: an earlier result's `params` (same sets and seeds): each set's settings and per-seed tree
+            counts are taken from it, so nothing is tuned or cross-validated (`valid` comes back empty) and
+            only the final models are fitted and tested. The cold run uses it: its figures are test-only.
     """
     if folds < 3:
         raise ValueError(f"folds must be at least 3 (fit, early stopping and scoring need one each), got {folds}")
     tests, test_users, valids, chosen, final_trees = [], [], [], {}, {}
-    for seed, train, test in frames:
+    for position, (seed, train, test) in enumerate(frames):
         fold_of = train.user_id.map(user_folds(train.user_id.unique(), folds))
         log(
-            f"  lightgbm seed {seed}: train {len(train)} rows / {train.user_id.nunique()} users ({folds} folds by "
-            f"user), test {len(test)} rows / {test.user_id.nunique()} users"
+            f"  lightgbm seed {seed}: train {len(train)} rows / {train.user_id.nunique()} users "
+            + ("(settings and trees settled earlier)" if settled else f"({folds} folds by user)")
+            + f", test {len(test)} rows / {test.user_id.nunique()} users"
         )
         for variant, columns in sets.items():
-            if variant not in chosen:  # tuned on the first seed, reused (same budget for every set)
-                fit, stop = train[(fold_of != 0) & (fold_of != 1)], train[fold_of == 1]
-                chosen[variant] = tune_ranker(fit, stop, columns, seed, grid)
-            per_user, trees = _cross_validate(train, columns, seed, chosen[variant].params, fold_of, folds)
-            valids.append(_per_user_frame(variant, seed, per_user))
-            final_trees.setdefault(variant, []).append(int(np.median(trees or [1])))
+            if settled:
+                earlier = settled[variant]
+                if variant not in chosen:
+                    fields = {name: earlier[name] for name in RankerParams.__dataclass_fields__}
+                    chosen[variant] = TunedRanker(
+                        RankerParams(**fields), earlier["trees_on_first_seed"], earlier["valid_ndcg@10"]
+                    )
+                final_trees.setdefault(variant, []).append(earlier["final_trees_per_seed"][position])
+            else:
+                if variant not in chosen:  # tuned on the first seed, reused (same budget for every set)
+                    fit, stop = train[(fold_of != 0) & (fold_of != 1)], train[fold_of == 1]
+                    chosen[variant] = tune_ranker(fit, stop, columns, seed, grid)
+                per_user, trees = _cross_validate(train, columns, seed, chosen[variant].params, fold_of, folds)
+                valids.append(_per_user_frame(variant, seed, per_user))
+                final_trees.setdefault(variant, []).append(int(np.median(trees or [1])))
             model = fit_ranker(train, columns, seed, chosen[variant].params, trees=final_trees[variant][-1])
             scored = per_user_metrics(test.assign(score=model.predict(test[columns])), "score")
             tests += _test_records(scored, variant, seed, slices)
@@ -352,6 +368,7 @@ def evaluate_gbdt(
     folds: int = 5,
     grid: Sequence[RankerParams] = TUNING_GRID,
     log: Callable[[str], None] = print,
+    settled: dict[str, dict] | None = None,
 ) -> GbdtResults:
     """`compare_column_sets` on point-in-time rows from Feast: candidates of the training window's users
     (training snapshot) and of the test window's users (test snapshot), negatives drawn anew per seed.
@@ -370,5 +387,5 @@ def evaluate_gbdt(
             )
 
     return compare_column_sets(
-        frames(), sets or column_sets(), slices if slices is not None else split.slices, folds, grid, log
+        frames(), sets or column_sets(), slices if slices is not None else split.slices, folds, grid, log, settled
     )

@@ -6,7 +6,9 @@ take the same path. The run validates the inputs (rejects counted as in producti
 builds two snapshots, and evaluates on the temporal split of split.py. When the data has
 too few naturally cold test users, a second pipeline run cuts the longer histories of the
 test users to their first `cold_max_history` interactions (see cold_start.py) and gives
-the "cold" figures; the report says which.
+the "cold" figures; the report says which. That run measures only: it reuses the full run's
+models (each snapshot's student scores the cut histories; LightGBM's settings and tree counts
+and the comparison's students, `Settled`), as served models meet users with short histories.
 
 Like LightGBM training itself, the evaluation reads the validated interactions into the
 driver's memory: run it on a sample of users that fits one machine.
@@ -27,7 +29,7 @@ import pandas as pd
 from pydantic import Field, model_validator
 
 from profile_features import __version__, storage
-from profile_features.catalogue import INTERACTIONS, ITEMS, DataDir
+from profile_features.catalogue import INTERACTIONS, ITEMS, DataDir, Snapshot
 from profile_features.config import InputsConfig, JobConfig, TableInput
 from profile_features.evaluation.cold_start import truncate_histories
 from profile_features.evaluation.gbdt import TUNING_GRID, column_sets, evaluate_gbdt
@@ -52,6 +54,7 @@ from profile_features.pipeline import (
 from profile_features.pipeline import log as pipeline_log
 from profile_features.schemas import to_utc
 from profile_features.spark.session import build_spark
+from profile_features.spark.student_job import checkpoint_dir
 from profile_features.strict_model import StrictModel
 
 __all__ = ["EvaluationConfig", "MissingExtras", "isolated_repo", "preflight", "run_evaluation"]
@@ -130,8 +133,13 @@ def isolated_repo(target: Path, source: Path = SHIPPED_REPO) -> Path:
     return repo
 
 
-def _build(config: EvaluationConfig, name: str, inputs: InputsConfig, cutoffs, log) -> tuple[Path, JobConfig, dict]:
-    """An isolated repo at <workdir>/<name>, validation and both snapshots run into it, feast apply."""
+def _build(
+    config: EvaluationConfig, name: str, inputs: InputsConfig, cutoffs, log, students: list[str] | None = None
+) -> tuple[Path, JobConfig, dict]:
+    """An isolated repo at <workdir>/<name>, validation and both snapshots run into it, feast apply.
+
+    `students`: one checkpoint per cutoff that scores that snapshot instead of a student trained on it.
+    """
 
     repo = isolated_repo(config.workdir.resolve() / name / "repo")
     student = config.job.student.model_copy(
@@ -141,7 +149,15 @@ def _build(config: EvaluationConfig, name: str, inputs: InputsConfig, cutoffs, l
     spark = build_spark(job.spark)
     validation = run_validation(spark, job)
     cutoffs = cutoffs or _cutoffs(job, config.quantiles)
-    snapshots = run_snapshots(spark, job, cutoffs)
+    if students:
+        snapshots = [
+            run_snapshots(
+                spark, job.model_copy(update={"student": student.model_copy(update={"checkpoint": path})}), [cutoff]
+            )[0]
+            for cutoff, path in zip(cutoffs, students, strict=True)
+        ]
+    else:
+        snapshots = run_snapshots(spark, job, cutoffs)
     log("feast apply")
     feast_cli(repo, "apply")
     return repo, job, {"validate": validation, "snapshots": snapshots, "cutoffs": cutoffs}
@@ -209,6 +225,17 @@ def _cutoffs(job: JobConfig, quantiles):
 
 
 @dataclass(frozen=True)
+class Settled:
+    """What the full run decided, reused by the cold run, whose figures are test-only: LightGBM's settings
+    and per-seed tree counts, and the comparison's students with the interactions they were trained on
+    (they rank the cold users from their cut histories, as a served model meets a user with a short one)."""
+
+    lightgbm_params: dict[str, dict]
+    student_checkpoints: dict[str, list] | None
+    interactions: pd.DataFrame
+
+
+@dataclass(frozen=True)
 class RankerRuns:
     """What `_rankers` measured on one built repo."""
 
@@ -216,12 +243,22 @@ class RankerRuns:
     per_user: pd.DataFrame  # model, variant, seed, slice, metric, user_id, value (report.slice_rows)
     valid: dict[str, pd.DataFrame]  # ranker -> per-user validation values (variant, seed, user_id, value)
     details: dict
+    settled: Settled
 
 
 def _rankers(
-    config: EvaluationConfig, repo: Path, job: JobConfig, interactions, items, split, slices, log
+    config: EvaluationConfig,
+    repo: Path,
+    job: JobConfig,
+    interactions,
+    items,
+    split,
+    slices,
+    log,
+    settled: Settled | None = None,
 ) -> RankerRuns:
-    """LightGBM, two-tower and the student against its baselines on one built repo."""
+    """LightGBM, two-tower and the student against its baselines on one built repo (with `settled`: nothing
+    tuned, cross-validated or trained for the students again; see `Settled`)."""
     from feast import FeatureStore
 
     seeds = range(config.seeds)
@@ -238,6 +275,7 @@ def _rankers(
         folds=config.cv_folds,
         grid=TUNING_GRID[: config.tuning_settings],
         log=log,
+        settled=settled.lightgbm_params if settled else None,
     )
     seconds["lightgbm"], started = time.monotonic() - started, time.monotonic()
     frames = [gbdt.test]
@@ -264,21 +302,26 @@ def _rankers(
         seconds["two_tower"], started = time.monotonic() - started, time.monotonic()
     data_dir = Path(job.data_dir)
     student_slices = {name: users for name, users in slices.items() if name != "new"}  # students need a history
+    checkpoints, trained_on = None, interactions
     if job.student.enabled:
-        log("student against most-popular and plain SASRec (same schedule)")
-        checkpoints = train_comparison_students(
-            data_dir,
-            interactions,
-            split.test_cutoff,
-            job.student.config,
-            job.student.overrides,
-            range(config.student_seeds or config.seeds),
-            repo.parent / "students",
-            log=log,
-        )
-        ranked = student_ranks(data_dir, interactions, split.test_cutoff, split.end, checkpoints)
+        if settled and settled.student_checkpoints:
+            log("student against most-popular and plain SASRec: the full run's students on the cut histories")
+            checkpoints, trained_on = settled.student_checkpoints, settled.interactions
+        else:
+            log("student against most-popular and plain SASRec (same schedule)")
+            checkpoints = train_comparison_students(
+                data_dir,
+                interactions,
+                split.test_cutoff,
+                job.student.config,
+                job.student.overrides,
+                range(config.student_seeds or config.seeds),
+                repo.parent / "students",
+                log=log,
+            )
+        ranked = student_ranks(data_dir, trained_on, split.test_cutoff, split.end, checkpoints)
         frames.append(
-            evaluate_student(data_dir, interactions, split.test_cutoff, split.end, slices=student_slices, ranked=ranked)
+            evaluate_student(data_dir, trained_on, split.test_cutoff, split.end, slices=student_slices, ranked=ranked)
         )
         per_user.append(slice_rows(ranks_per_user(*ranked), "student", "ndcg@10", student_slices))
         seconds["student comparison"] = time.monotonic() - started
@@ -287,6 +330,7 @@ def _rankers(
         pd.concat(per_user, ignore_index=True),
         valid,
         {"lightgbm_params": gbdt.params, "phase_seconds": seconds},
+        Settled(gbdt.params, checkpoints, trained_on),
     )
 
 
@@ -402,13 +446,19 @@ def run_evaluation(config: EvaluationConfig, log: Callable[[str], None] | None =
             interactions=TableInput(path=str(raw / "interactions.parquet")),
             items=TableInput(path=str(raw / "items.parquet")),
         )
-        cold_repo, cold_job, _ = _build(config, "cold", cold_inputs, cutoffs, log)
+        students = [checkpoint_dir(job, Snapshot(job.data_dir, cutoff)) for cutoff in cutoffs]
+        cold_repo, cold_job, _ = _build(
+            config, "cold", cold_inputs, cutoffs, log, students if job.student.enabled else None
+        )
+        phases["cold run: features from the cut histories"] = time.monotonic() - started
         cold_users = sorted(set(natural) | set(long_history))
         cold_split = build_split(cut, tuple(cutoffs), end, config.valid_fraction, config.cold_max_history)
-        cold = _rankers(config, cold_repo, cold_job, cut, items, cold_split, {"cold": cold_users}, log)
+        cold = _rankers(
+            config, cold_repo, cold_job, cut, items, cold_split, {"cold": cold_users}, log, settled=runs.settled
+        )
         results = pd.concat([results, cold.results], ignore_index=True)
         per_user = pd.concat([per_user, cold.per_user], ignore_index=True)
-        phases["cold run (pipeline and rankers)"] = time.monotonic() - started
+        phases |= {f"cold run: {name}": value for name, value in cold.details["phase_seconds"].items()}
     sizes["cold"] = len(cold_users)
 
     latency, started = None, time.monotonic()
@@ -444,14 +494,17 @@ def run_evaluation(config: EvaluationConfig, log: Callable[[str], None] | None =
             if mode == "natural"
             else f"truncated, a second pipeline run in which every test user with more than "
             f"{config.cold_max_history} interactions before the test cutoff keeps only the first "
-            f"{config.cold_max_history} (plus the naturally cold); features, student and rankers rebuilt"
+            f"{config.cold_max_history} (plus the naturally cold). Its features are rebuilt from the cut histories "
+            "with the full run's models, as served models meet users with short histories: each snapshot's student "
+            "scores that snapshot, LightGBM refits with the full run's settings and tree counts, and the student "
+            "comparison's models rank the cut histories"
         ),
         "seeds": f"{config.seeds} (LightGBM: negatives and model seed, settings tuned on the first; two-tower: "
         f"initialisation and batches; students: initialisation and batches)",
-        "student": "the pipeline's checkpoint and the same config on more seeds, each through the deployment guard "
-        "(student/guard.py: the richest variant not worse than plain SASRec and most-popular on the items after a "
-        "validation cutoff inside the training period), and plain SASRec with the guard off, ranking all items "
-        "for each test user's next item",
+        "student": "the pipeline's checkpoint, whatever its deployment guard shipped (student/guard.py: the richest "
+        "variant not worse than what would ship instead, on the items after a validation cutoff inside the training "
+        "period), that variant retrained on the other seeds (the popularity prior, if that shipped), and plain "
+        "SASRec with the guard off, ranking all items for each test user's next item",
     }
     details |= {
         "dataset": config.dataset,

@@ -4,9 +4,9 @@ Every model ranks all items for each test user from the history the histories jo
 the test cutoff; the target is the user's first item after the cutoff. Full ranking,
 seen items not removed, as in benchmarks/student_quality.py. The models:
 - "most popular" (counts before the cutoff): the reference every sequential model must beat;
-- "student": the pipeline's checkpoint (seed 0) and the same config on more seeds, each through the
-  deployment guard (student/guard.py), so what is measured is what the pipeline would ship
-  (possibly a fallback variant; the log names it);
+- "student": the pipeline's checkpoint (seed 0), whatever its deployment guard (student/guard.py)
+  shipped, and that variant retrained on more seeds (the popularity prior when that shipped), so
+  what is measured is what the pipeline ships;
 - "plain SASRec": the same config with IDs only (no distillation, no item content, no neighbour
   term, no crops), same schedule and seeds, the guard off (plain SASRec itself, never a fallback),
 all trained on the interactions before the cutoff, epochs picked on the guard's validation (the items
@@ -64,16 +64,22 @@ def train_comparison_students(
 ) -> dict[str, list[str | Path]]:
     """Checkpoints per variant and seed, trained as the pipeline trains its student at `test_cutoff`.
 
-    Seed 0 of the distilled student is the pipeline's own checkpoint; the other runs go to `out_dir`.
+    Seed 0 of the student is the pipeline's own checkpoint, whatever its guard shipped. The other seeds
+    retrain that variant (its saved config, epochs picked on the same validation, then refitted): the
+    seeds measure the shipped model's spread, and the guard's search is not repeated per seed. When the
+    guard shipped the popularity prior, every seed is that prior. The runs go to `out_dir`.
     """
     from profile_features.item_content import read_item_content
-    from student.config import load_student_config
+    from student.config import StudentConfig, load_student_config
+    from student.guard import POPULARITY
+    from student.scoring import load_student
     from student.train import train_from_frames
 
     snapshot = Snapshot(str(data_dir), test_cutoff)
     before = interactions[interactions.timestamp < pd.Timestamp(test_cutoff)][["user_id", "item_id", "timestamp"]]
     profiles = _read(snapshot, USER_PROFILE_EMBEDDINGS, ["user_id", "profile_embedding"])
     pipeline_checkpoint = snapshot.path(STUDENT_CHECKPOINT)
+    shipped = load_student(pipeline_checkpoint)
     checkpoints: dict[str, list[str | Path]] = {STUDENT: [], PLAIN: []}
     plain = [
         "distill.enabled=false",
@@ -90,22 +96,32 @@ def train_comparison_students(
     content = read_item_content(
         snapshot.data_dir, snapshot.run_date, load_student_config(student_config, list(overrides)).content_views
     )
-    for variant, extra in ((STUDENT, []), (PLAIN, plain)):
+
+    def config(variant: str, seed: int) -> StudentConfig:
+        if variant == PLAIN:
+            return load_student_config(student_config, [*overrides, *plain, f"train.seed={seed}"])
+        raw = shipped.config.model_dump()
+        raw["train"]["seed"], raw["guard"]["enabled"], raw["name"] = seed, False, f"student-{shipped.variant}"
+        return StudentConfig.model_validate(raw)
+
+    for variant in (STUDENT, PLAIN):
         for seed in seeds:
-            if variant == STUDENT and seed == 0:
+            if variant == STUDENT and (seed == 0 or shipped.variant == POPULARITY):
                 checkpoints[variant].append(pipeline_checkpoint)
                 continue
-            config = load_student_config(student_config, [*overrides, *extra, f"train.seed={seed}"])
-            out = Path(out_dir) / f"{config.name}-seed{seed}"
+            cfg = config(variant, seed)
+            out = Path(out_dir) / f"{cfg.name}-seed{seed}"
             result = train_from_frames(
-                config, before, None if variant == PLAIN else profiles, out, validate=True, content=content
+                cfg, before, None if variant == PLAIN else profiles, out, validate=True, content=content
             )
-            shipped = result["variant"] if variant == STUDENT else "unguarded"
+            label = shipped.variant if variant == STUDENT else "unguarded"
             log(
-                f"  {variant} seed {seed}: {shipped}, best epoch {result['best_epoch']}, valid NDCG@10 "
+                f"  {variant} seed {seed}: {label}, best epoch {result['best_epoch']}, valid NDCG@10 "
                 f"{result['best_valid']['ndcg@10']:.4f} (most popular {result['popularity_valid']['ndcg@10']:.4f})"
             )
             checkpoints[variant].append(out)
+    if shipped.variant == POPULARITY:
+        log(f"  {STUDENT}: the pipeline's guard shipped the popularity prior; every seed is that prior")
     return checkpoints
 
 
