@@ -89,19 +89,9 @@ def local_table(config: JobConfig, name: str) -> Path:
 
 def make_repo(tmp_path, data_dir, online_store=None):
     """A copy of the shipped feature repo on `data_dir`, with its own registry and online store."""
-    import yaml
+    from profile_features.pipeline import private_repo
 
-    from profile_features.pipeline import prepare_repo
-
-    repo = prepare_repo(REPO_ROOT / "feature_repo", tmp_path / "repo")
-    settings = yaml.safe_load((repo / "profile_features.yaml").read_text())
-    settings["data_dir"] = str(data_dir)
-    (repo / "profile_features.yaml").write_text(yaml.safe_dump(settings))
-    store_yaml = yaml.safe_load((repo / "feature_store.yaml").read_text())
-    store_yaml["registry"]["path"] = str(tmp_path / "registry.db")
-    store_yaml["online_store"] = online_store or {"type": "sqlite", "path": str(tmp_path / "online.db")}
-    (repo / "feature_store.yaml").write_text(yaml.safe_dump(store_yaml))
-    return repo
+    return private_repo(REPO_ROOT / "feature_repo", tmp_path / "repo", data_dir, online_store)
 
 
 @pytest.fixture(scope="session")

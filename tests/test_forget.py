@@ -136,7 +136,7 @@ def erased(tmp_path_factory, pipeline_run, spark):
     forgotten, kept, later = users[3], users[4], users[5]
     phrase = _unique_phrase(profiles, forgotten)
     _plant_leftovers(data, profiles, forgotten, kept, phrase)
-    online_db = root / "online.db"
+    online_db = repo / "online.db"
     assert forgotten.encode() in online_db.read_bytes()  # the scan below would find it
     assert _id_hits(data, forgotten)
     before = _online(repo, [kept, forgotten])
@@ -162,7 +162,7 @@ def test_no_trace_of_the_user_under_data_dir_or_in_the_online_store(erased):
     forgotten, phrase, data = erased["forgotten"], erased["phrase"], erased["data"]
     assert _id_hits(data, forgotten) == []
     assert _hits(data, [phrase]) == []
-    online_files = [p for p in erased["root"].glob("online.db*")]
+    online_files = list(erased["repo"].glob("online.db*"))
     assert online_files
     for path in online_files:
         raw = path.read_bytes()
