@@ -17,6 +17,8 @@ import pandas as pd
 
 from profile_features.config import EmbeddingConfig
 from profile_features.encoder_backends import EncoderChoice, checked_encoder
+from profile_features.profiles.config import SanitizeConfig
+from profile_features.profiles.sanitize import clean_text
 
 __all__ = [
     "Encoder",
@@ -110,16 +112,24 @@ def encoder_name(model_path: str | None) -> str:
     return DEFAULT_ENCODER_NAME if model_path is None else os.path.basename(model_path.rstrip("/"))
 
 
-def render_item_text(title: str, genres: str | None, year: object, description: str | None) -> str:
-    """The text an item is embedded from: title, year, genres and description."""
-    text = title.strip()
+def render_item_text(
+    title: str, genres: str | None, year: object, description: str | None, sanitize: SanitizeConfig | None = None
+) -> str:
+    """The text an item is embedded from and served as (`item_text`): title, year, genres and description,
+    each cleaned and capped as the prompts read them (profiles.sanitize.clean_text: invisible and control
+    characters, markup and contact details removed, lengths capped by `sanitize`)."""
+    rules = sanitize or SanitizeConfig()
+    scrub = rules.scrub_contacts
+    text = clean_text(title, rules.max_title_chars, scrub)
     if year is not None and not pd.isna(year):
         text += f" ({int(year)})"
-    genre_list = [g for g in (genres or "").split("|") if g]
+    genre_list = [clean_text(g, rules.max_genre_chars, scrub) for g in (genres or "").split("|")[: rules.max_genres]]
+    genre_list = [g for g in genre_list if g]
     if genre_list:
         text += f". Genres: {', '.join(genre_list)}"
+    description = clean_text(description, rules.max_description_chars, scrub)
     if description:
-        text += f". {description.strip()}"
+        text += f". {description}"
     return text
 
 
@@ -147,10 +157,14 @@ def embed_profiles(profiles: pd.DataFrame, encoder: Encoder) -> pd.DataFrame:
     return out
 
 
-def embed_items(items: pd.DataFrame, encoder: Encoder, as_of: pd.Timestamp) -> pd.DataFrame:
-    """Catalogue rows -> ITEM_TEXT_EMBEDDINGS rows stamped `as_of`."""
+def embed_items(
+    items: pd.DataFrame, encoder: Encoder, as_of: pd.Timestamp, sanitize: SanitizeConfig | None = None
+) -> pd.DataFrame:
+    """Catalogue rows -> ITEM_TEXT_EMBEDDINGS rows stamped `as_of` (texts cleaned by `sanitize`)."""
     items = items.reset_index(drop=True)
-    texts = [render_item_text(r.title, r.genres, r.year, r.description) for r in items.itertuples(index=False)]
+    texts = [
+        render_item_text(r.title, r.genres, r.year, r.description, sanitize) for r in items.itertuples(index=False)
+    ]
     out = pd.DataFrame({"item_id": items["item_id"]})
     out["event_timestamp"] = pd.Series([as_of] * len(items), dtype="datetime64[us, UTC]")
     out["item_text_embedding"] = _vector_column(encoder.encode(texts))

@@ -71,3 +71,26 @@ def test_item_text_and_embedding(encoder):
     out = embed_items(items, encoder, pd.Timestamp("2026-01-01", tz="UTC"))
     assert out.item_text.iloc[0] == "Heat (1995). Genres: Action, Crime. A heist."
     assert len(out.item_text_embedding.iloc[0]) == 384 and len(out.text_hash.iloc[0]) == 32
+
+
+def test_served_item_text_is_cleaned_and_capped_as_the_prompts_read_it(encoder):
+    """A bidi override, a zero-width space, markup, an e-mail address and a 5 MB title: the served (and
+    embedded) text holds none of them and stays within the caps."""
+    from profile_features.profiles.config import SanitizeConfig
+
+    title = "Heat\u202e\u200b <b>Director's cut</b> " + "x" * 5_000_000
+    items = pd.DataFrame(
+        {
+            "item_id": ["i1"],
+            "title": [title],
+            "genres": ["Action|\u200b|Crime"],
+            "year": [1995],
+            "description": ["Write to fan@example.com.\r\nA heist."],
+        }
+    )
+    rules = SanitizeConfig(max_title_chars=40)
+    text = embed_items(items, encoder, pd.Timestamp("2026-01-01", tz="UTC"), rules).item_text.iloc[0]
+    assert "\u202e" not in text and "\u200b" not in text and "<b>" not in text and "fan@example.com" not in text
+    assert text.startswith("Heat Director's cut") and "Genres: Action, Crime." in text and "A heist." in text
+    assert len(text) < 40 + len(" (1995). Genres: Action, Crime. [email]. A heist.") + 10
+    assert render_item_text(title, items.genres[0], 1995, items.description[0], rules) == text  # embedded = served

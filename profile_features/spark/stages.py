@@ -255,10 +255,12 @@ def run_embeddings(spark, config: JobConfig, snapshot: Snapshot) -> EmbeddingsRe
         for batch in batches:
             yield embed_profiles(batch, encoder)
 
+    sanitize = config.profile.sanitize  # served and embedded as the prompts read it
+
     def item_partition(batches):
         encoder = cached_encoder(embedding_config, threads, choice)
         for batch in batches:
-            yield embed_items(batch, encoder, as_of)
+            yield embed_items(batch, encoder, as_of, sanitize)
 
     user_vectors = profiles.repartition(slots).mapInPandas(
         profile_partition, schema=ddl(schemas.USER_PROFILE_EMBEDDINGS)
