@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -313,7 +315,10 @@ def evaluation(tmp_path_factory, spark):
         "--student-set",
         "train.num_threads=1",
     ]
+    stale = root / "work" / "full" / "repo" / "data" / "transforms" / "from-an-earlier-run"
+    stale.mkdir(parents=True)  # an earlier run's transforms must not be reused on other data
     assert main(argv) == 0
+    assert not stale.exists()
     config = evaluation_config(build_parser().parse_args(argv))  # what the command ran, for the checks
     return config, sample, config.report_dir / "report.md"
 
@@ -461,3 +466,42 @@ def test_evaluate_html_report_renders_in_chromium_with_provenance(evaluation, tm
     assert provenance["student checkpoint"].startswith("student-")
     assert provenance["profile transform"] and provenance["item transform"]
     assert "Which inputs to give the two-tower" in dom and "Online latency" in dom
+
+
+@pytest.mark.slow
+@pytest.mark.spark
+@pytest.mark.feast
+def test_forget_reaches_an_evaluation_work_folder(evaluation, tmp_path):
+    """`forget --evaluation WORKDIR`: a user the cold run cut is gone from both runs' tables and online
+    stores and from the cut inputs (on a copy of the module's work folder); another user is kept."""
+    import shutil
+
+    from feast import FeatureStore
+
+    from profile_features.config import JobConfig
+    from profile_features.erasure import forget_users
+    from tests.test_forget import _id_hits
+
+    config, sample, _ = evaluation
+    work = Path(shutil.copytree(config.workdir, tmp_path / "work"))
+    cut = pd.read_parquet(work / "cold" / "raw" / "interactions.parquet")
+    stats = pd.read_parquet(work / "full" / "repo" / "data" / "user_stats")  # users with a snapshot row
+    both = sorted(set(cut.user_id) & set(stats.user_id))
+    forgotten, kept = both[0], both[1]
+    assert _id_hits(work, forgotten) and _id_hits(work, kept)
+    store = FeatureStore(repo_path=str(work / "full" / "repo"))  # the run's own online store
+
+    def online(user):
+        return store.get_online_features(["user_stats:user_interaction_count"], [{"user_id": user}]).to_dict()
+
+    before = online(kept)
+    assert before["user_interaction_count"][0] is not None
+    job = JobConfig(data_dir=str(tmp_path / "production"))  # the team's own data_dir, empty here
+    result = forget_users(job, [forgotten], evaluations=[work])
+    assert _id_hits(work, forgotten) == []
+    assert _id_hits(work / "full", kept) and _id_hits(work / "cold" / "raw", kept)
+    runs = result.record["evaluations"][str(work)]
+    assert set(runs["runs"]) == {"full", "cold"} and all(r["rows_removed"] > 0 for r in runs["runs"].values())
+    assert runs["cut_inputs_rows_removed"] == int((cut.user_id == forgotten).sum()) > 0
+    assert forgotten not in json.dumps(result.record)
+    assert online(kept) == before and online(forgotten)["user_interaction_count"] == [None]

@@ -28,6 +28,7 @@ def audit_record(
     files: dict[str, list[str]],
     scratch_deleted: list[str],
     online: dict[str, Any] | None,
+    evaluations: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
         "request_id": request_id,
@@ -41,6 +42,7 @@ def audit_record(
         "files": files,
         "scratch_deleted": scratch_deleted,
         "online_store": online,
+        "evaluations": evaluations or {},  # work folder -> rows removed per run (each run keeps its own record)
     }
 
 

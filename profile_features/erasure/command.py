@@ -49,6 +49,16 @@ def add_forget_command(commands) -> None:
         "--repo", type=Path, default=None, help="the applied Feast repo whose online store to erase from"
     )
     forget.add_argument(
+        "--evaluation",
+        dest="evaluations",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="WORKDIR",
+        help="an `evaluate --workdir` folder to erase from too (its runs' tables, online stores and cut "
+        "inputs); repeatable (default: none)",
+    )
+    forget.add_argument(
         "-f",
         "--feature-store-yaml",
         type=Path,
@@ -65,7 +75,13 @@ def run_forget(args: argparse.Namespace) -> int:
     except (ConfigError, ValidationError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    result = forget_users(config, ids, repo=args.repo, feature_store_yaml=args.feature_store_yaml)
+    missing = [str(folder) for folder in args.evaluations if not folder.is_dir()]
+    if missing:
+        print(f"error: --evaluation {', '.join(missing)}: no such folder", file=sys.stderr)
+        return 2
+    result = forget_users(
+        config, ids, repo=args.repo, feature_store_yaml=args.feature_store_yaml, evaluations=args.evaluations
+    )
     record = result.record
     summary = {k: record[k] for k in ("users", "rows_removed", "tombstone_version", "online_store")}
     print(json.dumps({**summary, "audit": result.audit_path}, indent=1))

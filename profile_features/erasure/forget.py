@@ -7,7 +7,8 @@ Order, chosen so that a kill anywhere leaves a state a re-run finishes:
   3. scratch folders (`_staging`, `_tmp`, student training buckets), when no commit is in flight;
   4. JSON/text files naming an id (`files.py`);
   5. the Feast online store, when a repo is given (`online.py`);
-  6. the audit record (`audit.py`).
+  6. evaluate's work folders, when given (`evaluation.py`: each run's data folder like a data_dir);
+  7. the audit record (`audit.py`).
 Run it while no job writes `data_dir` (as two jobs of one stage never run at once).
 """
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,6 +25,7 @@ from profile_features import storage
 from profile_features.catalogue import PROFILE_CACHE, PROFILE_DEAD_LETTERS, STAGING, STUDENT_TRAINING, DataDir, Table
 from profile_features.config import JobConfig
 from profile_features.erasure.audit import audit_record, write_audit
+from profile_features.erasure.evaluation import forget_in_evaluation
 from profile_features.erasure.files import scrub_files
 from profile_features.erasure.ids import normalize_user_ids
 from profile_features.erasure.online import OnlineResult, forget_online
@@ -124,6 +126,7 @@ def forget_users(
     feature_store_yaml: str | Path | None = None,
     spark=None,
     step: Step | None = None,
+    evaluations: Sequence[str | Path] = (),
 ) -> ForgetResult:
     """Forget `user_ids` everywhere under `config.data_dir` (every snapshot) and, given a Feast `repo`,
     in its online store. Idempotent: a re-run (after a kill) finishes the job.
@@ -131,6 +134,7 @@ def forget_users(
     Args:
         spark: a session to use (None: the active one, else one from `config.spark`, stopped at the end).
         step: called after each stage of the work with its name (tests stop the run there).
+        evaluations: `evaluate` work folders to forget the users in too (erasure/evaluation.py).
     """
     step = step or (lambda name: None)
     started = datetime.now(timezone.utc)
@@ -147,15 +151,20 @@ def forget_users(
             spark, own_session = build_spark(config.spark), True
     try:
         tables = _forget_tables(spark, config, ids, step) if ids else {}
+        scratch = _delete_scratch(config)
+        step("scratch")
+        files = scrub_files(config.data_dir, ids, lambda found: f"forgotten:{tombstones.hash(found)[:16]}")
+        step("files")
+        online = forget_online(repo, ids, feature_store_yaml) if repo is not None and ids else None
+        step("online")
+        evaluated = {
+            str(folder): forget_in_evaluation(config, ids, folder, forget_users, spark) for folder in evaluations
+        }
+        if evaluations:
+            step("evaluations")
     finally:
         if own_session:
             spark.stop()
-    scratch = _delete_scratch(config)
-    step("scratch")
-    files = scrub_files(config.data_dir, ids, lambda found: f"forgotten:{tombstones.hash(found)[:16]}")
-    step("files")
-    online = forget_online(repo, ids, feature_store_yaml) if repo is not None and ids else None
-    step("online")
     record = audit_record(
         request_id,
         started,
@@ -167,6 +176,7 @@ def forget_users(
         files={"rewritten": files.rewritten, "deleted": files.deleted},
         scratch_deleted=scratch,
         online={**asdict(online), "views": list(online.views)} if online else None,
+        evaluations=evaluated,
     )
     path = write_audit(config.data_dir, record)
     return ForgetResult(len(ids), tombstones.version, tables, online, path, record)

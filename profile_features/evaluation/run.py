@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -383,6 +384,11 @@ def run_evaluation(config: EvaluationConfig, log: Callable[[str], None] | None =
     log = log or pipeline_log
     phases, started = {}, time.monotonic()
     preflight(config)
+    for name in ("full", "cold"):  # evaluate's own folders start empty: no earlier run's tables or transforms
+        folder = config.workdir.resolve() / name
+        if folder.exists():
+            log(f"removing the previous run's {folder}")
+            shutil.rmtree(folder)
     phases["preflight"], started = time.monotonic() - started, time.monotonic()
     repo, job, built = _build(config, "full", config.job.inputs, None, log)
     phases["pipeline (validate, 2 snapshots, feast apply)"] = time.monotonic() - started
