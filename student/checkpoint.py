@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
@@ -73,6 +74,12 @@ class LoadedStudent:
     def variant(self) -> str:
         """What the deployment guard shipped (`stats.extra["variant"]`; "configured" when unguarded)."""
         return str((self.stats.extra or {}).get("variant") or "configured")
+
+    @property
+    def output_rotation(self) -> np.ndarray | None:
+        """[H, H] orthogonal map every served vector is multiplied by (student/alignment.py); None: identity."""
+        rotation = (self.stats.extra or {}).get("output_rotation")
+        return None if rotation is None else np.asarray(rotation, dtype=np.float32)
 
 
 def _version_dir(out: str, checkpoint_id: str) -> str:

@@ -18,6 +18,9 @@ Stated behaviour:
   and for fallback rows (the prior says nothing about the user). A profile of the wrong width
   is an error.
 
+Served vectors are in the first checkpoint's basis when the checkpoint carries an output rotation
+(student/alignment.py); dot products do not change.
+
 `score_items` gives the item side: the vector and bias the student scores each item with, so
 `student_embedding . student_item_embedding + student_item_bias` is the student's next-item
 logit for that user and item (a GBDT column; `student_item_score` in Feast). Items training saw
@@ -125,6 +128,8 @@ def score_users(histories: pd.DataFrame, model: LoadedStudent, batch_size: int =
         states[idx] = out["state"].float().cpu().numpy()
         if has_head:
             profiles[idx] = out["profile"].float().cpu().numpy()
+    if model.output_rotation is not None:  # the predecessor's basis (student/alignment.py): dot products kept
+        states = states @ model.output_rotation
     drift = np.full(n, np.nan, dtype=np.float64)
     if has_head and "profile_embedding" in histories.columns:
         for row, value in enumerate(histories["profile_embedding"]):
@@ -214,6 +219,8 @@ def score_items(items: pd.DataFrame, model: LoadedStudent, batch_size: int = 409
             vectors[new[part][has[part]]] = (scale * out[keep]).cpu().numpy()
             bias[new[part][has[part]]] = net.head.content_item_bias(out[keep]).double().cpu().numpy()
     present = ~np.isnan(bias)
+    if model.output_rotation is not None:  # as the user vectors: the predecessor's basis
+        vectors = vectors @ model.output_rotation
     return pd.DataFrame(
         {
             "item_id": items["item_id"].astype(str).to_numpy(),

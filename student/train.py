@@ -31,7 +31,8 @@ import numpy as np
 import pandas as pd
 
 from profile_features.logs import add_verbosity_arguments, configure_logging, verbosity_level
-from student.checkpoint import DataStats, save_checkpoint
+from student.alignment import fit_output_rotation
+from student.checkpoint import DataStats, load_checkpoint, save_checkpoint
 from student.config import load_student_config
 from student.data import ItemIndex, user_timelines
 from student.guard import guarded_fit
@@ -79,6 +80,7 @@ def train_from_frames(
     out: str | Path,
     validate: bool = False,
     content: ItemContent | None = None,
+    align_to: str | Path | None = None,
 ) -> dict:
     """Train on in-memory tables and write a checkpoint to `out` (the CLI and the evaluation call this).
 
@@ -89,6 +91,7 @@ def train_from_frames(
         validate: run the deployment guard (validation after a cutoff inside the training period; see
             student/guard.py) to pick the epochs and the variant that ships.
         content: the items' text vectors / semantic-ID codes (the index then covers the items they describe).
+        align_to: a previous checkpoint whose served basis this one's vectors are mapped into.
 
     Returns:
         see `train_source`.
@@ -100,7 +103,7 @@ def train_from_frames(
     histories = {user: items for user, (items, _) in timelines.items()}
     times = {user: when for user, (_, when) in timelines.items()}
     data = build_training_data(histories, item_index, _profile_dict(profiles), features, times)
-    return train_source(cfg, data, out, validate)
+    return train_source(cfg, data, out, validate, align_to)
 
 
 def train_from_parquet(
@@ -112,6 +115,7 @@ def train_from_parquet(
     validate: bool = False,
     batch_rows: int = 4096,
     content: ItemContent | None = None,
+    align_to: str | None = None,
 ) -> dict:
     """Train on a Parquet dataset of users (`user_id`, `item_ids` oldest -> newest, `item_times` aligned
     with them (validation needs them), optional `profile_embedding`) streamed `batch_rows` users at a
@@ -119,7 +123,8 @@ def train_from_parquet(
     pipeline's Spark job calls this); data up to `guard.cache_interactions` is read once and held.
 
     With `content` (the items' text vectors and semantic-ID codes) the index also covers the items it
-    describes, so catalogue items no history contains are ranked by their content.
+    describes, so catalogue items no history contains are ranked by their content. `align_to`: the
+    previous snapshot's checkpoint, whose served basis this one's vectors are mapped into (see `train_source`).
     """
     features = None
     if content is not None:
@@ -128,11 +133,16 @@ def train_from_parquet(
     else:
         item_index = ItemIndex.from_items(item_ids)
     data = ParquetUsers(uri, item_index, profile_dim, batch_rows, features)
-    return train_source(cfg, data, out, validate)
+    return train_source(cfg, data, out, validate, align_to)
 
 
-def train_source(cfg, data: TrainingUsers, out: str | Path, validate: bool = False) -> dict:
+def train_source(
+    cfg, data: TrainingUsers, out: str | Path, validate: bool = False, align_to: str | Path | None = None
+) -> dict:
     """Fit on `data` (with `validate`, through the deployment guard) and save.
+
+    With `align_to` (a previous checkpoint), the saved checkpoint carries the orthogonal map into that
+    checkpoint's served basis (student/alignment.py), so a ranker trained on its vectors reads these alike.
 
     Returns:
         checkpoint_id, out, variant (what shipped), guard (the decision and its figures, or None),
@@ -164,6 +174,12 @@ def train_source(cfg, data: TrainingUsers, out: str | Path, validate: bool = Fal
             "train_seconds": seconds,
         },
     )
+    if align_to is not None:
+        previous = load_checkpoint(align_to)
+        rotation = fit_output_rotation(result.model, data.item_index.item_ids, previous)
+        if rotation is not None:
+            stats.extra.update(aligned_to=previous.checkpoint_id, output_rotation=rotation.tolist())
+        log.info("student: served vectors %s %s's basis", "in" if rotation is not None else "NOT in", previous.path)
     features = getattr(data, "item_features", None)
     ckpt_id = save_checkpoint(out, result.model, data.item_index, stats, features.provenance if features else None)
     if decision is not None:

@@ -116,6 +116,12 @@ def test_student_reads_item_content_and_scores_every_catalogue_item(pipeline_run
         assert set(items.index[items.student_item_seen]) == seen_by_model
     early = read(partition(config, "item_student", pipeline_run["cutoffs"][0])).set_index("item_id")
     assert (~early.student_item_seen).any()  # the early snapshot has items nobody had touched yet
+    # The second snapshot's student serves its vectors in the first one's basis (student/alignment.py).
+    first, second = (
+        load_checkpoint(local_table(config, "student") / f"run_date={cutoff:%Y-%m-%d}")
+        for cutoff in pipeline_run["cutoffs"]
+    )
+    assert first.output_rotation is None and second.stats.extra["aligned_to"] == first.checkpoint_id
 
 
 def test_spark_histories_equal_the_pandas_function(pipeline_run, small_sample):

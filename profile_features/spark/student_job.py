@@ -22,7 +22,9 @@ from profile_features.catalogue import (
     STUDENT_TRAINING,
     USER_PROFILE_EMBEDDINGS,
     USER_STUDENT,
+    DataDir,
     Snapshot,
+    run_dates_under,
 )
 from profile_features.config import JobConfig
 from profile_features.item_content import read_item_content
@@ -98,6 +100,7 @@ def run_train_student(spark, config: JobConfig, snapshot: Snapshot) -> StudentTr
     from pyspark.sql import functions as F
 
     from profile_features import storage
+    from student.checkpoint import CURRENT_FILE
     from student.config import load_student_config
     from student.train import train_from_parquet
 
@@ -119,8 +122,19 @@ def run_train_student(spark, config: JobConfig, snapshot: Snapshot) -> StudentTr
     out = snapshot.path(STUDENT)
     # The deployment guard (student/guard.py): epochs and the variant that ships are picked on the items
     # after a validation cutoff inside the training period; the decision is in this job's summary.
+    earlier = [d for d in run_dates_under(DataDir(config.data_dir).root(STUDENT)) if d < run_date]
+    previous = Snapshot(config.data_dir, earlier[-1]).path(STUDENT) if earlier else None
+    if previous and not storage.exists(storage.join(previous, CURRENT_FILE)):
+        previous = None  # a folder without a committed checkpoint (a killed run): nothing to align to
     result = train_from_parquet(
-        student_config, users, item_ids, dims.d if dims else 0, out, validate=True, content=content
+        student_config,
+        users,
+        item_ids,
+        dims.d if dims else 0,
+        out,
+        validate=True,
+        content=content,
+        align_to=previous,  # served vectors stay in the previous snapshot's basis (student/alignment.py)
     )
     storage.delete(users)
     trained = StudentTrainResult(run_date, str(cutoff), interactions.count(), result)
