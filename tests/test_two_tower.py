@@ -46,6 +46,17 @@ def test_dense_encoder_standardises_with_training_statistics_and_flags_missing_v
     np.testing.assert_allclose(serving[0], [3, 3, 0, 1, 0], atol=1e-3)  # training mean/std, empty = missing
 
 
+def test_a_dimension_constant_in_training_reads_zero_at_serving():
+    """As the popularity-prior student's all-zero item vectors, then its successor's real ones: the
+    tower never saw the dimension vary, so serving values there must not reach it (they were blown up
+    by a near-zero spread)."""
+    train = pd.DataFrame({"v": [[0.0, 1.0], [0.0, 3.0], [0.0, 5.0]]})
+    encoder = DenseEncoder.fit(train, ["v"])
+    serving = encoder.transform(pd.DataFrame({"v": [[1.43, 3.0], [-2.0, 5.0]]}))
+    np.testing.assert_allclose(serving[:, 0], [0.0, 0.0])
+    np.testing.assert_allclose(serving[:, 1], [0.0, 2.0 / np.std([1.0, 3.0, 5.0])], rtol=1e-5)
+
+
 def _tiny_training_set() -> TrainingSet:
     """4 users, 6 items: u0/u1 had items 0-1 and take 2; u2/u3 had 3-4 and take 5."""
     history = [np.array([0, 1]), np.array([0, 1]), np.array([3, 4]), np.array([3, 4])]

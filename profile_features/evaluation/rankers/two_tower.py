@@ -93,6 +93,10 @@ def _is_vector(value) -> bool:
     return isinstance(value, (list, tuple, np.ndarray)) and len(value) > 0
 
 
+# A training spread at or below this is a constant dimension (float32 vectors: far below any real spread).
+CONSTANT_SPREAD = 1e-6
+
+
 def vector_block(values: pd.Series, dim: int) -> tuple[np.ndarray, np.ndarray]:
     """(n, dim) float32 rows, zeros where the vector is missing, and the (n,) present mask."""
     raw = values.to_numpy()
@@ -108,23 +112,30 @@ class DenseEncoder:
     """Vector columns -> one tower input: each vector standardised per dimension with
     statistics of the training rows (sentence vectors are anisotropic: most of their raw
     value is a direction every row shares), zeros where missing, then one present flag
-    per column. Fitted once on training rows, reused unchanged on serving rows."""
+    per column. Fitted once on training rows, reused unchanged on serving rows.
+
+    A dimension constant on the training rows reads 0 on every row: the model never saw it vary,
+    so a serving value there is not evidence it learnt to use. (Dividing by its near-zero spread
+    blew such a value up a million times: the student that shipped the popularity prior serves
+    all-zero item vectors, its successor real ones, and the tower trained on the first read the
+    second as noise.)"""
 
     columns: tuple[str, ...]
     means: tuple[np.ndarray, ...]
-    stds: tuple[np.ndarray, ...]
+    scales: tuple[np.ndarray, ...]  # 1 / training spread, 0 where the training rows never varied
 
     @classmethod
     def fit(cls, frame: pd.DataFrame, columns: Sequence[str]) -> DenseEncoder:
-        means, stds = [], []
+        means, scales = [], []
         for column in columns:
             sample = next((v for v in frame[column] if _is_vector(v)), None)
             if sample is None:
                 raise ValueError(f"no training row has a {column} vector: is its feature view populated?")
             block, present = vector_block(frame[column], len(sample))
+            spread = block[present].std(axis=0)
             means.append(block[present].mean(axis=0))
-            stds.append(block[present].std(axis=0) + 1e-6)
-        return cls(tuple(columns), tuple(means), tuple(stds))
+            scales.append(np.where(spread > CONSTANT_SPREAD, 1.0 / np.maximum(spread, CONSTANT_SPREAD), 0.0))
+        return cls(tuple(columns), tuple(means), tuple(scales))
 
     @property
     def width(self) -> int:
@@ -133,9 +144,9 @@ class DenseEncoder:
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
         """(len(frame), width) float32."""
         parts, flags = [], []
-        for column, mean, std in zip(self.columns, self.means, self.stds):
+        for column, mean, scale in zip(self.columns, self.means, self.scales):
             block, present = vector_block(frame[column], len(mean))
-            parts.append((block - mean) / std * present[:, None])
+            parts.append((block - mean) * scale * present[:, None])
             flags.append(present.astype(np.float32)[:, None])
         return (
             np.concatenate(parts + flags, axis=1).astype(np.float32) if parts else np.zeros((len(frame), 0), np.float32)
