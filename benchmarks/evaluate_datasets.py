@@ -34,12 +34,12 @@ ML100K = SHARED / "ml-100k"
 REAL = ("amazon-digital-music", "amazon-office", "lastfm-tags")
 
 
-def prepare(name: str, root: Path, ml100k: Path = ML100K) -> Path:
-    """Job YAML for `name` (a named dataset written as a CSV pair first; a real one read in place)."""
+def prepare(name: str, root: Path, ml100k: Path = ML100K, shared: Path = SHARED) -> Path:
+    """Job YAML for `name` (a named dataset written as a CSV pair first; a real one read in place from `shared`)."""
     folder = root / name
     folder.mkdir(parents=True, exist_ok=True)
     if name in REAL:
-        inputs = {table: {"path": str(SHARED / name / f"{table}.csv")} for table in ("interactions", "items")}
+        inputs = {table: {"path": str(shared / name / f"{table}.csv")} for table in ("interactions", "items")}
     else:
         interactions, items = load_dataset(name, ml100k)
         inputs = write_csv_pair(interactions, items, folder).model_dump()
@@ -81,12 +81,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workroot", type=Path, default=ROOT / "work")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--ml100k", type=Path, default=ML100K)
+    parser.add_argument("--shared", type=Path, default=SHARED, help="the shared datasets folder (the real ones)")
     parser.add_argument("extra", nargs="*", help="more `evaluate` arguments, after --")
     args = parser.parse_args(argv)
     args.results.mkdir(parents=True, exist_ok=True)
     cli = Path(sys.executable).with_name("profile-features")
     for name in args.datasets:
-        config = prepare(name, args.workroot / "datasets", args.ml100k)
+        config = prepare(name, args.workroot / "datasets", args.ml100k, args.shared)
         workdir = args.workroot / f"evaluate-{name}"
         command = [
             str(cli),
