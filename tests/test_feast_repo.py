@@ -76,12 +76,19 @@ def test_online_vectors_and_similarity(materialized, pipeline_run, small_sample)
     assert service.student_item_similarity.iloc[0] == pytest.approx(expected, abs=1e-5)
     assert service.profile_drift.iloc[0] == pytest.approx(student.loc[user_id, "profile_drift"], abs=1e-9)
     # The student's own score of each candidate: its user vector . item vector + item bias, online.
+    # (None where the item has no student vector: an item an ID-only variant never saw, or every item when
+    # the guard shipped the popularity prior, which serves no item side.)
     item_side = table(pipeline_run, "item_student", latest)
     for k, item in enumerate(candidates):
-        logit = float(
-            np.dot(student.loc[user_id, "student_embedding"], item_side.loc[item, "student_item_embedding"])
-        ) + float(item_side.loc[item, "student_item_bias"])
+        vector = item_side.loc[item, "student_item_embedding"]
+        if vector is None:
+            assert pd.isna(service.student_item_score.iloc[k])
+            continue
+        logit = float(np.dot(student.loc[user_id, "student_embedding"], vector))
+        logit += float(item_side.loc[item, "student_item_bias"])
         assert service.student_item_score.iloc[k] == pytest.approx(logit, rel=1e-5, abs=1e-5)
+    if (student.student_variant != "popularity").all():
+        assert service.student_item_score.notna().any()
     codes = table(pipeline_run, "item_semantic", latest)
     assert service.item_sid_0.tolist() == codes.loc[candidates, "item_sid_0"].tolist()
     assert service.item_sid_2.tolist() == codes.loc[candidates, "item_sid_2"].tolist()
@@ -95,7 +102,8 @@ def test_online_vectors_and_similarity(materialized, pipeline_run, small_sample)
     ).to_df()
     assert len(two_tower.profile_embedding.iloc[0]) == 384 and len(two_tower.item_text_embedding.iloc[0]) == 384
     assert len(two_tower.student_embedding.iloc[0]) == 64 and len(two_tower.student_profile_embedding.iloc[0]) == 384
-    assert len(two_tower.student_item_embedding.iloc[0]) == 64
+    served = item_side.loc[candidates[0], "student_item_embedding"]
+    assert (two_tower.student_item_embedding.iloc[0] is None) == (served is None)
 
 
 def test_unknown_user_gets_missing_values_not_an_error(materialized):

@@ -21,7 +21,7 @@ from student.guard import (
     variant_chain,
 )
 from student.items import ItemContent
-from student.scoring import score_users
+from student.scoring import score_items, score_users
 from student.sources import BeforeCutoff, Cached, after_cutoff_targets, interaction_time_quantile
 from student.train import train_from_frames
 from student.training import build_training_data, fit
@@ -224,6 +224,10 @@ def test_without_enough_validation_users_the_popularity_prior_ships(tmp_path, ma
     assert all(not c["passed"] for c in result["guard"]["candidates"])
     loaded = load_checkpoint(tmp_path / "ckpt")
     assert loaded.variant == POPULARITY and float(loaded.model.head.scale) == 0.0
+    # No item side is served: the prior's "logit" is popularity, and a ranker must not learn it as the student's.
+    served = score_items(pd.DataFrame({"item_id": list(loaded.item_index.item_ids)}), loaded)
+    assert served.student_item_embedding.isna().all() and served.student_item_bias.isna().all()
+    assert served.student_item_seen.any()
 
 
 def test_refit_repeats_the_validated_schedule(cyclic_data, make_config):
