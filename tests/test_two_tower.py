@@ -57,6 +57,15 @@ def test_a_dimension_constant_in_training_reads_zero_at_serving():
     np.testing.assert_allclose(serving[:, 1], [0.0, 2.0 / np.std([1.0, 3.0, 5.0])], rtol=1e-5)
 
 
+def test_a_column_no_training_row_has_reads_as_absent_at_serving():
+    """The popularity prior serves no item vectors at all; its successor does: the tower trained without
+    them reads them as absent (flag 0), never fails and never sees values it was not trained on."""
+    encoder = DenseEncoder.fit(pd.DataFrame({"a": [[1.0], [3.0]], "v": [None, None]}), ["a", "v"])
+    assert encoder.width == 1 + 2
+    serving = encoder.transform(pd.DataFrame({"a": [[3.0]], "v": [[0.5, 0.25]]}))
+    np.testing.assert_allclose(serving, [[1.0, 1.0, 0.0]], atol=1e-5)
+
+
 def _tiny_training_set() -> TrainingSet:
     """4 users, 6 items: u0/u1 had items 0-1 and take 2; u2/u3 had 3-4 and take 5."""
     history = [np.array([0, 1]), np.array([0, 1]), np.array([3, 4]), np.array([3, 4])]

@@ -114,7 +114,8 @@ class DenseEncoder:
     value is a direction every row shares), zeros where missing, then one present flag
     per column. Fitted once on training rows, reused unchanged on serving rows.
 
-    A dimension constant on the training rows reads 0 on every row: the model never saw it vary,
+    A column no training row has (its width unknown) reads as absent on every row, and a
+    dimension constant on the training rows reads 0 on every row: the model never saw it vary,
     so a serving value there is not evidence it learnt to use. (Dividing by its near-zero spread
     blew such a value up a million times: the student that shipped the popularity prior serves
     all-zero item vectors, its successor real ones, and the tower trained on the first read the
@@ -129,8 +130,10 @@ class DenseEncoder:
         means, scales = [], []
         for column in columns:
             sample = next((v for v in frame[column] if _is_vector(v)), None)
-            if sample is None:
-                raise ValueError(f"no training row has a {column} vector: is its feature view populated?")
+            if sample is None:  # never present in training (the popularity prior serves no item side): never read
+                means.append(np.zeros(0, np.float32))
+                scales.append(np.zeros(0, np.float32))
+                continue
             block, present = vector_block(frame[column], len(sample))
             spread = block[present].std(axis=0)
             means.append(block[present].mean(axis=0))
@@ -145,6 +148,9 @@ class DenseEncoder:
         """(len(frame), width) float32."""
         parts, flags = [], []
         for column, mean, scale in zip(self.columns, self.means, self.scales):
+            if not len(mean):  # absent from every training row: its flag stays 0, as the tower was trained
+                flags.append(np.zeros((len(frame), 1), np.float32))
+                continue
             block, present = vector_block(frame[column], len(mean))
             parts.append((block - mean) * scale * present[:, None])
             flags.append(present.astype(np.float32)[:, None])
