@@ -100,6 +100,13 @@ def main(argv=None) -> TowerRun:
     rows = interactions[interactions.timestamp >= first_snapshot].rename(columns={"timestamp": "event_timestamp"})
     pairs = store.get_historical_features(entity_df=rows, features=service).to_df().sort_values("event_timestamp")
     pairs = pairs[pairs.profile_embedding.notna() & pairs.item_text_embedding.notna()]
+    # A column no training pair has cannot be learnt (the student that shipped the popularity prior serves no
+    # item vectors): leave it out of both towers, also at serving time.
+    absent = [c for c in user_columns + item_columns if not pairs[c].notna().any()]
+    if absent:
+        print(f"left out, no training pair has them: {', '.join(absent)}")
+    user_columns = [c for c in user_columns if c not in absent]
+    item_columns = [c for c in item_columns if c not in absent]
     split = int(0.8 * len(pairs))
     widths = {c: len(next(v for v in pairs[c] if v is not None)) for c in user_columns + item_columns}
     users, items = stack(pairs, user_columns, widths), stack(pairs, item_columns, widths)
