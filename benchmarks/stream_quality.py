@@ -12,7 +12,7 @@ Protocol, per dataset (ml-100k from ../shared/datasets/ml-100k, the generated sa
 - streamed events: every event in [C, W) (the stream applies events with timestamp >= the snapshot's cutoff;
   the snapshot's histories hold those strictly before it);
 - evaluated users: >= 1 streamed event, >= 1 event at or after W, and a HISTORIES row at C (known users);
-  target: the user's first item at or after W (evaluation.student_quality's `_next_items`);
+  target: the user's first item at or after W (evaluation.student_quality's `next_items`);
 - stale input: the snapshot's HISTORIES `item_ids`; fresh input: those followed by the streamed events in
   time order, deduplicated on (user, item, timestamp), the last `history.max_length` kept
   (streaming.histories.touched_histories, which tests/test_stream.py scores with `score_users`);
@@ -51,10 +51,10 @@ from profile_features.datasets.variants import load_dataset  # noqa: E402
 from profile_features.evaluation.statistics import paired_difference  # noqa: E402
 from profile_features.evaluation.student_quality import (  # noqa: E402
     MOST_POPULAR,
-    _next_items,
     _popular_ranks,
     _ranks,
     _read,
+    next_items,
     ranks_per_user,
 )
 from profile_features.pipeline import run_pipeline, snapshot_cutoffs, write_inputs  # noqa: E402
@@ -98,7 +98,7 @@ def online_ranks(student, histories: pd.DataFrame, targets: pd.Series) -> np.nda
     scores = np.stack(users.student_embedding.to_numpy()) @ np.stack(items.student_item_embedding.to_numpy()).T
     scores = scores + items.student_item_bias.to_numpy()[None, :]
     index = student.item_index.to_index
-    return ranks_from_scores(scores, np.array([index[str(targets[u])] for u in histories.user_id]))
+    return ranks_from_scores(scores, np.array([index[str(targets[u][0])] for u in histories.user_id]))
 
 
 def summary(diff) -> dict | None:
@@ -132,7 +132,7 @@ def evaluate(name: str, args: argparse.Namespace, spark, workdir: Path) -> dict:
     student = load_student(snapshot.path(STUDENT))
     base = _read(snapshot, HISTORIES, ["user_id", "item_ids"])
     base = base.assign(item_ids=[list(v) for v in base.item_ids])
-    targets = _next_items(interactions, end, interactions.timestamp.max() + pd.Timedelta(seconds=1))
+    targets = next_items(interactions, end, interactions.timestamp.max() + pd.Timedelta(seconds=1))
     fresh, streamed = streamed_histories(base, interactions, cutoff, end, config.history.max_length)
     fresh = fresh[fresh.user_id.isin(targets.index)].reset_index(drop=True)
     is_known = fresh.user_id.isin(set(base.user_id))

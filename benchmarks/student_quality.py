@@ -30,8 +30,9 @@ timestamps; slice `all` only).
 
 `--protocol post_cutoff` asks the deployment question (issue 31): a global cutoff at the 0.8 quantile
 of timestamps; everything before it trains; each user with a history and an item after it is a test
-user, whose first item after the cutoff is ranked over the whole catalogue from the history before it
-(as evaluate's test). Models, per seed: `shipped` (configs/student.yaml through the deployment guard,
+user, whose first `--targets-per-user` items after the cutoff (5, the guard's default) are each ranked
+over the whole catalogue from the history before it, a user's NDCG@10 the mean over them (as evaluate's
+test and the guard's validation). Models, per seed: `shipped` (configs/student.yaml through the deployment guard,
 student/guard.py: whatever variant the pipeline would ship), `configured` (the same config with the
 guard off: the configured student always) and `plain` (plain SASRec, guard off); all pick their epochs
 on the guard's validation and are refitted on everything before the cutoff. Most-popular (counts
@@ -536,7 +537,7 @@ def paired_interval(candidate: np.ndarray, baseline: np.ndarray, z: float = 1.96
 
 
 def run_post_cutoff(args: argparse.Namespace) -> int:
-    """The deployment protocol (module docstring): train before a global cutoff, test on the first item after."""
+    """The deployment protocol (module docstring): train before a global cutoff, test on the first items after."""
     from student.data import user_timelines
     from student.guard import guarded_fit, per_user_ndcg
     from student.sources import Cached
@@ -548,7 +549,7 @@ def run_post_cutoff(args: argparse.Namespace) -> int:
     after = inter[inter["timestamp"] >= cutoff].sort_values("timestamp", kind="stable")
     timelines = user_timelines(before)
     history = {u: s for u, (s, _) in timelines.items()}
-    targets = after.groupby("user_id")["item_id"].first()
+    targets = after.groupby("user_id")["item_id"].agg(lambda s: list(s.iloc[: args.targets_per_user]))
     users = sorted(set(targets.index) & set(history))
     index = ItemIndex.from_items([*items["item_id"], *inter["item_id"]])
     ratings = {(u, i): float(r) for u, i, r in zip(before["user_id"], before["item_id"], before["rating"])}
@@ -559,11 +560,12 @@ def run_post_cutoff(args: argparse.Namespace) -> int:
     counts = np.zeros(len(index))
     for seq in data.sequences:
         np.add.at(counts, np.asarray(seq, dtype=np.int64) - 1, 1.0)
-    inputs = [index.encode(history[u]) for u in users]
-    wanted = np.asarray(index.encode([targets[u] for u in users]), dtype=np.int64)
-    owner = np.arange(len(users))
+    # One (history, target) pair per target; `owner` maps each pair back to its user.
+    owner = np.repeat(np.arange(len(users)), [len(targets[u]) for u in users])
+    inputs = [index.encode(history[users[o]]) for o in owner]
+    wanted = np.asarray(index.encode([t for u in users for t in targets[u]]), dtype=np.int64)
     popular = per_user_ndcg(
-        ranks_from_scores(np.broadcast_to(counts, (len(users), len(counts))), wanted), owner, len(users)
+        ranks_from_scores(np.broadcast_to(counts, (len(wanted), len(counts))), wanted), owner, len(users)
     )
     print(
         f"{args.dataset}: {len(inter)} interactions, {len(before)} before the cutoff, {len(users)} test users, "
@@ -584,7 +586,8 @@ def run_post_cutoff(args: argparse.Namespace) -> int:
     for model in models:
         for seed in args.seeds:
             overrides = [*POST_CUTOFF_MODELS[model], *args.overrides, f"train.seed={seed}"]
-            key = hashlib.sha256(json.dumps([args.dataset, "post_cutoff", model, overrides, CODE_VERSION]).encode())
+            key = [args.dataset, "post_cutoff", model, overrides, CODE_VERSION, args.targets_per_user]
+            key = hashlib.sha256(json.dumps(key).encode())
             key = key.hexdigest()[:16]
             if key not in cached:
                 if args.summarise_only:
@@ -656,6 +659,7 @@ def run_post_cutoff(args: argparse.Namespace) -> int:
                     "seeds": args.seeds,
                     "overrides": args.overrides,
                     "test_users": len(users),
+                    "targets_per_user": args.targets_per_user,
                     "most_popular_ndcg@10": float(popular.mean()),
                     "summary": summary,
                     "runs": runs,
@@ -685,6 +689,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--models",
         default=",".join(POST_CUTOFF_MODELS),
         help="post_cutoff: which of shipped, configured, plain to train (comma-separated)",
+    )
+    ap.add_argument(
+        "--targets-per-user", type=int, default=5, help="post_cutoff: each test user's first items after the cutoff"
     )
     ap.add_argument("--unseen-fraction", type=float, default=0.05, help="items removed from training (loo)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="override for every variant")

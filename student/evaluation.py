@@ -1,7 +1,9 @@
 """Full-ranking evaluation: every item is scored, seen items are not removed.
 
-One held-out target per user, so Recall@K equals HR@K; both are reported as asked.
 Rank = number of items scored strictly higher than the target (+ half of exact ties), 0-based.
+With one held-out target per user Recall@K equals HR@K. With several (a user's first items after a
+cutoff, all ranked from the same history: `targets_ranks`), a user's NDCG@K is the mean over their
+targets, Recall@K the share of them in the top K, HR@K whether any is, MRR from the best-ranked one.
 """
 
 from __future__ import annotations
@@ -15,7 +17,17 @@ from profile_features.metrics import ndcg_of_ranks
 from student.data import pad_left
 from student.model import StudentModel
 
-__all__ = ["RankingMetrics", "target_ranks", "ranks_from_scores", "metrics_from_ranks", "evaluate", "summarise_seeds"]
+__all__ = [
+    "RankingMetrics",
+    "target_ranks",
+    "targets_ranks",
+    "pad_targets",
+    "ranks_from_scores",
+    "per_user_metrics",
+    "metrics_from_ranks",
+    "evaluate",
+    "summarise_seeds",
+]
 
 
 @dataclass(frozen=True)
@@ -69,6 +81,33 @@ def target_ranks(
     return np.concatenate(out) if out else np.zeros(0)
 
 
+def pad_targets(targets: list[list[int]]) -> np.ndarray:
+    """[U, T] item indices (T the longest list), 0 (no item) where a user has fewer targets."""
+    width = max((len(t) for t in targets), default=0)
+    out = np.zeros((len(targets), width), dtype=np.int64)
+    for row, items in enumerate(targets):
+        out[row, : len(items)] = items
+    return out
+
+
+@torch.no_grad()
+def targets_ranks(model: StudentModel, inputs: list[list[int]], targets: list[list[int]], batch_size: int = 256):
+    """[U, T] 0-based rank of each user's targets (item indices 1..N) among all items, every history
+    scored once; NaN where a user has fewer than T targets."""
+    model.eval()
+    padded = pad_targets(targets)
+    out = np.full(padded.shape, np.nan)
+    max_len = model.cfg.body.max_len
+    for start in range(0, len(inputs), batch_size):
+        items = pad_left(inputs[start : start + batch_size], max_len).to(model.device)
+        scores = model.score_items(items).cpu().numpy()  # [B, N]
+        block = padded[start : start + batch_size]
+        for column in range(block.shape[1]):
+            has = block[:, column] > 0
+            out[start : start + batch_size][has, column] = ranks_from_scores(scores[has], block[has, column])
+    return out
+
+
 def ranks_from_scores(scores: np.ndarray, targets: np.ndarray, candidates: np.ndarray | None = None) -> np.ndarray:
     """0-based rank of each target item (1..N) in its row of `scores` [U, N], ties counted half; items
     outside `candidates` ([N] bool, when given) are not ranked."""
@@ -85,18 +124,28 @@ def ranks_from_scores(scores: np.ndarray, targets: np.ndarray, candidates: np.nd
     return higher + ties / 2
 
 
-def metrics_from_ranks(ranks: np.ndarray, k: int = 10) -> RankingMetrics:
-    """NDCG@k, Recall@k, HR@k and MRR from 0-based ranks [U]."""
+def per_user_metrics(ranks: np.ndarray, k: int = 10) -> dict[str, np.ndarray]:
+    """Per user ([U] ranks, one target each, or [U, T] with NaN for no target; every user has one): NDCG@k
+    (mean over the targets), Recall@k (share of targets in the top k), HR@k (any) and MRR (best target)."""
     ranks = np.asarray(ranks, dtype=np.float64)
-    hit = ranks < k
-    ndcg = ndcg_of_ranks(ranks, k)
-    return RankingMetrics(
-        ndcg_at_10=float(ndcg.mean()) if len(ranks) else 0.0,
-        recall_at_10=float(hit.mean()) if len(ranks) else 0.0,
-        hr_at_10=float(hit.mean()) if len(ranks) else 0.0,
-        mrr=float((1.0 / (ranks + 1.0)).mean()) if len(ranks) else 0.0,
-        users=int(len(ranks)),
-    )
+    ranks = ranks[:, None] if ranks.ndim == 1 else ranks
+    present = ~np.isnan(ranks)
+    count = np.maximum(present.sum(1), 1)
+    filled = np.where(present, ranks, np.inf)
+    hit = filled < k
+    return {
+        "ndcg@10": np.where(present, ndcg_of_ranks(filled, k), 0.0).sum(1) / count,
+        "recall@10": hit.sum(1) / count,
+        "hr@10": hit.any(1).astype(np.float64),
+        "mrr": 1.0 / (filled.min(1, initial=np.inf) + 1.0),
+    }
+
+
+def metrics_from_ranks(ranks: np.ndarray, k: int = 10) -> RankingMetrics:
+    """NDCG@k, Recall@k, HR@k and MRR, means over users, from 0-based ranks ([U] or [U, T], `per_user_metrics`)."""
+    users = len(ranks)
+    means = {name: float(v.mean()) if users else 0.0 for name, v in per_user_metrics(ranks, k).items()}
+    return RankingMetrics(means["ndcg@10"], means["recall@10"], means["hr@10"], means["mrr"], users)
 
 
 def evaluate(model: StudentModel, inputs: list[list[int]], targets: list[int], batch_size: int = 256) -> RankingMetrics:

@@ -395,6 +395,28 @@ def test_evaluate_config_writes_a_report_whose_numbers_match_a_direct_computatio
     row = summary.query("model == 'lightgbm' and variant == 'none' and slice == 'all' and metric == 'ndcg@10'").iloc[0]
     assert f"{row['mean']:.4f} +/- {row['std']:.4f}" in text
 
+    # The student comparison's most-popular, recomputed: each test user's first five items after the cutoff
+    # (the guard's targets_per_user), ranked by counts before it over the checkpoint's items, NDCG@10 averaged
+    # per user, then over the users with a history.
+    from profile_features.catalogue import STUDENT, Snapshot
+    from student.scoring import load_student
+
+    student = load_student(Snapshot(str(config.workdir / "full" / "repo" / "data"), test_cutoff).path(STUDENT))
+    before = interactions[interactions.timestamp < test_cutoff]
+    counts = before.item_id.astype(str).value_counts().reindex(student.item_index.item_ids, fill_value=0)
+    after = interactions[interactions.timestamp >= test_cutoff].sort_values("timestamp", kind="stable")
+    per_user = []
+    for user, group in after.groupby("user_id"):
+        targets = [item for item in group.item_id.astype(str).head(5) if item in counts.index]
+        if user not in set(before.user_id) or user not in split.slices["all"] or not targets:
+            continue
+        ranks = [(counts > counts[t]).sum() + ((counts == counts[t]).sum() - 1) / 2 for t in targets]
+        per_user.append(np.mean([1 / math.log2(r + 2) if r < 10 else 0.0 for r in ranks]))
+    popular = results.query(
+        "model == 'student' and variant == 'most popular' and seed == 0 and slice == 'all' and metric == 'ndcg@10'"
+    )
+    assert popular.users.item() == len(per_user) and popular.value.item() == pytest.approx(np.mean(per_user))
+
     # The cold slice: test users with 1-5 interactions before the cutoff once truncated.
     counts = history_counts(interactions, interactions[interactions.timestamp >= test_cutoff].user_id, test_cutoff)
     cold_users = results.query("model == 'lightgbm' and slice == 'cold'").users.max()

@@ -320,7 +320,11 @@ def _rankers(
                 repo.parent / "students",
                 log=log,
             )
-        ranked = student_ranks(data_dir, trained_on, split.test_cutoff, split.end, checkpoints)
+        from student.config import load_student_config
+
+        # The guard's question, so validation and test agree on what "better" means.
+        targets = load_student_config(job.student.config, list(job.student.overrides)).guard.targets_per_user
+        ranked = student_ranks(data_dir, trained_on, split.test_cutoff, split.end, checkpoints, targets)
         frames.append(
             evaluate_student(data_dir, trained_on, split.test_cutoff, split.end, slices=student_slices, ranked=ranked)
         )
@@ -510,7 +514,8 @@ def run_evaluation(config: EvaluationConfig, log: Callable[[str], None] | None =
         "student": "the pipeline's checkpoint, whatever its deployment guard shipped (student/guard.py: the richest "
         "variant not worse than what would ship instead, on the items after a validation cutoff inside the training "
         "period), that variant retrained on the other seeds (the popularity prior, if that shipped), and plain "
-        "SASRec with the guard off, ranking all items for each test user's next item",
+        "SASRec with the guard off, ranking all items for each test user's first items after the test cutoff (the "
+        "guard's targets_per_user, 5 by default; a user's NDCG@10 is the mean over them), as the guard validates",
     }
     details |= {
         "dataset": config.dataset,

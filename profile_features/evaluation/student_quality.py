@@ -1,8 +1,10 @@
 """The student's own next-item quality on the evaluation's held-out window, against its baselines.
 
 Every model ranks all items for each test user from the history the histories job cut at
-the test cutoff; the target is the user's first item after the cutoff. Full ranking,
-seen items not removed, as in benchmarks/student_quality.py. The models:
+the test cutoff; the targets are the user's first `targets_per_user` items after the cutoff (the
+deployment guard's `guard.targets_per_user`, 5 by default: the guard validates on the same question),
+each ranked from that one history, a user's NDCG@10 the mean over their targets. Full ranking, seen
+items not removed, as in benchmarks/student_quality.py. The models:
 - "most popular" (counts before the cutoff): the reference every sequential model must beat;
 - "student": the pipeline's checkpoint (seed 0), whatever its deployment guard (student/guard.py)
   shipped, and that variant retrained on more seeds (the popularity prior when that shipped), so
@@ -24,13 +26,13 @@ import pandas as pd
 
 from profile_features.catalogue import HISTORIES, USER_PROFILE_EMBEDDINGS, Snapshot, Table
 from profile_features.catalogue import STUDENT as STUDENT_CHECKPOINT
-from profile_features.metrics import ndcg_of_ranks
 
 __all__ = [
     "MOST_POPULAR",
     "STUDENT",
     "PLAIN",
     "train_comparison_students",
+    "next_items",
     "student_ranks",
     "ranks_per_user",
     "evaluate_student",
@@ -39,11 +41,13 @@ __all__ = [
 MOST_POPULAR, STUDENT, PLAIN = "most popular", "student", "plain SASRec"
 
 
-def _next_items(interactions: pd.DataFrame, start: datetime, end: datetime) -> pd.Series:
+def next_items(interactions: pd.DataFrame, start: datetime, end: datetime, count: int = 1) -> pd.Series:
+    """user_id -> the list of the user's first `count` item ids in [start, end), oldest first."""
     window = interactions[
         (interactions.timestamp >= pd.Timestamp(start)) & (interactions.timestamp < pd.Timestamp(end))
     ]
-    return window.sort_values("timestamp", kind="stable").groupby("user_id").item_id.first()
+    first = window.sort_values("timestamp", kind="stable").groupby("user_id", sort=True).head(count)
+    return first.groupby("user_id", sort=True).item_id.agg(list)
 
 
 def _read(snapshot: Snapshot, table: Table, columns: list[str]) -> pd.DataFrame:
@@ -125,27 +129,43 @@ def train_comparison_students(
     return checkpoints
 
 
-def _ranks(student, histories: pd.DataFrame, targets: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    from student.evaluation import target_ranks
-
+def _known(student, items: list) -> list[int]:
+    """The item indices of `items` the checkpoint knows (an item it never saw is no one's target: no model
+    could rank it)."""
     index = student.item_index.to_index
-    inputs = [student.item_index.encode(items)[-student.config.body.max_len :] for items in histories.item_ids]
-    target_ids = [index.get(str(targets[user])) for user in histories.user_id]
-    keep = [i for i, (seq, target) in enumerate(zip(inputs, target_ids)) if seq and target is not None]
-    ranks = target_ranks(student.model, [inputs[i] for i in keep], [target_ids[i] for i in keep])
-    return histories.user_id.to_numpy()[keep], ranks
+    return [index[str(item)] for item in items if str(item) in index]
+
+
+def _ranks(student, histories: pd.DataFrame, targets: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """The users of `histories` with a history and a known target, and their [users, targets] ranks."""
+    from student.evaluation import targets_ranks
+
+    max_len = student.config.body.max_len
+    rows, inputs, target_ids = [], [], []
+    for row, (user, items) in enumerate(zip(histories.user_id, histories.item_ids)):
+        known = _known(student, targets[user])
+        if len(items) and known:
+            rows.append(row)
+            inputs.append(student.item_index.encode(items)[-max_len:])
+            target_ids.append(known)
+    return histories.user_id.to_numpy()[rows], targets_ranks(student.model, inputs, target_ids)
 
 
 def _popular_ranks(
     student, interactions: pd.DataFrame, cutoff: datetime, users: np.ndarray, targets: pd.Series
 ) -> np.ndarray:
-    from student.evaluation import ranks_from_scores
+    """[users, targets] ranks by the interaction counts before `cutoff` (every user has a known target)."""
+    from student.evaluation import pad_targets, ranks_from_scores
 
     popularity = interactions[interactions.timestamp < pd.Timestamp(cutoff)].item_id.astype(str).value_counts()
     counts = popularity.reindex(student.item_index.item_ids, fill_value=0).to_numpy()
-    index = student.item_index.to_index
-    target_ids = np.array([index[str(targets[u])] for u in users], dtype=np.int64)
-    return ranks_from_scores(np.broadcast_to(counts, (len(users), len(counts))), target_ids)
+    padded = pad_targets([_known(student, targets[user]) for user in users])
+    out = np.full(padded.shape, np.nan)
+    for column in range(padded.shape[1]):
+        has = padded[:, column] > 0
+        scores = np.broadcast_to(counts, (int(has.sum()), len(counts)))
+        out[has, column] = ranks_from_scores(scores, padded[has, column])
+    return out
 
 
 def student_ranks(
@@ -154,18 +174,20 @@ def student_ranks(
     test_cutoff: datetime,
     end: datetime,
     checkpoints: dict[str, list[str | Path]] | None = None,
+    targets_per_user: int = 1,
 ) -> tuple[np.ndarray, dict[str, list[np.ndarray]]]:
-    """The users ranked and, per variant ("most popular" first, then each checkpoint variant), one array of
-    0-based target ranks per seed (most popular, deterministic, repeated for every seed).
+    """The users ranked and, per variant ("most popular" first, then each checkpoint variant), one [users,
+    targets_per_user] array of 0-based target ranks per seed (NaN where a user has fewer targets; most
+    popular, deterministic, repeated for every seed).
 
-    Users without a history at the cutoff, or whose target item the checkpoints do not know, are left out.
+    Users without a history at the cutoff, or none of whose target items the checkpoints know, are left out.
     """
     from student.scoring import load_student
 
     snapshot = Snapshot(str(data_dir), test_cutoff)
     checkpoints = checkpoints or {STUDENT: [snapshot.path(STUDENT_CHECKPOINT)]}
     histories = _read(snapshot, HISTORIES, ["user_id", "item_ids"])
-    targets = _next_items(interactions, test_cutoff, end)
+    targets = next_items(interactions, test_cutoff, end, targets_per_user)
     histories = histories[histories.user_id.isin(targets.index)].reset_index(drop=True)
     ranks: dict[str, list[np.ndarray]] = {}
     users = None
@@ -188,11 +210,14 @@ def student_ranks(
 
 
 def ranks_per_user(users: np.ndarray, ranks: dict[str, list[np.ndarray]], k: int = 10) -> pd.DataFrame:
-    """variant, seed, user_id, value: each user's NDCG@k of the target rank (the paired statistics read these)."""
+    """variant, seed, user_id, value: each user's NDCG@k, the mean over their targets' ranks ([users] or
+    [users, targets], NaN for no target), which the paired statistics read."""
+    from student.evaluation import per_user_metrics
+
     frames = []
     for variant, per_seed in ranks.items():
         for seed, variant_ranks in enumerate(per_seed):
-            ndcg = ndcg_of_ranks(variant_ranks, k)
+            ndcg = per_user_metrics(variant_ranks, k)["ndcg@10"]
             frames.append(pd.DataFrame({"variant": variant, "seed": seed, "user_id": users, "value": ndcg}))
     return pd.concat(frames, ignore_index=True)
 
@@ -205,6 +230,7 @@ def evaluate_student(
     checkpoints: dict[str, list[str | Path]] | None = None,
     slices: dict[str, Collection[str]] | None = None,
     ranked: tuple[np.ndarray, dict[str, list[np.ndarray]]] | None = None,
+    targets_per_user: int = 1,
 ) -> pd.DataFrame:
     """Long-format metrics (model "student"; variants "most popular", then each checkpoint variant).
 
@@ -212,13 +238,14 @@ def evaluate_student(
         checkpoints: variant -> one checkpoint per seed (default: the pipeline's student alone).
         slices: name -> test users (default "all": every test user with a history).
         ranked: `student_ranks`' result when the caller has it already.
+        targets_per_user: each user's first items after the cutoff that are ranked (`student_ranks`).
 
     Users without a history at the cutoff, or whose target item the checkpoints do not know,
     are left out (`users` counts who is in).
     """
     from student.evaluation import metrics_from_ranks
 
-    users, ranks = ranked or student_ranks(data_dir, interactions, test_cutoff, end, checkpoints)
+    users, ranks = ranked or student_ranks(data_dir, interactions, test_cutoff, end, checkpoints, targets_per_user)
     slices = slices or {"all": users}
     records = []
     for variant, per_seed in ranks.items():

@@ -5,7 +5,14 @@ import torch.nn.functional as F
 
 from student.config import load_student_config
 from student.data import pad_left
-from student.evaluation import evaluate, metrics_from_ranks, ranks_from_scores, target_ranks
+from student.evaluation import (
+    evaluate,
+    metrics_from_ranks,
+    per_user_metrics,
+    ranks_from_scores,
+    target_ranks,
+    targets_ranks,
+)
 from student.losses import distill_loss
 from student.training import build_training_data, epoch_batch_size, fit
 
@@ -41,6 +48,33 @@ def test_ranks_count_higher_items_and_half_the_ties_within_the_candidates(traine
     in_pool = target_ranks(result.model, inputs, targets, candidates=pool)
     assert (in_pool <= everything).all() and (in_pool < everything).any()
     assert (in_pool < pool.sum()).all()
+
+
+def test_several_targets_per_user_are_ranked_from_one_history_and_averaged_per_user(trained, cyclic_data):
+    result, _ = trained
+    _, seqs, index, _ = cyclic_data
+    users = sorted(seqs)
+    inputs = [index.encode(seqs[u][:-3]) for u in users]
+    first, second = index.encode([seqs[u][-3] for u in users]), index.encode([seqs[u][-2] for u in users])
+    # every user has the first target, every other user a second one: the rest is padding (NaN)
+    lists = [[a, b] if i % 2 else [a] for i, (a, b) in enumerate(zip(first, second))]
+    ranks = targets_ranks(result.model, inputs, lists)
+    assert ranks.shape == (len(users), 2)
+    assert np.array_equal(ranks[:, 0], target_ranks(result.model, inputs, first))
+    odd = np.arange(len(users)) % 2 == 1
+    assert np.array_equal(
+        ranks[odd, 1],
+        target_ranks(result.model, [inputs[i] for i in np.flatnonzero(odd)], [second[i] for i in np.flatnonzero(odd)]),
+    )
+    assert np.isnan(ranks[~odd, 1]).all()
+    # Known answers: NDCG the mean over a user's targets, recall the share in the top 10, HR any, MRR the best.
+    per_user = per_user_metrics(np.array([[0.0, 20.0], [5.0, np.nan], [30.0, 40.0]]))
+    assert per_user["ndcg@10"] == pytest.approx([0.5, 1 / np.log2(7), 0.0])
+    assert per_user["recall@10"].tolist() == [0.5, 1.0, 0.0] and per_user["hr@10"].tolist() == [1.0, 1.0, 0.0]
+    assert per_user["mrr"] == pytest.approx([1.0, 1 / 6, 1 / 31])
+    # One target per user is the one-column case.
+    one = np.array([0.0, 3.0, 20.0])
+    assert metrics_from_ranks(one) == metrics_from_ranks(one[:, None])
 
 
 def test_distillation_loss_falls(trained):
