@@ -248,6 +248,36 @@ def test_evaluate_repo_never_points_at_the_users_data_dir(tmp_path):
     assert not (repo / "feature_store.redis.yaml").exists()
 
 
+def test_evaluate_job_writes_nothing_outside_its_own_data_dir(tmp_path):
+    """A production job may keep its profile cache, dead letters and stream checkpoint outside data_dir, and
+    profile only a refresh list; evaluate's copy of the job must keep every one under its own folder."""
+    from profile_features.config import InputsConfig, JobConfig
+    from profile_features.evaluation.run import isolated_job
+
+    production = tmp_path / "production"
+    job = JobConfig.model_validate(
+        {
+            "data_dir": str(production / "data"),
+            "profile": {
+                "cache": {"path": str(production / "cache")},
+                "dead_letter_path": str(production / "dead"),
+                "only_users": str(production / "refresh.csv"),
+            },
+            "stream": {"checkpoint": str(production / "stream")},
+            "student": {"overrides": ["train.epochs=7"]},
+        }
+    )
+    mine = tmp_path / "evaluate" / "data"
+    inputs = InputsConfig.model_validate({t: {"path": str(tmp_path / f"{t}.csv")} for t in ("interactions", "items")})
+    isolated = isolated_job(job, mine, inputs, ["train.patience=2"])
+    assert "production" not in isolated.model_dump_json()
+    assert isolated.data_dir == str(mine) and isolated.profile.only_users is None
+    assert isolated.student.overrides == ["train.epochs=7", "train.patience=2"]
+    # what is left unset resolves inside the evaluation's data_dir
+    assert isolated.profile.cache.path is None and isolated.profile.dead_letter_path is None
+    assert isolated.stream.checkpoint is None
+
+
 def test_evaluate_preflight_fails_in_seconds_naming_the_install_line(tmp_path, monkeypatch):
     import sys
     import time

@@ -134,6 +134,29 @@ def isolated_repo(target: Path, source: Path = SHIPPED_REPO) -> Path:
     return repo
 
 
+def isolated_job(job: JobConfig, data_dir: Path, inputs: InputsConfig, student_overrides: list[str]) -> JobConfig:
+    """`job` writing only under `data_dir`: the paths a job may set outside its data_dir (the profile cache,
+    the profiles' dead letters, the stream's checkpoint) fall back to their defaults inside it, and a refresh
+    list (`profile.only_users`) is dropped: evaluate profiles every user and never touches production state."""
+    profile = job.profile.model_copy(
+        update={
+            "cache": job.profile.cache.model_copy(update={"path": None}),
+            "dead_letter_path": None,
+            "only_users": None,
+        }
+    )
+    student = job.student.model_copy(update={"overrides": [*job.student.overrides, *student_overrides]})
+    return job.model_copy(
+        update={
+            "data_dir": str(data_dir),
+            "inputs": inputs,
+            "student": student,
+            "profile": profile,
+            "stream": job.stream.model_copy(update={"checkpoint": None}),
+        }
+    )
+
+
 def _build(
     config: EvaluationConfig, name: str, inputs: InputsConfig, cutoffs, log, students: list[str] | None = None
 ) -> tuple[Path, JobConfig, dict]:
@@ -143,10 +166,8 @@ def _build(
     """
 
     repo = isolated_repo(config.workdir.resolve() / name / "repo")
-    student = config.job.student.model_copy(
-        update={"overrides": [*config.job.student.overrides, *config.student_overrides]}
-    )
-    job = config.job.model_copy(update={"data_dir": str(repo / "data"), "inputs": inputs, "student": student})
+    job = isolated_job(config.job, repo / "data", inputs, config.student_overrides)
+    student = job.student
     spark = build_spark(job.spark)
     validation = run_validation(spark, job)
     cutoffs = cutoffs or _cutoffs(job, config.quantiles)
