@@ -262,11 +262,18 @@ def test_cli_forgets_a_user_from_an_id_file(erased, tmp_path, capsys):
     yaml_path.write_text(json.dumps(config.model_dump(mode="json")))  # JSON is YAML
     ids = tmp_path / "users.csv"
     ids.write_text(f"user_id,reason\n{later},art. 17\n")
+    # A refresh plan written outside data_dir (`refresh-plan --out`) names the user too.
+    plan = tmp_path / "elsewhere" / "plan.parquet"
+    plan.parent.mkdir()
+    pd.DataFrame({"user_id": [later, erased["kept"]], "score": [0.9, 0.5]}).to_parquet(plan, index=False)
     assert _online_row(_online(repo, [later]), 0)["user_id"] == later
-    assert main(["forget", "--config", str(yaml_path), "--users", str(ids), "--repo", str(repo)]) == 0
+    command = ["forget", "--config", str(yaml_path), "--users", str(ids), "--repo", str(repo), "--file", str(plan)]
+    assert main(command) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["users"] == 1 and printed["rows_removed"] > 0 and printed["tombstone_version"] == 2
     assert later not in json.dumps(printed)
+    assert pd.read_parquet(plan).to_dict("records") == [{"user_id": erased["kept"], "score": 0.5}]
+    assert json.loads(Path(printed["audit"]).read_text())["outside_files"] == {str(plan): 1}
     assert _id_hits(erased["data"], later) == []
     assert all(v is None for k, v in _online_row(_online(repo, [later]), 0).items() if k != "user_id")
 

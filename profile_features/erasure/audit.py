@@ -29,6 +29,7 @@ def audit_record(
     scratch_deleted: list[str],
     online: dict[str, Any] | None,
     evaluations: dict[str, Any] | None = None,
+    outside_files: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     return {
         "request_id": request_id,
@@ -43,6 +44,7 @@ def audit_record(
         "scratch_deleted": scratch_deleted,
         "online_store": online,
         "evaluations": evaluations or {},  # work folder -> rows removed per run (each run keeps its own record)
+        "outside_files": outside_files or {},  # file outside data_dir -> rows removed
     }
 
 

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from profile_features.config import ConfigError, load_config
 from profile_features.erasure.forget import forget_users
 from profile_features.erasure.ids import read_user_ids
+from profile_features.erasure.outside import check_file
 
 __all__ = ["add_forget_command", "run_forget"]
 
@@ -59,6 +60,15 @@ def add_forget_command(commands) -> None:
         "inputs); repeatable (default: none)",
     )
     forget.add_argument(
+        "--file",
+        dest="files",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="a Parquet or CSV file outside data_dir with a user_id column (a refresh plan written by refresh-plan "
+        "--out, an export): the users' rows are removed; repeatable. The job's profile.only_users is always included",
+    )
+    forget.add_argument(
         "-f",
         "--feature-store-yaml",
         type=Path,
@@ -79,8 +89,19 @@ def run_forget(args: argparse.Namespace) -> int:
     if missing:
         print(f"error: --evaluation {', '.join(missing)}: no such folder", file=sys.stderr)
         return 2
+    try:
+        for path in args.files:
+            check_file(path)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     result = forget_users(
-        config, ids, repo=args.repo, feature_store_yaml=args.feature_store_yaml, evaluations=args.evaluations
+        config,
+        ids,
+        repo=args.repo,
+        feature_store_yaml=args.feature_store_yaml,
+        evaluations=args.evaluations,
+        files=args.files,
     )
     record = result.record
     summary = {k: record[k] for k in ("users", "rows_removed", "tombstone_version", "online_store")}

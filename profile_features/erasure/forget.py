@@ -8,7 +8,8 @@ Order, chosen so that a kill anywhere leaves a state a re-run finishes:
   4. JSON/text files naming an id (`files.py`);
   5. the Feast online store, when a repo is given (`online.py`);
   6. evaluate's work folders, when given (`evaluation.py`: each run's data folder like a data_dir);
-  7. the audit record (`audit.py`).
+  7. user-keyed files outside data_dir: those given and the job's refresh list (`outside.py`);
+  8. the audit record (`audit.py`).
 Run it while no job writes `data_dir` (as two jobs of one stage never run at once).
 """
 
@@ -29,6 +30,7 @@ from profile_features.erasure.evaluation import forget_in_evaluation
 from profile_features.erasure.files import scrub_files
 from profile_features.erasure.ids import normalize_user_ids
 from profile_features.erasure.online import OnlineResult, forget_online
+from profile_features.erasure.outside import check_file, forget_in_file
 from profile_features.erasure.tables import (
     forget_in_partition,
     history_hashes,
@@ -53,6 +55,15 @@ class ForgetResult:
     online: OnlineResult | None
     audit_path: str
     record: dict
+
+
+def _outside_files(config: JobConfig, files: Sequence[str | Path]) -> list[str]:
+    """The files given, and the job's refresh list when it names one that exists (no duplicates, in order)."""
+    listed = [str(f) for f in files]
+    refresh = config.profile.only_users
+    if refresh and storage.exists(refresh) and str(refresh) not in listed:
+        listed.append(str(refresh))
+    return list(dict.fromkeys(listed))
 
 
 def _table_root(config: JobConfig, table: Table) -> str | None:
@@ -127,6 +138,7 @@ def forget_users(
     spark=None,
     step: Step | None = None,
     evaluations: Sequence[str | Path] = (),
+    files: Sequence[str | Path] = (),
 ) -> ForgetResult:
     """Forget `user_ids` everywhere under `config.data_dir` (every snapshot) and, given a Feast `repo`,
     in its online store. Idempotent: a re-run (after a kill) finishes the job.
@@ -135,10 +147,15 @@ def forget_users(
         spark: a session to use (None: the active one, else one from `config.spark`, stopped at the end).
         step: called after each stage of the work with its name (tests stop the run there).
         evaluations: `evaluate` work folders to forget the users in too (erasure/evaluation.py).
+        files: Parquet / CSV files outside data_dir with a user_id column (refresh plans, exports) to remove
+            the users' rows from; the job's `profile.only_users` refresh list is always included.
     """
     step = step or (lambda name: None)
     started = datetime.now(timezone.utc)
     ids = normalize_user_ids(user_ids)
+    outside_files = _outside_files(config, files)
+    for path in outside_files:
+        check_file(path)
     request_id = uuid.uuid4().hex[:12]
     tombstones, added = add_tombstones(config.data_dir, ids)
     step("tombstoned")
@@ -162,6 +179,9 @@ def forget_users(
         }
         if evaluations:
             step("evaluations")
+        outside = {path: forget_in_file(path, ids) for path in outside_files}
+        if outside:
+            step("outside files")
     finally:
         if own_session:
             spark.stop()
@@ -177,6 +197,7 @@ def forget_users(
         scratch_deleted=scratch,
         online={**asdict(online), "views": list(online.views)} if online else None,
         evaluations=evaluated,
+        outside_files=outside,
     )
     path = write_audit(config.data_dir, record)
     return ForgetResult(len(ids), tombstones.version, tables, online, path, record)
