@@ -57,3 +57,16 @@ def test_bad_files_are_refused_naming_the_file(tmp_path, name, content, message)
     with pytest.raises((ValueError, FileNotFoundError), match=message) as raised:
         check_file(str(path))
     assert str(path) in str(raised.value)
+
+
+def test_the_jobs_refresh_list_is_always_among_the_files(tmp_path):
+    from profile_features.config import JobConfig
+    from profile_features.erasure.forget import _outside_files
+
+    refresh, plan = tmp_path / "refresh.csv", tmp_path / "plan.parquet"
+    refresh.write_text("user_id\nalice\n")
+    job = JobConfig.model_validate({"data_dir": str(tmp_path / "data"), "profile": {"only_users": str(refresh)}})
+    assert _outside_files(job, [plan]) == [str(plan), str(refresh)]
+    assert _outside_files(job, [refresh]) == [str(refresh)]  # named once
+    gone = job.model_copy(update={"profile": job.profile.model_copy(update={"only_users": str(tmp_path / "no.csv")})})
+    assert _outside_files(gone, []) == []  # a list since removed is nobody's data
