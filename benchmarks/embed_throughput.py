@@ -76,7 +76,7 @@ def time_spark(spark, config: JobConfig, rows: int) -> float:
     from profile_features.spark.registry import run_stage
 
     start = time.perf_counter()
-    summary = run_stage(spark, config, "embed_texts")
+    summary = run_stage(spark, config, "embed_texts").summary()
     elapsed = time.perf_counter() - start
     assert summary["profiles"] == rows, summary
     print(f"  spark job ({summary['encoder']['name'] or 'torch'}): {rows / elapsed:7.1f} texts/s", flush=True)

@@ -128,11 +128,11 @@ def incremental(n_users: int, fraction: float) -> dict:
         )
         run_validate(spark, config)
         run_stage(spark, config, "build_histories")
-        full = run_stage(spark, config, "generate_profiles")
+        full = run_stage(spark, config, "generate_profiles").summary()
         full_calls = server.calls
         changed = change_histories(Path(config.table_path("histories")) / f"run_date={CUTOFF[:10]}", fraction)
         server.reset()
-        again = run_stage(spark, config, "generate_profiles")
+        again = run_stage(spark, config, "generate_profiles").summary()
         rerun_calls = server.calls
     spark.stop()
     return {

@@ -132,7 +132,7 @@ def run_size(spark, users: int, items: int, root: Path, epochs: int, export_dir:
     }
     return {
         **rows,
-        "epochs": train.get("epochs_run", epochs),
+        "epochs": train.summary().get("epochs_run", epochs),
         "stages": {
             name: {"seconds": round(s, 2), "rows": stage_rows[name], "rows_per_s": round(stage_rows[name] / s, 1)}
             for name, s in timings.items()

@@ -82,7 +82,7 @@ def validate(spark, items_csv: Path, events_csv: Path, out: Path) -> dict:
     config = JobConfig.model_validate(
         {"data_dir": str(out), "inputs": {"interactions": {"path": str(events_csv)}, "items": {"path": str(items_csv)}}}
     )
-    return run_validate(spark, config)
+    return run_validate(spark, config).summary()
 
 
 def main(argv=None) -> dict:

@@ -39,7 +39,7 @@ def validate(tmp_path, interactions, items, delimiter: str = ",", item_columns: 
     (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
     from pyspark.sql import SparkSession
 
-    return run_validate(SparkSession.getActiveSession(), load_config(str(tmp_path / "job.yaml")))
+    return run_validate(SparkSession.getActiveSession(), load_config(str(tmp_path / "job.yaml"))).summary()
 
 
 def rejects(tmp_path) -> pd.DataFrame:

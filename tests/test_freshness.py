@@ -461,7 +461,7 @@ def test_profile_job_regenerates_only_the_planned_users(tmp_path, spark, capsys)
     newcomers = set(new.user_id) - set(old.user_id)  # also users whose first event is later
     config = lambda cutoff, **profile: job_config(data_dir, cutoff, **profile)  # noqa: E731
 
-    first = run_stage(spark, config(first_cut), "generate_profiles")
+    first = run_stage(spark, config(first_cut), "generate_profiles").summary()
     assert first["users"] == len(old) and first["refresh"] is None
     before = pd.read_parquet(data_dir / "profiles" / f"run_date={first_cut.date()}").set_index("user_id")
 
@@ -481,7 +481,7 @@ def test_profile_job_regenerates_only_the_planned_users(tmp_path, spark, capsys)
     # Keep one newcomer off the list (it gets a stand-in); add an unknown id and a repeat.
     listed = plan.user_id[1:].tolist()
     pd.DataFrame({"user_id": listed + ["nobody", listed[0]]}).to_csv(plan_path, index=False)
-    second = run_stage(spark, config(second_cut, only_users=str(plan_path)), "generate_profiles")
+    second = run_stage(spark, config(second_cut, only_users=str(plan_path)), "generate_profiles").summary()
 
     after = pd.read_parquet(data_dir / "profiles" / f"run_date={second_cut.date()}")
     assert len(after) == after.user_id.nunique() == len(new) == second["profiles"]
@@ -537,7 +537,7 @@ def test_llm_refresh_calls_the_llm_only_for_listed_users(tmp_path, spark):
             spark,
             job_config(data_dir, second_cut, only_users=str(tmp_path / "plan.parquet"), **llm),
             "generate_profiles",
-        )
+        ).summary()
         assert server.calls == len(old) + 1 and summary["calls"] == 1 and summary["generated_users"] == 1
     newcomers = set(new.user_id) - set(old.user_id)
     unchanged = len(old) - len(changed)  # the two copied users, and any without later events

@@ -127,7 +127,7 @@ def _validate(tmp_path, events_text: str, items_text: str, **rules):
             },
         }
     )
-    return run_validate(SparkSession.getActiveSession(), config)
+    return run_validate(SparkSession.getActiveSession(), config).summary()
 
 
 def _table(tmp_path, name):

@@ -3,8 +3,7 @@
 
 `summary()` is the document an entry file prints and `<data_dir>/runs/<job>-*.json` holds: its keys
 are a contract (tests, the evaluation and operators read them), so they stay as they were when the
-stages returned plain dicts. A result also answers `result["key"]` from its summary, so callers written
-against those dicts keep working.
+stages returned plain dicts. Code reads a result's fields; the JSON is read through `summary()`.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from profile_features.encoder_backends import EncoderChoice
 
 __all__ = [
     "StageResult",
-    "SummaryResult",
     "ValidateResult",
     "HistoriesResult",
     "ProfilesResult",
@@ -36,7 +34,7 @@ EncoderInfo = EncoderChoice  # what the executors loaded: backend, precision, ex
 
 
 class StageResult:
-    """The interface every result has; `__getitem__` reads the JSON summary (the dicts stages used to return)."""
+    """The interface every result has: its JSON summary and its log lines."""
 
     def summary(self) -> dict:
         raise NotImplementedError
@@ -44,22 +42,6 @@ class StageResult:
     def describe(self) -> list[str]:
         """Log lines for a person following a pipeline run (indented under the stage's own line)."""
         return []
-
-    def __getitem__(self, key: str):
-        return self.summary()[key]
-
-    def get(self, key: str, default=None):
-        return self.summary().get(key, default)
-
-
-@dataclass(frozen=True)
-class SummaryResult(StageResult):
-    """A result that is only its summary (the tools that are not pipeline stages: dry run, refresh plan)."""
-
-    data: Mapping[str, Any]
-
-    def summary(self) -> dict:
-        return dict(self.data)
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ def change_histories(data_dir: Path, users: list[str]) -> None:
 
 
 def test_rule_based_default_runs_without_a_cache(spark, snapshot):
-    summary = run_stage(spark, job_config(snapshot), "generate_profiles")
+    summary = run_stage(spark, job_config(snapshot), "generate_profiles").summary()
     profiles = read_profiles(snapshot)
     assert summary["users"] == len(profiles) == profiles.user_id.nunique() > 0
     assert set(profiles.generator) == {"rule_based"} and summary["calls"] == 0 and summary["cache"] is None
@@ -63,7 +63,7 @@ def test_rule_based_default_runs_without_a_cache(spark, snapshot):
 def test_incremental_refresh_regenerates_only_what_changed(spark, snapshot):
     with FakeOpenAIServer() as server:
         config = job_config(snapshot, **openai_profile(server))
-        first = run_stage(spark, config, "generate_profiles")
+        first = run_stage(spark, config, "generate_profiles").summary()
         users = first["users"]
         assert first["calls"] == server.calls == users and first["cache_hits"] == 0
         assert first["fallbacks"] == first["rejects"] == 0 and first["tokens_in"] > 0 and first["tokens_out"] > 0
@@ -71,13 +71,13 @@ def test_incremental_refresh_regenerates_only_what_changed(spark, snapshot):
         assert len(profiles) == profiles.user_id.nunique() == users
         assert set(profiles.generator) == {"openai"} and set(profiles.prompt_version) == {first["prompt_version"]}
 
-        second = run_stage(spark, config, "generate_profiles")
+        second = run_stage(spark, config, "generate_profiles").summary()
         assert second["calls"] == 0 and server.calls == users and second["cache_hits"] == users
         pd.testing.assert_frame_equal(read_profiles(snapshot), profiles)
 
         changed = sorted(profiles.user_id)[:3]
         change_histories(snapshot, changed)
-        third = run_stage(spark, config, "generate_profiles")
+        third = run_stage(spark, config, "generate_profiles").summary()
         assert third["calls"] == 3 and third["generated_users"] == 3 and third["cache_hits"] == users - 3
         after = read_profiles(snapshot)
         assert len(after) == users and (after.history_hash != profiles.history_hash).sum() == 3
@@ -85,7 +85,7 @@ def test_incremental_refresh_regenerates_only_what_changed(spark, snapshot):
         other_prompt = job_config(
             snapshot, **openai_profile(server, prompt={"max_prompt_tokens": 4000, "template": "long-v1"})
         )
-        fourth = run_stage(spark, other_prompt, "generate_profiles")
+        fourth = run_stage(spark, other_prompt, "generate_profiles").summary()
         assert fourth["calls"] == users and fourth["prompt_version"].startswith("long-v1+")
         # the cache keeps both prompt versions, compacted into one entry per key
         cache = read_cache(spark, str(snapshot / "profile_cache")).toPandas()
@@ -98,7 +98,7 @@ def test_fallbacks_are_recorded_dead_lettered_and_retried(spark, snapshot, caplo
     caplog.set_level("INFO", logger="profile_features.profiles.progress")
     with FakeOpenAIServer(faults=FaultPlan(p500=0.35, seed=5)) as server:
         config = job_config(snapshot, **openai_profile(server))
-        first = run_stage(spark, config, "generate_profiles")
+        first = run_stage(spark, config, "generate_profiles").summary()
         # The driver followed the workers' checkpoints: its last progress line has the run's totals.
         progress = [r.getMessage() for r in caplog.records if r.name == "profile_features.profiles.progress"]
         n = first["generated_histories"]
@@ -113,7 +113,7 @@ def test_fallbacks_are_recorded_dead_lettered_and_retried(spark, snapshot, caplo
         assert sorted(dead.user_id) == sorted(fell_back.user_id) and set(dead.reason) == {"fallback:http_500"}
 
         server.faults = FaultPlan()
-        second = run_stage(spark, config, "generate_profiles")  # retry_fallbacks: only the fallen-back users
+        second = run_stage(spark, config, "generate_profiles").summary()  # retry_fallbacks: only the fallen-back users
         assert second["calls"] == len(fell_back) and second["fallbacks"] == 0
         assert set(read_profiles(snapshot).generator) == {"openai"}
 
@@ -172,7 +172,7 @@ def test_killed_run_rerun_ends_with_every_user_once(spark, snapshot, tmp_path):
         cached = read_cache(spark, str(snapshot / "profile_cache")).count()
         assert not (snapshot / "profiles").exists()  # nothing half-written
 
-        summary = run_stage(spark, job_config(snapshot, **openai_profile(server)), "generate_profiles")
+        summary = run_stage(spark, job_config(snapshot, **openai_profile(server)), "generate_profiles").summary()
         users = summary["users"]
         assert 4 <= cached < users and summary["cache_hits"] == cached
         assert summary["calls"] == users - cached and server.calls - calls_before == users - cached

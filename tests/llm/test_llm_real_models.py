@@ -84,11 +84,12 @@ def test_gemma_through_transformers_in_spark(spark, snapshot, gemma_gguf):
     )
     estimate = estimate_profiles(spark, config)  # counted with Gemma's own tokenizer, nothing generated
     assert estimate["token_counter"] == "tokenizer of gemma-3-270m-q4_k_m.gguf" and estimate["calls"] == 3
-    summary = run_stage(spark, config, "generate_profiles")
+    summary = run_stage(spark, config, "generate_profiles").summary()
     check_estimate(estimate, summary)
     profiles = check_profiles(snapshot, summary, "transformers", "gemma-3-270m-q4_k_m.gguf", victim)
     print(profiles[["user_id", "generator", "profile_text"]].to_string())
-    again = run_stage(spark, config, "generate_profiles")  # nothing changed: all from the cache, bar retried fallbacks
+    # nothing changed: all from the cache, bar retried fallbacks
+    again = run_stage(spark, config, "generate_profiles").summary()
     assert again["generated_users"] == summary["fallbacks"] and again["cache_hits"] == 3 - summary["fallbacks"]
 
 
@@ -112,7 +113,7 @@ def test_llama_cpp_server_through_spark(spark, snapshot, llama_server):
     estimate = estimate_profiles(spark, config)  # counted by the server's tokenizer endpoint
     assert estimate["token_counter"].startswith("server http://127.0.0.1:") and estimate["calls"] == 3
     assert estimate["server_models"] == [llama_server["model"]]
-    summary = run_stage(spark, config, "generate_profiles")
+    summary = run_stage(spark, config, "generate_profiles").summary()
     check_estimate(estimate, summary)
     assert sum(summary["reported_models"].values()) == summary["calls"]  # every response named its model
     profiles = check_profiles(snapshot, summary, "openai", llama_server["model"], victim)

@@ -48,7 +48,7 @@ def test_dry_run_counts_the_plan_and_writes_nothing_but_its_summary(spark, snaps
         assert estimate["cost"]["total"] == pytest.approx(expected["total"], abs=1e-3) and expected["total"] > 0
         assert estimate["server_models"] == ["fake-llm"]
 
-        first = run_stage(spark, config, "generate_profiles")
+        first = run_stage(spark, config, "generate_profiles").summary()
         assert first["calls"] == estimate["calls"] and first["fallbacks"] == 0
         assert first["reported_models"] == {"fake-llm": first["calls"]}  # what the server said answered
 
