@@ -31,9 +31,22 @@ def sources(root: Path) -> dict[str, ast.Module]:
     return found
 
 
-def module_name(path: str) -> str:
+def module_name(path: str, mapped_folders: dict[str, str] | None = None) -> str:
+    """The import name of the file at `path`; `mapped_folders` (folder -> package, setup.cfg `package_dir`):
+    student/ installs as profile_features.student."""
     parts = path[:-3].split("/")
+    mapped = (mapped_folders or {}).get(parts[0])
+    if mapped:
+        parts = mapped.split(".") + parts[1:]
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _package_dir(root: Path) -> dict[str, str]:
+    """folder -> the package it installs as (an older checkout without package_dir: none)."""
+    config = configparser.ConfigParser()
+    config.read(root / "setup.cfg")
+    lines = config.get("options", "package_dir", fallback="").splitlines()
+    return {b.strip(): a.strip() for a, _, b in (line.partition("=") for line in lines if "=" in line)}
 
 
 def table_names(root: Path) -> set[str]:
@@ -108,11 +121,12 @@ def _has_docstring(node) -> bool:
     )
 
 
-def imports(trees: dict[str, ast.Module]) -> list[tuple[str, str, bool]]:
+def imports(trees: dict[str, ast.Module], root: Path = ROOT) -> list[tuple[str, str, bool]]:
     """(importing module, imported project module, inside a function?) for every project import."""
     found = []
+    mapped_folders = _package_dir(root)
     for path, tree in trees.items():
-        here = module_name(path)
+        here = module_name(path, mapped_folders)
         package = here if path.endswith("__init__.py") else here.rpartition(".")[0]
         for node, in_function in _walk(tree, False):
             for target in _targets(node, package):
@@ -220,7 +234,7 @@ def largest_function(trees: dict[str, ast.Module]) -> tuple[str, int]:
 
 def measure(root: Path) -> dict:
     trees = sources(root)
-    edges = imports(trees)
+    edges = imports(trees, root)
     own_function_level = [e for e in edges if e[2]]
     lines = sum(len(ast.unparse(t).splitlines()) for t in trees.values())
     where, length = largest_function(trees)

@@ -39,7 +39,7 @@ from profile_features.profiles import RuleBasedProfileWriter  # noqa: E402
 from profile_features.profiles.base import UserHistory  # noqa: E402
 from profile_features.profiles.rule_based import genre_shares  # noqa: E402
 from profile_features.profiles.stage import make_generator  # noqa: E402
-from student.data import leave_last_out, user_sequences  # noqa: E402
+from profile_features.student.data import leave_last_out, user_sequences  # noqa: E402
 
 
 @contextmanager

@@ -90,8 +90,8 @@ def aligned(have: np.ndarray, ranks: np.ndarray, users: np.ndarray) -> np.ndarra
 
 def online_ranks(student, histories: pd.DataFrame, targets: pd.Series) -> np.ndarray:
     """Target ranks from the served features: `score_users`' embedding . `score_items`' vector + bias."""
-    from student.evaluation import ranks_from_scores
-    from student.scoring import score_items, score_users
+    from profile_features.student.evaluation import ranks_from_scores
+    from profile_features.student.scoring import score_items, score_users
 
     users = score_users(histories, student)
     items = score_items(pd.DataFrame({"item_id": student.item_index.item_ids}), student)
@@ -116,7 +116,7 @@ def summary(diff) -> dict | None:
 
 
 def evaluate(name: str, args: argparse.Namespace, spark, workdir: Path) -> dict:
-    from student.scoring import load_student
+    from profile_features.student.scoring import load_student
 
     interactions, items = load_dataset(name, args.ml100k)
     cutoff, end = snapshot_cutoffs(interactions.timestamp, [args.cutoff_quantile, args.window_quantile])

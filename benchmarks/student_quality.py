@@ -70,12 +70,12 @@ from profile_features.profiles.llm.generator import FALLBACK_GENERATOR  # noqa: 
 from profile_features.profiles.rule_based import RuleBasedProfileWriter  # noqa: E402
 from profile_features.profiles.stage import make_generator  # noqa: E402
 from profile_features.semantic_ids import assign_codes, fit_semantic_ids  # noqa: E402
-from student.config import load_student_config  # noqa: E402
-from student.data import ItemIndex, leave_last_out, temporal_split, user_sequences  # noqa: E402
-from student.evaluation import metrics_from_ranks, ranks_from_scores, target_ranks  # noqa: E402
-from student.items import ItemFeatures  # noqa: E402
-from student.slices import SliceSet, evaluation_slices, hold_out_items, without_items  # noqa: E402
-from student.training import build_training_data, fit  # noqa: E402
+from profile_features.student.config import load_student_config  # noqa: E402
+from profile_features.student.data import ItemIndex, leave_last_out, temporal_split, user_sequences  # noqa: E402
+from profile_features.student.evaluation import metrics_from_ranks, ranks_from_scores, target_ranks  # noqa: E402
+from profile_features.student.items import ItemFeatures  # noqa: E402
+from profile_features.student.slices import SliceSet, evaluation_slices, hold_out_items, without_items  # noqa: E402
+from profile_features.student.training import build_training_data, fit  # noqa: E402
 
 # Every variant starts from configs/student.yaml with IDs only (plain SASRec's item side), then applies its
 # overrides; BASE is not part of a run's cache key (it only pins what the config defaults were when the
@@ -538,9 +538,9 @@ def paired_interval(candidate: np.ndarray, baseline: np.ndarray, z: float = 1.96
 
 def run_post_cutoff(args: argparse.Namespace) -> int:
     """The deployment protocol (module docstring): train before a global cutoff, test on the first items after."""
-    from student.data import user_timelines
-    from student.guard import guarded_fit, per_user_ndcg
-    from student.sources import Cached
+    from profile_features.student.data import user_timelines
+    from profile_features.student.guard import guarded_fit, per_user_ndcg
+    from profile_features.student.sources import Cached
 
     cache_dir = Path(args.cache_dir)
     inter, items = load_benchmark_dataset(args.dataset, args.data)

@@ -31,11 +31,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from student.checkpoint import DataStats, save_checkpoint  # noqa: E402
-from student.config import load_student_config  # noqa: E402
-from student.data import ItemIndex, user_sequences  # noqa: E402
-from student.model import StudentModel  # noqa: E402
-from student.scoring import load_student, score_users  # noqa: E402
+from profile_features.student.checkpoint import DataStats, save_checkpoint  # noqa: E402
+from profile_features.student.config import load_student_config  # noqa: E402
+from profile_features.student.data import ItemIndex, user_sequences  # noqa: E402
+from profile_features.student.model import StudentModel  # noqa: E402
+from profile_features.student.scoring import load_student, score_users  # noqa: E402
 
 
 def _quality_module():

@@ -32,7 +32,7 @@ def read_item_content(data_dir: str, run_date: str | datetime, views):
     (an `ItemViewsConfig`) enables; None when it enables none. Raises when a view's table is missing, naming
     the table and the stage that writes it."""
     from profile_features.semantic_ids import load_sid_transform
-    from student.items import ItemContent
+    from profile_features.student.items import ItemContent
 
     if not views.semantic:
         return None

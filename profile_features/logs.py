@@ -49,7 +49,7 @@ NOISY_LOGGERS = (
 
 
 # Our packages, and scripts run as __main__: their INFO is the progress a person reads.
-OWN_LOGGERS = ("profile_features", "student", "spark_jobs", "benchmarks", "__main__")
+OWN_LOGGERS = ("profile_features", "benchmarks", "__main__")
 
 
 class _OwnInfoOnly(logging.Filter):

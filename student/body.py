@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from student.config import BodyConfig
-from student.items import ItemEncoder
+from profile_features.student.config import BodyConfig
+from profile_features.student.items import ItemEncoder
 
 __all__ = ["CausalSelfAttention", "SasRecBlock", "SasRecBody"]
 

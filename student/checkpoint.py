@@ -21,11 +21,16 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from profile_features import storage
-from student.checkpoint_checks import check_checkpoint_id, check_manifest, check_weights_match, weights_header
-from student.config import StudentConfig
-from student.data import ItemIndex
-from student.model import StudentModel
-from student.training import resolve_device
+from profile_features.student.checkpoint_checks import (
+    check_checkpoint_id,
+    check_manifest,
+    check_weights_match,
+    weights_header,
+)
+from profile_features.student.config import StudentConfig
+from profile_features.student.data import ItemIndex
+from profile_features.student.model import StudentModel
+from profile_features.student.training import resolve_device
 
 __all__ = [
     "WEIGHTS_FILE",

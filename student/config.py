@@ -94,7 +94,8 @@ class ItemViewsConfig(StrictModel):
 
     id: bool = True
     # The items' text embeddings (the embedding job's item_text_embeddings). auto: on when the training data
-    # brings them (the pipeline always does; `python -m student.train` with --items) and the head is tied.
+    # brings them (the pipeline always does; `python -m profile_features.student.train` with --items) and the
+    # head is tied.
     text: bool | Literal["auto"] = "auto"
     sid: bool = False  # needs the items' semantic-ID codes (the semantic job's item_sid_*)
     # sum: id + text + sid; gated: a learned per-dimension gate between the ID view and the semantic

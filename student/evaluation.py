@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 from profile_features.metrics import ndcg_of_ranks
-from student.data import pad_left
-from student.model import StudentModel
+from profile_features.student.data import pad_left
+from profile_features.student.model import StudentModel
 
 __all__ = [
     "RankingMetrics",

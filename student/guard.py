@@ -25,16 +25,16 @@ import numpy as np
 import torch
 
 from profile_features.metrics import ndcg_of_ranks
-from student.config import GuardConfig, StudentConfig
-from student.evaluation import metrics_from_ranks
-from student.sources import (
+from profile_features.student.config import GuardConfig, StudentConfig
+from profile_features.student.evaluation import metrics_from_ranks
+from profile_features.student.sources import (
     BeforeCutoff,
     TrainingUsers,
     ValidationTargets,
     after_cutoff_targets,
     interaction_time_quantile,
 )
-from student.training import FitResult, finalize, fit, popularity_ranks, source_stats
+from profile_features.student.training import FitResult, finalize, fit, popularity_ranks, source_stats
 
 __all__ = [
     "CONFIGURED",

@@ -6,8 +6,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from student.config import DistillConfig
-from student.items import ItemEncoder
+from profile_features.student.config import DistillConfig
+from profile_features.student.items import ItemEncoder
 
 __all__ = ["NextItemHead", "ProfileMoments", "ProfileTargetTransform", "DistillHead", "readout_moments"]
 

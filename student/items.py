@@ -22,8 +22,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from student.config import ItemViewsConfig
-from student.data import ItemIndex
+from profile_features.student.config import ItemViewsConfig
+from profile_features.student.data import ItemIndex
 
 __all__ = ["ItemFeatures", "ItemContent", "ItemEncoder", "item_features_from_frames"]
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from student.config import DistillConfig
+from profile_features.student.config import DistillConfig
 
 __all__ = [
     "next_item_loss",

@@ -12,11 +12,11 @@ from typing import TypedDict
 import torch
 from torch import nn
 
-from student.body import SasRecBody
-from student.config import StudentConfig
-from student.heads import DistillHead, NextItemHead, ProfileTargetTransform
-from student.items import ItemEncoder
-from student.pooling import SequencePooling, last_state
+from profile_features.student.body import SasRecBody
+from profile_features.student.config import StudentConfig
+from profile_features.student.heads import DistillHead, NextItemHead, ProfileTargetTransform
+from profile_features.student.items import ItemEncoder
+from profile_features.student.pooling import SequencePooling, last_state
 
 __all__ = ["StudentOutput", "StudentModel"]
 

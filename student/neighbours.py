@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from student.data import pad_left
-from student.sources import UserChunk
+from profile_features.student.data import pad_left
+from profile_features.student.sources import UserChunk
 
 __all__ = ["profile_neighbours", "NeighbourTeacher"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from student.config import PoolingConfig
+from profile_features.student.config import PoolingConfig
 
 __all__ = ["SequencePooling", "last_state"]
 

@@ -36,9 +36,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from student.checkpoint import LoadedStudent, checkpoint_location, load_checkpoint
-from student.data import pad_left
-from student.guard import POPULARITY
+from profile_features.student.checkpoint import LoadedStudent, checkpoint_location, load_checkpoint
+from profile_features.student.data import pad_left
+from profile_features.student.guard import POPULARITY
 
 __all__ = ["OUTPUT_COLUMNS", "ITEM_OUTPUT_COLUMNS", "load_student", "score_users", "score_items"]
 

@@ -21,8 +21,8 @@ from typing import Protocol
 
 import numpy as np
 
-from student.data import ItemIndex
-from student.items import ItemFeatures
+from profile_features.student.data import ItemIndex
+from profile_features.student.items import ItemFeatures
 
 __all__ = [
     "UserChunk",

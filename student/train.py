@@ -1,6 +1,6 @@
 """Training CLI.
 
-    python -m student.train --config configs/student.yaml \
+    python -m profile_features.student.train --config configs/student.yaml \
         --interactions interactions.parquet --profiles profile_embeddings.parquet --out ckpt_dir \
         [--validate] [--set train.epochs=50 --set distill.alpha=0.2]
 
@@ -31,14 +31,14 @@ import numpy as np
 import pandas as pd
 
 from profile_features.logs import add_verbosity_arguments, configure_logging, verbosity_level
-from student.alignment import fit_output_rotation
-from student.checkpoint import DataStats, load_checkpoint, save_checkpoint
-from student.config import load_student_config
-from student.data import ItemIndex, user_timelines
-from student.guard import guarded_fit
-from student.items import ItemContent
-from student.sources import Cached, ParquetUsers, TrainingUsers
-from student.training import build_training_data, fit
+from profile_features.student.alignment import fit_output_rotation
+from profile_features.student.checkpoint import DataStats, load_checkpoint, save_checkpoint
+from profile_features.student.config import load_student_config
+from profile_features.student.data import ItemIndex, user_timelines
+from profile_features.student.guard import guarded_fit
+from profile_features.student.items import ItemContent
+from profile_features.student.sources import Cached, ParquetUsers, TrainingUsers
+from profile_features.student.training import build_training_data, fit
 
 __all__ = [
     "read_table",
@@ -216,7 +216,7 @@ def item_content(table: pd.DataFrame) -> ItemContent:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m student.train", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m profile_features.student.train", description=__doc__.split("\n")[0])
     ap.add_argument("--config", default=None, help="student YAML (defaults when omitted)")
     ap.add_argument("--interactions", required=True)
     ap.add_argument("--profiles", default=None)

@@ -21,15 +21,15 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from student.config import StudentConfig
-from student.data import ItemIndex, pad_left
-from student.evaluation import metrics_from_ranks, target_ranks
-from student.heads import ProfileMoments, readout_moments
-from student.items import ItemFeatures
-from student.losses import LossWeighting, combine, distill_loss, neighbour_loss, sampled_next_item_loss
-from student.model import StudentModel
-from student.neighbours import NeighbourTeacher, profile_neighbours
-from student.sources import TrainingUsers, UserChunk
+from profile_features.student.config import StudentConfig
+from profile_features.student.data import ItemIndex, pad_left
+from profile_features.student.evaluation import metrics_from_ranks, target_ranks
+from profile_features.student.heads import ProfileMoments, readout_moments
+from profile_features.student.items import ItemFeatures
+from profile_features.student.losses import LossWeighting, combine, distill_loss, neighbour_loss, sampled_next_item_loss
+from profile_features.student.model import StudentModel
+from profile_features.student.neighbours import NeighbourTeacher, profile_neighbours
+from profile_features.student.sources import TrainingUsers, UserChunk
 
 __all__ = [
     "TrainingData",
@@ -280,7 +280,7 @@ def build_model(cfg: StudentConfig, data: TrainingUsers, stats: SourceStats) -> 
     if views.text is True and not text_dim:
         raise ValueError(
             "items.text is on, but the training data has no item text embeddings (pass them, e.g. "
-            "`python -m student.train --items`, or set items.text to auto or false)"
+            "`python -m profile_features.student.train --items`, or set items.text to auto or false)"
         )
     if views.sid and not code_sizes:
         raise ValueError("items.sid is on, but the training data has no semantic-ID codes")

@@ -130,9 +130,7 @@ def shipped(tmp_path_factory):
     """The package zip (as the README builds it) and the sitecustomize folder for the executors."""
     root = tmp_path_factory.mktemp("shipped")
     package = root / "profile_features.zip"
-    subprocess.run(
-        [sys.executable, "-m", "zipfile", "-c", str(package), "profile_features", "student"], cwd=REPO_ROOT, check=True
-    )
+    subprocess.run([sys.executable, "-m", "profile_features.packaging", str(package)], cwd=REPO_ROOT, check=True)
     hide = root / "hide_source"
     hide.mkdir()
     (hide / "sitecustomize.py").write_text(SITECUSTOMIZE)

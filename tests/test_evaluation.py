@@ -429,7 +429,7 @@ def test_evaluate_config_writes_a_report_whose_numbers_match_a_direct_computatio
     # (the guard's targets_per_user), ranked by counts before it over the checkpoint's items, NDCG@10 averaged
     # per user, then over the users with a history.
     from profile_features.catalogue import STUDENT, Snapshot
-    from student.scoring import load_student
+    from profile_features.student.scoring import load_student
 
     student = load_student(Snapshot(str(config.workdir / "full" / "repo" / "data"), test_cutoff).path(STUDENT))
     before = interactions[interactions.timestamp < test_cutoff]

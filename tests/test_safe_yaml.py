@@ -8,7 +8,7 @@ import pytest
 
 from profile_features.config import load_config
 from profile_features.safe_yaml import load_yaml
-from student.config import load_student_config
+from profile_features.student.config import load_student_config
 
 
 def _bomb(levels: int = 9, fan_out: int = 9) -> str:

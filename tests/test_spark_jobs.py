@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from profile_features.histories import build_histories
+from profile_features.student.checkpoint import checkpoint_location
 from profile_features.validation import InputSchemaError
-from student.checkpoint import checkpoint_location
 from tests.conftest import local_table
 
 pytestmark = pytest.mark.spark
@@ -97,7 +97,7 @@ def test_student_reads_item_content_and_scores_every_catalogue_item(pipeline_run
     """The default student reads the items' text vectors (items.text auto) and its index covers the
     catalogue, so the scoring job gives every catalogue item a vector and bias, including items nobody
     interacted with before the cutoff, whichever variant the guard shipped."""
-    from student.checkpoint import load_checkpoint
+    from profile_features.student.checkpoint import load_checkpoint
 
     config = pipeline_run["config"]
     interactions = small_sample.interactions
@@ -165,7 +165,7 @@ def write_job_yaml(tmp_path, interactions_path, items_path):
 
 
 def test_validate_entry_writes_rejects_and_accounts_for_every_row(tmp_path, spark):
-    from spark_jobs import validate_inputs
+    from profile_features.spark_jobs import validate_inputs
 
     items = tmp_path / "items.csv"
     items.write_text("item_id,title,genres\ni1,Alpha,Drama\ni2,Beta,Comedy\ni2,Beta again,Comedy\n,No id,Drama\n")
@@ -208,7 +208,7 @@ def test_validate_entry_writes_rejects_and_accounts_for_every_row(tmp_path, spar
 
 
 def test_missing_column_fails_naming_file_and_column(tmp_path, spark):
-    from spark_jobs import validate_inputs
+    from profile_features.spark_jobs import validate_inputs
 
     items = tmp_path / "items.csv"
     items.write_text("item_id,title\ni1,Alpha\n")

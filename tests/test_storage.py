@@ -73,10 +73,10 @@ def test_semantic_transforms_live_on_s3_and_the_newest_fitting_one_is_found(s3_b
 def test_student_checkpoint_round_trips_through_s3(s3_bucket, tmp_path):
     import torch
 
-    from student.checkpoint import DataStats, checkpoint_location, load_checkpoint, save_checkpoint
-    from student.config import StudentConfig
-    from student.data import ItemIndex
-    from student.model import StudentModel
+    from profile_features.student.checkpoint import DataStats, checkpoint_location, load_checkpoint, save_checkpoint
+    from profile_features.student.config import StudentConfig
+    from profile_features.student.data import ItemIndex
+    from profile_features.student.model import StudentModel
 
     cfg = StudentConfig.model_validate({"body": {"hidden_size": 16, "max_len": 8, "num_blocks": 1}})
     items = ItemIndex(tuple(f"i{k}" for k in range(10)))

@@ -87,7 +87,7 @@ def _write_files(events: Path, files, start: int = 0) -> None:
 def _expected(data: Path, scenario: dict, user: str, base: list[str]) -> tuple[np.ndarray, datetime]:
     """The student's embedding of `user`'s history (snapshot items, then every valid streamed item after the
     cutoff in time order, once), scored directly with the checkpoint; and the newest event time."""
-    from student.scoring import load_student, score_users
+    from profile_features.student.scoring import load_student, score_users
 
     streamed = sorted(
         {(ts, item) for rows in scenario["files"] for u, item, ts in rows if u == user and isinstance(ts, datetime)}

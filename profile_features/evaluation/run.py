@@ -341,7 +341,7 @@ def _rankers(
                 repo.parent / "students",
                 log=log,
             )
-        from student.config import load_student_config
+        from profile_features.student.config import load_student_config
 
         # The guard's question, so validation and test agree on what "better" means.
         targets = load_student_config(job.student.config, list(job.student.overrides)).guard.targets_per_user

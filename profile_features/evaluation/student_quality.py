@@ -74,10 +74,10 @@ def train_comparison_students(
     guard shipped the popularity prior, every seed is that prior. The runs go to `out_dir`.
     """
     from profile_features.item_content import read_item_content
-    from student.config import StudentConfig, load_student_config
-    from student.guard import POPULARITY
-    from student.scoring import load_student
-    from student.train import train_from_frames
+    from profile_features.student.config import StudentConfig, load_student_config
+    from profile_features.student.guard import POPULARITY
+    from profile_features.student.scoring import load_student
+    from profile_features.student.train import train_from_frames
 
     snapshot = Snapshot(str(data_dir), test_cutoff)
     before = interactions[interactions.timestamp < pd.Timestamp(test_cutoff)][["user_id", "item_id", "timestamp"]]
@@ -138,7 +138,7 @@ def _known(student, items: list) -> list[int]:
 
 def _ranks(student, histories: pd.DataFrame, targets: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """The users of `histories` with a history and a known target, and their [users, targets] ranks."""
-    from student.evaluation import targets_ranks
+    from profile_features.student.evaluation import targets_ranks
 
     max_len = student.config.body.max_len
     rows, inputs, target_ids = [], [], []
@@ -155,7 +155,7 @@ def _popular_ranks(
     student, interactions: pd.DataFrame, cutoff: datetime, users: np.ndarray, targets: pd.Series
 ) -> np.ndarray:
     """[users, targets] ranks by the interaction counts before `cutoff` (every user has a known target)."""
-    from student.evaluation import pad_targets, ranks_from_scores
+    from profile_features.student.evaluation import pad_targets, ranks_from_scores
 
     popularity = interactions[interactions.timestamp < pd.Timestamp(cutoff)].item_id.astype(str).value_counts()
     counts = popularity.reindex(student.item_index.item_ids, fill_value=0).to_numpy()
@@ -182,7 +182,7 @@ def student_ranks(
 
     Users without a history at the cutoff, or none of whose target items the checkpoints know, are left out.
     """
-    from student.scoring import load_student
+    from profile_features.student.scoring import load_student
 
     snapshot = Snapshot(str(data_dir), test_cutoff)
     checkpoints = checkpoints or {STUDENT: [snapshot.path(STUDENT_CHECKPOINT)]}
@@ -212,7 +212,7 @@ def student_ranks(
 def ranks_per_user(users: np.ndarray, ranks: dict[str, list[np.ndarray]], k: int = 10) -> pd.DataFrame:
     """variant, seed, user_id, value: each user's NDCG@k, the mean over their targets' ranks ([users] or
     [users, targets], NaN for no target), which the paired statistics read."""
-    from student.evaluation import per_user_metrics
+    from profile_features.student.evaluation import per_user_metrics
 
     frames = []
     for variant, per_seed in ranks.items():
@@ -243,7 +243,7 @@ def evaluate_student(
     Users without a history at the cutoff, or whose target item the checkpoints do not know,
     are left out (`users` counts who is in).
     """
-    from student.evaluation import metrics_from_ranks
+    from profile_features.student.evaluation import metrics_from_ranks
 
     users, ranks = ranked or student_ranks(data_dir, interactions, test_cutoff, end, checkpoints, targets_per_user)
     slices = slices or {"all": users}

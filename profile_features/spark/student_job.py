@@ -100,9 +100,9 @@ def run_train_student(spark, config: JobConfig, snapshot: Snapshot) -> StudentTr
     from pyspark.sql import functions as F
 
     from profile_features import storage
-    from student.checkpoint import CURRENT_FILE
-    from student.config import load_student_config
-    from student.train import train_from_parquet
+    from profile_features.student.checkpoint import CURRENT_FILE
+    from profile_features.student.config import load_student_config
+    from profile_features.student.train import train_from_parquet
 
     run_date = snapshot.run_date
     profiles = read_table(spark, snapshot.path(USER_PROFILE_EMBEDDINGS))
@@ -147,7 +147,7 @@ def _score_items(spark, snapshot: Snapshot, path: str, threads: int) -> tuple[st
     catalogue = _catalogue(spark, snapshot)
 
     def partition(batches):
-        from student.scoring import load_student, score_items
+        from profile_features.student.scoring import load_student, score_items
 
         model = load_student(path, num_threads=threads)  # once per worker process
         for batch in batches:
@@ -176,7 +176,7 @@ def run_score_student(spark, config: JobConfig, snapshot: Snapshot) -> StudentSc
     threads = threads_per_task(spark)
 
     def partition(batches):
-        from student.scoring import load_student, score_users
+        from profile_features.student.scoring import load_student, score_users
 
         model = load_student(path, num_threads=threads)  # once per worker process
         for batch in batches:

@@ -182,7 +182,7 @@ class MicroBatch:
         threads = threads_per_task(spark)
 
         def partition(batches):
-            from student.scoring import load_student, score_users
+            from profile_features.student.scoring import load_student, score_users
 
             model = load_student(path, num_threads=threads)
             for frame in batches:

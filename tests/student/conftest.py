@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 import torch
 
-from student.config import load_student_config
-from student.data import ItemIndex, user_sequences
-from student.training import build_training_data, fit
+from profile_features.student.config import load_student_config
+from profile_features.student.data import ItemIndex, user_sequences
+from profile_features.student.training import build_training_data, fit
 
 NUM_ITEMS = 24
 PROFILE_DIM = 8

@@ -7,10 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from student.alignment import procrustes
-from student.checkpoint import load_checkpoint
-from student.scoring import score_items, score_users
-from student.train import train_from_frames
+from profile_features.student.alignment import procrustes
+from profile_features.student.checkpoint import load_checkpoint
+from profile_features.student.scoring import score_items, score_users
+from profile_features.student.train import train_from_frames
 
 
 def test_procrustes_recovers_a_known_rotation():

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from student.data import leave_last_out, temporal_split, user_sequences
+from profile_features.student.data import leave_last_out, temporal_split, user_sequences
 from tests.conftest import load_benchmark
 from tests.llm.fake_openai import FakeOpenAIServer
 

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 import torch
 
-from student.checkpoint import DataStats, load_checkpoint, save_checkpoint
-from student.scoring import OUTPUT_COLUMNS, load_student, score_users
+from profile_features.student.checkpoint import DataStats, load_checkpoint, save_checkpoint
+from profile_features.student.scoring import OUTPUT_COLUMNS, load_student, score_users
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def test_checkpoint_round_trip_gives_identical_outputs(trained, ckpt, cyclic_dat
     for key, value in result.model.state_dict().items():
         assert torch.equal(value.cpu(), loaded.model.state_dict()[key]), key
     hist = _histories(cyclic_data)
-    from student.checkpoint import LoadedStudent
+    from profile_features.student.checkpoint import LoadedStudent
 
     in_memory = LoadedStudent(result.model.eval(), result.model.cfg, data.item_index, loaded.stats, ckpt_id, "")
     a, b = score_users(hist, in_memory), score_users(hist, loaded)
@@ -164,7 +164,7 @@ def test_a_save_killed_at_any_file_leaves_the_previous_checkpoint_in_force(train
     import shutil
 
     from profile_features import storage
-    from student.checkpoint import checkpoint_location
+    from profile_features.student.checkpoint import checkpoint_location
 
     result, data = trained
     path, ckpt_id = ckpt

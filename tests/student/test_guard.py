@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from student.checkpoint import load_checkpoint
-from student.config import GuardConfig
-from student.data import ItemIndex, user_timelines
-from student.guard import (
+from profile_features.student.checkpoint import load_checkpoint
+from profile_features.student.config import GuardConfig
+from profile_features.student.data import ItemIndex, user_timelines
+from profile_features.student.guard import (
     CONFIGURED,
     PLAIN,
     POPULARITY,
@@ -20,11 +20,11 @@ from student.guard import (
     per_user_ndcg,
     variant_chain,
 )
-from student.items import ItemContent
-from student.scoring import score_items, score_users
-from student.sources import BeforeCutoff, Cached, after_cutoff_targets, interaction_time_quantile
-from student.train import train_from_frames
-from student.training import build_training_data, fit
+from profile_features.student.items import ItemContent
+from profile_features.student.scoring import score_items, score_users
+from profile_features.student.sources import BeforeCutoff, Cached, after_cutoff_targets, interaction_time_quantile
+from profile_features.student.train import train_from_frames
+from profile_features.student.training import build_training_data, fit
 
 
 def _timed_data():
@@ -245,7 +245,7 @@ def test_parquet_item_times_are_read_aligned_and_a_misaligned_row_is_named(tmp_p
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from student.sources import ParquetUsers
+    from profile_features.student.sources import ParquetUsers
 
     index = ItemIndex.from_items(["i1", "i2", "i3"])
     table = {"user_id": ["a"], "item_ids": [["i1", "gone", "i3"]], "item_times": [[10, 20, 30]]}

@@ -15,12 +15,12 @@ import pytest
 import torch
 
 from profile_features.item_content import read_item_content
-from student.checkpoint import load_checkpoint, save_checkpoint
-from student.data import ItemIndex, pad_left
-from student.items import item_features_from_frames
-from student.neighbours import profile_neighbours
-from student.scoring import score_items, score_users
-from student.training import _crop, build_training_data, fit
+from profile_features.student.checkpoint import load_checkpoint, save_checkpoint
+from profile_features.student.data import ItemIndex, pad_left
+from profile_features.student.items import item_features_from_frames
+from profile_features.student.neighbours import profile_neighbours
+from profile_features.student.scoring import score_items, score_users
+from profile_features.student.training import _crop, build_training_data, fit
 
 GROUPS, PER_GROUP, UNSEEN_PER_GROUP, DIM = 4, 15, 4, 16
 
@@ -163,7 +163,7 @@ def test_checkpoint_and_item_scoring_reproduce_the_students_logits(content_world
 
 
 def _stats():
-    from student.checkpoint import DataStats
+    from profile_features.student.checkpoint import DataStats
 
     return DataStats(num_users=1, num_items=1, num_interactions=1, profile_dim=0, users_with_profile=0)
 
@@ -212,8 +212,8 @@ def test_crops_keep_the_newest_items_and_span_short_to_full_lengths():
 
 def test_pca_adapter_starts_with_the_texts_geometry(content_world):
     """Before training, a PCA-initialised text view keeps the centred texts' inner products (H >= D here)."""
-    from student.config import ItemViewsConfig
-    from student.items import ItemEncoder
+    from profile_features.student.config import ItemViewsConfig
+    from profile_features.student.items import ItemEncoder
 
     _, index, features, _, _, _ = content_world
     encoder = ItemEncoder(len(index), 32, ItemViewsConfig(id=False, text=True, adapter_init="pca"), DIM)

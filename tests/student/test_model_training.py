@@ -3,9 +3,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from student.config import load_student_config
-from student.data import pad_left
-from student.evaluation import (
+from profile_features.student.config import load_student_config
+from profile_features.student.data import pad_left
+from profile_features.student.evaluation import (
     evaluate,
     metrics_from_ranks,
     per_user_metrics,
@@ -13,8 +13,8 @@ from student.evaluation import (
     target_ranks,
     targets_ranks,
 )
-from student.losses import distill_loss
-from student.training import build_training_data, epoch_batch_size, fit
+from profile_features.student.losses import distill_loss
+from profile_features.student.training import build_training_data, epoch_batch_size, fit
 
 
 def test_determined_next_item_is_ranked_first(trained, cyclic_data):
@@ -226,7 +226,7 @@ def test_a_stalled_distillation_phase_hands_over_to_next_item_loss_then_stops(cy
 def _popularity_only_data(make_config, seed: int = 0):
     """Users draw items from a skewed popularity, independent of their history: nothing to learn
     beyond popularity, so the untrained start is the best model."""
-    from student.data import ItemIndex
+    from profile_features.student.data import ItemIndex
 
     rng = np.random.default_rng(seed)
     probs = 1.0 / np.arange(1, 31)
@@ -240,7 +240,7 @@ def _popularity_only_data(make_config, seed: int = 0):
 
 
 def test_a_student_that_never_beats_most_popular_on_validation_ranks_by_popularity(make_config):
-    from student.training import item_counts, popularity_metrics
+    from profile_features.student.training import item_counts, popularity_metrics
 
     data, valid = _popularity_only_data(make_config, seed=1)
     # Six one-step epochs keep the model near its start: more steps can fit the held-out draws by chance.
@@ -271,7 +271,7 @@ def test_a_student_that_learns_keeps_its_own_ranking(cyclic_data, make_config):
 def test_validated_training_keeps_short_users_and_reports_most_popular(tmp_path, make_config):
     import pandas as pd
 
-    from student.train import train_from_frames
+    from profile_features.student.train import train_from_frames
 
     rows = [(f"u{u}", f"i{(u + t) % 12}", t) for u in range(40) for t in range(6)]
     rows += [("short", "i1", 0), ("short", "i2", 1)]  # nothing after the validation cutoff: trains only
@@ -288,15 +288,15 @@ def test_validated_training_keeps_short_users_and_reports_most_popular(tmp_path,
 
 
 def _items(num_items: int, hidden: int):
-    from student.config import ItemViewsConfig
-    from student.items import ItemEncoder
+    from profile_features.student.config import ItemViewsConfig
+    from profile_features.student.items import ItemEncoder
 
     return ItemEncoder(num_items, hidden, ItemViewsConfig())
 
 
 def test_sampled_softmax_is_the_full_softmax_when_the_catalogue_fits():
-    from student.heads import NextItemHead
-    from student.losses import next_item_loss, sampled_next_item_loss
+    from profile_features.student.heads import NextItemHead
+    from profile_features.student.losses import next_item_loss, sampled_next_item_loss
 
     torch.manual_seed(0)
     head = NextItemHead(_items(10, 4), 10, 4, tied=True)
@@ -307,8 +307,8 @@ def test_sampled_softmax_is_the_full_softmax_when_the_catalogue_fits():
 
 
 def test_sampled_softmax_estimates_the_full_loss_and_masks_accidental_hits():
-    from student.heads import NextItemHead
-    from student.losses import next_item_loss, sampled_next_item_loss
+    from profile_features.student.heads import NextItemHead
+    from profile_features.student.losses import next_item_loss, sampled_next_item_loss
 
     torch.manual_seed(0)
     head = NextItemHead(_items(2000, 16), 2000, 16, tied=True)
@@ -337,7 +337,7 @@ def test_sampled_softmax_estimates_the_full_loss_and_masks_accidental_hits():
 def test_sampled_softmax_training_ranks_the_determined_next_item_first(make_config):
     """A cycle over 400 items trained against 64 sampled items per batch learns it as the full softmax does
     (here: full 0.81 first / 0.94 top-10; random 0.0025 / 0.025)."""
-    from student.data import ItemIndex, user_sequences
+    from profile_features.student.data import ItemIndex, user_sequences
 
     num_items, rng = 400, np.random.default_rng(0)
     rows = [

@@ -1,4 +1,4 @@
-from student.slices import evaluation_slices, hold_out_items, long_tail_items, without_items
+from profile_features.student.slices import evaluation_slices, hold_out_items, long_tail_items, without_items
 
 
 def test_hold_out_is_seeded_and_sized():

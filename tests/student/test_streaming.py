@@ -10,11 +10,11 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from student.data import user_sequences
-from student.heads import DistillHead, ProfileMoments, ProfileTargetTransform, readout_moments
-from student.sources import HeldOutLast, ParquetUsers
-from student.train import train_from_frames, train_from_parquet
-from student.training import build_training_data, source_stats
+from profile_features.student.data import user_sequences
+from profile_features.student.heads import DistillHead, ProfileMoments, ProfileTargetTransform, readout_moments
+from profile_features.student.sources import HeldOutLast, ParquetUsers
+from profile_features.student.train import train_from_frames, train_from_parquet
+from profile_features.student.training import build_training_data, source_stats
 
 
 def _users_table(seqs: dict[str, list[str]], profiles: dict[str, np.ndarray], without: set[str] = frozenset()):

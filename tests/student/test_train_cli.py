@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pandas as pd
 
-from student.checkpoint import load_checkpoint
-from student.train import main
+from profile_features.student.checkpoint import load_checkpoint
+from profile_features.student.train import main
 
 
 def test_train_cli_writes_a_loadable_checkpoint(tmp_path, cyclic_data, capsys):
