@@ -27,6 +27,7 @@ import torch
 from profile_features.metrics import ndcg_of_ranks
 from profile_features.student.config import GuardConfig, StudentConfig
 from profile_features.student.evaluation import metrics_from_ranks
+from profile_features.student.popularity import decayed_counts, half_life_candidates, newest_time
 from profile_features.student.sources import (
     BeforeCutoff,
     TrainingUsers,
@@ -116,6 +117,11 @@ class GuardDecision:
     candidates: list[Candidate]
     refit_epochs: int
     seconds: float = 0.0
+    # The most-popular baseline and fallback weigh each interaction 0.5 ** (age / half-life), the half-life
+    # chosen on validation (student/popularity.py), in the times' units and as a multiple of the validation
+    # window's length; None: all-time counts.
+    popularity_half_life: float | None = None
+    popularity_half_life_windows: float | None = None
 
     def as_dict(self) -> dict:
         out = asdict(self)
@@ -264,6 +270,7 @@ def guarded_fit(
     guard = cfg.guard
     started = time.perf_counter()
     cutoff = interaction_time_quantile(data, 1.0 - guard.valid_fraction, seed=cfg.train.seed)
+    window = newest_time(data) - cutoff  # the validation window's length: the popularity half-lives' scale
     early = BeforeCutoff(data, cutoff)
     limit = max(1, cfg.train.max_valid_users // guard.targets_per_user)
     targets: ValidationTargets = after_cutoff_targets(data, cutoff, guard.targets_per_user, limit, cfg.train.seed)
@@ -275,10 +282,11 @@ def guarded_fit(
     chain = variant_chain(cfg, has_content, has_profiles) if guard.enabled else [(CONFIGURED, cfg)]
     say = log or (lambda _: None)
 
-    def decision(variant, reason, candidates, pop, epochs) -> GuardDecision:
+    def decision(variant, reason, candidates, pop, epochs, half_life=None) -> GuardDecision:
+        windows = None if half_life is None or not window else half_life / window
         return GuardDecision(
             variant, reason, cutoff, guard.valid_fraction, len(targets.users), targets.eligible, pop,
-            guard.confidence, guard.margin, candidates, epochs, time.perf_counter() - started,
+            guard.confidence, guard.margin, candidates, epochs, time.perf_counter() - started, half_life, windows,
         )  # fmt: skip
 
     if not targets.users:
@@ -294,11 +302,10 @@ def guarded_fit(
     inputs, flat_targets, owner = targets.pairs()
     valid = (inputs, flat_targets)
     users = len(targets.users)
-    pop_ranks = popularity_ranks(source_stats(early).counts, flat_targets)
-    popular = per_user_ndcg(pop_ranks, owner, users)
+    half_life, pop_ranks, popular = _validated_popularity(early, cutoff, window, flat_targets, owner)
     say(
         f"[guard] validation cutoff {cutoff}: {users} users with items after it (of {targets.eligible} "
-        f"eligible); most-popular NDCG@10 {popular.mean():.4f}"
+        f"eligible); most-popular NDCG@10 {popular.mean():.4f} ({_describe_half_life(half_life, window)})"
     )
     fitted: dict[str, tuple[FitResult, np.ndarray]] = {}
 
@@ -330,10 +337,10 @@ def guarded_fit(
         shipped, reason = choose_variant([name for name, _ in chain], scores_of, popular, guard, judged)
     if shipped is None:
         res, _ = fitted[chain[-1][0]]
-        _rank_by_popularity(res, data)
+        _rank_by_popularity(res, data, half_life)
         res.best_valid = res.popularity_valid = metrics_from_ranks(pop_ranks).as_dict()
-        say(f"[guard] shipping the popularity prior: {reason}")
-        return res, decision(POPULARITY, reason, candidates, float(popular.mean()), res.best_epoch)
+        say(f"[guard] shipping the popularity prior ({_describe_half_life(half_life, window)}): {reason}")
+        return res, decision(POPULARITY, reason, candidates, float(popular.mean()), res.best_epoch, half_life)
     validated, _ = fitted[shipped]
     epochs = max(validated.best_epoch, 1)
     say(f"[guard] shipping {shipped}: refit on every training interaction for {epochs} epochs")
@@ -349,13 +356,34 @@ def guarded_fit(
     final.best_epoch = validated.best_epoch
     final.best_valid = validated.best_valid
     final.popularity_valid = metrics_from_ranks(pop_ranks).as_dict()
-    return final, decision(shipped, reason, candidates, float(popular.mean()), epochs)
+    return final, decision(shipped, reason, candidates, float(popular.mean()), epochs, half_life)
 
 
-def _rank_by_popularity(result: FitResult, data: TrainingUsers) -> None:
-    """Turn `result.model` into the popularity prior over every training interaction, finalized on `data`."""
+def _validated_popularity(early: TrainingUsers, cutoff: int, window: int, targets: list[int], owner: np.ndarray):
+    """(half-life or None, target ranks, per-user NDCG@10) of the most-popular baseline that ranks the
+    validation targets best: counts before `cutoff`, each interaction weighted by its age at the cutoff,
+    for each half-life among `half_life_candidates(window)` (all-time first; a later one must do better)."""
+    users = int(owner.max()) + 1 if len(owner) else 0
+    best = None
+    for half_life in half_life_candidates(window):
+        ranks = popularity_ranks(decayed_counts(early, cutoff, half_life), targets)
+        per_user = per_user_ndcg(ranks, owner, users)
+        if best is None or per_user.mean() > best[2].mean():
+            best = (half_life, ranks, per_user)
+    return best
+
+
+def _describe_half_life(half_life: float | None, window: float) -> str:
+    if half_life is None:
+        return "all-time counts"
+    return f"counts halved every {half_life / window:g} x the validation window"
+
+
+def _rank_by_popularity(result: FitResult, data: TrainingUsers, half_life: float | None = None) -> None:
+    """Turn `result.model` into the popularity prior over every training interaction (weighted by age at the
+    newest one when `half_life` is given), finalized on `data`."""
     model = result.model
-    counts = source_stats(data).counts
+    counts = decayed_counts(data, newest_time(data), half_life)
     model.head.rank_by_popularity(torch.as_tensor(counts, device=model.device))
     finalize(model, data)
     result.ranks_by_popularity = True

@@ -34,6 +34,7 @@ __all__ = [
     "ValidationTargets",
     "interaction_time_quantile",
     "after_cutoff_targets",
+    "require_times",
 ]
 
 
@@ -238,7 +239,8 @@ class Cached:
             yield self._chunks[i]
 
 
-def _require_times(chunk: UserChunk) -> list[np.ndarray]:
+def require_times(chunk: UserChunk) -> list[np.ndarray]:
+    """The chunk's interaction times; raises, naming the column, when the source has none."""
     if chunk.times is None:
         raise ValueError(
             "temporal validation needs each interaction's time: the training users carry no item times "
@@ -263,7 +265,7 @@ class BeforeCutoff:
 
     def chunks(self, rng: np.random.Generator | None = None) -> Iterator[UserChunk]:
         for chunk in self.source.chunks(rng):
-            times = _require_times(chunk)
+            times = require_times(chunk)
             kept = [int(np.searchsorted(t, self.cutoff, side="left")) for t in times]
             rows = [i for i, k in enumerate(kept) if k]
             if not rows:
@@ -283,7 +285,7 @@ def interaction_time_quantile(source: TrainingUsers, q: float, sample: int = 1_0
     rng = np.random.default_rng(seed)
     times, keys = np.empty(0, dtype=np.int64), np.empty(0)
     for chunk in source.chunks():
-        batch = [t for t in _require_times(chunk) if len(t)]
+        batch = [t for t in require_times(chunk) if len(t)]
         if not batch:
             continue
         times = np.concatenate([times, *batch])
@@ -327,7 +329,7 @@ def after_cutoff_targets(
     kept: list[tuple[str, list[int], list[int]]] = []
     eligible = 0
     for chunk in source.chunks():
-        for user, sequence, times in zip(chunk.users, chunk.sequences, _require_times(chunk)):
+        for user, sequence, times in zip(chunk.users, chunk.sequences, require_times(chunk)):
             k = int(np.searchsorted(times, cutoff, side="left"))
             if k == 0 or k == len(sequence):
                 continue
