@@ -172,8 +172,18 @@ def test_report_numbers_and_goal_checks(tmp_path):
     assert checks["all"]["met"] and checks["all"]["outcome"] == "passed"
     assert not checks["cold"]["met"]  # a lift below +10%
     assert checks["all"]["difference"] == pytest.approx(0.04, abs=0.005)
-    path = write_report(tmp_path, results, {"dataset": "hand-made"}, per_user=per_user)
+    guard = {
+        "variant": "popularity",
+        "validation_users": 91,
+        "popularity_ndcg": 0.073,
+        "popularity_half_life_windows": 0.25,
+        "reason": "no trained variant was shown not worse than most-popular",
+    }
+    details = {"student_training": [None, {"run_date": "1998-03-07", "guard": guard}]}
+    path = write_report(tmp_path, results, {"dataset": "hand-made"}, per_user=per_user, details=details)
     text = path.read_text()
+    assert "## What the student's deployment guard shipped" in text
+    assert "| 1998-03-07 | popularity | 91 | 0.0730 (half-life 0.25 x the validation window) | no trained" in text
     assert f"{row['mean']:.4f} +/- {row['std']:.4f}" in text
     assert f"{100 * row['lift']:+.1f}%" in text
     assert (tmp_path / "ndcg.png").stat().st_size > 1000 and (tmp_path / "results.csv").exists()

@@ -303,6 +303,37 @@ def _recommendation_lines(recommendation: dict, checks: list[dict]) -> list[str]
     return lines + [""]
 
 
+def _guard_lines(trainings: list[dict | None]) -> list[str]:
+    """Which student each snapshot served, as its deployment guard decided (student/guard.py), and why."""
+    rows = []
+    for training in trainings:
+        guard = (training or {}).get("guard")
+        if not guard:
+            continue
+        windows = guard.get("popularity_half_life_windows")
+        weighting = "all-time counts" if windows is None else f"half-life {windows:g} x the validation window"
+        popular = guard.get("popularity_ndcg")
+        popular = "-" if popular is None else f"{popular:.4f} ({weighting})"
+        rows.append(
+            f"| {training.get('run_date')} | {guard['variant']} | {guard['validation_users']} | {popular} | "
+            f"{guard['reason']} |"
+        )
+    if not rows:
+        return []
+    return [
+        "## What the student's deployment guard shipped",
+        "",
+        "Each snapshot's student is the richest variant not worse than what would ship instead, on the items after "
+        "a validation cutoff inside its training period; most-popular there weighs interactions by age where "
+        "that ranks the validation items better (student/popularity.py).",
+        "",
+        "| snapshot | shipped | validation users | most-popular NDCG@10 on validation | why |",
+        "|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
+
+
 def _check_lines(checks: list[dict]) -> list[str]:
     if not checks:
         return []
@@ -482,6 +513,7 @@ def write_report(
         ]
         lines += ["", "Met = the mean lift reaches the goal and the 95% interval of the difference is above zero.", ""]
     lines += _control_lines(per_user, min_users)
+    lines += _guard_lines((details or {}).get("student_training") or [])
     for model in dict.fromkeys(summary.model):
         lines += [f"## {model}", ""]
         for slice_name in dict.fromkeys(summary[summary.model == model].slice):
