@@ -8,9 +8,11 @@ each user touched after it, ranked over the whole catalogue. Candidates, richest
 student, the same without item content, plain SASRec; then the popularity prior. The first candidate
 that is non-inferior to what would ship instead (paired per-user NDCG@10 differences, a one-sided
 lower confidence bound above -margin x the baseline) ships: to most-popular, and to plain SASRec when
-plain SASRec is itself non-inferior to most-popular (`choose_variant`). It is refitted on every
-interaction before the training cutoff for its validated number of epochs. The decision and its figures are kept
-(`GuardDecision`) for the job summary, the checkpoint manifest and the served `student_variant`.
+plain SASRec is itself non-inferior to most-popular (`choose_variant`). Most-popular weighs interactions
+by age where that ranks the validation items better (`student/popularity.py`: drift makes all-time counts a
+weak baseline), and the popularity prior ships with the same weighting. The winner is refitted on every
+interaction before the training cutoff for its validated number of epochs. The decision and its figures are
+kept (`GuardDecision`) for the job summary, the checkpoint manifest and the served `student_variant`.
 """
 
 from __future__ import annotations
