@@ -343,7 +343,9 @@ def test_results_describe_themselves_and_keep_the_summary_keys():
         "users": 3,
         "interactions_before_cutoff": 9,
     }
-    assert histories["users"] == 3 and histories.describe() == ["3 users, 9 interactions before the cutoff"]
+    assert histories.users == 3 and histories.describe() == ["3 users, 9 interactions before the cutoff"]
+    with pytest.raises(TypeError):  # fields, not keys: a renamed key fails where it is read, not at run time
+        histories["users"]
     info = TransformInfo("t1", True, "user_profile_embeddings/run_date=2026-05-01", "/t/t1", 0.5)
     semantic = SemanticResult("2026-05-01", {"user_semantic": "/u"}, {"profile": info}, "enc")
     assert list(semantic.summary()) == ["job", "run_date", "outputs", "transforms", "encoder"]
