@@ -214,7 +214,8 @@ class GuardConfig(StrictModel):
     the first `targets_per_user` items after it, ranked over the whole catalogue (NDCG@10 per user, the
     mean over its targets), like evaluate's test. Candidates, richest first: the configured student,
     the same without item content (text / semantic-ID views), plain SASRec (no content, no
-    distillation); then most-popular.
+    distillation); then most-popular, whose counts are weighted by age where that ranks the validation
+    items better (student/popularity.py), as baseline and as the prior that ships.
     The first candidate that is not worse than most-popular, and than plain SASRec when plain SASRec is
     itself not worse than most-popular, ships, refitted on everything before the training cutoff for its
     validated number of epochs.
