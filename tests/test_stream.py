@@ -77,10 +77,18 @@ def _scenario(data: Path, pipeline_run) -> dict:
 
 
 def _write_files(events: Path, files, start: int = 0) -> None:
+    """Each file lands whole (written aside, renamed in), with a modification time one second after the one
+    before: Spark's file source takes files in modification-time order, and files written in the same
+    millisecond would tie (the micro-batches, hence the batch each event is judged in, would vary)."""
+    import os
+    import time
+
+    base = time.time() - 60
     for index, rows in enumerate(files, start):
         lines = [f"{u},{i},{_at(ts) if isinstance(ts, datetime) else ts},4\n" for u, i, ts in rows]
         staged = events.parent / f".events-{index}.csv"
         staged.write_text(HEADER + "".join(lines))
+        os.utime(staged, (base + index, base + index))
         staged.rename(events / f"events-{index:03d}.csv")  # land whole, as a real producer does
 
 

@@ -4,12 +4,15 @@ Each Spark task writes its partition with `FeatureStore.write_to_online_store` (
 worker). Feast's SQLite store overwrites whatever is there, so a row whose event time is older than the
 value already online (a batch `materialize` of a later snapshot, a slower writer) is dropped first: an
 older micro-batch never overwrites a newer value. Timestamps compare in whole seconds, as Feast keeps them.
+An equal time goes through on every store (a late event changes the history, not the newest time): Feast's
+Redis store would skip it, so its stored time is dropped first.
 """
 
 from __future__ import annotations
 
 import functools
 
+import numpy as np
 import pandas as pd
 
 __all__ = ["online_writer", "write_partition"]
@@ -44,12 +47,37 @@ def write_partition(frame: pd.DataFrame, repo: str, store_yaml: str | None, view
     frame = frame.rename(columns={"user_id": join_key}) if join_key != "user_id" else frame
     stamps = pd.to_datetime(frame["event_timestamp"], utc=True)
     online = _online_seconds(store, view, join_key, feature_view.features[0].name, frame[join_key].tolist())
-    fresh = (stamps.astype("int64") // 10**9).to_numpy() >= online
+    seconds = (stamps.astype("int64") // 10**9).to_numpy()
+    fresh = seconds >= online
     rows = frame[fresh].assign(event_timestamp=stamps[fresh])
     wanted = [join_key, "event_timestamp", *[f.name for f in feature_view.features]]
     if len(rows):
+        tied = fresh & (seconds == np.asarray(online))
+        _let_ties_through(store, feature_view, join_key, frame[join_key][tied].tolist())
         store.write_to_online_store(view, rows[wanted])
     return pd.DataFrame({"written": [int(fresh.sum())], "stale": [int((~fresh).sum())]})
+
+
+def _let_ties_through(store, feature_view, join_key: str, keys: list[str]) -> None:
+    """Feast's Redis store skips a row whose event time equals the stored one, where SQLite overwrites. A
+    late event that does not move a user's newest time still changes their history, so the newer
+    micro-batch must win the tie on every store: on Redis, the stored time of those keys is dropped first
+    (the key is built as Feast builds it; the values are overwritten by the write that follows)."""
+    kind = str(store.config.online_store.type)
+    if not keys or not (kind == "redis" or kind.endswith("RedisOnlineStore")):
+        return
+    from feast.infra.online_stores import redis as feast_redis
+    from feast.infra.online_stores.helpers import _redis_key
+
+    from profile_features.erasure.online import user_entity_keys
+
+    config = store.config
+    versioned = getattr(feast_redis, "_versioned_fv_name", None)  # Feast >= 0.68 names versioned views
+    field = f"_ts:{versioned(feature_view, config) if versioned else feature_view.name}"
+    client = feast_redis.RedisOnlineStore()._get_client(config.online_store)
+    version = config.entity_key_serialization_version
+    for key in user_entity_keys(join_key, [str(k) for k in keys]):
+        client.hdel(_redis_key(config.project, key, entity_key_serialization_version=version), field)
 
 
 def online_writer(repo: str, store_yaml: str | None, view: str):
