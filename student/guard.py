@@ -272,7 +272,8 @@ def guarded_fit(
     guard = cfg.guard
     started = time.perf_counter()
     cutoff = interaction_time_quantile(data, 1.0 - guard.valid_fraction, seed=cfg.train.seed)
-    window = newest_time(data) - cutoff  # the validation window's length: the popularity half-lives' scale
+    newest = newest_time(data)
+    window = newest - cutoff  # the validation window's length: the popularity half-lives' scale
     early = BeforeCutoff(data, cutoff)
     limit = max(1, cfg.train.max_valid_users // guard.targets_per_user)
     targets: ValidationTargets = after_cutoff_targets(data, cutoff, guard.targets_per_user, limit, cfg.train.seed)
@@ -339,7 +340,7 @@ def guarded_fit(
         shipped, reason = choose_variant([name for name, _ in chain], scores_of, popular, guard, judged)
     if shipped is None:
         res, _ = fitted[chain[-1][0]]
-        _rank_by_popularity(res, data, half_life)
+        _rank_by_popularity(res, data, newest, half_life)
         res.best_valid = res.popularity_valid = metrics_from_ranks(pop_ranks).as_dict()
         say(f"[guard] shipping the popularity prior ({_describe_half_life(half_life, window)}): {reason}")
         return res, decision(POPULARITY, reason, candidates, float(popular.mean()), res.best_epoch, half_life)
@@ -366,9 +367,10 @@ def _validated_popularity(early: TrainingUsers, cutoff: int, window: int, target
     validation targets best: counts before `cutoff`, each interaction weighted by its age at the cutoff,
     for each half-life among `half_life_candidates(window)` (all-time first; a later one must do better)."""
     users = int(owner.max()) + 1 if len(owner) else 0
+    half_lives = half_life_candidates(window)
     best = None
-    for half_life in half_life_candidates(window):
-        ranks = popularity_ranks(decayed_counts(early, cutoff, half_life), targets)
+    for half_life, counts in zip(half_lives, decayed_counts(early, cutoff, half_lives)):
+        ranks = popularity_ranks(counts, targets)
         per_user = per_user_ndcg(ranks, owner, users)
         if best is None or per_user.mean() > best[2].mean():
             best = (half_life, ranks, per_user)
@@ -381,11 +383,13 @@ def _describe_half_life(half_life: float | None, window: float) -> str:
     return f"counts halved every {half_life / window:g} x the validation window"
 
 
-def _rank_by_popularity(result: FitResult, data: TrainingUsers, half_life: float | None = None) -> None:
-    """Turn `result.model` into the popularity prior over every training interaction (weighted by age at the
-    newest one when `half_life` is given), finalized on `data`."""
+def _rank_by_popularity(
+    result: FitResult, data: TrainingUsers, newest: int | None = None, half_life: float | None = None
+) -> None:
+    """Turn `result.model` into the popularity prior over every training interaction (weighted by age at
+    `newest`, the latest interaction, when `half_life` is given), finalized on `data`."""
     model = result.model
-    counts = decayed_counts(data, newest_time(data), half_life)
+    counts = decayed_counts(data, newest or 0, [half_life])[0]
     model.head.rank_by_popularity(torch.as_tensor(counts, device=model.device))
     finalize(model, data)
     result.ranks_by_popularity = True

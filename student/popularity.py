@@ -22,22 +22,22 @@ __all__ = ["HALF_LIFE_FACTORS", "decayed_counts", "half_life_candidates", "newes
 HALF_LIFE_FACTORS: tuple[float | None, ...] = (None, 0.25, 1.0, 4.0)
 
 
-def decayed_counts(source: TrainingUsers, now: int, half_life: float | None) -> np.ndarray:
-    """[N] interactions per item index 1..N, each weighted 0.5 ** ((now - time) / half_life), or 1 when
-    `half_life` is None (interactions after `now` weigh 1: the caller passes data before it)."""
-    counts = np.zeros(len(source.item_index) + 1, dtype=np.float64)
+def decayed_counts(source: TrainingUsers, now: int, half_lives: Sequence[float | None]) -> np.ndarray:
+    """[K, N] interactions per item index 1..N for each of the K half-lives, in one pass over `source`: each
+    interaction weighs 0.5 ** ((now - time) / half_life), or 1 for None (interactions after `now` weigh 1:
+    the caller passes data before it)."""
+    counts = np.zeros((len(half_lives), len(source.item_index) + 1), dtype=np.float64)
+    timed = any(h is not None for h in half_lives)
     for chunk in source.chunks():
-        times = require_times(chunk) if half_life is not None else [None] * len(chunk.sequences)
+        times = require_times(chunk) if timed else [()] * len(chunk.sequences)
         for sequence, when in zip(chunk.sequences, times):
             if not len(sequence):
                 continue
             items = np.asarray(sequence, dtype=np.int64)
-            if half_life is None:
-                np.add.at(counts, items, 1.0)
-            else:
-                age = np.maximum(now - np.asarray(when, dtype=np.float64), 0.0)
-                np.add.at(counts, items, np.exp2(-age / half_life))
-    return counts[1:]
+            age = np.maximum(now - np.asarray(when, dtype=np.float64), 0.0) if timed else None
+            for row, half_life in enumerate(half_lives):
+                np.add.at(counts[row], items, 1.0 if half_life is None else np.exp2(-age / half_life))
+    return counts[:, 1:]
 
 
 def newest_time(source: TrainingUsers) -> int:

@@ -263,9 +263,9 @@ def test_decayed_counts_weigh_each_interaction_by_its_age():
 
     data, index = _timed_data()  # i1 at 10, 50, 2; i2 at 20, 5; i3 at 30, 60; i4 at 40, 1
     assert newest_time(data) == 60
-    plain = decayed_counts(data, 60, None)
+    plain, decayed = decayed_counts(data, 60, [None, 10.0])
     assert plain.tolist() == [3.0, 2.0, 2.0, 2.0]
-    decayed = decayed_counts(data, 60, 10.0)
+    assert decayed_counts(data, 60, [None])[0].tolist() == plain.tolist()  # no times needed for all-time
     expected = {"i1": 2**-5 + 2**-1 + 2**-5.8, "i2": 2**-4 + 2**-5.5, "i3": 2**-3 + 1.0, "i4": 2**-2 + 2**-5.9}
     assert decayed == pytest.approx([expected[i] for i in ["i1", "i2", "i3", "i4"]])
     assert half_life_candidates(8.0) == [None, 2.0, 8.0, 32.0] and half_life_candidates(0) == [None]
