@@ -34,9 +34,11 @@ user, whose first `--targets-per-user` items after the cutoff (5, the guard's de
 over the whole catalogue from the history before it, a user's NDCG@10 the mean over them (as evaluate's
 test and the guard's validation). Models, per seed: `shipped` (configs/student.yaml through the deployment guard,
 student/guard.py: whatever variant the pipeline would ship), `configured` (the same config with the
-guard off: the configured student always) and `plain` (plain SASRec, guard off); all pick their epochs
-on the guard's validation and are refitted on everything before the cutoff. Most-popular (counts
-before the cutoff) is the other baseline. Differences are paired over users and seeds (per-user
+guard off: the configured student always), `distilled` (guard off, no item content: the guard's
+without_item_content) and `plain` (plain SASRec, guard off); all pick their epochs on the guard's
+validation and are refitted on everything before the cutoff. Most-popular (counts before the cutoff) is
+the other baseline. Slices, as evaluate's: `all` test users and `cold`, those with at most 5
+interactions before the cutoff. Differences are paired over users and seeds (per-user
 means over seeds, so the interval counts users, not user x seed rows). Datasets: ml-100k, the
 profile_features.datasets variants, and any CSV pair folder of ../shared/datasets
 (`--dataset amazon-digital-music --data ../shared/datasets/amazon-digital-music`).
@@ -168,8 +170,8 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
 }
 SLICES = ("all", "short", "long_tail", "unseen")
 # Part of the cache key of runs that read item content: bump it when the model code changes what such a
-# variant's overrides mean (2: the new-item bias for items without an ID view).
-CODE_VERSION = 2
+# variant's overrides mean (2: the new-item bias for items without an ID view; 3: the guard's short-history checks).
+CODE_VERSION = 3
 
 GENRES = [
     "unknown",
@@ -509,6 +511,7 @@ def summarise(runs: list[dict], variants: list[str], seeds: list[int]) -> dict:
 POST_CUTOFF_MODELS = {
     "shipped": [],
     "configured": ["guard.enabled=false"],
+    "distilled": ["guard.enabled=false", "items.text=false", "items.sid=false"],  # the guard's without_item_content
     "plain": [
         "guard.enabled=false",
         "distill.enabled=false",
@@ -621,34 +624,44 @@ def run_post_cutoff(args: argparse.Namespace) -> int:
                 f"({row['seconds']}s)",
                 flush=True,
             )
+    # Evaluate's slices: all test users, and the cold ones (at most 5 interactions before the cutoff).
+    slices = {"all": np.ones(len(users), bool), "cold": np.array([len(history[u]) <= 5 for u in users])}
     summary = {}
     for model, per_seed in scores.items():
-        matrix = np.stack(per_seed)
         entry = {
             "seeds": len(per_seed),
-            "ndcg@10": [float(matrix.mean()), float(matrix.mean(1).std(ddof=1)) if len(per_seed) > 1 else 0.0],
             "shipped": [r["shipped"] for r in runs if r["model"] == model],
             "seconds": [r["seconds"] for r in runs if r["model"] == model],
-            "vs_most_popular": paired_interval(matrix, np.broadcast_to(popular, matrix.shape)),
         }
-        if model != "plain" and "plain" in scores and len(scores["plain"]) == len(per_seed):
-            entry["vs_plain"] = paired_interval(matrix, np.stack(scores["plain"]))
+        for slice_name, mask in slices.items():
+            matrix = np.stack(per_seed)[:, mask]
+            row = {
+                "users": int(mask.sum()),
+                "ndcg@10": [float(matrix.mean()), float(matrix.mean(1).std(ddof=1)) if len(per_seed) > 1 else 0.0],
+                "vs_most_popular": paired_interval(matrix, np.broadcast_to(popular[mask], matrix.shape)),
+            }
+            if model != "plain" and "plain" in scores and len(scores["plain"]) == len(per_seed):
+                row["vs_plain"] = paired_interval(matrix, np.stack(scores["plain"])[:, mask])
+            entry |= row if slice_name == "all" else {}
+            entry.setdefault("slices", {})[slice_name] = row
         summary[model] = entry
-    print(f"\n{args.dataset}, post_cutoff, seeds {args.seeds}, {len(users)} test users")
-    print("| model | shipped | NDCG@10 | vs plain | vs most popular | seconds |")
-    print("|---|---|---|---|---|---|")
+    print(f"\n{args.dataset}, post_cutoff, seeds {args.seeds}, {len(users)} test users ({slices['cold'].sum()} cold)")
+    print("| model | shipped | slice | NDCG@10 | vs plain | vs most popular | seconds |")
+    print("|---|---|---|---|---|---|---|")
     for model, entry in summary.items():
-        cells = []
-        for name in ("vs_plain", "vs_most_popular"):
-            c = entry.get(name)
-            cells.append(
-                "" if c is None else f"{c['difference']:+.4f} [{c['interval'][0]:+.4f}, {c['interval'][1]:+.4f}]"
+        for slice_name, row in entry["slices"].items():
+            cells = []
+            for name in ("vs_plain", "vs_most_popular"):
+                c = row.get(name)
+                cells.append(
+                    "" if c is None else f"{c['difference']:+.4f} [{c['interval'][0]:+.4f}, {c['interval'][1]:+.4f}]"
+                )
+            print(
+                f"| {model} | {', '.join(entry['shipped'])} | {slice_name} | {row['ndcg@10'][0]:.4f} +/- "
+                f"{row['ndcg@10'][1]:.4f} | {cells[0]} | {cells[1]} | {np.mean(entry['seconds']):.0f} |"
             )
-        print(
-            f"| {model} | {', '.join(entry['shipped'])} | {entry['ndcg@10'][0]:.4f} +/- {entry['ndcg@10'][1]:.4f} | "
-            f"{cells[0]} | {cells[1]} | {np.mean(entry['seconds']):.0f} |"
-        )
-    print(f"| most popular | | {popular.mean():.4f} | | | |")
+    for slice_name, mask in slices.items():
+        print(f"| most popular | | {slice_name} | {popular[mask].mean():.4f} | | | |")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(
@@ -661,6 +674,7 @@ def run_post_cutoff(args: argparse.Namespace) -> int:
                     "test_users": len(users),
                     "targets_per_user": args.targets_per_user,
                     "most_popular_ndcg@10": float(popular.mean()),
+                    "most_popular_cold_ndcg@10": float(popular[slices["cold"]].mean()),
                     "summary": summary,
                     "runs": runs,
                 },
@@ -688,7 +702,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument(
         "--models",
         default=",".join(POST_CUTOFF_MODELS),
-        help="post_cutoff: which of shipped, configured, plain to train (comma-separated)",
+        help=f"post_cutoff: which of {', '.join(POST_CUTOFF_MODELS)} to train (comma-separated)",
     )
     ap.add_argument(
         "--targets-per-user", type=int, default=5, help="post_cutoff: each test user's first items after the cutoff"

@@ -8,7 +8,9 @@ each user touched after it, ranked over the whole catalogue. Candidates, richest
 student, the same without item content, plain SASRec; then the popularity prior. The first candidate
 that is non-inferior to what would ship instead (paired per-user NDCG@10 differences, a one-sided
 lower confidence bound above -margin x the baseline) ships: to most-popular, and to plain SASRec when
-plain SASRec is itself non-inferior to most-popular (`choose_variant`). Most-popular weighs interactions
+plain SASRec is itself non-inferior to most-popular (`choose_variant`). The same test runs again on the users
+with short histories before the validation cutoff (evaluate's cold slice) when they are enough to test: a
+model that wins on average by hurting its newest users does not ship. Most-popular weighs interactions
 by age where that ranks the validation items better (`student/popularity.py`: drift makes all-time counts a
 weak baseline), and the popularity prior ships with the same weighting. The winner is refitted on every
 interaction before the training cutoff for its validated number of epochs. The decision and its figures are
@@ -44,17 +46,21 @@ __all__ = [
     "WITHOUT_CONTENT",
     "PLAIN",
     "POPULARITY",
+    "ALL_USERS",
+    "SHORT_HISTORY",
     "Check",
     "Candidate",
     "GuardDecision",
     "per_user_ndcg",
     "non_inferiority",
+    "guard_checks",
     "variant_chain",
     "choose_variant",
     "guarded_fit",
 ]
 
 CONFIGURED, WITHOUT_CONTENT, PLAIN, POPULARITY = "configured", "without_item_content", "plain_sasrec", "popularity"
+ALL_USERS, SHORT_HISTORY = "all", "short_history"
 # Plain SASRec as evaluate's comparison trains it: IDs only, no distillation, no crops.
 PLAIN_OVERRIDES = {
     "items": {"id": True, "text": False, "sid": False},
@@ -77,11 +83,13 @@ class Check:
     lower_bound: float  # one-sided lower confidence bound of `difference`
     threshold: float  # -margin x baseline_ndcg: the harm tolerated
     passed: bool
+    slice: str = ALL_USERS  # which validation users: all, or those with a short history (SHORT_HISTORY)
 
     def describe(self) -> str:
         verdict = "not worse" if self.passed else "harm not excluded"
+        where = "" if self.slice == ALL_USERS else f" ({self.slice} users)"
         return (
-            f"vs {self.baseline}: {self.candidate_ndcg:.4f} vs {self.baseline_ndcg:.4f}, difference "
+            f"vs {self.baseline}{where}: {self.candidate_ndcg:.4f} vs {self.baseline_ndcg:.4f}, difference "
             f"{self.difference:+.4f}, lower bound {self.lower_bound:+.4f} (needs >= {self.threshold:+.4f}, "
             f"{self.users} users): {verdict}"
         )
@@ -124,6 +132,9 @@ class GuardDecision:
     # window's length; None: all-time counts.
     popularity_half_life: float | None = None
     popularity_half_life_windows: float | None = None
+    # Validation users with at most `GuardConfig.short_history` interactions before the validation cutoff; every
+    # check is repeated on them when they are at least `min_users`.
+    short_history_users: int = 0
 
     def as_dict(self) -> dict:
         out = asdict(self)
@@ -146,7 +157,9 @@ def per_user_ndcg(ranks: np.ndarray, owner: np.ndarray, users: int, k: int = 10)
     return totals / np.maximum(np.bincount(owner, minlength=users), 1)
 
 
-def non_inferiority(candidate: np.ndarray, baseline: np.ndarray, name: str, guard: GuardConfig) -> Check:
+def non_inferiority(
+    candidate: np.ndarray, baseline: np.ndarray, name: str, guard: GuardConfig, slice_name: str = ALL_USERS
+) -> Check:
     """Whether `candidate` [U] is not worse than `baseline` [U] (per-user scores, paired).
 
     Passes when the one-sided `guard.confidence` lower bound of the mean paired difference (normal
@@ -170,7 +183,20 @@ def non_inferiority(candidate: np.ndarray, baseline: np.ndarray, name: str, guar
         lower_bound=lower,
         threshold=threshold,
         passed=n >= guard.min_users and lower >= threshold,
+        slice=slice_name,
     )
+
+
+def guard_checks(
+    candidate: np.ndarray, baseline: np.ndarray, name: str, guard: GuardConfig, short: np.ndarray | None = None
+) -> list[Check]:
+    """Non-inferiority on every validation user, and again on the short-history ones (`short`, a [U] mask)
+    when they are at least `guard.min_users`: fewer cannot bound the harm, and failing every model for it
+    would only say the slice is small, so their check is left to the overall one."""
+    checks = [non_inferiority(candidate, baseline, name, guard)]
+    if short is not None and int(short.sum()) >= guard.min_users:
+        checks.append(non_inferiority(candidate[short], baseline[short], name, guard, SHORT_HISTORY))
+    return checks
 
 
 def _with(cfg: StudentConfig, overrides: dict) -> StudentConfig:
@@ -216,6 +242,7 @@ def choose_variant(
     popular: np.ndarray,
     guard: GuardConfig,
     judged: Callable[[str, list[Check]], None] = lambda name, checks: None,
+    short: np.ndarray | None = None,
 ) -> tuple[str | None, str]:
     """The variant to ship among `names` (richest first, plain SASRec last), or None for most-popular.
 
@@ -223,32 +250,35 @@ def choose_variant(
     most-popular and, if plain SASRec itself would ship, than plain SASRec: the comparison is with what
     would ship instead. When plain SASRec cannot be shown not worse than most-popular, most-popular is the
     fallback a richer candidate must not be worse than. `scores_of` trains lazily: the chain stops at the
-    first candidate that ships. `judged(name, checks)` is told each candidate's checks in order.
+    first candidate that ships. `judged(name, checks)` is told each candidate's checks in order. `short`
+    ([U] bool) marks the short-history users, whose slice every comparison must also pass (`guard_checks`).
 
     Returns:
         (the shipped name or None, the reason in words).
     """
-    users = len(popular)
+    who = f"{len(popular)} validation users"
+    if short is not None and int(short.sum()) >= guard.min_users:
+        who += f" and the {int(short.sum())} of them with short histories"
     plain = names[-1]
     plain_scores = scores_of(plain)
-    plain_check = non_inferiority(plain_scores, popular, POPULARITY, guard)
+    plain_checks = guard_checks(plain_scores, popular, POPULARITY, guard, short)
+    plain_passed = all(check.passed for check in plain_checks)
     judged_names = []
     for name in names:
         if name == plain:
-            checks = [plain_check]
+            checks = plain_checks
         else:
-            checks = [non_inferiority(scores_of(name), plain_scores, PLAIN, guard)] if plain_check.passed else []
-            checks.append(non_inferiority(scores_of(name), popular, POPULARITY, guard))
+            checks = guard_checks(scores_of(name), plain_scores, PLAIN, guard, short) if plain_passed else []
+            checks += guard_checks(scores_of(name), popular, POPULARITY, guard, short)
         judged(name, checks)
         if all(check.passed for check in checks):
             if name == plain:
-                reason = f"not worse than most-popular on {users} validation users"
-            elif plain_check.passed:
-                reason = f"not worse than plain SASRec and most-popular on {users} validation users"
+                reason = f"not worse than most-popular on {who}"
+            elif plain_passed:
+                reason = f"not worse than plain SASRec and most-popular on {who}"
             else:
                 reason = (
-                    f"not worse than most-popular on {users} validation users, the fallback: plain SASRec was "
-                    "not shown not worse than it"
+                    f"not worse than most-popular on {who}, the fallback: plain SASRec was not shown not worse than it"
                 )
             if judged_names:
                 reason += "; richer variants were not: " + ", ".join(judged_names)
@@ -282,6 +312,7 @@ def guarded_fit(
         (features.text_dim > 0 and cfg.content_views.text is not False) or (bool(features.code_sizes) and cfg.items.sid)
     )
     has_profiles = data.profile_dim > 0
+    short = np.array([0 < guard.short_history and len(seq) <= guard.short_history for seq in targets.inputs], bool)
     chain = variant_chain(cfg, has_content, has_profiles) if guard.enabled else [(CONFIGURED, cfg)]
     say = log or (lambda _: None)
 
@@ -290,6 +321,7 @@ def guarded_fit(
         return GuardDecision(
             variant, reason, cutoff, guard.valid_fraction, len(targets.users), targets.eligible, pop,
             guard.confidence, guard.margin, candidates, epochs, time.perf_counter() - started, half_life, windows,
+            int(short.sum()),
         )  # fmt: skip
 
     if not targets.users:
@@ -308,7 +340,8 @@ def guarded_fit(
     half_life, pop_ranks, popular = _validated_popularity(early, cutoff, window, flat_targets, owner)
     say(
         f"[guard] validation cutoff {cutoff}: {users} users with items after it (of {targets.eligible} "
-        f"eligible); most-popular NDCG@10 {popular.mean():.4f} ({_describe_half_life(half_life, window)})"
+        f"eligible, {int(short.sum())} with at most {guard.short_history} interactions before it); most-popular "
+        f"NDCG@10 {popular.mean():.4f} ({_describe_half_life(half_life, window)})"
     )
     fitted: dict[str, tuple[FitResult, np.ndarray]] = {}
 
@@ -337,7 +370,7 @@ def guarded_fit(
             candidates.append(candidate(name, checks))
             say(f"[guard] {name}: " + "; ".join(check.describe() for check in checks))
 
-        shipped, reason = choose_variant([name for name, _ in chain], scores_of, popular, guard, judged)
+        shipped, reason = choose_variant([name for name, _ in chain], scores_of, popular, guard, judged, short)
     if shipped is None:
         res, _ = fitted[chain[-1][0]]
         _rank_by_popularity(res, data, newest, half_life)

@@ -315,7 +315,8 @@ def _guard_lines(trainings: list[dict | None]) -> list[str]:
         popular = guard.get("popularity_ndcg")
         popular = "-" if popular is None else f"{popular:.4f} ({weighting})"
         rows.append(
-            f"| {training.get('run_date')} | {guard['variant']} | {guard['validation_users']} | {popular} | "
+            f"| {training.get('run_date')} | {guard['variant']} | {guard['validation_users']} "
+            f"({guard.get('short_history_users', 0)}) | {popular} | "
             f"{guard['reason']} |"
         )
     if not rows:
@@ -325,9 +326,10 @@ def _guard_lines(trainings: list[dict | None]) -> list[str]:
         "",
         "Each snapshot's student is the richest variant not worse than what would ship instead, on the items after "
         "a validation cutoff inside its training period; most-popular there weighs interactions by age where "
-        "that ranks the validation items better (student/popularity.py).",
+        "that ranks the validation items better (student/popularity.py). The checks are repeated on the validation "
+        "users with short histories (in brackets) when they are enough to bound the harm.",
         "",
-        "| snapshot | shipped | validation users | most-popular NDCG@10 on validation | why |",
+        "| snapshot | shipped | validation users (short histories) | most-popular NDCG@10 on validation | why |",
         "|---|---|---|---|---|",
         *rows,
         "",

@@ -14,6 +14,7 @@ from profile_features.student.guard import (
     CONFIGURED,
     PLAIN,
     POPULARITY,
+    SHORT_HISTORY,
     WITHOUT_CONTENT,
     choose_variant,
     non_inferiority,
@@ -98,7 +99,7 @@ def test_non_inferiority_passes_ties_and_fails_harm_and_no_power():
     assert better.passed and better.difference == pytest.approx(0.1)
 
 
-def _choose(scores: dict[str, np.ndarray], popular: np.ndarray):
+def _choose(scores: dict[str, np.ndarray], popular: np.ndarray, short: np.ndarray | None = None):
     asked, judged = [], []
 
     def scores_of(name):
@@ -106,7 +107,9 @@ def _choose(scores: dict[str, np.ndarray], popular: np.ndarray):
         return scores[name]
 
     names = [CONFIGURED, WITHOUT_CONTENT, PLAIN]
-    shipped, reason = choose_variant(names, scores_of, popular, GuardConfig(), lambda n, c: judged.append((n, c)))
+    shipped, reason = choose_variant(
+        names, scores_of, popular, GuardConfig(), lambda n, c: judged.append((n, c)), short
+    )
     return shipped, reason, asked, dict(judged)
 
 
@@ -131,6 +134,36 @@ def test_a_candidate_is_judged_against_what_would_ship_instead():
 
     shipped, reason, _, _ = _choose({CONFIGURED: weak_plain, WITHOUT_CONTENT: weak_plain, PLAIN: weak_plain}, popular)
     assert shipped is None and "no trained variant" in reason
+
+
+def test_a_candidate_that_wins_on_average_by_hurting_short_histories_does_not_ship():
+    """Known answers on 300 validation users, 60 of them with short histories: the configured student is
+    +0.03 on the 240 others and -0.06 on the 60, so +0.012 overall (not worse than plain SASRec), but its
+    short-history users lose 30% to plain SASRec: the slice check fails it and the distilled variant, level
+    with plain everywhere, ships. With 15 short-history users (below min_users 20) the slice is too small to
+    bound harm, so it is not checked and the configured student ships on its overall figure."""
+    rng = np.random.default_rng(1)
+    popular = rng.uniform(0.05, 0.1, size=300)
+    plain = popular + 0.10 + rng.normal(0, 0.005, size=300)
+    short = np.zeros(300, bool)
+    short[:60] = True
+    uneven = plain + np.where(short, -0.06, 0.03) + rng.normal(0, 0.005, size=300)
+    level = plain + rng.normal(0, 0.005, size=300)
+    shipped, reason, _, judged = _choose({CONFIGURED: uneven, WITHOUT_CONTENT: level, PLAIN: plain}, popular, short)
+    assert shipped == WITHOUT_CONTENT and "the 60 of them with short histories" in reason
+    overall, sliced = judged[CONFIGURED][:2]
+    assert overall.passed and overall.difference == pytest.approx(0.012, abs=0.002)
+    assert sliced.slice == SHORT_HISTORY and sliced.users == 60 and not sliced.passed
+    assert sliced.difference == pytest.approx(-0.06, abs=0.003) and "short_history users" in sliced.describe()
+    both = [(PLAIN, "all"), (PLAIN, SHORT_HISTORY), (POPULARITY, "all"), (POPULARITY, SHORT_HISTORY)]
+    assert [(c.baseline, c.slice) for c in judged[WITHOUT_CONTENT]] == both
+
+    few = np.zeros(300, bool)
+    few[:15] = True
+    uneven = plain + np.where(few, -0.06, 0.03) + rng.normal(0, 0.005, size=300)
+    shipped, reason, _, judged = _choose({CONFIGURED: uneven, WITHOUT_CONTENT: level, PLAIN: plain}, popular, few)
+    assert shipped == CONFIGURED and "short histories" not in reason
+    assert all(c.slice == "all" for c in judged[CONFIGURED])
 
 
 def test_per_user_ndcg_averages_each_users_targets():
