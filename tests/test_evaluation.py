@@ -175,6 +175,7 @@ def test_report_numbers_and_goal_checks(tmp_path):
     guard = {
         "variant": "popularity",
         "validation_users": 91,
+        "short_history_users": 12,
         "popularity_ndcg": 0.073,
         "popularity_half_life_windows": 0.25,
         "reason": "no trained variant was shown not worse than most-popular",
@@ -183,7 +184,7 @@ def test_report_numbers_and_goal_checks(tmp_path):
     path = write_report(tmp_path, results, {"dataset": "hand-made"}, per_user=per_user, details=details)
     text = path.read_text()
     assert "## What the student's deployment guard shipped" in text
-    assert "| 1998-03-07 | popularity | 91 | 0.0730 (half-life 0.25 x the validation window) | no trained" in text
+    assert "| 1998-03-07 | popularity | 91 (12) | 0.0730 (half-life 0.25 x the validation window) | no trained" in text
     assert f"{row['mean']:.4f} +/- {row['std']:.4f}" in text
     assert f"{100 * row['lift']:+.1f}%" in text
     assert (tmp_path / "ndcg.png").stat().st_size > 1000 and (tmp_path / "results.csv").exists()
