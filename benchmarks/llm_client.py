@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import platform
 import shlex
@@ -25,17 +26,29 @@ from pathlib import Path
 
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # the tests' helper that simulates new activity lives with the tests
+from profile_features.config import JobConfig, SampleConfig, SparkConfig
+from profile_features.datasets import generate_sample
+from profile_features.histories import build_histories, history_events
+from profile_features.profiles.base import UserHistory
+from profile_features.profiles.config import ProfileConfig
+from profile_features.profiles.stage import make_generator
 
-from profile_features.config import JobConfig, SampleConfig, SparkConfig  # noqa: E402
-from profile_features.datasets import generate_sample  # noqa: E402
-from profile_features.histories import build_histories, history_events  # noqa: E402
-from profile_features.profiles.base import UserHistory  # noqa: E402
-from profile_features.profiles.config import ProfileConfig  # noqa: E402
-from profile_features.profiles.stage import make_generator  # noqa: E402
-from tests.llm.fake_openai import FakeOpenAIServer  # noqa: E402
-from tests.llm.llm_support import append_event_to_histories  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+# The fake server and the helper that simulates new activity are test code: they live in tests/support/.
+SUPPORT = ROOT / "tests" / "support"
+
+
+def load_test_support(name: str):
+    """tests/support/<name>.py loaded from its file: the benchmark puts nothing of the tests on sys.path."""
+    spec = importlib.util.spec_from_file_location(f"tests_support_{name}", SUPPORT / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their class's module up while it executes
+    spec.loader.exec_module(module)
+    return module
+
+
+FakeOpenAIServer = load_test_support("fake_openai").FakeOpenAIServer
+append_event_to_histories = load_test_support("llm").append_event_to_histories
 
 CUTOFF = "2030-01-01T00:00:00Z"
 
@@ -59,10 +72,9 @@ class ServerProcess:
 
     def __init__(self, latency: float):
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.llm.fake_openai", "--latency", str(latency)],
+            [sys.executable, str(SUPPORT / "fake_openai.py"), "--latency", str(latency)],
             stdout=subprocess.PIPE,
             text=True,
-            cwd=ROOT,  # the test double lives with the tests, not in the package
         )
         self.base_url = self.process.stdout.readline().strip()
 
@@ -159,7 +171,7 @@ def markdown(results: dict, command: str) -> str:
     return f"""## LLM profile generation (benchmarks/llm_client.py)
 
 Command: `{command}`
-Machine: {results["machine"]}. Server: `tests.llm.fake_openai.FakeOpenAIServer` (threaded, keep-alive)
+Machine: {results["machine"]}. Server: `tests.support.fake_openai.FakeOpenAIServer` (threaded, keep-alive)
 in its own process, fixed latency per request; the client is the real generator path (prompt rendering,
 HTTP client with bounded concurrency, quality gates) in one Python process, as in one Spark worker.
 

@@ -15,7 +15,7 @@ Protocol, per dataset (ml-100k from ../shared/datasets/ml-100k, the generated sa
   target: the user's first item at or after W (evaluation.student_quality's `next_items`);
 - stale input: the snapshot's HISTORIES `item_ids`; fresh input: those followed by the streamed events in
   time order, deduplicated on (user, item, timestamp), the last `history.max_length` kept
-  (streaming.histories.touched_histories, which tests/test_stream.py scores with `score_users`);
+  (streaming.histories.touched_histories, which tests/integration/test_stream.py scores with `score_users`);
 - both ranked over the whole catalogue by the snapshot's checkpoint, seen items not removed
   (evaluation.student_quality's `_ranks`; most popular: counts before W, its `_popular_ranks`);
   NDCG@10 per user (`ranks_per_user`), paired differences with a 95% normal interval over users

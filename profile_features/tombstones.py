@@ -1,6 +1,6 @@
 """The tombstone list of erasure (profile_features/erasure): salted SHA-256 hashes of forgotten user ids
 under `<data_dir>/tombstones`. A root module, not in erasure/, because validation (spark/) reads it and
-erasure/ imports spark/: folders import each other one way (tests/test_layout.py).
+erasure/ imports spark/: folders import each other one way (tests/unit/test_layout.py).
 
 Layout: `salt` (hex, made once per data_dir) and one `v<NNNNNN>.json` per version, each holding the
 whole sorted list of hashes ({"version", "created_at", "hashes"}); the newest version is the list. A

@@ -3,7 +3,7 @@
 Every snapshot trains a new student, and a new training lands in an arbitrary basis: the same item
 gets an unrelated `student_item_embedding`. A ranker trained on one snapshot's vectors and served the
 next one's (a two-tower fed `student_embedding`, the usual case between two trainings of the ranker)
-then reads unrelated coordinates (tests/student/test_alignment.py: the same items' vectors of two
+then reads unrelated coordinates (tests/unit/student/test_alignment.py: the same items' vectors of two
 trainings have a mean cosine of 0.04; after the map 0.80). So a new checkpoint carries an orthogonal
 map `R` (H x H) fitted on the items both checkpoints were trained on (orthogonal Procrustes: the
 rotation that best carries the new item vectors onto the previous checkpoint's served ones), and every

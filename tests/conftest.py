@@ -1,46 +1,36 @@
-"""Shared fixtures: small generated data, one local SparkSession, the real encoder,
-a real redis-server on a free port, and one pipeline run reused by Spark/Feast tests."""
+"""Shared fixtures for tests/unit and tests/integration: small generated data, one local SparkSession,
+the real encoder and its exports, a real redis-server on a free port, a moto S3 server, and one pipeline
+run reused by Spark/Feast tests. Plain helpers (paths, ports, servers, test doubles) live in tests/support."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
 from profile_features.config import EmbeddingConfig, JobConfig, SampleConfig, SparkConfig
 from profile_features.datasets import generate_sample
+from profile_features.embeddings import default_model_path
+from profile_features.encoder_export import ensure_export
+from tests.support.repo import make_repo
+from tests.support.servers import free_port, start_redis, stop_redis
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def load_benchmark(name: str):
-    """A script under benchmarks/ as a module (they are scripts, not a package)."""
-    path = REPO_ROOT / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"{name}_bench", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="session")
 def small_sample():
     return generate_sample(SampleConfig(users=40, items=60, mean_interactions=15, seed=3))
+
+
+@pytest.fixture(scope="session")
+def llm_sample():
+    return generate_sample(SampleConfig(users=24, items=60, mean_interactions=20, seed=11))
 
 
 @pytest.fixture(scope="session")
@@ -59,6 +49,14 @@ def encoder():
     from profile_features.embeddings import cached_encoder
 
     return cached_encoder(EmbeddingConfig())
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory):
+    directory = str(tmp_path_factory.mktemp("encoders"))
+    return directory, {
+        p: ensure_export(default_model_path(), "all-MiniLM-L6-v2", p, directory) for p in ("fp32", "int8")
+    }
 
 
 @pytest.fixture(scope="session")
@@ -80,20 +78,6 @@ def pipeline_run(tmp_path_factory, spark, small_sample):
     return {"config": config, "cutoffs": cutoffs, "summaries": summaries, "root": root, "data_dir": root / "data"}
 
 
-def local_table(config: JobConfig, name: str) -> Path:
-    """The local folder of a table whose `data_dir` is a local path or a file:// URI."""
-    from profile_features import storage
-
-    return Path(storage.filesystem(config.table_path(name))[1])
-
-
-def make_repo(tmp_path, data_dir, online_store=None):
-    """A copy of the shipped feature repo on `data_dir`, with its own registry and online store."""
-    from profile_features.pipeline import private_repo
-
-    return private_repo(REPO_ROOT / "feature_repo", tmp_path / "repo", data_dir, online_store)
-
-
 @pytest.fixture(scope="session")
 def materialized(tmp_path_factory, pipeline_run):
     """The session pipeline's tables applied and materialized into a SQLite online store."""
@@ -102,34 +86,6 @@ def materialized(tmp_path_factory, pipeline_run):
     repo = make_repo(tmp_path_factory.mktemp("feast"), pipeline_run["data_dir"])
     apply_and_materialize(repo)
     return repo
-
-
-def start_redis(port: int, workdir: Path) -> subprocess.Popen:
-    """Start a real redis-server on `port` and wait until it answers PING."""
-    import redis
-
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server not found: `make test` installs it (apt-get install redis-server)")
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    client = redis.Redis(host="127.0.0.1", port=port)
-    for _ in range(200):
-        try:
-            client.ping()
-            return process
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    process.kill()
-    pytest.fail("redis-server did not start")
-
-
-def stop_redis(process: subprocess.Popen) -> None:
-    process.terminate()
-    process.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,46 @@
+"""`profile-features demo` end to end, as a new user runs it (small sizes, temporary repo)."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from profile_features.pipeline import prepare_repo
+from tests.support.repo import REPO_ROOT
+
+
+@pytest.mark.slow
+@pytest.mark.spark
+@pytest.mark.feast
+def test_demo_runs_every_stage_and_reads_online(tmp_path):
+    repo = prepare_repo(REPO_ROOT / "feature_repo", tmp_path / "repo")
+    cli = Path(sys.executable).with_name("profile-features")
+    result = subprocess.run(
+        [str(cli), "demo", "--repo", str(repo), "--users", "30", "--items", "40", "--master", "local[2]"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    out, logged = result.stdout, result.stderr  # stage progress is logged (stderr); results are printed
+    counts = re.search(r"interactions: read (\d+) = accepted (\d+) \+ rejected 4 ", logged)  # broken-on-purpose rows
+    assert counts and int(counts[1]) == int(counts[2]) + 4
+    assert "items: read 42 = accepted 40 + rejected 2" in logged and "INFO profile_features.pipeline" in logged
+    assert "=== Online features of user u00000 ===" in out
+    assert "profile_text: Mostly interested in" in out
+    ranked = [line for line in out.splitlines() if line.strip().startswith(("1. ", "10. "))]
+    assert len(ranked) == 2
+    assert "=== new-user-demo, three events later" in out
+    assert "student_history_len: 3" in out  # the stream scored their three events; nothing was online before
+    for table in (
+        "histories",
+        "profiles",
+        "user_profile_embeddings",
+        "item_text_embeddings",
+        "rejects",
+        "registry.db",
+        "online_store.db",
+    ):
+        assert (repo / "data" / table).exists(), table

@@ -1,0 +1,175 @@
+"""Regression tests of issue 33 through the real Spark validation stage: one identity per id, one reading
+per timestamp, text that is not what it seems, and one commit per run (the pandas functions it wraps:
+tests/unit/test_validation_identity.py)."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from profile_features.validation import classify_interactions, classify_items
+from tests.unit.test_validation_identity import SAME_ID
+
+# ---------------------------------------------------------------- real Spark
+
+
+def _validate(tmp_path, events_text: str, items_text: str, **rules):
+    from pyspark.sql import SparkSession
+
+    from profile_features.config import JobConfig
+    from profile_features.spark.stages import run_validate
+
+    (tmp_path / "events.csv").write_bytes(events_text.encode("utf-8", "surrogateescape"))
+    (tmp_path / "items.csv").write_bytes(items_text.encode("utf-8", "surrogateescape"))
+    config = JobConfig.model_validate(
+        {
+            "data_dir": str(tmp_path / "data"),
+            "inputs": {
+                "interactions": {"path": str(tmp_path / "events.csv")},
+                "items": {"path": str(tmp_path / "items.csv")},
+                "rules": rules,
+            },
+        }
+    )
+    return run_validate(SparkSession.getActiveSession(), config).summary()
+
+
+def _table(tmp_path, name):
+    return pd.read_parquet(tmp_path / "data" / name)
+
+
+@pytest.mark.spark
+def test_spark_ids_are_one_identity_and_tables_hold_one_row_per_key(tmp_path, spark):
+    items = "item_id,title\n" + "".join(f'"{i}",T{n}\n' for n, i in enumerate(SAME_ID)) + "i2,Beta\n"
+    events = (
+        "user_id,item_id,timestamp\n"
+        'u1,i1,1700000000\n"u1\u2003",\u200bi1,1700000000\n"\u00a0u1","i1 ",1700000000\nu2,"i2\u00a0",1700000001\n'
+    )
+    summary = _validate(tmp_path, events, items)
+    tables = summary["tables"]
+    assert tables["items"]["accepted"] == 2 and tables["items"]["rejected_by_reason"] == {
+        "duplicate item_id": len(SAME_ID) - 1
+    }
+    assert tables["interactions"]["accepted"] == 2
+    assert tables["interactions"]["rejected_by_reason"] == {"duplicate interaction": 2}
+    kept_items, kept_events = _table(tmp_path, "validated/items"), _table(tmp_path, "validated/interactions")
+    assert sorted(kept_items.item_id) == ["i1", "i2"]
+    assert not kept_events.duplicated(["user_id", "item_id", "timestamp"]).any()
+    assert sorted(kept_events.user_id) == ["u1", "u2"]
+    for table in tables.values():
+        assert table["read"] == table["accepted"] + table["rejected"]
+    # Spark and pandas keep the same row
+    pandas_kept = classify_items(pd.read_csv(tmp_path / "items.csv", dtype=str, keep_default_na=False))
+    assert set(pandas_kept.loc[pandas_kept.reject_reason.isna(), "title"]) == set(kept_items.title)
+
+
+@pytest.mark.spark
+def test_spark_time_text_and_optional_values(tmp_path, spark):
+    items = 'item_id,title,year\ni1,Alpha,NA\ni2,Beta,abc\ni3,"\u200b\u00a0",1999\ni4,Caf\udce9,2001\n'
+    events = (
+        "user_id,item_id,timestamp,rating\n"
+        "u1,i1,now,4\nu1,i1,yesterday,4\nu1,i2,12/01/2023,4\nu1,i2,2023-11-14 22:15 PST,4\n"
+        "u2,i1,2023-11-14T23:15:00+01:00,NA\nu2,i2,1700000100000,great\nu3,i1,1850-01-01,4\nu3,i2,-3786825600,4\n"
+    )
+    summary = _validate(tmp_path, events, items)
+    items_t, events_t = summary["tables"]["items"], summary["tables"]["interactions"]
+    assert items_t["rejected_by_reason"] == {"empty title": 1}
+    assert items_t["nulled_by_reason"] == {"unparseable year": 1}  # "NA" is a null, "abc" is counted
+    assert items_t["rows_with_replaced_bytes"] == 1
+    assert events_t["rejected_by_reason"] == {"unparseable timestamp": 4, "timestamp out of range": 2}
+    assert events_t["nulled_by_reason"] == {"unparseable rating": 1} and events_t["accepted"] == 2
+    kept = _table(tmp_path, "validated/interactions")
+    assert set(kept.timestamp) == {pd.Timestamp("2023-11-14T22:15:00Z")}
+
+
+@pytest.mark.spark
+def test_spark_an_unclosed_quote_is_a_reject_not_lost_rows(tmp_path, spark):
+    items = "item_id,title\ni1,Alpha\ni2,Beta\n"
+    events = 'user_id,item_id,timestamp\nu1,i1,1700000000\nu2,"i2,1700000001\nu3,i1,1700000002\nu4,i1,1700000003\n'
+    summary = _validate(tmp_path, events, items)
+    reasons = summary["tables"]["interactions"]["rejected_by_reason"]
+    assert reasons == {"line break inside user_id, item_id or timestamp (an unclosed CSV quote?)": 1}
+    assert summary["tables"]["interactions"]["accepted"] == 1
+    record = _table(tmp_path, "rejects").query("table == 'interactions'").record.iloc[0]
+    assert "u4" in json.dumps(json.loads(record))  # the swallowed rows are in the reject, not gone
+
+
+@pytest.mark.spark
+def test_spark_a_failing_guard_leaves_the_previous_run_whole(tmp_path, spark, monkeypatch):
+    from profile_features.spark import stages
+
+    good = "user_id,item_id,timestamp\nu1,i1,1700000000\n"
+    _validate(tmp_path, good, "item_id,title\ni1,Alpha\n")
+    before = {name: _table(tmp_path, name) for name in ("validated/items", "validated/interactions", "rejects")}
+    runs = sorted((tmp_path / "data" / "runs").iterdir())
+    real = stages.split_counts
+
+    def doubled(classified, table, schema, scratch):  # fault injection: a doubled row trips the guard
+        accepted, rejects, counts = real(classified, table, schema, scratch)
+        if table == "interactions":
+            counts["accepted"] += 1
+        return accepted, rejects, counts
+
+    monkeypatch.setattr(stages, "split_counts", doubled)
+    bad_items = "item_id,title\ni1,Other\ni9,New\n"
+    with pytest.raises(RuntimeError, match=r"events\.csv.*read 2 rows but accounted for 3"):
+        _validate(tmp_path, good + "u2,i9,1700000001\n", bad_items)
+    for name, frame in before.items():
+        pd.testing.assert_frame_equal(_table(tmp_path, name), frame)
+    assert sorted((tmp_path / "data" / "runs").iterdir()) == runs
+    assert not any((tmp_path / "data" / "validated" / "_staging").glob("*-*"))
+    assert not any((tmp_path / "data" / "_staging").glob("validate-*"))  # the scratch tables are gone
+
+
+@pytest.mark.spark
+def test_spark_native_and_python_paths_give_the_pandas_verdicts(tmp_path, spark):
+    """The common row is judged with Spark expressions, the rest in Python: both must equal the pandas rules."""
+    rows = [
+        ["u1", "i1", "1700000000", "4"], ["u1", "i1", "1700000000", "4"], [" u2", "i1\u00a0", "1700000000123", ""],
+        ["u3", "i2", "1700000000123456", "NA"], ["u4", "i2", "1700000000123456789", "-1"],
+        ["u5", "i1", "2023-11-14", "5"],
+        ["u6", "i9", "1700000001", "3"], ["u7", "i1", "0", "3"], ["u8", "i1", "99999999999999999999", "3"],
+        ["u9", "", "1700000002", "3"], ["u10", "i2", "1700000003", "4.25"], ["u11", "i2", "+1700000003", "1e2"],
+        ["u12", "i1", "1700000004", "abc"], ["u13", "i1", "1700000004.5", "4"], ["u\u200b", "i2", "1700000005", "2"],
+    ]  # fmt: skip
+    events = "user_id,item_id,timestamp,rating\n" + "".join(",".join(f'"{v}"' for v in row) + "\n" for row in rows)
+    summary = _validate(tmp_path, events, "item_id,title\ni1,Alpha\ni2,Beta\n")
+    batch = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp", "rating"]).replace("", None)
+    expected = classify_interactions(batch, {"i1", "i2"})
+    table = summary["tables"]["interactions"]
+    assert table["rejected_by_reason"] == expected.reject_reason.value_counts().to_dict()
+    assert (
+        table["nulled_by_reason"] == expected.loc[expected.reject_reason.isna()].nulled_reason.value_counts().to_dict()
+    )
+    kept = _table(tmp_path, "validated/interactions").sort_values(["user_id", "timestamp"]).reset_index(drop=True)
+    want = expected.loc[expected.reject_reason.isna(), kept.columns].sort_values(["user_id", "timestamp"])
+    want = want.reset_index(drop=True).astype({"timestamp": kept.timestamp.dtype})
+    pd.testing.assert_frame_equal(kept, want, check_dtype=False)
+
+
+@pytest.mark.spark
+def test_spark_header_names_equal_up_to_case_name_the_file(tmp_path, spark):
+    from profile_features.validation import InputSchemaError
+
+    with pytest.raises(InputSchemaError, match=r"items\.csv: items input .*title"):
+        _validate(tmp_path, "user_id,item_id,timestamp\nu1,i1,1700000000\n", "item_id,title,Title\ni1,A,B\n")
+
+
+@pytest.mark.spark
+def test_spark_a_quoted_line_break_reads_the_same_whatever_the_files_line_endings(tmp_path, spark):
+    """One catalogue, saved with LF and with CRLF line endings: a quoted multi-line description (and a
+    lone CR inside a title) is kept as the same text, with `\\n` inside."""
+    rows = ["item_id,title,description", 'i1,"Alpha\rOmega","first line', 'second line"', "i2,Beta,plain"]
+    events = "user_id,item_id,timestamp\nu1,i1,1700000000\nu1,i2,1700000001\n"
+    kept = {}
+    for ending in ("\n", "\r\n"):
+        where = tmp_path / repr(ending).strip("'").replace("\\", "")
+        where.mkdir()
+        summary = _validate(where, events, ending.join(rows) + ending)
+        assert summary["tables"]["items"]["accepted"] == 2, summary["tables"]["items"]
+        kept[ending] = _table(where, "validated/items").sort_values("item_id").reset_index(drop=True)
+    assert kept["\n"].equals(kept["\r\n"])
+    assert kept["\n"].description.tolist() == ["first line\nsecond line", "plain"]
+    assert kept["\n"].title.tolist() == ["Alpha\nOmega", "Beta"]

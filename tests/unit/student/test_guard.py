@@ -1,0 +1,334 @@
+"""The deployment guard (student/guard.py): validation after a cutoff in time, the non-inferiority
+rule, the fallback chain, and what the checkpoint and the served rows say shipped."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from profile_features.student.checkpoint import load_checkpoint
+from profile_features.student.config import GuardConfig
+from profile_features.student.data import ItemIndex, user_timelines
+from profile_features.student.guard import (
+    CONFIGURED,
+    PLAIN,
+    POPULARITY,
+    SHORT_HISTORY,
+    WITHOUT_CONTENT,
+    choose_variant,
+    non_inferiority,
+    per_user_ndcg,
+    variant_chain,
+)
+from profile_features.student.items import ItemContent
+from profile_features.student.scoring import score_items, score_users
+from profile_features.student.sources import BeforeCutoff, Cached, after_cutoff_targets, interaction_time_quantile
+from profile_features.student.train import train_from_frames
+from profile_features.student.training import build_training_data, fit
+
+
+def _timed_data():
+    rows = [("a", "i1", 10), ("a", "i2", 20), ("a", "i3", 30), ("b", "i2", 5), ("b", "i4", 40)]
+    rows += [("c", "i1", 50), ("c", "i3", 60), ("d", "i4", 1), ("d", "i1", 2)]
+    timelines = user_timelines(pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]))
+    index = ItemIndex.from_items(["i1", "i2", "i3", "i4"])
+    histories = {u: items for u, (items, _) in timelines.items()}
+    times = {u: when for u, (_, when) in timelines.items()}
+    return build_training_data(histories, index, None, None, times), index
+
+
+def test_validation_cutoff_splits_every_user_in_time():
+    data, index = _timed_data()
+    assert interaction_time_quantile(data, 0.5) == 20  # the median of the 9 times (1 2 5 10 20 30 40 50 60)
+    targets = after_cutoff_targets(data, 25)
+    # a: i1 i2 | i3; b: i2 | i4; c has nothing before 25, d nothing after: neither is a validation user.
+    assert targets.users == ["a", "b"] and targets.eligible == 2
+    assert targets.inputs == [index.encode(["i1", "i2"]), index.encode(["i2"])]
+    assert targets.targets == [index.encode(["i3"]), index.encode(["i4"])]
+    early = {u: s for chunk in BeforeCutoff(data, 25).chunks() for u, s in zip(chunk.users, chunk.sequences)}
+    assert early == {"a": index.encode(["i1", "i2"]), "b": index.encode(["i2"]), "d": index.encode(["i4", "i1"])}
+    two = after_cutoff_targets(data, 15, targets_per_user=2)
+    assert two.targets[two.users.index("a")] == index.encode(["i2", "i3"])
+    inputs, flat, owner = two.pairs()
+    assert len(inputs) == len(flat) == len(owner) == sum(len(t) for t in two.targets)
+
+
+def test_a_source_without_times_is_refused_with_the_column_named():
+    data, index = _timed_data()
+    untimed = build_training_data({"a": ["i1", "i2"]}, index)
+    with pytest.raises(ValueError, match="item_times"):
+        after_cutoff_targets(untimed, 10)
+    assert after_cutoff_targets(data, 10).users  # the timed one is fine
+
+
+def test_cached_source_reads_a_small_source_once_and_streams_a_large_one():
+    data, _ = _timed_data()
+
+    class Counting:
+        item_index, item_features, profile_dim, passes = data.item_index, None, 0, 0
+
+        def chunks(self, rng=None):
+            Counting.passes += 1
+            yield from data.chunks(rng)
+
+    small = Cached(Counting(), max_interactions=100)
+    for _ in range(3):
+        assert sum(len(s) for c in small.chunks() for s in c.sequences) == 9
+    assert small.in_memory and Counting.passes == 1
+    large = Cached(Counting(), max_interactions=5)
+    list(large.chunks())
+    assert not large.in_memory and Counting.passes == 3  # one (aborted) read to size it, one per pass
+
+
+def test_non_inferiority_passes_ties_and_fails_harm_and_no_power():
+    guard = GuardConfig(confidence=0.9, margin=0.05, min_users=20)
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0, 1, size=400)
+    assert non_inferiority(base, base, "b", guard).passed  # identical: bounded at zero harm
+    assert not non_inferiority(base * 0.7, base, "b", guard).passed  # 30% worse
+    assert not non_inferiority(base[:10], base[:10], "b", guard).passed  # too few users to tell
+    # Equal on average but very noisy on 40 users: harm of 5% cannot be excluded, so it fails...
+    noisy = base[:40] + rng.normal(0, 0.5, size=40)
+    check = non_inferiority(noisy - noisy.mean() + base[:40].mean(), base[:40], "b", guard)
+    assert not check.passed and check.lower_bound < check.threshold
+    # ...and the same noise over 40,000 users is resolved.
+    big = rng.uniform(0, 1, size=40_000)
+    assert non_inferiority(big + rng.normal(0, 0.5, size=40_000) * 0.1, big, "b", guard).passed
+    better = non_inferiority(base + 0.1, base, "b", guard)
+    assert better.passed and better.difference == pytest.approx(0.1)
+
+
+def _choose(scores: dict[str, np.ndarray], popular: np.ndarray, short: np.ndarray | None = None):
+    asked, judged = [], []
+
+    def scores_of(name):
+        asked.append(name)
+        return scores[name]
+
+    names = [CONFIGURED, WITHOUT_CONTENT, PLAIN]
+    shipped, reason = choose_variant(
+        names, scores_of, popular, GuardConfig(), lambda n, c: judged.append((n, c)), short
+    )
+    return shipped, reason, asked, dict(judged)
+
+
+def test_a_candidate_is_judged_against_what_would_ship_instead():
+    """Known answers on 200 validation users: plain SASRec clearly below most-popular does not ship, so
+    a richer candidate clearly above most-popular ships though it is far from plain (the guard used to ship
+    most-popular there); when plain SASRec would ship, a richer one must not be worse than it."""
+    rng = np.random.default_rng(0)
+    popular = rng.uniform(0.1, 0.3, size=200)
+    weak_plain = popular - 0.08 + rng.normal(0, 0.01, size=200)
+    good = popular + 0.05 + rng.normal(0, 0.01, size=200)
+    shipped, reason, asked, judged = _choose({CONFIGURED: good, PLAIN: weak_plain}, popular)
+    assert shipped == CONFIGURED and "plain SASRec was not shown not worse" in reason
+    assert WITHOUT_CONTENT not in asked  # the chain stops at the first candidate that ships
+    assert [c.baseline for c in judged[CONFIGURED]] == [POPULARITY]
+
+    strong_plain = popular + 0.10 + rng.normal(0, 0.01, size=200)
+    shipped, reason, asked, judged = _choose({CONFIGURED: good, WITHOUT_CONTENT: good, PLAIN: strong_plain}, popular)
+    assert shipped == PLAIN and "richer variants were not: configured, without_item_content" in reason
+    assert [c.baseline for c in judged[CONFIGURED]] == [PLAIN, POPULARITY]
+    assert not judged[CONFIGURED][0].passed and judged[CONFIGURED][1].passed
+
+    shipped, reason, _, _ = _choose({CONFIGURED: weak_plain, WITHOUT_CONTENT: weak_plain, PLAIN: weak_plain}, popular)
+    assert shipped is None and "no trained variant" in reason
+
+
+def test_a_candidate_that_wins_on_average_by_hurting_short_histories_does_not_ship():
+    """Known answers on 300 validation users, 60 of them with short histories: the configured student is
+    +0.03 on the 240 others and -0.06 on the 60, so +0.012 overall (not worse than plain SASRec), but its
+    short-history users lose 30% to plain SASRec: the slice check fails it and the distilled variant, level
+    with plain everywhere, ships. With 15 short-history users (below min_users 20) the slice is too small to
+    bound harm, so it is not checked and the configured student ships on its overall figure."""
+    rng = np.random.default_rng(1)
+    popular = rng.uniform(0.05, 0.1, size=300)
+    plain = popular + 0.10 + rng.normal(0, 0.005, size=300)
+    short = np.zeros(300, bool)
+    short[:60] = True
+    uneven = plain + np.where(short, -0.06, 0.03) + rng.normal(0, 0.005, size=300)
+    level = plain + rng.normal(0, 0.005, size=300)
+    shipped, reason, _, judged = _choose({CONFIGURED: uneven, WITHOUT_CONTENT: level, PLAIN: plain}, popular, short)
+    assert shipped == WITHOUT_CONTENT and "the 60 of them with short histories" in reason
+    overall, sliced = judged[CONFIGURED][:2]
+    assert overall.passed and overall.difference == pytest.approx(0.012, abs=0.002)
+    assert sliced.slice == SHORT_HISTORY and sliced.users == 60 and not sliced.passed
+    assert sliced.difference == pytest.approx(-0.06, abs=0.003) and "short_history users" in sliced.describe()
+    both = [(PLAIN, "all"), (PLAIN, SHORT_HISTORY), (POPULARITY, "all"), (POPULARITY, SHORT_HISTORY)]
+    assert [(c.baseline, c.slice) for c in judged[WITHOUT_CONTENT]] == both
+
+    few = np.zeros(300, bool)
+    few[:15] = True
+    uneven = plain + np.where(few, -0.06, 0.03) + rng.normal(0, 0.005, size=300)
+    shipped, reason, _, judged = _choose({CONFIGURED: uneven, WITHOUT_CONTENT: level, PLAIN: plain}, popular, few)
+    assert shipped == CONFIGURED and "short histories" not in reason
+    assert all(c.slice == "all" for c in judged[CONFIGURED])
+
+
+def test_per_user_ndcg_averages_each_users_targets():
+    scores = per_user_ndcg(np.array([0.0, 9.0, 10.0, 1.0]), np.array([0, 0, 1, 2]), users=3)
+    np.testing.assert_allclose(scores, [(1 + 1 / np.log2(11)) / 2, 0.0, 1 / np.log2(3)])
+
+
+def test_variant_chain_switches_one_component_at_a_time(make_config):
+    cfg = make_config()
+    full = variant_chain(cfg, has_content=True, has_profiles=True)
+    assert [name for name, _ in full] == [CONFIGURED, WITHOUT_CONTENT, PLAIN]
+    assert full[1][1].items.text is False and full[1][1].distill.enabled
+    assert full[2][1].items.text is False and not full[2][1].distill.enabled
+    assert all(c.name == cfg.name for _, c in full)  # the checkpoint id keeps the configured name
+    # No item content in the data: the configured student is the distilled one, then plain.
+    assert [n for n, _ in variant_chain(cfg, has_content=False, has_profiles=True)] == [CONFIGURED, PLAIN]
+    # Neither content nor profiles: the configured student is plain SASRec; one candidate.
+    assert [n for n, _ in variant_chain(cfg, has_content=False, has_profiles=False)] == [PLAIN]
+    assert [n for n, _ in variant_chain(cfg, has_content=True, has_profiles=False)] == [CONFIGURED, PLAIN]
+
+
+def _cyclic_frames(num_users: int = 60, length: int = 20, num_items: int = 16):
+    from tests.support.student import cyclic_interactions, group_profiles
+
+    inter = cyclic_interactions(num_users=num_users, length=length, num_items=num_items, seed=3)
+    users = sorted(inter.user_id.unique())
+    profiles = group_profiles(users)
+    frame = pd.DataFrame({"user_id": users, "profile_embedding": [profiles[u].tolist() for u in users]})
+    return inter, frame
+
+
+def _content(inter: pd.DataFrame, vectors) -> ItemContent:
+    items = sorted(inter.item_id.unique())
+    return ItemContent(pd.DataFrame({"item_id": items, "item_text_embedding": [vectors(i) for i in items]}))
+
+
+def test_a_useless_text_view_and_a_drowning_distillation_fall_back_to_plain_sasrec(tmp_path, make_config):
+    """The configured student reads items by their text alone, and every item has the same text, so
+    it cannot tell items apart; its distillation takes all the loss. The next item is determined by
+    the current one, which plain SASRec learns: the guard must ship plain SASRec, and say so."""
+    inter, profiles = _cyclic_frames()
+    content = _content(inter, lambda item: [1.0, 0.5, 0.25, 0.0])
+    cfg = make_config(
+        "items.id=false",
+        "items.text=true",
+        "distill.alpha=1.0",
+        "distill.distill_fraction=1.0",
+        "train.epochs=30",
+        "train.eval_every=3",
+        "guard.targets_per_user=1",  # only the first item after the cutoff follows from the history
+    )
+    result = train_from_frames(cfg, inter, profiles, tmp_path / "ckpt", validate=True, content=content)
+    guard = result["guard"]
+    assert result["variant"] == PLAIN, guard["reason"]
+    assert [c["variant"] for c in guard["candidates"]] == [CONFIGURED, WITHOUT_CONTENT, PLAIN]
+    assert [c["passed"] for c in guard["candidates"]] == [False, False, True]
+    worst = guard["candidates"][0]["checks"][0]
+    assert worst["baseline"] == PLAIN and worst["lower_bound"] < worst["threshold"]
+    assert result["best_valid"]["ndcg@10"] > 0.9 and not result["ranks_by_popularity"]
+    loaded = load_checkpoint(tmp_path / "ckpt")
+    assert loaded.variant == PLAIN and loaded.stats.extra["guard"]["variant"] == PLAIN
+    assert loaded.checkpoint_id.startswith(cfg.name + "-")
+    assert loaded.stats.num_interactions == len(inter)  # refitted on everything before the cutoff
+    histories = pd.DataFrame({"user_id": ["u1"], "item_ids": [["i1", "i2"]]})
+    assert score_users(histories, loaded).student_variant.tolist() == [PLAIN]
+
+
+def test_a_student_that_is_as_good_as_its_baselines_keeps_every_component(tmp_path, make_config):
+    """Distinct, informative item texts and a learnable sequence: the configured student (text view and
+    distillation) is level with plain SASRec (both rank every next item first), so it ships."""
+    inter, profiles = _cyclic_frames()
+    rng = np.random.default_rng(0)
+    table = {f"i{k}": rng.normal(size=8).tolist() for k in range(1, 17)}
+    cfg = make_config("items.text=true", "train.epochs=30", "train.eval_every=3")
+    content = _content(inter, table.__getitem__)
+    result = train_from_frames(cfg, inter, profiles, tmp_path / "ckpt", validate=True, content=content)
+    assert result["variant"] == CONFIGURED, result["guard"]["reason"]
+    assert [c["variant"] for c in result["guard"]["candidates"]] == [CONFIGURED]
+    checks = result["guard"]["candidates"][0]["checks"]
+    assert [c["baseline"] for c in checks] == [PLAIN, POPULARITY] and all(c["passed"] for c in checks)
+    assert load_checkpoint(tmp_path / "ckpt").variant == CONFIGURED
+
+
+def test_without_enough_validation_users_the_popularity_prior_ships(tmp_path, make_config):
+    """Twelve users: whatever the models learn, twelve paired differences cannot bound the harm
+    (min_users 20), so nothing is shown not worse than most-popular."""
+    inter, profiles = _cyclic_frames(num_users=12)
+    result = train_from_frames(make_config("train.epochs=6"), inter, profiles, tmp_path / "ckpt", validate=True)
+    assert result["variant"] == POPULARITY and result["ranks_by_popularity"]
+    assert result["guard"]["validation_users"] == 12
+    assert all(not c["passed"] for c in result["guard"]["candidates"])
+    loaded = load_checkpoint(tmp_path / "ckpt")
+    assert loaded.variant == POPULARITY and float(loaded.model.head.scale) == 0.0
+    # No item side is served: the prior's "logit" is popularity, and a ranker must not learn it as the student's.
+    served = score_items(pd.DataFrame({"item_id": list(loaded.item_index.item_ids)}), loaded)
+    assert served.student_item_embedding.isna().all() and served.student_item_bias.isna().all()
+    assert served.student_item_seen.any()
+
+
+def test_refit_repeats_the_validated_schedule(cyclic_data, make_config):
+    """`stop_after` cuts a run short without moving its distillation phase (laid out for train.epochs)."""
+    _, seqs, index, profiles = cyclic_data
+    data = build_training_data(seqs, index, profiles)
+    cfg = make_config("train.epochs=10", "distill.distill_fraction=0.5")
+    result = fit(cfg, data, None, log=None, stop_after=4)
+    assert len(result.history) == 4 and all(row["distilling"] == 1.0 for row in result.history)
+    longer = fit(cfg, data, None, log=None, stop_after=7)
+    assert [row["distilling"] for row in longer.history] == [1.0] * 5 + [0.0] * 2
+
+
+def test_parquet_item_times_are_read_aligned_and_a_misaligned_row_is_named(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from profile_features.student.sources import ParquetUsers
+
+    index = ItemIndex.from_items(["i1", "i2", "i3"])
+    table = {"user_id": ["a"], "item_ids": [["i1", "gone", "i3"]], "item_times": [[10, 20, 30]]}
+    pq.write_table(pa.table(table), tmp_path / "ok.parquet")
+    (chunk,) = ParquetUsers(str(tmp_path / "ok.parquet"), index).chunks()
+    assert chunk.sequences == [index.encode(["i1", "i3"])] and chunk.times[0].tolist() == [10, 30]
+    pq.write_table(pa.table({**table, "item_times": [[10, 20]]}), tmp_path / "bad.parquet")
+    with pytest.raises(ValueError, match=r"bad.parquet: user 'a' has 3 item_ids but 2 item_times"):
+        list(ParquetUsers(str(tmp_path / "bad.parquet"), index).chunks())
+
+
+def test_decayed_counts_weigh_each_interaction_by_its_age():
+    """Half-life 10: an interaction 10 units before `now` counts 1/2, 20 before 1/4; None counts 1 each."""
+    from profile_features.student.popularity import decayed_counts, half_life_candidates, newest_time
+
+    data, index = _timed_data()  # i1 at 10, 50, 2; i2 at 20, 5; i3 at 30, 60; i4 at 40, 1
+    assert newest_time(data) == 60
+    plain, decayed = decayed_counts(data, 60, [None, 10.0])
+    assert plain.tolist() == [3.0, 2.0, 2.0, 2.0]
+    assert decayed_counts(data, 60, [None])[0].tolist() == plain.tolist()  # no times needed for all-time
+    expected = {"i1": 2**-5 + 2**-1 + 2**-5.8, "i2": 2**-4 + 2**-5.5, "i3": 2**-3 + 1.0, "i4": 2**-2 + 2**-5.9}
+    assert decayed == pytest.approx([expected[i] for i in ["i1", "i2", "i3", "i4"]])
+    assert half_life_candidates(8.0) == [None, 2.0, 8.0, 32.0] and half_life_candidates(0) == [None]
+
+
+def _trending_frames(num_users: int = 12) -> pd.DataFrame:
+    """Ten old items everyone took in the first month; then two new ones trend (half the users each, days
+    50-55) and every user takes both after day 60. By all-time counts the new items rank below the ten old
+    ones (outside a top 10); by recent counts they rank first."""
+    start, rows = pd.Timestamp("2024-01-01", tz="UTC"), []
+    for u in range(num_users):
+        for k in range(10):
+            rows.append((f"u{u}", f"old{k}", start + pd.Timedelta(days=k * 3, hours=u)))
+        rows.append((f"u{u}", f"new{u % 2}", start + pd.Timedelta(days=50 + u % 5, hours=u)))
+        for k in range(2):
+            rows.append((f"u{u}", f"new{k}", start + pd.Timedelta(days=60 + k, hours=u)))
+    return pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
+
+
+def test_the_popularity_baseline_and_fallback_follow_what_is_trending(tmp_path, make_config):
+    """On drifting data the guard's most-popular is chosen on validation among recency weightings: here the
+    recent one (the validation targets are the trending items), and the shipped prior ranks them first."""
+    inter = _trending_frames()
+    cfg = make_config("train.epochs=4", "guard.targets_per_user=2")
+    result = train_from_frames(cfg, inter, None, tmp_path / "ckpt", validate=True)
+    guard = result["guard"]
+    assert result["variant"] == POPULARITY  # 12 validation users: nothing trained can be shown not worse
+    assert guard["popularity_half_life_windows"] == 0.25 and guard["popularity_half_life"] > 0
+    assert guard["popularity_ndcg"] > 0.6  # both targets in the top two; all-time counts rank them 11th-12th
+    loaded = load_checkpoint(tmp_path / "ckpt")
+    bias = loaded.model.head.bias.detach().numpy()
+    index = loaded.item_index.to_index
+    assert min(bias[index["new0"] - 1], bias[index["new1"] - 1]) > max(bias[index[f"old{k}"] - 1] for k in range(10))
