@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +22,26 @@ from tests.support.servers import free_port, start_redis, stop_redis
 
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+# What puts a test in tests/integration (tests/README.md): a marker, or a fixture that starts a server.
+INTEGRATION_MARKERS = ("spark", "feast", "redis", "cluster")
+INTEGRATION_FIXTURES = {"spark", "pipeline_run", "materialized", "redis_server", "s3_bucket"}
+UNIT = Path(__file__).parent / "unit"
+
+
+def pytest_collection_modifyitems(config, items):
+    """tests/unit starts nothing: a unit test with an integration marker or fixture fails the collection."""
+    misplaced = [
+        item.nodeid
+        for item in items
+        if item.path.is_relative_to(UNIT)
+        and (
+            any(item.get_closest_marker(m) for m in INTEGRATION_MARKERS)
+            or INTEGRATION_FIXTURES & set(getattr(item, "fixturenames", ()))
+        )
+    ]
+    if misplaced:
+        raise pytest.UsageError(f"these start Spark, Feast or a server: move them to tests/integration: {misplaced}")
 
 
 @pytest.fixture(scope="session")
