@@ -170,8 +170,9 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
 }
 SLICES = ("all", "short", "long_tail", "unseen")
 # Part of the cache key of runs that read item content: bump it when the model code changes what such a
-# variant's overrides mean (2: the new-item bias for items without an ID view; 3: the guard's short-history checks).
-CODE_VERSION = 3
+# variant's overrides mean (2: the new-item bias for items without an ID view; 3: the guard's short-history checks;
+# 4: the trending prior).
+CODE_VERSION = 4
 
 GENRES = [
     "unknown",
@@ -519,6 +520,7 @@ POST_CUTOFF_MODELS = {
         "items.sid=false",
         "neighbours.enabled=false",
         "train.crop_prob=0",
+        "guard.prior_weights=[]",
     ],
 }
 

@@ -9,7 +9,7 @@ benchmark or CLI can change one knob without a second file. Facts discovered at 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -237,6 +237,12 @@ class GuardConfig(StrictModel):
     # its cold_max_history) are checked again on their own when they are at least `min_users`: lastfm-tags'
     # distilled student passed overall and lost 7.9% to plain SASRec on its cold test users. 0: no slice check.
     short_history: int = Field(5, ge=0)
+    # Weights of the trending prior added to each candidate's scores: w x log(1 + the validated most-popular's
+    # counts), w picked on validation among 0 and these (0 wins ties), and the same weight times the counts at
+    # the training cutoff added to the shipped student's item biases. On ml-100k what people rate next is what
+    # was just released, which SASRec cannot know (most-popular with an 8-day half-life was 2-4x every student
+    # trained there). Empty: no prior.
+    prior_weights: list[Annotated[float, Field(gt=0.0)]] = [0.25, 0.5, 1.0, 2.0]
     confidence: float = Field(0.9, gt=0.5, lt=1.0)
     margin: float = Field(0.05, ge=0.0, lt=1.0)
     min_users: int = Field(20, gt=1)

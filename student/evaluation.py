@@ -18,6 +18,7 @@ from profile_features.student.data import pad_left
 from profile_features.student.model import StudentModel
 
 __all__ = [
+    "blended_target_ranks",
     "RankingMetrics",
     "target_ranks",
     "targets_ranks",
@@ -105,6 +106,30 @@ def targets_ranks(model: StudentModel, inputs: list[list[int]], targets: list[li
         for column in range(block.shape[1]):
             has = block[:, column] > 0
             out[start : start + batch_size][has, column] = ranks_from_scores(scores[has], block[has, column])
+    return out
+
+
+@torch.no_grad()
+def blended_target_ranks(
+    model: StudentModel,
+    inputs: list[list[int]],
+    targets: list[int],
+    prior: np.ndarray,
+    weights: list[float],
+    batch_size: int = 256,
+) -> np.ndarray:
+    """[W, R] 0-based rank of each target (1..N) among all items when `weights[w]` x `prior` ([N], one value
+    per item) is added to the model's scores: every history is scored once, whatever the number of weights."""
+    model.eval()
+    out = np.zeros((len(weights), len(inputs)))
+    max_len = model.cfg.body.max_len
+    prior = np.asarray(prior, dtype=np.float64)
+    for start in range(0, len(inputs), batch_size):
+        items = pad_left(inputs[start : start + batch_size], max_len).to(model.device)
+        scores = model.score_items(items).cpu().numpy().astype(np.float64)  # [B, N]
+        wanted = np.asarray(targets[start : start + batch_size])
+        for row, weight in enumerate(weights):
+            out[row, start : start + len(wanted)] = ranks_from_scores(scores + weight * prior, wanted)
     return out
 
 

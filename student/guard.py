@@ -12,9 +12,12 @@ plain SASRec is itself non-inferior to most-popular (`choose_variant`). The same
 with short histories before the validation cutoff (evaluate's cold slice) when they are enough to test: a
 model that wins on average by hurting its newest users does not ship. Most-popular weighs interactions
 by age where that ranks the validation items better (`student/popularity.py`: drift makes all-time counts a
-weak baseline), and the popularity prior ships with the same weighting. The winner is refitted on every
-interaction before the training cutoff for its validated number of epochs. The decision and its figures are
-kept (`GuardDecision`) for the job summary, the checkpoint manifest and the served `student_variant`.
+weak baseline), and the popularity prior ships with the same weighting. Each trained candidate is judged with
+the trending prior that ranks its validation items best (its scores plus w x log(1 + those counts), w among 0
+and `prior_weights`): SASRec cannot know what is new, the counts can; the shipped student's item biases carry
+it. The winner is refitted on every interaction before the training cutoff for its validated number of epochs.
+The decision and its figures are kept (`GuardDecision`) for the job summary, the checkpoint manifest and the
+served `student_variant`.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import torch
 
 from profile_features.metrics import ndcg_of_ranks
 from profile_features.student.config import GuardConfig, StudentConfig
-from profile_features.student.evaluation import metrics_from_ranks
+from profile_features.student.evaluation import blended_target_ranks, metrics_from_ranks
 from profile_features.student.popularity import decayed_counts, half_life_candidates, newest_time
 from profile_features.student.sources import (
     BeforeCutoff,
@@ -105,6 +108,7 @@ class Candidate:
     seconds: float
     valid_ndcg: float
     checks: list[Check] = field(default_factory=list)
+    prior_weight: float = 0.0  # the trending prior's weight validated for it (GuardConfig.prior_weights)
 
     @property
     def passed(self) -> bool:
@@ -135,6 +139,9 @@ class GuardDecision:
     # Validation users with at most `GuardConfig.short_history` interactions before the validation cutoff; every
     # check is repeated on them when they are at least `min_users`.
     short_history_users: int = 0
+    # The trending prior added to the shipped student's item biases: this weight x log(1 + the most-popular
+    # counts above, at the training cutoff); 0: none (GuardConfig.prior_weights).
+    prior_weight: float = 0.0
 
     def as_dict(self) -> dict:
         out = asdict(self)
@@ -145,7 +152,8 @@ class GuardDecision:
     def describe(self) -> str:
         lines = [f"shipped {self.variant}: {self.reason}"]
         for cand in self.candidates:
-            lines.append(f"  {cand.variant} (best epoch {cand.best_epoch}, valid NDCG@10 {cand.valid_ndcg:.4f})")
+            prior = f", trending prior x {cand.prior_weight:g}" if cand.prior_weight else ""
+            lines.append(f"  {cand.variant} (best epoch {cand.best_epoch}, valid NDCG@10 {cand.valid_ndcg:.4f}{prior})")
             lines += [f"    {check.describe()}" for check in cand.checks]
         return "\n".join(lines)
 
@@ -316,12 +324,12 @@ def guarded_fit(
     chain = variant_chain(cfg, has_content, has_profiles) if guard.enabled else [(CONFIGURED, cfg)]
     say = log or (lambda _: None)
 
-    def decision(variant, reason, candidates, pop, epochs, half_life=None) -> GuardDecision:
+    def decision(variant, reason, candidates, pop, epochs, half_life=None, prior_weight=0.0) -> GuardDecision:
         windows = None if half_life is None or not window else half_life / window
         return GuardDecision(
             variant, reason, cutoff, guard.valid_fraction, len(targets.users), targets.eligible, pop,
             guard.confidence, guard.margin, candidates, epochs, time.perf_counter() - started, half_life, windows,
-            int(short.sum()),
+            int(short.sum()), prior_weight,
         )  # fmt: skip
 
     if not targets.users:
@@ -337,23 +345,28 @@ def guarded_fit(
     inputs, flat_targets, owner = targets.pairs()
     valid = (inputs, flat_targets)
     users = len(targets.users)
-    half_life, pop_ranks, popular = _validated_popularity(early, cutoff, window, flat_targets, owner)
+    half_life, pop_counts, pop_ranks, popular = _validated_popularity(early, cutoff, window, flat_targets, owner)
+    prior = np.log1p(pop_counts)  # what is trending at the validation cutoff, by the validated weighting
+    weights = [0.0, *sorted(set(guard.prior_weights))]  # validated like the epochs, guard on or off
     say(
         f"[guard] validation cutoff {cutoff}: {users} users with items after it (of {targets.eligible} "
         f"eligible, {int(short.sum())} with at most {guard.short_history} interactions before it); most-popular "
         f"NDCG@10 {popular.mean():.4f} ({_describe_half_life(half_life, window)})"
     )
-    fitted: dict[str, tuple[FitResult, np.ndarray]] = {}
+    fitted: dict[str, tuple[FitResult, np.ndarray, float]] = {}
 
-    def train(name: str, c: StudentConfig) -> tuple[FitResult, np.ndarray]:
+    def train(name: str, c: StudentConfig) -> tuple[FitResult, np.ndarray, float]:
         if name not in fitted:
             res = fit(c, early, valid, log=log, popularity_fallback=False)
-            fitted[name] = (res, per_user_ndcg(res.best_ranks, owner, users))
+            scores, weight = _with_trending_prior(res, inputs, flat_targets, owner, prior, weights)
+            if weight:
+                say(f"[guard] {name}: trending prior x {weight:g} on validation ({scores.mean():.4f})")
+            fitted[name] = (res, scores, weight)
         return fitted[name]
 
     def candidate(name: str, checks: list[Check]) -> Candidate:
-        res, scores = fitted[name]
-        return Candidate(name, res.best_epoch, len(res.history), res.seconds, float(scores.mean()), checks)
+        res, scores, weight = fitted[name]
+        return Candidate(name, res.best_epoch, len(res.history), res.seconds, float(scores.mean()), checks, weight)
 
     candidates: list[Candidate] = []
     shipped, reason = None, ""
@@ -372,12 +385,12 @@ def guarded_fit(
 
         shipped, reason = choose_variant([name for name, _ in chain], scores_of, popular, guard, judged, short)
     if shipped is None:
-        res, _ = fitted[chain[-1][0]]
+        res, _, _ = fitted[chain[-1][0]]
         _rank_by_popularity(res, data, newest, half_life)
         res.best_valid = res.popularity_valid = metrics_from_ranks(pop_ranks).as_dict()
         say(f"[guard] shipping the popularity prior ({_describe_half_life(half_life, window)}): {reason}")
         return res, decision(POPULARITY, reason, candidates, float(popular.mean()), res.best_epoch, half_life)
-    validated, _ = fitted[shipped]
+    validated, _, prior_weight = fitted[shipped]
     epochs = max(validated.best_epoch, 1)
     say(f"[guard] shipping {shipped}: refit on every training interaction for {epochs} epochs")
     final = fit(
@@ -389,15 +402,18 @@ def guarded_fit(
         popularity_fallback=False,
         distill_until=validated.distill_until,  # the validated run's switch to L_rec alone, replayed
     )
+    if prior_weight:
+        _add_trending_prior(final.model, data, newest, half_life, prior_weight)
+        say(f"[guard] the shipped item biases carry the trending prior x {prior_weight:g}")
     final.best_epoch = validated.best_epoch
     final.best_valid = validated.best_valid
     final.popularity_valid = metrics_from_ranks(pop_ranks).as_dict()
-    return final, decision(shipped, reason, candidates, float(popular.mean()), epochs, half_life)
+    return final, decision(shipped, reason, candidates, float(popular.mean()), epochs, half_life, prior_weight)
 
 
 def _validated_popularity(early: TrainingUsers, cutoff: int, window: int, targets: list[int], owner: np.ndarray):
-    """(half-life or None, target ranks, per-user NDCG@10) of the most-popular baseline that ranks the
-    validation targets best: counts before `cutoff`, each interaction weighted by its age at the cutoff,
+    """(half-life or None, counts [N], target ranks, per-user NDCG@10) of the most-popular baseline that ranks
+    the validation targets best: counts before `cutoff`, each interaction weighted by its age at the cutoff,
     for each half-life among `half_life_candidates(window)` (all-time first; a later one must do better)."""
     users = int(owner.max()) + 1 if len(owner) else 0
     half_lives = half_life_candidates(window)
@@ -405,9 +421,36 @@ def _validated_popularity(early: TrainingUsers, cutoff: int, window: int, target
     for half_life, counts in zip(half_lives, decayed_counts(early, cutoff, half_lives)):
         ranks = popularity_ranks(counts, targets)
         per_user = per_user_ndcg(ranks, owner, users)
-        if best is None or per_user.mean() > best[2].mean():
-            best = (half_life, ranks, per_user)
+        if best is None or per_user.mean() > best[3].mean():
+            best = (half_life, counts, ranks, per_user)
     return best
+
+
+def _with_trending_prior(
+    result: FitResult, inputs: list[list[int]], targets: list[int], owner: np.ndarray, prior: np.ndarray, weights
+) -> tuple[np.ndarray, float]:
+    """(per-user NDCG@10, weight) of the validated model's scores plus weight x `prior` for the weight among
+    `weights` (0 first; a later one must do better) that ranks the validation targets best."""
+    users = int(owner.max()) + 1 if len(owner) else 0
+    if len(weights) == 1:
+        return per_user_ndcg(result.best_ranks, owner, users), 0.0
+    ranks = blended_target_ranks(result.model, inputs, targets, prior, weights)
+    best = None
+    for weight, row in zip(weights, ranks):
+        per_user = per_user_ndcg(row, owner, users)
+        if best is None or per_user.mean() > best[0].mean():
+            best = (per_user, float(weight))
+    return best
+
+
+@torch.no_grad()
+def _add_trending_prior(model, data: TrainingUsers, newest: int, half_life: float | None, weight: float) -> None:
+    """Add weight x log(1 + counts at `newest`, weighted by `half_life`) to the items' own biases: the trending
+    prior validated with the model, at the training cutoff (items training never saw keep theirs: no count)."""
+    counts = decayed_counts(data, newest, [half_life])[0]
+    model.head.bias.add_(
+        weight * torch.log1p(torch.as_tensor(counts, device=model.device, dtype=model.head.bias.dtype))
+    )
 
 
 def _describe_half_life(half_life: float | None, window: float) -> str:

@@ -93,6 +93,7 @@ def train_comparison_students(
         "neighbours.enabled=false",
         "train.crop_prob=0",
         "guard.enabled=false",
+        "guard.prior_weights=[]",  # plain SASRec as published: no trending prior either
         "name=plain",
     ]
     # Both read the student's item content, so both index the same items (plain ranks items it never

@@ -3,19 +3,25 @@ rule, the fallback chain, and what the checkpoint and the served rows say shippe
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from profile_features.student.checkpoint import load_checkpoint
 from profile_features.student.config import GuardConfig
 from profile_features.student.data import ItemIndex, user_timelines
+from profile_features.student.evaluation import blended_target_ranks
 from profile_features.student.guard import (
     CONFIGURED,
     PLAIN,
     POPULARITY,
     SHORT_HISTORY,
     WITHOUT_CONTENT,
+    _add_trending_prior,
+    _with_trending_prior,
     choose_variant,
     non_inferiority,
     per_user_ndcg,
@@ -25,7 +31,7 @@ from profile_features.student.items import ItemContent
 from profile_features.student.scoring import score_items, score_users
 from profile_features.student.sources import BeforeCutoff, Cached, after_cutoff_targets, interaction_time_quantile
 from profile_features.student.train import train_from_frames
-from profile_features.student.training import build_training_data, fit
+from profile_features.student.training import FitResult, build_training_data, fit
 
 
 def _timed_data():
@@ -332,3 +338,35 @@ def test_the_popularity_baseline_and_fallback_follow_what_is_trending(tmp_path, 
     bias = loaded.model.head.bias.detach().numpy()
     index = loaded.item_index.to_index
     assert min(bias[index["new0"] - 1], bias[index["new1"] - 1]) > max(bias[index[f"old{k}"] - 1] for k in range(10))
+
+
+def test_the_trending_prior_weight_is_the_one_that_ranks_validation_best(trained):
+    """Known answers: a model whose scores are its item biases alone ([3, 2, 1, 0, ...]) and a prior that only
+    the last item has. That item, the target, ranks last at weight 0, third at 0.25, second at 0.5 and first
+    from 1; the smallest weight that ranks it first wins (a later weight must do better)."""
+    result, data = trained
+    model = copy.deepcopy(result.model)
+    n = len(model.head.bias)
+    with torch.no_grad():
+        model.head.scale.zero_()
+        model.head.bias.copy_(torch.tensor([3.0, 2.0, 1.0] + [-10.0] * (n - 4) + [0.0]))
+    prior = np.zeros(n)
+    prior[-1] = 5.0
+    inputs, targets, owner = [[1, 2], [2, 3]], [n, n], np.array([0, 1])
+    ranks = blended_target_ranks(model, inputs, targets, prior, [0.0, 0.25, 0.5, 1.0, 2.0])
+    np.testing.assert_array_equal(ranks[:, 0], [3, 2, 1, 0, 0])
+    scores, weight = _with_trending_prior(FitResult(model), inputs, targets, owner, prior, [0.0, 0.25, 0.5, 1.0, 2.0])
+    assert weight == 1.0 and scores.tolist() == [1.0, 1.0]
+    # No weights but 0: the fit's own validation ranks, untouched.
+    fit_result = FitResult(model, best_ranks=np.array([3.0, 3.0]))
+    scores, weight = _with_trending_prior(fit_result, inputs, targets, owner, prior, [0.0])
+    assert weight == 0.0 and scores == pytest.approx([1 / np.log2(5)] * 2)
+
+    # Shipping adds weight x log(1 + count) to each item's own bias (all-time counts here: no half-life).
+    before = model.head.bias.detach().clone()
+    _add_trending_prior(model, data, newest=0, half_life=None, weight=0.5)
+    counts = np.zeros(n)
+    for chunk in data.chunks():
+        for sequence in chunk.sequences:
+            np.add.at(counts, np.asarray(sequence) - 1, 1.0)
+    np.testing.assert_allclose((model.head.bias.detach() - before).numpy(), 0.5 * np.log1p(counts), rtol=1e-6)
