@@ -314,8 +314,11 @@ def _guard_lines(trainings: list[dict | None]) -> list[str]:
         weighting = "all-time counts" if windows is None else f"half-life {windows:g} x the validation window"
         popular = guard.get("popularity_ndcg")
         popular = "-" if popular is None else f"{popular:.4f} ({weighting})"
+        shipped = guard["variant"] + (
+            f" + trending prior x {guard['prior_weight']:g}" if guard.get("prior_weight") else ""
+        )
         rows.append(
-            f"| {training.get('run_date')} | {guard['variant']} | {guard['validation_users']} "
+            f"| {training.get('run_date')} | {shipped} | {guard['validation_users']} "
             f"({guard.get('short_history_users', 0)}) | {popular} | "
             f"{guard['reason']} |"
         )
@@ -327,7 +330,8 @@ def _guard_lines(trainings: list[dict | None]) -> list[str]:
         "Each snapshot's student is the richest variant not worse than what would ship instead, on the items after "
         "a validation cutoff inside its training period; most-popular there weighs interactions by age where "
         "that ranks the validation items better (student/popularity.py). The checks are repeated on the validation "
-        "users with short histories (in brackets) when they are enough to bound the harm.",
+        "users with short histories (in brackets) when they are enough to bound the harm; a trained student carries "
+        "the trending prior (w x log(1 + those counts) on its scores) when that ranked its validation items better.",
         "",
         "| snapshot | shipped | validation users (short histories) | most-popular NDCG@10 on validation | why |",
         "|---|---|---|---|---|",

@@ -179,10 +179,18 @@ def test_report_numbers_and_goal_checks(tmp_path):
         "popularity_half_life_windows": 0.25,
         "reason": "no trained variant was shown not worse than most-popular",
     }
-    details = {"student_training": [None, {"run_date": "1998-03-07", "guard": guard}]}
+    trained = {"variant": "configured", "validation_users": 91, "prior_weight": 0.5, "reason": "not worse"}
+    details = {
+        "student_training": [
+            None,
+            {"run_date": "1998-03-07", "guard": guard},
+            {"run_date": "1998-04-07", "guard": trained},
+        ]
+    }
     path = write_report(tmp_path, results, {"dataset": "hand-made"}, per_user=per_user, details=details)
     text = path.read_text()
     assert "## What the student's deployment guard shipped" in text
+    assert "| 1998-04-07 | configured + trending prior x 0.5 | 91 (0) | - | not worse |" in text
     assert "| 1998-03-07 | popularity | 91 (12) | 0.0730 (half-life 0.25 x the validation window) | no trained" in text
     assert f"{row['mean']:.4f} +/- {row['std']:.4f}" in text
     assert f"{100 * row['lift']:+.1f}%" in text
