@@ -241,8 +241,9 @@ class GuardConfig(StrictModel):
     # counts), w picked on validation among 0 and these (0 wins ties), and the same weight times the counts at
     # the training cutoff added to the shipped student's item biases. On ml-100k what people rate next is what
     # was just released, which SASRec cannot know (most-popular with an 8-day half-life was 2-4x every student
-    # trained there). Empty: no prior.
-    prior_weights: list[Annotated[float, Field(gt=0.0)]] = [0.25, 0.5, 1.0, 2.0]
+    # trained there). The largest weights let popularity lead and the student reorder within it (ml-100k's
+    # validation picked the largest weight of a grid that stopped at 2, still far below most-popular). Empty: none.
+    prior_weights: list[Annotated[float, Field(gt=0.0)]] = [0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0]
     confidence: float = Field(0.9, gt=0.5, lt=1.0)
     margin: float = Field(0.05, ge=0.0, lt=1.0)
     min_users: int = Field(20, gt=1)
