@@ -238,8 +238,9 @@ class GuardConfig(StrictModel):
     # distilled student passed overall and lost 7.9% to plain SASRec on its cold test users. 0: no slice check.
     short_history: int = Field(5, ge=0)
     # Weights of the trending prior added to each candidate's scores: w x log(1 + the validated most-popular's
-    # counts), w picked on validation among 0 and these (0 wins ties), and the same weight times the counts at
-    # the training cutoff added to the shipped student's item biases. On ml-100k what people rate next is what
+    # counts), w picked on validation among these and kept when its gain over none is shown
+    # (guard._with_trending_prior); the same weight times the counts at the training cutoff is added to the shipped
+    # student's item biases. On ml-100k what people rate next is what
     # was just released, which SASRec cannot know (most-popular with an 8-day half-life was 2-4x every student
     # trained there). The largest weights let popularity lead and the student reorder within it (ml-100k's
     # validation picked the largest weight of a grid that stopped at 2, still far below most-popular). Empty: none.

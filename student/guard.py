@@ -14,10 +14,10 @@ model that wins on average by hurting its newest users does not ship. Most-popul
 by age where that ranks the validation items better (`student/popularity.py`: drift makes all-time counts a
 weak baseline), and the popularity prior ships with the same weighting. Each trained candidate is judged with
 the trending prior that ranks its validation items best (its scores plus w x log(1 + those counts), w among 0
-and `prior_weights`): SASRec cannot know what is new, the counts can; the shipped student's item biases carry
-it. The winner is refitted on every interaction before the training cutoff for its validated number of epochs.
-The decision and its figures are kept (`GuardDecision`) for the job summary, the checkpoint manifest and the
-served `student_variant`.
+and `prior_weights`, kept only when its gain over none is shown): SASRec cannot know what is new, the counts
+can; the shipped student's item biases carry it. The winner is refitted on every interaction before the
+training cutoff for its validated number of epochs. The decision and its figures are kept (`GuardDecision`)
+for the job summary, the checkpoint manifest and the served `student_variant`.
 """
 
 from __future__ import annotations
@@ -358,7 +358,7 @@ def guarded_fit(
     def train(name: str, c: StudentConfig) -> tuple[FitResult, np.ndarray, float]:
         if name not in fitted:
             res = fit(c, early, valid, log=log, popularity_fallback=False)
-            scores, weight = _with_trending_prior(res, inputs, flat_targets, owner, prior, weights)
+            scores, weight = _with_trending_prior(res, inputs, flat_targets, owner, prior, weights, guard.confidence)
             if weight:
                 say(f"[guard] {name}: trending prior x {weight:g} on validation ({scores.mean():.4f})")
             fitted[name] = (res, scores, weight)
@@ -427,20 +427,30 @@ def _validated_popularity(early: TrainingUsers, cutoff: int, window: int, target
 
 
 def _with_trending_prior(
-    result: FitResult, inputs: list[list[int]], targets: list[int], owner: np.ndarray, prior: np.ndarray, weights
+    result: FitResult,
+    inputs: list[list[int]],
+    targets: list[int],
+    owner: np.ndarray,
+    prior: np.ndarray,
+    weights: list[float],
+    confidence: float,
 ) -> tuple[np.ndarray, float]:
-    """(per-user NDCG@10, weight) of the validated model's scores plus weight x `prior` for the weight among
-    `weights` (0 first; a later one must do better) that ranks the validation targets best."""
+    """(per-user NDCG@10, weight) of the validated model's scores plus weight x `prior`: the weight among
+    `weights` (0 first) that ranks the validation targets best, kept only when its gain over weight 0 is shown:
+    the one-sided lower confidence bound of the paired per-user gain is above zero, at `confidence` split over
+    the weights tried (Bonferroni: the best of several is picked on the same users). Else weight 0."""
     users = int(owner.max()) + 1 if len(owner) else 0
     if len(weights) == 1:
         return per_user_ndcg(result.best_ranks, owner, users), 0.0
     ranks = blended_target_ranks(result.model, inputs, targets, prior, weights)
-    best = None
-    for weight, row in zip(weights, ranks):
-        per_user = per_user_ndcg(row, owner, users)
-        if best is None or per_user.mean() > best[0].mean():
-            best = (per_user, float(weight))
-    return best
+    scores = [per_user_ndcg(row, owner, users) for row in ranks]
+    best = int(np.argmax([s.mean() for s in scores]))  # the first of equals: 0 wins ties
+    gain = scores[best] - scores[0]
+    if best == 0 or len(gain) < 2:
+        return scores[0], 0.0
+    z = NormalDist().inv_cdf(1.0 - (1.0 - confidence) / (len(weights) - 1))
+    lower = gain.mean() - z * gain.std(ddof=1) / np.sqrt(len(gain))
+    return (scores[best], float(weights[best])) if lower > 0 else (scores[0], 0.0)
 
 
 @torch.no_grad()

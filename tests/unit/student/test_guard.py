@@ -343,7 +343,8 @@ def test_the_popularity_baseline_and_fallback_follow_what_is_trending(tmp_path, 
 def test_the_trending_prior_weight_is_the_one_that_ranks_validation_best(trained):
     """Known answers: a model whose scores are its item biases alone ([3, 2, 1, 0, ...]) and a prior that only
     the last item has. That item, the target, ranks last at weight 0, third at 0.25, second at 0.5 and first
-    from 1; the smallest weight that ranks it first wins (a later weight must do better)."""
+    from 1; the smallest weight that ranks it first wins (a later weight must do better), as the gain is the
+    same for every user."""
     result, data = trained
     model = copy.deepcopy(result.model)
     n = len(model.head.bias)
@@ -355,11 +356,16 @@ def test_the_trending_prior_weight_is_the_one_that_ranks_validation_best(trained
     inputs, targets, owner = [[1, 2], [2, 3]], [n, n], np.array([0, 1])
     ranks = blended_target_ranks(model, inputs, targets, prior, [0.0, 0.25, 0.5, 1.0, 2.0])
     np.testing.assert_array_equal(ranks[:, 0], [3, 2, 1, 0, 0])
-    scores, weight = _with_trending_prior(FitResult(model), inputs, targets, owner, prior, [0.0, 0.25, 0.5, 1.0, 2.0])
+    weights = [0.0, 0.25, 0.5, 1.0, 2.0]
+    scores, weight = _with_trending_prior(FitResult(model), inputs, targets, owner, prior, weights, 0.9)
     assert weight == 1.0 and scores.tolist() == [1.0, 1.0]
+    # A gain that is not shown stays out: the prior lifts one user's target (last -> first) and drops the other's
+    # (first -> second); weight 1 is ahead on the mean (+0.10), but two users cannot show it.
+    mixed = _with_trending_prior(FitResult(model), inputs, [n, 1], owner, prior, weights, 0.9)
+    assert mixed[1] == 0.0 and mixed[0] == pytest.approx([1 / np.log2(5), 1.0])
     # No weights but 0: the fit's own validation ranks, untouched.
     fit_result = FitResult(model, best_ranks=np.array([3.0, 3.0]))
-    scores, weight = _with_trending_prior(fit_result, inputs, targets, owner, prior, [0.0])
+    scores, weight = _with_trending_prior(fit_result, inputs, targets, owner, prior, [0.0], 0.9)
     assert weight == 0.0 and scores == pytest.approx([1 / np.log2(5)] * 2)
 
     # Shipping adds weight x log(1 + count) to each item's own bias (all-time counts here: no half-life).
