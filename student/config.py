@@ -234,8 +234,9 @@ class GuardConfig(StrictModel):
     # 91 validation users unable to tell a +76% gain from harm with one target each.
     targets_per_user: int = Field(5, gt=0)
     # Validation users with at most this many interactions before the validation cutoff (evaluate's cold slice:
-    # its cold_max_history) are checked again on their own when they are at least `min_users`: lastfm-tags'
-    # distilled student passed overall and lost 7.9% to plain SASRec on its cold test users. 0: no slice check.
+    # its cold_max_history) are checked again on their own when they are at least `min_users` and at most half
+    # of the validation users: lastfm-tags' distilled student passed overall and lost 7.9% to plain SASRec on its
+    # cold test users. 0: no slice check.
     short_history: int = Field(5, ge=0)
     # Weights of the trending prior added to each candidate's scores: w x log(1 + the validated most-popular's
     # counts), w picked on validation among these and kept when its gain over none is shown

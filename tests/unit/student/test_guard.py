@@ -22,6 +22,7 @@ from profile_features.student.guard import (
     WITHOUT_CONTENT,
     _add_trending_prior,
     _with_trending_prior,
+    checks_short_slice,
     choose_variant,
     non_inferiority,
     per_user_ndcg,
@@ -147,7 +148,8 @@ def test_a_candidate_that_wins_on_average_by_hurting_short_histories_does_not_sh
     +0.03 on the 240 others and -0.06 on the 60, so +0.012 overall (not worse than plain SASRec), but its
     short-history users lose 30% to plain SASRec: the slice check fails it and the distilled variant, level
     with plain everywhere, ships. With 15 short-history users (below min_users 20) the slice is too small to
-    bound harm, so it is not checked and the configured student ships on its overall figure."""
+    bound harm, so it is not checked and the configured student ships on its overall figure; nor is a slice that
+    holds most validation users."""
     rng = np.random.default_rng(1)
     popular = rng.uniform(0.05, 0.1, size=300)
     plain = popular + 0.10 + rng.normal(0, 0.005, size=300)
@@ -170,6 +172,10 @@ def test_a_candidate_that_wins_on_average_by_hurting_short_histories_does_not_sh
     shipped, reason, _, judged = _choose({CONFIGURED: uneven, WITHOUT_CONTENT: level, PLAIN: plain}, popular, few)
     assert shipped == CONFIGURED and "short histories" not in reason
     assert all(c.slice == "all" for c in judged[CONFIGURED])
+    # A majority of short histories cannot hide behind the average: the overall check is theirs, not checked twice.
+    most = np.arange(300) < 200
+    assert not checks_short_slice(most, GuardConfig()) and checks_short_slice(short, GuardConfig())
+    assert not checks_short_slice(few, GuardConfig()) and not checks_short_slice(None, GuardConfig())
 
 
 def test_per_user_ndcg_averages_each_users_targets():
