@@ -136,7 +136,7 @@ class GuardDecision:
     popularity_half_life: float | None = None
     popularity_half_life_windows: float | None = None
     # Validation users with at most `GuardConfig.short_history` interactions before the validation cutoff; every
-    # check is repeated on them when they are at least `min_users`.
+    # check is repeated on them when they are at least `min_users` and at most half (`checks_short_slice`).
     short_history_users: int = 0
     # The trending prior added to the shipped student's item biases: this weight x log(1 + the most-popular
     # counts above, at the training cutoff); 0: none (GuardConfig.prior_weights).
