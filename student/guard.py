@@ -1,22 +1,23 @@
-"""The deployment guard: ship the richest student that is not worse than its baselines where it is used.
+"""The deployment guard: ship the richest student that earns its place against its baselines where it is used.
 
 The served student ranks, for each user, the items after the snapshot's cutoff from the history before it. The
 guard asks the same question inside the training period (`GuardConfig`): a validation cutoff leaves the newest
 `valid_fraction` of the training interactions after it; each candidate trains on what lies before it (its epochs
 picked there) and is scored on the first item(s) each user touched after it, ranked over the whole catalogue.
 Candidates, richest first: the configured student, the same without item content, plain SASRec; then the popularity
-prior. The first candidate that is non-inferior to what would ship instead (paired per-user NDCG@10 differences, a
-one-sided lower confidence bound above -margin x the baseline) ships: to most-popular, and to plain SASRec when
-plain SASRec is itself non-inferior to most-popular (`choose_variant`). The same test runs again on the users with
-short histories before the validation cutoff (evaluate's cold slice) when they are enough to test and a minority
-the average could hide: a model that wins on average by hurting its newest users does not ship. Most-popular weighs
-interactions by age where that ranks the validation items better (`student/popularity.py`: drift makes all-time
-counts a weak baseline), and the popularity prior ships with the same weighting. Each trained candidate is judged
-with the trending prior that ranks its validation items best (its scores plus w x log(1 + those counts), w among 0
-and `prior_weights`, kept only when its gain over none is shown): SASRec cannot know what is new, the counts can;
-the shipped student's item biases carry it. The winner is refitted on every interaction before the training cutoff
-for its validated number of epochs. The decision and its figures are kept (`GuardDecision`) for the job summary,
-the checkpoint manifest and the served `student_variant`."""
+prior. The first candidate that passes against what would ship instead (paired per-user NDCG@10 differences, one-sided
+lower confidence bounds) ships: it must be non-inferior to most-popular (bound above -margin x the baseline), and
+better than plain SASRec (bound above zero) when plain SASRec is itself non-inferior to most-popular
+(`choose_variant`): item content and distillation ship only where they show a gain, else the simpler model does.
+The non-inferiority tests run again on the users with short histories before the validation cutoff (evaluate's cold
+slice) when they are enough to test and a minority the average could hide: a model that wins on average by hurting
+its newest users does not ship. Most-popular weighs interactions by age where that ranks the validation items better
+(`student/popularity.py`: drift makes all-time counts a weak baseline), and the popularity prior ships with the same
+weighting. Each trained candidate is judged with the trending prior that ranks its validation items best (its scores
+plus w x log(1 + those counts), w among 0 and `prior_weights`, kept only when its gain over none is shown): SASRec
+cannot know what is new, the counts can; the shipped student's item biases carry it. The winner is refitted on every
+interaction before the training cutoff for its validated number of epochs. The decision and its figures are kept
+(`GuardDecision`) for the job summary, the checkpoint manifest and the served `student_variant`."""
 
 from __future__ import annotations
 
@@ -86,13 +87,17 @@ class Check:
     threshold: float  # -margin x baseline_ndcg: the harm tolerated
     passed: bool
     slice: str = ALL_USERS  # which validation users: all, or those with a short history (SHORT_HISTORY)
+    needs_gain: bool = False  # a superiority test (lower bound above zero), not non-inferiority
 
     def describe(self) -> str:
-        verdict = "not worse" if self.passed else "harm not excluded"
+        if self.needs_gain:
+            verdict, needs = ("better", "> +0.0000") if self.passed else ("gain not shown", "> +0.0000")
+        else:
+            verdict, needs = ("not worse" if self.passed else "harm not excluded"), f">= {self.threshold:+.4f}"
         where = "" if self.slice == ALL_USERS else f" ({self.slice} users)"
         return (
             f"vs {self.baseline}{where}: {self.candidate_ndcg:.4f} vs {self.baseline_ndcg:.4f}, difference "
-            f"{self.difference:+.4f}, lower bound {self.lower_bound:+.4f} (needs >= {self.threshold:+.4f}, "
+            f"{self.difference:+.4f}, lower bound {self.lower_bound:+.4f} (needs {needs}, "
             f"{self.users} users): {verdict}"
         )
 
@@ -165,14 +170,21 @@ def per_user_ndcg(ranks: np.ndarray, owner: np.ndarray, users: int, k: int = 10)
 
 
 def non_inferiority(
-    candidate: np.ndarray, baseline: np.ndarray, name: str, guard: GuardConfig, slice_name: str = ALL_USERS
+    candidate: np.ndarray,
+    baseline: np.ndarray,
+    name: str,
+    guard: GuardConfig,
+    slice_name: str = ALL_USERS,
+    needs_gain: bool = False,
 ) -> Check:
-    """Whether `candidate` [U] is not worse than `baseline` [U] (per-user scores, paired).
+    """Whether `candidate` [U] is not worse than `baseline` [U] (per-user scores, paired), or with
+    `needs_gain` whether it is better.
 
     Passes when the one-sided `guard.confidence` lower bound of the mean paired difference (normal
     approximation, standard error from the differences) is at least -`guard.margin` x the baseline's
-    mean, over at least `guard.min_users` users. Too few users, or differences too noisy to bound the
-    harm, fail: the check has to be able to fail, so no power means no evidence, and the simpler model.
+    mean (with `needs_gain`: above zero), over at least `guard.min_users` users. Too few users, or
+    differences too noisy to bound the harm, fail: the check has to be able to fail, so no power means
+    no evidence, and the simpler model.
     """
     diff = np.asarray(candidate, dtype=np.float64) - np.asarray(baseline, dtype=np.float64)
     n = len(diff)
@@ -180,7 +192,7 @@ def non_inferiority(
     se = float(diff.std(ddof=1) / np.sqrt(n)) if n > 1 else float("inf")
     lower = mean - NormalDist().inv_cdf(guard.confidence) * se if np.isfinite(se) else float("-inf")
     base = float(np.mean(baseline)) if n else 0.0
-    threshold = -guard.margin * base
+    threshold = 0.0 if needs_gain else -guard.margin * base
     return Check(
         baseline=name,
         users=n,
@@ -189,17 +201,24 @@ def non_inferiority(
         difference=mean,
         lower_bound=lower,
         threshold=threshold,
-        passed=n >= guard.min_users and lower >= threshold,
+        passed=n >= guard.min_users and (lower > 0.0 if needs_gain else lower >= threshold),
         slice=slice_name,
+        needs_gain=needs_gain,
     )
 
 
 def guard_checks(
-    candidate: np.ndarray, baseline: np.ndarray, name: str, guard: GuardConfig, short: np.ndarray | None = None
+    candidate: np.ndarray,
+    baseline: np.ndarray,
+    name: str,
+    guard: GuardConfig,
+    short: np.ndarray | None = None,
+    needs_gain: bool = False,
 ) -> list[Check]:
-    """Non-inferiority on every validation user, and again on the short-history ones (`short`, a [U] mask)
-    when `checks_short_slice` says they are a minority the average could hide."""
-    checks = [non_inferiority(candidate, baseline, name, guard)]
+    """Non-inferiority (or with `needs_gain` superiority) on every validation user, and non-inferiority again
+    on the short-history ones (`short`, a [U] mask) when `checks_short_slice` says they are a minority the
+    average could hide: the slice guards against hidden harm, a gain is the whole population's to show."""
+    checks = [non_inferiority(candidate, baseline, name, guard, needs_gain=needs_gain)]
     if checks_short_slice(short, guard):
         checks.append(non_inferiority(candidate[short], baseline[short], name, guard, SHORT_HISTORY))
     return checks
@@ -263,8 +282,9 @@ def choose_variant(
     """The variant to ship among `names` (richest first, plain SASRec last), or None for most-popular.
 
     Plain SASRec is judged first, against most-popular. A richer candidate ships when it is not worse than
-    most-popular and, if plain SASRec itself would ship, than plain SASRec: the comparison is with what
-    would ship instead. When plain SASRec cannot be shown not worse than most-popular, most-popular is the
+    most-popular and, if plain SASRec itself would ship, better than plain SASRec (`guard.richer_needs_gain`;
+    else not worse): the comparison is with what would ship instead, and a component ships only where it
+    earns its place. When plain SASRec cannot be shown not worse than most-popular, most-popular is the
     fallback a richer candidate must not be worse than. `scores_of` trains lazily: the chain stops at the
     first candidate that ships. `judged(name, checks)` is told each candidate's checks in order. `short`
     ([U] bool) marks the short-history users, whose slice every comparison must also pass (`guard_checks`).
@@ -284,23 +304,25 @@ def choose_variant(
         if name == plain:
             checks = plain_checks
         else:
-            checks = guard_checks(scores_of(name), plain_scores, PLAIN, guard, short) if plain_passed else []
+            gain = guard.richer_needs_gain
+            checks = guard_checks(scores_of(name), plain_scores, PLAIN, guard, short, gain) if plain_passed else []
             checks += guard_checks(scores_of(name), popular, POPULARITY, guard, short)
         judged(name, checks)
         if all(check.passed for check in checks):
             if name == plain:
                 reason = f"not worse than most-popular on {who}"
             elif plain_passed:
-                reason = f"not worse than plain SASRec and most-popular on {who}"
+                than_plain = "better than" if guard.richer_needs_gain else "not worse than"
+                reason = f"{than_plain} plain SASRec and not worse than most-popular on {who}"
             else:
                 reason = (
                     f"not worse than most-popular on {who}, the fallback: plain SASRec was not shown not worse than it"
                 )
             if judged_names:
-                reason += "; richer variants were not: " + ", ".join(judged_names)
+                reason += "; richer variants failed their checks: " + ", ".join(judged_names)
             return name, reason
         judged_names.append(name)
-    return None, "no trained variant was shown not worse than most-popular (and plain SASRec) on validation"
+    return None, "no trained variant was shown not worse than most-popular on validation"
 
 
 def guarded_fit(

@@ -13,8 +13,8 @@ per level are taken as the largest code + 1), e.g. the pipeline's item_text_embe
 item_semantic.
 `--validate` (what the pipeline does): the deployment guard (student/guard.py, `guard` in the
 config): validate on the items after a cutoff inside the training period, ship the richest variant
-(configured, without item content, plain SASRec) not worse than what would ship instead (most-popular, and
-plain SASRec when that is not worse than most-popular), else the popularity prior (flagged
+(configured, without item content, plain SASRec) that passes against what would ship instead (not worse than
+most-popular; better than plain SASRec when that is not worse than most-popular), else the popularity prior (flagged
 `ranks_by_popularity`), refitted on everything for its validated epochs; the decision is in the
 output, the checkpoint manifest and the served `student_variant`. Without it the student trains on
 everything for `train.epochs` epochs.
