@@ -72,14 +72,22 @@ def target_ranks(
     Returns:
         [U] float ranks (ties count half).
     """
+    out = [
+        ranks_from_scores(scores, np.asarray(targets[start:stop]), candidates)
+        for start, stop, scores in _scored_batches(model, inputs, batch_size)
+    ]
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+@torch.no_grad()
+def _scored_batches(model: StudentModel, inputs: list[list[int]], batch_size: int):
+    """(start, stop, [stop - start, N] scores over items 1..N) for each batch of histories, in eval mode."""
     model.eval()
-    out = []
     max_len = model.cfg.body.max_len
     for start in range(0, len(inputs), batch_size):
-        items = pad_left(inputs[start : start + batch_size], max_len).to(model.device)
-        scores = model.score_items(items).cpu().numpy()  # [B, N]
-        out.append(ranks_from_scores(scores, np.asarray(targets[start : start + batch_size]), candidates))
-    return np.concatenate(out) if out else np.zeros(0)
+        stop = min(start + batch_size, len(inputs))
+        items = pad_left(inputs[start:stop], max_len).to(model.device)
+        yield start, stop, model.score_items(items).cpu().numpy()
 
 
 def pad_targets(targets: list[list[int]]) -> np.ndarray:
@@ -95,17 +103,13 @@ def pad_targets(targets: list[list[int]]) -> np.ndarray:
 def targets_ranks(model: StudentModel, inputs: list[list[int]], targets: list[list[int]], batch_size: int = 256):
     """[U, T] 0-based rank of each user's targets (item indices 1..N) among all items, every history
     scored once; NaN where a user has fewer than T targets."""
-    model.eval()
     padded = pad_targets(targets)
     out = np.full(padded.shape, np.nan)
-    max_len = model.cfg.body.max_len
-    for start in range(0, len(inputs), batch_size):
-        items = pad_left(inputs[start : start + batch_size], max_len).to(model.device)
-        scores = model.score_items(items).cpu().numpy()  # [B, N]
-        block = padded[start : start + batch_size]
+    for start, stop, scores in _scored_batches(model, inputs, batch_size):
+        block = padded[start:stop]
         for column in range(block.shape[1]):
             has = block[:, column] > 0
-            out[start : start + batch_size][has, column] = ranks_from_scores(scores[has], block[has, column])
+            out[start:stop][has, column] = ranks_from_scores(scores[has], block[has, column])
     return out
 
 
@@ -120,16 +124,12 @@ def blended_target_ranks(
 ) -> np.ndarray:
     """[W, R] 0-based rank of each target (1..N) among all items when `weights[w]` x `prior` ([N], one value
     per item) is added to the model's scores: every history is scored once, whatever the number of weights."""
-    model.eval()
     out = np.zeros((len(weights), len(inputs)))
-    max_len = model.cfg.body.max_len
     prior = np.asarray(prior, dtype=np.float64)
-    for start in range(0, len(inputs), batch_size):
-        items = pad_left(inputs[start : start + batch_size], max_len).to(model.device)
-        scores = model.score_items(items).cpu().numpy().astype(np.float64)  # [B, N]
-        wanted = np.asarray(targets[start : start + batch_size])
+    for start, stop, scores in _scored_batches(model, inputs, batch_size):
+        wanted, scores = np.asarray(targets[start:stop]), scores.astype(np.float64)
         for row, weight in enumerate(weights):
-            out[row, start : start + len(wanted)] = ranks_from_scores(scores + weight * prior, wanted)
+            out[row, start:stop] = ranks_from_scores(scores + weight * prior, wanted)
     return out
 
 
