@@ -24,7 +24,6 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from profile_features.datasets.variants import DATASETS, load_dataset, write_csv_pair  # noqa: E402
 

@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from profile_features.datasets.movielens import load_ml100k  # noqa: E402
 from profile_features.student.popularity import HALF_LIFE_FACTORS  # noqa: E402

@@ -31,7 +31,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from profile_features.config import JobConfig, SampleConfig, SparkConfig  # noqa: E402
 from profile_features.datasets import generate_sample  # noqa: E402

@@ -42,8 +42,6 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 from profile_features.catalogue import HISTORIES, STUDENT, Snapshot  # noqa: E402
 from profile_features.config import JobConfig, SparkConfig  # noqa: E402

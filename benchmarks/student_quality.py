@@ -61,8 +61,6 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 from profile_features.config import load_config  # noqa: E402
 from profile_features.embeddings import SentenceTransformerEncoder, render_item_text  # noqa: E402

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,8 +27,6 @@ import pandas as pd
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 from profile_features.student.checkpoint import DataStats, save_checkpoint  # noqa: E402
 from profile_features.student.config import load_student_config  # noqa: E402
