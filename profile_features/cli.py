@@ -24,6 +24,7 @@ from profile_features.erasure.command import add_forget_command, run_forget
 from profile_features.freshness_commands import COMMANDS as FRESHNESS_COMMANDS
 from profile_features.freshness_commands import add_commands as add_freshness_commands
 from profile_features.freshness_commands import run_command as run_freshness_command
+from profile_features.help_format import HelpFormatter
 from profile_features.logs import add_verbosity_arguments, configure_logging, verbosity_level
 
 __all__ = ["main", "build_parser", "evaluation_config"]
@@ -101,20 +102,6 @@ def _materialize(args) -> int:
     for load in loads:
         print(load.describe())
     return 0
-
-
-class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Descriptions as written (wrap them with `_paragraph`); every option's help ends with its default:
-    as its help text says it, else "(default: X)", "(default: none)" for None or an empty list; flags and
-    required options have none."""
-
-    def _get_help_string(self, action):
-        help_text = action.help or ""
-        if action.nargs == 0 or action.required or any(word in help_text for word in ("default", "required")):
-            return help_text
-        if action.default is None or action.default == []:
-            return f"{help_text} (default: none)"
-        return super()._get_help_string(action)
 
 
 def _paragraph(text: str) -> str:
@@ -342,16 +329,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _evaluate(args) -> int:
-    """`evaluate`: a user error (config, missing input or extra) is one line and exit 2; `-v` shows the traceback."""
+    """`evaluate`: a user error (config, missing input or extra, a header without a mapped column) is one line and
+    exit 2; `-v` shows the traceback."""
     from pydantic import ValidationError
 
     from profile_features.config import ConfigError
     from profile_features.evaluation.run import MissingExtras, run_evaluation
+    from profile_features.validation import InputSchemaError
 
     try:
         config = evaluation_config(args)
         run_evaluation(config)
-    except (ConfigError, ValidationError, FileNotFoundError, MissingExtras) as err:
+    except (ConfigError, ValidationError, FileNotFoundError, MissingExtras, InputSchemaError) as err:
         if args.verbose:
             raise
         print(f"error: {err}", file=sys.stderr)

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 
 from profile_features import storage
 from profile_features.config import ConfigError, JobConfig, load_config
+from profile_features.help_format import HelpFormatter
 from profile_features.logs import add_verbosity_arguments, configure_logging, stdout_to_stderr, verbosity_level
 from profile_features.spark.common import resolve_snapshot
 from profile_features.spark.preflight import (
@@ -45,7 +46,7 @@ USER_ERRORS = (ConfigError, PreflightError, FileNotFoundError, ValueError, Impor
 
 def job_parser(description: str) -> argparse.ArgumentParser:
     """`--config`, `--set` and `--summary-json`, the arguments every entry file takes; an entry may add its own."""
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=description, formatter_class=HelpFormatter)
     parser.add_argument("--config", help="job YAML (profile_features.config.JobConfig); default: the built-in defaults")
     parser.add_argument(
         "--set",

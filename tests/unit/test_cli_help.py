@@ -1,10 +1,14 @@
 """`profile-features --help` and every subcommand's: each option says what it does and its default."""
 
 import argparse
+import importlib
 
 import pytest
 
 from profile_features.cli import build_parser, main
+from tests.support.repo import REPO_ROOT
+
+ENTRY_FILES = REPO_ROOT / "spark_jobs"
 
 
 def subparsers(parser):
@@ -34,7 +38,32 @@ def test_top_level_help_describes_the_tool_and_lists_every_command(capsys):
 
 @pytest.mark.parametrize("name", [name for name, _ in subparsers(build_parser())])
 def test_every_option_has_help_and_a_default(name):
-    parser = dict(subparsers(build_parser()))[name]
+    assert_documented(name, dict(subparsers(build_parser()))[name])
+
+
+class _Captured(Exception):
+    pass
+
+
+@pytest.mark.parametrize("entry", sorted(p.stem for p in ENTRY_FILES.glob("*.py") if p.stem != "__init__"))
+def test_every_spark_job_option_has_help_and_a_default(entry, monkeypatch):
+    """The spark-submit entry files build their parsers inside main(): catch the parser as it parses."""
+    module = importlib.import_module(f"profile_features.spark_jobs.{entry}")
+    seen = []
+
+    def capture(self, *args, **kwargs):
+        seen.append(self)
+        raise _Captured
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", capture)
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_known_args", capture)
+    with pytest.raises(_Captured):
+        module.main([])
+    assert_documented(f"spark_jobs/{entry}.py", seen[0])
+    assert "--summary-json" in seen[0].format_help()
+
+
+def assert_documented(name, parser):
     assert parser.description, f"{name} has no description"
     formatter = parser._get_formatter()
     missing_help, missing_default = [], []
