@@ -57,6 +57,7 @@ from profile_features.schemas import to_utc
 from profile_features.spark.session import build_spark
 from profile_features.spark.student_job import checkpoint_dir
 from profile_features.strict_model import StrictModel
+from profile_features.validation import local_header, preflight_inputs
 
 __all__ = ["EvaluationConfig", "MissingExtras", "isolated_repo", "preflight", "run_evaluation"]
 
@@ -378,6 +379,8 @@ def preflight(config: EvaluationConfig) -> None:
     Raises:
         MissingExtras: naming the missing modules and the install line.
         FileNotFoundError: naming the missing input.
+        InputSchemaError: a header that lacks a mapped or required column, naming the file (local inputs;
+            remote ones are checked when Spark reads them).
     """
     import importlib
 
@@ -400,6 +403,7 @@ def preflight(config: EvaluationConfig) -> None:
         path = getattr(config.job.inputs, name).path
         if not storage.exists(path):
             raise FileNotFoundError(f"evaluate: inputs.{name}.path {path!r} does not exist")
+    preflight_inputs(config.job.inputs, local_header, only_local=True)  # headers and the column mapping
 
 
 def run_evaluation(config: EvaluationConfig, log: Callable[[str], None] | None = None) -> Path:

@@ -326,6 +326,16 @@ def test_evaluate_user_errors_are_one_line_and_exit_2(tmp_path, capsys):
     assert main(["evaluate", "--config", str(tmp_path / "job.yaml"), "--workdir", str(tmp_path / "w")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error:") and "nowhere.csv" in err[-1]
+    # A column mapping that names a column the file lacks: one line naming the file and the column, before Spark.
+    (tmp_path / "events.csv").write_text("uid,item_id,ts\nu1,i1,2024-01-01\n")
+    (tmp_path / "items.csv").write_text("item_id,title\ni1,A\n")
+    (tmp_path / "job.yaml").write_text(
+        f"inputs: {{interactions: {{path: {tmp_path / 'events.csv'}, columns: {{user_id: user, timestamp: ts}}}}, "
+        f"items: {{path: {tmp_path / 'items.csv'}}}}}\n"
+    )
+    assert main(["evaluate", "--config", str(tmp_path / "job.yaml"), "--workdir", str(tmp_path / "w")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "events.csv" in err[0] and "'user'" in err[0] and "not in the file" in err[0]
 
 
 def test_html_report_renders_the_markdown_and_escapes_text(tmp_path):
