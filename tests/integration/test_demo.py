@@ -25,6 +25,8 @@ def test_demo_runs_every_stage_and_reads_online(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-4000:]
     out, logged = result.stdout, result.stderr  # stage progress is logged (stderr); results are printed
+    for noise in ("Traceback", "Py4JNetworkError", "ConnectionResetError"):  # a successful run shows none
+        assert noise not in logged, logged[max(0, logged.find(noise) - 2000) :][:4000]
     counts = re.search(r"interactions: read (\d+) = accepted (\d+) \+ rejected 4 ", logged)  # broken-on-purpose rows
     assert counts and int(counts[1]) == int(counts[2]) + 4
     assert "items: read 42 = accepted 40 + rejected 2" in logged and "INFO profile_features.pipeline" in logged

@@ -65,6 +65,7 @@ def test_readme_own_data_steps_end_in_online_features(tmp_path, pipeline_run):
         )
         assert result.returncode == 0, f"{line}\n{result.stderr[-3000:]}"
         assert len(result.stderr.splitlines()) < 400, f"{line}: stderr floods ({len(result.stderr.splitlines())} lines)"
+        assert "Traceback" not in result.stderr and "Py4J" not in result.stderr, f"{line}\n{result.stderr[-3000:]}"
 
     repo = make_repo(tmp_path / "serving", job["data_dir"])  # "set data_dir in profile_features.yaml"
     serve = re.search(r"```bash\n(cd feature_repo && .*?)```", section, flags=re.S).group(1).strip()
