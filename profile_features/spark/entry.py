@@ -55,7 +55,7 @@ def job_parser(description: str) -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="override a config value (repeatable), e.g. --set history.cutoff=2026-05-01T00:00:00Z; under a mapping "
-        "the rest of the key is one key: --set spark.conf.spark.driver.memory=4g",
+        "the rest of the key is one key: --set spark.conf.spark.sql.shuffle.partitions=64",
     )
     parser.add_argument(
         "--summary-json",

@@ -28,6 +28,7 @@ __all__ = [
     "LOCAL_DEFAULTS",
     "LOG4J2_PROPERTIES",
     "quiet_jvm_logging",
+    "ignored_launch_settings",
 ]
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,30 @@ LOCAL_DEFAULTS = {
     "spark.sql.shuffle.partitions": "8",
     "spark.driver.memory": "2g",
 }
+
+
+# Read when the driver JVM starts: under spark-submit it has started before the job reads its config, so these
+# take effect only as spark-submit options.
+LAUNCH_FLAGS = {
+    "spark.driver.memory": "--driver-memory",
+    "spark.driver.cores": "--driver-cores",
+    "spark.driver.extraJavaOptions": "--driver-java-options",
+    "spark.driver.extraClassPath": "--driver-class-path",
+    "spark.driver.extraLibraryPath": "--driver-library-path",
+}
+
+
+def ignored_launch_settings(conf: dict[str, str], submitted: bool, given: dict[str, str]) -> list[str]:
+    """One message per `spark.conf` setting that cannot reach a driver spark-submit already launched
+    (`given`: what spark-submit set), naming the spark-submit option that would."""
+    if not submitted:
+        return []
+    return [
+        f"spark.conf.{key}={value} cannot take effect under spark-submit (the driver JVM is already running"
+        f"{', with ' + given[key] if key in given else ''}): pass {flag} {value} to spark-submit instead"
+        for key, flag in LAUNCH_FLAGS.items()
+        if (value := conf.get(key)) is not None and given.get(key) != value
+    ]
 
 
 def _user_log4j_config(java_options: str) -> bool:
@@ -124,6 +149,8 @@ def build_spark(config: SparkConfig):
     given = dict(SparkConf().getAll()) if submitted else {}  # what spark-submit and spark-defaults set
     settings = {k: v for k, v in settings.items() if k not in given}
     settings.update(config.conf)
+    for message in ignored_launch_settings(config.conf, submitted, given):
+        log.warning(message)
     if submitted:
         # The JVM is spark-submit's and already running: reconfigure it before the context logs its start.
         SparkContext._ensure_initialized()

@@ -102,6 +102,7 @@ def test_spark_submit_stdout_is_only_json_and_stderr_is_short(tiny_job, tmp_path
     assert json.loads((tmp_path / "summary.json").read_text()) == summary
     ours = _ours(stderr)
     assert any("INFO profile_features.tiny: tiny stage ran" in line for line in ours), stderr
+    assert any("pass --driver-memory 1g to spark-submit" in line for line in ours), stderr  # too late for the JVM
     assert "a stray print" in stderr
     assert "Traceback" not in stderr and " INFO SparkContext" not in stderr, stderr
     assert len(stderr.splitlines()) <= 10, stderr  # Spark's default profile: ~120 lines for this job
