@@ -91,7 +91,7 @@ class Check:
 
     def describe(self) -> str:
         if self.needs_gain:
-            verdict, needs = ("better", "> +0.0000") if self.passed else ("gain not shown", "> +0.0000")
+            verdict, needs = ("better" if self.passed else "gain not shown"), "> +0.0000"
         else:
             verdict, needs = ("not worse" if self.passed else "harm not excluded"), f">= {self.threshold:+.4f}"
         where = "" if self.slice == ALL_USERS else f" ({self.slice} users)"
