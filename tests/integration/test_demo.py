@@ -46,3 +46,23 @@ def test_demo_runs_every_stage_and_reads_online(tmp_path):
         "online_store.db",
     ):
         assert (repo / "data" / table).exists(), table
+
+
+@pytest.mark.slow
+@pytest.mark.spark
+@pytest.mark.feast
+def test_the_default_demo_serves_a_trained_student(tmp_path):
+    """At its default size the demo's deployment guard has enough validation users to ship the trained student
+    (with 300 users it could not, and the demo served the popularity prior with a warning)."""
+    repo = prepare_repo(REPO_ROOT / "feature_repo", tmp_path / "repo")
+    cli = Path(sys.executable).with_name("profile-features")
+    result = subprocess.run(
+        [str(cli), "demo", "--repo", str(repo), "--master", "local[2]"], capture_output=True, text=True, timeout=1200
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    shipped = re.findall(
+        r"\[guard\] shipping (configured|without_item_content|plain_sasrec|the popularity prior)", result.stderr
+    )
+    assert len(shipped) == 2 and "the popularity prior" not in shipped, result.stderr[-4000:]  # one per snapshot
+    assert re.search(r"student_variant: (configured|without_item_content|plain_sasrec)\n", result.stdout)
+    assert "ranks by popularity" not in result.stderr
