@@ -54,7 +54,7 @@ __all__ = [
     "Candidate",
     "GuardDecision",
     "per_user_ndcg",
-    "non_inferiority",
+    "paired_check",
     "guard_checks",
     "checks_short_slice",
     "variant_chain",
@@ -84,16 +84,17 @@ class Check:
     baseline_ndcg: float
     difference: float  # mean paired difference (candidate - baseline)
     lower_bound: float  # one-sided lower confidence bound of `difference`
-    threshold: float  # -margin x baseline_ndcg: the harm tolerated
+    threshold: float  # -margin x baseline_ndcg: the harm tolerated (0 with needs_gain: the bound must exceed it)
     passed: bool
     slice: str = ALL_USERS  # which validation users: all, or those with a short history (SHORT_HISTORY)
     needs_gain: bool = False  # a superiority test (lower bound above zero), not non-inferiority
 
     def describe(self) -> str:
         if self.needs_gain:
-            verdict, needs = ("better" if self.passed else "gain not shown"), "> +0.0000"
+            verdict = "better" if self.passed else "gain not shown"
         else:
-            verdict, needs = ("not worse" if self.passed else "harm not excluded"), f">= {self.threshold:+.4f}"
+            verdict = "not worse" if self.passed else "harm not excluded"
+        needs = f"{'>' if self.needs_gain else '>='} {self.threshold:+.4f}"
         where = "" if self.slice == ALL_USERS else f" ({self.slice} users)"
         return (
             f"vs {self.baseline}{where}: {self.candidate_ndcg:.4f} vs {self.baseline_ndcg:.4f}, difference "
@@ -169,7 +170,7 @@ def per_user_ndcg(ranks: np.ndarray, owner: np.ndarray, users: int, k: int = 10)
     return totals / np.maximum(np.bincount(owner, minlength=users), 1)
 
 
-def non_inferiority(
+def paired_check(
     candidate: np.ndarray,
     baseline: np.ndarray,
     name: str,
@@ -201,7 +202,7 @@ def non_inferiority(
         difference=mean,
         lower_bound=lower,
         threshold=threshold,
-        passed=n >= guard.min_users and (lower > 0.0 if needs_gain else lower >= threshold),
+        passed=n >= guard.min_users and (lower > threshold if needs_gain else lower >= threshold),
         slice=slice_name,
         needs_gain=needs_gain,
     )
@@ -218,9 +219,9 @@ def guard_checks(
     """Non-inferiority (or with `needs_gain` superiority) on every validation user, and non-inferiority again
     on the short-history ones (`short`, a [U] mask) when `checks_short_slice` says they are a minority the
     average could hide: the slice guards against hidden harm, a gain is the whole population's to show."""
-    checks = [non_inferiority(candidate, baseline, name, guard, needs_gain=needs_gain)]
+    checks = [paired_check(candidate, baseline, name, guard, needs_gain=needs_gain)]
     if checks_short_slice(short, guard):
-        checks.append(non_inferiority(candidate[short], baseline[short], name, guard, SHORT_HISTORY))
+        checks.append(paired_check(candidate[short], baseline[short], name, guard, SHORT_HISTORY))
     return checks
 
 

@@ -24,7 +24,7 @@ from profile_features.student.guard import (
     _with_trending_prior,
     checks_short_slice,
     choose_variant,
-    non_inferiority,
+    paired_check,
     per_user_ndcg,
     variant_chain,
 )
@@ -92,17 +92,17 @@ def test_non_inferiority_passes_ties_and_fails_harm_and_no_power():
     guard = GuardConfig(confidence=0.9, margin=0.05, min_users=20)
     rng = np.random.default_rng(0)
     base = rng.uniform(0, 1, size=400)
-    assert non_inferiority(base, base, "b", guard).passed  # identical: bounded at zero harm
-    assert not non_inferiority(base * 0.7, base, "b", guard).passed  # 30% worse
-    assert not non_inferiority(base[:10], base[:10], "b", guard).passed  # too few users to tell
+    assert paired_check(base, base, "b", guard).passed  # identical: bounded at zero harm
+    assert not paired_check(base * 0.7, base, "b", guard).passed  # 30% worse
+    assert not paired_check(base[:10], base[:10], "b", guard).passed  # too few users to tell
     # Equal on average but very noisy on 40 users: harm of 5% cannot be excluded, so it fails...
     noisy = base[:40] + rng.normal(0, 0.5, size=40)
-    check = non_inferiority(noisy - noisy.mean() + base[:40].mean(), base[:40], "b", guard)
+    check = paired_check(noisy - noisy.mean() + base[:40].mean(), base[:40], "b", guard)
     assert not check.passed and check.lower_bound < check.threshold
     # ...and the same noise over 40,000 users is resolved.
     big = rng.uniform(0, 1, size=40_000)
-    assert non_inferiority(big + rng.normal(0, 0.5, size=40_000) * 0.1, big, "b", guard).passed
-    better = non_inferiority(base + 0.1, base, "b", guard)
+    assert paired_check(big + rng.normal(0, 0.5, size=40_000) * 0.1, big, "b", guard).passed
+    better = paired_check(base + 0.1, base, "b", guard)
     assert better.passed and better.difference == pytest.approx(0.1)
 
 
