@@ -20,6 +20,8 @@ metastore table) are loaded but neither counted nor checked; give their first wi
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
@@ -207,6 +209,16 @@ def _plan(view, repo: Path, end: datetime, start: datetime | None, reload: bool)
     return ViewLoad(view.name, window_start, end, kind, span.rows, source, span.first, span.last), span
 
 
+def _quietly(call, *args, **kwargs) -> None:
+    """Run a Feast call whose progress `print`s to stdout in ANSI colour, keeping it for `-v` only: the log line
+    before each load says the same, and stdout stays the command's own summary."""
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        call(*args, **kwargs)
+    if printed.getvalue().strip():
+        logger.debug("feast: %s", printed.getvalue().strip())
+
+
 def materialize_repo(
     repo: str | Path,
     end: datetime | None = None,
@@ -243,9 +255,9 @@ def materialize_repo(
     for _, load, _ in plans:
         logger.info("materialize %s", load.describe())
         if load.kind != "incremental":
-            store.materialize(load.start, load.end, feature_views=[load.view])
+            _quietly(store.materialize, load.start, load.end, feature_views=[load.view])
         elif load.rows != 0:
-            store.materialize_incremental(load.end, feature_views=[load.view])
+            _quietly(store.materialize_incremental, load.end, feature_views=[load.view])
     loads = [
         load if span is None or not span.latest else replace(load, check=check_online(store, view, span.latest))
         for view, load, span in plans

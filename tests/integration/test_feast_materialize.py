@@ -50,6 +50,7 @@ def test_first_load_starts_at_the_data_and_counts_its_rows(tmp_path, pipeline_ru
     printed = capsys.readouterr().out
     expected = table_rows(pipeline_run["data_dir"], "user_profile_embeddings", old_data)
     assert expected > 0 and "user_profile: first load" in printed and f"{expected} source rows" in printed
+    assert "Materializing" not in printed and "\x1b[" not in printed  # Feast's coloured progress stays off stdout
     assert read_profile(repo, users).profile_embedding.notna().all()
 
     # A second run continues from the first one's end: nothing new, no error.
