@@ -114,6 +114,7 @@ class Candidate:
     valid_ndcg: float
     checks: list[Check] = field(default_factory=list)
     prior_weight: float = 0.0  # the trending prior's weight validated for it (GuardConfig.prior_weights)
+    distill_until: int | None = None  # its last distillation epoch (FitResult.distill_until), what a refit replays
 
     @property
     def passed(self) -> bool:
@@ -397,7 +398,9 @@ def guarded_fit(
 
     def candidate(name: str, checks: list[Check]) -> Candidate:
         res, scores, weight = fitted[name]
-        return Candidate(name, res.best_epoch, len(res.history), res.seconds, float(scores.mean()), checks, weight)
+        return Candidate(
+            name, res.best_epoch, len(res.history), res.seconds, float(scores.mean()), checks, weight, res.distill_until
+        )
 
     candidates: list[Candidate] = []
     shipped, reason = None, ""
@@ -424,22 +427,58 @@ def guarded_fit(
     validated, _, prior_weight = fitted[shipped]
     epochs = max(validated.best_epoch, 1)
     say(f"[guard] shipping {shipped}: refit on every training interaction for {epochs} epochs")
-    final = fit(
-        dict(chain)[shipped],
-        data,
-        None,
-        log=log,
-        stop_after=epochs,
-        popularity_fallback=False,
-        distill_until=validated.distill_until,  # the validated run's switch to L_rec alone, replayed
+    final = replay_fit(
+        dict(chain)[shipped], data, Replay(epochs, validated.distill_until, prior_weight, half_life), log
     )
     if prior_weight:
-        _add_trending_prior(final.model, data, newest, half_life, prior_weight)
         say(f"[guard] the shipped item biases carry the trending prior x {prior_weight:g}")
     final.best_epoch = validated.best_epoch
     final.best_valid = validated.best_valid
     final.popularity_valid = metrics_from_ranks(pop_ranks).as_dict()
     return final, decision(shipped, reason, candidates, float(popular.mean()), epochs, half_life, prior_weight)
+
+
+@dataclass(frozen=True)
+class Replay:
+    """A validated run, repeated on all the training data: its epochs, its switch to L_rec alone and its
+    trending prior (weight, and the popularity half-life it weighs counts by; None: all-time counts)."""
+
+    epochs: int
+    distill_until: int | None
+    prior_weight: float = 0.0
+    half_life: float | None = None
+
+    @classmethod
+    def recorded(cls, guard: dict | None, variant: str, with_prior: bool = True) -> Replay | None:
+        """The replay of `variant` from a recorded decision (`GuardDecision.as_dict()`, as in a checkpoint's
+        manifest); None when the guard did not train that variant or predates `distill_until`."""
+        found = [c for c in (guard or {}).get("candidates", []) if c.get("variant") == variant]
+        if not found or found[0].get("distill_until") is None:
+            return None
+        weight = float(found[0].get("prior_weight") or 0.0) if with_prior else 0.0
+        return cls(
+            max(int(found[0]["best_epoch"]), 1), found[0]["distill_until"], weight, guard.get("popularity_half_life")
+        )
+
+
+def replay_fit(
+    cfg: StudentConfig, data: TrainingUsers, replay: Replay, log: Callable[[str], None] | None = None
+) -> FitResult:
+    """Train `cfg` on every user of `data` as a validated run went: `replay.epochs` epochs with distillation up to
+    the same epoch, then the trending prior added to the item biases (how the guard refits what it ships)."""
+    final = fit(
+        cfg,
+        data,
+        None,
+        log=log,
+        stop_after=replay.epochs,
+        popularity_fallback=False,
+        distill_until=replay.distill_until,
+    )
+    if replay.prior_weight:
+        newest = newest_time(data) if replay.half_life is not None else 0  # all-time counts need no clock
+        _add_trending_prior(final.model, data, newest, replay.half_life, replay.prior_weight)
+    return final
 
 
 def _validated_popularity(early: TrainingUsers, cutoff: int, window: int, targets: list[int], owner: np.ndarray):

@@ -35,7 +35,7 @@ from profile_features.student.alignment import fit_output_rotation
 from profile_features.student.checkpoint import DataStats, load_checkpoint, save_checkpoint
 from profile_features.student.config import load_student_config
 from profile_features.student.data import ItemIndex, user_timelines
-from profile_features.student.guard import guarded_fit
+from profile_features.student.guard import Replay, guarded_fit, replay_fit
 from profile_features.student.items import ItemContent
 from profile_features.student.sources import Cached, ParquetUsers, TrainingUsers
 from profile_features.student.training import build_training_data, fit
@@ -81,6 +81,7 @@ def train_from_frames(
     validate: bool = False,
     content: ItemContent | None = None,
     align_to: str | Path | None = None,
+    replay: Replay | None = None,
 ) -> dict:
     """Train on in-memory tables and write a checkpoint to `out` (the CLI and the evaluation call this).
 
@@ -92,6 +93,7 @@ def train_from_frames(
             student/guard.py) to pick the epochs and the variant that ships.
         content: the items' text vectors / semantic-ID codes (the index then covers the items they describe).
         align_to: a previous checkpoint whose served basis this one's vectors are mapped into.
+        replay: without `validate`, repeat a validated run on all the data (its epochs and trending prior).
 
     Returns:
         see `train_source`.
@@ -103,7 +105,7 @@ def train_from_frames(
     histories = {user: items for user, (items, _) in timelines.items()}
     times = {user: when for user, (_, when) in timelines.items()}
     data = build_training_data(histories, item_index, _profile_dict(profiles), features, times)
-    return train_source(cfg, data, out, validate, align_to)
+    return train_source(cfg, data, out, validate, align_to, replay)
 
 
 def train_from_parquet(
@@ -137,9 +139,15 @@ def train_from_parquet(
 
 
 def train_source(
-    cfg, data: TrainingUsers, out: str | Path, validate: bool = False, align_to: str | Path | None = None
+    cfg,
+    data: TrainingUsers,
+    out: str | Path,
+    validate: bool = False,
+    align_to: str | Path | None = None,
+    replay: Replay | None = None,
 ) -> dict:
-    """Fit on `data` (with `validate`, through the deployment guard) and save.
+    """Fit on `data` (with `validate`, through the deployment guard; with `replay`, as a recorded validated
+    run went; else for `train.epochs`) and save.
 
     With `align_to` (a previous checkpoint), the saved checkpoint carries the orthogonal map into that
     checkpoint's served basis (student/alignment.py), so a ranker trained on its vectors reads these alike.
@@ -153,6 +161,8 @@ def train_source(
     if validate:
         data = Cached(data, cfg.guard.cache_interactions)
         result, decision = guarded_fit(cfg, data, log=log.info)
+    elif replay is not None:
+        result = replay_fit(cfg, data, replay, log=log.info)
     else:
         result = fit(cfg, data, None, log=log.info)
     seen = result.data

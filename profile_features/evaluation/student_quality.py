@@ -12,7 +12,10 @@ items not removed, as in benchmarks/student_quality.py. The models:
 - "plain SASRec": the same config with IDs only (no distillation, no item content, no neighbour
   term, no crops), same schedule and seeds, the guard off (plain SASRec itself, never a fallback),
 all trained on the interactions before the cutoff, epochs picked on the guard's validation (the items
-after a validation cutoff inside the training period).
+after a validation cutoff inside the training period). The pipeline's guard validated both at this
+snapshot, so each seed repeats that validated run on every training interaction (its epochs and
+distillation switch, and for the student its trending prior) rather than validating again: what the guard
+would ship for that variant, at a third of the cost (a checkpoint without that record validates anew).
 """
 
 from __future__ import annotations
@@ -69,13 +72,16 @@ def train_comparison_students(
     """Checkpoints per variant and seed, trained as the pipeline trains its student at `test_cutoff`.
 
     Seed 0 of the student is the pipeline's own checkpoint, whatever its guard shipped. The other seeds
-    retrain that variant (its saved config, epochs picked on the same validation, then refitted): the
-    seeds measure the shipped model's spread, and the guard's search is not repeated per seed. When the
-    guard shipped the popularity prior, every seed is that prior. The runs go to `out_dir`.
+    retrain that variant (its saved config, for the epochs the guard validated, its trending prior added):
+    the seeds measure the shipped model's spread, and the guard's search is not repeated per seed. When
+    the guard shipped the popularity prior, every seed is that prior. Plain SASRec repeats the guard's
+    plain candidate (its validated epochs, no trending prior); without a recorded candidate a seed
+    validates itself. The runs go to `out_dir`.
     """
     from profile_features.item_content import read_item_content
     from profile_features.student.config import StudentConfig, load_student_config
-    from profile_features.student.guard import POPULARITY
+    from profile_features.student.guard import PLAIN as PLAIN_VARIANT
+    from profile_features.student.guard import POPULARITY, Replay
     from profile_features.student.scoring import load_student
     from profile_features.student.train import train_from_frames
 
@@ -109,21 +115,28 @@ def train_comparison_students(
         raw["train"]["seed"], raw["guard"]["enabled"], raw["name"] = seed, False, f"student-{shipped.variant}"
         return StudentConfig.model_validate(raw)
 
+    guard = (shipped.stats.extra or {}).get("guard")
     for variant in (STUDENT, PLAIN):
+        student = variant == STUDENT
+        replay = Replay.recorded(guard, shipped.variant if student else PLAIN_VARIANT, with_prior=student)
         for seed in seeds:
-            if variant == STUDENT and (seed == 0 or shipped.variant == POPULARITY):
+            if student and (seed == 0 or shipped.variant == POPULARITY):
                 checkpoints[variant].append(pipeline_checkpoint)
                 continue
             cfg = config(variant, seed)
             out = Path(out_dir) / f"{cfg.name}-seed{seed}"
             result = train_from_frames(
-                cfg, before, None if variant == PLAIN else profiles, out, validate=True, content=content
+                cfg, before, profiles if student else None, out, validate=replay is None, content=content, replay=replay
             )
-            label = shipped.variant if variant == STUDENT else "unguarded"
-            log(
-                f"  {variant} seed {seed}: {label}, best epoch {result['best_epoch']}, valid NDCG@10 "
-                f"{result['best_valid']['ndcg@10']:.4f} (most popular {result['popularity_valid']['ndcg@10']:.4f})"
-            )
+            label = shipped.variant if student else "unguarded"
+            if replay is not None:
+                log(f"  {variant} seed {seed}: {label}, the guard's {replay.epochs} validated epochs repeated")
+            else:
+                valid, popular = result["best_valid"]["ndcg@10"], result["popularity_valid"]["ndcg@10"]
+                log(
+                    f"  {variant} seed {seed}: {label}, best epoch {result['best_epoch']}, valid NDCG@10 "
+                    f"{valid:.4f} (most popular {popular:.4f})"
+                )
             checkpoints[variant].append(out)
     if shipped.variant == POPULARITY:
         log(f"  {STUDENT}: the pipeline's guard shipped the popularity prior; every seed is that prior")

@@ -20,12 +20,14 @@ from profile_features.student.guard import (
     POPULARITY,
     SHORT_HISTORY,
     WITHOUT_CONTENT,
+    Replay,
     _add_trending_prior,
     _with_trending_prior,
     checks_short_slice,
     choose_variant,
     paired_check,
     per_user_ndcg,
+    replay_fit,
     variant_chain,
 )
 from profile_features.student.items import ItemContent
@@ -285,6 +287,60 @@ def test_a_student_level_with_plain_sasrec_ships_plain_sasrec(tmp_path, make_con
     checks = result["guard"]["candidates"][0]["checks"]
     assert [c["baseline"] for c in checks] == [PLAIN, POPULARITY] and all(c["passed"] for c in checks)
     assert load_checkpoint(tmp_path / "tie").variant == CONFIGURED
+
+
+def test_a_recorded_decision_replays_to_the_model_the_guard_shipped(tmp_path, make_config):
+    """The guard's record (the checkpoint manifest) holds what a refit needs: repeating the shipped candidate's
+    run from it (its epochs, its switch to L_rec alone, its trending prior) gives the shipped weights exactly,
+    which is how evaluate retrains the shipped variant and plain SASRec on more seeds without validating again."""
+    inter, profiles = _cyclic_frames()
+    rng = np.random.default_rng(0)
+    table = {f"i{k}": rng.normal(size=8).tolist() for k in range(1, 17)}
+    content = _content(inter, table.__getitem__)
+    cfg = make_config(
+        "items.text=true",
+        "train.epochs=30",
+        "train.eval_every=3",
+        "distill.distill_fraction=0.8",
+        "train.patience=2",
+        "train.min_epochs=3",
+        "guard.richer_needs_gain=false",
+        "guard.prior_weights=[0.5]",
+    )  # fmt: skip: distillation stalls and stops before the best epoch, well before its 24 by default
+    guarded = train_from_frames(cfg, inter, profiles, tmp_path / "guarded", validate=True, content=content)
+    assert guarded["variant"] == CONFIGURED, guarded["guard"]["reason"]
+    shipped = guarded["guard"]["candidates"][0]
+    replay = Replay.recorded(load_checkpoint(tmp_path / "guarded").stats.extra["guard"], CONFIGURED)
+    assert replay.epochs == max(shipped["best_epoch"], 1) == guarded["guard"]["refit_epochs"]
+    assert replay.distill_until == shipped["distill_until"] and 0 < replay.distill_until < min(replay.epochs, 24)
+    assert (
+        replay.prior_weight == shipped["prior_weight"] and replay.half_life == guarded["guard"]["popularity_half_life"]
+    )
+
+    replayed = train_from_frames(cfg, inter, profiles, tmp_path / "replayed", content=content, replay=replay)
+    assert replayed["epochs_run"] == replay.epochs and replayed["guard"] is None
+    want = load_checkpoint(tmp_path / "guarded").model.state_dict()
+    got = load_checkpoint(tmp_path / "replayed").model.state_dict()
+    assert want.keys() == got.keys() and all(torch.allclose(want[k], got[k], atol=1e-6) for k in want)
+
+    # No record of the variant (or one written before distill_until was kept): the caller validates anew.
+    assert Replay.recorded(guarded["guard"], WITHOUT_CONTENT) is None and Replay.recorded(None, PLAIN) is None
+    older = {**guarded["guard"], "candidates": [{k: v for k, v in shipped.items() if k != "distill_until"}]}
+    assert Replay.recorded(older, CONFIGURED) is None
+    assert Replay.recorded(guarded["guard"], CONFIGURED, with_prior=False).prior_weight == 0.0
+
+
+def test_a_replay_adds_its_trending_prior_to_the_item_biases(cyclic_data, make_config):
+    """Same run with and without the prior: the item biases differ by weight x log(1 + all-time counts)."""
+    _, seqs, index, profiles = cyclic_data
+    data = build_training_data(seqs, index, profiles)
+    cfg = make_config("train.epochs=10")
+    without, with_prior = (replay_fit(cfg, data, Replay(3, 2, weight, None)) for weight in (0.0, 2.0))
+    counts = np.zeros(len(index))
+    for sequence in seqs.values():
+        np.add.at(counts, np.asarray(index.encode(sequence)) - 1, 1.0)
+    bias = (with_prior.model.head.bias - without.model.head.bias).detach().numpy()
+    np.testing.assert_allclose(bias, 2.0 * np.log1p(counts), rtol=1e-5, atol=1e-5)
 
 
 def test_without_enough_validation_users_the_popularity_prior_ships(tmp_path, make_config):
