@@ -539,8 +539,9 @@ def run_evaluation(config: EvaluationConfig, log: Callable[[str], None] | None =
         "student": "the pipeline's checkpoint, whatever its deployment guard shipped (student/guard.py: the richest "
         "variant that passes against what would ship instead (not worse than most-popular, better than plain SASRec), "
         "on the items after a validation cutoff inside the training period), that variant retrained on the other "
-        "seeds (the popularity prior, if that shipped), and plain "
-        "SASRec with the guard off, ranking all items for each test user's first items after the test cutoff (the "
+        "seeds (the popularity prior, if that shipped), and plain SASRec without the trending prior, each seed "
+        "repeating the run the guard validated for that variant, ranking all items for each test user's first "
+        "items after the test cutoff (the "
         "guard's targets_per_user, 5 by default; a user's NDCG@10 is the mean over them), as the guard validates",
     }
     details |= {
