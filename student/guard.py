@@ -452,13 +452,11 @@ class Replay:
     def recorded(cls, guard: dict | None, variant: str, with_prior: bool = True) -> Replay | None:
         """The replay of `variant` from a recorded decision (`GuardDecision.as_dict()`, as in a checkpoint's
         manifest); None when the guard did not train that variant or predates `distill_until`."""
-        found = [c for c in (guard or {}).get("candidates", []) if c.get("variant") == variant]
-        if not found or found[0].get("distill_until") is None:
+        run = next((c for c in (guard or {}).get("candidates", []) if c.get("variant") == variant), None)
+        if run is None or run.get("distill_until") is None:
             return None
-        weight = float(found[0].get("prior_weight") or 0.0) if with_prior else 0.0
-        return cls(
-            max(int(found[0]["best_epoch"]), 1), found[0]["distill_until"], weight, guard.get("popularity_half_life")
-        )
+        weight = float(run.get("prior_weight") or 0.0) if with_prior else 0.0
+        return cls(max(int(run["best_epoch"]), 1), run["distill_until"], weight, guard.get("popularity_half_life"))
 
 
 def replay_fit(

@@ -15,7 +15,8 @@ all trained on the interactions before the cutoff, epochs picked on the guard's 
 after a validation cutoff inside the training period). The pipeline's guard validated both at this
 snapshot, so each seed repeats that validated run on every training interaction (its epochs and
 distillation switch, and for the student its trending prior) rather than validating again: what the guard
-would ship for that variant, at a third of the cost (a checkpoint without that record validates anew).
+would ship for that variant, without a second validation run (a checkpoint without that record
+validates anew).
 """
 
 from __future__ import annotations
