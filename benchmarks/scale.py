@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/scale.py                         # 3 sizes, each 4x the previous
     .venv/bin/python benchmarks/scale.py --users 500 --factor 4 --sizes 3
+    .venv/bin/python benchmarks/scale.py --student-set guard.enabled=false --out benchmarks/results/scale-no-guard.json
 
 The rule-based pipeline (validate, histories, profiles, embeddings, semantic columns,
 student training, student scoring) runs on generated data at each size, in one process
@@ -78,7 +79,9 @@ def jvm_pid(spark) -> int | None:
         return None
 
 
-def run_size(spark, users: int, items: int, root: Path, epochs: int, export_dir: str) -> dict:
+def run_size(
+    spark, users: int, items: int, root: Path, epochs: int, export_dir: str, student_set: list[str] = ()
+) -> dict:
     from pyspark.sql import functions as F
 
     from profile_features.spark import stages
@@ -93,7 +96,9 @@ def run_size(spark, users: int, items: int, root: Path, epochs: int, export_dir:
         inputs=inputs,
         history={"cutoff": cutoff},
         embedding={"export_dir": export_dir},  # exported and host-checked once, before the first size
-        student={"overrides": [f"train.epochs={epochs}", f"train.eval_every={epochs}", "train.patience=null"]},
+        student={
+            "overrides": [f"train.epochs={epochs}", f"train.eval_every={epochs}", "train.patience=null", *student_set]
+        },
     )
     rows = {"interactions": len(sample.interactions), "users": users, "items": items}
     timings: dict[str, float] = {}
@@ -157,6 +162,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "scale.json")
+    parser.add_argument(
+        "--student-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="student override, e.g. guard.enabled=false",
+    )
     args = parser.parse_args(argv)
 
     from profile_features.spark.session import build_spark
@@ -170,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         for n in range(args.sizes):
             users, items = args.users * args.factor**n, args.items * args.factor**n
             with PeakRss(pid) as peak:
-                size = run_size(spark, users, items, Path(tmp) / f"size{n}", args.epochs, export_dir)
+                size = run_size(spark, users, items, Path(tmp) / f"size{n}", args.epochs, export_dir, args.student_set)
             size["driver_peak_rss_mb"] = round(peak.driver / 2**20)
             size["jvm_peak_rss_mb"] = round(peak.jvm / 2**20) if pid else None
             results.append(size)
