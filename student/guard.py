@@ -427,9 +427,8 @@ def guarded_fit(
     validated, _, prior_weight = fitted[shipped]
     epochs = max(validated.best_epoch, 1)
     say(f"[guard] shipping {shipped}: refit on every training interaction for {epochs} epochs")
-    final = replay_fit(
-        dict(chain)[shipped], data, Replay(epochs, validated.distill_until, prior_weight, half_life), log
-    )
+    replay = Replay(epochs, validated.distill_until, prior_weight, half_life)
+    final = replay_fit(dict(chain)[shipped], data, replay, log, newest)
     if prior_weight:
         say(f"[guard] the shipped item biases carry the trending prior x {prior_weight:g}")
     final.best_epoch = validated.best_epoch
@@ -460,10 +459,15 @@ class Replay:
 
 
 def replay_fit(
-    cfg: StudentConfig, data: TrainingUsers, replay: Replay, log: Callable[[str], None] | None = None
+    cfg: StudentConfig,
+    data: TrainingUsers,
+    replay: Replay,
+    log: Callable[[str], None] | None = None,
+    newest: int | None = None,
 ) -> FitResult:
     """Train `cfg` on every user of `data` as a validated run went: `replay.epochs` epochs with distillation up to
-    the same epoch, then the trending prior added to the item biases (how the guard refits what it ships)."""
+    the same epoch, then the trending prior added to the item biases (how the guard refits what it ships).
+    `newest`: the data's latest interaction time when the caller knows it (else read from `data` if needed)."""
     final = fit(
         cfg,
         data,
@@ -474,7 +478,8 @@ def replay_fit(
         distill_until=replay.distill_until,
     )
     if replay.prior_weight:
-        newest = newest_time(data) if replay.half_life is not None else 0  # all-time counts need no clock
+        if newest is None:
+            newest = newest_time(data) if replay.half_life is not None else 0  # all-time counts need no clock
         _add_trending_prior(final.model, data, newest, replay.half_life, replay.prior_weight)
     return final
 
