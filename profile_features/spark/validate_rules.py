@@ -51,10 +51,19 @@ CLASSIFIED_TAIL = [
 
 def normalized_id(column):
     """The Spark form of `validation_rules.normalize_ids`: `btrim` strips any of the same characters from both
-    ends, as Python's `str.strip(chars)` does (and several times faster than the equivalent regex)."""
+    ends, as Python's `str.strip(chars)` does (and several times faster than the equivalent regex).
+
+    `btrim` over a 112-character set costs about 0.7 us a value, so a value whose first and last characters
+    are printable ASCII (none of them is in the set: the usual id) is returned as it is without it; `ascii`
+    reads the first byte or code point, and either is in 33..126 exactly when the character is."""
     from pyspark.sql import functions as F
 
-    return F.btrim(column, F.lit(INVISIBLE_CHARS))
+    def printable(text):
+        return F.ascii(text).between(0x21, 0x7E)
+
+    return F.when(printable(column) & printable(F.substring(column, -1, 1)), column).otherwise(
+        F.btrim(column, F.lit(INVISIBLE_CHARS))
+    )
 
 
 def _each_batch(check, batches):
@@ -104,49 +113,62 @@ def _micros_bound(moment) -> int:
     return int(pd.Timestamp(moment).value // 1000)
 
 
-def _fast_interactions(raw, rules: InputRules):
-    """(rows the native path judges, in the classified schema; the condition that picks them).
+def _native_verdicts(raw, rules: InputRules):
+    """(raw rows with `_fast`: the native path can judge the row; the verdict's columns for such a row).
 
-    The common row, judged with Spark expressions that give exactly what `check_interaction_rows` gives:
+    The common row is judged with Spark expressions that give exactly what `check_interaction_rows` gives:
     not malformed, no U+FFFD, ids non-empty, within max_id_chars and on one line, an integer epoch of at most
     18 digits in range in the first unit that reads it (exact integer arithmetic), a rating that is null, a
     null marker or a plain decimal in range. Every other row goes to Python.
+
+    The normalised values are computed once, in a projection with a nondeterministic column: Spark pushes no
+    filter through it, so the filters that split the rows into the two paths read those columns instead of
+    normalising each value again at every mention (Spark shares subexpressions inside a projection, not inside
+    a filter; benchmarks/validate_throughput.py).
     """
     from pyspark.sql import functions as F
-
-    def norm(name):
-        return normalized_id(F.col(name))
 
     def marker(column):
         return F.lower(column).isin(*NULL_MARKERS)
 
+    def on_one_line(text):
+        return ~(text.contains("\n") | text.contains("\r"))
+
+    columns = [c for c in (*INTERACTION_REQUIRED, *INTERACTION_OPTIONAL) if c in raw.columns]
+    names = ("user_id", "item_id", "timestamp", "rating", "event_type")
+    stamp = normalized_id(F.col("timestamp"))
+    raw = raw.select(
+        "*",
+        *[normalized_id(F.col(c)).alias(f"_norm_{c}") for c in names],
+        F.when(stamp.rlike("^[0-9]{1,18}$"), stamp.cast("long")).alias("_epoch"),
+        F.spark_partition_id().alias("_unpushable"),
+    )
+    user, item, stamp, rating, event = (F.col(f"_norm_{c}") for c in names)
+    epoch = F.col("_epoch")
     lo, hi = _micros_bound(rules.timestamp_min), _micros_bound(rules.timestamp_max)
     ceil_div = lambda a, b: -(-a // b)  # noqa: E731
-    n = F.col("_epoch")
     units = ["s", "ms", "us", "ns"] if rules.timestamp_unit == "auto" else [rules.timestamp_unit]
     micros = None
     for unit in units:
-        if unit == "ns":
-            cond, value = (n >= lo * 1000) & (n < hi * 1000), F.expr("_epoch div 1000")
+        if unit == "ns":  # exact: decimal division, then truncation (the epoch is never negative)
+            cond, value = (epoch >= lo * 1000) & (epoch < hi * 1000), (epoch.cast("decimal(18,0)") / 1000).cast("long")
         else:
             scale = {"s": 1_000_000, "ms": 1_000, "us": 1}[unit]
-            cond, value = (n >= ceil_div(lo, scale)) & (n < ceil_div(hi, scale)), n * F.lit(scale)
+            cond, value = (epoch >= ceil_div(lo, scale)) & (epoch < ceil_div(hi, scale)), epoch * F.lit(scale)
         micros = F.when(cond, value) if micros is None else micros.when(cond, value)
-    user, item, stamp, rating = norm("user_id"), norm("item_id"), norm("timestamp"), norm("rating")
     plain_rating = rating.rlike(r"^-?[0-9]{1,15}(\.[0-9]{1,15})?$")
     rating_value = F.when(plain_rating, rating.cast("double"))
-    columns = [c for c in (*INTERACTION_REQUIRED, *INTERACTION_OPTIONAL) if c in raw.columns]
     fast = (
         user.isNotNull()
         & (F.length(user) > 0)
         & (F.length(user) <= rules.max_id_chars)
-        & ~user.rlike("[\r\n]")
+        & on_one_line(user)
         & item.isNotNull()
         & (F.length(item) > 0)
         & (F.length(item) <= rules.max_id_chars)
-        & ~item.rlike("[\r\n]")
+        & on_one_line(item)
         & F.coalesce(~F.concat_ws("", *[F.col(c) for c in columns]).contains(REPLACEMENT), F.lit(True))
-        & F.col("_micros").isNotNull()
+        & micros.isNotNull()
         & (
             F.col("rating").isNull()
             | marker(rating)
@@ -155,25 +177,20 @@ def _fast_interactions(raw, rules: InputRules):
     )
     if MALFORMED in raw.columns:
         fast &= F.col(MALFORMED).isNull()
-    event = norm("event_type")
-    with_micros = raw.withColumn("_epoch", F.when(stamp.rlike("^[0-9]{1,18}$"), stamp.cast("long"))).withColumn(
-        "_micros", micros
-    )
-    record = F.to_json(F.struct(*[F.col(c) for c in columns]), {"ignoreNullFields": "false"})
-    judged = with_micros.where(fast).select(
+    flagged = raw.withColumn("_fast", F.coalesce(fast, F.lit(False)))  # never null: the filters split every row
+    verdict = [
         user.alias("user_id"),
         item.alias("item_id"),
-        F.expr("timestamp_micros(_micros)").alias("timestamp"),
+        F.timestamp_micros(micros).alias("timestamp"),
         rating_value.alias("rating"),
         F.when(event.isNull() | marker(event), F.lit("interaction")).otherwise(event).alias("event_type"),
         F.lit(None).cast("string").alias("reject_reason"),
         F.col(SOURCE_FILE).alias("source_file"),
-        record.alias("record"),
+        F.to_json(F.struct(*[F.col(c) for c in columns]), {"ignoreNullFields": "false"}).alias("record"),
         F.lit(None).cast("string").alias("nulled_reason"),
         F.lit(False).alias("replaced_bytes"),
-    )
-    rest = with_micros.where(~fast).drop("_epoch", "_micros")
-    return judged, rest
+    ]
+    return flagged, verdict
 
 
 def classified_interactions(raw, accepted_items, rules: InputRules, broadcast_items: bool = False):
@@ -182,11 +199,14 @@ def classified_interactions(raw, accepted_items, rules: InputRules, broadcast_it
     Rows are judged alone first (natively for the common row, else Python per partition), then the
     catalogue's accepted ids (unique, already normalised) are joined on the normalised item id: a usable row
     whose item is not there is "unknown item_id", the last row rule before the duplicate one (as in
-    `check_interaction_rows`).
+    `check_interaction_rows`). The input is read once per path (native, Python): cheaper than writing the
+    flagged rows aside to read them once (measured with benchmarks/validate_throughput.py).
     """
     from pyspark.sql import functions as F
 
-    judged, rest = _fast_interactions(raw, rules)
+    flagged, verdict = _native_verdicts(raw, rules)
+    judged = flagged.where("_fast").select(*verdict)
+    rest = flagged.where("NOT _fast").select(*[c for c in raw.columns])
     checked = _spread(rest.withColumn(KNOWN_ITEM, F.lit(True))).mapInPandas(
         functools.partial(_each_batch, functools.partial(_interactions_check, rules)),
         schema=ddl(schemas.INTERACTIONS, CLASSIFIED_TAIL),
@@ -206,14 +226,17 @@ def classified_interactions(raw, accepted_items, rules: InputRules, broadcast_it
 def split_counts(classified, table: str, schema, scratch: str) -> tuple:
     """(accepted rows in `schema`, rejects in REJECTS, counts), `classified` computed once.
 
-    `classified` is written once to the Parquet folder `scratch` and read back from there (the caller
+    `classified` is written once (an accepted row without its raw record and file, which only rejects carry)
+    to the Parquet folder `scratch` and read back from there (the caller
     deletes it when the run ends): cheaper than an in-memory cache, which spills and slows down
     superlinearly at millions of rows, and never stale (Spark matches cached plans by their shape).
     counts: {"accepted": n, "rejected_by_reason": {...}, "nulled_by_reason": {...}, "replaced_bytes": n}.
     """
     from pyspark.sql import functions as F
 
-    classified.write.mode("error").parquet(scratch)
+    rejected = F.col("reject_reason").isNotNull()
+    slim = {name: F.when(rejected, F.col(name)) for name in ("record", "source_file")}  # only rejects keep them
+    classified.withColumns(slim).write.mode("error").parquet(scratch)
     classified = classified.sparkSession.read.parquet(scratch)
     accepted = classified.where("reject_reason IS NULL").select(*schema.names)
     rejects = classified.where("reject_reason IS NOT NULL").selectExpr(

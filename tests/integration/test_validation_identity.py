@@ -173,3 +173,21 @@ def test_spark_a_quoted_line_break_reads_the_same_whatever_the_files_line_ending
     assert kept["\n"].equals(kept["\r\n"])
     assert kept["\n"].description.tolist() == ["first line\nsecond line", "plain"]
     assert kept["\n"].title.tolist() == ["Alpha\nOmega", "Beta"]
+
+
+@pytest.mark.spark
+def test_spark_and_pandas_normalise_every_character_alike(spark):
+    """`normalized_id` skips its strip when both edges are printable ASCII: every BMP character at either edge,
+    alone, doubled and inside, must still normalise as pandas does."""
+    from pyspark.sql import functions as F
+
+    from profile_features.spark.validate_rules import normalized_id
+    from profile_features.validation_rules import normalize_ids
+
+    bmp = [chr(c) for c in range(0x10000) if not 0xD800 <= c <= 0xDFFF]
+    values = [form.format(c=c) for c in bmp for form in ("{c}", "x{c}", "{c}x", "{c}x{c}", "a{c}b", "{c}{c}")]
+    values += ["", "x", " x ", "~", "!~"]
+    frame = spark.createDataFrame(pd.DataFrame({"raw": values}))
+    got = frame.select(normalized_id(F.col("raw")).alias("id")).toPandas().id
+    want = normalize_ids(pd.Series(values, dtype="object"))
+    assert got.tolist() == want.tolist()
