@@ -151,6 +151,11 @@ def summarise(rate: int, latencies: list[float], batches) -> dict:
         "micro_batches": len(batches),
         "mean_batch_s": round(statistics.mean(b.seconds for b in batches), 3) if batches else None,
         "mean_events_per_batch": round(statistics.mean(b.read for b in batches), 1) if batches else None,
+        "batches": [{"events": b.read, "seconds": b.seconds, "phases": b.phase_seconds} for b in batches],
+        "mean_phase_s": {
+            name: round(statistics.mean(b.phase_seconds.get(name, 0.0) for b in batches), 3)
+            for name in (batches[0].phase_seconds if batches else {})
+        },
     }
 
 

@@ -56,6 +56,7 @@ class BatchCounts:
     online_stale: int  # rows older than the value already online: not written
     queued_for_refresh: int
     seconds: float
+    phase_seconds: dict[str, float] = field(default_factory=dict)  # where the batch's time went, in order
 
     def summary(self) -> dict:
         return dict(self.__dict__)
@@ -102,6 +103,7 @@ class MicroBatch:
         if found is None:
             raise FileNotFoundError(f"{data.root(HISTORIES)}: no snapshot yet; run the batch pipeline first")
         snapshot, cutoff = found
+        clock = _PhaseClock()
         raw = raw.persist()
         read = raw.count()
         items = read_table(spark, data.root(ITEMS)).select("item_id")
@@ -123,10 +125,12 @@ class MicroBatch:
             .selectExpr("'stream' AS table", "source_file", "reject_reason AS reason", "record")
             .select("*", batch)
         )
+        clock.lap("validate")
         write_batch_file(rejects, config.data_dir, data.root(STREAM_REJECTS), batch_id)
         events_file = write_batch_file(accepted, config.data_dir, data.root(STREAM_EVENTS), batch_id)
         classified.unpersist()
         raw.unpersist()
+        clock.lap("write_events")
 
         touched = spark.read.parquet(events_file).select("user_id").distinct()  # this batch's file, not the table
         events = read_table(spark, data.root(STREAM_EVENTS)).where(F.col("stream_batch") <= batch_id)
@@ -140,6 +144,7 @@ class MicroBatch:
             batch_id,
         )
         scored = spark.read.parquet(scored_path)
+        clock.lap("histories_and_score")
         written = stale = 0
         if config.stream.online:
             stream = config.stream
@@ -149,6 +154,7 @@ class MicroBatch:
             )
             for row in counts.collect():
                 written, stale = written + row.written, stale + row.stale
+        clock.lap("online")
         queue_root = data.root(PROFILE_REFRESH_QUEUE)
         queued_before = read_table(spark, queue_root) if _has_files(spark, queue_root) else None
         queue = to_queue(
@@ -160,6 +166,7 @@ class MicroBatch:
             batch_id,
         )
         queue_path = write_batch_file(queue, config.data_dir, queue_root, batch_id)
+        clock.lap("refresh_queue")
         return BatchCounts(
             batch_id=batch_id,
             run_date=snapshot.run_date,
@@ -172,6 +179,7 @@ class MicroBatch:
             online_stale=stale,
             queued_for_refresh=spark.read.parquet(queue_path).count(),
             seconds=round(time.monotonic() - started, 3),
+            phase_seconds=clock.laps,
         )
 
     def _scored(self, spark, histories, snapshot: Snapshot):
@@ -191,6 +199,17 @@ class MicroBatch:
                 yield out
 
         return users.mapInPandas(partition, schema=ddl(schemas.USER_STUDENT))
+
+
+class _PhaseClock:
+    def __init__(self):
+        self.laps: dict[str, float] = {}
+        self._last = time.monotonic()
+
+    def lap(self, name: str) -> None:
+        now = time.monotonic()
+        self.laps[name] = round(now - self._last, 3)
+        self._last = now
 
 
 def _has_files(spark, root: str) -> bool:
