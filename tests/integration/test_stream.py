@@ -166,6 +166,10 @@ def test_bad_events_are_rejected_with_reasons_and_counted(streamed):
     assert sorted(rejects.reason) == ["unknown item_id", "unparseable timestamp"]
     assert rejects.record.str.contains("no-such-item").sum() == 1
     assert set(rejects.source_file.str.rsplit("/", n=1).str[-1]) == {"events-001.csv"}
+    phases = ["validate", "write_events", "histories_and_score", "online", "refresh_queue"]
+    for batch in summary["batches"]:  # each batch says where its time went, within its own seconds
+        assert list(batch["phase_seconds"]) == phases
+        assert 0 < sum(batch["phase_seconds"].values()) <= batch["seconds"]
 
 
 def test_streamed_rows_are_appended_offline_beside_the_snapshots(streamed):
