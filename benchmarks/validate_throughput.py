@@ -29,8 +29,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def write_inputs(folder: Path, rows: int, items: int, seed: int = 0) -> tuple[Path, Path]:
-    """Clean CSVs: unique (user, item, timestamp) rows, epoch-second timestamps, ratings 1..5."""
+def write_inputs(folder: Path, rows: int, items: int, seed: int = 0, iso: bool = False) -> tuple[Path, Path]:
+    """Clean CSVs: unique (user, item, timestamp) rows, epoch-second (or ISO-8601 UTC text) timestamps,
+    ratings 1..5."""
     rng = np.random.default_rng(seed)
     items_csv, events_csv = folder / "items.csv", folder / "events.csv"
     with items_csv.open("w") as out:
@@ -40,6 +41,8 @@ def write_inputs(folder: Path, rows: int, items: int, seed: int = 0) -> tuple[Pa
     users = rng.integers(0, max(1, rows // 40), rows)
     item_ids = rng.integers(0, items, rows)
     stamps = 1_600_000_000 + np.arange(rows) * 7
+    if iso:
+        stamps = np.datetime_as_string(stamps.astype("datetime64[s]"), unit="s").astype(object) + "Z"
     ratings = rng.integers(1, 6, rows)
     with events_csv.open("w") as out:
         out.write("user_id,item_id,timestamp,rating\n")
@@ -56,7 +59,7 @@ def write_inputs(folder: Path, rows: int, items: int, seed: int = 0) -> tuple[Pa
     return items_csv, events_csv
 
 
-def baseline(spark, items_csv: Path, events_csv: Path, out: Path) -> None:
+def baseline(spark, items_csv: Path, events_csv: Path, out: Path, iso: bool = False) -> None:
     """Read, cast, join, dedup, write: the least a validation pass does."""
     from pyspark.sql import functions as F
 
@@ -67,7 +70,9 @@ def baseline(spark, items_csv: Path, events_csv: Path, out: Path) -> None:
     events = events.select(
         F.trim("user_id").alias("user_id"),
         F.trim("item_id").alias("item_id"),
-        F.timestamp_seconds(F.col("timestamp").cast("long")).alias("timestamp"),
+        (F.to_timestamp("timestamp") if iso else F.timestamp_seconds(F.col("timestamp").cast("long"))).alias(
+            "timestamp"
+        ),
         F.col("rating").cast("double").alias("rating"),
     )
     events = events.join(items.select("item_id"), "item_id").dropDuplicates(["user_id", "item_id", "timestamp"])
@@ -91,6 +96,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--items", type=int, default=5000)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--master", default="local[2]")
+    parser.add_argument("--iso", action="store_true", help="ISO-8601 text timestamps instead of epoch seconds")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "validate_throughput.json"))
     args = parser.parse_args(argv)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -98,22 +104,28 @@ def main(argv=None) -> dict:
     from profile_features.spark.session import build_spark
 
     spark = build_spark(SparkConfig(master=args.master, app_name="validate-throughput", log_level="WARN"))
-    results = {"master": args.master, "items": args.items, "repeats": args.repeats, "sizes": []}
+    results = {
+        "master": args.master,
+        "items": args.items,
+        "repeats": args.repeats,
+        "timestamps": "iso" if args.iso else "epoch",
+        "sizes": [],
+    }
     with tempfile.TemporaryDirectory() as tmp:
         for rows in args.rows:
             folder = Path(tmp) / f"rows-{rows}"
             folder.mkdir()
-            items_csv, events_csv = write_inputs(folder, rows, args.items)
+            items_csv, events_csv = write_inputs(folder, rows, args.items, iso=args.iso)
             times: dict[str, list[float]] = {"baseline": [], "validate": []}
             summary = None
             if rows == args.rows[0]:  # warm-up, not timed: JVM JIT and Python workers start once per process
-                baseline(spark, items_csv, events_csv, folder / "base-warmup")
+                baseline(spark, items_csv, events_csv, folder / "base-warmup", args.iso)
                 validate(spark, items_csv, events_csv, folder / "data-warmup")
             for repeat in range(args.repeats):  # alternate, so machine noise hits both
                 for name in ("baseline", "validate"):
                     started = time.perf_counter()
                     if name == "baseline":
-                        baseline(spark, items_csv, events_csv, folder / f"base-{repeat}")
+                        baseline(spark, items_csv, events_csv, folder / f"base-{repeat}", args.iso)
                     else:
                         summary = validate(spark, items_csv, events_csv, folder / f"data-{repeat}")
                     times[name].append(time.perf_counter() - started)
