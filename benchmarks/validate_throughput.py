@@ -1,7 +1,7 @@
 """Validation stage throughput against plain Spark on the same files (issue 33).
 
     PYSPARK_PYTHON=.venv/bin/python .venv/bin/python benchmarks/validate_throughput.py [--rows 200000 2000000]
-        [--items 5000] [--repeats 2] [--master local[2]]
+        [--items 5000] [--repeats 2] [--master local[2]] [--iso | --parquet]
 
 For each size, generated CSVs (clean rows: `rows` interactions over `items` catalogue items) are handled, in
 one process and one SparkSession, alternately by:
@@ -59,6 +59,18 @@ def write_inputs(folder: Path, rows: int, items: int, seed: int = 0, iso: bool =
     return items_csv, events_csv
 
 
+def as_parquet(events_csv: Path) -> Path:
+    """The events as Parquet with a real (UTC, microsecond) timestamp column, as `write_inputs` of the pipeline
+    hands them over."""
+    import pandas as pd
+
+    events = pd.read_csv(events_csv, dtype={"user_id": str, "item_id": str})
+    events["timestamp"] = pd.to_datetime(events.timestamp, unit="s", utc=True).astype("datetime64[us, UTC]")
+    path = events_csv.with_suffix(".parquet")
+    events.to_parquet(path, index=False)
+    return path
+
+
 def baseline(spark, items_csv: Path, events_csv: Path, out: Path, iso: bool = False) -> None:
     """Read, cast, join, dedup, write: the least a validation pass does."""
     from pyspark.sql import functions as F
@@ -66,13 +78,15 @@ def baseline(spark, items_csv: Path, events_csv: Path, out: Path, iso: bool = Fa
     items = spark.read.option("header", True).csv(str(items_csv))
     items = items.select(F.trim("item_id").alias("item_id"), "title", "genres", F.col("year").cast("long"))
     items = items.dropDuplicates(["item_id"])
-    events = spark.read.option("header", True).csv(str(events_csv))
+    if events_csv.suffix == ".parquet":
+        events, stamp = spark.read.parquet(str(events_csv)), F.col("timestamp")
+    else:
+        events = spark.read.option("header", True).csv(str(events_csv))
+        stamp = F.to_timestamp("timestamp") if iso else F.timestamp_seconds(F.col("timestamp").cast("long"))
     events = events.select(
         F.trim("user_id").alias("user_id"),
         F.trim("item_id").alias("item_id"),
-        (F.to_timestamp("timestamp") if iso else F.timestamp_seconds(F.col("timestamp").cast("long"))).alias(
-            "timestamp"
-        ),
+        stamp.alias("timestamp"),
         F.col("rating").cast("double").alias("rating"),
     )
     events = events.join(items.select("item_id"), "item_id").dropDuplicates(["user_id", "item_id", "timestamp"])
@@ -97,6 +111,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--iso", action="store_true", help="ISO-8601 text timestamps instead of epoch seconds")
+    parser.add_argument("--parquet", action="store_true", help="events as Parquet with a timestamp column")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "validate_throughput.json"))
     args = parser.parse_args(argv)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -108,6 +123,7 @@ def main(argv=None) -> dict:
         "master": args.master,
         "items": args.items,
         "repeats": args.repeats,
+        "events": "parquet with a timestamp column" if args.parquet else "csv",
         "timestamps": "iso" if args.iso else "epoch",
         "sizes": [],
     }
@@ -116,6 +132,8 @@ def main(argv=None) -> dict:
             folder = Path(tmp) / f"rows-{rows}"
             folder.mkdir()
             items_csv, events_csv = write_inputs(folder, rows, args.items, iso=args.iso)
+            if args.parquet:
+                events_csv = as_parquet(events_csv)
             times: dict[str, list[float]] = {"baseline": [], "validate": []}
             summary = None
             if rows == args.rows[0]:  # warm-up, not timed: JVM JIT and Python workers start once per process

@@ -44,6 +44,7 @@ __all__ = [
     "SOURCE_FILE",
     "MALFORMED",
     "KNOWN_ITEM",
+    "NATIVE_MICROS",
     "DUPLICATE_INTERACTION",
     "DUPLICATE_ITEM",
     "require_columns",
@@ -66,6 +67,9 @@ SOURCE_FILE = "_source_file"
 MALFORMED = "_malformed"  # the raw text of a CSV row whose field count differs from the header
 MALFORMED_ROW = "malformed CSV row (field count differs from the header)"
 KNOWN_ITEM = "_known_item"  # joined on by the Spark stage: is the row's item in the accepted catalogue
+# Beside a timestamp column read as text from a typed source (Parquet), its exact epoch microseconds: the
+# Spark stage's native path takes them instead of parsing the text again (the text stays for the record).
+NATIVE_MICROS = "_micros_"
 DUPLICATE_INTERACTION = "duplicate interaction"
 DUPLICATE_ITEM = "duplicate item_id"
 LINE_BREAK = "line break inside {} (an unclosed CSV quote?)"

@@ -15,7 +15,7 @@ import uuid
 import pyarrow as pa
 
 from profile_features.config import TableInput
-from profile_features.validation import MALFORMED, SOURCE_FILE, InputSchemaError
+from profile_features.validation import MALFORMED, NATIVE_MICROS, SOURCE_FILE, InputSchemaError
 
 __all__ = ["read_input", "as_text_columns", "write_atomic", "read_table", "spark_schema", "path_exists"]
 
@@ -112,11 +112,13 @@ def _parquet(spark, path: str):
 
 def as_text_columns(frame, path: str, nanos: frozenset[str] | set[str] = frozenset()):
     """`frame` (a Parquet dataset, batch or stream) with every column as text the validation rules read; `nanos`:
-    columns read as epoch nanoseconds. Raises InputSchemaError naming `path` for a floating id column."""
+    columns read as epoch nanoseconds. A timestamp column also keeps its instant as `_micros_<name>` (exact
+    epoch microseconds), which validation's native path reads instead of parsing the text.
+    Raises InputSchemaError naming `path` for a floating id column."""
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
-    columns = []
+    columns, instants = [], []
     for field in frame.schema.fields:
         name, kind, col = field.name.strip(), field.dataType, F.col(f"`{field.name}`")
         if field.name in nanos:  # read as epoch nanoseconds (see _read_parquet)
@@ -128,11 +130,13 @@ def as_text_columns(frame, path: str, nanos: frozenset[str] | set[str] = frozens
                 f"{path}: column {name!r} is {kind.simpleString()}; ids must be strings or integers "
                 f"(cast it to int64 or string: a floating id such as 1.0 would not match 1)"
             )
+        if isinstance(kind, T.TimestampType):  # an instant (NTZ would need the session zone: text only)
+            instants.append(F.unix_micros(col).alias(f"{NATIVE_MICROS}{name}"))
         if isinstance(kind, (T.TimestampType, T.TimestampNTZType)):
             zone = "XXX" if isinstance(kind, T.TimestampType) else ""
             col = F.date_format(col, f"yyyy-MM-dd'T'HH:mm:ss.SSSSSS{zone}")
         columns.append(col.cast("string").alias(name))
-    return frame.select(columns)
+    return frame.select(columns + instants)
 
 
 def read_input(spark, table: TableInput, name: str):
@@ -161,9 +165,9 @@ def _renamed(frame, table: TableInput):
             f"found {[c for c in frame.columns if not c.startswith('_')]}"
         )
     clashing = [ours for ours, theirs in table.columns.items() if ours in frame.columns and ours != theirs]
-    frame = frame.drop(*clashing)  # the mapped column replaces a same-named one
+    frame = frame.drop(*clashing, *[NATIVE_MICROS + c for c in clashing])  # the mapped column replaces a same-named one
     for ours, theirs in table.columns.items():
-        frame = frame.withColumnRenamed(theirs, ours)
+        frame = frame.withColumnRenamed(theirs, ours).withColumnRenamed(NATIVE_MICROS + theirs, NATIVE_MICROS + ours)
     return frame
 
 

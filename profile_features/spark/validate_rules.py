@@ -24,6 +24,7 @@ from profile_features.validation import (
     INTERACTION_REQUIRED,
     KNOWN_ITEM,
     MALFORMED,
+    NATIVE_MICROS,
     REPLACEMENT,
     SOURCE_FILE,
     check_interaction_rows,
@@ -118,8 +119,9 @@ def _native_verdicts(raw, rules: InputRules):
 
     The common row is judged with Spark expressions that give exactly what `check_interaction_rows` gives:
     not malformed, no U+FFFD, ids non-empty, within max_id_chars and on one line, an integer epoch of at most
-    18 digits in range in the first unit that reads it (exact integer arithmetic), a rating that is null, a
-    null marker or a plain decimal in range. Every other row goes to Python.
+    18 digits in range in the first unit that reads it (exact integer arithmetic) or a typed source's timestamp
+    in range (`_micros_timestamp`, see `io.as_text_columns`), a rating that is null, a null marker or a plain
+    decimal in range. Every other row goes to Python.
 
     The normalised values are computed once, in a projection with a nondeterministic column: Spark pushes no
     filter through it, so the filters that split the rows into the two paths read those columns instead of
@@ -156,6 +158,9 @@ def _native_verdicts(raw, rules: InputRules):
             scale = {"s": 1_000_000, "ms": 1_000, "us": 1}[unit]
             cond, value = (epoch >= ceil_div(lo, scale)) & (epoch < ceil_div(hi, scale)), epoch * F.lit(scale)
         micros = F.when(cond, value) if micros is None else micros.when(cond, value)
+    if NATIVE_MICROS + "timestamp" in raw.columns:  # a typed source's instant: its text need not be parsed
+        instant = F.col(NATIVE_MICROS + "timestamp")
+        micros = micros.when((instant >= lo) & (instant < hi), instant)
     plain_rating = rating.rlike(r"^-?[0-9]{1,15}(\.[0-9]{1,15})?$")
     rating_value = F.when(plain_rating, rating.cast("double"))
     fast = (

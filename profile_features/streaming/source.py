@@ -8,6 +8,7 @@ from profile_features.validation import (
     INTERACTION_OPTIONAL,
     INTERACTION_REQUIRED,
     MALFORMED,
+    NATIVE_MICROS,
     SOURCE_FILE,
     InputSchemaError,
 )
@@ -100,7 +101,8 @@ def read_event_stream(spark, source: StreamSource):
             frame = frame.withColumn(name, F.lit(None).cast("string"))
     if MALFORMED not in frame.columns:
         frame = frame.withColumn(MALFORMED, F.lit(None).cast("string"))
-    return frame.select(*INTERACTION_REQUIRED, *INTERACTION_OPTIONAL, SOURCE_FILE, MALFORMED)
+    instant = [NATIVE_MICROS + "timestamp"] if NATIVE_MICROS + "timestamp" in frame.columns else []
+    return frame.select(*INTERACTION_REQUIRED, *INTERACTION_OPTIONAL, SOURCE_FILE, MALFORMED, *instant)
 
 
 def _csv_header(spark, source: StreamSource) -> list[str] | None:

@@ -191,3 +191,49 @@ def test_spark_and_pandas_normalise_every_character_alike(spark):
     got = frame.select(normalized_id(F.col("raw")).alias("id")).toPandas().id
     want = normalize_ids(pd.Series(values, dtype="object"))
     assert got.tolist() == want.tolist()
+
+
+@pytest.mark.spark
+def test_spark_takes_a_parquet_timestamp_natively_and_exactly(tmp_path, spark):
+    """A Parquet timestamp column (renamed by the input's mapping, micro- or nanosecond) is judged natively from
+    its instant, to the microsecond; an out-of-range one still gets Python's reason."""
+    from pyspark.sql import functions as F
+
+    from profile_features.config import InputRules, JobConfig, TableInput
+    from profile_features.spark.io import read_input
+    from profile_features.spark.stages import run_validate
+    from profile_features.spark.validate_rules import _native_verdicts
+
+    stamps = pd.to_datetime(
+        [
+            "2023-11-14T22:15:00.123456Z",
+            "2001-01-01T00:00:00.000001Z",
+            "2099-12-31T23:59:59.999999Z",
+            "1850-01-01T00:00:00.000000Z",
+        ]
+    )
+    events = pd.DataFrame({"uid": ["u1", "u2", "u3", "u4"], "item_id": ["i1"] * 4, "seen_at": stamps})
+    (tmp_path / "ns").mkdir()
+    events.to_parquet(tmp_path / "ns" / "events.parquet")  # pandas writes nanoseconds
+    events.to_parquet(tmp_path / "events.parquet", coerce_timestamps="us", allow_truncated_timestamps=False)
+    for folder in (tmp_path, tmp_path / "ns"):
+        table = TableInput(path=str(folder / "events.parquet"), columns={"user_id": "uid", "timestamp": "seen_at"})
+        raw = read_input(spark, table, "interactions")
+        for name in ("rating", "event_type"):
+            raw = raw.withColumn(name, F.lit(None).cast("string"))
+        flagged, verdict = _native_verdicts(raw, InputRules())
+        fast = flagged.orderBy("user_id").select("_fast").toPandas()._fast.tolist()
+        assert fast == [True, True, True, False]  # 1850 is out of range: Python says why
+        judged = flagged.where("_fast").select(*verdict).orderBy("user_id").toPandas()
+        assert judged.timestamp.dt.tz_localize("UTC").tolist() == stamps[:3].tolist()
+    (tmp_path / "items.csv").write_text("item_id,title\ni1,Alpha\n")
+    config = JobConfig.model_validate(
+        {
+            "data_dir": str(tmp_path / "data"),
+            "inputs": {"interactions": table.model_dump(), "items": {"path": str(tmp_path / "items.csv")}},
+        }
+    )
+    summary = run_validate(spark, config).summary()
+    assert summary["tables"]["interactions"]["rejected_by_reason"] == {"timestamp out of range": 1}
+    kept = _table(tmp_path, "validated/interactions").sort_values("user_id")
+    assert kept.timestamp.dt.tz_convert("UTC").tolist() == stamps[:3].tolist()
