@@ -66,6 +66,9 @@ def _csv(spark, path: str, delimiter: str = ","):
     )
 
 
+_NANOS_AS_LONG = "spark.sql.legacy.parquet.nanosAsLong"
+
+
 def _nanosecond_columns(path: str) -> set[str]:
     """Names of the TIMESTAMP(NANOS) columns of the dataset's first file (its footer, via pyarrow)."""
     import pyarrow.dataset as ds
@@ -77,17 +80,34 @@ def _nanosecond_columns(path: str) -> set[str]:
     return {f.name for f in schema if pa.types.is_timestamp(f.type) and f.type.unit == "ns"}
 
 
+def _checked_read(spark, path: str):
+    from pyspark.errors import AnalysisException
+
+    try:
+        return spark.read.parquet(path)
+    except AnalysisException as err:
+        if "UNABLE_TO_INFER_SCHEMA" in str(err) or "Unable to infer schema" in str(err):
+            raise InputSchemaError(f"{path}: no Parquet data to read (an empty folder or empty files?)") from err
+        raise
+
+
 def _read_parquet(spark, path: str):
     """(the dataset, its nanosecond-timestamp columns). Spark cannot read TIMESTAMP(NANOS), which
     pandas writes by default; those files are read with them as epoch-nanosecond longs instead."""
     from pyspark.errors import AnalysisException
 
+    if spark.conf.get(_NANOS_AS_LONG, "false").lower() == "true":
+        # An earlier read turned the setting on: Spark now reads nanoseconds as longs without a word, so the
+        # footer says which columns those are. Unreadable here (no pyarrow filesystem for the scheme), they stay
+        # epoch-nanosecond numbers, which validation reads right (slowly, in Python).
+        try:
+            nanos = _nanosecond_columns(path)
+        except Exception:  # noqa: BLE001 - any footer failure: read as Spark reads it
+            nanos = set()
+        return _checked_read(spark, path), nanos
     try:
-        frame = spark.read.parquet(path)
-        return frame, set()
+        return _checked_read(spark, path), set()
     except AnalysisException as err:
-        if "UNABLE_TO_INFER_SCHEMA" in str(err) or "Unable to infer schema" in str(err):
-            raise InputSchemaError(f"{path}: no Parquet data to read (an empty folder or empty files?)") from err
         if "NANOS" not in str(err):
             raise
     try:
@@ -98,7 +118,7 @@ def _read_parquet(spark, path: str):
             f"({err}); write it with microsecond timestamps (pandas: to_parquet(..., coerce_timestamps='us'))"
         ) from err
     # Session-wide on purpose: the executors read with the session's settings when the query runs.
-    spark.conf.set("spark.sql.legacy.parquet.nanosAsLong", "true")
+    spark.conf.set(_NANOS_AS_LONG, "true")
     return spark.read.parquet(path), nanos
 
 
