@@ -71,17 +71,18 @@ def as_parquet(events_csv: Path) -> Path:
     return path
 
 
-def baseline(spark, items_csv: Path, events_csv: Path, out: Path, iso: bool = False) -> None:
+def baseline(spark, items_csv: Path, events: Path, out: Path, iso: bool = False) -> None:
     """Read, cast, join, dedup, write: the least a validation pass does."""
     from pyspark.sql import functions as F
 
     items = spark.read.option("header", True).csv(str(items_csv))
     items = items.select(F.trim("item_id").alias("item_id"), "title", "genres", F.col("year").cast("long"))
     items = items.dropDuplicates(["item_id"])
-    if events_csv.suffix == ".parquet":
-        events, stamp = spark.read.parquet(str(events_csv)), F.col("timestamp")
+    path = str(events)
+    if events.suffix == ".parquet":
+        events, stamp = spark.read.parquet(path), F.col("timestamp")
     else:
-        events = spark.read.option("header", True).csv(str(events_csv))
+        events = spark.read.option("header", True).csv(path)
         stamp = F.to_timestamp("timestamp") if iso else F.timestamp_seconds(F.col("timestamp").cast("long"))
     events = events.select(
         F.trim("user_id").alias("user_id"),
@@ -94,12 +95,12 @@ def baseline(spark, items_csv: Path, events_csv: Path, out: Path, iso: bool = Fa
     events.write.mode("overwrite").parquet(str(out / "interactions"))
 
 
-def validate(spark, items_csv: Path, events_csv: Path, out: Path) -> dict:
+def validate(spark, items_csv: Path, events: Path, out: Path) -> dict:
     from profile_features.config import JobConfig
     from profile_features.spark.stages import run_validate
 
     config = JobConfig.model_validate(
-        {"data_dir": str(out), "inputs": {"interactions": {"path": str(events_csv)}, "items": {"path": str(items_csv)}}}
+        {"data_dir": str(out), "inputs": {"interactions": {"path": str(events)}, "items": {"path": str(items_csv)}}}
     )
     return run_validate(spark, config).summary()
 
@@ -131,21 +132,21 @@ def main(argv=None) -> dict:
         for rows in args.rows:
             folder = Path(tmp) / f"rows-{rows}"
             folder.mkdir()
-            items_csv, events_csv = write_inputs(folder, rows, args.items, iso=args.iso)
+            items_csv, events = write_inputs(folder, rows, args.items, iso=args.iso)
             if args.parquet:
-                events_csv = as_parquet(events_csv)
+                events = as_parquet(events)
             times: dict[str, list[float]] = {"baseline": [], "validate": []}
             summary = None
             if rows == args.rows[0]:  # warm-up, not timed: JVM JIT and Python workers start once per process
-                baseline(spark, items_csv, events_csv, folder / "base-warmup", args.iso)
-                validate(spark, items_csv, events_csv, folder / "data-warmup")
+                baseline(spark, items_csv, events, folder / "base-warmup", args.iso)
+                validate(spark, items_csv, events, folder / "data-warmup")
             for repeat in range(args.repeats):  # alternate, so machine noise hits both
                 for name in ("baseline", "validate"):
                     started = time.perf_counter()
                     if name == "baseline":
-                        baseline(spark, items_csv, events_csv, folder / f"base-{repeat}", args.iso)
+                        baseline(spark, items_csv, events, folder / f"base-{repeat}", args.iso)
                     else:
-                        summary = validate(spark, items_csv, events_csv, folder / f"data-{repeat}")
+                        summary = validate(spark, items_csv, events, folder / f"data-{repeat}")
                     times[name].append(time.perf_counter() - started)
                     print(f"rows={rows} {name} repeat={repeat}: {times[name][-1]:.1f}s", flush=True)
             medians = {name: statistics.median(values) for name, values in times.items()}

@@ -81,6 +81,7 @@ def _nanosecond_columns(path: str) -> set[str]:
 
 
 def _checked_read(spark, path: str):
+    """`spark.read.parquet(path)`, an empty dataset reported naming the path."""
     from pyspark.errors import AnalysisException
 
     try:

@@ -211,7 +211,7 @@ def classified_interactions(raw, accepted_items, rules: InputRules, broadcast_it
 
     flagged, verdict = _native_verdicts(raw, rules)
     judged = flagged.where("_fast").select(*verdict)
-    rest = flagged.where("NOT _fast").select(*[c for c in raw.columns])
+    rest = flagged.where("NOT _fast").select(*raw.columns)
     checked = _spread(rest.withColumn(KNOWN_ITEM, F.lit(True))).mapInPandas(
         functools.partial(_each_batch, functools.partial(_interactions_check, rules)),
         schema=ddl(schemas.INTERACTIONS, CLASSIFIED_TAIL),
