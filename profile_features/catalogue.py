@@ -56,6 +56,9 @@ __all__ = [
     "STREAM_REJECTS",
     "PROFILE_REFRESH_QUEUE",
     "STREAM_CHECKPOINT",
+    "STREAM_ITEMS",
+    "STREAM_ITEM_REJECTS",
+    "STREAM_ITEMS_CHECKPOINT",
     "TOMBSTONES",
     "ERASURE_AUDIT",
 ]
@@ -147,6 +150,20 @@ PROFILE_REFRESH_QUEUE = Table(
     True,
 )
 STREAM_CHECKPOINT = Table("stream/checkpoint", "Spark's offsets and commits of the stream", None, False)
+# New catalogue items through the stream: their text, semantic and student rows go to the STREAM_PARTITION of
+# ITEM_TEXT_EMBEDDINGS, ITEM_SEMANTIC and ITEM_STUDENT; the accepted rows also widen the events' catalogue.
+STREAM_ITEMS = Table(
+    "stream/items", "accepted streamed catalogue rows, one file per micro-batch", schemas.STREAM_ITEMS, False, "item_id"
+)
+STREAM_ITEM_REJECTS = Table(
+    "stream/item_rejects",
+    "unusable streamed catalogue rows with reason, one file per micro-batch",
+    schemas.STREAM_REJECTS,
+    False,
+)
+STREAM_ITEMS_CHECKPOINT = Table(
+    "stream/items_checkpoint", "Spark's offsets and commits of the item stream", None, False
+)
 # Erasure (profile_features/erasure): salted hashes of forgotten ids, never the ids, so not personal.
 TOMBSTONES = Table("tombstones", "salted hashes of forgotten user ids, honoured by validation", None, False)
 ERASURE_AUDIT = Table("erasure_audit", "one JSON record per erasure request: counts, no ids", None, False)
@@ -178,6 +195,9 @@ TABLES: tuple[Table, ...] = (
     STREAM_REJECTS,
     PROFILE_REFRESH_QUEUE,
     STREAM_CHECKPOINT,
+    STREAM_ITEMS,
+    STREAM_ITEM_REJECTS,
+    STREAM_ITEMS_CHECKPOINT,
     TOMBSTONES,
     ERASURE_AUDIT,
 )

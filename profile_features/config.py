@@ -209,10 +209,11 @@ class SparkConfig(StrictModel):
 
 
 class StreamSource(StrictModel):
-    """Where new interaction events arrive: a folder files land in (csv, parquet, json), or Kafka.
+    """Where new interaction events (or catalogue items) arrive: a folder files land in (csv, parquet, json), or Kafka.
 
-    Rows have the interactions' columns (user_id, item_id, timestamp, optional rating, event_type), under
-    these names or mapped by `columns`; Kafka's `value` is one JSON object per event with those keys.
+    Rows have the interactions' columns (user_id, item_id, timestamp, optional rating, event_type), or for
+    `items_source` the catalogue's (item_id, title, optional genres, year, description), under
+    these names or mapped by `columns`; Kafka's `value` is one JSON object per row with those keys.
     `options` go to Spark's `readStream` as they are: `maxFilesPerTrigger`, or for Kafka
     `kafka.bootstrap.servers`, `subscribe`, `startingOffsets`, `maxOffsetsPerTrigger`.
     """
@@ -238,12 +239,20 @@ class StreamConfig(StrictModel):
     in the Feast online store (and appended offline), within seconds; no LLM is called from the stream."""
 
     source: StreamSource | None = None
-    checkpoint: str | None = None  # Spark's checkpoint (offsets, commits); None: <data_dir>/stream_checkpoint
+    checkpoint: str | None = None  # Spark's checkpoint (offsets, commits); None: <data_dir>/stream/checkpoint
+    # New catalogue items (the catalogue's columns: item_id, title, optional genres, year, description): each gets
+    # its text embedding, semantic columns and content-only student vector online and offline, without a retrain.
+    items_source: StreamSource | None = None
+    items_checkpoint: str | None = None  # None: <data_dir>/stream/items_checkpoint
     trigger_seconds: float = Field(1.0, ge=0)  # a micro-batch at most this often (0: as soon as one ends)
     available_now: bool = False  # process what has arrived, then stop (tests, catch-up runs, a cron schedule)
     feature_repo: str = "feature_repo"  # the applied Feast repo the online rows are written through
     feature_store_yaml: str | None = None  # another feature_store.yaml (e.g. the Redis one)
     user_view: str = "user_student"  # the Feast view the rows are written to (with the repo's name prefix)
+    # The views the item stream writes (with the repo's name prefix); None: not written online.
+    item_text_view: str | None = "item_text"
+    item_semantic_view: str | None = "item_semantic"  # only when the snapshot has semantic columns
+    item_student_view: str | None = "item_student"  # only when the student is enabled
     online: bool = True  # False: offline rows and the refresh queue only
     # Disagreement-triggered LLM refresh: a touched user whose predicted profile is this far (1 - cosine) from
     # their last LLM profile is queued for `generate_profiles` (`profile.only_users`), at most this many per hour.

@@ -66,6 +66,7 @@ REJECTS = pa.schema(
 # The stream (profile_features/streaming): every accepted event and every reject, tagged with its micro-batch.
 STREAM_EVENTS = pa.schema([*INTERACTIONS, ("stream_batch", pa.int64())])
 STREAM_REJECTS = pa.schema([*REJECTS, ("stream_batch", pa.int64())])
+STREAM_ITEMS = pa.schema([*ITEMS, ("stream_batch", pa.int64())])
 PROFILE_REFRESH_QUEUE = pa.schema(
     [
         ("user_id", pa.string()),

@@ -17,7 +17,6 @@ import pandas as pd
 from profile_features import schemas
 from profile_features.catalogue import (
     HISTORIES,
-    ITEMS,
     PROFILE_REFRESH_QUEUE,
     STREAM_EVENTS,
     STREAM_PARTITION,
@@ -34,7 +33,8 @@ from profile_features.spark.student_job import checkpoint_dir
 from profile_features.spark.validate_rules import classified_interactions
 from profile_features.streaming.files import write_batch_file
 from profile_features.streaming.histories import touched_histories
-from profile_features.streaming.online import online_writer
+from profile_features.streaming.items import known_items
+from profile_features.streaming.online import ONLINE_COUNTS, online_writer
 from profile_features.streaming.refresh_queue import to_queue
 from profile_features.tombstones import reject_forgotten
 
@@ -106,7 +106,7 @@ class MicroBatch:
         clock = _PhaseClock()
         raw = raw.persist()
         read = raw.count()
-        items = read_table(spark, data.root(ITEMS)).select("item_id")
+        items = known_items(spark, config.data_dir)  # the validated catalogue and the items streamed since
         classified = reject_forgotten(
             classified_interactions(raw, items, config.inputs.rules if config.inputs else _default_rules()),
             config.data_dir,
@@ -149,8 +149,7 @@ class MicroBatch:
         if config.stream.online:
             stream = config.stream
             counts = scored.repartition(max(1, min(spark.sparkContext.defaultParallelism, 4))).mapInPandas(
-                online_writer(stream.feature_repo, stream.feature_store_yaml, stream.user_view),
-                "written long, stale long",
+                online_writer(stream.feature_repo, stream.feature_store_yaml, [stream.user_view]), ONLINE_COUNTS
             )
             for row in counts.collect():
                 written, stale = written + row.written, stale + row.stale

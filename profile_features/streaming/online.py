@@ -15,7 +15,7 @@ import functools
 import numpy as np
 import pandas as pd
 
-__all__ = ["online_writer", "write_partition"]
+__all__ = ["ONLINE_COUNTS", "online_writer", "write_partition"]
 
 
 @functools.lru_cache(maxsize=4)
@@ -37,14 +37,17 @@ def _online_seconds(store, view: str, join_key: str, feature: str, keys: list[st
     return [int(s or 0) for s in response[feature + TIMESTAMP_POSTFIX]]
 
 
-def write_partition(frame: pd.DataFrame, repo: str, store_yaml: str | None, view: str) -> pd.DataFrame:
-    """Write one partition's rows (USER_STUDENT columns) to `view`; returns one row of counts."""
+def write_partition(
+    frame: pd.DataFrame, repo: str, store_yaml: str | None, view: str, key: str = "user_id"
+) -> pd.DataFrame:
+    """Write one partition's rows (keyed by `key`, with `event_timestamp` and the view's features) to `view`;
+    returns one row of counts."""
     if frame.empty:
-        return pd.DataFrame({"written": [0], "stale": [0]})
+        return pd.DataFrame({"view": [view], "written": [0], "stale": [0]})
     store = _store(repo, store_yaml)
     feature_view = store.get_feature_view(view)
     join_key = feature_view.entity_columns[0].name
-    frame = frame.rename(columns={"user_id": join_key}) if join_key != "user_id" else frame
+    frame = frame.rename(columns={key: join_key}) if join_key != key else frame
     stamps = pd.to_datetime(frame["event_timestamp"], utc=True)
     online = _online_seconds(store, view, join_key, feature_view.features[0].name, frame[join_key].tolist())
     seconds = (stamps.astype("int64") // 10**9).to_numpy()
@@ -55,7 +58,7 @@ def write_partition(frame: pd.DataFrame, repo: str, store_yaml: str | None, view
         tied = fresh & (seconds == np.asarray(online))
         _let_ties_through(store, feature_view, join_key, frame[join_key][tied].tolist())
         store.write_to_online_store(view, rows[wanted])
-    return pd.DataFrame({"written": [int(fresh.sum())], "stale": [int((~fresh).sum())]})
+    return pd.DataFrame({"view": [view], "written": [int(fresh.sum())], "stale": [int((~fresh).sum())]})
 
 
 def _let_ties_through(store, feature_view, join_key: str, keys: list[str]) -> None:
@@ -80,11 +83,16 @@ def _let_ties_through(store, feature_view, join_key: str, keys: list[str]) -> No
         client.hdel(_redis_key(config.project, key, entity_key_serialization_version=version), field)
 
 
-def online_writer(repo: str, store_yaml: str | None, view: str):
-    """The mapInPandas function that writes each batch of a partition and yields its counts."""
+ONLINE_COUNTS = "view string, written long, stale long"  # the schema of what `online_writer` yields
+
+
+def online_writer(repo: str, store_yaml: str | None, views: list[str], key: str = "user_id"):
+    """The mapInPandas function that writes each batch of a partition to every view of `views` and yields
+    their counts (ONLINE_COUNTS)."""
 
     def write(batches):
         for batch in batches:
-            yield write_partition(batch, repo, store_yaml, view)
+            for view in views:
+                yield write_partition(batch, repo, store_yaml, view, key)
 
     return write

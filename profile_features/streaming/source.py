@@ -1,4 +1,8 @@
-"""The raw event stream: every column as text plus `_source_file` (and `_malformed`), as validation reads it."""
+"""The raw streams: every column as text plus `_source_file` (and `_malformed`), as validation reads it.
+
+Events carry the interactions' columns; the item stream the catalogue's, and `_arrived` (the file's
+modification time, or Kafka's record time): streamed item rows have no time of their own.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +11,22 @@ from profile_features.spark.io import _renamed, as_text_columns
 from profile_features.validation import (
     INTERACTION_OPTIONAL,
     INTERACTION_REQUIRED,
+    ITEM_OPTIONAL,
+    ITEM_REQUIRED,
     MALFORMED,
     NATIVE_MICROS,
     SOURCE_FILE,
     InputSchemaError,
 )
 
-__all__ = ["read_event_stream", "file_columns"]
+__all__ = ["ARRIVED", "read_event_stream", "read_item_stream", "file_columns"]
+
+ARRIVED = "_arrived"  # when an item row arrived: its file's modification time, or Kafka's record time
 
 
-def file_columns(source: StreamSource) -> list[str]:
-    """The columns events carry, under the source's names (`columns` maps ours to theirs)."""
-    return [source.columns.get(c, c) for c in (*INTERACTION_REQUIRED, *INTERACTION_OPTIONAL)]
+def file_columns(source: StreamSource, columns=(*INTERACTION_REQUIRED, *INTERACTION_OPTIONAL)) -> list[str]:
+    """The columns the rows carry, under the source's names (`columns` maps ours to theirs)."""
+    return [source.columns.get(c, c) for c in columns]
 
 
 def _string_schema(names, malformed: bool):
@@ -29,7 +37,17 @@ def _string_schema(names, malformed: bool):
 
 
 def read_event_stream(spark, source: StreamSource):
-    """A streaming DataFrame of raw events with our column names (missing optional ones as null).
+    """A streaming DataFrame of raw events with our column names (missing optional ones as null); see `_read`."""
+    return _read(spark, source, INTERACTION_REQUIRED, INTERACTION_OPTIONAL, "event stream")
+
+
+def read_item_stream(spark, source: StreamSource):
+    """A streaming DataFrame of raw catalogue rows with our column names and `_arrived`; see `_read`."""
+    return _read(spark, source, ITEM_REQUIRED, ITEM_OPTIONAL, "item stream", arrived=True)
+
+
+def _read(spark, source: StreamSource, required, optional, what: str, arrived: bool = False):
+    """The stream of `source` as text columns `required` + `optional` (missing optional ones as null).
 
     CSV files need a header row, the same in every file: `source.header`, else the header of a file already in
     the folder (a file with another header stops the stream with Spark's error naming it, rather than shifting
@@ -39,7 +57,7 @@ def read_event_stream(spark, source: StreamSource):
     """
     from pyspark.sql import functions as F
 
-    names = file_columns(source)
+    names = file_columns(source, (*required, *optional))
     if source.format == "kafka":
         raw = spark.readStream.format("kafka").options(**source.options).load()
         value = F.col("value").cast("string")
@@ -50,11 +68,13 @@ def read_event_stream(spark, source: StreamSource):
             F.concat_ws(":", "topic", F.col("partition").cast("string"), F.col("offset").cast("string")).alias(
                 SOURCE_FILE
             ),
+            F.col("timestamp").alias(ARRIVED),
         )
         frame = frame.select(
             *[F.col(f"_event.`{n}`").alias(n) for n in names],
             F.when(F.col("_event").isNull(), F.col("_value")).alias(MALFORMED),
             SOURCE_FILE,
+            ARRIVED,
         )
     else:
         reader = spark.readStream.options(**source.options)
@@ -62,7 +82,7 @@ def read_event_stream(spark, source: StreamSource):
             header = source.header or _csv_header(spark, source)
             if not header:
                 raise InputSchemaError(
-                    f"{source.path}: no CSV file there to read the events' header from; set stream.source.header "
+                    f"{source.path}: no CSV file there to read the {what}'s header from; set the source's `header` "
                     f"to the files' columns in order, e.g. {names[:4]}"
                 )
             frame = (
@@ -91,18 +111,20 @@ def read_event_stream(spark, source: StreamSource):
                     f"{source.path}: a Parquet event stream needs one file there to read its schema from ({err})"
                 ) from err
             frame = as_text_columns(reader.schema(schema).parquet(source.path), source.path)
-        frame = frame.withColumn(SOURCE_FILE, F.col("_metadata.file_path"))
+        frame = frame.withColumns(
+            {SOURCE_FILE: F.col("_metadata.file_path"), ARRIVED: F.col("_metadata.file_modification_time")}
+        )
     frame = _renamed(frame, source)
-    missing = [c for c in INTERACTION_REQUIRED if c not in frame.columns]
+    missing = [c for c in required if c not in frame.columns]
     if missing:
-        raise InputSchemaError(f"{source.path or 'kafka'}: the event stream has no column(s) {missing}")
-    for name in INTERACTION_OPTIONAL:
+        raise InputSchemaError(f"{source.path or 'kafka'}: the {what} has no column(s) {missing}")
+    for name in optional:
         if name not in frame.columns:
             frame = frame.withColumn(name, F.lit(None).cast("string"))
     if MALFORMED not in frame.columns:
         frame = frame.withColumn(MALFORMED, F.lit(None).cast("string"))
     instant = [NATIVE_MICROS + "timestamp"] if NATIVE_MICROS + "timestamp" in frame.columns else []
-    return frame.select(*INTERACTION_REQUIRED, *INTERACTION_OPTIONAL, SOURCE_FILE, MALFORMED, *instant)
+    return frame.select(*required, *optional, SOURCE_FILE, MALFORMED, *instant, *([ARRIVED] if arrived else []))
 
 
 def _csv_header(spark, source: StreamSource) -> list[str] | None:

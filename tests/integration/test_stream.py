@@ -328,5 +328,8 @@ def test_an_empty_csv_folder_needs_the_header_named(streamed, spark, tmp_path):
     empty.mkdir()
     stream = {**streamed["config"].stream.model_dump(), "source": {"path": str(empty)}}
     config = type(streamed["config"]).model_validate({**streamed["config"].model_dump(), "stream": stream})
-    with pytest.raises(InputSchemaError, match=r"incoming: no CSV file there .* stream.source.header"):
+    with pytest.raises(
+        InputSchemaError,
+        match=r"incoming: no CSV file there to read the event stream.s header from; set the source.s .header.",
+    ):
         start_stream(spark, config)
