@@ -192,8 +192,11 @@ def _renamed(frame, table: TableInput):
     return frame
 
 
-def read_table(spark, path: str):
+def read_table(spark, path: str, schema=None):
     """Read a table (or one `run_date=` partition) written by `write_atomic`.
+
+    `schema` (an Arrow schema of the catalogue, for a folder without `run_date=` partitions below it) skips
+    Spark's schema inference, a job that reads footers: what a stream's micro-batch saves on every read.
 
     A commit to the table killed part way is settled first (`commit.recover_table`): a stale lock is
     repaired, and a partition that a live commit has moved aside is waited for, so a killed writer
@@ -211,7 +214,11 @@ def read_table(spark, path: str):
         recover_table(fs, path)  # a live commit may have moved it aside since: wait for its move
         if not fs.exists(path):
             raise FileNotFoundError(f"{path}: table not found (did the previous stage run?)")
-    return spark.read.parquet(path)
+    if schema is None:
+        return spark.read.parquet(path)
+    from profile_features.spark.common import ddl
+
+    return spark.read.schema(ddl(schema)).parquet(path)
 
 
 def write_atomic(frame, target: str) -> str:

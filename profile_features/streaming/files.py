@@ -8,7 +8,7 @@ from profile_features import storage
 from profile_features.catalogue import STAGING, DataDir
 from profile_features.spark.commit import HadoopFS
 
-__all__ = ["batch_file_name", "write_batch_file"]
+__all__ = ["batch_file_name", "rows_in", "write_batch_file"]
 
 
 def batch_file_name(batch_id: int) -> str:
@@ -34,3 +34,19 @@ def write_batch_file(frame, data_dir: str, folder: str, batch_id: int) -> str:
         fs.rename(storage.join(scratch, parts[0]), target)
     fs.delete(scratch)
     return target
+
+
+def rows_in(spark, path: str) -> int:
+    """Rows of the single Parquet file `path` (0 when it is not there), from its footer on the driver: no Spark
+    job. A scheme pyarrow cannot open here (e.g. HDFS without libhdfs) is counted by Spark instead."""
+    import pyarrow.parquet as pq
+
+    try:
+        filesystem, inner = storage.filesystem(path)
+        with filesystem.open_input_file(inner) as handle:
+            return pq.ParquetFile(handle).metadata.num_rows
+    except FileNotFoundError:
+        return 0
+    except Exception:  # noqa: BLE001 - no pyarrow filesystem for the scheme: Spark reads it as the writer did
+        fs = HadoopFS(spark)
+        return spark.read.parquet(path).count() if fs.exists(path) else 0

@@ -66,10 +66,10 @@ class ItemBatchCounts:
 def known_items(spark, data_dir: str):
     """`item_id` of every item the events may name: the validated catalogue and the items streamed since."""
     data = DataDir(data_dir)
-    items = read_table(spark, data.root(ITEMS)).select("item_id")
+    items = read_table(spark, data.root(ITEMS), schemas.ITEMS).select("item_id")
     streamed = data.root(STREAM_ITEMS)
     if _has_files(spark, streamed):
-        items = items.unionByName(spark.read.parquet(streamed).select("item_id"))
+        items = items.unionByName(read_table(spark, streamed, schemas.STREAM_ITEMS).select("item_id"))
     return items
 
 

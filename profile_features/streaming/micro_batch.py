@@ -14,7 +14,7 @@ from datetime import datetime
 
 import pandas as pd
 
-from profile_features import schemas
+from profile_features import schemas, storage
 from profile_features.catalogue import (
     HISTORIES,
     PROFILE_REFRESH_QUEUE,
@@ -27,11 +27,12 @@ from profile_features.catalogue import (
     Snapshot,
 )
 from profile_features.config import JobConfig
+from profile_features.spark.commit import HadoopFS
 from profile_features.spark.common import ddl, threads_per_task
 from profile_features.spark.io import read_table
 from profile_features.spark.student_job import checkpoint_dir
 from profile_features.spark.validate_rules import classified_interactions
-from profile_features.streaming.files import write_batch_file
+from profile_features.streaming.files import batch_file_name, rows_in, write_batch_file
 from profile_features.streaming.histories import touched_histories
 from profile_features.streaming.items import known_items
 from profile_features.streaming.online import ONLINE_COUNTS, online_writer
@@ -96,6 +97,8 @@ class MicroBatch:
         )  # fmt: skip
 
     def process(self, raw, batch_id: int, started: float) -> BatchCounts:
+        """Every read names its schema (no inference job) and every count comes from an aggregation the batch
+        runs anyway or from a written file's footer: a micro-batch's time is mostly its number of Spark jobs."""
         from pyspark.sql import functions as F
 
         spark, config, data = raw.sparkSession, self.config, DataDir(self.config.data_dir)
@@ -111,10 +114,13 @@ class MicroBatch:
             classified_interactions(raw, items, config.inputs.rules if config.inputs else _default_rules()),
             config.data_dir,
         ).persist()
-        by_reason = {
-            r.reject_reason: r.n
-            for r in classified.groupBy("reject_reason").agg(F.count(F.lit(1)).alias("n")).collect()
-        }
+        by_reason, users_touched = {}, 0
+        verdicts = classified.groupBy("reject_reason").agg(
+            F.count(F.lit(1)).alias("n"), F.countDistinct("user_id").alias("users")
+        )
+        for row in verdicts.collect():
+            by_reason[row.reject_reason] = row.n
+            users_touched = row.users if row.reject_reason is None else users_touched
         accepted_count = by_reason.pop(None, 0)
         if read != accepted_count + sum(by_reason.values()):  # rows vanished or were doubled: write nothing
             raise RuntimeError(f"stream batch {batch_id}: read {read} events but accounted for {accepted_count}")
@@ -126,16 +132,22 @@ class MicroBatch:
             .select("*", batch)
         )
         clock.lap("validate")
-        write_batch_file(rejects, config.data_dir, data.root(STREAM_REJECTS), batch_id)
+        if by_reason:
+            write_batch_file(rejects, config.data_dir, data.root(STREAM_REJECTS), batch_id)
         events_file = write_batch_file(accepted, config.data_dir, data.root(STREAM_EVENTS), batch_id)
         classified.unpersist()
         raw.unpersist()
         clock.lap("write_events")
 
-        touched = spark.read.parquet(events_file).select("user_id").distinct()  # this batch's file, not the table
-        events = read_table(spark, data.root(STREAM_EVENTS)).where(F.col("stream_batch") <= batch_id)
+        events = read_table(spark, data.root(STREAM_EVENTS), schemas.STREAM_EVENTS)
+        this_batch = spark.read.schema(ddl(schemas.STREAM_EVENTS)).parquet(events_file)  # the file, not the table
+        touched = this_batch.select("user_id").distinct()
         histories = touched_histories(
-            touched, read_table(spark, snapshot.path(HISTORIES)), events, cutoff, config.history.max_length
+            touched,
+            read_table(spark, snapshot.path(HISTORIES), schemas.HISTORIES),
+            events.where(F.col("stream_batch") <= batch_id),
+            cutoff,
+            config.history.max_length,
         )
         scored_path = write_batch_file(
             self._scored(spark, histories, snapshot),
@@ -143,10 +155,11 @@ class MicroBatch:
             data.partition(USER_STUDENT, STREAM_PARTITION),
             batch_id,
         )
-        scored = spark.read.parquet(scored_path)
+        scored = spark.read.schema(ddl(schemas.USER_STUDENT)).parquet(scored_path)
+        users_scored = rows_in(spark, scored_path)
         clock.lap("histories_and_score")
         written = stale = 0
-        if config.stream.online:
+        if config.stream.online and users_scored:
             stream = config.stream
             counts = scored.repartition(max(1, min(spark.sparkContext.defaultParallelism, 4))).mapInPandas(
                 online_writer(stream.feature_repo, stream.feature_store_yaml, [stream.user_view]), ONLINE_COUNTS
@@ -154,8 +167,37 @@ class MicroBatch:
             for row in counts.collect():
                 written, stale = written + row.written, stale + row.stale
         clock.lap("online")
+        queued = self._queue(spark, scored, cutoff, batch_id)
+        clock.lap("refresh_queue")
+        return BatchCounts(
+            batch_id=batch_id,
+            run_date=snapshot.run_date,
+            read=read,
+            accepted=accepted_count,
+            rejected_by_reason=by_reason,
+            users_touched=users_touched,
+            users_scored=users_scored,
+            online_written=written,
+            online_stale=stale,
+            queued_for_refresh=queued,
+            seconds=round(time.monotonic() - started, 3),
+            phase_seconds=clock.laps,
+        )
+
+    def _queue(self, spark, scored, cutoff, batch_id: int) -> int:
+        """Add this micro-batch's drifting users to the refresh queue; how many were queued. A batch in which
+        nobody drifts past the threshold (the usual one) reads nothing more and writes no file."""
+        from pyspark.sql import functions as F
+
+        config, data = self.config, DataDir(self.config.data_dir)
         queue_root = data.root(PROFILE_REFRESH_QUEUE)
-        queued_before = read_table(spark, queue_root) if _has_files(spark, queue_root) else None
+        drift = F.col("profile_drift")
+        if not scored.where(drift.isNotNull() & ~F.isnan(drift) & (drift > config.stream.drift_threshold)).take(1):
+            HadoopFS(spark).delete(storage.join(queue_root, batch_file_name(batch_id)))  # a replay's earlier file
+            return 0
+        queued_before = (
+            read_table(spark, queue_root, schemas.PROFILE_REFRESH_QUEUE) if _has_files(spark, queue_root) else None
+        )
         queue = to_queue(
             scored,
             queued_before,
@@ -164,27 +206,12 @@ class MicroBatch:
             config.stream.refresh_budget_per_hour,
             batch_id,
         )
-        queue_path = write_batch_file(queue, config.data_dir, queue_root, batch_id)
-        clock.lap("refresh_queue")
-        return BatchCounts(
-            batch_id=batch_id,
-            run_date=snapshot.run_date,
-            read=read,
-            accepted=accepted_count,
-            rejected_by_reason=by_reason,
-            users_touched=touched.count(),
-            users_scored=scored.count(),
-            online_written=written,
-            online_stale=stale,
-            queued_for_refresh=spark.read.parquet(queue_path).count(),
-            seconds=round(time.monotonic() - started, 3),
-            phase_seconds=clock.laps,
-        )
+        return rows_in(spark, write_batch_file(queue, config.data_dir, queue_root, batch_id))
 
     def _scored(self, spark, histories, snapshot: Snapshot):
         """USER_STUDENT rows for `histories`, scored with the snapshot's checkpoint (loaded once per worker)."""
-        profiles = read_table(spark, snapshot.path(USER_PROFILE_EMBEDDINGS)).select("user_id", "profile_embedding")
-        users = histories.join(profiles, "user_id", "left")
+        profiles = read_table(spark, snapshot.path(USER_PROFILE_EMBEDDINGS), schemas.USER_PROFILE_EMBEDDINGS)
+        users = histories.join(profiles.select("user_id", "profile_embedding"), "user_id", "left")
         path, batch_size = checkpoint_dir(self.config, snapshot), self.config.student.batch_size
         threads = threads_per_task(spark)
 
@@ -212,8 +239,6 @@ class _PhaseClock:
 
 
 def _has_files(spark, root: str) -> bool:
-    from profile_features.spark.commit import HadoopFS
-
     return any(n.endswith(".parquet") for n in HadoopFS(spark).list_names(root))
 
 

@@ -261,7 +261,7 @@ def test_an_older_value_never_overwrites_a_newer_one(streamed, spark):
     rows = pd.read_parquet(streamed["data"] / USER_STUDENT.name / f"run_date={STREAM_PARTITION}")
     oldest = rows.sort_values("event_timestamp").groupby("user_id").first().reset_index()
     counts = write_partition(oldest.drop(columns=["run_date"], errors="ignore"), repo, None, "user_student")
-    assert counts.to_dict("records") == [{"written": 0, "stale": 2}]
+    assert counts.to_dict("records") == [{"view": "user_student", "written": 0, "stale": 2}]
     _assert_same_online(_online(streamed["repo"], [s["known"], s["new"]]), streamed["after"])
 
 
