@@ -10,6 +10,9 @@ appends the rows to `user_student` (partition run_date=stream, so training sets 
 served) and writes them to the online store through Feast, newest event time wins. Users whose predicted
 profile drifted from their LLM profile are queued in <data_dir>/stream/profile_refresh_queue for
 `generate_profiles --set profile.only_users=...`; the stream never calls an LLM.
+New catalogue items (`--set stream.items_source.path=/data/items/incoming`) run as a second query: each gets
+its text embedding, semantic columns and content-only student vector (offline in the item tables' stream
+partition, online in item_text / item_semantic / item_student) without a retrain.
 Kill it at any time: a restart resumes from its checkpoint, losing no event and applying none twice.
 With `--set stream.available_now=true` it processes what has arrived and stops.
 Kafka: `stream.source.format: kafka` with the options `kafka.bootstrap.servers` and `subscribe`, and

@@ -262,3 +262,40 @@ def test_every_stage_on_the_cluster_equals_the_local_run(cluster, shipped, pipel
     planned = pd.read_parquet(plan)
     assert len(planned) == 7 and planned.user_id.tolist() == expected.user_id.tolist()
     assert planned.reason.tolist() == expected.reason.tolist()
+
+
+def test_the_stream_runs_on_the_cluster(cluster, shipped, pipeline_run, tmp_path):
+    """The stream job submitted to the cluster: events and a new item reach the Feast online store, and the
+    user's value is the checkpoint's score of the history written down by hand (tests/integration/test_stream)."""
+    from feast import FeatureStore
+
+    from profile_features.catalogue import HISTORIES
+    from tests.integration.test_stream import _expected, _newest, _scenario, _setup, _write_files
+    from tests.integration.test_stream_items import NEW_ITEM, _land_items
+
+    config, data, repo, events = _setup(tmp_path, pipeline_run)
+    scenario = _scenario(data, pipeline_run)
+    _write_files(events, scenario["files"])
+    incoming = tmp_path / "items"
+    incoming.mkdir()
+    _land_items(incoming, [NEW_ITEM])
+    job = config.model_dump(mode="json")
+    job["stream"]["items_source"] = {"path": str(incoming), "format": "csv"}
+    job["embedding"]["export_dir"] = DataDir(pipeline_run["config"].data_dir).root(ENCODERS)  # as exported locally
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
+    _submit(cluster, shipped, REPO_ROOT / "spark_jobs" / "stream_student.py", "--config", str(tmp_path / "job.yaml"))
+
+    store = FeatureStore(repo_path=str(repo))
+    base = list(_newest(data, HISTORIES).set_index("user_id").item_ids[scenario["known"]])
+    users = [(scenario["known"], base), (scenario["new"], [])]
+    online = store.get_online_features(
+        features=["user_student:student_embedding"], entity_rows=[{"user_id": u} for u, _ in users]
+    ).to_dict(include_event_timestamps=True)
+    for index, (user, prefix) in enumerate(users):
+        expected, newest = _expected(data, scenario, user, prefix)
+        np.testing.assert_allclose(np.asarray(online["student_embedding"][index], np.float32), expected, atol=1e-4)
+        assert online["student_embedding__ts"][index] == int(newest.timestamp())
+    item = store.get_online_features(
+        features=["item_text:item_text", "item_student:student_item_seen"], entity_rows=[{"item_id": NEW_ITEM[0]}]
+    ).to_dict()
+    assert item["item_text"][0].startswith(NEW_ITEM[1]) and item["student_item_seen"][0] is False
