@@ -43,7 +43,13 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from profile_features.catalogue import HISTORIES, STUDENT, Snapshot  # noqa: E402
+from profile_features.catalogue import (  # noqa: E402
+    HISTORIES,
+    STUDENT,
+    USER_PROFILE_EMBEDDINGS,
+    USER_STUDENT,
+    Snapshot,
+)
 from profile_features.config import JobConfig, SparkConfig  # noqa: E402
 from profile_features.datasets.variants import load_dataset  # noqa: E402
 from profile_features.evaluation.statistics import paired_difference  # noqa: E402
@@ -166,6 +172,7 @@ def evaluate(name: str, args: argparse.Namespace, spark, workdir: Path) -> dict:
                 "fresh_vs_most_popular": summary(paired_difference(new_frame, FRESH, MOST_POPULAR)),
             }
     mean = per_user.groupby("variant").value.mean()
+    drift = drift_report(snapshot, student, kept, stale, users, per_user)
     return {
         "cutoff": cutoff.isoformat(),
         "window_end": end.isoformat(),
@@ -189,6 +196,40 @@ def evaluate(name: str, args: argparse.Namespace, spark, workdir: Path) -> dict:
         "by_streamed_events": slices,
         "new_users": new_result,
         "online_path_max_rank_difference": float(np.abs(online - fresh_ranks).max()) if len(users) else None,
+        "drift": drift,
+    }
+
+
+def drift_report(snapshot: Snapshot, student, fresh: pd.DataFrame, stale: pd.DataFrame, users, per_user) -> dict:
+    """Which streamed users the refresh queue would take: the stream's default threshold (the 0.99 quantile of
+    the snapshot's batch drifts) against the fixed 0.5 it replaced, and whether the queued users are the ones whose
+    batch (stale) state served them worst (fresh - stale NDCG@10 over queued and not queued users)."""
+    from profile_features.student.scoring import score_users
+
+    profiles = _read(snapshot, USER_PROFILE_EMBEDDINGS, ["user_id", "profile_embedding"])
+    batch = _read(snapshot, USER_STUDENT, ["profile_drift"]).profile_drift.dropna().to_numpy()
+    if not len(batch):
+        return {"snapshot_users_with_drift": 0}
+    threshold = float(np.quantile(batch, 0.99))
+
+    def drifts(histories: pd.DataFrame) -> pd.Series:
+        frame = histories.set_index("user_id").loc[users].reset_index().merge(profiles, on="user_id", how="left")
+        return pd.Series(score_users(frame, student).profile_drift.to_numpy(), index=frame.user_id)
+
+    fresh_drift, stale_drift = drifts(fresh), drifts(stale)
+    quantiles = lambda x: {q: round(float(np.nanquantile(x, q)), 4) for q in (0.5, 0.9, 0.99)}  # noqa: E731
+    queued = fresh_drift.index[fresh_drift > threshold].to_numpy()
+    rest = fresh_drift.index[~(fresh_drift > threshold)].to_numpy()
+    return {
+        "snapshot_drift_quantiles": quantiles(batch),
+        "default_threshold": round(threshold, 4),
+        "stale_drift_quantiles": quantiles(stale_drift),
+        "fresh_drift_quantiles": quantiles(fresh_drift),
+        "queued_share_at_default": round(float((fresh_drift > threshold).mean()), 4),
+        "queued_share_at_0.5": round(float((fresh_drift > 0.5).mean()), 4),
+        "fresh_minus_stale_drift_mean": round(float((fresh_drift - stale_drift).mean()), 4),
+        "fresh_vs_stale_queued": summary(paired_difference(per_user, FRESH, STALE, queued)) if len(queued) else None,
+        "fresh_vs_stale_not_queued": summary(paired_difference(per_user, FRESH, STALE, rest)) if len(rest) else None,
     }
 
 
@@ -211,6 +252,7 @@ def print_table(results: dict) -> None:
                     f"fresh {d['mean']:.4f}, {d['difference']:+.4f} [{d['interval'][0]:+.4f}, {d['interval'][1]:+.4f}]"
                 )
         print(f"  {name}: new users {r['new_users']}")
+        print(f"  {name}: drift {json.dumps(r.get('drift'))}")
 
 
 def main(argv: list[str] | None = None) -> int:

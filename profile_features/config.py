@@ -256,7 +256,11 @@ class StreamConfig(StrictModel):
     online: bool = True  # False: offline rows and the refresh queue only
     # Disagreement-triggered LLM refresh: a touched user whose predicted profile is this far (1 - cosine) from
     # their last LLM profile is queued for `generate_profiles` (`profile.only_users`), at most this many per hour.
-    drift_threshold: float = Field(0.5, gt=0, le=2)
+    # None: the `drift_quantile` of the snapshot's own drifts, i.e. further than all but 1% of users were from a
+    # profile written on the very history the student read (drift's noise floor differs by data, encoder and
+    # student: the sample's snapshot drifts 0.04-0.26, so a fixed 0.5 would never queue anyone there).
+    drift_threshold: float | None = Field(None, gt=0, le=2)
+    drift_quantile: float = Field(0.99, gt=0, lt=1)
     refresh_budget_per_hour: int = Field(100, ge=0)
 
 

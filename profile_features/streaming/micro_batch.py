@@ -56,6 +56,7 @@ class BatchCounts:
     online_written: int
     online_stale: int  # rows older than the value already online: not written
     queued_for_refresh: int
+    drift_threshold: float | None  # what queued them (None: the snapshot has no drift to set it by)
     seconds: float
     phase_seconds: dict[str, float] = field(default_factory=dict)  # where the batch's time went, in order
 
@@ -85,6 +86,7 @@ class MicroBatch:
 
     config: JobConfig
     batches: list[BatchCounts] = field(default_factory=list)
+    _thresholds: dict[str, float | None] = field(default_factory=dict)  # per snapshot run date
 
     def __call__(self, raw, batch_id: int) -> None:
         started = time.monotonic()
@@ -167,7 +169,8 @@ class MicroBatch:
             for row in counts.collect():
                 written, stale = written + row.written, stale + row.stale
         clock.lap("online")
-        queued = self._queue(spark, scored, cutoff, batch_id)
+        threshold = self._drift_threshold(spark, snapshot)
+        queued = self._queue(spark, scored, cutoff, batch_id, threshold)
         clock.lap("refresh_queue")
         return BatchCounts(
             batch_id=batch_id,
@@ -180,11 +183,31 @@ class MicroBatch:
             online_written=written,
             online_stale=stale,
             queued_for_refresh=queued,
+            drift_threshold=threshold,
             seconds=round(time.monotonic() - started, 3),
             phase_seconds=clock.laps,
         )
 
-    def _queue(self, spark, scored, cutoff, batch_id: int) -> int:
+    def _drift_threshold(self, spark, snapshot: Snapshot) -> float | None:
+        """`stream.drift_threshold`, or the `drift_quantile` of the snapshot's batch drifts (computed once per
+        snapshot: one pass over its `user_student`); None when the snapshot has no drift (no profiles or no
+        profile head): nobody is queued."""
+        from pyspark.sql import functions as F
+
+        stream = self.config.stream
+        if stream.drift_threshold is not None:
+            return stream.drift_threshold
+        if snapshot.run_date not in self._thresholds:
+            drift = F.col("profile_drift")
+            drifts = read_table(spark, snapshot.path(USER_STUDENT), schemas.USER_STUDENT).where(
+                drift.isNotNull() & ~F.isnan(drift)
+            )
+            found = drifts.approxQuantile("profile_drift", [stream.drift_quantile], 0.001)
+            self._thresholds[snapshot.run_date] = float(found[0]) if found else None
+            log.info("stream: drift threshold %s (%s quantile of %s)", found, stream.drift_quantile, snapshot.run_date)
+        return self._thresholds[snapshot.run_date]
+
+    def _queue(self, spark, scored, cutoff, batch_id: int, threshold: float | None) -> int:
         """Add this micro-batch's drifting users to the refresh queue; how many were queued. A batch in which
         nobody drifts past the threshold (the usual one) reads nothing more and writes no file."""
         from pyspark.sql import functions as F
@@ -192,7 +215,7 @@ class MicroBatch:
         config, data = self.config, DataDir(self.config.data_dir)
         queue_root = data.root(PROFILE_REFRESH_QUEUE)
         drift = F.col("profile_drift")
-        if not scored.where(drift.isNotNull() & ~F.isnan(drift) & (drift > config.stream.drift_threshold)).take(1):
+        if threshold is None or not scored.where(drift.isNotNull() & ~F.isnan(drift) & (drift > threshold)).take(1):
             HadoopFS(spark).delete(storage.join(queue_root, batch_file_name(batch_id)))  # a replay's earlier file
             return 0
         queued_before = (
@@ -202,7 +225,7 @@ class MicroBatch:
             scored,
             queued_before,
             cutoff,
-            config.stream.drift_threshold,
+            threshold,
             config.stream.refresh_budget_per_hour,
             batch_id,
         )

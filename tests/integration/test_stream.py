@@ -288,6 +288,17 @@ def test_drifting_users_are_queued_within_the_hourly_budget(streamed, spark):
     assert len(usable) == 1 and rejects.empty
 
 
+def test_the_default_drift_threshold_is_the_snapshots_own_noise_floor(streamed):
+    """Unset, the threshold is the 0.99 quantile of the snapshot's batch drifts (users scored on the history
+    their profile was written from), the same for every micro-batch of that snapshot."""
+    drifts = _newest(streamed["data"], USER_STUDENT).profile_drift.dropna().to_numpy()
+    thresholds = {b.drift_threshold for b in streamed["result"].batches}
+    assert len(thresholds) == 1 and streamed["config"].stream.drift_threshold is None
+    (threshold,) = thresholds
+    assert threshold in set(drifts.tolist())  # Spark's approxQuantile returns a value of the column
+    assert np.quantile(drifts, 0.98) <= threshold <= drifts.max()
+
+
 @pytest.mark.redis
 def test_redis_online_store_gets_the_same_rows(tmp_path, pipeline_run, spark, streamed, redis_server):
     online_store = {"type": "redis", "connection_string": f"{redis_server['host']}:{redis_server['port']},db=3"}
