@@ -8,7 +8,7 @@ from profile_features import storage
 from profile_features.catalogue import STAGING, DataDir
 from profile_features.spark.commit import HadoopFS
 
-__all__ = ["batch_file_name", "rows_in", "write_batch_file"]
+__all__ = ["batch_file_name", "has_batch_files", "rows_in", "write_batch_file"]
 
 
 def batch_file_name(batch_id: int) -> str:
@@ -50,3 +50,8 @@ def rows_in(spark, path: str) -> int:
     except Exception:  # noqa: BLE001 - no pyarrow filesystem for the scheme: Spark reads it as the writer did
         fs = HadoopFS(spark)
         return spark.read.parquet(path).count() if fs.exists(path) else 0
+
+
+def has_batch_files(spark, root: str) -> bool:
+    """Whether the folder `root` holds any Parquet file (Spark cannot read an empty or absent one)."""
+    return any(n.endswith(".parquet") for n in HadoopFS(spark).list_names(root))

@@ -37,7 +37,7 @@ from profile_features.embeddings import cached_encoder, default_model_path, enco
 from profile_features.encoder_backends import choose_backend
 from profile_features.spark.common import ddl, threads_per_task
 from profile_features.spark.io import read_table
-from profile_features.streaming.files import write_batch_file
+from profile_features.streaming.files import has_batch_files, write_batch_file
 from profile_features.streaming.item_features import ItemSide, featurize_items, item_feature_schema
 from profile_features.streaming.online import ONLINE_COUNTS, online_writer
 from profile_features.streaming.source import ARRIVED
@@ -68,7 +68,7 @@ def known_items(spark, data_dir: str):
     data = DataDir(data_dir)
     items = read_table(spark, data.root(ITEMS), schemas.ITEMS).select("item_id")
     streamed = data.root(STREAM_ITEMS)
-    if _has_files(spark, streamed):
+    if has_batch_files(spark, streamed):
         items = items.unionByName(read_table(spark, streamed, schemas.STREAM_ITEMS).select("item_id"))
     return items
 
@@ -246,9 +246,3 @@ def _online_views(stream, side: ItemSide) -> list[str]:
     views.append(stream.item_semantic_view if side.semantic is not None else None)
     views.append(stream.item_student_view if side.checkpoint else None)
     return [v for v in views if v]
-
-
-def _has_files(spark, root: str) -> bool:
-    from profile_features.spark.commit import HadoopFS
-
-    return any(n.endswith(".parquet") for n in HadoopFS(spark).list_names(root))

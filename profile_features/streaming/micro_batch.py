@@ -32,7 +32,7 @@ from profile_features.spark.common import ddl, threads_per_task
 from profile_features.spark.io import read_table
 from profile_features.spark.student_job import checkpoint_dir
 from profile_features.spark.validate_rules import classified_interactions
-from profile_features.streaming.files import batch_file_name, rows_in, write_batch_file
+from profile_features.streaming.files import batch_file_name, has_batch_files, rows_in, write_batch_file
 from profile_features.streaming.histories import touched_histories
 from profile_features.streaming.items import known_items
 from profile_features.streaming.online import ONLINE_COUNTS, online_writer
@@ -219,7 +219,7 @@ class MicroBatch:
             HadoopFS(spark).delete(storage.join(queue_root, batch_file_name(batch_id)))  # a replay's earlier file
             return 0
         queued_before = (
-            read_table(spark, queue_root, schemas.PROFILE_REFRESH_QUEUE) if _has_files(spark, queue_root) else None
+            read_table(spark, queue_root, schemas.PROFILE_REFRESH_QUEUE) if has_batch_files(spark, queue_root) else None
         )
         queue = to_queue(
             scored,
@@ -259,10 +259,6 @@ class _PhaseClock:
         now = time.monotonic()
         self.laps[name] = round(now - self._last, 3)
         self._last = now
-
-
-def _has_files(spark, root: str) -> bool:
-    return any(n.endswith(".parquet") for n in HadoopFS(spark).list_names(root))
 
 
 def _default_rules():
