@@ -128,7 +128,28 @@ def _native_verdicts(raw, rules: InputRules):
     normalising each value again at every mention (Spark shares subexpressions inside a projection, not inside
     a filter; benchmarks/validate_throughput.py).
     """
+    projection, fast, verdict = _verdict_columns(tuple(raw.columns), rules.model_dump_json(), _gateway_id())
+    flagged = raw.select("*", *projection).withColumn("_fast", fast)  # never null: the filters split every row
+    return flagged, verdict
+
+
+def _gateway_id() -> int:
+    """The JVM the cached Columns live in (a process that starts another gateway gets new ones)."""
+    from pyspark import SparkContext
+
+    return id(SparkContext._gateway)
+
+
+@functools.lru_cache(maxsize=16)
+def _verdict_columns(columns_present: tuple[str, ...], rules_json: str, gateway: int):
+    """(extra projection, `_fast`, verdict) Columns for raw rows with `columns_present`, built once per rules.
+
+    Building them is about 3,000 Py4J calls (0.5-1 s on this machine), more than a stream's micro-batch spends
+    judging its rows; Columns are unresolved expressions by name, so one set serves every DataFrame with these
+    columns (each `select` analyses them anew)."""
     from pyspark.sql import functions as F
+
+    rules = InputRules.model_validate_json(rules_json)
 
     def marker(column):
         return F.lower(column).isin(*NULL_MARKERS)
@@ -136,15 +157,14 @@ def _native_verdicts(raw, rules: InputRules):
     def on_one_line(text):
         return ~(text.contains("\n") | text.contains("\r"))
 
-    columns = [c for c in (*INTERACTION_REQUIRED, *INTERACTION_OPTIONAL) if c in raw.columns]
+    columns = [c for c in (*INTERACTION_REQUIRED, *INTERACTION_OPTIONAL) if c in columns_present]
     names = ("user_id", "item_id", "timestamp", "rating", "event_type")
     stamp = normalized_id(F.col("timestamp"))
-    raw = raw.select(
-        "*",
+    projection = [
         *[normalized_id(F.col(c)).alias(f"_norm_{c}") for c in names],
         F.when(stamp.rlike("^[0-9]{1,18}$"), stamp.cast("long")).alias("_epoch"),
         F.spark_partition_id().alias("_unpushable"),
-    )
+    ]
     user, item, stamp, rating, event = (F.col(f"_norm_{c}") for c in names)
     epoch = F.col("_epoch")
     lo, hi = _micros_bound(rules.timestamp_min), _micros_bound(rules.timestamp_max)
@@ -158,7 +178,7 @@ def _native_verdicts(raw, rules: InputRules):
             scale = {"s": 1_000_000, "ms": 1_000, "us": 1}[unit]
             cond, value = (epoch >= ceil_div(lo, scale)) & (epoch < ceil_div(hi, scale)), epoch * F.lit(scale)
         micros = F.when(cond, value) if micros is None else micros.when(cond, value)
-    if NATIVE_MICROS + "timestamp" in raw.columns:  # a typed source's instant: its text need not be parsed
+    if NATIVE_MICROS + "timestamp" in columns_present:  # a typed source's instant: its text need not be parsed
         instant = F.col(NATIVE_MICROS + "timestamp")
         micros = micros.when((instant >= lo) & (instant < hi), instant)
     plain_rating = rating.rlike(r"^-?[0-9]{1,15}(\.[0-9]{1,15})?$")
@@ -180,9 +200,8 @@ def _native_verdicts(raw, rules: InputRules):
             | (plain_rating & (rating_value >= rules.rating_min) & (rating_value <= rules.rating_max))
         )
     )
-    if MALFORMED in raw.columns:
+    if MALFORMED in columns_present:
         fast &= F.col(MALFORMED).isNull()
-    flagged = raw.withColumn("_fast", F.coalesce(fast, F.lit(False)))  # never null: the filters split every row
     verdict = [
         user.alias("user_id"),
         item.alias("item_id"),
@@ -195,11 +214,14 @@ def _native_verdicts(raw, rules: InputRules):
         F.lit(None).cast("string").alias("nulled_reason"),
         F.lit(False).alias("replaced_bytes"),
     ]
-    return flagged, verdict
+    return projection, F.coalesce(fast, F.lit(False)), verdict
 
 
-def classified_interactions(raw, accepted_items, rules: InputRules, broadcast_items: bool = False):
+def classified_interactions(raw, accepted_items, rules: InputRules, broadcast_items: bool = False, spread: bool = True):
     """Every raw interaction once, with its verdict.
+
+    `spread`: the rows Python judges are spread over every task slot first; planning that (`_spread` asks for the
+    partition count) costs a stream's micro-batch ~0.15 s, where those rows are the few bad ones.
 
     Rows are judged alone first (natively for the common row, else Python per partition), then the
     catalogue's accepted ids (unique, already normalised) are joined on the normalised item id: a usable row
@@ -212,7 +234,8 @@ def classified_interactions(raw, accepted_items, rules: InputRules, broadcast_it
     flagged, verdict = _native_verdicts(raw, rules)
     judged = flagged.where("_fast").select(*verdict)
     rest = flagged.where("NOT _fast").select(*raw.columns)
-    checked = _spread(rest.withColumn(KNOWN_ITEM, F.lit(True))).mapInPandas(
+    rest = rest.withColumn(KNOWN_ITEM, F.lit(True))
+    checked = (_spread(rest) if spread else rest).mapInPandas(
         functools.partial(_each_batch, functools.partial(_interactions_check, rules)),
         schema=ddl(schemas.INTERACTIONS, CLASSIFIED_TAIL),
     )

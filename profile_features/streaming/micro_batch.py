@@ -113,7 +113,9 @@ class MicroBatch:
         read = raw.count()
         items = known_items(spark, config.data_dir)  # the validated catalogue and the items streamed since
         classified = reject_forgotten(
-            classified_interactions(raw, items, config.inputs.rules if config.inputs else _default_rules()),
+            classified_interactions(
+                raw, items, config.inputs.rules if config.inputs else _default_rules(), spread=False
+            ),
             config.data_dir,
         ).persist()
         by_reason, users_touched = {}, 0
