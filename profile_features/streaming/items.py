@@ -123,6 +123,7 @@ class ItemMicroBatch:
 
     config: JobConfig
     batches: list[ItemBatchCounts] = field(default_factory=list)
+    _choice: object = None  # the encoder backend, chosen at the first micro-batch (its probes can take minutes)
 
     def __call__(self, raw, batch_id: int) -> None:
         started = time.monotonic()
@@ -216,7 +217,9 @@ class ItemMicroBatch:
         config = self.config
         embedding = config.embedding
         threads = threads_per_task(spark, embedding.threads_per_worker)
-        choice = encoder_choice(config)
+        if self._choice is None:
+            self._choice = encoder_choice(config)
+        choice = self._choice
         sanitize = config.profile.sanitize
 
         def partition(batches):

@@ -113,7 +113,6 @@ def start_item_stream(spark, config: JobConfig):
 def run_stream(spark, config: JobConfig) -> StreamResult:
     """Run the event stream (and the item stream, when `stream.items_source` is set) until stopped, or with
     `stream.available_now` until both have caught up. A query that fails stops the other and raises."""
-    _preflight(config)
     spark.streams.resetTerminated()  # queries of earlier runs in this session do not end this one's wait
     events = items = None
     started = []
@@ -132,7 +131,7 @@ def run_stream(spark, config: JobConfig) -> StreamResult:
         for query in started:
             if query.isActive:
                 query.stop()
-    checkpoint = config.stream.checkpoint or DataDir(config.data_dir).root(STREAM_CHECKPOINT) if events else None
+    checkpoint = (config.stream.checkpoint or DataDir(config.data_dir).root(STREAM_CHECKPOINT)) if events else None
     result = StreamResult(
         checkpoint, tuple(events[1].batches) if events else (), tuple(items[1].batches) if items else ()
     )

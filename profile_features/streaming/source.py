@@ -108,7 +108,7 @@ def _read(spark, source: StreamSource, required, optional, what: str, arrived: b
                 schema = spark.read.parquet(source.path).schema
             except Exception as err:  # noqa: BLE001 - Spark's AnalysisException: nothing to infer from
                 raise InputSchemaError(
-                    f"{source.path}: a Parquet event stream needs one file there to read its schema from ({err})"
+                    f"{source.path}: a Parquet {what} needs one file there to read its schema from ({err})"
                 ) from err
             frame = as_text_columns(reader.schema(schema).parquet(source.path), source.path)
         frame = frame.withColumns(
