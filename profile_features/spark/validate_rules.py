@@ -35,6 +35,7 @@ from profile_features.validation_rules import INVISIBLE_CHARS, NULL_MARKERS
 __all__ = [
     "CLASSIFIED_TAIL",
     "normalized_id",
+    "iso_micros",
     "classified_items",
     "classified_interactions",
     "split_counts",
@@ -114,14 +115,72 @@ def _micros_bound(moment) -> int:
     return int(pd.Timestamp(moment).value // 1000)
 
 
+# validation_rules.ISO_8601's shape with ASCII digits only (Python's `\\d` also reads other scripts' digits:
+# such a value goes to Python, which reads it).
+ISO_SHAPE = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]{1,9})?)?([Zz]|[+-][0-9]{2}(:?[0-9]{2})?)?)?$"
+)
+
+
+def iso_micros(text):
+    """Epoch microseconds of ISO-8601 `text` (already normalised) exactly as `validation_rules._iso_micros` reads
+    it: fractions truncated to the microsecond, naive text UTC; null for a value of another shape or an impossible
+    date or time. One regex checks the shape; the fields are then read at their fixed places (the fraction and
+    zone by trimming digits), so no value is matched twice, and the date is counted in integer arithmetic
+    (the same days-from-civil algorithm), never through a time zone or a parser's leniency."""
+    from pyspark.sql import functions as F
+
+    def number(start, length, within=text):
+        return within.substr(start, length).try_cast("long")
+
+    y, mo, d = number(1, 4), number(6, 2), number(9, 2)
+    timed = F.length(text) > 10
+    h, mi = F.when(timed, number(12, 2)).otherwise(0), F.when(timed, number(15, 2)).otherwise(0)
+    seconds = timed & (F.length(text) >= 19) & (text.substr(17, 1) == ":")
+    s = F.when(seconds, number(18, 2)).otherwise(0)
+    rest = F.when(seconds, text.substr(20, 32)).when(timed, text.substr(17, 32)).otherwise(F.lit(""))
+    fractional = rest.substr(1, 1).isin(".", ",")
+    zone = F.when(fractional, F.ltrim(rest.substr(2, 32), F.lit("0123456789"))).otherwise(rest)
+    fraction = F.when(fractional, rest.substr(F.lit(2), F.length(rest) - F.length(zone) - 1)).otherwise(F.lit(""))
+    frac = F.rpad(fraction, 6, "0").try_cast("long")  # rpad also cuts a longer value to 6 digits
+    offset = ~zone.isin("", "Z", "z")
+    oh = F.when(offset, number(2, 2, zone)).otherwise(0)
+    om = F.when(offset & (F.length(zone) == 6), number(5, 2, zone)).when(
+        offset & (F.length(zone) == 5), number(4, 2, zone)
+    )
+    om = F.coalesce(om, F.lit(0))
+    sign = F.when(zone.substr(1, 1) == "-", -1).otherwise(1)
+    leap = ((y % 4) == 0) & (((y % 100) != 0) | ((y % 400) == 0))
+    month_days = F.when(mo == 2, F.when(leap, 29).otherwise(28)).when(mo.isin(4, 6, 9, 11), 30).otherwise(31)
+    valid = mo.between(1, 12) & d.between(1, month_days) & (h < 24) & (mi < 60) & (s < 60) & (oh < 24) & (om < 60)
+    seconds_since_epoch = _civil_days(y, mo, d) * 86400 + h * 3600 + mi * 60 + s - sign * (oh * 3600 + om * 60)
+    return F.when(text.rlike(ISO_SHAPE) & valid, seconds_since_epoch * 1_000_000 + frac)
+
+
+def _civil_days(y, m, d):
+    """Days since 1970-01-01 of proleptic Gregorian dates: `validation_rules._days_from_civil` in Spark."""
+    from pyspark.sql import functions as F
+
+    def floor_div(a, b):
+        return F.floor(a / b)  # exact: every operand is far below 2**53
+
+    y = y - F.when(m <= 2, 1).otherwise(0)
+    era = floor_div(y, 400)
+    yoe = y - era * 400
+    doy = floor_div(153 * F.when(m > 2, m - 3).otherwise(m + 9) + 2, 5) + d - 1
+    doe = yoe * 365 + floor_div(yoe, 4) - floor_div(yoe, 100) + doy
+    return era * 146097 + doe - 719468
+
+
 def _native_verdicts(raw, rules: InputRules):
     """(raw rows with `_fast`: the native path can judge the row; the verdict's columns for such a row).
 
     The common row is judged with Spark expressions that give exactly what `check_interaction_rows` gives:
     not malformed, no U+FFFD, ids non-empty, within max_id_chars and on one line, an integer epoch of at most
-    18 digits in range in the first unit that reads it (exact integer arithmetic) or a typed source's timestamp
-    in range (`_micros_timestamp`, see `io.as_text_columns`), a rating that is null, a null marker or a plain
-    decimal in range. Every other row goes to Python.
+    18 digits in range in the first unit that reads it (exact integer arithmetic), ISO-8601 text in range
+    (`iso_micros`) or a typed source's timestamp in range (`_micros_timestamp`, see `io.as_text_columns`), a
+    rating that is null, a null marker or a plain decimal in range. Every other row goes to Python.
 
     The normalised values are computed once, in a projection with a nondeterministic column: Spark pushes no
     filter through it, so the filters that split the rows into the two paths read those columns instead of
@@ -163,6 +222,7 @@ def _verdict_columns(columns_present: tuple[str, ...], rules_json: str, gateway:
     projection = [
         *[normalized_id(F.col(c)).alias(f"_norm_{c}") for c in names],
         F.when(stamp.rlike("^[0-9]{1,18}$"), stamp.cast("long")).alias("_epoch"),
+        F.when(stamp.substr(5, 1) == "-", iso_micros(stamp)).alias("_iso"),  # an epoch never has "-" there
         F.spark_partition_id().alias("_unpushable"),
     ]
     user, item, stamp, rating, event = (F.col(f"_norm_{c}") for c in names)
@@ -178,6 +238,8 @@ def _verdict_columns(columns_present: tuple[str, ...], rules_json: str, gateway:
             scale = {"s": 1_000_000, "ms": 1_000, "us": 1}[unit]
             cond, value = (epoch >= ceil_div(lo, scale)) & (epoch < ceil_div(hi, scale)), epoch * F.lit(scale)
         micros = F.when(cond, value) if micros is None else micros.when(cond, value)
+    iso = F.col("_iso")
+    micros = micros.when((iso >= lo) & (iso < hi), iso)
     if NATIVE_MICROS + "timestamp" in columns_present:  # a typed source's instant: its text need not be parsed
         instant = F.col(NATIVE_MICROS + "timestamp")
         micros = micros.when((instant >= lo) & (instant < hi), instant)

@@ -238,3 +238,85 @@ def test_spark_takes_a_parquet_timestamp_natively_and_exactly(tmp_path, spark):
     assert summary["tables"]["interactions"]["rejected_by_reason"] == {"timestamp out of range": 1}
     kept = _table(tmp_path, "validated/interactions").sort_values("user_id")
     assert kept.timestamp.dt.tz_convert("UTC").tolist() == stamps[:3].tolist()
+
+
+def _iso_texts(count: int, seed: int = 0) -> list[str]:
+    """Random ISO-8601-like texts: every field in and just out of its range, every fraction length and zone
+    form, and mutations of each (a character dropped, doubled or swapped for another script's digit)."""
+    import random
+
+    rng = random.Random(seed)
+    texts = []
+    for _ in range(count):
+        date = f"{rng.choice([0, 1, 1600, 1899, 1900, 1970, 2000, 2023, 2024, 2100, 9999]):04d}"
+        date += f"-{rng.randint(0, 13):02d}-{rng.choice([0, 1, 15, 28, 29, 30, 31, 32]):02d}"
+        text = date
+        if rng.random() < 0.8:
+            text += rng.choice("Tt x") + f"{rng.choice([0, 9, 23, 24]):02d}:{rng.choice([0, 59, 60]):02d}"
+            if rng.random() < 0.7:
+                text += f":{rng.choice([0, 30, 59, 60]):02d}"
+                if rng.random() < 0.5:
+                    text += rng.choice(".,") + "".join(rng.choice("0123456789") for _ in range(rng.randint(0, 10)))
+            hours, minutes = rng.choice([0, 5, 14, 23, 24]), rng.choice([0, 30, 45, 60])
+            text += rng.choice(
+                ["", "Z", "z", f"+{hours:02d}", f"-{hours:02d}{minutes:02d}", f"+{hours:02d}:{minutes:02d}"]
+            )
+        mutation = rng.random()
+        where = rng.randrange(len(text))
+        if mutation < 0.1:
+            text = text[:where] + text[where + 1 :]
+        elif mutation < 0.2:
+            text = text[:where] + text[where] + text[where:]
+        elif mutation < 0.25:
+            text = text[:where] + "\u0663" + text[where + 1 :]  # ARABIC-INDIC DIGIT THREE
+        texts.append(text)
+    return texts
+
+
+@pytest.mark.spark
+def test_spark_reads_iso_text_natively_exactly_as_python_does(spark):
+    """`iso_micros` (Spark) against `validation_rules._iso_micros` (pandas) on thousands of random ISO-like
+    texts: equal instant or both null for every ASCII text; another script's digits are left to Python."""
+    from pyspark.sql import functions as F
+
+    from profile_features.spark.validate_rules import iso_micros
+    from profile_features.validation_rules import _iso_micros
+
+    texts = _iso_texts(6000)
+    frame = spark.createDataFrame(pd.DataFrame({"text": texts}))
+    # as text: a nullable long column reaches pandas as float64, which rounds instants far from 1970
+    got = frame.select(iso_micros(F.col("text")).cast("string").alias("micros")).toPandas().micros.astype("Int64")
+    want = _iso_micros(pd.Series(texts, dtype="string"))
+    ascii_ = pd.Series([t.isascii() for t in texts])
+    assert want[ascii_].notna().sum() > 1000 and want[ascii_].isna().sum() > 1000  # both outcomes exercised
+    pd.testing.assert_series_equal(got[ascii_], want[ascii_], check_names=False)
+    assert got[~ascii_].isna().all() and want[~ascii_].notna().any()
+
+
+@pytest.mark.spark
+def test_spark_judges_iso_text_rows_natively_with_pythons_verdicts(tmp_path, spark):
+    """A CSV of ISO timestamps: in-range valid texts take the native path; out of range, impossible dates and
+    other scripts' digits go to Python; every verdict equals the pandas rules'."""
+    from pyspark.sql import functions as F
+
+    from profile_features.config import InputRules
+    from profile_features.spark.validate_rules import _native_verdicts
+
+    stamps = [
+        "2023-11-14", "2023-11-14T22:15:00.1234567+05:30", "2023-11-14 22:15Z", "2024-02-29t23:59:59,5-0130",
+        "1850-01-01", "2023-02-29", "2023-11-14T24:00", "\u0662\u0660\u0662\u0663-11-14", "2023-11-14T22:15:00+0530",
+    ]  # fmt: skip
+    rows = [[f"u{n}", "i1", stamp] for n, stamp in enumerate(stamps)]
+    raw = spark.createDataFrame(pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]))
+    for name in ("rating", "event_type", "_source_file"):
+        raw = raw.withColumn(name, F.lit(None).cast("string"))
+    flagged, _ = _native_verdicts(raw, InputRules())
+    fast = dict(flagged.select("user_id", "_fast").toPandas().itertuples(index=False))
+    assert [fast[f"u{n}"] for n in range(len(stamps))] == [True] * 4 + [False] * 4 + [True]
+    events = "user_id,item_id,timestamp\n" + "".join(",".join(f'"{v}"' for v in row) + "\n" for row in rows)
+    summary = _validate(tmp_path, events, "item_id,title\ni1,Alpha\n")
+    expected = classify_interactions(pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]), {"i1"})
+    assert summary["tables"]["interactions"]["rejected_by_reason"] == expected.reject_reason.value_counts().to_dict()
+    kept = _table(tmp_path, "validated/interactions").sort_values("user_id").reset_index(drop=True)
+    want = expected.loc[expected.reject_reason.isna()].sort_values("user_id").reset_index(drop=True)
+    assert kept.timestamp.dt.tz_localize(None).tolist() == want.timestamp.dt.tz_localize(None).tolist()
