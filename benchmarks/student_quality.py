@@ -42,10 +42,17 @@ interactions before the cutoff. Differences are paired over users and seeds (per
 means over seeds, so the interval counts users, not user x seed rows). Datasets: ml-100k, the
 profile_features.datasets variants, and any CSV pair folder of ../shared/datasets
 (`--dataset amazon-digital-music --data ../shared/datasets/amazon-digital-music`).
+`--cutoffs 0.6 0.7 0.8 0.9` repeats the whole simulation at each cutoff quantile (rolling origin: every model
+retrained on what lies before each cutoff), for power where one cutoff has too few test users: a user tested at
+several cutoffs is one observation (the mean of their differences), so the interval still counts users.
 
     .venv/bin/python benchmarks/student_quality.py --protocol post_cutoff --dataset amazon-digital-music \
         --data ../shared/datasets/amazon-digital-music --seeds 0 1 2 \
         --out benchmarks/results/student_post_cutoff-amazon-digital-music.json
+    .venv/bin/python benchmarks/student_quality.py --protocol post_cutoff --dataset amazon-digital-music \
+        --data ../shared/datasets/amazon-digital-music --models shipped,plain --seeds 0 1 2 \
+        --cutoffs 0.6 0.7 0.8 0.9 --set train.num_threads=1 \
+        --out benchmarks/results/student_post_cutoff-amazon-digital-music-rolling.json
 """
 
 from __future__ import annotations
@@ -56,6 +63,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -524,10 +532,18 @@ POST_CUTOFF_MODELS = {
 }
 
 
-def paired_interval(candidate: np.ndarray, baseline: np.ndarray, z: float = 1.96) -> dict:
-    """Mean paired difference of [S, U] per-seed, per-user scores, with a z-interval over users (each
-    user's mean over seeds is one observation, so seeds do not count as independent users)."""
-    per_user = (np.asarray(candidate) - np.asarray(baseline)).mean(0)
+def paired_interval(
+    candidate: np.ndarray, baseline: np.ndarray, users: np.ndarray | None = None, z: float = 1.96, margin: float = 0.05
+) -> dict:
+    """Mean paired difference of [S, N] per-seed, per-observation scores, with a z-interval over users.
+
+    Each observation's mean over seeds is one value; `users` ([N], default one user per observation) groups the
+    observations one user contributes (one per cutoff they are tested at) into that user's mean, so neither seeds
+    nor cutoffs count as independent users. `harm_excluded`: the lower bound is at least zero;
+    `non_inferior`: at least -`margin` x the baseline's mean (the guard's non-inferiority floor)."""
+    per_obs = (np.asarray(candidate) - np.asarray(baseline)).mean(0)
+    groups = np.arange(len(per_obs)) if users is None else pd.factorize(np.asarray(users))[0]
+    per_user = np.bincount(groups, weights=per_obs) / np.bincount(groups)
     mean = float(per_user.mean())
     se = float(per_user.std(ddof=1) / np.sqrt(len(per_user))) if len(per_user) > 1 else float("inf")
     base = float(np.mean(baseline))
@@ -535,27 +551,41 @@ def paired_interval(candidate: np.ndarray, baseline: np.ndarray, z: float = 1.96
         "difference": mean,
         "interval": [mean - z * se, mean + z * se],
         "lift_pct": 100 * mean / base if base > 0 else None,
+        "users": len(per_user),
         "harm_excluded": bool(mean - z * se >= 0),
+        "non_inferior": bool(mean - z * se >= -margin * base),
         "beyond_noise": "better" if mean - z * se > 0 else "worse" if mean + z * se < 0 else "within",
     }
 
 
-def run_post_cutoff(args: argparse.Namespace) -> int:
-    """The deployment protocol (module docstring): train before a global cutoff, test on the first items after."""
+class CutoffFold(NamedTuple):
+    """One deployment simulation: train before the `quantile` cutoff, test on each user's first items after it."""
+
+    quantile: float
+    users: list[str]  # test users: a history before the cutoff and an item after it
+    cold: np.ndarray  # [U] at most 5 interactions before the cutoff (evaluate's cold slice)
+    owner: np.ndarray  # [T] target -> its user's position
+    inputs: list[list[int]]  # [T] encoded history before the cutoff
+    wanted: np.ndarray  # [T] encoded target
+    popular: np.ndarray  # [U] most-popular's per-user NDCG@10 (counts before the cutoff)
+    data: object  # the TrainingData every model of this fold trains on
+    interactions_before: int
+
+
+def post_cutoff_fold(
+    inter: pd.DataFrame, items: pd.DataFrame, index: ItemIndex, quantile: float, args: argparse.Namespace
+) -> CutoffFold:
     from profile_features.student.data import user_timelines
-    from profile_features.student.guard import guarded_fit, per_user_ndcg
-    from profile_features.student.sources import Cached
+    from profile_features.student.guard import per_user_ndcg
 
     cache_dir = Path(args.cache_dir)
-    inter, items = load_benchmark_dataset(args.dataset, args.data)
-    cutoff = inter["timestamp"].quantile(0.8)
+    cutoff = inter["timestamp"].quantile(quantile)
     before = inter[inter["timestamp"] < cutoff]
     after = inter[inter["timestamp"] >= cutoff].sort_values("timestamp", kind="stable")
     timelines = user_timelines(before)
     history = {u: s for u, (s, _) in timelines.items()}
     targets = after.groupby("user_id")["item_id"].agg(lambda s: list(s.iloc[: args.targets_per_user]))
     users = sorted(set(targets.index) & set(history))
-    index = ItemIndex.from_items([*items["item_id"], *inter["item_id"]])
     ratings = {(u, i): float(r) for u, i, r in zip(before["user_id"], before["item_id"], before["rating"])}
     texts = build_profile_texts(history, ratings, items, profile_writer(args.profile_config, args.profile_set))
     profiles = embed_texts({u: t for u, t in texts.items() if t}, cache_dir)
@@ -566,21 +596,46 @@ def run_post_cutoff(args: argparse.Namespace) -> int:
         np.add.at(counts, np.asarray(seq, dtype=np.int64) - 1, 1.0)
     # One (history, target) pair per target; `owner` maps each pair back to its user.
     owner = np.repeat(np.arange(len(users)), [len(targets[u]) for u in users])
-    inputs = [index.encode(history[users[o]]) for o in owner]
     wanted = np.asarray(index.encode([t for u in users for t in targets[u]]), dtype=np.int64)
     popular = per_user_ndcg(
         ranks_from_scores(np.broadcast_to(counts, (len(wanted), len(counts))), wanted), owner, len(users)
     )
-    print(
-        f"{args.dataset}: {len(inter)} interactions, {len(before)} before the cutoff, {len(users)} test users, "
-        f"most popular NDCG@10 {popular.mean():.4f}",
-        file=sys.stderr,
+    return CutoffFold(
+        quantile=quantile,
+        users=users,
+        cold=np.array([len(history[u]) <= 5 for u in users]),
+        owner=owner,
+        inputs=[index.encode(history[users[o]]) for o in owner],
+        wanted=wanted,
+        popular=popular,
+        data=data,
+        interactions_before=len(before),
     )
+
+
+def run_post_cutoff(args: argparse.Namespace) -> int:
+    """The deployment protocol (module docstring): train before a global cutoff, test on the first items after;
+    with several `--cutoffs`, once per cutoff (rolling origin), the differences pooled per user."""
+    from profile_features.student.guard import guarded_fit, per_user_ndcg
+    from profile_features.student.sources import Cached
+
+    cache_dir = Path(args.cache_dir)
+    inter, items = load_benchmark_dataset(args.dataset, args.data)
+    index = ItemIndex.from_items([*items["item_id"], *inter["item_id"]])
+    folds = [post_cutoff_fold(inter, items, index, q, args) for q in args.cutoffs]
+    for fold in folds:
+        print(
+            f"{args.dataset}: cutoff at the {fold.quantile} quantile: {len(inter)} interactions, "
+            f"{fold.interactions_before} before it, {len(fold.users)} test users, "
+            f"most popular NDCG@10 {fold.popular.mean():.4f}",
+            file=sys.stderr,
+        )
     runs_file = cache_dir / f"runs-{args.dataset}-post_cutoff.jsonl"
     cached = {}
     if runs_file.exists():
         cached = {row["key"]: row for row in map(json.loads, runs_file.read_text().splitlines())}
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    # model -> [S, N] per-seed scores of every (cutoff, user) observation, folds side by side
     scores: dict[str, list[np.ndarray]] = {}
     runs = []
     models = [m for m in args.models.split(",") if m]
@@ -589,44 +644,52 @@ def run_post_cutoff(args: argparse.Namespace) -> int:
         raise SystemExit(f"--models: unknown {unknown}; known: {', '.join(POST_CUTOFF_MODELS)}")
     for model in models:
         for seed in args.seeds:
-            overrides = [*POST_CUTOFF_MODELS[model], *args.overrides, f"train.seed={seed}"]
-            key = [args.dataset, "post_cutoff", model, overrides, CODE_VERSION, args.targets_per_user]
-            key = hashlib.sha256(json.dumps(key).encode())
-            key = key.hexdigest()[:16]
-            if key not in cached:
-                if args.summarise_only:
-                    continue
-                cfg = load_student_config(ROOT / "configs/student.yaml", overrides)
-                started = time.perf_counter()
-                result, decision = guarded_fit(cfg, Cached(data, cfg.guard.cache_interactions), log=log)
-                ranks = target_ranks(result.model, inputs, list(wanted))
-                row = {
-                    "key": key,
-                    "model": model,
-                    "seed": seed,
-                    "overrides": overrides,
-                    "shipped": decision.variant,
-                    "guard": decision.as_dict(),
-                    "seconds": round(time.perf_counter() - started, 1),
-                    "per_user_ndcg@10": per_user_ndcg(ranks, owner, len(users)).round(6).tolist(),
-                }
-                cached[key] = row
-                runs_file.parent.mkdir(parents=True, exist_ok=True)
-                with runs_file.open("a") as out:
-                    out.write(json.dumps(row) + "\n")
-            row = cached[key]
-            scores.setdefault(model, []).append(np.asarray(row["per_user_ndcg@10"]))
-            runs.append(
-                {k: v for k, v in row.items() if k != "per_user_ndcg@10"}
-                | {"ndcg@10": float(np.mean(row["per_user_ndcg@10"]))}
-            )
-            print(
-                f"{model} seed {seed}: shipped {row['shipped']}, test NDCG@10 {runs[-1]['ndcg@10']:.4f} "
-                f"({row['seconds']}s)",
-                flush=True,
-            )
+            per_fold = []
+            for fold in folds:
+                overrides = [*POST_CUTOFF_MODELS[model], *args.overrides, f"train.seed={seed}"]
+                key = [args.dataset, "post_cutoff", model, overrides, CODE_VERSION, args.targets_per_user]
+                if fold.quantile != 0.8:  # the single-cutoff protocol's keys stay as they were
+                    key.append(fold.quantile)
+                key = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]
+                if key not in cached:
+                    if args.summarise_only:
+                        break
+                    cfg = load_student_config(ROOT / "configs/student.yaml", overrides)
+                    started = time.perf_counter()
+                    result, decision = guarded_fit(cfg, Cached(fold.data, cfg.guard.cache_interactions), log=log)
+                    ranks = target_ranks(result.model, fold.inputs, list(fold.wanted))
+                    row = {
+                        "key": key,
+                        "model": model,
+                        "seed": seed,
+                        "cutoff_quantile": fold.quantile,
+                        "overrides": overrides,
+                        "shipped": decision.variant,
+                        "guard": decision.as_dict(),
+                        "seconds": round(time.perf_counter() - started, 1),
+                        "per_user_ndcg@10": per_user_ndcg(ranks, fold.owner, len(fold.users)).round(6).tolist(),
+                    }
+                    cached[key] = row
+                    runs_file.parent.mkdir(parents=True, exist_ok=True)
+                    with runs_file.open("a") as out:
+                        out.write(json.dumps(row) + "\n")
+                row = cached[key]
+                per_fold.append(np.asarray(row["per_user_ndcg@10"]))
+                runs.append(
+                    {k: v for k, v in row.items() if k != "per_user_ndcg@10"}
+                    | {"cutoff_quantile": fold.quantile, "ndcg@10": float(np.mean(row["per_user_ndcg@10"]))}
+                )
+                print(
+                    f"{model} seed {seed} cutoff {fold.quantile}: shipped {row['shipped']}, "
+                    f"test NDCG@10 {runs[-1]['ndcg@10']:.4f} ({row['seconds']}s)",
+                    flush=True,
+                )
+            if len(per_fold) == len(folds):  # a seed counts only with every cutoff run
+                scores.setdefault(model, []).append(np.concatenate(per_fold))
     # Evaluate's slices: all test users, and the cold ones (at most 5 interactions before the cutoff).
-    slices = {"all": np.ones(len(users), bool), "cold": np.array([len(history[u]) <= 5 for u in users])}
+    owners = np.array([u for fold in folds for u in fold.users], dtype=object)
+    popular = np.concatenate([fold.popular for fold in folds])
+    slices = {"all": np.ones(len(owners), bool), "cold": np.concatenate([fold.cold for fold in folds])}
     summary = {}
     for model, per_seed in scores.items():
         entry = {
@@ -637,16 +700,20 @@ def run_post_cutoff(args: argparse.Namespace) -> int:
         for slice_name, mask in slices.items():
             matrix = np.stack(per_seed)[:, mask]
             row = {
-                "users": int(mask.sum()),
+                "users": len(set(owners[mask])),
+                "observations": int(mask.sum()),
                 "ndcg@10": [float(matrix.mean()), float(matrix.mean(1).std(ddof=1)) if len(per_seed) > 1 else 0.0],
-                "vs_most_popular": paired_interval(matrix, np.broadcast_to(popular[mask], matrix.shape)),
+                "vs_most_popular": paired_interval(matrix, np.broadcast_to(popular[mask], matrix.shape), owners[mask]),
             }
             if model != "plain" and "plain" in scores and len(scores["plain"]) == len(per_seed):
-                row["vs_plain"] = paired_interval(matrix, np.stack(scores["plain"])[:, mask])
+                row["vs_plain"] = paired_interval(matrix, np.stack(scores["plain"])[:, mask], owners[mask])
             entry |= row if slice_name == "all" else {}
             entry.setdefault("slices", {})[slice_name] = row
         summary[model] = entry
-    print(f"\n{args.dataset}, post_cutoff, seeds {args.seeds}, {len(users)} test users ({slices['cold'].sum()} cold)")
+    print(
+        f"\n{args.dataset}, post_cutoff at {args.cutoffs}, seeds {args.seeds}, {len(set(owners))} test users, "
+        f"{len(owners)} (cutoff, user) observations ({slices['cold'].sum()} cold)"
+    )
     print("| model | shipped | slice | NDCG@10 | vs plain | vs most popular | seconds |")
     print("|---|---|---|---|---|---|---|")
     for model, entry in summary.items():
@@ -670,9 +737,11 @@ def run_post_cutoff(args: argparse.Namespace) -> int:
                 {
                     "dataset": args.dataset,
                     "protocol": "post_cutoff",
+                    "cutoff_quantiles": args.cutoffs,
                     "seeds": args.seeds,
                     "overrides": args.overrides,
-                    "test_users": len(users),
+                    "test_users": len(set(owners)),
+                    "observations": len(owners),
                     "targets_per_user": args.targets_per_user,
                     "most_popular_ndcg@10": float(popular.mean()),
                     "most_popular_cold_ndcg@10": float(popular[slices["cold"]].mean()),
@@ -704,6 +773,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--models",
         default=",".join(POST_CUTOFF_MODELS),
         help=f"post_cutoff: which of {', '.join(POST_CUTOFF_MODELS)} to train (comma-separated)",
+    )
+    ap.add_argument(
+        "--cutoffs",
+        type=float,
+        nargs="+",
+        default=[0.8],
+        help="post_cutoff: cutoff quantiles of time, one deployment simulation each (rolling origin)",
     )
     ap.add_argument(
         "--targets-per-user", type=int, default=5, help="post_cutoff: each test user's first items after the cutoff"

@@ -226,3 +226,21 @@ def test_post_cutoff_reads_a_csv_pair_and_pairs_differences_over_users(bench, tm
     assert result["difference"] == pytest.approx(per_user.mean())
     assert result["interval"] == pytest.approx([per_user.mean() - 1.96 * se, per_user.mean() + 1.96 * se])
     assert result["beyond_noise"] == "within" and not result["harm_excluded"]
+
+
+def test_rolling_origin_pools_each_users_cutoffs_into_one_observation(bench):
+    """With several cutoffs a user is tested more than once; the interval counts users, not (cutoff, user) rows."""
+    # One seed, four observations: user a at two cutoffs (+1 and 0), b once (+0.5), c once (0).
+    candidate = np.array([[1.0, 0.0, 0.5, 0.0]])
+    baseline = np.zeros((1, 4))
+    result = bench.paired_interval(candidate, baseline, np.array(["a", "a", "b", "c"], dtype=object))
+    per_user = np.array([0.5, 0.5, 0.0])  # a's mean over its cutoffs, b, c
+    se = per_user.std(ddof=1) / np.sqrt(3)
+    assert result["users"] == 3
+    assert result["difference"] == pytest.approx(per_user.mean())
+    assert result["interval"][0] == pytest.approx(per_user.mean() - 1.96 * se)
+    # Rows counted as users would give four observations and another mean.
+    assert bench.paired_interval(candidate, baseline)["difference"] == pytest.approx(0.375)
+    # Non-inferiority: the bound against -5% of the baseline's mean.
+    close = bench.paired_interval(np.array([[0.99, 1.0, 1.0, 0.98]]), np.ones((1, 4)))
+    assert close["non_inferior"] and not close["harm_excluded"]
