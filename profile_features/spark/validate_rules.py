@@ -115,62 +115,31 @@ def _micros_bound(moment) -> int:
     return int(pd.Timestamp(moment).value // 1000)
 
 
-# validation_rules.ISO_8601's shape with ASCII digits only (Python's `\\d` also reads other scripts' digits:
-# such a value goes to Python, which reads it). One match a value costs about 0.25 us here.
-ISO_SHAPE = (
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
-    r"([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]{1,9})?)?([Zz]|[+-][0-9]{2}(:?[0-9]{2})?)?)?$"
-)
+# The common ISO-8601 forms, which Spark's own cast reads exactly as `validation_rules._iso_micros` does (checked
+# on thousands of random texts by tests/integration/test_validation_identity.py): a date, or a date, `T` or a
+# space, hh:mm:ss, an optional `.` fraction of up to 9 digits (both truncate it to the microsecond), and `Z`,
+# +hh:mm, -hh:mm or no zone (UTC). ASCII digits only. Every other documented form (no seconds, a `,` fraction,
+# lower-case `t`/`z`, +hh or +hhmm zones, offsets beyond Java's 18:00, other scripts' digits) is left to Python.
+ISO_COMMON = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})?)?$"
 
 
 def iso_micros(text):
-    """Epoch microseconds of ISO-8601 `text` (already normalised) exactly as `validation_rules._iso_micros` reads
-    it: fractions truncated to the microsecond, naive text UTC; null for a value of another shape or an impossible
-    date or time. One regex checks the shape (ISO_SHAPE); the fields are then read at their fixed places (the
-    fraction and zone by trimming digits), and the date is counted in integer arithmetic (the same
-    days-from-civil algorithm), never through a time zone or a parser's leniency."""
+    """Epoch microseconds of ISO-8601 `text` (already normalised) in the common forms (ISO_COMMON), exactly as
+    `validation_rules._iso_micros` reads it; null for any other value and for an impossible date or time.
+
+    Spark's cast does the reading (a date or naive text gets an explicit `Z` first, so the session time zone
+    never applies). Compact on purpose: the same reading in Spark arithmetic over the fields made the stage's
+    generated code too large for the JVM to compile, and the validation of 2M rows three times slower than
+    Python's parser (BENCHMARKS.md, "Validation throughput")."""
     from pyspark.sql import functions as F
 
-    def number(start, length, within=text):
-        return within.substr(start, length).try_cast("long")
-
-    y, mo, d = number(1, 4), number(6, 2), number(9, 2)
-    timed = F.length(text) > 10
-    h, mi = F.when(timed, number(12, 2)).otherwise(0), F.when(timed, number(15, 2)).otherwise(0)
-    seconds = timed & (F.length(text) >= 19) & (text.substr(17, 1) == ":")
-    s = F.when(seconds, number(18, 2)).otherwise(0)
-    rest = F.when(seconds, text.substr(20, 32)).when(timed, text.substr(17, 32)).otherwise(F.lit(""))
-    fractional = rest.substr(1, 1).isin(".", ",")
-    zone = F.when(fractional, F.ltrim(rest.substr(2, 32), F.lit("0123456789"))).otherwise(rest)
-    fraction = F.when(fractional, rest.substr(F.lit(2), F.length(rest) - F.length(zone) - 1)).otherwise(F.lit(""))
-    frac = F.rpad(fraction, 6, "0").try_cast("long")  # rpad also cuts a longer value to 6 digits
-    offset = ~zone.isin("", "Z", "z")
-    oh = F.when(offset, number(2, 2, zone)).otherwise(0)
-    om = F.when(offset & (F.length(zone) == 6), number(5, 2, zone)).when(
-        offset & (F.length(zone) == 5), number(4, 2, zone)
+    zoned = (text.substr(-1, 1) == "Z") | text.substr(-6, 1).isin("+", "-")
+    explicit = (
+        F.when(F.length(text) == 10, F.concat(text, F.lit("T00:00:00Z")))
+        .when(zoned, text)
+        .otherwise(F.concat(text, F.lit("Z")))
     )
-    om = F.coalesce(om, F.lit(0))
-    sign = F.when(zone.substr(1, 1) == "-", -1).otherwise(1)
-    leap = ((y % 4) == 0) & (((y % 100) != 0) | ((y % 400) == 0))
-    month_days = F.when(mo == 2, F.when(leap, 29).otherwise(28)).when(mo.isin(4, 6, 9, 11), 30).otherwise(31)
-    valid = mo.between(1, 12) & d.between(1, month_days) & (h < 24) & (mi < 60) & (s < 60) & (oh < 24) & (om < 60)
-    seconds_since_epoch = _civil_days(y, mo, d) * 86400 + h * 3600 + mi * 60 + s - sign * (oh * 3600 + om * 60)
-    return F.when(text.rlike(ISO_SHAPE) & valid, seconds_since_epoch * 1_000_000 + frac)
-
-
-def _civil_days(y, m, d):
-    """Days since 1970-01-01 of proleptic Gregorian dates: `validation_rules._days_from_civil` in Spark."""
-    from pyspark.sql import functions as F
-
-    def floor_div(a, b):
-        return F.floor(a / b)  # exact: every operand is far below 2**53
-
-    y = y - F.when(m <= 2, 1).otherwise(0)
-    era = floor_div(y, 400)
-    yoe = y - era * 400
-    doy = floor_div(153 * F.when(m > 2, m - 3).otherwise(m + 9) + 2, 5) + d - 1
-    doe = yoe * 365 + floor_div(yoe, 4) - floor_div(yoe, 100) + doy
-    return era * 146097 + doe - 719468
+    return F.when(text.rlike(ISO_COMMON), F.unix_micros(explicit.try_cast("timestamp")))
 
 
 def _native_verdicts(raw, rules: InputRules):

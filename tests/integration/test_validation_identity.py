@@ -276,27 +276,42 @@ def _iso_texts(count: int, seed: int = 0) -> list[str]:
 @pytest.mark.spark
 def test_spark_reads_iso_text_natively_exactly_as_python_does(spark):
     """`iso_micros` (Spark) against `validation_rules._iso_micros` (pandas) on thousands of random ISO-like
-    texts: equal instant or both null for every ASCII text; another script's digits are left to Python."""
+    texts, under a session time zone that is not UTC: every value Spark reads is Python's instant, and Spark
+    reads every value of the common forms that Python reads; the rest is left to Python."""
+    import re
+
     from pyspark.sql import functions as F
 
-    from profile_features.spark.validate_rules import iso_micros
+    from profile_features.spark.validate_rules import ISO_COMMON, iso_micros
     from profile_features.validation_rules import _iso_micros
 
-    texts = _iso_texts(6000)
-    frame = spark.createDataFrame(pd.DataFrame({"text": texts}))
-    # as text: a nullable long column reaches pandas as float64, which rounds instants far from 1970
-    got = frame.select(iso_micros(F.col("text")).cast("string").alias("micros")).toPandas().micros.astype("Int64")
+    texts = _iso_texts(6000) + [t.replace("t", "T").replace("x", "T").replace(",", ".") for t in _iso_texts(6000, 1)]
+    zone = spark.conf.get("spark.sql.session.timeZone")
+    spark.conf.set("spark.sql.session.timeZone", "America/New_York")  # naive text and dates must not read it
+    try:
+        frame = spark.createDataFrame(pd.DataFrame({"text": texts}))
+        # as text: a nullable long column reaches pandas as float64, which rounds instants far from 1970
+        got = frame.select(iso_micros(F.col("text")).cast("string").alias("us")).toPandas().us.astype("Int64")
+    finally:
+        spark.conf.set("spark.sql.session.timeZone", zone)
     want = _iso_micros(pd.Series(texts, dtype="string"))
-    ascii_ = pd.Series([t.isascii() for t in texts])
-    assert want[ascii_].notna().sum() > 1000 and want[ascii_].isna().sum() > 1000  # both outcomes exercised
-    pd.testing.assert_series_equal(got[ascii_], want[ascii_], check_names=False)
-    assert got[~ascii_].isna().all() and want[~ascii_].notna().any()
+
+    def offset_minutes(text):
+        zone = re.search(r"[+-](\d\d):(\d\d)$", text)
+        return int(zone[1]) * 60 + int(zone[2]) if zone else 0
+
+    # the common forms, with offsets within Java's +/-18:00 (Python reads up to 23:59: those go to Python)
+    common = pd.Series([re.fullmatch(ISO_COMMON[1:-1], t) is not None and offset_minutes(t) <= 18 * 60 for t in texts])
+    assert want.notna().sum() > 2000 and (want.notna() & common).sum() > 1000 and (want.isna() & common).sum() > 100
+    read = got.notna()
+    pd.testing.assert_series_equal(got[read], want[read], check_names=False)
+    assert (read == (common & want.notna())).all()
 
 
 @pytest.mark.spark
 def test_spark_judges_iso_text_rows_natively_with_pythons_verdicts(tmp_path, spark):
-    """A CSV of ISO timestamps: in-range valid texts take the native path; out of range, impossible dates and
-    other scripts' digits go to Python; every verdict equals the pandas rules'."""
+    """A CSV of ISO timestamps: valid in-range texts of the common forms take the native path; other forms, out
+    of range, impossible dates and times and other scripts' digits go to Python; every verdict equals pandas'."""
     from pyspark.sql import functions as F
 
     from profile_features.config import InputRules
@@ -304,7 +319,7 @@ def test_spark_judges_iso_text_rows_natively_with_pythons_verdicts(tmp_path, spa
 
     stamps = [
         "2023-11-14", "2023-11-14T22:15:00.1234567+05:30", "2023-11-14 22:15Z", "2024-02-29t23:59:59,5-0130",
-        "1850-01-01", "2023-02-29", "2023-11-14T24:00", "\u0662\u0660\u0662\u0663-11-14", "2023-11-14T22:15:00+0530",
+        "1850-01-01", "2023-02-29", "2023-11-14T24:00:00", "\u0662\u0660\u0662\u0663-11-14", "2023-11-14T22:15:00+0530",
     ]  # fmt: skip
     rows = [[f"u{n}", "i1", stamp] for n, stamp in enumerate(stamps)]
     raw = spark.createDataFrame(pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]))
@@ -312,7 +327,7 @@ def test_spark_judges_iso_text_rows_natively_with_pythons_verdicts(tmp_path, spa
         raw = raw.withColumn(name, F.lit(None).cast("string"))
     flagged, _ = _native_verdicts(raw, InputRules())
     fast = dict(flagged.select("user_id", "_fast").toPandas().itertuples(index=False))
-    assert [fast[f"u{n}"] for n in range(len(stamps))] == [True] * 4 + [False] * 4 + [True]
+    assert [fast[f"u{n}"] for n in range(len(stamps))] == [True, True, False, False] + [False] * 5
     events = "user_id,item_id,timestamp\n" + "".join(",".join(f'"{v}"' for v in row) + "\n" for row in rows)
     summary = _validate(tmp_path, events, "item_id,title\ni1,Alpha\n")
     expected = classify_interactions(pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]), {"i1"})
