@@ -147,9 +147,10 @@ def _native_verdicts(raw, rules: InputRules):
 
     The common row is judged with Spark expressions that give exactly what `check_interaction_rows` gives:
     not malformed, no U+FFFD, ids non-empty, within max_id_chars and on one line, an integer epoch of at most
-    18 digits in range in the first unit that reads it (exact integer arithmetic), ISO-8601 text in range
-    (`iso_micros`) or a typed source's timestamp in range (`_micros_timestamp`, see `io.as_text_columns`), a
-    rating that is null, a null marker or a plain decimal in range. Every other row goes to Python.
+    18 digits in range in the first unit that reads it (exact integer arithmetic), ISO-8601 text of the common
+    forms in range (`iso_micros`) or a typed source's timestamp in range (`_micros_timestamp`, see
+    `io.as_text_columns`), a rating that is null, a null marker or a plain decimal in range. Every other row goes
+    to Python.
 
     The normalised values are computed once, in a projection with a nondeterministic column: Spark pushes no
     filter through it, so the filters that split the rows into the two paths read those columns instead of
