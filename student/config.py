@@ -216,10 +216,10 @@ class GuardConfig(StrictModel):
     the same without item content (text / semantic-ID views), plain SASRec (no content, no
     distillation); then most-popular, whose counts are weighted by age where that ranks the validation
     items better (student/popularity.py), as baseline and as the prior that ships.
-    The first candidate that is not worse than most-popular and, when plain SASRec is itself not worse than
-    most-popular, better than plain SASRec (`richer_needs_gain`), on all validation users (and not worse on
-    those with short histories), ships, refitted on everything before the training cutoff for its validated
-    number of epochs.
+    The first candidate that is better than most-popular (`popular_needs_gain`) and, when plain SASRec itself
+    passes against most-popular, better than plain SASRec (`richer_needs_gain`), on all validation users (and not
+    worse on those with short histories), ships, refitted on everything before the training cutoff for its
+    validated number of epochs.
 
     "Not worse": a non-inferiority test on the paired per-user differences: the one-sided
     `confidence` lower bound of the mean difference must be at least -`margin` x the baseline's mean,
@@ -254,6 +254,12 @@ class GuardConfig(StrictModel):
     # validation, amazon-digital-music's configured student shipped and could not be shown not worse on test
     # (-0.2%, harm down to -11% not excluded); the simpler model needs no evidence. false: non-inferiority.
     richer_needs_gain: bool = True
+    # A trained model replaces the popularity prior only when its gain over most-popular is shown, as a richer
+    # candidate must show its gain over plain SASRec. With non-inferiority (false: the bound above -`margin` x
+    # most-popular's mean), sample-noisy's guard shipped plain SASRec at 12 of 12 rolling-origin runs and it scored
+    # 2.7% [0.8%, 4.7%] below most-popular on test; with the gain rule the prior ships there and ties it, while
+    # amazon-digital-music keeps its students (BENCHMARKS "Rolling origin").
+    popular_needs_gain: bool = True
     min_users: int = Field(20, gt=1)
     # Training users are held in memory (no Parquet read per pass) when they have at most this many
     # interactions; larger data streams from Parquet a chunk at a time.

@@ -537,7 +537,7 @@ def run_evaluation(config: EvaluationConfig, log: Callable[[str], None] | None =
         "seeds": f"{config.seeds} (LightGBM: negatives and model seed, settings tuned on the first; two-tower: "
         f"initialisation and batches; students: initialisation and batches)",
         "student": "the pipeline's checkpoint, whatever its deployment guard shipped (student/guard.py: the richest "
-        "variant that passes against what would ship instead (not worse than most-popular, better than plain SASRec), "
+        "variant that passes against what would ship instead (better than most-popular and than plain SASRec), "
         "on the items after a validation cutoff inside the training period), that variant retrained on the other "
         "seeds (the popularity prior, if that shipped), and plain SASRec without the trending prior, each seed "
         "repeating the run the guard validated for that variant, ranking all items for each test user's first "
