@@ -327,8 +327,8 @@ def _guard_lines(trainings: list[dict | None]) -> list[str]:
     return [
         "## What the student's deployment guard shipped",
         "",
-        "Each snapshot's student is the richest variant that passes against what would ship instead (not worse than "
-        "most-popular, better than plain SASRec), on the items after "
+        "Each snapshot's student is the richest variant that passes against what would ship instead (better than "
+        "most-popular and than plain SASRec), on the items after "
         "a validation cutoff inside its training period; most-popular there weighs interactions by age where "
         "that ranks the validation items better (student/popularity.py). The checks are repeated on the validation "
         "users with short histories (in brackets) when they are enough to bound the harm; a trained student carries "

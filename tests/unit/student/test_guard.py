@@ -366,7 +366,7 @@ def test_a_replay_adds_its_trending_prior_to_the_item_biases(cyclic_data, make_c
 
 def test_without_enough_validation_users_the_popularity_prior_ships(tmp_path, make_config):
     """Twelve users: whatever the models learn, twelve paired differences cannot bound the harm
-    (min_users 20), so nothing is shown not worse than most-popular."""
+    (min_users 20), so nothing is shown better than most-popular."""
     inter, profiles = _cyclic_frames(num_users=12)
     result = train_from_frames(make_config("train.epochs=6"), inter, profiles, tmp_path / "ckpt", validate=True)
     assert result["variant"] == POPULARITY and result["ranks_by_popularity"]
