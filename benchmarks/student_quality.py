@@ -647,9 +647,15 @@ def run_post_cutoff(args: argparse.Namespace) -> int:
             per_fold = []
             for fold in folds:
                 overrides = [*POST_CUTOFF_MODELS[model], *args.overrides, f"train.seed={seed}"]
-                key = [args.dataset, "post_cutoff", model, overrides, CODE_VERSION, args.targets_per_user]
-                if fold.quantile != 0.8:  # the single-cutoff protocol's keys stay as they were
-                    key.append(fold.quantile)
+                key = [
+                    args.dataset,
+                    "post_cutoff",
+                    model,
+                    overrides,
+                    CODE_VERSION,
+                    args.targets_per_user,
+                    fold.quantile,
+                ]
                 key = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]
                 if key not in cached:
                     if args.summarise_only:
