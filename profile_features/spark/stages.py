@@ -39,7 +39,7 @@ from profile_features.spark.io import read_input, read_table, write_atomic
 from profile_features.spark.progress import SparkTaskProgress
 from profile_features.spark.results import EmbeddingsResult, HistoriesResult, ValidateResult
 from profile_features.spark.stats import item_stats, user_stats
-from profile_features.spark.validate_rules import StagedOutputs, classified_interactions, classified_items, split_counts
+from profile_features.spark.validate_rules import StagedOutputs, classified_items, split_counts, staged_interactions
 from profile_features.tombstones import reject_forgotten
 from profile_features.validation import (
     INTERACTION_OPTIONAL,
@@ -141,20 +141,22 @@ def run_validate(spark, config: JobConfig) -> ValidateResult:
         items, item_rejects, item_counts = split_counts(
             classified_items(raw_items, rules), "items", schemas.ITEMS, f"{scratch}-items"
         )
+        broadcast_items = item_counts["accepted"] <= _BROADCAST_ITEMS
+        classified, events_read = staged_interactions(
+            raw_events, items, rules, f"{scratch}-interactions", broadcast_items
+        )
         events, event_rejects, event_counts = split_counts(
-            reject_forgotten(  # erasure: a forgotten user's rows are rejects ("forgotten user"), id hashed
-                classified_interactions(raw_events, items, rules, item_counts["accepted"] <= _BROADCAST_ITEMS),
-                config.data_dir,
-            ),
+            reject_forgotten(classified, config.data_dir),  # erasure: a forgotten user's rows are rejects, id hashed
             "interactions",
             schemas.INTERACTIONS,
-            f"{scratch}-interactions",
+            # a shuffled catalogue join is worth materialising once; a broadcast one is cheap to repeat per output
+            None if broadcast_items else f"{scratch}-interactions/classified",
         )
-        for name, table_input, raw, counts, ignored in (
-            ("items", config.inputs.items, raw_items, item_counts, ignored_items),
-            ("interactions", config.inputs.interactions, raw_events, event_counts, ignored_events),
+        for name, table_input, read, counts, ignored in (
+            ("items", config.inputs.items, raw_items.count(), item_counts, ignored_items),
+            ("interactions", config.inputs.interactions, events_read, event_counts, ignored_events),
         ):
-            read, rejected = raw.count(), sum(counts["rejected_by_reason"].values())
+            rejected = sum(counts["rejected_by_reason"].values())
             summary["tables"][name] = {
                 "source": table_input.path,
                 "read": read,

@@ -5,6 +5,8 @@
 - Each row is judged alone by `check_*_rows` in `mapInPandas` (per partition, no shuffle).
 - The duplicate rule is a window over the key among the rows otherwise accepted, first in raw-record order
   (then source file): the validated tables never hold two rows for one key.
+- The batch stage (`staged_interactions`) parses the input once: the native verdicts are written to scratch,
+  Python reads only its own rows from there, and the window runs only over the rows whose key hash repeats.
 - `StagedOutputs` writes every output to its staging directory first and commits them only once all are
   written, with the existing `commit_directory`: a failing guard or write leaves the previous run whole.
 """
@@ -38,6 +40,7 @@ __all__ = [
     "iso_micros",
     "classified_items",
     "classified_interactions",
+    "staged_interactions",
     "split_counts",
     "StagedOutputs",
 ]
@@ -92,6 +95,40 @@ def _mark_duplicates(classified, key: list[str], reason: str):
         "reject_reason",
         F.when(usable & (F.row_number().over(order) > 1), F.lit(reason)).otherwise(F.col("reject_reason")),
     )
+
+
+# Keys whose hash repeats up to this many are broadcast to the rows; beyond, the join shuffles (still exact).
+_BROADCAST_REPEATS = 1_000_000
+
+
+def key_hash(key: list[str]):
+    """The duplicate rule's key as one long: equal keys, equal hashes (a collision only costs a sort)."""
+    from pyspark.sql import functions as F
+
+    return F.xxhash64(*key)
+
+
+def _mark_repeated_duplicates(classified, hashes, key: list[str], reason: str, scratch: str):
+    """`_mark_duplicates`, sorting only the rows whose key repeats (usually none or few).
+
+    `classified` carries `_key_hash` (`key_hash(key)`) on its usable rows; `hashes` holds that column for a
+    superset of them (the rows usable before the catalogue join, say). Its repeating values, counted by one
+    aggregate over one long column (cheaper than sorting every row with its record), are written to `scratch`;
+    the window then runs over the rows with such a hash alone, and compares the real key."""
+    from pyspark.sql import functions as F
+
+    hashes.groupBy("_key_hash").count().where("count > 1").select("_key_hash").write.mode("error").parquet(scratch)
+    repeating = classified.sparkSession.read.parquet(scratch)
+    count = repeating.count()
+    if count == 0:
+        return classified.drop("_key_hash")
+    repeating = repeating.withColumn("_repeats", F.lit(True))
+    if count <= _BROADCAST_REPEATS:
+        repeating = F.broadcast(repeating)
+    marked = classified.join(repeating, "_key_hash", "left")
+    candidates = _mark_duplicates(marked.where("_repeats"), key, reason)
+    others = marked.where("_repeats IS NULL")
+    return candidates.unionByName(others).drop("_key_hash", "_repeats")
 
 
 def _spread(raw):
@@ -258,8 +295,8 @@ def classified_interactions(raw, accepted_items, rules: InputRules, broadcast_it
     Rows are judged alone first (natively for the common row, else Python per partition), then the
     catalogue's accepted ids (unique, already normalised) are joined on the normalised item id: a usable row
     whose item is not there is "unknown item_id", the last row rule before the duplicate one (as in
-    `check_interaction_rows`). The input is read once per path (native, Python): cheaper than writing the
-    flagged rows aside to read them once (measured with benchmarks/validate_throughput.py).
+    `check_interaction_rows`). The input is read once per path (native, Python) and nothing is written aside:
+    the form for a stream's small micro-batches; a batch run takes `staged_interactions`.
     """
     from pyspark.sql import functions as F
 
@@ -271,33 +308,86 @@ def classified_interactions(raw, accepted_items, rules: InputRules, broadcast_it
         functools.partial(_each_batch, functools.partial(_interactions_check, rules)),
         schema=ddl(schemas.INTERACTIONS, CLASSIFIED_TAIL),
     )
-    checked = judged.unionByName(checked)
+    judged = _with_catalogue(judged.unionByName(checked), accepted_items, broadcast_items)
+    return _mark_duplicates(judged, ["user_id", "item_id", "timestamp"], DUPLICATE_INTERACTION)
+
+
+PARSED = ("user_id", "item_id", "timestamp", "rating", "event_type")  # the verdict's leading columns, in order
+
+
+def staged_interactions(raw, accepted_items, rules: InputRules, scratch: str, broadcast_items: bool = False) -> tuple:
+    """(`classified_interactions` for a batch run, the input parsed once; the number of raw rows read).
+
+    The native verdicts, with every raw column, are written to `{scratch}/lanes`; the rows Python judges are
+    read from there (not parsed again) and their verdicts written to `{scratch}/python`. The duplicate rule
+    sorts only the rows whose key repeats (`_mark_repeated_duplicates`). What is returned reads those
+    Parquet tables and joins the catalogue: cheap to compute once per output when the catalogue is broadcast.
+    The count of raw rows comes from `lanes` (one row per raw row; Parquet keeps it in its footers), not from
+    parsing the input again.
+    """
+    from pyspark.sql import functions as F
+
+    key = ["user_id", "item_id", "timestamp"]
+    flagged, verdict = _native_verdicts(raw, rules)
+    parsed = [column.alias(f"_v_{name}") for name, column in zip(PARSED, verdict)]
+    fast_hash = F.when(F.col("_fast"), key_hash([f"_v_{name}" for name in key])).alias("_key_hash")
+    flagged.select("_fast", *raw.columns, *parsed, fast_hash).write.mode("error").parquet(f"{scratch}/lanes")
+    lanes = raw.sparkSession.read.parquet(f"{scratch}/lanes")
+    raw_columns = [c for c in (*INTERACTION_REQUIRED, *INTERACTION_OPTIONAL) if c in raw.columns]
+    judged = lanes.where("_fast").select(
+        *[F.col(f"_v_{name}").alias(name) for name in PARSED],
+        F.lit(None).cast("string").alias("reject_reason"),
+        F.col(SOURCE_FILE).alias("source_file"),
+        F.to_json(F.struct(*[F.col(c) for c in raw_columns]), {"ignoreNullFields": "false"}).alias("record"),
+        F.lit(None).cast("string").alias("nulled_reason"),
+        F.lit(False).alias("replaced_bytes"),
+        "_key_hash",
+    )
+    rest = _spread(lanes.where("NOT _fast").select(*raw.columns).withColumn(KNOWN_ITEM, F.lit(True)))
+    rest.mapInPandas(
+        functools.partial(_each_batch, functools.partial(_interactions_check, rules)),
+        schema=ddl(schemas.INTERACTIONS, CLASSIFIED_TAIL),
+    ).write.mode("error").parquet(f"{scratch}/python")
+    python = raw.sparkSession.read.parquet(f"{scratch}/python")
+    python = python.withColumn("_key_hash", F.when(F.col("reject_reason").isNull(), key_hash(key)))
+    judged = _with_catalogue(judged.unionByName(python), accepted_items, broadcast_items)
+    # the candidates' hashes without the catalogue join: the fast rows' are one column of `lanes`
+    hashes = lanes.where("_fast").select("_key_hash").unionByName(python.select("_key_hash")).dropna()
+    classified = _mark_repeated_duplicates(judged, hashes, key, DUPLICATE_INTERACTION, f"{scratch}/repeating")
+    return classified, lanes.count()
+
+
+def _with_catalogue(checked, accepted_items, broadcast_items: bool):
+    """`checked` with "unknown item_id" on every usable row whose item is not among `accepted_items`."""
+    from pyspark.sql import functions as F
+
     catalogue = accepted_items.select(F.col("item_id").alias("_catalogue_item_id"), F.lit(True).alias("_known"))
     if broadcast_items:
         catalogue = F.broadcast(catalogue)
     flagged = checked.join(catalogue, checked["item_id"] == catalogue["_catalogue_item_id"], "left")
     unknown = F.col("reject_reason").isNull() & F.col("_known").isNull()
-    judged = flagged.withColumn(
+    return flagged.withColumn(
         "reject_reason", F.when(unknown, F.lit("unknown item_id")).otherwise(F.col("reject_reason"))
     ).drop("_catalogue_item_id", "_known")
-    return _mark_duplicates(judged, ["user_id", "item_id", "timestamp"], DUPLICATE_INTERACTION)
 
 
-def split_counts(classified, table: str, schema, scratch: str) -> tuple:
+def split_counts(classified, table: str, schema, scratch: str | None) -> tuple:
     """(accepted rows in `schema`, rejects in REJECTS, counts), `classified` computed once.
 
     `classified` is written once (an accepted row without its raw record and file, which only rejects carry)
     to the Parquet folder `scratch` and read back from there (the caller
     deletes it when the run ends): cheaper than an in-memory cache, which spills and slows down
     superlinearly at millions of rows, and never stale (Spark matches cached plans by their shape).
+    `scratch` None: `classified` is cheap to compute again for each output (`staged_interactions`).
     counts: {"accepted": n, "rejected_by_reason": {...}, "nulled_by_reason": {...}, "replaced_bytes": n}.
     """
     from pyspark.sql import functions as F
 
-    rejected = F.col("reject_reason").isNotNull()
-    slim = {name: F.when(rejected, F.col(name)) for name in ("record", "source_file")}  # only rejects keep them
-    classified.withColumns(slim).write.mode("error").parquet(scratch)
-    classified = classified.sparkSession.read.parquet(scratch)
+    if scratch is not None:
+        rejected = F.col("reject_reason").isNotNull()
+        slim = {name: F.when(rejected, F.col(name)) for name in ("record", "source_file")}  # only rejects keep them
+        classified.withColumns(slim).write.mode("error").parquet(scratch)
+        classified = classified.sparkSession.read.parquet(scratch)
     accepted = classified.where("reject_reason IS NULL").select(*schema.names)
     rejects = classified.where("reject_reason IS NOT NULL").selectExpr(
         f"'{table}' AS table", "source_file", "reject_reason AS reason", "record"

@@ -124,8 +124,13 @@ def test_spark_a_failing_guard_leaves_the_previous_run_whole(tmp_path, spark, mo
 
 
 @pytest.mark.spark
-def test_spark_native_and_python_paths_give_the_pandas_verdicts(tmp_path, spark):
-    """The common row is judged with Spark expressions, the rest in Python: both must equal the pandas rules."""
+@pytest.mark.parametrize("broadcast_items", [2_000_000, 0], ids=["broadcast-catalogue", "shuffled-catalogue"])
+def test_spark_native_and_python_paths_give_the_pandas_verdicts(tmp_path, spark, monkeypatch, broadcast_items):
+    """The common row is judged with Spark expressions, the rest in Python: both must equal the pandas rules,
+    whether the catalogue is broadcast to the join or (a large one) shuffled and the verdicts materialised."""
+    from profile_features.spark import stages
+
+    monkeypatch.setattr(stages, "_BROADCAST_ITEMS", broadcast_items)
     rows = [
         ["u1", "i1", "1700000000", "4"], ["u1", "i1", "1700000000", "4"], [" u2", "i1\u00a0", "1700000000123", ""],
         ["u3", "i2", "1700000000123456", "NA"], ["u4", "i2", "1700000000123456789", "-1"],
@@ -335,3 +340,48 @@ def test_spark_judges_iso_text_rows_natively_with_pythons_verdicts(tmp_path, spa
     kept = _table(tmp_path, "validated/interactions").sort_values("user_id").reset_index(drop=True)
     want = expected.loc[expected.reject_reason.isna()].sort_values("user_id").reset_index(drop=True)
     assert kept.timestamp.dt.tz_localize(None).tolist() == want.timestamp.dt.tz_localize(None).tolist()
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize("broadcast_repeats", [1_000_000, 0], ids=["broadcast", "shuffled"])
+def test_spark_batch_form_keeps_the_first_of_each_key_across_both_paths(
+    tmp_path, spark, monkeypatch, broadcast_repeats
+):
+    """`staged_interactions` (one parse; the window over repeating keys only) classifies every row as the stream's
+    `classified_interactions` and pandas do, when one key's rows are judged on both paths: the same instant as
+    an epoch (native) and as lower-case ISO text (Python), ids with and without invisible edges, bad rows."""
+    import numpy as np
+    from pyspark.sql import functions as F
+
+    from profile_features.config import InputRules
+    from profile_features.spark import validate_rules
+
+    monkeypatch.setattr(validate_rules, "_BROADCAST_REPEATS", broadcast_repeats)
+    rng = np.random.default_rng(7)
+    users, items = ["u1", " u1", "u1\u200b", "u2", "u3", ""], ["i1", "i1\u00a0", "i2", "i9"]
+    stamps = ["1700000000", "2023-11-14t22:13:20z", "1700000000000", "1700000060", "2023-11-14T22:14:20Z", "soon"]
+    ratings = ["4", "5", "", "NA", "9", "x"]
+    rows = [[rng.choice(pool) for pool in (users, items, stamps, ratings)] for _ in range(400)]
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp", "rating"]).replace("", None)
+    raw = spark.createDataFrame(frame.astype(object).where(frame.notna(), None))
+    raw = raw.withColumn("event_type", F.lit(None).cast("string")).withColumn("_source_file", F.lit("events.csv"))
+    catalogue = spark.createDataFrame(pd.DataFrame({"item_id": ["i1", "i2"]}))
+    rules = InputRules()
+
+    def verdicts(classified):
+        rows = classified.select("record", "reject_reason", F.col("timestamp").cast("string").alias("ts")).toPandas()
+        return sorted(rows.fillna("-").itertuples(index=False, name=None))
+
+    staged, read = validate_rules.staged_interactions(raw, catalogue, rules, str(tmp_path / "scratch"), True)
+    assert read == len(rows)
+    streamed = validate_rules.classified_interactions(raw, catalogue, rules, True)
+    assert verdicts(staged) == verdicts(streamed)
+    expected = classify_interactions(frame, {"i1", "i2"})
+    got = staged.groupBy("reject_reason").count().toPandas().fillna("accepted")
+    want = expected.reject_reason.fillna("accepted").value_counts()
+    assert dict(zip(got.reject_reason, got["count"])) == want.to_dict()
+    assert want["duplicate interaction"] > 50 and want["accepted"] > 5  # the rule had work on both paths
+    # the window's keys, no more: those repeating among the rows usable before the catalogue join
+    usable = expected[expected.reject_reason.isin([None, "duplicate interaction", "unknown item_id"])]
+    repeating_keys = usable.groupby(["user_id", "item_id", "timestamp"]).size().gt(1).sum()
+    assert len(pd.read_parquet(tmp_path / "scratch" / "repeating")) == repeating_keys
