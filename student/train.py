@@ -195,9 +195,8 @@ def train_source(
     if decision is not None:
         log.info("student guard: %s", decision.describe())
     if result.ranks_by_popularity:
-        log.warning(
-            "%s: no trained variant was shown not worse than most-popular; the checkpoint ranks by popularity", cfg.name
-        )
+        why = decision.reason if decision is not None else "no trained variant passed the guard"
+        log.warning("%s: the checkpoint ranks by popularity: %s", cfg.name, why)
     return {
         "checkpoint_id": ckpt_id,
         "out": str(out),
