@@ -277,13 +277,22 @@ def _verdict_columns(columns_present: tuple[str, ...], rules_json: str, gateway:
         F.timestamp_micros(micros).alias("timestamp"),
         rating_value.alias("rating"),
         F.when(event.isNull() | marker(event), F.lit("interaction")).otherwise(event).alias("event_type"),
+        *_accepted_tail(columns),
+    ]
+    return projection, F.coalesce(fast, F.lit(False)), verdict
+
+
+def _accepted_tail(raw_columns: list[str]):
+    """The CLASSIFIED_TAIL columns of a row the native path accepts, from its raw columns (as read)."""
+    from pyspark.sql import functions as F
+
+    return [
         F.lit(None).cast("string").alias("reject_reason"),
         F.col(SOURCE_FILE).alias("source_file"),
-        F.to_json(F.struct(*[F.col(c) for c in columns]), {"ignoreNullFields": "false"}).alias("record"),
+        F.to_json(F.struct(*[F.col(c) for c in raw_columns]), {"ignoreNullFields": "false"}).alias("record"),
         F.lit(None).cast("string").alias("nulled_reason"),
         F.lit(False).alias("replaced_bytes"),
     ]
-    return projection, F.coalesce(fast, F.lit(False)), verdict
 
 
 def classified_interactions(raw, accepted_items, rules: InputRules, broadcast_items: bool = False, spread: bool = True):
@@ -335,13 +344,7 @@ def staged_interactions(raw, accepted_items, rules: InputRules, scratch: str, br
     lanes = raw.sparkSession.read.parquet(f"{scratch}/lanes")
     raw_columns = [c for c in (*INTERACTION_REQUIRED, *INTERACTION_OPTIONAL) if c in raw.columns]
     judged = lanes.where("_fast").select(
-        *[F.col(f"_v_{name}").alias(name) for name in PARSED],
-        F.lit(None).cast("string").alias("reject_reason"),
-        F.col(SOURCE_FILE).alias("source_file"),
-        F.to_json(F.struct(*[F.col(c) for c in raw_columns]), {"ignoreNullFields": "false"}).alias("record"),
-        F.lit(None).cast("string").alias("nulled_reason"),
-        F.lit(False).alias("replaced_bytes"),
-        "_key_hash",
+        *[F.col(f"_v_{name}").alias(name) for name in PARSED], *_accepted_tail(raw_columns), "_key_hash"
     )
     rest = _spread(lanes.where("NOT _fast").select(*raw.columns).withColumn(KNOWN_ITEM, F.lit(True)))
     rest.mapInPandas(
@@ -352,7 +355,7 @@ def staged_interactions(raw, accepted_items, rules: InputRules, scratch: str, br
     python = python.withColumn("_key_hash", F.when(F.col("reject_reason").isNull(), key_hash(key)))
     judged = _with_catalogue(judged.unionByName(python), accepted_items, broadcast_items)
     # the candidates' hashes without the catalogue join: the fast rows' are one column of `lanes`
-    hashes = lanes.where("_fast").select("_key_hash").unionByName(python.select("_key_hash")).dropna()
+    hashes = lanes.select("_key_hash").unionByName(python.select("_key_hash")).dropna()
     classified = _mark_repeated_duplicates(judged, hashes, key, DUPLICATE_INTERACTION, f"{scratch}/repeating")
     return classified, lanes.count()
 
