@@ -36,10 +36,13 @@ def path_exists(spark, path: str) -> bool:
 ID_COLUMNS = ("user_id", "item_id")
 
 
-def _csv(spark, path: str, delimiter: str = ","):
+def _csv(spark, path: str, delimiter: str = ",", multi_line: bool | None = None):
     """RFC 4180 CSV, every column a string: quoted fields may span lines and escape quotes by
     doubling them; a row whose field count differs from the header keeps its raw text in
-    `_malformed` (the classify functions reject it) instead of being shifted or padded."""
+    `_malformed` (the classify functions reject it) instead of being shifted or padded.
+
+    `multi_line` None: Spark's multi-line reader only where the line reader would read the input otherwise
+    (`one_line_records`), since it reads each file in one task."""
     import csv
 
     from pyspark.sql.types import StringType, StructField, StructType
@@ -57,13 +60,55 @@ def _csv(spark, path: str, delimiter: str = ","):
         spark.read.schema(schema)
         .option("header", True)
         .option("sep", delimiter)
-        .option("multiLine", True)
+        .option("multiLine", not one_line_records(spark, path, delimiter) if multi_line is None else multi_line)
         .option("quote", '"')
         .option("escape", '"')
         .option("mode", "PERMISSIVE")
         .option("columnNameOfCorruptRecord", MALFORMED)
         .csv(path)
     )
+
+
+def _quoted_line(delimiter: str) -> str:
+    """A Java regex for a line whose every field is quote-free or wholly quoted (`""` inside for a quote), an
+    optional CR at its end: such a line closes every quote it opens, and holds no quote the parser takes as text."""
+    sep = f"\\x{{{ord(delimiter):x}}}"
+    field = f'(?:"(?:[^"]++|"")*+"|[^"{sep}\\r]*+)'  # quoted first: the possessive loops never revisit a choice
+    return f"^{field}(?:{sep}{field})*+\\r?\\z"
+
+
+def one_line_records(spark, path: str, delimiter: str = ",") -> bool:
+    """True when every record of the CSV input at `path` is one line that Spark's line reader (which splits a file
+    over many tasks) and its multi-line reader (one task a file, however large) read alike; one parallel scan of
+    the raw lines, split at LF only so every CR stays visible. Each file must hold:
+    - quotes only in lines of quote-free or wholly quoted fields (`_quoted_line`): no quoted field runs past its
+      line, and no quote taken as text could pair with one on another line;
+    - CR only as the last character of a line, on every line of the file or on none (LF or CRLF files: the
+      readers differ on a mix, on a lone CR and on CR-only line ends);
+    - no line of whitespace and control characters alone (the line reader skips it; the multi-line reader
+      reads it as a malformed row, which validation rejects with its text).
+    Anything else is read by the multi-line reader, as every file was before."""
+    from pyspark.sql import functions as F
+
+    line = F.col("value")
+    cr = F.instr(line, "\r")
+    odd = (
+        (line.contains('"') & ~line.rlike(_quoted_line(delimiter)))
+        | ((cr > 0) & (cr < F.length(line)))
+        | ((F.ascii(line) <= 0x20) & line.rlike("^[\\x00-\\x20]*[\\x00-\\x0c\\x0e-\\x20][\\x00-\\x20]*$"))
+    )
+    files = (
+        spark.read.option("lineSep", "\n")
+        .text(path)
+        .groupBy(F.input_file_name())
+        .agg(
+            F.count_if(odd).alias("odd"),
+            F.count(F.lit(1)).alias("lines"),
+            F.count_if(line.endswith("\r")).alias("crlf"),
+        )
+    )
+    mixed = (F.col("odd") > 0) | ((F.col("crlf") > 0) & (F.col("crlf") < F.col("lines")))
+    return files.agg(F.count_if(mixed).alias("n")).first().n == 0
 
 
 _NANOS_AS_LONG = "spark.sql.legacy.parquet.nanosAsLong"
