@@ -277,19 +277,21 @@ def _verdict_columns(columns_present: tuple[str, ...], rules_json: str, gateway:
         F.timestamp_micros(micros).alias("timestamp"),
         rating_value.alias("rating"),
         F.when(event.isNull() | marker(event), F.lit("interaction")).otherwise(event).alias("event_type"),
-        *_accepted_tail(columns),
+        *_accepted_tail({c: F.col(c) for c in columns}),
     ]
     return projection, F.coalesce(fast, F.lit(False)), verdict
 
 
-def _accepted_tail(raw_columns: list[str]):
-    """The CLASSIFIED_TAIL columns of a row the native path accepts, from its raw columns (as read)."""
+def _accepted_tail(raw_columns: dict):
+    """The CLASSIFIED_TAIL columns of a row the native path accepts, from its raw columns as read ({name: Column})."""
     from pyspark.sql import functions as F
 
     return [
         F.lit(None).cast("string").alias("reject_reason"),
         F.col(SOURCE_FILE).alias("source_file"),
-        F.to_json(F.struct(*[F.col(c) for c in raw_columns]), {"ignoreNullFields": "false"}).alias("record"),
+        F.to_json(F.struct(*[value.alias(c) for c, value in raw_columns.items()]), {"ignoreNullFields": "false"}).alias(
+            "record"
+        ),
         F.lit(None).cast("string").alias("nulled_reason"),
         F.lit(False).alias("replaced_bytes"),
     ]
@@ -324,10 +326,16 @@ def classified_interactions(raw, accepted_items, rules: InputRules, broadcast_it
 PARSED = ("user_id", "item_id", "timestamp", "rating", "event_type")  # the verdict's leading columns, in order
 
 
+def _rebuilt(user, item, epoch):
+    """The raw text a fast row's verdict gives back: its normalised ids and its epoch's digits."""
+    return {"user_id": user, "item_id": item, "timestamp": epoch.cast("string")}
+
+
 def staged_interactions(raw, accepted_items, rules: InputRules, scratch: str, broadcast_items: bool = False) -> tuple:
     """(`classified_interactions` for a batch run, the input parsed once; the number of raw rows read).
 
-    The native verdicts, with every raw column, are written to `{scratch}/lanes`; the rows Python judges are
+    The native verdicts, with every raw column (a fast row's ids and epoch text only where its verdict does not give
+    them back), are written to `{scratch}/lanes`; the rows Python judges are
     read from there (not parsed again) and their verdicts written to `{scratch}/python`. The duplicate rule
     sorts only the rows whose key repeats (`_mark_repeated_duplicates`). What is returned reads those
     Parquet tables and joins the catalogue: cheap to compute once per output when the catalogue is broadcast.
@@ -340,11 +348,21 @@ def staged_interactions(raw, accepted_items, rules: InputRules, scratch: str, br
     flagged, verdict = _native_verdicts(raw, rules)
     parsed = [column.alias(f"_v_{name}") for name, column in zip(PARSED, verdict)]
     fast_hash = F.when(F.col("_fast"), key_hash([f"_v_{name}" for name in key])).alias("_key_hash")
-    flagged.select("_fast", *raw.columns, *parsed, fast_hash).write.mode("error").parquet(f"{scratch}/lanes")
+    # A fast row's raw ids and epoch text are written only where they differ from what its verdict gives back
+    # (usually they do not): the scratch write is half the stage, and the raw columns the most of it.
+    rebuilt = _rebuilt(F.col("_norm_user_id"), F.col("_norm_item_id"), F.col("_epoch"))
+    kept = [
+        F.when(~F.col("_fast") | ~F.col(c).eqNullSafe(rebuilt[c]), F.col(c)).alias(c) if c in rebuilt else c
+        for c in raw.columns
+    ]
+    flagged.select("_fast", *kept, *parsed, "_epoch", fast_hash).write.mode("error").parquet(f"{scratch}/lanes")
     lanes = raw.sparkSession.read.parquet(f"{scratch}/lanes")
+    rebuilt = _rebuilt(F.col("_v_user_id"), F.col("_v_item_id"), F.col("_epoch"))
     raw_columns = [c for c in (*INTERACTION_REQUIRED, *INTERACTION_OPTIONAL) if c in raw.columns]
     judged = lanes.where("_fast").select(
-        *[F.col(f"_v_{name}").alias(name) for name in PARSED], *_accepted_tail(raw_columns), "_key_hash"
+        *[F.col(f"_v_{name}").alias(name) for name in PARSED],
+        *_accepted_tail({c: F.coalesce(F.col(c), rebuilt[c]) if c in rebuilt else F.col(c) for c in raw_columns}),
+        "_key_hash",
     )
     rest = _spread(lanes.where("NOT _fast").select(*raw.columns).withColumn(KNOWN_ITEM, F.lit(True)))
     rest.mapInPandas(
