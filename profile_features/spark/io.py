@@ -80,7 +80,8 @@ def _quoted_line(delimiter: str) -> str:
 def one_line_records(spark, path: str, delimiter: str = ",") -> bool:
     """True when every record of the CSV input at `path` is one line that Spark's line reader (which splits a file
     over many tasks) and its multi-line reader (one task a file, however large) read alike; one parallel scan of
-    the raw lines, split at LF only so every CR stays visible. Each file must hold:
+    the raw lines (a second where LF and CRLF lines mix), split at LF only so every CR stays visible. Each file
+    must hold:
     - quotes only in lines of quote-free or wholly quoted fields (`_quoted_line`): no quoted field runs past its
       line, and no quote taken as text could pair with one on another line;
     - CR only as the last character of a line, on every line of the file or on none (LF or CRLF files: the
@@ -97,18 +98,18 @@ def one_line_records(spark, path: str, delimiter: str = ",") -> bool:
         | ((cr > 0) & (cr < F.length(line)))
         | ((F.ascii(line) <= 0x20) & line.rlike("^[\\x00-\\x20]*[\\x00-\\x0c\\x0e-\\x20][\\x00-\\x20]*$"))
     )
-    files = (
-        spark.read.option("lineSep", "\n")
-        .text(path)
-        .groupBy(F.input_file_name())
-        .agg(
-            F.count_if(odd).alias("odd"),
-            F.count(F.lit(1)).alias("lines"),
-            F.count_if(line.endswith("\r")).alias("crlf"),
-        )
-    )
-    mixed = (F.col("odd") > 0) | ((F.col("crlf") > 0) & (F.col("crlf") < F.col("lines")))
-    return files.agg(F.count_if(mixed).alias("n")).first().n == 0
+    counts = [
+        F.count_if(odd).alias("odd"),
+        F.count(F.lit(1)).alias("lines"),
+        F.count_if(line.endswith("\r")).alias("crlf"),
+    ]
+    lines = spark.read.option("lineSep", "\n").text(path)
+    whole = lines.agg(*counts).first()
+    if whole.odd or not whole.crlf or whole.crlf == whole.lines:
+        return not whole.odd
+    # LF and CRLF lines both: each file must keep to one (a second scan, only for such input)
+    files = lines.groupBy(F.input_file_name()).agg(*counts)
+    return files.where("crlf > 0 AND crlf < lines").limit(1).count() == 0
 
 
 _NANOS_AS_LONG = "spark.sql.legacy.parquet.nanosAsLong"
