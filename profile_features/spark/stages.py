@@ -39,7 +39,14 @@ from profile_features.spark.io import read_input, read_table, write_atomic
 from profile_features.spark.progress import SparkTaskProgress
 from profile_features.spark.results import EmbeddingsResult, HistoriesResult, ValidateResult
 from profile_features.spark.stats import item_stats, user_stats
-from profile_features.spark.validate_rules import StagedOutputs, classified_items, split_counts, staged_interactions
+from profile_features.spark.validate_rules import (
+    StagedOutputs,
+    classified_items,
+    split,
+    split_counts,
+    staged_interactions,
+    written_counts,
+)
 from profile_features.tombstones import reject_forgotten
 from profile_features.validation import (
     INTERACTION_OPTIONAL,
@@ -145,37 +152,42 @@ def run_validate(spark, config: JobConfig) -> ValidateResult:
         classified, events_read = staged_interactions(
             raw_events, items, rules, f"{scratch}-interactions", broadcast_items
         )
-        events, event_rejects, event_counts = split_counts(
+        classified, events, event_rejects = split(
             reject_forgotten(classified, config.data_dir),  # erasure: a forgotten user's rows are rejects, id hashed
             "interactions",
             schemas.INTERACTIONS,
             # a shuffled catalogue join is worth materialising once; a broadcast one is cheap to repeat per output
             None if broadcast_items else f"{scratch}-interactions/classified",
         )
-        for name, table_input, read, counts, ignored in (
-            ("items", config.inputs.items, raw_items.count(), item_counts, ignored_items),
-            ("interactions", config.inputs.interactions, events_read, event_counts, ignored_events),
-        ):
-            rejected = sum(counts["rejected_by_reason"].values())
-            summary["tables"][name] = {
-                "source": table_input.path,
-                "read": read,
-                "accepted": counts["accepted"],
-                "rejected": rejected,
-                "rejected_by_reason": counts["rejected_by_reason"],
-                "nulled_by_reason": counts["nulled_by_reason"],  # optional values nulled, their rows kept
-                "rows_with_replaced_bytes": counts["replaced_bytes"],  # invalid UTF-8 read as U+FFFD
-                "ignored_columns": ignored,
-            }
-            if read != counts["accepted"] + rejected:  # would mean rows vanished or were doubled: commit nothing
-                raise RuntimeError(
-                    f"{name} ({table_input.path}): read {read} rows but accounted for {counts['accepted'] + rejected}"
-                )
         staged = StagedOutputs(spark)
         try:
             staged.stage(items, data.root(ITEMS))
-            staged.stage(events, data.root(INTERACTIONS))
-            summary["rejects_path"] = staged.stage(item_rejects.unionByName(event_rejects), data.root(REJECTS))
+            written_events = staged.stage(events, data.root(INTERACTIONS))
+            written_rejects = staged.stage(item_rejects.unionByName(event_rejects), data.root(REJECTS))
+            event_counts = written_counts(
+                spark.read.parquet(written_events), spark.read.parquet(written_rejects), classified, "interactions"
+            )
+            for name, table_input, read, counts, ignored in (
+                ("items", config.inputs.items, raw_items.count(), item_counts, ignored_items),
+                ("interactions", config.inputs.interactions, events_read, event_counts, ignored_events),
+            ):
+                rejected = sum(counts["rejected_by_reason"].values())
+                summary["tables"][name] = {
+                    "source": table_input.path,
+                    "read": read,
+                    "accepted": counts["accepted"],
+                    "rejected": rejected,
+                    "rejected_by_reason": counts["rejected_by_reason"],
+                    "nulled_by_reason": counts["nulled_by_reason"],  # optional values nulled, their rows kept
+                    "rows_with_replaced_bytes": counts["replaced_bytes"],  # invalid UTF-8 read as U+FFFD
+                    "ignored_columns": ignored,
+                }
+                if read != counts["accepted"] + rejected:  # rows vanished or were doubled: commit nothing
+                    raise RuntimeError(
+                        f"{name} ({table_input.path}): read {read} rows but accounted for "
+                        f"{counts['accepted'] + rejected}"
+                    )
+            summary["rejects_path"] = data.root(REJECTS)
             staged.commit()
         finally:
             staged.discard()

@@ -41,7 +41,9 @@ __all__ = [
     "classified_items",
     "classified_interactions",
     "staged_interactions",
+    "split",
     "split_counts",
+    "written_counts",
     "StagedOutputs",
 ]
 
@@ -392,15 +394,14 @@ def _with_catalogue(checked, accepted_items, broadcast_items: bool):
     ).drop("_catalogue_item_id", "_known")
 
 
-def split_counts(classified, table: str, schema, scratch: str | None) -> tuple:
-    """(accepted rows in `schema`, rejects in REJECTS, counts), `classified` computed once.
+def split(classified, table: str, schema, scratch: str | None) -> tuple:
+    """(`classified`, computed once where `scratch` is given; its accepted rows in `schema`; its rejects in REJECTS).
 
     `classified` is written once (an accepted row without its raw record and file, which only rejects carry)
     to the Parquet folder `scratch` and read back from there (the caller
     deletes it when the run ends): cheaper than an in-memory cache, which spills and slows down
     superlinearly at millions of rows, and never stale (Spark matches cached plans by their shape).
     `scratch` None: `classified` is cheap to compute again for each output (`staged_interactions`).
-    counts: {"accepted": n, "rejected_by_reason": {...}, "nulled_by_reason": {...}, "replaced_bytes": n}.
     """
     from pyspark.sql import functions as F
 
@@ -413,6 +414,40 @@ def split_counts(classified, table: str, schema, scratch: str | None) -> tuple:
     rejects = classified.where("reject_reason IS NOT NULL").selectExpr(
         f"'{table}' AS table", "source_file", "reject_reason AS reason", "record"
     )
+    return classified, accepted, rejects
+
+
+def written_counts(accepted, rejects, classified, table: str) -> dict:
+    """`split_counts`' counts from the outputs as written (`accepted`, and `rejects` of every table, read back from
+    their Parquet), so no pass over `classified` counts what the writes already settled: the accepted rows come
+    from the Parquet footers, the rejects from their one small table, and only the rows that can carry a nulled
+    value or replaced bytes (those Python judged: the filter prunes the native path's) are grouped."""
+    from pyspark.sql import functions as F
+
+    counts = {"accepted": accepted.count(), "rejected_by_reason": {}, "nulled_by_reason": {}, "replaced_bytes": 0}
+    for row in rejects.where(F.col("table") == table).groupBy("reason").count().collect():
+        counts["rejected_by_reason"][row.reason] = row["count"]
+    marked = classified.where("nulled_reason IS NOT NULL OR replaced_bytes")  # alone, it reaches the scans
+    for row in (
+        marked.groupBy(F.col("reject_reason").isNull().alias("kept"), "nulled_reason", "replaced_bytes")
+        .count()
+        .collect()
+    ):
+        if row.kept and row.nulled_reason is not None:
+            nulled = counts["nulled_by_reason"]
+            nulled[row.nulled_reason] = nulled.get(row.nulled_reason, 0) + row["count"]
+        counts["replaced_bytes"] += row["count"] if row.replaced_bytes else 0
+    return counts
+
+
+def split_counts(classified, table: str, schema, scratch: str | None) -> tuple:
+    """(accepted rows in `schema`, rejects in REJECTS, counts), `classified` computed once (`split`).
+
+    counts: {"accepted": n, "rejected_by_reason": {...}, "nulled_by_reason": {...}, "replaced_bytes": n}.
+    """
+    from pyspark.sql import functions as F
+
+    classified, accepted, rejects = split(classified, table, schema, scratch)
     counts = {"accepted": 0, "rejected_by_reason": {}, "nulled_by_reason": {}, "replaced_bytes": 0}
     grouped = classified.groupBy("reject_reason", "nulled_reason", "replaced_bytes").agg(F.count(F.lit(1)).alias("n"))
     for row in grouped.collect():
@@ -444,6 +479,7 @@ class StagedOutputs:
         self._staged: list[tuple[str, str, str]] = []  # (staging, target, lock)
 
     def stage(self, frame, path: str) -> str:
+        """Write `frame` for the table at `path`; returns the staging directory (readable until `commit`)."""
         from profile_features.spark.commit import table_paths
 
         path = path.rstrip("/")
@@ -451,7 +487,7 @@ class StagedOutputs:
         staging = f"{table.staging_dir}/{table.name}-{uuid.uuid4().hex}"
         self._staged.append((staging, path, table.lock))
         frame.write.mode("error").parquet(staging)
-        return path
+        return staging
 
     def commit(self) -> None:
         from profile_features.spark.commit import commit_directory

@@ -104,15 +104,14 @@ def test_spark_a_failing_guard_leaves_the_previous_run_whole(tmp_path, spark, mo
     _validate(tmp_path, good, "item_id,title\ni1,Alpha\n")
     before = {name: _table(tmp_path, name) for name in ("validated/items", "validated/interactions", "rejects")}
     runs = sorted((tmp_path / "data" / "runs").iterdir())
-    real = stages.split_counts
+    real = stages.written_counts
 
-    def doubled(classified, table, schema, scratch):  # fault injection: a doubled row trips the guard
-        accepted, rejects, counts = real(classified, table, schema, scratch)
-        if table == "interactions":
-            counts["accepted"] += 1
-        return accepted, rejects, counts
+    def doubled(accepted, rejects, classified, table):  # fault injection: a doubled row trips the guard
+        counts = real(accepted, rejects, classified, table)
+        counts["accepted"] += 1
+        return counts
 
-    monkeypatch.setattr(stages, "split_counts", doubled)
+    monkeypatch.setattr(stages, "written_counts", doubled)
     bad_items = "item_id,title\ni1,Other\ni9,New\n"
     with pytest.raises(RuntimeError, match=r"events\.csv.*read 2 rows but accounted for 3"):
         _validate(tmp_path, good + "u2,i9,1700000001\n", bad_items)
