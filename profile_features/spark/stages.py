@@ -163,9 +163,13 @@ def run_validate(spark, config: JobConfig) -> ValidateResult:
         try:
             staged.stage(items, data.root(ITEMS))
             written_events = staged.stage(events, data.root(INTERACTIONS))
-            written_rejects = staged.stage(item_rejects.unionByName(event_rejects), data.root(REJECTS))
+            rejects = item_rejects.unionByName(event_rejects)
+            written_rejects = staged.stage(rejects, data.root(REJECTS))
             event_counts = written_counts(
-                spark.read.parquet(written_events), spark.read.parquet(written_rejects), classified, "interactions"
+                spark.read.schema(events.schema).parquet(written_events),
+                spark.read.schema(rejects.schema).parquet(written_rejects),
+                classified,
+                "interactions",
             )
             for name, table_input, read, counts, ignored in (
                 ("items", config.inputs.items, raw_items.count(), item_counts, ignored_items),

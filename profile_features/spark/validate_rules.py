@@ -43,6 +43,7 @@ __all__ = [
     "staged_interactions",
     "split",
     "split_counts",
+    "written",
     "written_counts",
     "StagedOutputs",
 ]
@@ -71,6 +72,13 @@ def normalized_id(column):
     return F.when(printable(column) & printable(F.substring(column, -1, 1)), column).otherwise(
         F.btrim(column, F.lit(INVISIBLE_CHARS))
     )
+
+
+def written(frame, path: str):
+    """`frame` written to the Parquet folder `path` and read back with its schema given: reading it would
+    otherwise start a job to infer the schema from the footers (a tenth of a second each, per table)."""
+    frame.write.mode("error").parquet(path)
+    return frame.sparkSession.read.schema(frame.schema).parquet(path)
 
 
 def _each_batch(check, batches):
@@ -119,8 +127,7 @@ def _mark_repeated_duplicates(classified, hashes, key: list[str], reason: str, s
     the window then runs over the rows with such a hash alone, and compares the real key."""
     from pyspark.sql import functions as F
 
-    hashes.groupBy("_key_hash").count().where("count > 1").select("_key_hash").write.mode("error").parquet(scratch)
-    repeating = classified.sparkSession.read.parquet(scratch)
+    repeating = written(hashes.groupBy("_key_hash").count().where("count > 1").select("_key_hash"), scratch)
     count = repeating.count()
     if count == 0:
         return classified.drop("_key_hash")
@@ -357,8 +364,7 @@ def staged_interactions(raw, accepted_items, rules: InputRules, scratch: str, br
         F.when(~F.col("_fast") | ~F.col(c).eqNullSafe(rebuilt[c]), F.col(c)).alias(c) if c in rebuilt else c
         for c in raw.columns
     ]
-    flagged.select("_fast", *kept, *parsed, "_epoch", fast_hash).write.mode("error").parquet(f"{scratch}/lanes")
-    lanes = raw.sparkSession.read.parquet(f"{scratch}/lanes")
+    lanes = written(flagged.select("_fast", *kept, *parsed, "_epoch", fast_hash), f"{scratch}/lanes")
     rebuilt = _rebuilt(F.col("_v_user_id"), F.col("_v_item_id"), F.col("_epoch"))
     raw_columns = [c for c in (*INTERACTION_REQUIRED, *INTERACTION_OPTIONAL) if c in raw.columns]
     judged = lanes.where("_fast").select(
@@ -367,11 +373,13 @@ def staged_interactions(raw, accepted_items, rules: InputRules, scratch: str, br
         "_key_hash",
     )
     rest = _spread(lanes.where("NOT _fast").select(*raw.columns).withColumn(KNOWN_ITEM, F.lit(True)))
-    rest.mapInPandas(
-        functools.partial(_each_batch, functools.partial(_interactions_check, rules)),
-        schema=ddl(schemas.INTERACTIONS, CLASSIFIED_TAIL),
-    ).write.mode("error").parquet(f"{scratch}/python")
-    python = raw.sparkSession.read.parquet(f"{scratch}/python")
+    python = written(
+        rest.mapInPandas(
+            functools.partial(_each_batch, functools.partial(_interactions_check, rules)),
+            schema=ddl(schemas.INTERACTIONS, CLASSIFIED_TAIL),
+        ),
+        f"{scratch}/python",
+    )
     python = python.withColumn("_key_hash", F.when(F.col("reject_reason").isNull(), key_hash(key)))
     judged = _with_catalogue(judged.unionByName(python), accepted_items, broadcast_items)
     # the candidates' hashes without the catalogue join: the fast rows' are one column of `lanes`
@@ -408,8 +416,7 @@ def split(classified, table: str, schema, scratch: str | None) -> tuple:
     if scratch is not None:
         rejected = F.col("reject_reason").isNotNull()
         slim = {name: F.when(rejected, F.col(name)) for name in ("record", "source_file")}  # only rejects keep them
-        classified.withColumns(slim).write.mode("error").parquet(scratch)
-        classified = classified.sparkSession.read.parquet(scratch)
+        classified = written(classified.withColumns(slim), scratch)
     accepted = classified.where("reject_reason IS NULL").select(*schema.names)
     rejects = classified.where("reject_reason IS NOT NULL").selectExpr(
         f"'{table}' AS table", "source_file", "reject_reason AS reason", "record"
