@@ -169,7 +169,8 @@ def test_bad_events_are_rejected_with_reasons_and_counted(streamed):
     phases = ["validate", "write_events", "histories_and_score", "online", "refresh_queue"]
     for batch in summary["batches"]:  # each batch says where its time went, within its own seconds
         assert list(batch["phase_seconds"]) == phases
-        assert 0 < sum(batch["phase_seconds"].values()) <= batch["seconds"]
+        # each lap and the total are rounded to the millisecond alone: their sum may pass it by half of one a lap
+        assert 0 < sum(batch["phase_seconds"].values()) <= batch["seconds"] + 0.0005 * len(phases)
 
 
 def test_streamed_rows_are_appended_offline_beside_the_snapshots(streamed):
