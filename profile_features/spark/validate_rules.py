@@ -8,7 +8,8 @@
 - The batch stage (`staged_interactions`) parses the input once: the native verdicts are written to scratch,
   Python reads only its own rows from there, and the window runs only over the rows whose key hash repeats.
 - `StagedOutputs` writes every output to its staging directory first and commits them only once all are
-  written, with the existing `commit_directory`: a failing guard or write leaves the previous run whole.
+  written, with the existing `commit_directory`: a failing guard or write leaves the previous run whole. The
+  batch stage counts the interactions from those written outputs (`written_counts`), before the commit.
 """
 
 from __future__ import annotations
@@ -431,20 +432,25 @@ def written_counts(accepted, rejects, classified, table: str) -> dict:
     value or replaced bytes (those Python judged: the filter prunes the native path's) are grouped."""
     from pyspark.sql import functions as F
 
-    counts = {"accepted": accepted.count(), "rejected_by_reason": {}, "nulled_by_reason": {}, "replaced_bytes": 0}
+    counts = _no_counts() | {"accepted": accepted.count()}
     for row in rejects.where(F.col("table") == table).groupBy("reason").count().collect():
         counts["rejected_by_reason"][row.reason] = row["count"]
     marked = classified.where("nulled_reason IS NOT NULL OR replaced_bytes")  # alone, it reaches the scans
-    for row in (
-        marked.groupBy(F.col("reject_reason").isNull().alias("kept"), "nulled_reason", "replaced_bytes")
-        .count()
-        .collect()
-    ):
-        if row.kept and row.nulled_reason is not None:
-            nulled = counts["nulled_by_reason"]
-            nulled[row.nulled_reason] = nulled.get(row.nulled_reason, 0) + row["count"]
-        counts["replaced_bytes"] += row["count"] if row.replaced_bytes else 0
+    kept = F.col("reject_reason").isNull().alias("kept")
+    for row in marked.groupBy(kept, "nulled_reason", "replaced_bytes").count().collect():
+        _tally_marks(counts, row.kept, row.nulled_reason, row.replaced_bytes, row["count"])
     return counts
+
+
+def _no_counts() -> dict:
+    return {"accepted": 0, "rejected_by_reason": {}, "nulled_by_reason": {}, "replaced_bytes": 0}
+
+
+def _tally_marks(counts: dict, kept: bool, nulled_reason: str | None, replaced_bytes: bool, n: int) -> None:
+    """Count `n` rows' nulled value (kept rows only) and replaced bytes (every row)."""
+    if kept and nulled_reason is not None:
+        counts["nulled_by_reason"][nulled_reason] = counts["nulled_by_reason"].get(nulled_reason, 0) + n
+    counts["replaced_bytes"] += n if replaced_bytes else 0
 
 
 def split_counts(classified, table: str, schema, scratch: str | None) -> tuple:
@@ -455,18 +461,16 @@ def split_counts(classified, table: str, schema, scratch: str | None) -> tuple:
     from pyspark.sql import functions as F
 
     classified, accepted, rejects = split(classified, table, schema, scratch)
-    counts = {"accepted": 0, "rejected_by_reason": {}, "nulled_by_reason": {}, "replaced_bytes": 0}
+    counts = _no_counts()
     grouped = classified.groupBy("reject_reason", "nulled_reason", "replaced_bytes").agg(F.count(F.lit(1)).alias("n"))
     for row in grouped.collect():
-        if row.reject_reason is None:
+        kept = row.reject_reason is None
+        if kept:
             counts["accepted"] += row.n
-            if row.nulled_reason is not None:
-                nulled = counts["nulled_by_reason"]
-                nulled[row.nulled_reason] = nulled.get(row.nulled_reason, 0) + row.n
         else:
             by_reason = counts["rejected_by_reason"]
             by_reason[row.reject_reason] = by_reason.get(row.reject_reason, 0) + row.n
-        counts["replaced_bytes"] += row.n if row.replaced_bytes else 0
+        _tally_marks(counts, kept, row.nulled_reason, row.replaced_bytes, row.n)
     return accepted, rejects, counts
 
 
