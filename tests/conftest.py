@@ -5,6 +5,7 @@ run reused by Spark/Feast tests. Plain helpers (paths, ports, servers, test doub
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -73,8 +74,22 @@ def encoder():
 
 
 @pytest.fixture(scope="module")
-def exports(tmp_path_factory):
-    directory = str(tmp_path_factory.mktemp("encoders"))
+def module_tmp(request, tmp_path_factory):
+    """A folder for one test module's shared fixtures, deleted when the module's tests end unless one failed (as
+    pytest keeps a failing test's tmp_path): a pipeline run exports the encoder into its data_dir (~180 MB), and
+    keeping every module's filled a CI disk before the session ended."""
+    failed = request.session.testsfailed
+    folder = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
+    yield folder
+    if request.session.testsfailed == failed:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def exports(module_tmp):
+    directory = module_tmp / "encoders"
+    directory.mkdir()
+    directory = str(directory)
     return directory, {
         p: ensure_export(default_model_path(), "all-MiniLM-L6-v2", p, directory) for p in ("fp32", "int8")
     }

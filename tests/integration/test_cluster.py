@@ -55,9 +55,10 @@ def _wait_for(predicate, what: str, processes, timeout: float = 120) -> None:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+def cluster(module_tmp):
     """(master URL, log folder): a standalone master and two 1-core workers, stopped by pid afterwards."""
-    root = tmp_path_factory.mktemp("cluster")
+    root = module_tmp / "cluster"
+    root.mkdir()
     port, ui = free_port(), free_port()
     env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_NO_DAEMONIZE": "1"}
     spark_class = str(BIN / "spark-class")
@@ -127,9 +128,10 @@ def cluster(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def shipped(tmp_path_factory):
+def shipped(module_tmp):
     """The package zip (as the README builds it) and the sitecustomize folder for the executors."""
-    root = tmp_path_factory.mktemp("shipped")
+    root = module_tmp / "shipped"
+    root.mkdir()
     package = root / "profile_features.zip"
     subprocess.run([sys.executable, "-m", "profile_features.packaging", str(package)], cwd=REPO_ROOT, check=True)
     hide = root / "hide_source"

@@ -15,7 +15,7 @@ from profile_features.evaluation.cold_start import history_counts
 
 
 @pytest.fixture(scope="module")
-def evaluation(tmp_path_factory, spark):
+def evaluation(module_tmp, spark):
     """`profile-features evaluate --config job.yaml` on a generated CSV pair, with the truncated cold run."""
     import yaml
 
@@ -24,7 +24,9 @@ def evaluation(tmp_path_factory, spark):
     from profile_features.datasets import generate_sample
     from profile_features.datasets.variants import write_csv_pair
 
-    root = tmp_path_factory.mktemp("evaluate")
+    root = module_tmp / "evaluate"
+
+    root.mkdir()
     sample = generate_sample(SampleConfig(users=60, items=80, mean_interactions=15, seed=3))
     inputs = write_csv_pair(sample.interactions, sample.items, root / "my_data")
     (root / "job.yaml").write_text(yaml.safe_dump({"inputs": inputs.model_dump(), "spark": {"master": "local[2]"}}))

@@ -26,10 +26,12 @@ def readme_blocks(section: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def dropped_in(tmp_path_factory, pipeline_run):
+def dropped_in(module_tmp, pipeline_run):
     from profile_features.pipeline import feast_cli
 
-    root = tmp_path_factory.mktemp("dropin")
+    root = module_tmp / "dropin"
+
+    root.mkdir()
     feast = Path(sys.executable).with_name("feast")
     env = {**os.environ, "FEAST_USAGE": "False"}
     subprocess.run([str(feast), "init", "shop"], cwd=root, env=env, check=True, capture_output=True)

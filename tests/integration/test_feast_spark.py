@@ -15,8 +15,9 @@ pytestmark = [pytest.mark.feast, pytest.mark.spark, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def spark_repo(tmp_path_factory, pipeline_run):
-    tmp_path = tmp_path_factory.mktemp("spark_repo")
+def spark_repo(module_tmp, pipeline_run):
+    tmp_path = module_tmp / "spark_repo"
+    tmp_path.mkdir()
     repo = Path(shutil.copytree(REPO_ROOT / "examples" / "spark_feature_repo", tmp_path / "repo"))
     settings = yaml.safe_load((repo / "profile_features.yaml").read_text())
     settings["data_dir"] = str(pipeline_run["data_dir"])

@@ -117,13 +117,15 @@ def _plant_leftovers(data: Path, profiles: pd.DataFrame, forgotten: str, kept: s
 
 
 @pytest.fixture(scope="module")
-def erased(tmp_path_factory, pipeline_run, spark):
+def erased(module_tmp, pipeline_run, spark):
     """A copy of the pipeline's data_dir and a repo materialized from it; one user forgotten with the
     Python function, the ids file holding the id with invisible padding (normalised as validation does)."""
     from profile_features.erasure import forget_users
     from profile_features.pipeline import apply_and_materialize
 
-    root = tmp_path_factory.mktemp("forget")
+    root = module_tmp / "forget"
+
+    root.mkdir()
     data = root / "data"
     shutil.copytree(pipeline_run["data_dir"], data)
     config = pipeline_run["config"].model_copy(update={"data_dir": str(data)})

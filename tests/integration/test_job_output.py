@@ -61,10 +61,11 @@ def _ours(stderr: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def tiny_job(tmp_path_factory) -> Path:
+def tiny_job(module_tmp) -> Path:
     if not SPARK_SUBMIT.exists():
         pytest.skip("spark-submit is not in this virtualenv")
-    folder = tmp_path_factory.mktemp("tiny")
+    folder = module_tmp / "tiny"
+    folder.mkdir()
     (folder / "tiny.py").write_text(TINY_JOB)
     return folder / "tiny.py"
 

@@ -134,8 +134,9 @@ def _run(config, spark):
 
 
 @pytest.fixture(scope="module")
-def streamed(tmp_path_factory, pipeline_run, spark):
-    root = tmp_path_factory.mktemp("stream")
+def streamed(module_tmp, pipeline_run, spark):
+    root = module_tmp / "stream"
+    root.mkdir()
     config, data, repo, events = _setup(root, pipeline_run)
     scenario = _scenario(data, pipeline_run)
     before = _online(repo, [scenario["known"], scenario["new"]])

@@ -66,11 +66,13 @@ def _online(repo: Path, features: list[str], key: str, ids: list[str], **more) -
 
 
 @pytest.fixture(scope="module")
-def item_stream(tmp_path_factory, pipeline_run, spark):
+def item_stream(module_tmp, pipeline_run, spark):
     from profile_features.spark.student_job import run_train_student
     from profile_features.streaming.job import run_stream
 
-    root = tmp_path_factory.mktemp("item-stream")
+    root = module_tmp / "item-stream"
+
+    root.mkdir()
     config, data, repo, events = _setup(root, pipeline_run)
     # The session's student may ship without item content (its guard decides on the sample); retrain the newest
     # snapshot's with the configured item text view, so a new item's content-only vector is exercised.

@@ -12,7 +12,7 @@ COLUMNS = ["model", "variant", "seed", "slice", "metric", "value", "users"]
 
 
 @pytest.fixture(scope="module")
-def two_tower_run(tmp_path_factory, spark):
+def two_tower_run(module_tmp, spark):
     """A small sample through the pipeline at the 60% and 80% cutoffs, applied to its own
     Feast repo, then `evaluate_two_tower` with one seed and a cold slice."""
     from profile_features.config import JobConfig, SampleConfig
@@ -22,7 +22,9 @@ def two_tower_run(tmp_path_factory, spark):
     from profile_features.pipeline import feast_cli, run_pipeline, snapshot_cutoffs, write_inputs
     from tests.support.repo import make_repo
 
-    root = tmp_path_factory.mktemp("two_tower")
+    root = module_tmp / "two_tower"
+
+    root.mkdir()
     sample = generate_sample(SampleConfig(users=200, items=150, mean_interactions=25, seed=5))
     interactions = sample.interactions
     config = JobConfig(

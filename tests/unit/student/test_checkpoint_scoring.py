@@ -10,9 +10,9 @@ from profile_features.student.scoring import OUTPUT_COLUMNS, load_student, score
 
 
 @pytest.fixture(scope="module")
-def ckpt(trained, tmp_path_factory):
+def ckpt(trained, module_tmp):
     result, data = trained
-    path = tmp_path_factory.mktemp("ckpt") / "student"
+    path = module_tmp / "student"
     stats = DataStats(
         len(data.users),
         len(data.item_index),
