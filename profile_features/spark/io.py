@@ -77,6 +77,10 @@ def _quoted_line(delimiter: str) -> str:
     return f"^{field}(?:{sep}{field})*+\\r?\\z"
 
 
+# Hadoop's codecs whose files are read whole by one task (bzip2 splits)
+_UNSPLITTABLE = (".gz", ".deflate", ".lz4", ".snappy", ".zst", ".xz")
+
+
 def one_line_records(spark, path: str, delimiter: str = ",") -> bool:
     """True when every record of the CSV input at `path` is one line that Spark's line reader (which splits a file
     over many tasks) and its multi-line reader (one task a file, however large) read alike; one parallel scan of
@@ -88,9 +92,14 @@ def one_line_records(spark, path: str, delimiter: str = ",") -> bool:
       readers differ on a mix, on a lone CR and on CR-only line ends);
     - no line of whitespace and control characters alone (the line reader skips it; the multi-line reader
       reads it as a malformed row, which validation rejects with its text).
-    Anything else is read by the multi-line reader, as every file was before."""
+    Anything else is read by the multi-line reader, as every file was before. So is input whose every file is
+    compressed by a codec that cannot be split (gzip, ...): either reader reads such a file in one task, and the
+    scan would decompress it once more for nothing."""
     from pyspark.sql import functions as F
 
+    lines = spark.read.option("lineSep", "\n").text(path)
+    if all(f.lower().endswith(_UNSPLITTABLE) for f in lines.inputFiles()):
+        return False
     line = F.col("value")
     cr = F.instr(line, "\r")
     odd = (
@@ -103,7 +112,6 @@ def one_line_records(spark, path: str, delimiter: str = ",") -> bool:
         F.count(F.lit(1)).alias("lines"),
         F.count_if(line.endswith("\r")).alias("crlf"),
     ]
-    lines = spark.read.option("lineSep", "\n").text(path)
     whole = lines.agg(*counts).first()
     if whole.odd or not whole.crlf or whole.crlf == whole.lines:
         return not whole.odd

@@ -103,3 +103,20 @@ def test_a_clean_file_is_read_by_several_tasks(tmp_path, spark):
         assert len(rows) == 20_000 and rows == _rows(io._csv(spark, path, multi_line=True))
     finally:
         spark.conf.set("spark.sql.files.maxPartitionBytes", previous)
+
+
+def test_a_gzip_file_is_read_whole_without_a_scan(tmp_path, spark):
+    """Neither reader splits a gzip file: the scan that decides between them would decompress it for nothing."""
+    import gzip
+
+    text = HEADER + "\n" + '1,"two\nlines",3\n' + "".join(f"u{n},i{n},{n}\n" for n in range(100))
+    (tmp_path / "in.csv.gz").write_bytes(gzip.compress(text.encode()))
+    tracker, group = spark.sparkContext.statusTracker(), f"gzip-{tmp_path.name}"
+    spark.sparkContext.setJobGroup(group, "the line reader's scan")
+    try:
+        assert io.one_line_records(spark, str(tmp_path / "in.csv.gz")) is False
+        assert tracker.getJobIdsForGroup(group) == []  # decided from the file names alone
+    finally:
+        spark.sparkContext.setJobGroup("", "")
+    rows = _rows(io._csv(spark, str(tmp_path / "in.csv.gz")))
+    assert len(rows) == 101 and ("1", "two\nlines", "3", None) in rows
