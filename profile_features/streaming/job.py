@@ -97,6 +97,7 @@ def start_stream(spark, config: JobConfig):
     _preflight(config)
     checkpoint = config.stream.checkpoint or DataDir(config.data_dir).root(STREAM_CHECKPOINT)
     processor = MicroBatch(config)
+    log.info("stream: %d task slots warmed", len(processor.warm_up(spark)))
     frame = read_event_stream(spark, config.stream.source)
     return _started(frame, processor, checkpoint, "profile_features_stream", config), processor
 

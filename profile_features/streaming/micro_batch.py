@@ -98,6 +98,34 @@ class MicroBatch:
             counts.online_stale, counts.queued_for_refresh, counts.seconds,
         )  # fmt: skip
 
+    def warm_up(self, spark) -> pd.DataFrame:
+        """Start a Python worker in every task slot with the student checkpoint loaded and the Feast store open (both
+        cached per worker, and Spark reuses its workers): otherwise the first micro-batch after every start pays
+        them, several seconds of its events' latency (BENCHMARKS.md). Returns what each slot loaded (pid,
+        checkpoint version, Feast project); an unknown view fails here, before any event is read."""
+        found = newest_snapshot(self.config.data_dir)
+        if found is None:
+            return pd.DataFrame(columns=["pid", "checkpoint", "project"])
+        stream, path, threads = self.config.stream, checkpoint_dir(self.config, found[0]), threads_per_task(spark)
+        slots = spark.sparkContext.defaultParallelism
+
+        def warm(batches):
+            import os
+
+            from profile_features.streaming.online import open_store
+            from profile_features.student.scoring import load_student
+
+            for _ in batches:
+                model, project = load_student(path, num_threads=threads), None
+                if stream.online:
+                    store = open_store(stream.feature_repo, stream.feature_store_yaml)
+                    store.get_feature_view(stream.user_view)  # the registry read, and the view checked
+                    project = store.project
+                yield pd.DataFrame({"pid": [os.getpid()], "checkpoint": [model.checkpoint_id], "project": [project]})
+
+        schema = "pid long, checkpoint string, project string"
+        return spark.range(slots, numPartitions=slots).mapInPandas(warm, schema).toPandas()
+
     def process(self, raw, batch_id: int, started: float) -> BatchCounts:
         """Every read names its schema (no inference job) and every count comes from an aggregation the batch
         runs anyway or from a written file's footer: a micro-batch's time is mostly its number of Spark jobs."""

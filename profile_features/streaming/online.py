@@ -15,11 +15,12 @@ import functools
 import numpy as np
 import pandas as pd
 
-__all__ = ["ONLINE_COUNTS", "online_writer", "write_partition"]
+__all__ = ["ONLINE_COUNTS", "online_writer", "open_store", "write_partition"]
 
 
 @functools.lru_cache(maxsize=4)
-def _store(repo: str, store_yaml: str | None):
+def open_store(repo: str, store_yaml: str | None):
+    """The repo's FeatureStore, opened once per process (a Python worker writes many partitions)."""
     from pathlib import Path
 
     from feast import FeatureStore
@@ -44,7 +45,7 @@ def write_partition(
     returns one row of counts."""
     if frame.empty:
         return pd.DataFrame({"view": [view], "written": [0], "stale": [0]})
-    store = _store(repo, store_yaml)
+    store = open_store(repo, store_yaml)
     feature_view = store.get_feature_view(view)
     join_key = feature_view.entity_columns[0].name
     frame = frame.rename(columns={key: join_key}) if join_key != key else frame

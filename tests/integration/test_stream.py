@@ -174,6 +174,26 @@ def test_bad_events_are_rejected_with_reasons_and_counted(streamed):
         assert 0 < sum(batch["phase_seconds"].values()) <= batch["seconds"] + 0.0005 * len(phases)
 
 
+def test_every_task_slot_is_warmed_with_what_the_first_batch_loads(streamed, spark):
+    """Before its first event the stream loads the snapshot's checkpoint and opens the applied repo's Feast store in
+    a Python worker per task slot, so the first micro-batch does not pay them; a view the repo lacks fails there."""
+    from feast import FeatureStore
+
+    from profile_features.spark.student_job import checkpoint_dir
+    from profile_features.streaming.micro_batch import MicroBatch, newest_snapshot
+    from profile_features.student.scoring import load_student
+
+    config = streamed["config"]
+    warmed = MicroBatch(config).warm_up(spark)
+    assert len(warmed) == spark.sparkContext.defaultParallelism
+    snapshot = newest_snapshot(config.data_dir)[0]
+    assert set(warmed.checkpoint) == {load_student(checkpoint_dir(config, snapshot)).checkpoint_id}
+    assert set(warmed.project) == {FeatureStore(repo_path=str(streamed["repo"])).project}
+    unknown = config.model_copy(update={"stream": config.stream.model_copy(update={"user_view": "no_such_view"})})
+    with pytest.raises(Exception, match="no_such_view"):
+        MicroBatch(unknown).warm_up(spark)
+
+
 def test_streamed_rows_are_appended_offline_beside_the_snapshots(streamed):
     """Feast's source reads the stream partition with the snapshots: a training set built later sees what
     was served, and the pipeline still takes only dated partitions for snapshots."""
