@@ -67,6 +67,8 @@ def first_events(spark, config, repo: Path, root: Path, users, items, warm: bool
             if time.monotonic() - landed > 120:
                 raise RuntimeError("the first file never reached the online store")
             time.sleep(0.02)
+        while not processor.batches and time.monotonic() - landed < 120:  # the batch ends after its online write
+            time.sleep(0.1)
     finally:
         query.stop()
     first = processor.batches[0]
