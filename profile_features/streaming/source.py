@@ -91,8 +91,8 @@ def _read(spark, source: StreamSource, required, optional, what: str, arrived: b
                 .option("enforceSchema", False)  # a file whose header differs fails loudly, never shifts columns
                 .option("sep", source.delimiter)
                 # the batch stage's reading (`io._csv`): a quoted field may span lines, a blank line is a
-                # malformed row; the line reader would split the one and drop the other. A file is one task
-                # either way here: stream files are small, and many land per micro-batch.
+                # malformed row; the line reader would split the one and drop the other. It reads each file in
+                # one task, which costs little here: stream files are small, and many land per micro-batch.
                 .option("multiLine", True)
                 .option("quote", '"')
                 .option("escape", '"')
