@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from profile_features.config import SampleConfig
 from profile_features.pipeline import prepare_repo
 from tests.support.repo import REPO_ROOT
 
@@ -14,14 +15,15 @@ from tests.support.repo import REPO_ROOT
 @pytest.mark.slow
 @pytest.mark.spark
 @pytest.mark.feast
-def test_demo_runs_every_stage_and_reads_online(tmp_path):
+def test_the_default_demo_runs_every_stage_and_serves_a_trained_student(tmp_path):
+    """`profile-features demo` at its default size, as a new user runs it. One run checks every stage's output
+    (it used to be a second run at 30 users, ~150 s of CI for the same code path) and the deployment guard:
+    at the default size it has enough validation users to ship the trained student (with 300 users it could
+    not, and the demo served the popularity prior with a warning)."""
     repo = prepare_repo(REPO_ROOT / "feature_repo", tmp_path / "repo")
     cli = Path(sys.executable).with_name("profile-features")
     result = subprocess.run(
-        [str(cli), "demo", "--repo", str(repo), "--users", "30", "--items", "40", "--master", "local[2]"],
-        capture_output=True,
-        text=True,
-        timeout=900,
+        [str(cli), "demo", "--repo", str(repo), "--master", "local[2]"], capture_output=True, text=True, timeout=1200
     )
     assert result.returncode == 0, result.stderr[-4000:]
     out, logged = result.stdout, result.stderr  # stage progress is logged (stderr); results are printed
@@ -29,7 +31,9 @@ def test_demo_runs_every_stage_and_reads_online(tmp_path):
         assert noise not in logged, logged[max(0, logged.find(noise) - 2000) :][:4000]
     counts = re.search(r"interactions: read (\d+) = accepted (\d+) \+ rejected 4 ", logged)  # broken-on-purpose rows
     assert counts and int(counts[1]) == int(counts[2]) + 4
-    assert "items: read 42 = accepted 40 + rejected 2" in logged and "INFO profile_features.pipeline" in logged
+    items = SampleConfig().items
+    assert f"items: read {items + 2} = accepted {items} + rejected 2" in logged
+    assert "INFO profile_features.pipeline" in logged
     assert "=== Online features of user u00000 ===" in out
     assert "profile_text: Mostly interested in" in out
     ranked = [line for line in out.splitlines() if line.strip().startswith(("1. ", "10. "))]
@@ -47,22 +51,9 @@ def test_demo_runs_every_stage_and_reads_online(tmp_path):
     ):
         assert (repo / "data" / table).exists(), table
 
-
-@pytest.mark.slow
-@pytest.mark.spark
-@pytest.mark.feast
-def test_the_default_demo_serves_a_trained_student(tmp_path):
-    """At its default size the demo's deployment guard has enough validation users to ship the trained student
-    (with 300 users it could not, and the demo served the popularity prior with a warning)."""
-    repo = prepare_repo(REPO_ROOT / "feature_repo", tmp_path / "repo")
-    cli = Path(sys.executable).with_name("profile-features")
-    result = subprocess.run(
-        [str(cli), "demo", "--repo", str(repo), "--master", "local[2]"], capture_output=True, text=True, timeout=1200
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
     shipped = re.findall(
-        r"\[guard\] shipping (configured|without_item_content|plain_sasrec|the popularity prior)", result.stderr
+        r"\[guard\] shipping (configured|without_item_content|plain_sasrec|the popularity prior)", logged
     )
-    assert len(shipped) == 2 and "the popularity prior" not in shipped, result.stderr[-4000:]  # one per snapshot
-    assert re.search(r"student_variant: (configured|without_item_content|plain_sasrec)\n", result.stdout)
-    assert "ranks by popularity" not in result.stderr
+    assert len(shipped) == 2 and "the popularity prior" not in shipped, logged[-4000:]  # one per snapshot
+    assert re.search(r"student_variant: (configured|without_item_content|plain_sasrec)\n", out)
+    assert "ranks by popularity" not in logged
