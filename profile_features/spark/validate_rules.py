@@ -344,20 +344,23 @@ def _rebuilt(user, item, epoch):
 def staged_interactions(raw, accepted_items, rules: InputRules, scratch: str, broadcast_items: bool = False) -> tuple:
     """(`classified_interactions` for a batch run, the input parsed once; the number of raw rows read).
 
-    The native verdicts, with every raw column (a fast row's ids and epoch text only where its verdict does not give
-    them back), are written to `{scratch}/lanes`; the rows Python judges are
-    read from there (not parsed again) and their verdicts written to `{scratch}/python`. The duplicate rule
-    sorts only the rows whose key repeats (`_mark_repeated_duplicates`). What is returned reads those
-    Parquet tables and joins the catalogue: cheap to compute once per output when the catalogue is broadcast.
-    The count of raw rows comes from `lanes` (one row per raw row; Parquet keeps it in its footers), not from
-    parsing the input again.
+    The native verdicts, with every raw column (a fast row's ids and epoch text only where its verdict does not
+    give them back) and a fast row's reject reason (`_reason`: "unknown item_id" where its item is not in the
+    catalogue; the join runs in this one pass, not once per output), are written to `{scratch}/lanes`; the rows
+    Python judges are read from there (not parsed again) and their verdicts written to `{scratch}/python`. The
+    duplicate rule sorts only the rows whose key repeats (`_mark_repeated_duplicates`). A fast row's reject
+    reason is a plain column whose null test Parquet answers from its row-group statistics, so the rejects' pass
+    skips clean input instead of reading it. The count of raw rows comes from `lanes` (one row per raw row;
+    Parquet keeps it in its footers), not from parsing the input again.
     """
     from pyspark.sql import functions as F
 
     key = ["user_id", "item_id", "timestamp"]
     flagged, verdict = _native_verdicts(raw, rules)
     parsed = [column.alias(f"_v_{name}") for name, column in zip(PARSED, verdict)]
-    fast_hash = F.when(F.col("_fast"), key_hash([f"_v_{name}" for name in key])).alias("_key_hash")
+    flagged = _with_unknown_items(flagged.select("*", *parsed), accepted_items, broadcast_items)
+    usable = F.col("_fast") & F.col("_reason").isNull()
+    fast_hash = F.when(usable, key_hash([f"_v_{name}" for name in key])).alias("_key_hash")
     # A fast row's raw ids and epoch text are written only where they differ from what its verdict gives back
     # (usually they do not): the scratch write is half the stage, and the raw columns the most of it.
     rebuilt = _rebuilt(F.col("_norm_user_id"), F.col("_norm_item_id"), F.col("_epoch"))
@@ -365,12 +368,15 @@ def staged_interactions(raw, accepted_items, rules: InputRules, scratch: str, br
         F.when(~F.col("_fast") | ~F.col(c).eqNullSafe(rebuilt[c]), F.col(c)).alias(c) if c in rebuilt else c
         for c in raw.columns
     ]
-    lanes = written(flagged.select("_fast", *kept, *parsed, "_epoch", fast_hash), f"{scratch}/lanes")
+    lanes_columns = ["_fast", "_reason", *kept, *[f"_v_{name}" for name in PARSED], "_epoch", fast_hash]
+    lanes = written(flagged.select(*lanes_columns), f"{scratch}/lanes")
     rebuilt = _rebuilt(F.col("_v_user_id"), F.col("_v_item_id"), F.col("_epoch"))
     raw_columns = [c for c in (*INTERACTION_REQUIRED, *INTERACTION_OPTIONAL) if c in raw.columns]
+    tail = _accepted_tail({c: F.coalesce(F.col(c), rebuilt[c]) if c in rebuilt else F.col(c) for c in raw_columns})
     judged = lanes.where("_fast").select(
         *[F.col(f"_v_{name}").alias(name) for name in PARSED],
-        *_accepted_tail({c: F.coalesce(F.col(c), rebuilt[c]) if c in rebuilt else F.col(c) for c in raw_columns}),
+        F.col("_reason").alias("reject_reason"),
+        *tail[1:],
         "_key_hash",
     )
     rest = _spread(lanes.where("NOT _fast").select(*raw.columns).withColumn(KNOWN_ITEM, F.lit(True)))
@@ -381,25 +387,45 @@ def staged_interactions(raw, accepted_items, rules: InputRules, scratch: str, br
         ),
         f"{scratch}/python",
     )
+    python = _with_catalogue(python, accepted_items, broadcast_items)
     python = python.withColumn("_key_hash", F.when(F.col("reject_reason").isNull(), key_hash(key)))
-    judged = _with_catalogue(judged.unionByName(python), accepted_items, broadcast_items)
-    # the candidates' hashes without the catalogue join: the fast rows' are one column of `lanes`
     hashes = lanes.select("_key_hash").unionByName(python.select("_key_hash")).dropna()
-    classified = _mark_repeated_duplicates(judged, hashes, key, DUPLICATE_INTERACTION, f"{scratch}/repeating")
+    classified = _mark_repeated_duplicates(
+        judged.unionByName(python), hashes, key, DUPLICATE_INTERACTION, f"{scratch}/repeating"
+    )
     return classified, lanes.count()
+
+
+UNKNOWN_ITEM = "unknown item_id"
+
+
+def _catalogue_ids(accepted_items, broadcast_items: bool):
+    from pyspark.sql import functions as F
+
+    catalogue = accepted_items.select(F.col("item_id").alias("_catalogue_item_id"), F.lit(True).alias("_known"))
+    return F.broadcast(catalogue) if broadcast_items else catalogue
+
+
+def _with_unknown_items(frame, accepted_items, broadcast_items: bool):
+    """`frame` with `_reason`: "unknown item_id" on a fast row whose verdict item (`_v_item_id`) is not an accepted
+    catalogue id, else null (a row Python judges is joined after its verdict)."""
+    from pyspark.sql import functions as F
+
+    catalogue = _catalogue_ids(accepted_items, broadcast_items)
+    joined = frame.join(catalogue, F.col("_fast") & (F.col("_v_item_id") == F.col("_catalogue_item_id")), "left")
+    unknown = F.col("_fast") & F.col("_known").isNull()
+    return joined.withColumn("_reason", F.when(unknown, F.lit(UNKNOWN_ITEM))).drop("_catalogue_item_id", "_known")
 
 
 def _with_catalogue(checked, accepted_items, broadcast_items: bool):
     """`checked` with "unknown item_id" on every usable row whose item is not among `accepted_items`."""
     from pyspark.sql import functions as F
 
-    catalogue = accepted_items.select(F.col("item_id").alias("_catalogue_item_id"), F.lit(True).alias("_known"))
-    if broadcast_items:
-        catalogue = F.broadcast(catalogue)
+    catalogue = _catalogue_ids(accepted_items, broadcast_items)
     flagged = checked.join(catalogue, checked["item_id"] == catalogue["_catalogue_item_id"], "left")
     unknown = F.col("reject_reason").isNull() & F.col("_known").isNull()
     return flagged.withColumn(
-        "reject_reason", F.when(unknown, F.lit("unknown item_id")).otherwise(F.col("reject_reason"))
+        "reject_reason", F.when(unknown, F.lit(UNKNOWN_ITEM)).otherwise(F.col("reject_reason"))
     ).drop("_catalogue_item_id", "_known")
 
 

@@ -380,7 +380,7 @@ def test_spark_batch_form_keeps_the_first_of_each_key_across_both_paths(
     want = expected.reject_reason.fillna("accepted").value_counts()
     assert dict(zip(got.reject_reason, got["count"])) == want.to_dict()
     assert want["duplicate interaction"] > 50 and want["accepted"] > 5  # the rule had work on both paths
-    # the window's keys, no more: those repeating among the rows usable before the catalogue join
-    usable = expected[expected.reject_reason.isin([None, "duplicate interaction", "unknown item_id"])]
+    # the window's keys, no more: those repeating among the rows usable after the catalogue join
+    usable = expected[expected.reject_reason.isin([None, "duplicate interaction"])]
     repeating_keys = usable.groupby(["user_id", "item_id", "timestamp"]).size().gt(1).sum()
     assert len(pd.read_parquet(tmp_path / "scratch" / "repeating")) == repeating_keys
