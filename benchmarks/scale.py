@@ -161,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--factor", type=int, default=4)
     parser.add_argument("--sizes", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--warmup-users", type=int, default=200, help="an untimed first run at this size (0: none)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "scale.json")
     parser.add_argument(
         "--student-set",
@@ -179,6 +180,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="pf-scale-") as tmp:
         export_dir = str(Path(tmp) / "encoders")
         warm_encoder_export(export_dir)
+        if args.warmup_users:  # the JVM's JIT and the Python workers' start, out of the first size's figures
+            warmup_items = max(1, args.warmup_users * args.items // args.users)
+            run_size(spark, args.warmup_users, warmup_items, Path(tmp) / "warmup", args.epochs, export_dir)
+            print(f"warm-up at {args.warmup_users} users done (untimed)", flush=True)
         for n in range(args.sizes):
             users, items = args.users * args.factor**n, args.items * args.factor**n
             with PeakRss(pid) as peak:
