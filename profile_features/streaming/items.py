@@ -123,7 +123,7 @@ class ItemMicroBatch:
 
     config: JobConfig
     batches: list[ItemBatchCounts] = field(default_factory=list)
-    _choice: object = None  # the encoder backend, chosen at the first micro-batch (its probes can take minutes)
+    _choice: object = None  # the encoder backend: chosen by `warm_up`, else at the first micro-batch
 
     def __call__(self, raw, batch_id: int) -> None:
         started = time.monotonic()
@@ -133,6 +133,52 @@ class ItemMicroBatch:
             "item stream batch %d: %d rows, %d accepted, online %s, %.1fs",
             counts.batch_id, counts.read, counts.accepted, counts.online_written, counts.seconds,
         )  # fmt: skip
+
+    def warm_up(self, spark) -> pd.DataFrame:
+        """Choose the encoder backend (its probes can take minutes) and start a Python worker in every task slot
+        with the encoder loaded, the snapshot's student checkpoint loaded (an item's content-only vector) and
+        the Feast store open with the item views read (all cached per worker, and Spark reuses its workers):
+        otherwise the first new item after every start waits for all of them. Returns what each slot loaded
+        (pid, encoder, checkpoint, project); a view the repo lacks fails here, before any item is read."""
+        from profile_features.streaming.micro_batch import newest_snapshot
+
+        found = newest_snapshot(self.config.data_dir)
+        if found is None:
+            return pd.DataFrame(columns=["pid", "encoder", "checkpoint", "project"])
+        config, side = self.config, item_side(self.config, found[0])
+        self._choice = choice = encoder_choice(config)
+        embedding, stream = config.embedding, config.stream
+        threads = threads_per_task(spark, embedding.threads_per_worker)  # as `_featured` loads them
+        views = _online_views(stream, side) if stream.online else []
+        slots = spark.sparkContext.defaultParallelism
+
+        def warm(batches):
+            import os
+
+            from profile_features.streaming.online import open_store
+            from profile_features.student.scoring import load_student
+
+            for _ in batches:
+                encoder = cached_encoder(embedding, threads, choice)
+                checkpoint = (
+                    load_student(side.checkpoint, num_threads=threads).checkpoint_id if side.checkpoint else None
+                )
+                project = None
+                if views:
+                    store = open_store(stream.feature_repo, stream.feature_store_yaml)
+                    for view in views:
+                        store.get_feature_view(view)  # the registry read, and the view checked
+                    project = store.project
+                row = {
+                    "pid": [os.getpid()],
+                    "encoder": [encoder.name],
+                    "checkpoint": [checkpoint],
+                    "project": [project],
+                }
+                yield pd.DataFrame(row)
+
+        schema = "pid long, encoder string, checkpoint string, project string"
+        return spark.range(slots, numPartitions=slots).mapInPandas(warm, schema).toPandas()
 
     def process(self, raw, batch_id: int, started: float) -> ItemBatchCounts:
         from pyspark.sql import functions as F

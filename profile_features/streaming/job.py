@@ -107,6 +107,7 @@ def start_item_stream(spark, config: JobConfig):
     _preflight(config)
     checkpoint = config.stream.items_checkpoint or DataDir(config.data_dir).root(STREAM_ITEMS_CHECKPOINT)
     processor = ItemMicroBatch(config)
+    log.info("item stream: %d task slots warmed", len(processor.warm_up(spark)))
     frame = read_item_stream(spark, config.stream.items_source)
     return _started(frame, processor, checkpoint, "profile_features_item_stream", config), processor
 

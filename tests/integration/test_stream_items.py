@@ -106,6 +106,30 @@ def _expected(config, data: Path) -> pd.DataFrame:
     )
 
 
+def test_every_task_slot_is_warmed_with_what_the_first_item_batch_loads(item_stream, spark):
+    """Before its first item the item stream chooses the encoder backend and loads it, the snapshot's checkpoint
+    and the applied repo's Feast store in a Python worker per task slot, so the first new item does not wait for
+    them; an item view the repo lacks fails there."""
+    from feast import FeatureStore
+
+    from profile_features.streaming.items import ItemMicroBatch, encoder_choice, item_side
+    from profile_features.streaming.micro_batch import newest_snapshot
+    from profile_features.student.scoring import load_student
+
+    config = item_stream["config"]
+    processor = ItemMicroBatch(config)
+    warmed = processor.warm_up(spark)
+    assert len(warmed) == spark.sparkContext.defaultParallelism
+    side = item_side(config, newest_snapshot(config.data_dir)[0])
+    assert set(warmed.encoder) == {side.encoder}  # the snapshot's item vectors' encoder, as the batch checks
+    assert processor._choice == encoder_choice(config)  # chosen at start, not at the first micro-batch
+    assert set(warmed.checkpoint) == {load_student(side.checkpoint).checkpoint_id}
+    assert set(warmed.project) == {FeatureStore(repo_path=str(item_stream["repo"])).project}
+    view = config.stream.model_copy(update={"item_text_view": "no_such_item_view"})
+    with pytest.raises(Exception, match="no_such_item_view"):
+        ItemMicroBatch(config.model_copy(update={"stream": view})).warm_up(spark)
+
+
 def test_bad_catalogue_rows_are_rejected_with_reasons_and_counted(item_stream):
     (batch,) = item_stream["first"].item_batches
     assert (batch.read, batch.accepted) == (4, 1)
