@@ -47,6 +47,7 @@ __all__ = [
     "NATIVE_MICROS",
     "DUPLICATE_INTERACTION",
     "DUPLICATE_ITEM",
+    "UNKNOWN_ITEM",
     "require_columns",
     "parse_timestamps",
     "check_interaction_rows",
@@ -72,6 +73,7 @@ KNOWN_ITEM = "_known_item"  # joined on by the Spark stage: is the row's item in
 NATIVE_MICROS = "_micros_"
 DUPLICATE_INTERACTION = "duplicate interaction"
 DUPLICATE_ITEM = "duplicate item_id"
+UNKNOWN_ITEM = "unknown item_id"
 LINE_BREAK = "line break inside {} (an unclosed CSV quote?)"
 REPLACEMENT = "\ufffd"  # what the CSV reader puts in place of bytes that are not UTF-8
 
@@ -229,7 +231,7 @@ def check_interaction_rows(
         ("null item_id", is_empty_text(item)),
         (f"id longer than {rules.max_id_chars} characters", _too_long(user, rules) | _too_long(item, rules)),
         *_as_checks(timestamp_reason),
-        ("unknown item_id", ~_known(batch, item, known_item_ids)),
+        (UNKNOWN_ITEM, ~_known(batch, item, known_item_ids)),
     ]
     return pd.DataFrame(
         {

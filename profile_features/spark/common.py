@@ -10,7 +10,7 @@ from profile_features.catalogue import RUN_DATE, RUNS, STREAM_PARTITION, DataDir
 from profile_features.config import JobConfig
 from profile_features.spark.io import read_table, spark_schema
 
-__all__ = ["ddl", "write_summary", "newest_run_date", "resolve_snapshot", "threads_per_task"]
+__all__ = ["ddl", "write_summary", "newest_run_date", "resolve_snapshot", "threads_per_task", "in_every_task_slot"]
 
 
 def ddl(schema, tail=()) -> str:
@@ -65,3 +65,18 @@ def threads_per_task(spark, configured: int | None = None, concurrent_tasks: int
     slots = max(1, spark.sparkContext.defaultParallelism)
     running = min(slots, concurrent_tasks) if concurrent_tasks else slots
     return max(1, (os.cpu_count() or 1) // max(1, running))
+
+
+def in_every_task_slot(spark, load, schema: str):
+    """`load()` run once in a Python worker per task slot, so what it caches per worker (a model, a store) is there
+    for the tasks after it (Spark reuses its workers). A pandas frame with a row per slot: `pid` and the dict
+    `load` returned, whose fields `schema` (DDL) names."""
+    slots = spark.sparkContext.defaultParallelism
+
+    def each(batches):
+        import pandas as pd
+
+        for _ in batches:
+            yield pd.DataFrame([{"pid": os.getpid(), **load()}])
+
+    return spark.range(slots, numPartitions=slots).mapInPandas(each, f"pid long, {schema}").toPandas()

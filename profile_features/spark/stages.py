@@ -53,6 +53,7 @@ from profile_features.validation import (
     INTERACTION_REQUIRED,
     ITEM_OPTIONAL,
     ITEM_REQUIRED,
+    UNKNOWN_ITEM,
     InputDataError,
     InputSchemaError,
     require_columns,
@@ -94,7 +95,7 @@ def input_warnings(tables: dict) -> list[str]:
         top = ", ".join(f"{r} ({n})" for r, n in sorted(reasons.items(), key=lambda kv: -kv[1])[:3])
         share = "every row" if not table["accepted"] else f"{rejected / read:.0%} of rows"
         message = f"{where}: {share} rejected ({rejected} of {read}): {top}"
-        if max(reasons, key=reasons.get) == "unknown item_id":
+        if max(reasons, key=reasons.get) == UNKNOWN_ITEM:
             message += "; do its item ids match the catalogue's (same form, e.g. '7' vs '7.0')?"
         warnings.append(message)
     return warnings

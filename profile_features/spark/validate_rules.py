@@ -30,6 +30,7 @@ from profile_features.validation import (
     NATIVE_MICROS,
     REPLACEMENT,
     SOURCE_FILE,
+    UNKNOWN_ITEM,
     check_interaction_rows,
     check_item_rows,
 )
@@ -292,12 +293,13 @@ def _verdict_columns(columns_present: tuple[str, ...], rules_json: str, gateway:
     return projection, F.coalesce(fast, F.lit(False)), verdict
 
 
-def _accepted_tail(raw_columns: dict):
-    """The CLASSIFIED_TAIL columns of a row the native path accepts, from its raw columns as read ({name: Column})."""
+def _accepted_tail(raw_columns: dict, reason=None):
+    """The CLASSIFIED_TAIL columns of a row the native path judges, from its raw columns as read ({name: Column});
+    `reason`: its reject reason (a Column; None: accepted)."""
     from pyspark.sql import functions as F
 
     return [
-        F.lit(None).cast("string").alias("reject_reason"),
+        (F.lit(None).cast("string") if reason is None else reason).alias("reject_reason"),
         F.col(SOURCE_FILE).alias("source_file"),
         F.to_json(F.struct(*[value.alias(c) for c, value in raw_columns.items()]), {"ignoreNullFields": "false"}).alias(
             "record"
@@ -372,11 +374,10 @@ def staged_interactions(raw, accepted_items, rules: InputRules, scratch: str, br
     lanes = written(flagged.select(*lanes_columns), f"{scratch}/lanes")
     rebuilt = _rebuilt(F.col("_v_user_id"), F.col("_v_item_id"), F.col("_epoch"))
     raw_columns = [c for c in (*INTERACTION_REQUIRED, *INTERACTION_OPTIONAL) if c in raw.columns]
-    tail = _accepted_tail({c: F.coalesce(F.col(c), rebuilt[c]) if c in rebuilt else F.col(c) for c in raw_columns})
+    record_columns = {c: F.coalesce(F.col(c), rebuilt[c]) if c in rebuilt else F.col(c) for c in raw_columns}
     judged = lanes.where("_fast").select(
         *[F.col(f"_v_{name}").alias(name) for name in PARSED],
-        F.col("_reason").alias("reject_reason"),
-        *tail[1:],
+        *_accepted_tail(record_columns, reason=F.col("_reason")),
         "_key_hash",
     )
     rest = _spread(lanes.where("NOT _fast").select(*raw.columns).withColumn(KNOWN_ITEM, F.lit(True)))
@@ -394,9 +395,6 @@ def staged_interactions(raw, accepted_items, rules: InputRules, scratch: str, br
         judged.unionByName(python), hashes, key, DUPLICATE_INTERACTION, f"{scratch}/repeating"
     )
     return classified, lanes.count()
-
-
-UNKNOWN_ITEM = "unknown item_id"
 
 
 def _catalogue_ids(accepted_items, broadcast_items: bool):

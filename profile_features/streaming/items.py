@@ -35,7 +35,7 @@ from profile_features.catalogue import (
 from profile_features.config import InputRules, JobConfig
 from profile_features.embeddings import cached_encoder, default_model_path, encoder_name
 from profile_features.encoder_backends import choose_backend
-from profile_features.spark.common import ddl, threads_per_task
+from profile_features.spark.common import ddl, in_every_task_slot, threads_per_task
 from profile_features.spark.io import read_table
 from profile_features.streaming.files import has_batch_files, write_batch_file
 from profile_features.streaming.item_features import ItemSide, featurize_items, item_feature_schema
@@ -150,35 +150,17 @@ class ItemMicroBatch:
         embedding, stream = config.embedding, config.stream
         threads = threads_per_task(spark, embedding.threads_per_worker)  # as `_featured` loads them
         views = _online_views(stream, side) if stream.online else []
-        slots = spark.sparkContext.defaultParallelism
 
-        def warm(batches):
-            import os
-
-            from profile_features.streaming.online import open_store
+        def load() -> dict:
+            from profile_features.streaming.online import opened_project
             from profile_features.student.scoring import load_student
 
-            for _ in batches:
-                encoder = cached_encoder(embedding, threads, choice)
-                checkpoint = (
-                    load_student(side.checkpoint, num_threads=threads).checkpoint_id if side.checkpoint else None
-                )
-                project = None
-                if views:
-                    store = open_store(stream.feature_repo, stream.feature_store_yaml)
-                    for view in views:
-                        store.get_feature_view(view)  # the registry read, and the view checked
-                    project = store.project
-                row = {
-                    "pid": [os.getpid()],
-                    "encoder": [encoder.name],
-                    "checkpoint": [checkpoint],
-                    "project": [project],
-                }
-                yield pd.DataFrame(row)
+            encoder = cached_encoder(embedding, threads, choice)
+            checkpoint = load_student(side.checkpoint, num_threads=threads) if side.checkpoint else None
+            project = opened_project(stream.feature_repo, stream.feature_store_yaml, views) if views else None
+            return {"encoder": encoder.name, "checkpoint": checkpoint and checkpoint.checkpoint_id, "project": project}
 
-        schema = "pid long, encoder string, checkpoint string, project string"
-        return spark.range(slots, numPartitions=slots).mapInPandas(warm, schema).toPandas()
+        return in_every_task_slot(spark, load, "encoder string, checkpoint string, project string")
 
     def process(self, raw, batch_id: int, started: float) -> ItemBatchCounts:
         from pyspark.sql import functions as F

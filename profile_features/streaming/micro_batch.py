@@ -28,7 +28,7 @@ from profile_features.catalogue import (
 )
 from profile_features.config import JobConfig
 from profile_features.spark.commit import HadoopFS
-from profile_features.spark.common import ddl, threads_per_task
+from profile_features.spark.common import ddl, in_every_task_slot, threads_per_task
 from profile_features.spark.io import read_table
 from profile_features.spark.student_job import checkpoint_dir
 from profile_features.spark.validate_rules import classified_interactions
@@ -107,24 +107,17 @@ class MicroBatch:
         if found is None:
             return pd.DataFrame(columns=["pid", "checkpoint", "project"])
         stream, path, threads = self.config.stream, checkpoint_dir(self.config, found[0]), threads_per_task(spark)
-        slots = spark.sparkContext.defaultParallelism
 
-        def warm(batches):
-            import os
-
-            from profile_features.streaming.online import open_store
+        def load() -> dict:
+            from profile_features.streaming.online import opened_project
             from profile_features.student.scoring import load_student
 
-            for _ in batches:
-                model, project = load_student(path, num_threads=threads), None
-                if stream.online:
-                    store = open_store(stream.feature_repo, stream.feature_store_yaml)
-                    store.get_feature_view(stream.user_view)  # the registry read, and the view checked
-                    project = store.project
-                yield pd.DataFrame({"pid": [os.getpid()], "checkpoint": [model.checkpoint_id], "project": [project]})
+            project = None
+            if stream.online:
+                project = opened_project(stream.feature_repo, stream.feature_store_yaml, [stream.user_view])
+            return {"checkpoint": load_student(path, num_threads=threads).checkpoint_id, "project": project}
 
-        schema = "pid long, checkpoint string, project string"
-        return spark.range(slots, numPartitions=slots).mapInPandas(warm, schema).toPandas()
+        return in_every_task_slot(spark, load, "checkpoint string, project string")
 
     def process(self, raw, batch_id: int, started: float) -> BatchCounts:
         """Every read names its schema (no inference job) and every count comes from an aggregation the batch

@@ -15,7 +15,7 @@ import functools
 import numpy as np
 import pandas as pd
 
-__all__ = ["ONLINE_COUNTS", "online_writer", "open_store", "write_partition"]
+__all__ = ["ONLINE_COUNTS", "online_writer", "open_store", "opened_project", "write_partition"]
 
 
 @functools.lru_cache(maxsize=4)
@@ -26,6 +26,15 @@ def open_store(repo: str, store_yaml: str | None):
     from feast import FeatureStore
 
     return FeatureStore(repo_path=repo, fs_yaml_file=Path(store_yaml) if store_yaml else None)
+
+
+def opened_project(repo: str, store_yaml: str | None, views: list[str]) -> str:
+    """Open the repo's store in this process (`open_store`) and read each of `views` from its registry (an unknown
+    one raises, naming it); the store's project."""
+    store = open_store(repo, store_yaml)
+    for view in views:
+        store.get_feature_view(view)
+    return store.project
 
 
 def _online_seconds(store, view: str, join_key: str, feature: str, keys: list[str]) -> list[int]:
